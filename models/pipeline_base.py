@@ -1,0 +1,347 @@
+"""Stages shared by the mel diffusion pipelines: mel windows in and out, the masked denoising loop, continuation.
+
+A model sees one window of `x_res` STFT frames (`Mel.seconds_per_image` seconds). Longer audio is
+cut into windows, and longer outputs are grown window by window, each new window keeping the
+last `overlap` frames of the previous one as context (outpainting) and crossfading into it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+
+from models.audio import prepare_audio
+from models.mel import Mel
+from models.schedulers import make_scheduler, scheduler_name
+
+NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ProgressCallback = Callable[[int, int], None]
+
+
+class MelPipelineBase(DiffusionPipeline):
+    """Components and stages common to `MelDiffusionPipeline` and `TextToMelPipeline`.
+
+    The optional `vae` (`AutoencoderKL`) makes a latent model: diffusion runs on
+    `vae.encode(mel image) * scaling_factor`, as in teticio's latent-audio-diffusion checkpoints.
+    """
+
+    _optional_components = ["vae"]
+    # Longest audio accepted as input and longest audio generated, in seconds.
+    max_input_length_in_s: float = 120.0
+    max_audio_length_in_s: float = 120.0
+    max_inference_steps: int = 1000
+    # Mixed precision for the denoiser on CPU (bfloat16 roughly halves the step time where the
+    # CPU supports it); None keeps the model dtype.
+    cpu_autocast_dtype: torch.dtype | None = None
+
+    # ---- properties ----------------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz."""
+        return self.mel.config.sample_rate
+
+    @property
+    def window_frames(self) -> int:
+        """Width of the model's window in STFT frames (image columns)."""
+        return self.mel.config.x_res
+
+    @property
+    def window_seconds(self) -> float:
+        """Length of the model's window in seconds."""
+        return self.mel.seconds_per_image
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """How many image pixels one latent pixel spans along each axis (1 without a vae)."""
+        if getattr(self, "vae", None) is None:
+            return 1
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.unet
+
+    @property
+    def scheduler_name(self) -> str:
+        return scheduler_name(self.scheduler)
+
+    def set_scheduler(self, name: str) -> None:
+        """Swap the scheduler for `name` (see `models.schedulers.SCHEDULERS`), keeping the noise schedule."""
+        self.register_modules(scheduler=make_scheduler(name, self.scheduler.config))
+
+    # ---- checks ----------------------------------------------------------------------------
+
+    def check_common_inputs(
+        self,
+        num_inference_steps: int,
+        strength: float,
+        batch_size: int,
+        audio: np.ndarray | torch.Tensor | None,
+        keep_regions_in_s: Sequence[tuple[float, float]] | None,
+        extend_in_s: float | None,
+        overlap_in_s: float,
+    ) -> None:
+        """Raise `ValueError` naming the offending argument and its allowed range."""
+        if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= self.max_inference_steps:
+            raise ValueError(
+                f"num_inference_steps must be an integer in [1, {self.max_inference_steps}], got {num_inference_steps!r}."
+            )
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength!r}.")
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 64:
+            raise ValueError(f"batch size must be an integer in [1, 64], got {batch_size!r}.")
+        if audio is None and (keep_regions_in_s or extend_in_s):
+            raise ValueError("keep_regions_in_s and extend_in_s need input audio.")
+        if keep_regions_in_s and extend_in_s:
+            raise ValueError("Give either keep_regions_in_s (in/outpainting) or extend_in_s (continuation), not both.")
+        for region in keep_regions_in_s or []:
+            if len(region) != 2 or not 0 <= region[0] < region[1]:
+                raise ValueError(f"A keep region must be (start_s, end_s) with 0 <= start_s < end_s, got {region!r}.")
+        if extend_in_s is not None and not 0 < extend_in_s <= self.max_audio_length_in_s:
+            raise ValueError(f"extend_in_s must be in (0, {self.max_audio_length_in_s}] s, got {extend_in_s!r}.")
+        if not 0 < overlap_in_s < self.window_seconds:
+            raise ValueError(f"overlap_in_s must be in (0, {self.window_seconds:.2f}) s, got {overlap_in_s!r}.")
+
+    # ---- audio <-> mel windows -----------------------------------------------------------
+
+    def prepare_input_audio(self, audio: np.ndarray | torch.Tensor, audio_sampling_rate: int | None) -> np.ndarray:
+        """Checked float32 mono input audio at the model's sample rate."""
+        return prepare_audio(audio, audio_sampling_rate, self.sample_rate, self.max_input_length_in_s)
+
+    def audio_to_windows(self, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut mono audio into consecutive model windows.
+
+        Returns:
+            images: `[num_windows, 1, y_res, x_res]` in [-1, 1], each scaled to its own loudest bin.
+            window_peak_db: `[num_windows]`, each window's loudest mel bin in dB, to restore the
+                relative levels of the windows when they are joined again.
+        """
+        frames = self.mel.frames_for_samples(len(audio))
+        num_windows = max(1, math.ceil(frames / self.window_frames))
+        num_samples = num_windows * self.window_frames * self.mel.config.hop_length - 1
+        padded = np.zeros(num_samples, dtype=np.float32)
+        padded[: min(len(audio), num_samples)] = audio[:num_samples]
+        power = self.mel.audio_to_mel_power(torch.from_numpy(padded)[None].to(self.device))
+        windows = power[0].reshape(self.mel.config.y_res, num_windows, self.window_frames).permute(1, 0, 2)
+        peak_db = 10.0 * torch.log10(windows.amax(dim=(1, 2)).clamp_min(1e-10))
+        return self.mel.power_to_image(windows), peak_db
+
+    def windows_to_frames(self, images: torch.Tensor, window_peak_db: torch.Tensor | None = None) -> torch.Tensor:
+        """Join `[batch * num_windows, 1, y, x]` window images (window-major per item) into
+        `[batch, 1, y, num_windows * x]` mel power images with each window's level restored."""
+        num_windows = 1 if window_peak_db is None else len(window_peak_db)
+        power = self.mel.image_to_mel_power(images)  # [batch * windows, y, x]
+        if window_peak_db is not None:
+            gains = torch.pow(10.0, window_peak_db.to(power.device) / 10.0).repeat(power.shape[0] // num_windows)
+            power = power * gains[:, None, None]
+        batch = power.shape[0] // num_windows
+        power = power.reshape(batch, num_windows, *power.shape[1:]).permute(0, 2, 1, 3)
+        return power.reshape(batch, 1, power.shape[1], -1)
+
+    def frames_to_audio(self, mel_power: torch.Tensor, num_samples: int) -> np.ndarray:
+        """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (Griffin-Lim), peak-safe."""
+        magnitude = self.mel.mel_to_magnitude(mel_power[:, 0].float())
+        audio = self.mel.griffin_lim(magnitude, length=max(num_samples, magnitude.shape[-1] * self.mel.config.hop_length))
+        audio = audio[:, :num_samples].cpu().numpy()
+        peaks = np.abs(audio).max(axis=1, keepdims=True)
+        # Level is relative (mel images are normalised), so only guard against clipping.
+        audio = np.where(peaks > 0.99, audio * (0.99 / np.maximum(peaks, 1e-9)), audio)
+        return audio[:, None, :].astype(np.float32)
+
+    def power_to_pictures(self, mel_power: torch.Tensor) -> list:
+        """8-bit display pictures of mel power images `[batch, 1, y, frames]`."""
+        return self.mel.to_pil(self.mel.power_to_image(mel_power[:, 0]))
+
+    # ---- latents ---------------------------------------------------------------------------
+
+    def latent_shape(self, batch: int, frames: int | None = None) -> tuple[int, int, int, int]:
+        frames = frames or self.window_frames
+        factor = self.vae_scale_factor
+        channels = self.denoiser.config.in_channels
+        return batch, channels, self.mel.config.y_res // factor, frames // factor
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Mel images in [-1, 1] -> what the denoiser works on (latents scaled by the vae's factor, or the images)."""
+        images = images.to(device=self.device, dtype=self.denoiser.dtype)
+        if getattr(self, "vae", None) is None:
+            return images
+        latents = self.vae.encode(images.to(self.vae.dtype)).latent_dist.mean
+        return (latents * self.vae.config.scaling_factor).to(self.denoiser.dtype)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Inverse of `encode_images`: float32 mel images in [-1, 1]."""
+        if getattr(self, "vae", None) is not None:
+            latents = latents.to(self.vae.dtype) / self.vae.config.scaling_factor
+            latents = self.vae.decode(latents).sample
+        return latents.float().clamp(-1.0, 1.0)
+
+    def keep_mask_for_windows(
+        self, keep_regions_in_s: Sequence[tuple[float, float]], num_windows: int
+    ) -> torch.Tensor:
+        """Mask `[num_windows, 1, 1, latent_frames]`, 1 where every frame of a latent column lies in a kept region."""
+        seconds_per_frame = self.mel.config.hop_length / self.sample_rate
+        frame_times = torch.arange(num_windows * self.window_frames) * seconds_per_frame
+        keep = torch.zeros_like(frame_times)
+        for start_s, end_s in keep_regions_in_s:
+            keep[(frame_times >= start_s) & (frame_times + seconds_per_frame <= end_s + 1e-9)] = 1.0
+        keep = keep.reshape(num_windows, 1, 1, self.window_frames)
+        factor = self.vae_scale_factor
+        # A latent column is kept only if all the frames it spans are kept (min-pool).
+        keep = -torch.nn.functional.max_pool2d(-keep, kernel_size=(1, factor)) if factor > 1 else keep
+        return keep.to(self.device)
+
+    # ---- the denoising loop ----------------------------------------------------------------
+
+    def prepare_extra_step_kwargs(self, generator: torch.Generator | list | None, eta: float) -> dict:
+        """`eta` and `generator` for schedulers whose `step` accepts them (DDIM's eta, DDPM's noise)."""
+        import inspect
+
+        accepted = set(inspect.signature(self.scheduler.step).parameters)
+        extra = {}
+        if "eta" in accepted:
+            extra["eta"] = eta
+        if "generator" in accepted:
+            extra["generator"] = generator
+        return extra
+
+    def denoise(
+        self,
+        predict_noise: NoisePredictor,
+        shape: tuple[int, ...],
+        num_inference_steps: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        init_latents: torch.Tensor | None = None,
+        strength: float = 1.0,
+        keep_mask: torch.Tensor | None = None,
+        eta: float = 0.0,
+        on_step: Callable[[], None] | None = None,
+    ) -> torch.Tensor:
+        """Run the scheduler from noise (or from `init_latents` noised according to `strength`) to latents.
+
+        Args:
+            predict_noise: the model's output for (scaled latents, timestep).
+            shape: latent shape `[batch, channels, height, width]`.
+            init_latents: latents of the input audio, for variations and in/outpainting.
+            strength: 1 starts from pure noise (input ignored except kept regions); 0 returns
+                `init_latents` unchanged; in between skips the first `(1 - strength)` of the steps.
+            keep_mask: `[batch or 1, 1, 1, width]`, 1 where `init_latents` is kept: after every
+                step those columns are replaced by the input noised to the next step's level.
+        """
+        scheduler = self.scheduler
+        scheduler.set_timesteps(num_inference_steps, device=self.device)
+        dtype = self.denoiser.dtype
+        noise = randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
+        skipped = 0 if init_latents is None else min(num_inference_steps, round(num_inference_steps * (1 - strength)))
+        start = skipped * scheduler.order
+        timesteps = scheduler.timesteps[start:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start)
+        if init_latents is not None:
+            init_latents = init_latents.to(device=self.device, dtype=dtype).expand(shape)
+        if len(timesteps) == 0:
+            return init_latents
+        if init_latents is None or skipped == 0:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            latents = scheduler.add_noise(init_latents, noise, timesteps[:1])
+        if keep_mask is not None:
+            keep_mask = keep_mask.to(device=self.device, dtype=dtype)
+            latents = keep_mask * scheduler.add_noise(init_latents, noise, timesteps[:1]) + (1 - keep_mask) * latents
+
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
+        autocast = self.cpu_autocast_dtype is not None and self.device.type == "cpu"
+        for index, timestep in enumerate(timesteps):
+            model_input = scheduler.scale_model_input(latents, timestep)
+            with torch.autocast("cpu", dtype=self.cpu_autocast_dtype or torch.bfloat16, enabled=autocast):
+                noise_pred = predict_noise(model_input, timestep)
+            latents = scheduler.step(noise_pred.to(dtype), timestep, latents, **extra_step_kwargs).prev_sample
+            if keep_mask is not None:
+                if index + 1 < len(timesteps):
+                    known = scheduler.add_noise(init_latents, noise, timesteps[index + 1 : index + 2])
+                else:
+                    known = init_latents
+                latents = keep_mask * known + (1 - keep_mask) * latents
+            if on_step is not None:
+                on_step()
+        return latents
+
+    # ---- continuation ----------------------------------------------------------------------
+
+    def extend_frames(
+        self,
+        frames: torch.Tensor,
+        extra_frames: int,
+        overlap_frames: int,
+        sample_window: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    ) -> torch.Tensor:
+        """Grow mel power images `[batch, 1, y, frames]` by `extra_frames` columns, window by window.
+
+        Each new window keeps the last `overlap_frames` columns as context and regenerates the rest;
+        the regenerated context crossfades linearly (in dB) into the existing columns.
+
+        Args:
+            sample_window: `(init_images [batch, 1, y, x_res] in [-1, 1], keep_mask, first_frame) ->
+                images [batch, 1, y, x_res]`, where `first_frame` is the window's offset in frames.
+        """
+        target = frames.shape[-1] + extra_frames
+        keep = torch.zeros(1, 1, 1, self.window_frames)
+        keep[..., :overlap_frames] = 1.0
+        factor = self.vae_scale_factor
+        keep = -torch.nn.functional.max_pool2d(-keep, kernel_size=(1, factor)) if factor > 1 else keep
+        while frames.shape[-1] < target:
+            context = frames[..., -overlap_frames:]
+            reference_db = 10.0 * torch.log10(context.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-10))
+            # Scale the context so its loudest bin is 0 dB, as in training windows.
+            context_image = self.mel.power_to_image(context[:, 0] / torch.pow(10.0, reference_db[:, 0] / 10.0))
+            init = torch.full((frames.shape[0], 1, self.mel.config.y_res, self.window_frames), -1.0,
+                              device=frames.device)
+            init[..., :overlap_frames] = context_image
+            window = sample_window(init, keep.to(self.device), frames.shape[-1] - overlap_frames)
+            window_power = self.mel.image_to_mel_power(window).unsqueeze(1) * torch.pow(10.0, reference_db / 10.0)
+            ramp = torch.linspace(0.0, 1.0, overlap_frames, device=frames.device)
+            joined_db = torch.lerp(
+                10.0 * torch.log10(context.clamp_min(1e-10)),
+                10.0 * torch.log10(window_power[..., :overlap_frames].clamp_min(1e-10)),
+                ramp,
+            )
+            frames = torch.cat(
+                [frames[..., :-overlap_frames], torch.pow(10.0, joined_db / 10.0), window_power[..., overlap_frames:]],
+                dim=-1,
+            )
+        return frames[..., :target]
+
+    def splice_original(
+        self, generated: np.ndarray, original: np.ndarray, keep_in_samples: np.ndarray, crossfade_samples: int
+    ) -> np.ndarray:
+        """Put the original waveform back where it was kept, level-matched, with short crossfades.
+
+        Args:
+            generated: `[batch, 1, samples]` Griffin-Lim output.
+            original: mono input `[samples]` (shorter or longer than `generated`: cut or zero padded).
+            keep_in_samples: `[samples]` booleans, True where the original is kept.
+            crossfade_samples: length of the linear ramps at region boundaries.
+        """
+        num_samples = generated.shape[-1]
+        source = np.zeros(num_samples, dtype=np.float32)
+        source[: min(num_samples, len(original))] = original[:num_samples]
+        kept = keep_in_samples[:num_samples].astype(bool)
+        keep = kept.astype(np.float32)
+        if crossfade_samples > 1:
+            # Linear ramps inside the kept regions: 0 at a region's edge, 1 after crossfade_samples / 2.
+            smoothed = np.convolve(keep, np.ones(crossfade_samples) / crossfade_samples, mode="same")
+            keep = np.clip(2.0 * smoothed - 1.0, 0.0, 1.0) * keep
+        out = np.empty_like(generated)
+        for item in range(generated.shape[0]):
+            wave = generated[item, 0]
+            # Griffin-Lim output has a relative level and its own phase: match RMS on the kept part.
+            gain = 1.0
+            if kept.any():
+                gain = float(np.sqrt(np.mean(source[kept] ** 2) / max(np.mean(wave[kept] ** 2), 1e-12)))
+            out[item, 0] = keep * source + (1.0 - keep) * wave * gain
+        peak = np.abs(out).max()
+        return (out * (0.99 / peak) if peak > 0.99 else out).astype(np.float32)
