@@ -1,0 +1,148 @@
+"""Reading clips for evaluation: list audio files, decode, mix to mono, resample to a target rate (Hz).
+
+Problems never pass silently: unreadable files raise `AudioLoadError` (or are skipped with a
+warning when asked), silent files (peak below -80 dBFS) are skipped with a warning, and every
+resampling or channel mix is written down as a note that ends up in the report.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
+SILENCE_PEAK = 1e-4  # -80 dBFS: below this a clip carries no usable signal
+
+
+class AudioLoadError(ValueError):
+    """A file that cannot be used as audio (unreadable, empty or silent); names the file."""
+
+
+@dataclass
+class LoadNotes:
+    """What happened while loading a set of files: counts of resampled/mixed files and skipped files."""
+
+    resampled_from_hz: Counter = field(default_factory=Counter)
+    mixed_channels: Counter = field(default_factory=Counter)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def merge(self, other: "LoadNotes") -> None:
+        self.resampled_from_hz.update(other.resampled_from_hz)
+        self.mixed_channels.update(other.mixed_channels)
+        self.skipped.extend(other.skipped)
+
+    def lines(self, target_rate_hz: int | None = None) -> list[str]:
+        """Human-readable notes for reports."""
+        notes = []
+        for rate, count in sorted(self.resampled_from_hz.items()):
+            notes.append(f"{count} file(s) at {rate} Hz resampled to {target_rate_hz} Hz")
+        for channels, count in sorted(self.mixed_channels.items()):
+            notes.append(f"{count} file(s) with {channels} channels mixed down to mono")
+        for path, reason in self.skipped:
+            notes.append(f"skipped {path}: {reason}")
+        return notes
+
+
+def list_audio_files(directory: str | Path, recursive: bool = True) -> list[Path]:
+    """Audio files under `directory`, sorted by path (never relies on file-system listing order)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"not a directory: {directory}")
+    pattern = "**/*" if recursive else "*"
+    files = [p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
+    return sorted(files)
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of the file's bytes (the cache key: a changed file gets a new key)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resample(waveform: np.ndarray, orig_rate_hz: int, target_rate_hz: int) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality) of a mono float waveform."""
+    if orig_rate_hz == target_rate_hz:
+        return waveform
+    return librosa.resample(waveform, orig_sr=orig_rate_hz, target_sr=target_rate_hz, res_type="soxr_hq")
+
+
+def load_clip(
+    path: str | Path, target_rate_hz: int | None = None, notes: LoadNotes | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode `path` to a mono float32 waveform at `target_rate_hz` (native rate when None).
+
+    Returns `(waveform, sample_rate_hz)`. Raises `AudioLoadError` for unreadable, empty or silent files.
+    """
+    path = Path(path)
+    try:
+        data, rate_hz = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises several types; the file name is what matters
+        try:
+            data, rate_hz = librosa.load(str(path), sr=None, mono=False)
+            data = np.atleast_2d(data).T.astype(np.float32)
+        except Exception:
+            raise AudioLoadError(f"cannot read audio file {path}: {error}") from error
+    if data.size == 0:
+        raise AudioLoadError(f"empty audio file {path}")
+    if data.shape[1] > 1:
+        if notes is not None:
+            notes.mixed_channels[data.shape[1]] += 1
+        waveform = data.mean(axis=1)
+    else:
+        waveform = data[:, 0]
+    if not np.all(np.isfinite(waveform)):
+        raise AudioLoadError(f"audio file {path} contains NaN or infinite samples")
+    peak = float(np.abs(waveform).max())
+    if peak < SILENCE_PEAK:
+        raise AudioLoadError(f"silent audio file {path} (peak {peak:.2e} < {SILENCE_PEAK:.0e})")
+    if target_rate_hz is not None and rate_hz != target_rate_hz:
+        if notes is not None:
+            notes.resampled_from_hz[int(rate_hz)] += 1
+        waveform = resample(waveform, int(rate_hz), target_rate_hz)
+        rate_hz = target_rate_hz
+    return np.ascontiguousarray(waveform, dtype=np.float32), int(rate_hz)
+
+
+def load_clips(
+    paths: list[Path], target_rate_hz: int | None, on_error: str = "raise", notes: LoadNotes | None = None
+) -> tuple[list[np.ndarray], list[Path]]:
+    """Load many files; `on_error="skip"` warns about and drops bad files instead of raising.
+
+    Returns the waveforms and the paths they came from (bad files removed).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    waveforms, kept = [], []
+    for path in paths:
+        try:
+            waveform, _ = load_clip(path, target_rate_hz, notes)
+        except AudioLoadError as error:
+            if on_error == "raise":
+                raise
+            warnings.warn(f"skipping {path}: {error}", stacklevel=2)
+            if notes is not None:
+                notes.skipped.append((str(path), str(error)))
+            continue
+        waveforms.append(waveform)
+        kept.append(path)
+    return waveforms, kept
+
+
+def write_clip(path: str | Path, waveform: np.ndarray, sample_rate_hz: int) -> Path:
+    """Write a mono or `[channels, samples]` float waveform; format from the suffix (FLAC, WAV...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.asarray(waveform, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.T  # soundfile wants [samples, channels]
+    sf.write(str(path), np.clip(data, -1.0, 1.0), sample_rate_hz)
+    return path

@@ -1,0 +1,125 @@
+"""Embedding a set of audio files: batched, through the content-hash cache, with notes on resampling,
+channel mixing and skipped files. The result is an `EmbeddingSet` (one row per kept file)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from evaluation.audio_io import LoadNotes, file_sha256, list_audio_files, load_clips
+from evaluation.cache import EmbeddingCache
+from evaluation.embedders import Embedder
+
+
+@dataclass
+class EmbeddingSet:
+    """Clip embeddings `[N, dim]` float32 of `paths` (same order), with per-clip duration (s)."""
+
+    paths: list[Path]
+    embeddings: np.ndarray
+    durations_s: np.ndarray
+    embedder: dict
+    root: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    cache_hits: int = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def names(self) -> list[str]:
+        """Paths relative to `root` (POSIX), as used in metadata.jsonl and reports."""
+        if self.root is None:
+            return [p.name for p in self.paths]
+        return [p.relative_to(self.root).as_posix() for p in self.paths]
+
+    def summary(self) -> dict:
+        durations = self.durations_s
+        return {
+            "root": str(self.root) if self.root else None,
+            "num_clips": len(self),
+            "duration_s": {
+                "min": float(durations.min()),
+                "mean": float(durations.mean()),
+                "max": float(durations.max()),
+                "total": float(durations.sum()),
+            },
+            "notes": self.notes,
+        }
+
+
+def embed_files(
+    embedder: Embedder,
+    paths: list[Path],
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    on_error: str = "raise",
+    root: Path | None = None,
+    progress: bool = True,
+    description: str = "embedding",
+) -> EmbeddingSet:
+    """Embed `paths` with `embedder`, reading/writing `cache` when given.
+
+    Files are decoded `batch_size` at a time (bounded memory), resampled to the embedder's rate and
+    mixed to mono (each noted). `on_error="skip"` drops unreadable/silent files with a warning;
+    `"raise"` stops at the first one.
+    """
+    paths = [Path(p) for p in paths]
+    notes = LoadNotes()
+    hashes = [file_sha256(p) for p in paths]
+    vectors: dict[int, np.ndarray] = {}
+    durations: dict[int, float] = {}
+    if cache is not None:
+        for index, content_hash in enumerate(hashes):
+            hit = cache.get(content_hash, embedder.name, embedder.version)
+            if hit is not None:
+                vectors[index], durations[index] = hit.embedding, hit.duration_s
+    hits = len(vectors)
+    missing = [i for i in range(len(paths)) if i not in vectors]
+    bar = tqdm(total=len(missing), desc=f"{description} ({embedder.name})", unit="clip", disable=not progress or not missing)
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        waveforms, kept = load_clips([paths[i] for i in chunk], embedder.sample_rate, on_error, notes)
+        kept_set = set(kept)
+        kept_indices = [i for i in chunk if paths[i] in kept_set]
+        if waveforms:
+            batch_vectors = embedder.embed_audio(waveforms, embedder.sample_rate).numpy()
+            for index, waveform, vector in zip(kept_indices, waveforms, batch_vectors):
+                vectors[index] = vector
+                durations[index] = len(waveform) / embedder.sample_rate
+                if cache is not None:
+                    cache.put(hashes[index], embedder.name, embedder.version, vector, durations[index])
+        bar.update(len(chunk))
+    bar.close()
+    order = sorted(vectors)
+    embeddings = np.stack([vectors[i] for i in order]) if order else np.zeros((0, 0), dtype=np.float32)
+    return EmbeddingSet(
+        paths=[paths[i] for i in order],
+        embeddings=embeddings.astype(np.float32),
+        durations_s=np.array([durations[i] for i in order], dtype=np.float64),
+        embedder=embedder.describe(),
+        root=root,
+        notes=notes.lines(embedder.sample_rate),
+        cache_hits=hits,
+    )
+
+
+def embed_directory(
+    embedder: Embedder,
+    directory: str | Path,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    on_error: str = "raise",
+    progress: bool = True,
+    min_clips: int = 2,
+) -> EmbeddingSet:
+    """Embed every audio file under `directory` (sorted by path); fewer than `min_clips` usable clips is an error."""
+    directory = Path(directory)
+    paths = list_audio_files(directory)
+    if len(paths) < min_clips:
+        raise ValueError(f"{directory} holds {len(paths)} audio file(s); at least {min_clips} are needed")
+    result = embed_files(embedder, paths, cache, batch_size, on_error, root=directory, progress=progress, description=directory.name)
+    if len(result) < min_clips:
+        raise ValueError(f"{directory}: only {len(result)} usable clip(s) after skipping bad files; need {min_clips}")
+    return result
