@@ -166,6 +166,17 @@ GENRES: dict[str, GenreStyle] = {
             fill_probability=0.5, crash_probability=0.6,
         ),
         GenreStyle(
+            "pop", (90, 128), (0.5, 0.54), 0.25, 0.005, ANY_KIT,
+            (
+                {"kick": "X.......X.x.....", "snare": "....X.......X...",
+                 "hat_closed": "x.x.x.x.x.x.x.x."},
+                {"kick": "X..x....X.......", "clap": "....X.......X...",
+                 "hat_closed": "x.xox.xox.xox.xo"},
+            ),
+            extras=(("tambourine", "....x.......x...", 0.3), ("shaker", "xoxoxoxoxoxoxoxo", 0.2)),
+            fill_probability=0.35, crash_probability=0.4,
+        ),
+        GenreStyle(
             "funk", (92, 112), (0.5, 0.57), 0.25, 0.005, ACOUSTIC,
             (
                 {"kick": "X..x..x...X..x..", "snare": "....X..o.o..X..o",
