@@ -180,7 +180,7 @@ class Mel(ConfigMixin, SchedulerMixin):
             n_iter: iterations; the config's `n_iter` when None.
             momentum: the "fast" in fast Griffin-Lim; 0 gives the classic algorithm.
             length: output length in samples; `frames * hop_length` when None.
-            generator: seeds the random initial phases (a fixed seed when None, so results repeat).
+            generator: seeds the random initial phases, shared by the batch (a fixed seed when None).
         Returns:
             Audio `[batch, length]`, float32.
         """
@@ -189,7 +189,10 @@ class Mel(ConfigMixin, SchedulerMixin):
         magnitude = magnitude.float()
         if generator is None:
             generator = torch.Generator(device=magnitude.device).manual_seed(0)
-        phase = torch.rand(magnitude.shape, generator=generator, device=generator.device).to(magnitude.device)
+        # One random phase pattern shared by the batch, so an image gives the same audio whatever
+        # batch it is in (a variation at strength 0 then equals the plain reconstruction).
+        phase = torch.rand((1, *magnitude.shape[1:]), generator=generator, device=generator.device)
+        phase = phase.to(magnitude.device)
         angles = torch.polar(torch.ones_like(magnitude), 2 * math.pi * phase)
         window = self._window(magnitude.device)
         istft_kwargs = dict(n_fft=self.config.n_fft, hop_length=self.config.hop_length, window=window,

@@ -16,10 +16,15 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from models.audio import prepare_audio
 from models.mel import Mel
+from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressCallback = Callable[[int, int], None]
+# (batch, init images or None, strength, keep mask or None, first frame of each item's window, on_step) -> images
+WindowSampler = Callable[
+    [int, "torch.Tensor | None", float, "torch.Tensor | None", torch.Tensor, Callable[[], None]], torch.Tensor
+]
 
 
 class MelPipelineBase(DiffusionPipeline):
@@ -147,7 +152,7 @@ class MelPipelineBase(DiffusionPipeline):
         """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (Griffin-Lim), peak-safe."""
         magnitude = self.mel.mel_to_magnitude(mel_power[:, 0].float())
         audio = self.mel.griffin_lim(magnitude, length=max(num_samples, magnitude.shape[-1] * self.mel.config.hop_length))
-        audio = audio[:, :num_samples].cpu().numpy()
+        audio = audio[:, :num_samples].detach().cpu().numpy()
         peaks = np.abs(audio).max(axis=1, keepdims=True)
         # Level is relative (mel images are normalised), so only guard against clipping.
         audio = np.where(peaks > 0.99, audio * (0.99 / np.maximum(peaks, 1e-9)), audio)
@@ -333,7 +338,10 @@ class MelPipelineBase(DiffusionPipeline):
         keep = kept.astype(np.float32)
         if crossfade_samples > 1:
             # Linear ramps inside the kept regions: 0 at a region's edge, 1 after crossfade_samples / 2.
-            smoothed = np.convolve(keep, np.ones(crossfade_samples) / crossfade_samples, mode="same")
+            # Edge padding: the file's own start and end are not region edges.
+            half = crossfade_samples // 2
+            padded = np.pad(keep, (half, crossfade_samples - 1 - half), mode="edge")
+            smoothed = np.convolve(padded, np.ones(crossfade_samples) / crossfade_samples, mode="valid")
             keep = np.clip(2.0 * smoothed - 1.0, 0.0, 1.0) * keep
         out = np.empty_like(generated)
         for item in range(generated.shape[0]):
@@ -342,6 +350,113 @@ class MelPipelineBase(DiffusionPipeline):
             gain = 1.0
             if kept.any():
                 gain = float(np.sqrt(np.mean(source[kept] ** 2) / max(np.mean(wave[kept] ** 2), 1e-12)))
+            # The kept audio is never rescaled; the generated part may not peak above it (or 0.99).
+            ceiling = max(0.99, float(np.abs(source).max()))
+            gain = min(gain, ceiling / max(float(np.abs(wave).max()), 1e-9))
             out[item, 0] = keep * source + (1.0 - keep) * wave * gain
-        peak = np.abs(out).max()
-        return (out * (0.99 / peak) if peak > 0.99 else out).astype(np.float32)
+        return out.astype(np.float32)
+
+    # ---- the whole flow, shared by both pipelines' __call__ ----------------------------------
+
+    def generate_frames(
+        self,
+        sample_windows: WindowSampler,
+        batch_size: int,
+        num_samples: int,
+        num_inference_steps: int,
+        original: np.ndarray | None,
+        strength: float,
+        keep_regions_in_s: Sequence[tuple[float, float]] | None,
+        extend: bool,
+        overlap_in_s: float,
+        progress_callback: ProgressCallback | None,
+    ) -> torch.Tensor:
+        """Mel power `[batch_size, 1, y, frames]` covering `num_samples` samples.
+
+        Variation / in-outpainting denoise every window of `original`; continuation starts from the
+        input's frames; otherwise the first window is generated from noise. Then the frames grow
+        window by window until they cover `num_samples`.
+        """
+        hop = self.mel.config.hop_length
+        overlap_frames = max(1, round(overlap_in_s * self.sample_rate / hop))
+        total_frames = self.mel.frames_for_samples(num_samples)
+        steps_total = self.count_steps(original, total_frames, overlap_frames, num_inference_steps, strength, extend)
+        with self.progress_bar(total=steps_total) as bar:
+            steps_done = 0
+
+            def on_step() -> None:
+                nonlocal steps_done
+                steps_done += 1
+                bar.update()
+                if progress_callback is not None:
+                    progress_callback(steps_done, steps_total)
+
+            if original is not None and not extend:
+                windows, peak_db = self.audio_to_windows(original)
+                num_windows = windows.shape[0]
+                keep_mask = None
+                if keep_regions_in_s:
+                    keep_mask = self.keep_mask_for_windows(keep_regions_in_s, num_windows).repeat(batch_size, 1, 1, 1)
+                first_frames = (torch.arange(num_windows) * self.window_frames).repeat(batch_size)
+                images = sample_windows(batch_size * num_windows, windows.repeat(batch_size, 1, 1, 1), strength,
+                                        keep_mask, first_frames, on_step)
+                frames = self.windows_to_frames(images, peak_db)
+            elif original is not None:
+                frames = self.mel.audio_to_mel_power(torch.from_numpy(original)[None].to(self.device))
+                frames = frames[:, None].repeat(batch_size, 1, 1, 1)
+            else:
+                images = sample_windows(batch_size, None, 1.0, None, torch.zeros(batch_size, dtype=torch.long), on_step)
+                frames = self.windows_to_frames(images)
+
+            if frames.shape[-1] < total_frames:
+                frames = self.extend_frames(
+                    frames, total_frames - frames.shape[-1], overlap_frames,
+                    lambda init, keep, first_frame: sample_windows(
+                        batch_size, init, 1.0, keep, torch.full((batch_size,), first_frame), on_step
+                    ),
+                )
+        return frames[..., :total_frames]
+
+    def frames_to_output(
+        self,
+        frames: torch.Tensor,
+        num_samples: int,
+        original: np.ndarray | None,
+        keep_regions_in_s: Sequence[tuple[float, float]] | None,
+        extend: bool,
+        overlap_in_s: float,
+    ) -> GeneratedAudio:
+        """Griffin-Lim to exactly `num_samples` samples, the original waveform put back where it was
+        kept (in/outpainting, continuation), and display pictures."""
+        audios = self.frames_to_audio(frames, num_samples)
+        if original is not None and (keep_regions_in_s or extend):
+            overlap_samples = round(overlap_in_s * self.sample_rate)
+            keep = self.kept_samples(num_samples, keep_regions_in_s, len(original), overlap_samples)
+            audios = self.splice_original(audios, original, keep, crossfade_samples=overlap_samples // 2)
+        return GeneratedAudio(audios=audios, sample_rate=self.sample_rate, images=self.power_to_pictures(frames))
+
+    def count_steps(
+        self, original: np.ndarray | None, total_frames: int, overlap_frames: int, num_inference_steps: int,
+        strength: float, extend: bool,
+    ) -> int:
+        """Denoising steps a call will run, for progress reporting."""
+        if original is not None and not extend:
+            return num_inference_steps - min(num_inference_steps, round(num_inference_steps * (1 - strength)))
+        have = self.mel.frames_for_samples(len(original)) if original is not None else self.window_frames
+        steps = 0 if original is not None else num_inference_steps
+        new_per_window = self.window_frames - overlap_frames
+        return steps + max(0, -(-(total_frames - have) // new_per_window)) * num_inference_steps
+
+    def kept_samples(
+        self, num_samples: int, keep_regions_in_s: Sequence[tuple[float, float]] | None, input_samples: int,
+        overlap_samples: int,
+    ) -> np.ndarray:
+        """Boolean `[num_samples]`: where the original waveform is put back."""
+        keep = np.zeros(num_samples, dtype=bool)
+        if keep_regions_in_s:
+            for start_s, end_s in keep_regions_in_s:
+                keep[round(start_s * self.sample_rate) : round(end_s * self.sample_rate)] = True
+            keep[input_samples:] = False
+        else:  # continuation: the input is kept up to the middle of the overlap
+            keep[: max(0, input_samples - overlap_samples // 2)] = True
+        return keep

@@ -41,25 +41,6 @@ class MelDiffusionPipeline(MelPipelineBase):
     def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timestep).sample
 
-    def sample_windows(
-        self,
-        batch: int,
-        num_inference_steps: int,
-        generator,
-        init_images: torch.Tensor | None = None,
-        strength: float = 1.0,
-        keep_mask: torch.Tensor | None = None,
-        eta: float = 0.0,
-        on_step=None,
-    ) -> torch.Tensor:
-        """Denoise `batch` windows (from `init_images` where given) and return images in [-1, 1]."""
-        init_latents = None if init_images is None else self.encode_images(init_images)
-        latents = self.denoise(
-            self.predict_noise, self.latent_shape(batch), num_inference_steps, generator,
-            init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
-        )
-        return self.decode_latents(latents)
-
     @torch.no_grad()
     def __call__(
         self,
@@ -97,8 +78,8 @@ class MelDiffusionPipeline(MelPipelineBase):
             `GeneratedAudio` with `audios` `[batch_size, 1, samples]` at `sample_rate` Hz.
         """
         # 1. Check inputs
-        num_inference_steps = num_inference_steps or self.default_num_inference_steps
-        overlap_in_s = overlap_in_s or self.window_seconds / 4
+        num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        overlap_in_s = self.window_seconds / 4 if overlap_in_s is None else overlap_in_s
         self.check_common_inputs(
             num_inference_steps, strength, batch_size, audio, keep_regions_in_s, extend_in_s, overlap_in_s
         )
@@ -107,94 +88,27 @@ class MelDiffusionPipeline(MelPipelineBase):
                 f"audio_length_in_s must be in (0, {self.max_audio_length_in_s}] s, got {audio_length_in_s!r}."
             )
 
-        # 2. Define call parameters: input audio as mel windows, output length, step count
-        hop = self.mel.config.hop_length
-        overlap_frames = max(1, round(overlap_in_s * self.sample_rate / hop))
+        # 2. Define call parameters
         original = None if audio is None else self.prepare_input_audio(audio, audio_sampling_rate)
-        if original is not None:
-            num_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
-        else:
+        if original is None:
             num_samples = round((audio_length_in_s or self.window_seconds) * self.sample_rate)
-        total_frames = self.mel.frames_for_samples(num_samples)
-        steps_done, steps_total = 0, self.count_steps(original, total_frames, overlap_frames, num_inference_steps,
-                                                      strength, extend_in_s)
+        else:
+            num_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
 
-        def on_step() -> None:
-            nonlocal steps_done
-            steps_done += 1
-            if progress_callback is not None:
-                progress_callback(steps_done, steps_total)
+        # 3. Denoise: the input's windows, or generated windows, grown to num_samples
+        def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
+            init_latents = None if init_images is None else self.encode_images(init_images)
+            latents = self.denoise(
+                self.predict_noise, self.latent_shape(batch), num_inference_steps, generator,
+                init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
+            )
+            return self.decode_latents(latents)
 
-        with self.progress_bar(total=steps_total) as bar:
-            step = lambda: (on_step(), bar.update())  # noqa: E731
+        frames = self.generate_frames(
+            sample_windows, batch_size, num_samples, num_inference_steps, original, strength,
+            keep_regions_in_s, bool(extend_in_s), overlap_in_s, progress_callback,
+        )
 
-            # 3. First frames: the input's windows (varied or in/outpainted), or one generated window
-            if original is None or extend_in_s:
-                windows, peak_db = None, None
-            else:
-                windows, peak_db = self.audio_to_windows(original)
-            if windows is not None:
-                num_windows = windows.shape[0]
-                keep_mask = None
-                if keep_regions_in_s:
-                    keep_mask = self.keep_mask_for_windows(keep_regions_in_s, num_windows).repeat(batch_size, 1, 1, 1)
-                images = self.sample_windows(
-                    batch_size * num_windows, num_inference_steps, generator, init_images=windows.repeat(batch_size, 1, 1, 1),
-                    strength=strength, keep_mask=keep_mask, eta=eta,
-                    on_step=step,
-                )
-                frames = self.windows_to_frames(images, peak_db)
-            elif original is not None:
-                # Continuation starts from the input's own frames.
-                input_frames = self.mel.audio_to_mel_power(torch.from_numpy(original)[None].to(self.device))
-                frames = input_frames[:, None].repeat(batch_size, 1, 1, 1)
-            else:
-                frames = self.windows_to_frames(
-                    self.sample_windows(batch_size, num_inference_steps, generator, eta=eta, on_step=step)
-                )
-
-            # 4. Grow window by window to the asked length (continuation / long clips)
-            if frames.shape[-1] < total_frames:
-                frames = self.extend_frames(
-                    frames, total_frames - frames.shape[-1], overlap_frames,
-                    lambda init, keep, first_frame: self.sample_windows(
-                        batch_size, num_inference_steps, generator, init_images=init, strength=1.0, keep_mask=keep,
-                        eta=eta, on_step=step,
-                    ),
-                )
-
-        # 5. Mel -> audio (Griffin-Lim), exactly num_samples long; original audio back where kept
-        audios = self.frames_to_audio(frames[..., :total_frames], num_samples)
-        if original is not None and (keep_regions_in_s or extend_in_s):
-            keep = self.kept_samples(num_samples, keep_regions_in_s, len(original), overlap_frames * hop)
-            audios = self.splice_original(audios, original, keep, crossfade_samples=overlap_frames * hop // 2)
-
-        # 6. Spectrogram pictures and output
-        pictures = self.power_to_pictures(frames[..., :total_frames])
-        if not return_dict:
-            return audios, self.sample_rate, pictures
-        return GeneratedAudio(audios=audios, sample_rate=self.sample_rate, images=pictures)
-
-    def count_steps(self, original, total_frames, overlap_frames, num_inference_steps, strength, extend_in_s) -> int:
-        """Denoising steps a call will run (for progress reporting)."""
-        if original is not None and not extend_in_s:
-            return num_inference_steps - min(num_inference_steps, round(num_inference_steps * (1 - strength)))
-        have = self.mel.frames_for_samples(len(original)) if original is not None else self.window_frames
-        steps = 0 if original is not None else num_inference_steps
-        new_per_window = self.window_frames - overlap_frames
-        windows = max(0, -(-(total_frames - have) // new_per_window))
-        return steps + windows * num_inference_steps
-
-    def kept_samples(
-        self, num_samples: int, keep_regions_in_s: Sequence[tuple[float, float]] | None, input_samples: int,
-        overlap_samples: int,
-    ) -> np.ndarray:
-        """Boolean `[num_samples]`: where the original waveform is put back."""
-        keep = np.zeros(num_samples, dtype=bool)
-        if keep_regions_in_s:
-            for start_s, end_s in keep_regions_in_s:
-                keep[round(start_s * self.sample_rate) : round(end_s * self.sample_rate)] = True
-            keep[input_samples:] = False
-        else:  # continuation: the input is kept up to the middle of the crossfade
-            keep[: max(0, input_samples - overlap_samples // 4)] = True
-        return keep
+        # 4. Mel -> audio (Griffin-Lim), exactly num_samples long, original put back where kept; output
+        output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s), overlap_in_s)
+        return output if return_dict else output.to_tuple()

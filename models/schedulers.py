@@ -38,9 +38,11 @@ def make_scheduler(name: str, config: dict) -> SchedulerMixin:
 
 def scheduler_name(scheduler: SchedulerMixin) -> str:
     """Short name of a scheduler instance (the first matching entry of `SCHEDULERS`), or its class name."""
-    for name, (scheduler_class, overrides) in SCHEDULERS.items():
-        if type(scheduler) is scheduler_class and all(
-            scheduler.config.get(key) == value for key, value in overrides.items()
-        ):
-            return name
-    return type(scheduler).__name__
+    matches = [
+        (len(overrides), name)
+        for name, (scheduler_class, overrides) in SCHEDULERS.items()
+        if type(scheduler) is scheduler_class
+        and all(scheduler.config.get(key) == value for key, value in overrides.items())
+    ]
+    # The most specific entry wins ("dpm++-karras" over "dpm++").
+    return max(matches)[1] if matches else type(scheduler).__name__

@@ -1,0 +1,121 @@
+"""One way to load any generator: our checkpoint folders, teticio/audio-diffusion hub repos, Stable Audio Open.
+
+`load_pipeline(name_or_path)` reads the folder's (or hub repo's) `model_index.json` and returns an
+object with the same call interface (`GeneratedAudio` out, `sample_rate`, `is_text_conditioned`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
+
+from models.device import pick_device, pick_dtype
+from models.hub import ModelUnavailableError, explain_unavailable
+from models.mel import Mel
+from models.pipeline_mel_diffusion import MelDiffusionPipeline
+from models.pipeline_text_to_mel import TextToMelPipeline
+
+# Files of a teticio/audio-diffusion repo that the pipeline needs (skips the repos' demo media).
+_TETICIO_PATTERNS = ["model_index.json", "mel/*", "unet/*", "scheduler/*", "vqvae/*", "vae/*"]
+# Pipelines saved by audio-diffusion / diffusers' deprecated AudioDiffusionPipeline.
+_AUDIO_DIFFUSION_CLASSES = {"AudioDiffusionPipeline", "LatentAudioDiffusionPipeline"}
+
+
+def resolve_model_folder(name_or_path: str | os.PathLike, allow_patterns: list[str] | None = None) -> Path:
+    """A local folder for `name_or_path`: the folder itself, or a hub snapshot (downloaded once, then cached).
+
+    Raises:
+        FileNotFoundError: a path-like name with no folder there.
+        ModelUnavailableError: the hub is unreachable, or the repo is gated or missing.
+    """
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if name.startswith((".", "/", "~")) or os.path.isabs(name) or name.count("/") != 1:
+        raise FileNotFoundError(f"No model folder at {name!r} (and it is not a hub id like 'owner/name').")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=allow_patterns))
+    except Exception as error:
+        unavailable = explain_unavailable(name, error)
+        if unavailable is None:
+            raise
+        raise unavailable from error
+
+
+def read_model_index(folder: Path) -> dict:
+    index_file = folder / "model_index.json"
+    if not index_file.exists():
+        raise FileNotFoundError(f"{folder} has no model_index.json: it is not a saved pipeline.")
+    return json.loads(index_file.read_text())
+
+
+def load_audio_diffusion_folder(folder: Path) -> MelDiffusionPipeline:
+    """A folder laid out like teticio/audio-diffusion-* (`mel/`, `unet/`, `scheduler/`, optional `vqvae/`)."""
+    index = read_model_index(folder)
+    scheduler_class = getattr(diffusers, index["scheduler"][1])
+    vae_folder = next((name for name in ("vqvae", "vae") if index.get(name, [None])[0] and (folder / name).is_dir()),
+                      None)
+    return MelDiffusionPipeline(
+        unet=UNet2DModel.from_pretrained(folder, subfolder="unet"),
+        scheduler=scheduler_class.from_pretrained(folder, subfolder="scheduler"),
+        mel=Mel.from_pretrained(folder, subfolder="mel"),
+        vae=AutoencoderKL.from_pretrained(folder, subfolder=vae_folder) if vae_folder else None,
+    )
+
+
+def load_pipeline(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device | None = None,
+    torch_dtype: torch.dtype | None = None,
+    scheduler: str | None = None,
+):
+    """Load a generator by hub id or folder, on `device` (CUDA when present) in `torch_dtype`.
+
+    Args:
+        name_or_path: a folder saved by our pipelines' `save_pretrained`, a teticio/audio-diffusion
+            repo id or folder, or `stabilityai/stable-audio-open-1.0` (or a folder laid out like it).
+        device: where to run; CUDA when available, else CPU.
+        torch_dtype: weights' dtype; half precision on CUDA, float32 on CPU when not given.
+        scheduler: swap the saved scheduler for one of `models.schedulers.SCHEDULERS` (mel pipelines).
+
+    Returns:
+        `MelDiffusionPipeline`, `TextToMelPipeline` or `StableAudioBackend`.
+    """
+    device = pick_device(device)
+    torch_dtype = pick_dtype(device, torch_dtype)
+    name = os.fspath(name_or_path)
+    if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/"):
+        return _load_stable_audio(name, device, torch_dtype)
+    folder = resolve_model_folder(name, allow_patterns=_TETICIO_PATTERNS + ["projection_model/*", "text_encoder/*",
+                                                                           "tokenizer/*"])
+    class_name = read_model_index(folder).get("_class_name")
+    if class_name == "StableAudioPipeline":
+        return _load_stable_audio(str(folder), device, torch_dtype)
+    if class_name in _AUDIO_DIFFUSION_CLASSES:
+        pipeline = load_audio_diffusion_folder(folder)
+    elif class_name == MelDiffusionPipeline.__name__:
+        pipeline = MelDiffusionPipeline.from_pretrained(folder)
+    elif class_name == TextToMelPipeline.__name__:
+        pipeline = TextToMelPipeline.from_pretrained(folder)
+    else:
+        raise ValueError(f"{name!r} holds a {class_name!r}, which this project cannot run.")
+    if scheduler is not None:
+        pipeline.set_scheduler(scheduler)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline.to(device=device, dtype=torch_dtype)
+
+
+def _load_stable_audio(name: str, device: torch.device, torch_dtype: torch.dtype):
+    from models.stable_audio import StableAudioBackend
+
+    return StableAudioBackend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
+
+
+__all__ = ["load_pipeline", "resolve_model_folder", "ModelUnavailableError"]

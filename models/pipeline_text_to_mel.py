@@ -1,0 +1,286 @@
+"""Text + timing conditioned mel diffusion, Stable Audio style: variable-length audio from a prompt.
+
+A `UNet2DConditionModel` cross-attends to the prompt's text-encoder hidden states followed by two
+timing tokens, `seconds_start` and `seconds_total` embedded with learned Fourier features
+(diffusers' `StableAudioProjectionModel`); the two timing embeddings are also added to the timestep
+embedding (`class_embed_type="projection"`). The model learns where a piece ends, so one model makes
+clips of any length up to its window; the output is trimmed to exactly the asked duration and
+longer durations are generated as continued windows.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from models.mel import Mel
+from models.outputs import GeneratedAudio
+from models.pipeline_base import MelPipelineBase, ProgressCallback
+from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder
+
+
+class TextToMelPipeline(MelPipelineBase):
+    """Generate audio from text with a text + timing conditioned mel diffusion model.
+
+    Components: `unet` (`UNet2DConditionModel`), `scheduler`, `mel` (`Mel`), `projection_model`
+    (`StableAudioProjectionModel`: text projection and timing embedders), `text_encoder` and
+    `tokenizer` (transformers), optional `vae` (`AutoencoderKL`) for latent models.
+
+    The text encoder is not saved with the pipeline by default (it is a public model of its own):
+    `text_encoder_name_or_path` in `model_index.json` names it and `from_pretrained` loads it.
+    """
+
+    is_text_conditioned = True
+    default_num_inference_steps = 20
+    default_guidance_scale = 3.0
+    _optional_components = ["vae", "text_encoder", "tokenizer"]
+    model_cpu_offload_seq = "text_encoder->projection_model->unet->vae"
+
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        scheduler: SchedulerMixin,
+        mel: Mel,
+        projection_model: StableAudioProjectionModel,
+        text_encoder: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        vae: AutoencoderKL | None = None,
+        text_encoder_name_or_path: str = DEFAULT_TEXT_ENCODER,
+        max_text_length: int = 64,
+    ):
+        super().__init__()
+        self.register_modules(
+            unet=unet, scheduler=scheduler, mel=mel, projection_model=projection_model,
+            text_encoder=text_encoder, tokenizer=tokenizer, vae=vae,
+        )
+        self.register_to_config(text_encoder_name_or_path=text_encoder_name_or_path, max_text_length=max_text_length)
+
+    # ---- saving and loading ----------------------------------------------------------------
+
+    def save_pretrained(self, save_directory: str | Path, include_text_encoder: bool = False, **kwargs) -> None:
+        """Save the pipeline; the text encoder only when `include_text_encoder` (it is loaded by name otherwise)."""
+        if include_text_encoder:
+            return super().save_pretrained(save_directory, **kwargs)
+        text_encoder, tokenizer = self.text_encoder, self.tokenizer
+        self.register_modules(text_encoder=None, tokenizer=None)
+        try:
+            super().save_pretrained(save_directory, **kwargs)
+        finally:
+            self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "TextToMelPipeline":
+        """Load a saved pipeline; a text encoder saved without it is loaded by `text_encoder_name_or_path`."""
+        if "text_encoder" not in kwargs:
+            index = _read_model_index(pretrained_model_name_or_path, kwargs)
+            if index.get("text_encoder", [None])[0] is None:
+                tokenizer, text_encoder = load_text_encoder(index.get("text_encoder_name_or_path", DEFAULT_TEXT_ENCODER))
+                kwargs.update(text_encoder=text_encoder, tokenizer=tokenizer)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    # ---- conditioning ----------------------------------------------------------------------
+
+    @property
+    def max_seconds_total(self) -> float:
+        """Largest `seconds_start + seconds_total` the timing embedders distinguish, in seconds."""
+        return float(self.projection_model.config.max_value)
+
+    def encode_prompt(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected text hidden states `[batch, tokens, dim]` and their attention mask `[batch, tokens]`."""
+        if self.text_encoder is None or self.tokenizer is None:
+            raise ValueError("This pipeline has no text encoder; load it with TextToMelPipeline.from_pretrained.")
+        hidden, mask = encode_text(self.tokenizer, self.text_encoder, prompts, self.config.max_text_length)
+        hidden = self.projection_model(text_hidden_states=hidden.to(self.projection_model.dtype)).text_hidden_states
+        return hidden.to(self.device), mask.to(self.device)
+
+    def encode_duration(
+        self, seconds_start: torch.Tensor, seconds_total: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Timing tokens `[batch, 2, dim]` and the global timing vector `[batch, 2 * dim]` (both in seconds)."""
+        dtype = self.projection_model.dtype
+        output = self.projection_model(
+            start_seconds=seconds_start.to(self.device, dtype), end_seconds=seconds_total.to(self.device, dtype)
+        )
+        tokens = torch.cat([output.seconds_start_hidden_states, output.seconds_end_hidden_states], dim=1)
+        return tokens, tokens.flatten(1)
+
+    def make_noise_predictor(
+        self,
+        text: tuple[torch.Tensor, torch.Tensor],
+        negative_text: tuple[torch.Tensor, torch.Tensor] | None,
+        seconds_start: torch.Tensor,
+        seconds_total: torch.Tensor,
+        guidance_scale: float,
+    ):
+        """A `(latents, timestep) -> noise` function with classifier-free guidance for this conditioning.
+
+        `text`/`negative_text` are per item (`[batch, tokens, dim]`, mask `[batch, tokens]`); the
+        timing tokens are the same for the conditional and the unconditional branch, as in Stable Audio.
+        """
+        timing_tokens, timing_vector = self.encode_duration(seconds_start, seconds_total)
+        timing_mask = torch.ones(timing_tokens.shape[:2], dtype=text[1].dtype, device=self.device)
+
+        def condition(hidden: torch.Tensor, mask: torch.Tensor) -> dict:
+            return dict(
+                encoder_hidden_states=torch.cat([hidden, timing_tokens], dim=1).to(self.unet.dtype),
+                encoder_attention_mask=torch.cat([mask, timing_mask], dim=1),
+                class_labels=timing_vector.to(self.unet.dtype) if self.unet.config.class_embed_type else None,
+            )
+
+        conditional = condition(*text)
+        if negative_text is None or guidance_scale <= 1.0:
+            return lambda latents, timestep: self.unet(latents, timestep, **conditional).sample
+        unconditional = condition(*negative_text)
+        both = {key: None if value is None else torch.cat([unconditional[key], value])
+                for key, value in conditional.items()}
+
+        def predict(latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+            noise_uncond, noise_text = self.unet(torch.cat([latents, latents]), timestep, **both).sample.chunk(2)
+            return noise_uncond + guidance_scale * (noise_text - noise_uncond)
+
+        return predict
+
+    # ---- checks ----------------------------------------------------------------------------
+
+    def check_inputs(
+        self,
+        prompts: list[str],
+        negative_prompts: list[str] | None,
+        seconds_start: float,
+        seconds_total: float,
+        guidance_scale: float,
+        num_waveforms_per_prompt: int,
+    ) -> None:
+        """Raise `ValueError` naming the offending argument and its allowed range."""
+        if not prompts or not all(isinstance(prompt, str) for prompt in prompts):
+            raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompts!r}.")
+        if negative_prompts is not None and len(negative_prompts) not in (1, len(prompts)):
+            raise ValueError(f"Got {len(negative_prompts)} negative prompts for {len(prompts)} prompts.")
+        if not np.isfinite(seconds_total) or not 0 < seconds_total <= self.max_audio_length_in_s:
+            raise ValueError(f"seconds_total must be in (0, {self.max_audio_length_in_s}] s, got {seconds_total!r}.")
+        if not np.isfinite(seconds_start) or not 0 <= seconds_start <= self.max_seconds_total:
+            raise ValueError(f"seconds_start must be in [0, {self.max_seconds_total}] s, got {seconds_start!r}.")
+        if not np.isfinite(guidance_scale) or not 0 <= guidance_scale <= 30:
+            raise ValueError(f"guidance_scale must be in [0, 30], got {guidance_scale!r}.")
+        if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
+            raise ValueError(f"num_waveforms_per_prompt must be a positive integer, got {num_waveforms_per_prompt!r}.")
+
+    # ---- generation ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        seconds_start: float = 0.0,
+        seconds_total: float | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_waveforms_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        audio: np.ndarray | torch.Tensor | None = None,
+        audio_sampling_rate: int | None = None,
+        strength: float = 1.0,
+        keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
+        extend_in_s: float | None = None,
+        overlap_in_s: float | None = None,
+        eta: float = 0.0,
+        progress_callback: ProgressCallback | None = None,
+        return_dict: bool = True,
+    ) -> GeneratedAudio | tuple:
+        """Generate `num_waveforms_per_prompt` clips per prompt.
+
+        Args:
+            prompt: what to generate, e.g. "house drum loop, 124 BPM".
+            negative_prompt: what to steer away from (the unconditional branch of guidance).
+            seconds_start: where the clip starts inside the imagined piece, in seconds.
+            seconds_total: output duration in seconds (default: one window). The model is told the
+                piece lasts `seconds_start + seconds_total` seconds; the output is exactly
+                `seconds_total` seconds long. Durations longer than a window are continued windows.
+            num_inference_steps: denoising steps per window.
+            guidance_scale: classifier-free guidance; <= 1 disables it.
+            audio, audio_sampling_rate, strength, keep_regions_in_s, extend_in_s, overlap_in_s, eta,
+            progress_callback: as in `MelDiffusionPipeline.__call__` (audio-to-audio with a prompt).
+                With `audio`, the output is as long as the input (plus `extend_in_s`) and
+                `seconds_total` only conditions the model.
+        Returns:
+            `GeneratedAudio` with `audios` `[prompts * num_waveforms_per_prompt, 1, samples]`.
+        """
+        # 1. Check inputs
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        negative_prompts = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
+        num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
+        overlap_in_s = self.window_seconds / 4 if overlap_in_s is None else overlap_in_s
+        seconds_total = float(seconds_total) if seconds_total is not None else None
+        batch_size = len(prompts) * num_waveforms_per_prompt
+        self.check_inputs(prompts, negative_prompts, seconds_start,
+                          self.window_seconds if seconds_total is None else seconds_total,
+                          guidance_scale, num_waveforms_per_prompt)
+        self.check_common_inputs(
+            num_inference_steps, strength, batch_size, audio, keep_regions_in_s, extend_in_s, overlap_in_s
+        )
+
+        # 2. Define call parameters
+        original = None if audio is None else self.prepare_input_audio(audio, audio_sampling_rate)
+        if original is None:
+            seconds_total = self.window_seconds if seconds_total is None else seconds_total
+            num_samples = round(seconds_total * self.sample_rate)
+        else:
+            num_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
+            seconds_total = num_samples / self.sample_rate if seconds_total is None else seconds_total
+        piece_seconds = seconds_start + seconds_total
+
+        # 3. Encode input prompt (and the negative prompt for guidance)
+        text = self.encode_prompt(prompts)
+        negative_text = self.encode_prompt(negative_prompts or [""]) if guidance_scale > 1.0 else None
+
+        def per_item(encoded: tuple[torch.Tensor, torch.Tensor], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Expand prompt encodings to `batch` items (prompt-major, then waveforms, then windows)."""
+            hidden, mask = encoded
+            repeat = batch // hidden.shape[0]
+            return hidden.repeat_interleave(repeat, 0), mask.repeat_interleave(repeat, 0)
+
+        # 4. Denoise every window with its own timing: the window's start in the piece
+        seconds_per_frame = self.mel.config.hop_length / self.sample_rate
+
+        def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
+            window_start = seconds_start + first_frames.float() * seconds_per_frame
+            predict_noise = self.make_noise_predictor(
+                per_item(text, batch), None if negative_text is None else per_item(negative_text, batch),
+                window_start, torch.full((batch,), piece_seconds), guidance_scale,
+            )
+            init_latents = None if init_images is None else self.encode_images(init_images)
+            latents = self.denoise(
+                predict_noise, self.latent_shape(batch), num_inference_steps, generator,
+                init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
+            )
+            return self.decode_latents(latents)
+
+        frames = self.generate_frames(
+            sample_windows, batch_size, num_samples, num_inference_steps, original, strength,
+            keep_regions_in_s, bool(extend_in_s), overlap_in_s, progress_callback,
+        )
+
+        # 5. Mel -> audio, trimmed to exactly num_samples; original put back where kept; output
+        output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s), overlap_in_s)
+        return output if return_dict else output.to_tuple()
+
+
+def _read_model_index(name_or_path: str | Path, kwargs: dict) -> dict:
+    """`model_index.json` of a local folder or a hub repo."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return json.loads((path / "model_index.json").read_text())
+    from huggingface_hub import hf_hub_download
+
+    index_file = hf_hub_download(str(name_or_path), "model_index.json", revision=kwargs.get("revision"),
+                                 token=kwargs.get("token"), cache_dir=kwargs.get("cache_dir"))
+    return json.loads(Path(index_file).read_text())
