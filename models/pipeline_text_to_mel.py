@@ -111,6 +111,30 @@ class TextToMelPipeline(MelPipelineBase):
         tokens = torch.cat([output.seconds_start_hidden_states, output.seconds_end_hidden_states], dim=1)
         return tokens, tokens.flatten(1)
 
+    def unet_conditioning(
+        self, text_hidden: torch.Tensor, text_mask: torch.Tensor, seconds_start: torch.Tensor,
+        seconds_total: torch.Tensor,
+    ) -> dict:
+        """The UNet's conditioning keyword arguments (used by inference and by training alike).
+
+        Args:
+            text_hidden, text_mask: projected prompt states `[batch, tokens, dim]` and mask `[batch, tokens]`
+                (from `encode_prompt`).
+            seconds_start: `[batch]` where each window starts in its piece, in seconds.
+            seconds_total: `[batch]` the piece's total duration, in seconds.
+        Returns:
+            `encoder_hidden_states` (text tokens then the two timing tokens), `encoder_attention_mask`
+            and `class_labels` (the timing embeddings, added to the timestep embedding).
+        """
+        timing_tokens, timing_vector = self.encode_duration(seconds_start, seconds_total)
+        timing_mask = torch.ones(timing_tokens.shape[:2], dtype=text_mask.dtype, device=text_mask.device)
+        return dict(
+            encoder_hidden_states=torch.cat([text_hidden, timing_tokens.to(text_hidden.device)], dim=1).to(
+                self.unet.dtype),
+            encoder_attention_mask=torch.cat([text_mask, timing_mask], dim=1),
+            class_labels=timing_vector.to(self.unet.dtype) if self.unet.config.class_embed_type else None,
+        )
+
     def make_noise_predictor(
         self,
         text: tuple[torch.Tensor, torch.Tensor],
@@ -124,20 +148,10 @@ class TextToMelPipeline(MelPipelineBase):
         `text`/`negative_text` are per item (`[batch, tokens, dim]`, mask `[batch, tokens]`); the
         timing tokens are the same for the conditional and the unconditional branch, as in Stable Audio.
         """
-        timing_tokens, timing_vector = self.encode_duration(seconds_start, seconds_total)
-        timing_mask = torch.ones(timing_tokens.shape[:2], dtype=text[1].dtype, device=self.device)
-
-        def condition(hidden: torch.Tensor, mask: torch.Tensor) -> dict:
-            return dict(
-                encoder_hidden_states=torch.cat([hidden, timing_tokens], dim=1).to(self.unet.dtype),
-                encoder_attention_mask=torch.cat([mask, timing_mask], dim=1),
-                class_labels=timing_vector.to(self.unet.dtype) if self.unet.config.class_embed_type else None,
-            )
-
-        conditional = condition(*text)
+        conditional = self.unet_conditioning(*text, seconds_start, seconds_total)
         if negative_text is None or guidance_scale <= 1.0:
             return lambda latents, timestep: self.unet(latents, timestep, **conditional).sample
-        unconditional = condition(*negative_text)
+        unconditional = self.unet_conditioning(*negative_text, seconds_start, seconds_total)
         both = {key: None if value is None else torch.cat([unconditional[key], value])
                 for key, value in conditional.items()}
 
