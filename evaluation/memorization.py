@@ -171,7 +171,7 @@ class CopyDetector:
         length = max(max(len(f) for f in queries), max(len(f) for f in keys))
         fft_size = 2 * length
         key_lengths = torch.tensor([len(f) for f in keys], dtype=torch.float32)
-        key_spec = torch.fft.rfft(self._stack(keys, length), n=fft_size, dim=-1).permute(2, 1, 0)  # [bins, mels, K]
+        key_spec = torch.fft.rfft(self._stack(keys, length), n=fft_size, dim=-1).permute(2, 1, 0).conj().resolve_conj().contiguous()  # [bins, mels, K]
         min_overlap = max(1.0, self.min_overlap_s / self.frame_seconds)
         lags = torch.arange(fft_size)
         lags = torch.where(lags < fft_size // 2 + 1, lags, lags - fft_size).float()  # circular index -> lag
@@ -192,9 +192,9 @@ class CopyDetector:
                     shifted[:, :shift] = 0
                 elif shift < 0:
                     shifted[:, shift:] = 0
-                query_spec = torch.fft.rfft(shifted, n=fft_size, dim=-1).permute(2, 0, 1)  # [bins, Q, mels]
-                cross = torch.matmul(query_spec, key_spec.conj())  # [bins, Q, K]
-                correlation = torch.fft.irfft(cross.permute(1, 2, 0), n=fft_size, dim=-1)  # [Q, K, lags]
+                query_spec = torch.fft.rfft(shifted, n=fft_size, dim=-1).permute(2, 0, 1).contiguous()  # [bins, Q, mels]
+                cross = torch.matmul(query_spec, key_spec)  # [bins, Q, K]
+                correlation = torch.fft.irfft(cross.permute(1, 2, 0).contiguous(), n=fft_size, dim=-1)  # [Q, K, lags]
                 best = torch.maximum(best, correlation)
             mean_cosine = torch.where(valid, best / overlap.clamp_min(1.0), torch.full_like(best, -1.0))
             if exclude_self:
