@@ -17,6 +17,12 @@ def join_names(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def with_article(noun_phrase: str) -> str:
+    """"a rock kit", "an acoustic kit", "an 808 kit" (spoken "eight-oh-eight")."""
+    article = "an" if noun_phrase[:1].lower() in "aeiou8" else "a"
+    return f"{article} {noun_phrase}"
+
+
 def format_bpm(bpm: float) -> str:
     """Tempo as captions write it: "92 BPM" (rounded to a whole BPM)."""
     return f"{int(round(bpm))} BPM"
@@ -28,7 +34,7 @@ def _pick(templates: tuple[str, ...], rng: np.random.Generator) -> str:
 
 _DRUM_LOOP_TEMPLATES = (
     "{genre} drum loop, {bpm}, {kit}",
-    "{genre} beat at {bpm} on a {kit}: {instruments}",
+    "{genre} beat at {bpm} on {kit_with_article}: {instruments}",
     "{bpm} {genre} drums with {instruments}",
     "{kit} playing a {genre} groove, {bpm}, {instruments}",
     "drum loop, {genre}, {bpm}, {kit} with {instruments}",
@@ -40,7 +46,7 @@ def drum_loop_caption(genre: str, bpm: float, kit_description: str, instruments:
     """Caption of a sequenced drum loop, e.g. "hip hop drum loop, 92 BPM, acoustic kit"."""
     return _pick(_DRUM_LOOP_TEMPLATES, rng).format(
         genre=genre, bpm=format_bpm(bpm), kit=kit_description,
-        instruments=join_names(instruments))
+        kit_with_article=with_article(kit_description), instruments=join_names(instruments))
 
 
 _BREAK_TEMPLATES = (

@@ -42,13 +42,28 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def uniform_rows(rows: list[dict]) -> list[dict]:
+    """Rows with the same keys in the same order (missing ones as None) and float BPMs, so
+    column-wise readers (pyarrow, pandas, `datasets`) infer one schema for the whole file."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    uniform = []
+    for row in rows:
+        filled = {key: row.get(key) for key in keys}
+        if filled.get("bpm") is not None:
+            filled["bpm"] = float(filled["bpm"])
+        uniform.append(filled)
+    return uniform
+
+
 def write_split_metadata(out_dir: Path, rows: list[dict]) -> dict[str, int]:
     """`<out>/<split>/metadata.jsonl` for each split (file names relative to the split
     folder) and `<out>/corpus.jsonl` with every clip (file names relative to `out`).
 
     Returns clips per split.
     """
-    rows = sorted(rows, key=lambda row: row["clip_id"])
+    rows = uniform_rows(sorted(rows, key=lambda row: row["clip_id"]))
     counts = {}
     for split in SPLIT_NAMES:
         split_rows = [row for row in rows if row["split"] == split]
