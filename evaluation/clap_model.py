@@ -126,11 +126,12 @@ class AudioTower(nn.Module):
         for out_channels in channels:
             blocks.append(ConvBlock(in_channels, out_channels))
             in_channels = out_channels
-        self.blocks = nn.Sequential(*blocks)
+        # channels-last convolutions run about 2x faster on CPU (oneDNN) for these small channel counts
+        self.blocks = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
         self.output_dim = 2 * in_channels
 
     def forward(self, log_mel_db: torch.Tensor) -> torch.Tensor:
-        x = self.input_norm(log_mel_db).unsqueeze(1)
+        x = self.input_norm(log_mel_db).unsqueeze(1).contiguous(memory_format=torch.channels_last)
         x = self.blocks(x).mean(dim=2)  # average over mel bins -> [batch, channels, frames]
         return torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1)
 

@@ -42,22 +42,22 @@ class KernelStats:
     `eval_eval` `[N, N]`, `eval_ref` `[N, M]`, `ref_ref_mean`: unbiased mean of k(r, r').
     """
 
-    eval_eval: torch.Tensor
-    eval_ref: torch.Tensor
+    eval_eval: np.ndarray
+    eval_ref: np.ndarray
     ref_ref_mean: float
     bandwidth: float
 
     def kad(self, indices: np.ndarray | None = None) -> float:
         """KAD of the evaluated subset `indices` (all clips when None); duplicates allowed (bootstrap)."""
+        # numpy, not torch: these small ops are many times slower with torch's thread pool on a busy CPU
         if indices is None:
             kee, ker = self.eval_eval, self.eval_ref
         else:
-            index = torch.as_tensor(indices)
-            kee, ker = self.eval_eval[index][:, index], self.eval_ref[index]
+            kee, ker = self.eval_eval[np.ix_(indices, indices)], self.eval_ref[indices]
         n = kee.shape[0]
         if n < 2:
             raise ValueError("KAD needs at least 2 evaluated clips")
-        eval_mean = (kee.sum() - kee.diagonal().sum()) / (n * (n - 1))
+        eval_mean = (kee.sum() - np.trace(kee)) / (n * (n - 1))
         return float(KAD_SCALE * (eval_mean + self.ref_ref_mean - 2.0 * ker.mean()))
 
 
@@ -73,7 +73,7 @@ def kernel_stats(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float 
     krr = rbf_kernel(ref, ref, bandwidth)
     m = len(ref)
     ref_ref_mean = float((krr.sum() - krr.diagonal().sum()) / (m * (m - 1)))
-    return KernelStats(rbf_kernel(ev, ev, bandwidth), rbf_kernel(ev, ref, bandwidth), ref_ref_mean, bandwidth)
+    return KernelStats(rbf_kernel(ev, ev, bandwidth).numpy(), rbf_kernel(ev, ref, bandwidth).numpy(), ref_ref_mean, bandwidth)
 
 
 def kad(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float | None = None) -> float:
