@@ -1,0 +1,393 @@
+"""The studio's web page: a Gradio Blocks app with four tabs (loops, text to audio, audio to audio,
+blind listening test) that runs locally (`python app.py`) and as a Hugging Face Space.
+
+Layout and wiring only: what each button does lives in `webapp/` (plain, tested functions).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from webapp.files import OutputStore
+from webapp.handlers import MODE_HELP, MODES, SCHEDULER_CHOICES, Result, Studio, StudioLimits
+from webapp.listening_test import PROTOCOL, AnswerLog, summarize, summary_markdown
+from webapp.registry import ModelRegistry, default_model_dirs
+
+ROOT = Path(__file__).resolve().parent
+ON_SPACE = bool(os.environ.get("SPACE_ID"))
+# Output slots per tab (variations / outputs per click); hidden ones are shown as needed.
+SLOTS = 4
+# Seconds a ZeroGPU Space reserves the GPU for one click.
+GPU_SECONDS = 120
+CSS = """
+.slot-title p { margin: 0; }
+#studio-banner { font-size: 0.9em; }
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Diffusion music studio: loops, text to audio, audio to audio and a blind listening test.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (0.0.0.0 for every interface; default %(default)s)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port to listen on (default %(default)s)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--model-dir", default=None,
+                        help="folder searched for checkpoint folders (any folder with a model_index.json, "
+                             "e.g. training output); default: runs/ when it exists")
+    parser.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"),
+                        help="the bundled checkpoints (default %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA in half precision when present, else CPU), cpu, cuda or cuda:N")
+    parser.add_argument("--real-dir", default=str(ROOT / "data" / "corpus" / "test"),
+                        help="real clips for the listening test (default %(default)s)")
+    parser.add_argument("--output-dir", default=str(ROOT / "outputs" / "app"),
+                        help="where generated files and listening-test answers go (default %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="generations run at once; more wait in the queue (default %(default)s)")
+    parser.add_argument("--max-loaded-models", type=int, default=2,
+                        help="pipelines kept in memory (default %(default)s)")
+    parser.add_argument("--max-steps", type=int, default=StudioLimits.max_steps,
+                        help="most denoising steps one request may ask for (default %(default)s)")
+    parser.add_argument("--max-seconds", type=float, default=StudioLimits.max_seconds,
+                        help="longest clip or continuation one request may ask for, in s (default %(default)s)")
+    parser.add_argument("--max-input-seconds", type=float, default=StudioLimits.max_input_seconds,
+                        help="longest upload, in s (default %(default)s)")
+    parser.add_argument("--custom-models", action=argparse.BooleanOptionalAction, default=not ON_SPACE,
+                        help="let users type a folder path or hub id into the model picker "
+                             "(default: on, off on a Space)")
+    return parser.parse_args(argv)
+
+
+def build_studio(args: argparse.Namespace) -> Studio:
+    """The handlers, model registry and output folder the command line asks for."""
+    registry = ModelRegistry(
+        bundled_dir=args.checkpoints_dir, model_dirs=default_model_dirs(args.model_dir), device=args.device,
+        max_loaded=args.max_loaded_models, allow_custom=args.custom_models,
+    )
+    store = OutputStore(args.output_dir)
+    limits = StudioLimits(max_steps=args.max_steps, max_seconds=args.max_seconds,
+                          max_input_seconds=args.max_input_seconds)
+    answers = AnswerLog(Path(args.output_dir) / "listening_test" / "answers.csv")
+    return Studio(registry, store, limits, answers, real_dir=args.real_dir)
+
+
+def on_gpu(function: Callable) -> Callable:
+    """`spaces.GPU` around a generation handler on ZeroGPU Spaces (where `spaces` is importable)."""
+    try:
+        import spaces
+    except ImportError:
+        return function
+    return spaces.GPU(duration=GPU_SECONDS)(function)
+
+
+def _spectrogram(label: str = "Mel spectrogram") -> gr.Image:
+    return gr.Image(label=label, type="pil", interactive=False, height=180, format="png")
+
+
+def _seed_controls(label: str = "Seed") -> tuple[gr.Number, gr.Checkbox]:
+    with gr.Row():
+        seed = gr.Number(label=label, value=0, precision=0, minimum=0, info="the seed used is shown after each run")
+        randomize = gr.Checkbox(label="Random seed", value=True)
+    return seed, randomize
+
+
+def _slot_updates(result: Result, with_loops: bool) -> list:
+    """Per output slot: visibility, caption, player, spectrogram (and loop player + loop WAV)."""
+    updates: list = []
+    for index in range(SLOTS):
+        if index < len(result.outputs):
+            output = result.outputs[index]
+            caption = f"**{output.title}**" + (f"  \n{output.loop_info}" if with_loops and output.loop_info else "")
+            updates += [gr.update(visible=True), caption, str(output.audio_path), output.spectrogram]
+            if with_loops:
+                loop = None if output.loop_path is None else str(output.loop_path)
+                updates += [gr.update(value=loop, visible=loop is not None)] * 2
+        else:
+            updates += [gr.update(visible=False), "", None, None] + ([None, None] if with_loops else [])
+    return updates
+
+
+def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
+    """The page. `concurrency`: generations running at once across all tabs."""
+    registry, limits = studio.registry, studio.limits
+    generation = dict(concurrency_limit=concurrency, concurrency_id="generation")
+
+    def model_info(label: str | None) -> str:
+        if not label:
+            return ""
+        try:
+            choice = registry.resolve(label)
+        except gr.Error as error:
+            return f"⚠️ {error.message}"
+        kind = {True: "text model", False: "unconditional (no prompt)", None: "loaded on first use"}[
+            choice.text_conditioned]
+        return f"`{choice.source}` · {kind}"
+
+    def is_text_model(label: str | None) -> bool:
+        """Whether the picked model may take a prompt (text models, and typed-in ones not loaded yet)."""
+        try:
+            return registry.resolve(label).text_conditioned is not False
+        except gr.Error:
+            return False
+
+    with gr.Blocks(title="Diffusion music studio") as demo:
+        gr.Markdown("# Diffusion music studio\nLoops, text to audio and audio to audio with mel-spectrogram "
+                    "diffusion models, and a blind listening test. Every output has a download button and "
+                    "carries its settings (model, seed, steps...) in its file name and WAV metadata.")
+        banner = gr.Markdown(registry.status_markdown(), elem_id="studio-banner")
+
+        # ---- Loops ---------------------------------------------------------------------------
+        with gr.Tab("Loops", id="loops"):
+            with gr.Row():
+                loops_model = gr.Dropdown(registry.labels(needs_text=False), value=registry.default_label(False),
+                                          label="Model", allow_custom_value=registry.allow_custom, scale=4,
+                                          elem_id="loops-model")
+                rescan = gr.Button("Rescan models", scale=1, size="sm")
+            loops_model_info = gr.Markdown(model_info(registry.default_label(False)))
+            loops_prompt = gr.Textbox(label="Prompt (text models)", placeholder="funk drum loop, 100 BPM",
+                                      visible=is_text_model(registry.default_label(False)))
+            with gr.Row():
+                loops_variations = gr.Slider(1, limits.max_outputs, value=2, step=1, label="Variations")
+                loops_repeats = gr.Slider(1, limits.max_repeats, value=4, step=1, label="Repeats in the loop file")
+            loops_seed, loops_randomize = _seed_controls()
+            with gr.Accordion("Sampler", open=False):
+                with gr.Row():
+                    loops_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
+                    loops_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
+                with gr.Row():
+                    loops_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
+                                              label="Clip length (s, 0 = the model's window)")
+                    loops_bpm = gr.Number(value=0, minimum=0, maximum=300, label="Tempo (BPM, 0 = detect)")
+            loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate")
+            loops_status = gr.Markdown()
+            loops_slots: list = []
+            for index in range(SLOTS):
+                with gr.Column(visible=False, variant="panel") as column:
+                    title = gr.Markdown(elem_classes="slot-title")
+                    with gr.Row():
+                        clip = gr.Audio(label=f"Variation {index + 1}", type="filepath", interactive=False,
+                                        elem_id=f"loops-clip-{index}")
+                        picture = _spectrogram()
+                    with gr.Row():
+                        loop_player = gr.Audio(label="Seamless loop (tiled)", type="filepath", interactive=False,
+                                               loop=True)
+                        loop_file = gr.File(label="Loop WAV with loop points (smpl/acid)", interactive=False)
+                loops_slots += [column, title, clip, picture, loop_player, loop_file]
+
+        # ---- Text to audio -------------------------------------------------------------------
+        with gr.Tab("Text to audio", id="text"):
+            text_model = gr.Dropdown(registry.labels(needs_text=True), value=registry.default_label(True),
+                                     label="Model (text models)", allow_custom_value=registry.allow_custom)
+            text_model_info = gr.Markdown(model_info(registry.default_label(True)))
+            text_prompt = gr.Textbox(label="Prompt", lines=2,
+                                     placeholder="lo-fi hip hop beat, 85 BPM, dusty piano, vinyl crackle")
+            text_negative = gr.Textbox(label="Negative prompt", placeholder="distorted, noisy")
+            with gr.Row():
+                text_seconds = gr.Slider(0.5, limits.max_seconds, value=5.0, step=0.5, label="Duration (s)")
+                text_start = gr.Number(value=0.0, minimum=0, label="Start offset in the piece (s)")
+                text_outputs = gr.Slider(1, limits.max_outputs, value=1, step=1, label="Outputs")
+            text_seed, text_randomize = _seed_controls()
+            with gr.Accordion("Sampler", open=False):
+                with gr.Row():
+                    text_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
+                    text_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale")
+                    text_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
+            text_button = gr.Button("Generate", variant="primary")
+            text_status = gr.Markdown()
+            text_slots: list = []
+            for index in range(SLOTS):
+                with gr.Column(visible=False, variant="panel") as column:
+                    title = gr.Markdown(elem_classes="slot-title")
+                    with gr.Row():
+                        clip = gr.Audio(label=f"Output {index + 1}", type="filepath", interactive=False)
+                        picture = _spectrogram()
+                text_slots += [column, title, clip, picture]
+
+        # ---- Audio to audio ------------------------------------------------------------------
+        with gr.Tab("Audio to audio", id="audio"):
+            audio_model = gr.Dropdown(registry.labels(), value=registry.default_label(), label="Model",
+                                      allow_custom_value=registry.allow_custom)
+            audio_model_info = gr.Markdown(model_info(registry.default_label()))
+            audio_input = gr.Audio(label="Input: upload or record", sources=["upload", "microphone"],
+                                   type="filepath")
+            audio_mode = gr.Radio(list(MODES), value="variation", label="Mode",
+                                  info="; ".join(f"{mode}: {help_text}" for mode, help_text in MODE_HELP.items()))
+            with gr.Row():
+                audio_strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Strength",
+                                           info="0 keeps the input, 1 ignores it")
+                audio_region_start = gr.Number(value=1.0, minimum=0, label="Region start (s)")
+                audio_region_end = gr.Number(value=2.0, minimum=0, label="Region end (s)")
+                audio_extend = gr.Number(value=5.0, minimum=0, maximum=limits.max_seconds, label="Continue by (s)")
+            with gr.Row():
+                audio_prompt = gr.Textbox(label="Prompt (text models, optional)")
+                audio_negative = gr.Textbox(label="Negative prompt (text models)")
+            audio_seed, audio_randomize = _seed_controls()
+            with gr.Accordion("Sampler", open=False):
+                with gr.Row():
+                    audio_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
+                    audio_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale (text models)")
+                    audio_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
+            audio_button = gr.Button("Generate", variant="primary")
+            audio_status = gr.Markdown()
+            with gr.Row():
+                audio_in_picture = _spectrogram("Input mel spectrogram")
+                audio_out_picture = _spectrogram("Output mel spectrogram")
+            audio_output = gr.Audio(label="Output", type="filepath", interactive=False)
+
+        # ---- Listening test ------------------------------------------------------------------
+        with gr.Tab("Listening test", id="listening"):
+            gr.Markdown(f"**{PROTOCOL['question']}** Listen to both clips, then answer. Sides are random and the "
+                        "files carry no names or metadata; answers go to a CSV file with the protocol beside it.")
+            with gr.Row():
+                listen_mode = gr.Radio(["two checkpoints", "generated vs real"], value="two checkpoints",
+                                       label="Compare")
+                listen_listener = gr.Textbox(label="Listener (optional)", placeholder="your name or initials")
+            with gr.Row():
+                listen_model_a = gr.Dropdown(registry.labels(), value=registry.default_label(), label="Checkpoint 1",
+                                             allow_custom_value=registry.allow_custom)
+                other = [label for label in registry.labels() if label != registry.default_label()]
+                listen_model_b = gr.Dropdown(registry.labels(), value=(other or [None])[0], label="Checkpoint 2",
+                                             allow_custom_value=registry.allow_custom)
+            with gr.Accordion("Settings", open=False):
+                with gr.Row():
+                    listen_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
+                    listen_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
+                                               label="Clip length (s, 0 = the model's window)")
+                    listen_vocoder = gr.Checkbox(value=True, label="Vocoder-matched real clips (mel models)")
+                listen_prompt = gr.Textbox(label="Prompt for text models (real clips use their caption)")
+                gr.Markdown(f"Real clips: `{studio.real_dir}` ({len(studio.real_clips())} files).")
+            listen_next = gr.Button("Next pair", variant="primary")
+            with gr.Row():
+                listen_a = gr.Audio(label="A", type="filepath", interactive=False)
+                listen_b = gr.Audio(label="B", type="filepath", interactive=False)
+            with gr.Row():
+                answer_a = gr.Button("A is better")
+                answer_same = gr.Button("Same / can't tell")
+                answer_b = gr.Button("B is better")
+            listen_status = gr.Markdown()
+            listen_trial = gr.State(None)
+            with gr.Accordion("Results (for the experimenter)", open=False):
+                listen_summary = gr.Markdown(summary_markdown(summarize(studio.answers.rows())))
+                with gr.Row():
+                    listen_refresh = gr.Button("Refresh summary", size="sm")
+                    listen_file = gr.File(label="Answers (CSV)", interactive=False)
+
+        # ---- Wiring ----------------------------------------------------------------------------
+        @on_gpu
+        def run_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds, bpm, prompt,
+                      progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
+            result = studio.generate_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds,
+                                           bpm, prompt, progress=progress)
+            return [result.seed, result.status, *_slot_updates(result, with_loops=True)]
+
+        loops_button.click(
+            run_loops,
+            [loops_model, loops_variations, loops_seed, loops_randomize, loops_steps, loops_scheduler, loops_repeats,
+             loops_seconds, loops_bpm, loops_prompt],
+            [loops_seed, loops_status, *loops_slots], api_name="loops", **generation,
+        )
+
+        @on_gpu
+        def run_text(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed, randomize, outputs,
+                     progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
+            result = studio.text_to_audio(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed,
+                                          randomize, outputs, progress=progress)
+            return [result.seed, result.status, *_slot_updates(result, with_loops=False)]
+
+        text_button.click(
+            run_text,
+            [text_model, text_prompt, text_negative, text_seconds, text_start, text_guidance, text_steps,
+             text_scheduler, text_seed, text_randomize, text_outputs],
+            [text_seed, text_status, *text_slots], api_name="text_to_audio", **generation,
+        )
+
+        @on_gpu
+        def run_audio(model, audio, mode, strength, prompt, negative, start, end, extend, steps, scheduler, guidance,
+                      seed, randomize, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
+            result = studio.audio_to_audio(model, audio, mode, strength, prompt, negative, start, end, extend, steps,
+                                           scheduler, guidance, seed, randomize, progress=progress)
+            output = result.outputs[0]
+            return [result.seed, result.status, result.input_spectrogram, output.spectrogram, str(output.audio_path)]
+
+        audio_button.click(
+            run_audio,
+            [audio_model, audio_input, audio_mode, audio_strength, audio_prompt, audio_negative, audio_region_start,
+             audio_region_end, audio_extend, audio_steps, audio_scheduler, audio_guidance, audio_seed,
+             audio_randomize],
+            [audio_seed, audio_status, audio_in_picture, audio_out_picture, audio_output],
+            api_name="audio_to_audio", **generation,
+        )
+
+        @on_gpu
+        def run_next(mode, model_a, model_b, steps, seconds, prompt, vocoder, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
+            result = studio.listening_next(mode, model_a, model_b, steps, seconds, prompt, vocoder, progress=progress)
+            return result.trial, result.clip_a, result.clip_b, result.status
+
+        listen_next.click(
+            run_next,
+            [listen_mode, listen_model_a, listen_model_b, listen_steps, listen_seconds, listen_prompt, listen_vocoder],
+            [listen_trial, listen_a, listen_b, listen_status], api_name="listening_next", **generation,
+        )
+
+        def answer_with(answer: str) -> Callable:
+            def record(trial, listener):
+                trial, status = studio.listening_answer(trial, answer, listener)
+                return trial, status, summary_markdown(summarize(studio.answers.rows())), _answers_file()
+
+            return record
+
+        def _answers_file() -> str | None:
+            return str(studio.answers.path) if studio.answers.path.exists() else None
+
+        for button, answer in ((answer_a, "A"), (answer_b, "B"), (answer_same, "same")):
+            button.click(answer_with(answer), [listen_trial, listen_listener],
+                         [listen_trial, listen_status, listen_summary, listen_file],
+                         api_name=f"listening_answer_{answer.lower()}")
+
+        def refresh_summary():
+            return summary_markdown(summarize(studio.answers.rows())), _answers_file()
+
+        listen_refresh.click(refresh_summary, None, [listen_summary, listen_file], api_name="listening_summary")
+
+        def show_second(mode):
+            return gr.update(visible=mode == "two checkpoints")
+
+        listen_mode.change(show_second, listen_mode, listen_model_b, api_visibility="private")
+
+        def on_loops_model(label):
+            return model_info(label), gr.update(visible=is_text_model(label))
+
+        loops_model.change(on_loops_model, loops_model, [loops_model_info, loops_prompt], api_visibility="private")
+        text_model.change(model_info, text_model, text_model_info, api_visibility="private")
+        audio_model.change(model_info, audio_model, audio_model_info, api_visibility="private")
+
+        dropdowns = [loops_model, text_model, audio_model, listen_model_a, listen_model_b]
+
+        def rescan_models():
+            """Search the model folders again (new checkpoints from training appear)."""
+            registry.refresh()
+            return [registry.status_markdown(), gr.update(choices=registry.labels(needs_text=False)),
+                    gr.update(choices=registry.labels(needs_text=True)),
+                    *[gr.update(choices=registry.labels()) for _ in range(3)]]
+
+        rescan.click(rescan_models, None, [banner, *dropdowns], api_name="rescan_models")
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    studio = build_studio(args)
+    demo = build_app(studio, concurrency=args.concurrency)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                allowed_paths=[str(studio.store.root)], theme=gr.themes.Soft(), css=CSS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""The Gradio studio's logic, kept apart from its layout (`app.py`): model picker and cache (`registry`),
+input checks (`checks`), output files with their parameters (`files`), spectrogram pictures
+(`display`), the tab handlers (`handlers`) and the blind listening test (`listening_test`).
+
+Arrows point one way: webapp -> models; `models/` knows nothing of the app.
+"""

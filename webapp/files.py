@@ -1,0 +1,152 @@
+"""Output files of the app: WAVs named after their generation parameters, with every parameter in the
+WAV's LIST/INFO metadata (JSON in the comment field, as `models.loops.write_loop_wav` writes it, so
+`models.loops.read_wav_metadata` reads both kinds back).
+"""
+from __future__ import annotations
+
+import datetime as _datetime
+import json
+import re
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from models.loops import Loop, write_loop_wav
+
+SOFTWARE = "diffusion music studio (app)"
+# Parameters that go into a file name, in this order, when present (the rest is only in the metadata).
+NAME_KEYS = ("model", "mode", "prompt", "seed", "steps", "scheduler", "seconds_total", "strength", "variation", "bpm")
+_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
+
+
+def slug(value: object, max_length: int = 40) -> str:
+    """A file-name-safe fragment of `value`: letters, digits, '.', '+', '-' (runs of others become '-')."""
+    text = _UNSAFE.sub("-", str(value)).strip("-.")
+    return text[:max_length].rstrip("-.") or "x"
+
+
+def format_value(value: object) -> str:
+    """`value` as metadata text: floats without noise (0.7, not 0.7000000000000001), the rest with str()."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return json.dumps([format_value(item) for item in value])
+    return str(value)
+
+
+def generation_metadata(task: str, params: dict[str, object]) -> dict[str, str]:
+    """Metadata of one output: the task, every parameter (as text), the software and the UTC time."""
+    metadata = {"task": task}
+    metadata.update({key: format_value(value) for key, value in params.items() if value is not None})
+    metadata["created_utc"] = _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return metadata
+
+
+class OutputStore:
+    """A folder of generated files, one sub-folder per UTC day, pruned to the newest `max_files`.
+
+    Args:
+        root: where files go (created on first write).
+        max_files: oldest files beyond this many are deleted after each write, so a long-running
+            Space does not fill its disk; None keeps everything.
+    """
+
+    def __init__(self, root: str | Path, max_files: int | None = 2000) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.max_files = max_files
+        self._lock = threading.Lock()
+
+    def path_for(self, task: str, params: dict[str, object], suffix: str = ".wav") -> Path:
+        """A new, unused path whose name carries `task` and the parameters of `NAME_KEYS`.
+
+        Example: `loop_checkpoints-loops_seed1234_steps20_ddim_v2_124.0bpm_20261121-064501_3f2a.wav`.
+        """
+        now = _datetime.datetime.now(_datetime.timezone.utc)
+        parts = [slug(task)]
+        for key in NAME_KEYS:
+            value = params.get(key)
+            if value is None or value == "":
+                continue
+            if key == "model":
+                parts.append(slug(Path(str(value)).name if Path(str(value)).is_absolute() else value))
+            elif key == "prompt":
+                parts.append(slug(value, 32))
+            elif key == "seed":
+                parts.append(f"seed{int(value)}")
+            elif key == "steps":
+                parts.append(f"steps{int(value)}")
+            elif key == "seconds_total":
+                parts.append(f"{float(value):g}s")
+            elif key == "strength":
+                parts.append(f"strength{float(value):g}")
+            elif key == "variation":
+                parts.append(f"v{int(value)}")
+            elif key == "bpm":
+                parts.append(f"{float(value):.1f}bpm")
+            else:
+                parts.append(slug(value))
+        parts.append(now.strftime("%Y%m%d-%H%M%S"))
+        parts.append(uuid.uuid4().hex[:4])
+        folder = self.root / now.strftime("%Y-%m-%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / ("_".join(parts) + suffix)
+
+    def write_audio(self, task: str, audio: np.ndarray, sample_rate: int, params: dict[str, object]) -> Path:
+        """Write `audio` (`[channels, samples]` or `[samples]`, float in [-1, 1], at `sample_rate` Hz)
+        as a 16-bit WAV named and tagged with `params`."""
+        path = self.path_for(task, params)
+        metadata = generation_metadata(task, params)
+        frames = np.asarray(audio, dtype=np.float32)
+        frames = frames[None] if frames.ndim == 1 else frames
+        with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[0], subtype="PCM_16",
+                          format="WAV") as file:
+            file.write(np.clip(frames.T, -1.0, 1.0))
+            file.title = _title(task, params)
+            file.software = SOFTWARE
+            file.comment = json.dumps(metadata, ensure_ascii=True)
+        self.prune()
+        return path
+
+    def write_loop(self, loop: Loop, params: dict[str, object]) -> Path:
+        """Write a tiled loop as a WAV with loop points (`smpl`), tempo (`acid`) and `params` (INFO)."""
+        params = {**params, "bpm": round(loop.bpm, 1)}
+        path = self.path_for("loop", params)
+        metadata = generation_metadata("loop", params)
+        metadata.update(title=_title("loop", params), software=SOFTWARE)
+        write_loop_wav(path, loop, metadata=metadata)
+        self.prune()
+        return path
+
+    def write_plain(self, name: str, audio: np.ndarray, sample_rate: int) -> Path:
+        """A WAV with a neutral `name` and no metadata at all (the blind listening test's clips)."""
+        folder = self.root / "blind"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{slug(name, 80)}.wav"
+        sf.write(path, np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), int(sample_rate), subtype="PCM_16",
+                 format="WAV")
+        self.prune()
+        return path
+
+    def prune(self) -> None:
+        """Delete the oldest files beyond `max_files` (and day folders left empty)."""
+        if self.max_files is None:
+            return
+        with self._lock:
+            files = [path for path in self.root.rglob("*") if path.is_file()]
+            if len(files) <= self.max_files:
+                return
+            files.sort(key=lambda path: path.stat().st_mtime)
+            for path in files[: len(files) - self.max_files]:
+                path.unlink(missing_ok=True)
+            for folder in sorted(self.root.iterdir()):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+
+
+def _title(task: str, params: dict[str, object]) -> str:
+    prompt = params.get("prompt")
+    model = params.get("model", "")
+    return f"{task}: {prompt}" if prompt else f"{task} from {model}"

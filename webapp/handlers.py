@@ -1,0 +1,689 @@
+"""What each tab of the app does, as plain methods on plain values, testable without a server: loops,
+text to audio, audio to audio and the listening test's trials. Seconds, Hz and dBFS throughout.
+
+Each generator call reports `(fraction, description)` to a `progress` callable (a `gr.Progress` in
+the app); problems a user can fix raise `gr.Error`, things worth knowing raise a `gr.Warning` toast
+and are listed in the result's status text as well.
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import librosa
+import numpy as np
+import PIL.Image
+import torch
+
+from models.audio import load_audio
+from models.loops import make_loop
+from models.outputs import GeneratedAudio
+from models.schedulers import SCHEDULERS
+from models.stable_audio import StableAudioBackend
+from webapp.checks import MAX_SEED, check_float, check_int, pick_seed, read_upload
+from webapp.display import colorize, spectrogram_of
+from webapp.files import OutputStore
+from webapp.listening_test import REAL, AnswerLog, Trial, assign_sides, match_loudness, new_trial_id, utc_now
+from webapp.registry import ModelChoice, ModelRegistry
+
+Progress = Callable[..., object]
+SCHEDULER_CHOICES = ["model default", *SCHEDULERS]
+MODES = ("variation", "inpaint region", "outpaint around region", "continue")
+MODE_HELP = {
+    "variation": "re-imagines the whole clip; strength sets how far it may move",
+    "inpaint region": "regenerates start..end and keeps the rest",
+    "outpaint around region": "keeps start..end and regenerates the rest",
+    "continue": "keeps the clip and adds N seconds after it",
+}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
+_BPM_IN_PROMPT = re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm", re.IGNORECASE)
+
+
+@dataclass
+class StudioLimits:
+    """What one request may ask for; keeps a shared server (or a Space) responsive.
+
+    Attributes:
+        max_steps: denoising steps per window.
+        max_seconds: longest generated clip, or continuation, in seconds.
+        max_input_seconds: longest upload in seconds.
+        max_outputs: variations / outputs per click.
+        max_repeats: loop repeats in one file.
+    """
+
+    max_steps: int = 250
+    max_seconds: float = 60.0
+    max_input_seconds: float = 120.0
+    max_outputs: int = 4
+    max_repeats: int = 16
+
+
+@dataclass
+class Output:
+    """One generated clip as the page shows it.
+
+    Attributes:
+        audio_path: WAV named and tagged with its generation parameters.
+        spectrogram: coloured mel spectrogram.
+        seed: the seed that re-makes it (with the same model and settings).
+        seconds: its length in seconds.
+        title: a caption, e.g. "Variation 2 · seed 1235 · 5.94 s".
+        loop_path: the tiled seamless loop (WAV with smpl/acid loop points), when one was found.
+        bpm: the loop's tempo in BPM.
+        loop_info: tempo, bars and repeats, or why there is no loop.
+    """
+
+    audio_path: Path
+    spectrogram: PIL.Image.Image
+    seed: int
+    seconds: float
+    title: str
+    loop_path: Path | None = None
+    bpm: float | None = None
+    loop_info: str = ""
+
+
+@dataclass
+class Result:
+    """What a generation click returns: outputs, the seed used, notes, and a Markdown status line."""
+
+    outputs: list[Output]
+    seed: int
+    status: str
+    notes: list[str] = field(default_factory=list)
+    input_spectrogram: PIL.Image.Image | None = None
+
+
+@dataclass
+class TrialResult:
+    """A new listening-test trial: the hidden trial (for `gr.State`) and the two clips to play."""
+
+    trial: Trial
+    clip_a: str
+    clip_b: str
+    status: str
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 step", "20 steps"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _warn(notes: list[str], message: str) -> None:
+    """Tell the user now (a toast in the app) and in the status text."""
+    notes.append(message)
+    gr.Warning(message)
+
+
+def bpm_from_prompt(prompt: str | None) -> float | None:
+    """The tempo named in a prompt ("house loop, 124 BPM" -> 124.0), or None."""
+    match = _BPM_IN_PROMPT.search(prompt or "")
+    if match is None:
+        return None
+    bpm = float(match.group(1))
+    return bpm if 30 <= bpm <= 300 else None
+
+
+def is_stable_audio(pipeline: object) -> bool:
+    return isinstance(pipeline, StableAudioBackend)
+
+
+def model_channels(pipeline: object) -> int:
+    return int(getattr(pipeline, "channels", 1))
+
+
+def default_seconds(pipeline: object) -> float:
+    """A model's natural clip length in seconds: one window (mel models), 10 s for Stable Audio."""
+    return float(getattr(pipeline, "window_seconds", 0.0) or min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
+
+
+class StepReporter:
+    """Maps pipelines' `(steps_done, steps_total)` callbacks of several calls onto one progress bar."""
+
+    def __init__(self, progress: Progress | None, calls: int, what: str) -> None:
+        self.progress, self.calls, self.what = progress, max(1, calls), what
+
+    def report(self, fraction: float, description: str) -> None:
+        if self.progress is not None:
+            self.progress(min(1.0, max(0.0, fraction)), desc=description)
+
+    def for_call(self, index: int) -> Callable[[int, int], None]:
+        def callback(steps_done: int, steps_total: int) -> None:
+            within = steps_done / steps_total if steps_total else 1.0
+            self.report((index + within) / self.calls,
+                        f"{self.what} {index + 1}/{self.calls}: step {steps_done}/{steps_total}")
+
+        return callback
+
+
+class Studio:
+    """The app's handlers around a model registry, an output folder and a listening-test log.
+
+    Args:
+        registry: the model picker and pipeline cache.
+        store: where output files go.
+        limits: what one request may ask for.
+        answers: the listening test's answer log.
+        real_dir: folder of real clips for "generated vs real" trials (searched recursively).
+        rng: random source of sides and real clips (seeded in tests).
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        store: OutputStore,
+        limits: StudioLimits | None = None,
+        answers: AnswerLog | None = None,
+        real_dir: str | Path | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.limits = limits or StudioLimits()
+        self.answers = answers or AnswerLog(store.root / "listening_test" / "answers.csv")
+        self.real_dir = None if real_dir is None else Path(real_dir).expanduser()
+        self.rng = rng or random.SystemRandom()
+
+    # ---- shared steps ----------------------------------------------------------------------
+
+    def check_steps(self, steps: object, pipeline: object | None = None) -> int:
+        high = min(self.limits.max_steps, int(getattr(pipeline, "max_inference_steps", self.limits.max_steps)))
+        return check_int("Steps", steps, 1, high)
+
+    @staticmethod
+    def apply_scheduler(pipeline: object, scheduler: str | None, notes: list[str]) -> str:
+        """Switch a mel pipeline's scheduler (the cached pipeline keeps it until the next switch)."""
+        if scheduler in (None, "", "model default"):
+            return getattr(pipeline, "scheduler_name", "default")
+        if scheduler not in SCHEDULERS:
+            raise gr.Error(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}.")
+        if not hasattr(pipeline, "set_scheduler"):
+            _warn(notes, f"This model keeps its own sampler; scheduler {scheduler!r} is not used.")
+            return "default"
+        if getattr(pipeline, "scheduler_name", None) != scheduler:
+            pipeline.set_scheduler(scheduler)
+        return scheduler
+
+    def generate(
+        self,
+        pipeline: object,
+        seed: int,
+        steps: int,
+        prompt: str = "",
+        negative_prompt: str = "",
+        seconds_total: float | None = None,
+        seconds_start: float = 0.0,
+        guidance_scale: float | None = None,
+        audio: np.ndarray | None = None,
+        audio_sampling_rate: int | None = None,
+        strength: float = 1.0,
+        keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
+        extend_in_s: float | None = None,
+        progress_callback: Callable[[int, int], None] | None = None,
+    ) -> GeneratedAudio:
+        """One clip from any backend, seeded by `seed` (a CPU generator, so a seed means the same noise on
+        any device). Raises `gr.Error` for inputs the model refuses."""
+        generator = torch.Generator().manual_seed(int(seed))
+        negative_prompt = negative_prompt or None
+        try:
+            if is_stable_audio(pipeline):
+                if keep_regions_in_s or extend_in_s:
+                    raise gr.Error("Stable Audio Open does text-to-audio and variations here; inpainting, "
+                                   "outpainting and continuation need one of the mel models.")
+                kwargs = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
+                return pipeline(prompt, negative_prompt=negative_prompt, seconds_start=seconds_start,
+                                seconds_total=seconds_total or default_seconds(pipeline), num_inference_steps=steps,
+                                generator=generator, audio=audio, audio_sampling_rate=audio_sampling_rate,
+                                strength=strength, progress_callback=progress_callback, **kwargs)
+            if pipeline.is_text_conditioned:
+                return pipeline(prompt, negative_prompt=negative_prompt, seconds_start=seconds_start,
+                                seconds_total=seconds_total, num_inference_steps=steps, guidance_scale=guidance_scale,
+                                generator=generator, audio=audio, audio_sampling_rate=audio_sampling_rate,
+                                strength=strength, keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s,
+                                progress_callback=progress_callback)
+            return pipeline(batch_size=1, num_inference_steps=steps, generator=generator, audio=audio,
+                            audio_sampling_rate=audio_sampling_rate, strength=strength,
+                            keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s,
+                            audio_length_in_s=None if audio is not None else seconds_total,
+                            progress_callback=progress_callback)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise gr.Error("Out of GPU memory: ask for fewer outputs, fewer seconds, or try again when the "
+                           "server is less busy.") from None
+
+    def check_prompt_use(self, choice: ModelChoice, pipeline: object, prompt: str, notes: list[str]) -> str:
+        prompt = (prompt or "").strip()
+        if prompt and not pipeline.is_text_conditioned:
+            _warn(notes, f"{choice.name} does not take text; the prompt is ignored.")
+        return prompt
+
+    @staticmethod
+    def status(lines: list[str], notes: list[str]) -> str:
+        return "\n".join(lines + [f"- ⚠️ {note}" for note in notes])
+
+    # ---- Loops tab ---------------------------------------------------------------------------
+
+    def generate_loops(
+        self,
+        model: str,
+        variations: int = 1,
+        seed: int | None = None,
+        randomize_seed: bool = True,
+        steps: int = 20,
+        scheduler: str | None = None,
+        repeats: int = 4,
+        clip_seconds: float = 0.0,
+        bpm: float = 0.0,
+        prompt: str = "",
+        progress: Progress | None = None,
+    ) -> Result:
+        """`variations` clips, each made into a seamless loop tiled `repeats` times.
+
+        Args:
+            clip_seconds: length of each generated clip in seconds (0: the model's window).
+            bpm: the loop's tempo in BPM (0: named in the prompt, else estimated from the clip).
+            prompt: for text models (ignored, with a warning, by unconditional ones).
+        Returns:
+            One `Output` per variation: the raw clip, its spectrogram and, when a loop was found,
+            the tiled loop WAV with loop points and its tempo. Variation i uses seed `seed + i`.
+        """
+        # 1. Check inputs
+        notes: list[str] = []
+        variations = check_int("Variations", variations, 1, self.limits.max_outputs)
+        repeats = check_int("Repeats", repeats, 1, self.limits.max_repeats)
+        clip_seconds = 0.0 if clip_seconds in (None, "") else check_float(
+            "Clip length", clip_seconds, 0.0, self.limits.max_seconds, " s")
+        bpm = 0.0 if bpm in (None, "") else check_float("BPM", bpm, 0.0, 300.0)
+        if 0 < bpm < 30:
+            raise gr.Error(f"BPM must be 0 (detect) or from 30 to 300, got {bpm:g}.")
+        seed = pick_seed(seed, randomize_seed)
+        reporter = StepReporter(progress, variations, "Variation")
+        reporter.report(0.0, "Loading the model...")
+        # 2. Generate, loop and write each variation
+        with self.registry.use(model) as (choice, pipeline):
+            steps = self.check_steps(steps, pipeline)
+            scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
+            prompt = self.check_prompt_use(choice, pipeline, prompt, notes)
+            if pipeline.is_text_conditioned and not prompt:
+                raise gr.Error(f"{choice.name} is a text model: write a prompt, e.g. 'funk drum loop, 100 BPM'.")
+            seconds = clip_seconds or default_seconds(pipeline)
+            tempo = bpm or (bpm_from_prompt(prompt) if pipeline.is_text_conditioned else None)
+            outputs = []
+            for index in range(variations):
+                variation_seed = (seed + index) % (MAX_SEED + 1)
+                generated = self.generate(pipeline, variation_seed, steps, prompt=prompt, seconds_total=seconds,
+                                          progress_callback=reporter.for_call(index))
+                audio = generated.audios[0]
+                params = dict(model=choice.short_name, model_source=choice.source, prompt=prompt or None,
+                              seed=variation_seed, steps=steps, scheduler=scheduler_used, seconds_total=seconds,
+                              variation=index + 1, sample_rate=generated.sample_rate)
+                clip_path = self.store.write_audio("clip", audio, generated.sample_rate, params)
+                seconds_out = audio.shape[-1] / generated.sample_rate
+                output = Output(
+                    audio_path=clip_path, spectrogram=self.picture(generated, audio), seed=variation_seed,
+                    seconds=seconds_out, title=f"Variation {index + 1} · seed {variation_seed} · {seconds_out:.2f} s",
+                )
+                try:
+                    loop = make_loop(audio.mean(axis=0), generated.sample_rate, repeats=repeats, bpm=tempo)
+                except ValueError as error:
+                    output.loop_info = f"No loop: {error}"
+                    _warn(notes, f"Variation {index + 1}: no loop extracted ({error}); the raw clip is still here.")
+                else:
+                    output.loop_path = self.store.write_loop(loop, {**params, "repeats": repeats})
+                    output.bpm = loop.bpm
+                    source = "estimated" if loop.bpm_estimated else "given"
+                    output.loop_info = (f"**{loop.bpm:.1f} BPM** ({source}) · {loop.bars} bar(s) of "
+                                        f"{loop.beats_per_bar} · tiled ×{loop.repeats} = {loop.seconds_total:.2f} s")
+                outputs.append(output)
+        reporter.report(1.0, "Done")
+        lines = [f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
+                 f"`{choice.name}`"]
+        return Result(outputs, seed, self.status(lines, notes), notes)
+
+    @staticmethod
+    def picture(generated: GeneratedAudio, audio: np.ndarray, index: int = 0) -> PIL.Image.Image:
+        """The model's own mel picture, coloured; computed from the audio when the model gave none."""
+        if len(generated.images) > index:
+            return colorize(generated.images[index])
+        return spectrogram_of(audio, generated.sample_rate)
+
+    # ---- Text to audio tab -------------------------------------------------------------------
+
+    def text_to_audio(
+        self,
+        model: str,
+        prompt: str,
+        negative_prompt: str = "",
+        seconds_total: float = 5.0,
+        seconds_start: float = 0.0,
+        guidance_scale: float = 3.0,
+        steps: int = 20,
+        scheduler: str | None = None,
+        seed: int | None = None,
+        randomize_seed: bool = True,
+        num_outputs: int = 1,
+        progress: Progress | None = None,
+    ) -> Result:
+        """`num_outputs` clips of exactly `seconds_total` seconds from a prompt (output i: seed + i).
+
+        Args:
+            seconds_start: where the clip sits in the imagined piece, in seconds (timing conditioning).
+            guidance_scale: classifier-free guidance; <= 1 turns it off.
+        """
+        # 1. Check inputs
+        notes: list[str] = []
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise gr.Error("Write a prompt first, e.g. 'lo-fi hip hop beat, 85 BPM, dusty piano'.")
+        if len(prompt) > 500:
+            raise gr.Error(f"The prompt is {len(prompt)} characters long; keep it under 500.")
+        seconds_total = check_float("Duration", seconds_total, 0.0, self.limits.max_seconds, " s", low_open=True)
+        seconds_start = check_float("Start offset", seconds_start, 0.0, 3600.0, " s")
+        guidance_scale = check_float("Guidance scale", guidance_scale, 0.0, 30.0)
+        num_outputs = check_int("Outputs", num_outputs, 1, self.limits.max_outputs)
+        seed = pick_seed(seed, randomize_seed)
+        reporter = StepReporter(progress, num_outputs, "Output")
+        reporter.report(0.0, "Loading the model...")
+        # 2. Generate
+        with self.registry.use(model) as (choice, pipeline):
+            if not pipeline.is_text_conditioned:
+                raise gr.Error(f"{choice.name} does not take text. Pick a text model here, or make loops from "
+                               "it in the Loops tab.")
+            steps = self.check_steps(steps, pipeline)
+            limit = float(getattr(pipeline, "max_seconds_total", math.inf))
+            if is_stable_audio(pipeline) and seconds_start + seconds_total > limit + 1e-9:
+                raise gr.Error(f"Start offset + duration must be at most {limit:.1f} s for {choice.name}, got "
+                               f"{seconds_start + seconds_total:g} s.")
+            if seconds_start > limit:
+                raise gr.Error(f"Start offset must be at most {limit:g} s for {choice.name}, got {seconds_start:g} s.")
+            scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
+            outputs = []
+            for index in range(num_outputs):
+                output_seed = (seed + index) % (MAX_SEED + 1)
+                generated = self.generate(pipeline, output_seed, steps, prompt=prompt, negative_prompt=negative_prompt,
+                                          seconds_total=seconds_total, seconds_start=seconds_start,
+                                          guidance_scale=guidance_scale, progress_callback=reporter.for_call(index))
+                samples = round(seconds_total * generated.sample_rate)
+                audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
+                params = dict(model=choice.short_name, model_source=choice.source, prompt=prompt,
+                              negative_prompt=negative_prompt or None, seed=output_seed, steps=steps,
+                              scheduler=scheduler_used, seconds_total=seconds_total, seconds_start=seconds_start,
+                              guidance_scale=guidance_scale, sample_rate=generated.sample_rate)
+                path = self.store.write_audio("text", audio, generated.sample_rate, params)
+                seconds_out = audio.shape[-1] / generated.sample_rate
+                outputs.append(Output(path, self.picture(generated, audio), output_seed, seconds_out,
+                                      f"Output {index + 1} · seed {output_seed} · {seconds_out:.2f} s"))
+        reporter.report(1.0, "Done")
+        lines = [f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(steps, 'step')} · "
+                 f"guidance {guidance_scale:g} · {seconds_total:g} s from {seconds_start:g} s · `{choice.name}`"]
+        return Result(outputs, seed, self.status(lines, notes), notes)
+
+    # ---- Audio to audio tab ------------------------------------------------------------------
+
+    def audio_to_audio(
+        self,
+        model: str,
+        audio_path: str | Path | None,
+        mode: str = "variation",
+        strength: float = 0.5,
+        prompt: str = "",
+        negative_prompt: str = "",
+        region_start: float = 0.0,
+        region_end: float = 1.0,
+        extend_seconds: float = 5.0,
+        steps: int = 20,
+        scheduler: str | None = None,
+        guidance_scale: float = 3.0,
+        seed: int | None = None,
+        randomize_seed: bool = True,
+        progress: Progress | None = None,
+    ) -> Result:
+        """Vary, in/outpaint or continue an uploaded or recorded clip.
+
+        Args:
+            mode: one of `MODES`: "variation" (the whole clip at `strength`), "inpaint region"
+                (regenerate region_start..region_end, keep the rest), "outpaint around region"
+                (keep the region, regenerate the rest), "continue" (add `extend_seconds`).
+            strength: 0 keeps the input, 1 ignores it (regenerated parts only, for in/outpainting).
+            region_start, region_end: the region in seconds from the start of the clip.
+        """
+        # 1. Check inputs that need no model
+        notes: list[str] = []
+        if mode not in MODES:
+            raise gr.Error(f"Mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        strength = check_float("Strength", strength, 0.0, 1.0)
+        guidance_scale = check_float("Guidance scale", guidance_scale, 0.0, 30.0)
+        if mode == "continue":
+            extend_seconds = check_float("Continue by", extend_seconds, 0.0, self.limits.max_seconds, " s",
+                                         low_open=True)
+        if mode in ("inpaint region", "outpaint around region"):
+            region_start = check_float("Region start", region_start, 0.0, self.limits.max_input_seconds, " s")
+            region_end = check_float("Region end", region_end, 0.0, self.limits.max_input_seconds, " s")
+            if region_end <= region_start:
+                raise gr.Error(f"Region end ({region_end:g} s) must come after region start ({region_start:g} s).")
+        seed = pick_seed(seed, randomize_seed)
+        reporter = StepReporter(progress, 1, "Clip")
+        reporter.report(0.0, "Loading the model...")
+        with self.registry.use(model) as (choice, pipeline):
+            # 2. Read the upload at the model's rate
+            steps = self.check_steps(steps, pipeline)
+            max_input = min(self.limits.max_input_seconds, float(getattr(pipeline, "max_input_length_in_s", math.inf)))
+            upload = read_upload(audio_path, pipeline.sample_rate, max_input, model_channels(pipeline))
+            if upload.notes:
+                gr.Info("Input " + "; ".join(upload.notes) + ".")
+            seconds_in = upload.mono.shape[-1] / pipeline.sample_rate
+            # 3. The mode as regions kept / seconds added
+            keep_regions, extend_in_s = None, None
+            if is_stable_audio(pipeline) and mode != "variation":
+                raise gr.Error(f"{choice.name} does variations only here; '{mode}' needs one of the mel models.")
+            if mode in ("inpaint region", "outpaint around region"):
+                if region_start >= seconds_in:
+                    raise gr.Error(f"Region start ({region_start:g} s) lies beyond the end of the "
+                                   f"{seconds_in:.2f} s clip.")
+                if region_end > seconds_in + 1e-6:
+                    _warn(notes, f"Region end {region_end:g} s is past the clip's end; using {seconds_in:.2f} s.")
+                region_end = min(region_end, seconds_in)
+                if mode == "outpaint around region":
+                    keep_regions = [(region_start, region_end)]
+                else:
+                    keep_regions = [(a, b) for a, b in [(0.0, region_start), (region_end, seconds_in)] if b > a]
+                    if not keep_regions:
+                        raise gr.Error("The region covers the whole clip; use 'variation' with strength 1 instead.")
+            elif mode == "continue":
+                extend_in_s = extend_seconds
+                longest = float(getattr(pipeline, "max_audio_length_in_s", math.inf))
+                if seconds_in + extend_in_s > longest:
+                    raise gr.Error(f"Clip + continuation would be {seconds_in + extend_in_s:.1f} s; {choice.name} "
+                                   f"makes at most {longest:g} s.")
+            if is_stable_audio(pipeline) and seconds_in > pipeline.max_seconds_total:
+                _warn(notes, f"{choice.name} takes at most {pipeline.max_seconds_total:.1f} s; the input is cut there.")
+            prompt = self.check_prompt_use(choice, pipeline, prompt, notes)
+            scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
+            # 4. Generate
+            audio_in, rate_in = upload.for_model(model_channels(pipeline))
+            seconds_out = min(seconds_in, getattr(pipeline, "max_seconds_total", math.inf)) if is_stable_audio(
+                pipeline) else None
+            generated = self.generate(
+                pipeline, seed, steps, prompt=prompt, negative_prompt=negative_prompt, seconds_total=seconds_out,
+                guidance_scale=guidance_scale if pipeline.is_text_conditioned else None, audio=audio_in,
+                audio_sampling_rate=rate_in, strength=strength, keep_regions_in_s=keep_regions,
+                extend_in_s=extend_in_s, progress_callback=reporter.for_call(0),
+            )
+            audio = generated.audios[0]
+            params = dict(model=choice.short_name, model_source=choice.source, mode=mode, prompt=prompt or None,
+                          negative_prompt=negative_prompt or None, seed=seed, steps=steps, scheduler=scheduler_used,
+                          strength=strength, keep_regions_in_s=keep_regions, extend_in_s=extend_in_s,
+                          input_file=Path(str(audio_path)).name, input_seconds=round(seconds_in, 3),
+                          sample_rate=generated.sample_rate)
+            path = self.store.write_audio(mode.split()[0], audio, generated.sample_rate, params)
+        seconds = audio.shape[-1] / generated.sample_rate
+        output = Output(path, self.picture(generated, audio), seed, seconds, f"{mode} · seed {seed} · {seconds:.2f} s")
+        reporter.report(1.0, "Done")
+        detail = {"variation": f"strength {strength:g}", "continue": f"+{extend_in_s or 0:g} s",
+                  "inpaint region": f"regenerated {region_start:g}–{region_end:g} s at strength {strength:g}",
+                  "outpaint around region": f"kept {region_start:g}–{region_end:g} s, rest at strength {strength:g}"}
+        lines = [f"**Seed {seed}** · {mode}: {detail[mode]} · {plural(steps, 'step')} · `{choice.name}` · input "
+                 f"{seconds_in:.2f} s" + (f" ({'; '.join(upload.notes)})" if upload.notes else "")]
+        return Result([output], seed, self.status(lines, notes), notes,
+                      input_spectrogram=spectrogram_of(upload.mono, pipeline.sample_rate))
+
+    # ---- Listening test tab -------------------------------------------------------------------
+
+    def real_clips(self) -> list[Path]:
+        """Audio files under `real_dir` (recursively), sorted; empty without a folder."""
+        if self.real_dir is None or not self.real_dir.is_dir():
+            return []
+        return sorted(path for path in self.real_dir.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES)
+
+    def caption_of(self, clip: Path) -> str:
+        """The clip's caption from a `metadata.jsonl` (Hugging Face audiofolder layout) beside or above it."""
+        import json
+
+        for folder in [clip.parent, *clip.parents]:
+            index = folder / "metadata.jsonl"
+            if index.is_file():
+                relative = clip.relative_to(folder).as_posix()
+                for line in index.read_text(encoding="utf-8").splitlines():
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("file_name") == relative:
+                        return str(entry.get("text") or entry.get("caption") or "")
+                return ""
+            if self.real_dir is not None and folder == self.real_dir:
+                break
+        return ""
+
+    def _listening_clip(self, choice: ModelChoice, seed: int, steps: int, seconds: float, prompt: str,
+                        reporter: StepReporter, index: int, notes: list[str]) -> tuple[np.ndarray, int]:
+        """One side's clip: float32 `[channels, samples]` and its rate in Hz."""
+        with self.registry.use(choice.label) as (_, pipeline):
+            if pipeline.is_text_conditioned and not prompt:
+                raise gr.Error(f"{choice.name} is a text model: give the listening test a prompt.")
+            steps = self.check_steps(steps, pipeline)
+            generated = self.generate(pipeline, seed, steps, prompt=prompt if pipeline.is_text_conditioned else "",
+                                      seconds_total=seconds, progress_callback=reporter.for_call(index))
+            return generated.audios[0], generated.sample_rate
+
+    def listening_next(
+        self,
+        mode: str,
+        model_a: str,
+        model_b: str | None = None,
+        steps: int = 20,
+        seconds: float = 0.0,
+        prompt: str = "",
+        vocoder_matched: bool = True,
+        progress: Progress | None = None,
+    ) -> TrialResult:
+        """Make the next blind pair.
+
+        Args:
+            mode: "two checkpoints" (model_a vs model_b, same seed and settings) or "generated vs real"
+                (model_a vs a random segment of a clip under `real_dir`).
+            seconds: clip length in seconds (0: model_a's window).
+            prompt: for text models (generated vs real uses the real clip's caption when it has one).
+            vocoder_matched: send real clips through the model's own mel + Griffin-Lim first (mel models).
+        """
+        # 1. Check inputs
+        notes: list[str] = []
+        if mode not in ("two checkpoints", "generated vs real"):
+            raise gr.Error(f"Mode must be 'two checkpoints' or 'generated vs real', got {mode!r}.")
+        first = self.registry.resolve(model_a)
+        steps = check_int("Steps", steps, 1, self.limits.max_steps)
+        seconds = 0.0 if seconds in (None, "") else check_float("Clip length", seconds, 0.0, self.limits.max_seconds,
+                                                                " s")
+        seed = pick_seed(None, True, self.rng)
+        prompt = (prompt or "").strip()
+        reporter = StepReporter(progress, 2, "Clip")
+        reporter.report(0.0, "Loading...")
+        real_clip = ""
+        if mode == "two checkpoints":
+            second = self.registry.resolve(model_b)
+            if second.source == first.source:
+                raise gr.Error("Pick two different checkpoints to compare.")
+            if not seconds:
+                seconds = default_seconds(self.registry.load(first.label))
+            audio_first, rate_first = self._listening_clip(first, seed, steps, seconds, prompt, reporter, 0, notes)
+            audio_second, rate_second = self._listening_clip(second, seed, steps, seconds, prompt, reporter, 1, notes)
+            systems = (first.name, second.name)
+            matched = False
+        else:
+            clips = self.real_clips()
+            if not clips:
+                raise gr.Error(f"No real clips found under {self.real_dir or '(no folder given)'}; start the app with "
+                               "--real-dir pointing at a folder of WAV/FLAC files.")
+            clip = clips[self.rng.randrange(len(clips))]
+            real_clip = str(clip.relative_to(self.real_dir))
+            with self.registry.use(first.label) as (_, pipeline):
+                rate_first = pipeline.sample_rate
+                seconds = seconds or default_seconds(pipeline)
+                try:
+                    real = load_audio(clip, rate_first, max_seconds=600.0)
+                except ValueError as error:
+                    raise gr.Error(f"Real clip {real_clip}: {error}") from None
+                length = min(len(real), round(seconds * rate_first))
+                start = self.rng.randrange(len(real) - length + 1)
+                real = real[start : start + length]
+                seconds = length / rate_first
+                if pipeline.is_text_conditioned:
+                    prompt = self.caption_of(clip) or prompt
+                matched = bool(vocoder_matched) and hasattr(pipeline, "set_scheduler")
+                if matched:  # strength 0: the input's own mel reconstruction, no denoising
+                    real = self.generate(pipeline, seed, 1, prompt=prompt, audio=real, audio_sampling_rate=rate_first,
+                                         strength=0.0).audios[0, 0][:length]
+            audio_first, _ = self._listening_clip(first, seed, steps, seconds, prompt, reporter, 0, notes)
+            audio_second, rate_second = real[None], rate_first
+            systems = (first.name, REAL)
+        # 2. Same rate, channels, length and level for both
+        rate = min(rate_first, rate_second)
+        pair = []
+        for audio, audio_rate in ((audio_first, rate_first), (audio_second, rate_second)):
+            if audio_rate != rate:
+                audio = librosa.resample(audio, orig_sr=audio_rate, target_sr=rate, axis=-1, res_type="soxr_hq")
+            pair.append(audio)
+        if pair[0].shape[0] != pair[1].shape[0]:
+            pair = [audio.mean(axis=0, keepdims=True) for audio in pair]
+        length = min(audio.shape[-1] for audio in pair)
+        try:
+            pair, level = match_loudness([audio[:, :length] for audio in pair])
+        except ValueError as error:
+            raise gr.Error(f"{error} Try another pair.") from None
+        # 3. Random sides, neutral files
+        system_a, system_b = assign_sides(systems[0], systems[1], self.rng)
+        by_system = dict(zip(systems, pair))
+        trial_id = new_trial_id()
+        clip_a = self.store.write_plain(f"trial-{trial_id}-A", by_system[system_a].T, rate)
+        clip_b = self.store.write_plain(f"trial-{trial_id}-B", by_system[system_b].T, rate)
+        trial = Trial(trial_id, "checkpoints" if mode == "two checkpoints" else REAL, system_a, system_b, str(clip_a),
+                      str(clip_b), seed, length / rate, steps, prompt, real_clip, matched, level, utc_now())
+        reporter.report(1.0, "Ready")
+        status = self.status([f"Trial `{trial_id}` ready: listen to both, then answer."], notes)
+        return TrialResult(trial, str(clip_a), str(clip_b), status)
+
+    def listening_answer(self, trial: Trial | None, answer: str, listener: str = "") -> tuple[Trial | None, str]:
+        """Record an answer ("A", "B" or "same") to the current trial.
+
+        Returns:
+            The trial marked answered (so a second click does not count twice) and a status line. Which
+            system was which stays hidden, so later answers are not swayed by it.
+        """
+        if answer not in ("A", "B", "same"):
+            raise gr.Error(f"Answer must be A, B or same, got {answer!r}.")
+        if trial is None:
+            raise gr.Error("No pair to answer yet: press 'Next pair' first.")
+        if trial.answered:
+            raise gr.Error("This pair is answered already: press 'Next pair' for a new one.")
+        self.answers.record(trial, answer, listener)
+        trial.answered = True
+        answered = len(self.answers.rows())
+        return trial, (f"Recorded **{answer}** for trial `{trial.trial_id}` ({answered} answer(s) in the log). "
+                       "Press 'Next pair' to go on.")
