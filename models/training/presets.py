@@ -1,0 +1,189 @@
+"""Model sizes for `python -m models.train --preset`: mel settings, UNet / autoencoder shapes and training defaults.
+
+CPU presets keep attention out of high resolutions (it dominates the step time there): the UNets
+attend (self- and cross-attention) only in their lowest-resolution levels and the autoencoders
+not at all. Parameter counts and measured step times are in `MEASURED` (from
+`benchmarks/bench_train.py`) and printed by `--help`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
+from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One model size.
+
+    Attributes:
+        mel: `Mel` settings (x_res frames by y_res bands, sample rate in Hz, n_fft and hop in samples).
+        channels: UNet channels per level, highest resolution first (each level halves the resolution).
+        attention_levels: how many of the lowest-resolution levels attend (the mid block always does).
+        layers_per_block: ResNet layers per level.
+        conditioning_dim: text + timing conditioning width (cross-attention dim) of text models.
+        heads: attention heads.
+        latent_channels: UNet channels per level for a latent model (on `vae_factor`-times smaller inputs).
+        vae_channels: autoencoder channels per level (len - 1 halvings of each axis).
+        vae_latent_channels: autoencoder latent channels.
+        batch_size: default per-device batch size.
+        learning_rate: default peak AdamW learning rate.
+        max_steps: default training length in optimizer steps.
+        about: one line for `--help`.
+    """
+
+    name: str
+    mel: dict
+    channels: tuple[int, ...]
+    attention_levels: int
+    layers_per_block: int
+    conditioning_dim: int
+    heads: int
+    latent_channels: tuple[int, ...]
+    vae_channels: tuple[int, ...]
+    vae_latent_channels: int
+    batch_size: int
+    learning_rate: float
+    max_steps: int
+    about: str
+
+    @property
+    def window_seconds(self) -> float:
+        return self.mel["x_res"] * self.mel["hop_length"] / self.mel["sample_rate"]
+
+    @property
+    def vae_factor(self) -> int:
+        return 2 ** (len(self.vae_channels) - 1)
+
+    def norm_groups(self, channels: tuple[int, ...]) -> int:
+        """Largest of 32, 16, 8, 4 that divides every level's channels."""
+        return next(groups for groups in (32, 16, 8, 4, 2, 1) if all(c % groups == 0 for c in channels))
+
+
+PRESETS: dict[str, Preset] = {
+    "micro": Preset(
+        name="micro",
+        mel=dict(x_res=32, y_res=32, sample_rate=8000, n_fft=256, hop_length=64, top_db=80, n_iter=16),
+        channels=(16, 32), attention_levels=1, layers_per_block=1, conditioning_dim=32, heads=2,
+        latent_channels=(16, 32), vae_channels=(8, 16), vae_latent_channels=2,
+        batch_size=8, learning_rate=1e-3, max_steps=200,
+        about="tests and smoke runs: 32 x 32 mel at 8 kHz (0.26 s windows)",
+    ),
+    "tiny": Preset(
+        name="tiny",
+        mel=dict(x_res=64, y_res=64, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
+        channels=(32, 64, 128), attention_levels=1, layers_per_block=1, conditioning_dim=128, heads=4,
+        latent_channels=(64, 128), vae_channels=(32, 64, 64), vae_latent_channels=4,
+        batch_size=16, learning_rate=3e-4, max_steps=20_000,
+        about="CPU: 64 x 64 mel at 16 kHz (1.02 s windows)",
+    ),
+    "small": Preset(
+        name="small",
+        mel=dict(x_res=128, y_res=128, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
+        channels=(32, 64, 128, 256), attention_levels=1, layers_per_block=2, conditioning_dim=256, heads=8,
+        latent_channels=(64, 128, 256), vae_channels=(32, 64, 128), vae_latent_channels=4,
+        batch_size=16, learning_rate=2e-4, max_steps=50_000,
+        about="CPU (latent) or GPU: 128 x 128 mel at 16 kHz (2.05 s windows)",
+    ),
+    "base": Preset(
+        name="base",
+        mel=dict(x_res=256, y_res=256, sample_rate=22050, n_fft=2048, hop_length=512, top_db=80, n_iter=32),
+        channels=(64, 128, 128, 256, 256, 512), attention_levels=2, layers_per_block=2, conditioning_dim=512,
+        heads=8, latent_channels=(128, 256, 256, 512), vae_channels=(64, 128, 256), vae_latent_channels=4,
+        batch_size=32, learning_rate=1e-4, max_steps=200_000,
+        about="GPU: 256 x 256 mel at 22.05 kHz (5.94 s windows, audio-diffusion's settings)",
+    ),
+}
+
+# Filled from `python -m benchmarks.bench_train` (see docs/training.md): parameters in millions and
+# median seconds per optimizer step at the preset's batch size. Keys: (preset, model).
+MEASURED: dict[tuple[str, str], dict[str, float]] = {}
+
+
+def _levels(channels: tuple[int, ...], attention_levels: int, plain: str, attention: str) -> tuple[tuple, tuple]:
+    """Down and up block types: `attention` in the lowest `attention_levels` levels, `plain` elsewhere."""
+    count = len(channels)
+    down = tuple(f"{attention}Down" if level >= count - attention_levels else f"{plain}Down" for level in range(count))
+    down = tuple(name + "Block2D" for name in down)
+    up = tuple(name.replace("Down", "Up") for name in reversed(down))
+    return down, up
+
+
+def _sample_size(mel: dict, factor: int) -> tuple[int, int]:
+    return mel["y_res"] // factor, mel["x_res"] // factor
+
+
+def check_shape(mel: dict, channels: tuple[int, ...], factor: int = 1) -> None:
+    """Raise ValueError unless the (latent) image halves cleanly at every UNet level."""
+    height, width = _sample_size(mel, factor)
+    divisor = 2 ** (len(channels) - 1)
+    if height * factor != mel["y_res"] or width * factor != mel["x_res"] or height % divisor or width % divisor:
+        raise ValueError(
+            f"A {mel['y_res']} x {mel['x_res']} mel image{f' (latents / {factor})' if factor > 1 else ''} must "
+            f"halve {len(channels) - 1} times in the UNet: y_res and x_res must be multiples of {divisor * factor}."
+        )
+
+
+def build_unet(preset: Preset, mel: dict, in_channels: int = 1, factor: int = 1) -> UNet2DModel:
+    """Unconditional UNet for `mel`-sized images (or latents `factor` times smaller with `in_channels`)."""
+    channels = preset.latent_channels if factor > 1 else preset.channels
+    check_shape(mel, channels, factor)
+    down, up = _levels(channels, preset.attention_levels, "", "Attn")
+    return UNet2DModel(
+        sample_size=_sample_size(mel, factor), in_channels=in_channels, out_channels=in_channels,
+        block_out_channels=channels, down_block_types=down, up_block_types=up,
+        layers_per_block=preset.layers_per_block, norm_num_groups=preset.norm_groups(channels),
+        attention_head_dim=max(1, channels[-1] // preset.heads),
+    )
+
+
+def build_conditional_unet(preset: Preset, mel: dict, in_channels: int = 1, factor: int = 1) -> UNet2DConditionModel:
+    """Text + timing UNet: cross-attends to text and timing tokens, timing also added to the timestep embedding."""
+    channels = preset.latent_channels if factor > 1 else preset.channels
+    check_shape(mel, channels, factor)
+    down, up = _levels(channels, preset.attention_levels, "", "CrossAttn")
+    return UNet2DConditionModel(
+        sample_size=_sample_size(mel, factor), in_channels=in_channels, out_channels=in_channels,
+        block_out_channels=channels, down_block_types=down, up_block_types=up,
+        layers_per_block=preset.layers_per_block, norm_num_groups=preset.norm_groups(channels),
+        cross_attention_dim=preset.conditioning_dim, attention_head_dim=preset.heads,
+        class_embed_type="projection", projection_class_embeddings_input_dim=2 * preset.conditioning_dim,
+    )
+
+
+def build_projection(preset: Preset, text_encoder_dim: int, max_seconds: float) -> StableAudioProjectionModel:
+    """Text projection and `seconds_start`/`seconds_total` embedders (timing saturates at `max_seconds`)."""
+    return StableAudioProjectionModel(
+        text_encoder_dim=text_encoder_dim, conditioning_dim=preset.conditioning_dim, min_value=0,
+        max_value=float(max_seconds),
+    )
+
+
+def build_vae(preset: Preset, mel: dict) -> AutoencoderKL:
+    """Mel autoencoder: 1-channel images in [-1, 1] <-> `vae_latent_channels` latents, `vae_factor` smaller."""
+    channels = preset.vae_channels
+    check_shape(mel, channels)
+    return AutoencoderKL(
+        in_channels=1, out_channels=1, latent_channels=preset.vae_latent_channels, block_out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * len(channels), up_block_types=("UpDecoderBlock2D",) * len(channels),
+        layers_per_block=preset.layers_per_block, norm_num_groups=preset.norm_groups(channels),
+        sample_size=mel["y_res"], mid_block_add_attention=False,
+    )
+
+
+def count_parameters(*modules: torch.nn.Module) -> int:
+    return sum(parameter.numel() for module in modules for parameter in module.parameters())
+
+
+def preset_table() -> str:
+    """Presets with their windows and, where measured, parameters and seconds per step (for `--help`)."""
+    lines = []
+    for preset in PRESETS.values():
+        lines.append(f"  {preset.name:6s} {preset.about}; batch {preset.batch_size}, lr {preset.learning_rate:g}")
+        for (name, model), numbers in MEASURED.items():
+            if name == preset.name:
+                timing = ", ".join(f"{key} {value:g}" for key, value in numbers.items())
+                lines.append(f"         {model:18s} {timing}")
+    return "\n".join(lines)
