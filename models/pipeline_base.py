@@ -225,6 +225,7 @@ class MelPipelineBase(DiffusionPipeline):
         keep_mask: torch.Tensor | None = None,
         eta: float = 0.0,
         on_step: Callable[[], None] | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the scheduler from noise (or from `init_latents` noised according to `strength`) to latents.
 
@@ -240,7 +241,9 @@ class MelPipelineBase(DiffusionPipeline):
         scheduler = self.scheduler
         scheduler.set_timesteps(num_inference_steps, device=self.device)
         dtype = self.denoiser.dtype
-        noise = randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
+        if noise is None:
+            noise = randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
+        noise = noise.to(device=self.device, dtype=dtype)
         skipped = 0 if init_latents is None else min(num_inference_steps, round(num_inference_steps * (1 - strength)))
         start = skipped * scheduler.order
         timesteps = scheduler.timesteps[start:]
