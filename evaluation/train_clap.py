@@ -119,7 +119,7 @@ def train_clap(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     steps_per_epoch = max(1, len(train) // batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=epochs * steps_per_epoch, pct_start=0.1)
-    best, best_state, history, started = -1.0, None, [], time.monotonic()
+    best, best_state, history, started = -float("inf"), None, [], time.monotonic()
     model.train()
     for epoch in range(epochs):
         order = torch.randperm(len(train), generator=generator)
@@ -136,7 +136,7 @@ def train_clap(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
         metrics = evaluate(model, valid, features) if valid else {}
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in metrics.items()}})

@@ -7,6 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from evaluation.features import limit_threads
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.embedders import get_embedder
 from evaluation.fad import FADMetric, fad, fad_inf, frechet_distance, gaussian_stats, per_clip_scores
@@ -14,6 +15,13 @@ from evaluation.kad import KADMetric, kad, kernel_stats, median_bandwidth
 from evaluation.synthetic import add_noise, hard_clip, low_pass, synthetic_clip
 
 SR = 16000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small torch ops on a shared, busy CPU run many times faster on one thread than on a pool."""
+    with limit_threads(1):
+        yield
 
 
 def scipy_frechet(mu1, s1, mu2, s2) -> float:
