@@ -220,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         report = fidelity.check_corpus(args.out, args.jobs)
         (args.out / fidelity.FIDELITY_FILE).write_text(json.dumps(report, indent=1) + "\n",
                                                        encoding="utf-8")
+        fidelity.annotate_metadata(args.out, report)
         print(fidelity.format_report(report))
         info["fidelity_share_within"] = report["share_within"]
+        info["fidelity_seconds"] = round(time.perf_counter() - started - build_seconds, 1)
         writer.write_corpus_info(args.out, info)
     return 1 if errors and not rows else 0
 

@@ -103,6 +103,14 @@ def test_fidelity_check_reports_shares(synthetic_build):
     assert "BPM fidelity" in fidelity.format_report(report)
     # synthetic loops at a steady tempo: most estimates must agree with the captions
     assert report["share_within"] >= 0.5
+    assert fidelity.annotate_metadata(out_dir, report) == 12
+    index = writer.read_jsonl(out_dir / "corpus.jsonl")
+    checked = [row for row in index if row["bpm_verified"] is not None]
+    assert len(checked) == 12
+    assert all(isinstance(row["bpm_estimated"], float) for row in checked)
+    split_rows = [row for split in SPLIT_NAMES
+                  for row in writer.read_jsonl(out_dir / split / "metadata.jsonl")]
+    assert sum(row["bpm_verified"] is not None for row in split_rows) == 12
 
 
 @pytest.mark.parametrize("estimated, target, expected", [

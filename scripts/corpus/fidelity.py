@@ -16,23 +16,33 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.corpus.writer import CORPUS_INDEX, read_jsonl
+from scripts.corpus.splits import SPLIT_NAMES
+from scripts.corpus.writer import CORPUS_INDEX, METADATA, read_jsonl, write_jsonl
 
 DEFAULT_TOLERANCE = 0.04
 ONSET_HOP_SAMPLES = 128  # 8 ms at 16 kHz: the tempo grid is ~1.6% at 120 BPM, not ~6% (512)
+ONSET_FFT_SAMPLES = 1024
+ONSET_MEL_BANDS = 64  # 2.4x faster than librosa's 2048 / 128 with the same agreement
+# librosa's tempo prior is log-normal around 120 BPM with a one-octave spread; two octaves
+# bias it less towards 120 BPM for a corpus spanning 60-180 BPM (on 500 clips of the first
+# build: 80.2% within 4% instead of 76.4%; librosa defaults at hop 512: 75.8%).
+TEMPO_PRIOR_OCTAVES = 2.0
 OCTAVE_FACTORS = (0.5, 1.0, 2.0)
 FIDELITY_FILE = "fidelity.json"
 
 
 def estimate_bpm(audio: np.ndarray, sample_rate: int,
                  hop_length: int = ONSET_HOP_SAMPLES) -> float:
-    """Global tempo estimate in BPM (librosa onset strength + tempogram autocorrelation)."""
+    """Global tempo estimate in BPM (librosa onset strength + tempogram autocorrelation,
+    log-normal tempo prior around 120 BPM spread over `TEMPO_PRIOR_OCTAVES` octaves)."""
     import librosa  # noqa: PLC0415 - heavy import, only in the processes that need it
 
     onset_envelope = librosa.onset.onset_strength(y=audio, sr=sample_rate,
-                                                  hop_length=hop_length)
+                                                  hop_length=hop_length,
+                                                  n_fft=ONSET_FFT_SAMPLES,
+                                                  n_mels=ONSET_MEL_BANDS)
     tempo = librosa.feature.tempo(onset_envelope=onset_envelope, sr=sample_rate,
-                                  hop_length=hop_length)
+                                  hop_length=hop_length, std_bpm=TEMPO_PRIOR_OCTAVES)
     return float(np.atleast_1d(tempo)[0])
 
 
@@ -102,6 +112,7 @@ def check_corpus(corpus_dir: Path, jobs: int = 1, tolerance: float = DEFAULT_TOL
         "tolerance": tolerance,
         "octave_factors": list(OCTAVE_FACTORS),
         "hop_length_samples": ONSET_HOP_SAMPLES,
+        "tempo_prior_octaves": TEMPO_PRIOR_OCTAVES,
         "clips": len(results),
         "share_within": round(float(np.mean(matches)), 4) if matches else None,
         "by_subset": _shares(results, "subset"),
@@ -109,6 +120,30 @@ def check_corpus(corpus_dir: Path, jobs: int = 1, tolerance: float = DEFAULT_TOL
         "by_genre": _shares(results, "genre"),
         "clips_detail": results,
     }
+
+
+def annotate_metadata(corpus_dir: Path, report: dict) -> int:
+    """Add `bpm_estimated` (BPM) and `bpm_verified` (estimate matched) to every row of
+    `corpus.jsonl` and the split `metadata.jsonl` files; clips not checked get None.
+
+    Returns the number of rows annotated. Lets a consumer keep only clips whose tempo an
+    estimator recovers (e.g. to train tempo conditioning on unambiguous material).
+    """
+    by_clip = {result["clip_id"]: result for result in report["clips_detail"]}
+    annotated = 0
+    paths = [Path(corpus_dir) / CORPUS_INDEX]
+    paths += [Path(corpus_dir) / split / METADATA for split in SPLIT_NAMES]
+    for path in paths:
+        if not path.is_file():
+            continue
+        rows = read_jsonl(path)
+        for row in rows:
+            result = by_clip.get(row.get("clip_id"))
+            row["bpm_estimated"] = result["estimated_bpm"] if result else None
+            row["bpm_verified"] = result["match"] if result else None
+            annotated += result is not None and path.name == CORPUS_INDEX
+        write_jsonl(path, rows)
+    return annotated
 
 
 def format_report(report: dict) -> str:
@@ -137,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="relative tolerance, 0.04 = within 4%% (default: 0.04)")
     parser.add_argument("--max-clips", type=int, default=None,
                         help="check an evenly spaced sample of this many clips (default: all)")
+    parser.add_argument("--no-annotate", action="store_true",
+                        help="do not add bpm_estimated / bpm_verified to the metadata files")
     return parser
 
 
@@ -150,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     report = check_corpus(args.corpus_dir, args.jobs, args.tolerance, args.max_clips)
     output = args.output or args.corpus_dir / FIDELITY_FILE
     output.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    if not args.no_annotate:
+        annotate_metadata(args.corpus_dir, report)
     print(format_report(report))
     print(f"report written to {output}")
     return 0

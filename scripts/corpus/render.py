@@ -187,7 +187,7 @@ def render_part(spec: ClipSpec, context: RenderContext,
         backing_program = params["backing_program"]
         events = melody_part(key, chords, beats_per_chord, total_beats, 0, piece_rng,
                              _lead_center_pitch(program))
-        events += chord_part(chords, beats_per_chord, total_beats, "sustained", 57, 1, rng)
+        events += chord_part(chords, beats_per_chord, total_beats, params["rhythm"], 57, 1, rng)
         channels[1] = ChannelSetup(backing_program, 0, 62, 60)
         backing = f"{program_name(backing_program)} chords"
         instruments = [program_name(program), program_name(backing_program)]
