@@ -255,3 +255,13 @@ def test_articles_agree_with_the_kit():
     assert any("an acoustic kit" in text for text in texts)
     assert not any("a acoustic" in text for text in texts)
     assert captions.with_article("808 kit") == "an 808 kit"
+
+
+def test_mma_library_files_get_readable_genres():
+    from scripts.corpus.mma import genre_of_stem
+
+    assert genre_of_stem("bossanova") == "bossa nova"
+    assert genre_of_stem("jazzwaltz") == "jazz waltz"
+    assert genre_of_stem("slowcountry") == "slow country"
+    assert genre_of_stem("rock-128") == "rock"
+    assert genre_of_stem("polka") == "polka"

@@ -19,19 +19,42 @@ from scripts.corpus.parts import DRUM_CHANNEL, GM_PROGRAM_NAMES, TimedNote
 
 MMA_LIBRARY_DIR = Path("/usr/share/mma/lib/stdlib")
 
-# Library file stem -> caption genre (stems not listed are used as they are).
+# Library file stem -> caption genre; other stems are split into known words below.
 _GENRE_OF_STEM = {
-    "50srock": "50s rock", "60srock": "60s rock", "8beat": "pop", "afro-cuban": "afro-cuban",
-    "basicrock": "rock", "bebop": "bebop", "bigband": "big band", "bluegrass": "bluegrass",
-    "boggiewoggie": "boogie-woogie", "bossanova": "bossa nova", "bvfunk": "funk",
-    "chacha": "cha-cha", "countryblues": "country blues", "countryswing": "country swing",
-    "countrywaltz": "country waltz", "dixie": "dixieland", "dsoul": "soul",
-    "easyswing": "swing", "fastblues": "blues", "fastswing": "swing", "folkrock": "folk rock",
-    "jazzcombo": "jazz", "jazzrock": "jazz rock", "jazzwaltz": "jazz waltz",
-    "lighttango": "tango", "mellowjazz": "jazz", "modernjazz": "modern jazz",
-    "popballad": "pop ballad", "rb": "r&b", "rb-ballad": "r&b ballad", "rockballad": "rock ballad",
-    "slowblues": "slow blues", "softrock": "soft rock", "swing": "swing",
+    "50srock": "50s rock", "60srock": "60s rock", "68march": "march", "68swing": "swing",
+    "8beat": "pop", "basicrock": "rock", "bigband": "big band", "bluefolk": "blues folk",
+    "boggiewoggie": "boogie-woogie", "boneym": "disco", "bossanova": "bossa nova",
+    "bvfunk": "funk", "bwmarch": "march", "chacha": "cha-cha", "cubanguitar": "cuban",
+    "descendingjazz": "jazz", "desert": "world", "dixie": "dixieland",
+    "dixiemarch": "dixieland march", "dsoul": "soul", "easyswing": "swing",
+    "evansish": "jazz", "fastblues": "blues", "fastswing": "swing", "hillcountry": "country",
+    "jazz-54": "jazz", "jazzcombo": "jazz", "lfusion": "latin fusion",
+    "lighttango": "tango", "mellowjazz": "jazz", "nitejazz": "jazz", "popspiritual": "gospel",
+    "rb": "r&b", "rb-ballad": "r&b ballad", "rock-128": "rock", "shuffleboggie": "boogie-woogie",
+    "slowspiritual": "gospel", "spiritual": "gospel", "softshoe": "soft shoe",
+    "strut": "funk", "vienesewaltz": "viennese waltz", "westernswing": "western swing",
 }
+_GENRE_WORDS = ("slow", "fast", "modern", "soft", "pop", "rock", "folk", "folky", "country",
+                "jazz", "latin", "french", "broadway", "piano", "guitar", "string", "gypsy",
+                "ballad", "waltz", "swing", "blues", "rhumba", "bolero", "bubble")
+
+
+def genre_of_stem(stem: str) -> str:
+    """Caption genre of an MMA library file: "jazzwaltz" -> "jazz waltz"."""
+    if stem in _GENRE_OF_STEM:
+        return _GENRE_OF_STEM[stem]
+    words, rest = [], re.sub(r"[-\d]+$", "", stem)
+    while rest:
+        word = next((w for w in sorted(_GENRE_WORDS, key=len, reverse=True)
+                     if rest.startswith(w)), None)
+        if word is None:
+            words.append(rest)
+            break
+        words.append(word)
+        rest = rest[len(word):]
+    return " ".join(words).replace("folky", "folk")
+
+
 _SKIPPED_STEMS = ("metronome", "none", "arpeggio")
 
 
@@ -56,7 +79,7 @@ def list_grooves(library_dir: Path = MMA_LIBRARY_DIR) -> list[Groove]:
         if path.stem.startswith(_SKIPPED_STEMS):
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        genre = _GENRE_OF_STEM.get(path.stem, re.sub(r"\d+$", "", path.stem))
+        genre = genre_of_stem(path.stem)
         for name in re.findall(r"^\s*DefGroove\s+(\S+)", text, flags=re.M | re.I):
             grooves.append(Groove(name, path.stem, genre))
     return sorted(set(grooves), key=lambda groove: groove.name.lower())
