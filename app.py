@@ -98,7 +98,9 @@ def _seed_controls(label: str = "Seed") -> tuple[gr.Number, gr.Checkbox]:
 
 
 def _slot_updates(result: Result, with_loops: bool) -> list:
-    """Per output slot: visibility, caption, player, spectrogram (and loop player + loop WAV)."""
+    """Per output slot: visibility, caption, player, spectrogram (and the loop row's visibility, loop
+    player and loop WAV). Visibility goes to layout blocks, which the API leaves out: API callers get
+    plain values."""
     updates: list = []
     for index in range(SLOTS):
         if index < len(result.outputs):
@@ -107,9 +109,10 @@ def _slot_updates(result: Result, with_loops: bool) -> list:
             updates += [gr.update(visible=True), caption, str(output.audio_path), output.spectrogram]
             if with_loops:
                 loop = None if output.loop_path is None else str(output.loop_path)
-                updates += [gr.update(value=loop, visible=loop is not None)] * 2
+                updates += [gr.update(visible=loop is not None), loop, loop]
         else:
-            updates += [gr.update(visible=False), "", None, None] + ([None, None] if with_loops else [])
+            updates += [gr.update(visible=False), "", None, None] + (
+                [gr.update(visible=False), None, None] if with_loops else [])
     return updates
 
 
@@ -174,11 +177,11 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                         clip = gr.Audio(label=f"Variation {index + 1}", type="filepath", interactive=False,
                                         elem_id=f"loops-clip-{index}")
                         picture = _spectrogram()
-                    with gr.Row():
+                    with gr.Row(visible=False) as loop_row:
                         loop_player = gr.Audio(label="Seamless loop (tiled)", type="filepath", interactive=False,
                                                loop=True)
                         loop_file = gr.File(label="Loop WAV with loop points (smpl/acid)", interactive=False)
-                loops_slots += [column, title, clip, picture, loop_player, loop_file]
+                loops_slots += [column, title, clip, picture, loop_row, loop_player, loop_file]
 
         # ---- Text to audio -------------------------------------------------------------------
         with gr.Tab("Text to audio", id="text"):
@@ -380,13 +383,25 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
     return demo
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
+    """The queued app and its handlers, as the command line asks."""
     studio = build_studio(args)
     demo = build_app(studio, concurrency=args.concurrency)
+    # Waiting requests beyond max_size are turned away with a "queue full" message, not left hanging.
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+    return demo, studio
+
+
+def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
+    """`demo.launch` keyword arguments: address, sharing, look, and the output folder served."""
+    return dict(server_name=args.host, server_port=args.port, share=args.share,
                 allowed_paths=[str(studio.store.root)], theme=gr.themes.Soft(), css=CSS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    demo, studio = create(args)
+    demo.launch(**launch_options(args, studio))
 
 
 if __name__ == "__main__":
