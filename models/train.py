@@ -20,6 +20,11 @@ from models.training.presets import PRESETS, preset_table
 logger = logging.getLogger("models.train")
 
 MODELS = ("unconditional", "text", "vae")
+
+
+class UsageError(ValueError):
+    """Arguments that do not fit together or a run folder used the wrong way; the message says how to fix it."""
+
 # Arguments a resumed run may change; everything else is taken from the checkpoint so that the
 # model, data order and schedule stay those of the original run.
 RUN_ARGUMENTS = {
@@ -184,27 +189,41 @@ def fill_defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Raise ValueError naming the offending argument and its allowed range."""
+    """Raise `UsageError` naming the offending argument and its allowed range."""
     positive = ("max_steps", "batch_size", "gradient_accumulation_steps", "checkpoint_every", "log_every",
                 "demo_steps", "latent_crops", "valid_items", "max_text_length")
     for name in positive:
         if getattr(args, name) is None or getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)!r}.")
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)!r}.")
     if not 0 <= args.caption_dropout <= 1:
-        raise ValueError(f"--caption-dropout must be in [0, 1], got {args.caption_dropout}.")
+        raise UsageError(f"--caption-dropout must be in [0, 1], got {args.caption_dropout}.")
     if args.learning_rate <= 0:
-        raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
+        raise UsageError(f"--learning-rate must be positive, got {args.learning_rate}.")
     if args.max_minutes is not None and args.max_minutes <= 0:
-        raise ValueError(f"--max-minutes must be positive, got {args.max_minutes}.")
+        raise UsageError(f"--max-minutes must be positive, got {args.max_minutes}.")
+    if not 0 <= args.valid_fraction < 1:
+        raise UsageError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}.")
     if args.model == "vae" and args.vae:
-        raise ValueError("--vae trains a diffusion model in an autoencoder's latent space; it does not go with "
+        raise UsageError("--vae trains a diffusion model in an autoencoder's latent space; it does not go with "
                          "--model vae.")
+    if not args.vae:
+        from models.mel import Mel
+        from models.training.diffusion import mel_settings
+        from models.training.presets import check_shape
+
+        settings = mel_settings(args)
+        preset = PRESETS[args.preset]
+        try:
+            Mel(**settings)
+            check_shape(settings, preset.vae_channels if args.model == "vae" else preset.channels)
+        except ValueError as error:
+            raise UsageError(f"{error} (preset {args.preset} with the given mel settings)") from error
 
 
 def merge_resumed_arguments(args: argparse.Namespace, saved: dict, parser: argparse.ArgumentParser) -> None:
     """Take the checkpoint's arguments except `RUN_ARGUMENTS`; warn about explicit values that are ignored."""
     if saved.get("model") != args.model:
-        raise ValueError(f"The checkpoint holds a {saved.get('model')!r} run; got --model {args.model}.")
+        raise UsageError(f"The checkpoint holds a {saved.get('model')!r} run; got --model {args.model}.")
     for key, value in saved.items():
         if key in RUN_ARGUMENTS or not hasattr(args, key):
             continue
@@ -229,7 +248,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = Non
 
     Raises:
         DataError: unusable training data (empty folder, no captions for a text model, ...).
-        ValueError, FileNotFoundError: bad arguments or checkpoints.
+        UsageError, FileNotFoundError: bad arguments, or checkpoints that are not there.
     """
     from accelerate.utils import set_seed
 
@@ -256,7 +275,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = Non
     elif args.resume:
         resume_from = Path(args.resume)
     elif checkpoint_folders(output_dir):
-        raise ValueError(f"{output_dir} already holds checkpoints: pass --resume to continue that run, or choose "
+        raise UsageError(f"{output_dir} already holds checkpoints: pass --resume to continue that run, or choose "
                          "another --output-dir.")
     state = {}
     if resume_from is not None:
@@ -310,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         train(args, parser)
-    except (DataError, ValueError, FileNotFoundError) as error:
+    except (DataError, UsageError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -9,7 +9,13 @@ import torch
 from models.audio import load_audio
 from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
-from models.training.batches import SeededOrder, WindowSource, db_to_images, fixed_windows, positions_for
+from models.training.batches import (
+    SeededOrder,
+    WindowSource,
+    db_to_images,
+    fixed_windows,
+    positions_for,
+)
 from models.training.data import DataError, discover_dataset, read_split_lists, split_by_file
 from models.training.mel_cache import MelCache, file_sha256, load_file_mels
 from models.training.prepare import prepare_training_data
@@ -34,7 +40,7 @@ def folder(tmp_path):
 
 def test_flat_folder_is_split_by_file_seeded_and_disjoint(folder):
     splits = discover_dataset(folder, valid_fraction=0.25, seed=3)
-    names = lambda files: {item.file_name for item in files}  # noqa: E731
+    names = lambda files: {item.file_name for item in files}
     assert len(splits.train) + len(splits.valid) == 9 and len(splits.valid) == 3
     assert not names(splits.train) & names(splits.valid)
     assert splits.test == [] and "by file" in splits.method
