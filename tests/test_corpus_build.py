@@ -166,3 +166,13 @@ def test_existing_corpus_is_kept_without_overwrite(tmp_path):
 def test_corpus_info_is_json(tmp_path):
     writer.write_corpus_info(tmp_path, {"sample_rate": SAMPLE_RATE})
     assert json.loads((tmp_path / "corpus_info.json").read_text())["sample_rate"] == SAMPLE_RATE
+
+
+def test_rows_get_one_type_per_key_across_splits():
+    rows = [{"clip_id": "a", "split": "train", "key": "A minor", "chords": ["Am"], "bpm": 90,
+             "pattern_seed": None},
+            {"clip_id": "b", "split": "valid", "key": None, "bpm": 120.5, "pattern_seed": "7"}]
+    uniform = writer.uniform_rows(rows)
+    assert [list(row) for row in uniform] == [list(uniform[0])] * 2
+    assert uniform[1]["key"] == "" and uniform[1]["chords"] == []
+    assert uniform[0]["pattern_seed"] == "" and uniform[0]["bpm"] == 90.0

@@ -239,6 +239,8 @@ def test_kits_match_genres_and_quick_runs_sample_the_full_plan(tmp_path):
             assert spec.params["kit_id"] == expected
     quick = sample_for_quick_run(specs, 40, seed=0)
     assert len(quick) == 40
+    assert {spec.split for spec in quick} == set(SPLIT_NAMES)
+    assert {spec.split for spec in sample_for_quick_run(specs, 3, seed=5)} == set(SPLIT_NAMES)
     full_by_id = {s.clip_id: s.to_dict() for s in specs}
     assert all(full_by_id[s.clip_id] == s.to_dict() for s in quick)
     assert sample_for_quick_run(specs, None, 0) == specs

@@ -409,14 +409,31 @@ def sample_for_quick_run(specs: list[ClipSpec], max_clips: int | None,
                          seed: int) -> list[ClipSpec]:
     """A seeded random `max_clips` of the planned clips (all when None), in plan order.
 
-    Sampling after planning keeps every clip's id, split and content the same as in the
-    full build, so a quick run is a representative slice of it.
+    Drawn per split in proportion to its size (each split keeps at least one clip when
+    `max_clips` allows), and after planning, so every clip keeps the id, split and content
+    it has in the full build: a quick run is a representative slice of it.
     """
     if max_clips is None or max_clips >= len(specs):
         return specs
     rng = np.random.default_rng([seed, stable_int("max-clips")])
-    keep = sorted(int(i) for i in rng.permutation(len(specs))[:max_clips])
-    return [specs[i] for i in keep]
+    by_split: dict[str, list[int]] = {}
+    for index, spec in enumerate(specs):
+        by_split.setdefault(spec.split, []).append(index)
+    quotas = {split: max_clips * len(indices) / len(specs) for split, indices in by_split.items()}
+    counts = {split: int(quota) for split, quota in quotas.items()}
+    if max_clips >= len(by_split):
+        counts = {split: max(count, 1) for split, count in counts.items()}
+    by_remainder = sorted(quotas, key=lambda split: counts[split] - quotas[split])
+    while sum(counts.values()) < max_clips:
+        split = by_remainder.pop(0)
+        counts[split] += 1
+    while sum(counts.values()) > max_clips:
+        counts[max(counts, key=counts.get)] -= 1
+    keep = []
+    for split, indices in sorted(by_split.items()):
+        chosen = rng.permutation(len(indices))[: counts[split]]
+        keep.extend(indices[int(i)] for i in chosen)
+    return [specs[i] for i in sorted(keep)]
 
 
 def source_licence_summary(catalog: SourceCatalog) -> list[str]:

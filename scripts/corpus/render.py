@@ -107,7 +107,8 @@ def render_kit_loop(spec: ClipSpec, context: RenderContext,
                                           spec.params.get("tuning_factor", 1.0))
     text = captions.drum_loop_caption(spec.genre, spec.bpm, kit.description, instruments, rng)
     return RenderedClip(audio, text, instruments, kit.kit_id, [kit.license, GENERATED_MATERIAL],
-                        extra={"kit": kit.kit_id, "pattern_seed": spec.params["pattern_seed"]})
+                        extra={"kit": kit.kit_id,
+                               "pattern_seed": str(spec.params["pattern_seed"])})
 
 
 def render_gm_drum_loop(spec: ClipSpec, context: RenderContext,
@@ -126,7 +127,7 @@ def render_gm_drum_loop(spec: ClipSpec, context: RenderContext,
     return RenderedClip(audio, text, instruments, "fluid-soundfont-gm",
                         [FLUID_R3_GM, GENERATED_MATERIAL],
                         extra={"kit": f"FluidR3_GM:{kit_description}",
-                               "pattern_seed": spec.params["pattern_seed"]})
+                               "pattern_seed": str(spec.params["pattern_seed"])})
 
 
 def render_break_clip(spec: ClipSpec, context: RenderContext,
@@ -240,7 +241,7 @@ def render_band(spec: ClipSpec, context: RenderContext,
     return RenderedClip(audio, text, instruments, "fluid-soundfont-gm",
                         [FLUID_R3_GM, GENERATED_MATERIAL], key=key.name,
                         extra={"chords": [chord.name for chord in chords],
-                               "pattern_seed": params["pattern_seed"],
+                               "pattern_seed": str(params["pattern_seed"]),
                                "piece": f"midi:{params['piece_seed']}"})
 
 

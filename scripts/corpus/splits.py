@@ -62,7 +62,7 @@ def leaked_groups(rows: list[dict], group_keys: tuple[str, ...] = ("group",)) ->
     for row in rows:
         for key in group_keys:
             value = row.get(key)
-            if value is None:
+            if value is None or value == "" or value == []:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 splits_of[(key, str(item))].add(row["split"])

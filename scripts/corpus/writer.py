@@ -43,14 +43,28 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def uniform_rows(rows: list[dict]) -> list[dict]:
-    """Rows with the same keys in the same order (missing ones as None) and float BPMs, so
-    column-wise readers (pyarrow, pandas, `datasets`) infer one schema for the whole file."""
+    """Rows with the same keys in the same order and one JSON type per key, so column-wise
+    readers (pyarrow, pandas, `datasets`) infer one schema for every split file.
+
+    A key a row lacks (or holds None for) becomes "" for text keys and [] for list keys, so
+    a split without, say, any pitched clip still has a text `key` column; numeric keys stay
+    None. BPMs are floats.
+    """
     keys: dict[str, None] = {}
+    empty_of: dict[str, object] = {}
     for row in rows:
         keys.update(dict.fromkeys(row))
+        for key, value in row.items():
+            if isinstance(value, str):
+                empty_of.setdefault(key, "")
+            elif isinstance(value, list):
+                empty_of.setdefault(key, [])
     uniform = []
     for row in rows:
-        filled = {key: row.get(key) for key in keys}
+        filled = {}
+        for key in keys:
+            value = row.get(key)
+            filled[key] = value if value is not None else empty_of.get(key)
         if filled.get("bpm") is not None:
             filled["bpm"] = float(filled["bpm"])
         uniform.append(filled)
