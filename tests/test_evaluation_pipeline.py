@@ -2,6 +2,7 @@
 embedder registry (mel-stats, clap-bundled, clap-laion, the optional extra), CLAP score pairing
 and matched-vs-mismatched captions, compare/report/CLI, and generation from a checkpoint."""
 import importlib.resources
+import importlib.util
 import json
 import shutil
 import warnings
@@ -108,6 +109,29 @@ def test_registry_holds_the_issue_embedders_and_rejects_unknown_names():
 def test_optional_extra_embedders_explain_how_to_install():
     with pytest.raises(ImportError, match="frechet-audio-distance"):
         get_embedder("vggish")
+
+
+def test_optional_extra_embedders_mean_pool_the_packages_frames(monkeypatch):
+    calls = []
+
+    class FakeFrechetAudioDistance:  # the interface of frechet_audio_distance 0.3.4
+        def __init__(self, model_name, sample_rate, use_pca, use_activation, verbose):
+            assert (model_name, sample_rate) == ("vggish", 16000)
+
+        def get_embeddings(self, x, sr):
+            calls.append(len(x))
+            frames = int(len(x[0]) / sr / 0.96)
+            return np.stack([np.full(128, float(len(x[0])))] * frames) if frames else np.zeros((0, 128))
+
+    fake = type(importlib.util)("frechet_audio_distance")
+    fake.FrechetAudioDistance, fake.__version__ = FakeFrechetAudioDistance, "0.3.4"
+    monkeypatch.setitem(__import__("sys").modules, "frechet_audio_distance", fake)
+    embedder = get_embedder("vggish")
+    vectors = embedder.embed_audio([np.ones(3 * SR, np.float32) * 0.1, np.ones(2 * SR, np.float32) * 0.1], SR)
+    assert calls == [1, 1] and vectors.shape == (2, 128) and float(vectors[0, 0]) == 3 * SR
+    assert embedder.version.endswith("fad0.3.4")
+    with pytest.raises(RuntimeError, match="no frames"):
+        embedder.embed_audio([np.ones(SR // 2, np.float32)], SR)
 
 
 def test_mel_stats_uses_fixed_windows_and_is_deterministic():
