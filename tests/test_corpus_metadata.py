@@ -267,3 +267,13 @@ def test_mma_library_files_get_readable_genres():
     assert genre_of_stem("slowcountry") == "slow country"
     assert genre_of_stem("rock-128") == "rock"
     assert genre_of_stem("polka") == "polka"
+
+
+def test_chorale_captions_do_not_repeat_the_ensemble():
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        text = captions.chorale_caption("BWV 66.6", "choir", ["choir"], "F# minor", 84, rng)
+        assert "choir: choir" not in text and "84 BPM" in text and "F# minor" in text
+        text = captions.chorale_caption("BWV 66.6", "string quartet",
+                                        ["violin", "viola", "cello"], "F# minor", 84, rng)
+        assert "string quartet" in text

@@ -132,6 +132,9 @@ _CHORALE_TEMPLATES = (
 def chorale_caption(title: str, ensemble: str, instruments: list[str], key: str, bpm: float,
                     rng: np.random.Generator) -> str:
     """Caption of a rendered Bach chorale excerpt."""
-    return _pick(_CHORALE_TEMPLATES, rng).format(
+    template = _pick(_CHORALE_TEMPLATES, rng)
+    if join_names(instruments) in ensemble:  # "choir: choir" says nothing twice
+        template = template.replace(": {instruments}", "")
+    return template.format(
         title=title, ensemble=ensemble, instruments=join_names(instruments), key=key,
         bpm=format_bpm(bpm))
