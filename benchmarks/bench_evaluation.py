@@ -9,6 +9,7 @@ FPR measured on test), memorization_synthetic (the same on procedural audio), cl
 mismatched captions on the test split), speed (FAD of 1,000 five-second clips, cold vs cached),
 retrieval (clap-bundled R@1/R@10 from its metrics.json). Everything is seeded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
-from evaluation.audio_io import load_clip, write_clip
+from evaluation.audio_io import load_clip
 from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score, mismatched_captions, read_captions
 from evaluation.embedders import get_embedder
@@ -50,15 +51,35 @@ def bench_frechet() -> dict:
         ours_s = time.perf_counter() - start
         start = time.perf_counter()
         covmean = scipy.linalg.sqrtm(sa.covariance @ sb.covariance)
-        reference = float(((sa.mean - sb.mean) ** 2).sum() + np.trace(sa.covariance) + np.trace(sb.covariance) - 2 * np.trace(covmean.real))
+        reference = float(
+            ((sa.mean - sb.mean) ** 2).sum()
+            + np.trace(sa.covariance)
+            + np.trace(sb.covariance)
+            - 2 * np.trace(covmean.real)
+        )
         scipy_s = time.perf_counter() - start
-        rows.append({"dim": dim, "ours": ours, "scipy": reference, "relative_error": abs(ours - reference) / reference,
-                     "scipy_max_imag": float(np.abs(covmean.imag).max()), "ours_s": ours_s, "scipy_s": scipy_s})
+        rows.append(
+            {
+                "dim": dim,
+                "ours": ours,
+                "scipy": reference,
+                "relative_error": abs(ours - reference) / reference,
+                "scipy_max_imag": float(np.abs(covmean.imag).max()),
+                "ours_s": ours_s,
+                "scipy_s": scipy_s,
+            }
+        )
     return {"rows": rows}
 
 
-def split_files(corpus: Path, split: str, limit: int | None = None, five_seconds: bool = False) -> list[Path]:
-    rows = [json.loads(line) for line in (corpus / split / "metadata.jsonl").read_text().splitlines() if line.strip()]
+def split_files(
+    corpus: Path, split: str, limit: int | None = None, five_seconds: bool = False
+) -> list[Path]:
+    rows = [
+        json.loads(line)
+        for line in (corpus / split / "metadata.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     rows = sorted(rows, key=lambda r: r["file_name"])
     if five_seconds:
         rows = [r for r in rows if abs(float(r.get("seconds_total") or 0) - 5.0) < 1e-6]
@@ -82,20 +103,38 @@ def bench_degradations(corpus: Path, embedder_names: list[str], work: Path) -> d
         reference = embed_files(embedder, reference_files, None, 64, progress=False).embeddings
         rows = []
         for label, transform in degradations.items():
-            vectors = embedder.embed_audio([transform(x, i) for i, x in enumerate(clean)], SR).numpy()
+            vectors = embedder.embed_audio(
+                [transform(x, i) for i, x in enumerate(clean)], SR
+            ).numpy()
             with limit_threads(1):
-                rows.append({"degradation": label, "fad": fad(reference, vectors), "kad": kad(reference, vectors)})
+                rows.append(
+                    {
+                        "degradation": label,
+                        "fad": fad(reference, vectors),
+                        "kad": kad(reference, vectors),
+                    }
+                )
         out["embedders"][name] = rows
     return out
 
 
-def detection_stats(generated_scores: np.ndarray, negative_scores: np.ndarray, baseline_scores: np.ndarray, fpr: float = 0.01) -> dict:
+def detection_stats(
+    generated_scores: np.ndarray,
+    negative_scores: np.ndarray,
+    baseline_scores: np.ndarray,
+    fpr: float = 0.01,
+) -> dict:
     threshold = calibrate_threshold(baseline_scores, fpr)
-    return {"threshold": threshold, "recall": float(np.mean(generated_scores > threshold)),
-            "false_positive_rate": float(np.mean(negative_scores > threshold))}
+    return {
+        "threshold": threshold,
+        "recall": float(np.mean(generated_scores > threshold)),
+        "false_positive_rate": float(np.mean(negative_scores > threshold)),
+    }
 
 
-def bench_memorization(corpus: Path, embedder_name: str, num_copies: int = 200, seed: int = 0) -> dict:
+def bench_memorization(
+    corpus: Path, embedder_name: str, num_copies: int = 200, seed: int = 0
+) -> dict:
     train_files = split_files(corpus, "train")
     valid_files, test_files = split_files(corpus, "valid"), split_files(corpus, "test")
     rng = np.random.default_rng(seed)
@@ -103,43 +142,76 @@ def bench_memorization(corpus: Path, embedder_name: str, num_copies: int = 200, 
     detector = CopyDetector()
     with limit_threads(1):
         train_audio = [load_clip(p, SR)[0] for p in train_files]
-        copies, params = zip(*[planted_copy(train_audio[i], SR, seed=seed + k) for k, i in enumerate(sources)])
-        features = {"train": [detector.features(x) for x in train_audio], "copies": [detector.features(x) for x in copies],
-                    "valid": [detector.features(load_clip(p, SR)[0]) for p in valid_files],
-                    "test": [detector.features(load_clip(p, SR)[0]) for p in test_files]}
+        copies, params = zip(
+            *[planted_copy(train_audio[i], SR, seed=seed + k) for k, i in enumerate(sources)]
+        )
+        features = {
+            "train": [detector.features(x) for x in train_audio],
+            "copies": [detector.features(x) for x in copies],
+            "valid": [detector.features(load_clip(p, SR)[0]) for p in valid_files],
+            "test": [detector.features(load_clip(p, SR)[0]) for p in test_files],
+        }
         start = time.perf_counter()
-        match = {k: detector.match(features[k], features["train"], progress=False) for k in ("copies", "valid", "test")}
+        match = {
+            k: detector.match(features[k], features["train"], progress=False)
+            for k in ("copies", "valid", "test")
+        }
         match_s = time.perf_counter() - start
-    out = {"num_train": len(train_files), "num_copies": num_copies, "num_baseline_valid": len(valid_files), "num_negatives_test": len(test_files),
-           "copy_detector": {**detection_stats(match["copies"].score, match["test"].score, match["valid"].score),
-                             "source_found": float(np.mean(match["copies"].index == np.array(sources))), "match_seconds": match_s},
-           "transforms": "offset 0-1.5 s, gain -12..+6 dB, pitch -0.5..+0.5 semitone, white noise 15-30 dB SNR"}
+    out = {
+        "num_train": len(train_files),
+        "num_copies": num_copies,
+        "num_baseline_valid": len(valid_files),
+        "num_negatives_test": len(test_files),
+        "copy_detector": {
+            **detection_stats(match["copies"].score, match["test"].score, match["valid"].score),
+            "source_found": float(np.mean(match["copies"].index == np.array(sources))),
+            "match_seconds": match_s,
+        },
+        "transforms": "offset 0-1.5 s, gain -12..+6 dB, pitch -0.5..+0.5 semitone, white noise 15-30 dB SNR",
+    }
     embedder = get_embedder(embedder_name, batch_size=64)
     train_vectors = embedder.embed_audio(train_audio, SR).numpy()
-    vectors = {"copies": embedder.embed_audio(list(copies), SR).numpy(),
-               "valid": embed_files(embedder, valid_files, None, 64, progress=False).embeddings,
-               "test": embed_files(embedder, test_files, None, 64, progress=False).embeddings}
+    vectors = {
+        "copies": embedder.embed_audio(list(copies), SR).numpy(),
+        "valid": embed_files(embedder, valid_files, None, 64, progress=False).embeddings,
+        "test": embed_files(embedder, test_files, None, 64, progress=False).embeddings,
+    }
     sims = {k: nearest_neighbours(v, train_vectors, embedder.normalize) for k, v in vectors.items()}
-    out["embedding_" + embedder_name] = {**detection_stats(sims["copies"][0], sims["test"][0], sims["valid"][0]),
-                                         "source_found": float(np.mean(sims["copies"][1] == np.array(sources)))}
+    out["embedding_" + embedder_name] = {
+        **detection_stats(sims["copies"][0], sims["test"][0], sims["valid"][0]),
+        "source_found": float(np.mean(sims["copies"][1] == np.array(sources))),
+    }
     low = np.argsort(match["copies"].score)[:5]
     out["hardest_copies"] = [{"score": float(match["copies"].score[i]), **params[i]} for i in low]
     return out
 
 
-def bench_memorization_synthetic(num_train: int = 300, num_copies: int = 200, num_baseline: int = 500, num_negatives: int = 500) -> dict:
+def bench_memorization_synthetic(
+    num_train: int = 300, num_copies: int = 200, num_baseline: int = 500, num_negatives: int = 500
+) -> dict:
     detector = CopyDetector()
     with limit_threads(1):
         train = [synthetic_clip(s, 5.0, SR) for s in range(num_train)]
         copies = [planted_copy(train[i % num_train], SR, seed=i)[0] for i in range(num_copies)]
         baseline = [synthetic_clip(100_000 + s, 5.0, SR) for s in range(num_baseline)]
         negatives = [synthetic_clip(200_000 + s, 5.0, SR) for s in range(num_negatives)]
-        f = lambda clips: [detector.features(x) for x in clips]  # noqa: E731
+        f = lambda clips: [detector.features(x) for x in clips]
         train_features = f(train)
-        scores = {name: detector.match(f(clips), train_features, progress=False).score for name, clips in
-                  (("copies", copies), ("baseline", baseline), ("negatives", negatives))}
-    return {"num_train": num_train, "num_copies": num_copies, "num_baseline": num_baseline, "num_negatives": num_negatives,
-            **detection_stats(scores["copies"], scores["negatives"], scores["baseline"])}
+        scores = {
+            name: detector.match(f(clips), train_features, progress=False).score
+            for name, clips in (
+                ("copies", copies),
+                ("baseline", baseline),
+                ("negatives", negatives),
+            )
+        }
+    return {
+        "num_train": num_train,
+        "num_copies": num_copies,
+        "num_baseline": num_baseline,
+        "num_negatives": num_negatives,
+        **detection_stats(scores["copies"], scores["negatives"], scores["baseline"]),
+    }
 
 
 def bench_clap(corpus: Path, seed: int = 0) -> dict:
@@ -150,16 +222,27 @@ def bench_clap(corpus: Path, seed: int = 0) -> dict:
     shuffled = dict(zip(names, mismatched_captions([captions[n] for n in names], seed)))
     matched = clap_score(embedder, audio, captions, seed=seed)
     mismatched = clap_score(embedder, audio, shuffled, seed=seed)
-    return {"num_clips": len(names), "checkpoint": matched.embedder,
-            "matched": {"mean": matched.mean, "ci": [matched.ci_low, matched.ci_high]},
-            "mismatched": {"mean": mismatched.mean, "ci": [mismatched.ci_low, mismatched.ci_high]},
-            "matched_beats_mismatched_share": float(np.mean([m["cosine"] > s["cosine"] for m, s in zip(matched.per_clip, mismatched.per_clip)]))}
+    return {
+        "num_clips": len(names),
+        "checkpoint": matched.embedder,
+        "matched": {"mean": matched.mean, "ci": [matched.ci_low, matched.ci_high]},
+        "mismatched": {"mean": mismatched.mean, "ci": [mismatched.ci_low, mismatched.ci_high]},
+        "matched_beats_mismatched_share": float(
+            np.mean(
+                [m["cosine"] > s["cosine"] for m, s in zip(matched.per_clip, mismatched.per_clip)]
+            )
+        ),
+    }
 
 
 def bench_speed(corpus: Path, work: Path, num_clips: int = 1000) -> dict:
     files = split_files(corpus, "train", five_seconds=True)
     if len(files) < 2 * num_clips:
-        files = files + split_files(corpus, "valid", five_seconds=True) + split_files(corpus, "test", five_seconds=True)
+        files = (
+            files
+            + split_files(corpus, "valid", five_seconds=True)
+            + split_files(corpus, "test", five_seconds=True)
+        )
     evaluated, reference = files[:num_clips], files[num_clips : 2 * num_clips]
     cache_dir = work / "speed-cache"
     shutil.rmtree(cache_dir, ignore_errors=True)
@@ -176,9 +259,17 @@ def bench_speed(corpus: Path, work: Path, num_clips: int = 1000) -> dict:
 
     cold_s, cold_fad = run()
     warm_s, warm_fad = run()
-    return {"num_evaluated": len(evaluated), "num_reference": len(reference), "clip_seconds": 5.0,
-            "cold_s (embed both sets + FAD)": cold_s, "cached_s": warm_s, "speedup": cold_s / warm_s,
-            "fad_cold": cold_fad, "fad_cached": warm_fad, "torch_threads": __import__("torch").get_num_threads()}
+    return {
+        "num_evaluated": len(evaluated),
+        "num_reference": len(reference),
+        "clip_seconds": 5.0,
+        "cold_s (embed both sets + FAD)": cold_s,
+        "cached_s": warm_s,
+        "speedup": cold_s / warm_s,
+        "fad_cold": cold_fad,
+        "fad_cached": warm_fad,
+        "torch_threads": __import__("torch").get_num_threads(),
+    }
 
 
 def bench_retrieval(checkpoint: Path) -> dict:
@@ -186,21 +277,42 @@ def bench_retrieval(checkpoint: Path) -> dict:
     if not metrics_file.exists():
         return {"missing": str(metrics_file)}
     metrics = json.loads(metrics_file.read_text())
-    return {"test": metrics["test"], "valid_best": metrics["valid_best"], "epochs_run": metrics["epochs_run"], "train_minutes": metrics["train_minutes"]}
+    return {
+        "test": metrics["test"],
+        "valid_best": metrics["valid_best"],
+        "epochs_run": metrics["epochs_run"],
+        "train_minutes": metrics["train_minutes"],
+    }
 
 
 def markdown(results: dict) -> str:
     lines = ["# Evaluation benchmarks (issue 5)", "", f"Machine: {results['machine']}", ""]
     if "frechet" in results:
-        lines += ["## Frechet distance vs scipy `sqrtm`", "", "| dim | ours | scipy | relative error | scipy max imaginary part |", "|---|---|---|---|---|"]
-        lines += [f"| {r['dim']} | {r['ours']:.6f} | {r['scipy']:.6f} | {r['relative_error']:.1e} | {r['scipy_max_imag']:.1e} |" for r in results["frechet"]["rows"]]
+        lines += [
+            "## Frechet distance vs scipy `sqrtm`",
+            "",
+            "| dim | ours | scipy | relative error | scipy max imaginary part |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['dim']} | {r['ours']:.6f} | {r['scipy']:.6f} | {r['relative_error']:.1e} | {r['scipy_max_imag']:.1e} |"
+            for r in results["frechet"]["rows"]
+        ]
     if "degradations" in results:
         d = results["degradations"]
         for name, rows in d["embedders"].items():
-            lines += ["", f"## Planted degradations ({name}; reference: valid split {d['num_reference']} clips, evaluated: test split {d['num_evaluated']} clips)", "",
-                      "| evaluated set | FAD | KAD |", "|---|---|---|"]
+            lines += [
+                "",
+                f"## Planted degradations ({name}; reference: valid split {d['num_reference']} clips, evaluated: test split {d['num_evaluated']} clips)",
+                "",
+                "| evaluated set | FAD | KAD |",
+                "|---|---|---|",
+            ]
             lines += [f"| {r['degradation']} | {r['fad']:.4g} | {r['kad']:.4g} |" for r in rows]
-    for key, title in (("memorization", "Memorization on the corpus"), ("memorization_synthetic", "Memorization on procedural audio")):
+    for key, title in (
+        ("memorization", "Memorization on the corpus"),
+        ("memorization_synthetic", "Memorization on procedural audio"),
+    ):
         if key in results:
             m = results[key]
             lines += ["", f"## {title}", "", "```json", json.dumps(m, indent=2), "```"]
@@ -211,18 +323,35 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", default="data/corpus", help="demo corpus root (default %(default)s)")
-    parser.add_argument("--sections", default="frechet,degradations,memorization,memorization_synthetic,clap,speed,retrieval",
-                        help="comma-separated sections to run (default: all)")
-    parser.add_argument("--embedders", default="clap-bundled,mel-stats", help="embedders for the degradation table (default %(default)s)")
-    parser.add_argument("--out", default="reports/evaluation_benchmarks", help="output path without suffix (default %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--corpus", default="data/corpus", help="demo corpus root (default %(default)s)"
+    )
+    parser.add_argument(
+        "--sections",
+        default="frechet,degradations,memorization,memorization_synthetic,clap,speed,retrieval",
+        help="comma-separated sections to run (default: all)",
+    )
+    parser.add_argument(
+        "--embedders",
+        default="clap-bundled,mel-stats",
+        help="embedders for the degradation table (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default="reports/evaluation_benchmarks",
+        help="output path without suffix (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     corpus, sections = Path(args.corpus), args.sections.split(",")
     out_json = Path(args.out).with_suffix(".json")
     results = json.loads(out_json.read_text()) if out_json.exists() else {}
-    results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    results["machine"] = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         runners = {

@@ -4,6 +4,7 @@ Problems never pass silently: unreadable files raise `AudioLoadError` (or are sk
 warning when asked), silent files (peak below -80 dBFS) are skipped with a warning, and every
 resampling or channel mix is written down as a note that ends up in the report.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,7 @@ class LoadNotes:
     mixed_channels: Counter = field(default_factory=Counter)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def merge(self, other: "LoadNotes") -> None:
+    def merge(self, other: LoadNotes) -> None:
         self.resampled_from_hz.update(other.resampled_from_hz)
         self.mixed_channels.update(other.mixed_channels)
         self.skipped.extend(other.skipped)
@@ -55,7 +56,9 @@ def list_audio_files(directory: str | Path, recursive: bool = True) -> list[Path
     if not directory.is_dir():
         raise FileNotFoundError(f"not a directory: {directory}")
     pattern = "**/*" if recursive else "*"
-    files = [p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
+    files = [
+        p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    ]
     return sorted(files)
 
 
@@ -72,7 +75,9 @@ def resample(waveform: np.ndarray, orig_rate_hz: int, target_rate_hz: int) -> np
     """Band-limited resampling (soxr, high quality) of a mono float waveform."""
     if orig_rate_hz == target_rate_hz:
         return waveform
-    return librosa.resample(waveform, orig_sr=orig_rate_hz, target_sr=target_rate_hz, res_type="soxr_hq")
+    return librosa.resample(
+        waveform, orig_sr=orig_rate_hz, target_sr=target_rate_hz, res_type="soxr_hq"
+    )
 
 
 def load_clip(
@@ -109,7 +114,10 @@ def load_clip(
 
 
 def load_clips(
-    paths: list[Path], target_rate_hz: int | None, on_error: str = "raise", notes: LoadNotes | None = None
+    paths: list[Path],
+    target_rate_hz: int | None,
+    on_error: str = "raise",
+    notes: LoadNotes | None = None,
 ) -> tuple[list[np.ndarray], list[Path]]:
     """Load many files; `on_error="skip"` warns about and drops bad files instead of raising.
 

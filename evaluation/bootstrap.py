@@ -10,6 +10,7 @@ percentile interval shifted by the bootstrap's own bias estimate (mean of replic
 they keep the width of the sampling spread and are centred on the estimate (`method="shifted"`);
 `method="percentile"` gives the plain percentile interval.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -77,14 +78,19 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     value = float(statistic(np.arange(num_clips)))
     replicates = np.array(
-        [statistic(rng.integers(0, num_clips, num_clips)) for _ in tqdm(range(n_bootstrap), desc="bootstrap", disable=not progress)]
+        [
+            statistic(rng.integers(0, num_clips, num_clips))
+            for _ in tqdm(range(n_bootstrap), desc="bootstrap", disable=not progress)
+        ]
     )
     alpha = (1 - confidence) / 2
     low, high = np.quantile(replicates, [alpha, 1 - alpha])
     bias = float(replicates.mean() - value)
     if method == "shifted":
         low, high = low - bias, high - bias
-    return BootstrapResult(value, float(low), float(high), confidence, n_bootstrap, seed, bias, method)
+    return BootstrapResult(
+        value, float(low), float(high), confidence, n_bootstrap, seed, bias, method
+    )
 
 
 def paired_bootstrap_test(
@@ -103,7 +109,9 @@ def paired_bootstrap_test(
     prompt/seed variance from the difference. Replicate differences are shifted by their bootstrap
     bias (as in `bootstrap_ci`) before the interval and the p-value are read off."""
     if paired and num_clips_a != num_clips_b:
-        raise ValueError(f"a paired test needs equal clip counts, got {num_clips_a} and {num_clips_b}")
+        raise ValueError(
+            f"a paired test needs equal clip counts, got {num_clips_a} and {num_clips_b}"
+        )
     rng = np.random.default_rng(seed)
     difference = float(statistic_a(np.arange(num_clips_a)) - statistic_b(np.arange(num_clips_b)))
     diffs = np.empty(n_bootstrap)
@@ -117,5 +125,13 @@ def paired_bootstrap_test(
     low, high = np.quantile(diffs, [alpha, 1 - alpha])
     p_value = float((np.sum(~a_better) + 1) / (n_bootstrap + 1))
     return PairedTestResult(
-        difference, float(low), float(high), p_value, float(a_better.mean()), paired, lower_is_better, n_bootstrap, seed
+        difference,
+        float(low),
+        float(high),
+        p_value,
+        float(a_better.mean()),
+        paired,
+        lower_is_better,
+        n_bootstrap,
+        seed,
     )

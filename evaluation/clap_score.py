@@ -1,6 +1,7 @@
 """CLAP score: cosine similarity (in [-1, 1]) between each clip's audio embedding and its caption's
 text embedding, paired by file name through `metadata.jsonl` or a CSV with an explicit file column
 (never by listing order). Reports the mean, a bootstrap interval and the exact checkpoint used."""
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,9 @@ class CaptionPairingError(ValueError):
     """Audio files without captions (or a caption file that cannot be read); lists the offenders."""
 
 
-def read_captions(path: str | Path, file_column: str = "file_name", text_column: str = "text") -> dict[str, str]:
+def read_captions(
+    path: str | Path, file_column: str = "file_name", text_column: str = "text"
+) -> dict[str, str]:
     """File name (relative to the caption file's folder, POSIX) -> caption, from JSONL or CSV.
 
     JSONL rows need `file_column` and `text_column` keys (Hugging Face audiofolder style); a CSV
@@ -39,20 +42,26 @@ def read_captions(path: str | Path, file_column: str = "file_name", text_column:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    raise CaptionPairingError(f"{path}:{line_number}: not valid JSON ({error})") from error
+                    raise CaptionPairingError(
+                        f"{path}:{line_number}: not valid JSON ({error})"
+                    ) from error
     elif path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in (file_column, text_column) if c not in (reader.fieldnames or [])]
             if missing:
-                raise CaptionPairingError(f"{path}: missing column(s) {missing}; header is {reader.fieldnames}")
+                raise CaptionPairingError(
+                    f"{path}: missing column(s) {missing}; header is {reader.fieldnames}"
+                )
             rows = list(reader)
     else:
         raise CaptionPairingError(f"captions must be .jsonl or .csv, got {path}")
     captions: dict[str, str] = {}
     for row_number, row in enumerate(rows, 1):
         if file_column not in row or text_column not in row:
-            raise CaptionPairingError(f"{path} row {row_number}: needs keys {file_column!r} and {text_column!r}")
+            raise CaptionPairingError(
+                f"{path} row {row_number}: needs keys {file_column!r} and {text_column!r}"
+            )
         name, text = Path(str(row[file_column])).as_posix(), str(row[text_column]).strip()
         if not text:
             raise CaptionPairingError(f"{path} row {row_number}: empty caption for {name}")
@@ -68,7 +77,9 @@ def find_caption_file(directory: str | Path) -> Path | None:
     return candidate if candidate.exists() else None
 
 
-def pair_captions(names: list[str], captions: dict[str, str], allow_unpaired: bool = False) -> tuple[list[int], list[str]]:
+def pair_captions(
+    names: list[str], captions: dict[str, str], allow_unpaired: bool = False
+) -> tuple[list[int], list[str]]:
     """Indices of `names` that have a caption, and the captions, matched by relative path.
 
     A name also matches a caption keyed by its bare file name when that is unambiguous. Audio
@@ -92,13 +103,17 @@ def pair_captions(names: list[str], captions: dict[str, str], allow_unpaired: bo
     if unpaired:
         message = f"{len(unpaired)} audio file(s) have no caption, e.g. {unpaired[:5]}"
         if not allow_unpaired:
-            raise CaptionPairingError(message + " (pass allow_unpaired / --allow-unpaired to score the rest)")
+            raise CaptionPairingError(
+                message + " (pass allow_unpaired / --allow-unpaired to score the rest)"
+            )
         warnings.warn(message + "; they are left out of the CLAP score", stacklevel=2)
     orphans = len(captions) - len(used)
     if orphans:
         warnings.warn(f"{orphans} caption(s) have no matching audio file", stacklevel=2)
     if len(indices) < 2:
-        raise CaptionPairingError(f"CLAP score needs at least 2 captioned clips, got {len(indices)}")
+        raise CaptionPairingError(
+            f"CLAP score needs at least 2 captioned clips, got {len(indices)}"
+        )
     return indices, texts
 
 
@@ -114,10 +129,16 @@ class CLAPScoreMetric(Metric):
         self.add_state("cosines", default=[], dist_reduce_fx="cat")
 
     def update(self, audio_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
-        audio = torch.nn.functional.normalize(torch.as_tensor(audio_embeddings, dtype=torch.float64), dim=-1)
-        text = torch.nn.functional.normalize(torch.as_tensor(text_embeddings, dtype=torch.float64), dim=-1)
+        audio = torch.nn.functional.normalize(
+            torch.as_tensor(audio_embeddings, dtype=torch.float64), dim=-1
+        )
+        text = torch.nn.functional.normalize(
+            torch.as_tensor(text_embeddings, dtype=torch.float64), dim=-1
+        )
         if audio.shape != text.shape:
-            raise ValueError(f"audio {tuple(audio.shape)} and text {tuple(text.shape)} embeddings must pair row by row")
+            raise ValueError(
+                f"audio {tuple(audio.shape)} and text {tuple(text.shape)} embeddings must pair row by row"
+            )
         self.cosines.append((audio * text).sum(-1))
 
     def per_clip(self) -> torch.Tensor:
@@ -162,17 +183,36 @@ def clap_score(
 ) -> ClapScoreResult:
     """CLAP score of embedded clips against their captions (paired by file name)."""
     if not embedder.supports_text:
-        raise ValueError(f"embedder {embedder.name!r} has no text tower; CLAP score needs clap-bundled or clap-laion")
-    if audio.embedder.get("name") != embedder.name or audio.embedder.get("version") != embedder.version:
-        raise ValueError("audio embeddings were made by a different embedder/version than the text embeddings")
+        raise ValueError(
+            f"embedder {embedder.name!r} has no text tower; CLAP score needs clap-bundled or clap-laion"
+        )
+    if (
+        audio.embedder.get("name") != embedder.name
+        or audio.embedder.get("version") != embedder.version
+    ):
+        raise ValueError(
+            "audio embeddings were made by a different embedder/version than the text embeddings"
+        )
     names = audio.names()
     indices, texts = pair_captions(names, captions, allow_unpaired)
     metric = CLAPScoreMetric()
     metric.update(torch.from_numpy(audio.embeddings[indices]), embedder.embed_text(texts))
     cosines = metric.per_clip().numpy()
-    interval = bootstrap_ci(lambda idx: float(cosines[idx].mean()), len(cosines), n_bootstrap, seed=seed)
-    rows = [{"file": names[i], "text": text, "cosine": float(c)} for i, text, c in zip(indices, texts, cosines)]
-    return ClapScoreResult(float(metric.compute()), interval.ci_low, interval.ci_high, rows, embedder.describe(), len(names) - len(indices))
+    interval = bootstrap_ci(
+        lambda idx: float(cosines[idx].mean()), len(cosines), n_bootstrap, seed=seed
+    )
+    rows = [
+        {"file": names[i], "text": text, "cosine": float(c)}
+        for i, text, c in zip(indices, texts, cosines)
+    ]
+    return ClapScoreResult(
+        float(metric.compute()),
+        interval.ci_low,
+        interval.ci_high,
+        rows,
+        embedder.describe(),
+        len(names) - len(indices),
+    )
 
 
 def mismatched_captions(texts: list[str], seed: int = 0) -> list[str]:

@@ -1,6 +1,7 @@
 """Comparing checkpoints (or folders of clips) against a reference set: FAD, FAD-inf, KAD with
 bootstrap intervals, paired tests between neighbours, CLAP score and memorization, plus the
 protocol manifest (embedder, sample rate in Hz, N, durations in s, seeds, package versions)."""
+
 from __future__ import annotations
 
 import datetime
@@ -18,18 +19,32 @@ from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score, find_caption_file, read_captions
 from evaluation.embedders import Embedder, get_embedder
 from evaluation.embedding import EmbeddingSet, embed_directory
-from evaluation.features import limit_threads
 from evaluation.fad import fad_inf, frechet_from_stats, gaussian_stats, per_clip_scores
+from evaluation.features import limit_threads
 from evaluation.generate import generate_clips, has_audio, is_checkpoint
 from evaluation.kad import kernel_stats
 from evaluation.memorization import CopyDetector, memorization_report
 
 EVALUATION_VERSION = "0.1.0"
-PACKAGES = ("torch", "numpy", "scipy", "torchmetrics", "transformers", "diffusers", "librosa", "soundfile", "soxr")
+PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "torchmetrics",
+    "transformers",
+    "diffusers",
+    "librosa",
+    "soundfile",
+    "soxr",
+)
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "evaluation": EVALUATION_VERSION}
+    versions = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "evaluation": EVALUATION_VERSION,
+    }
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -52,14 +67,25 @@ def distance_scores(
     Runs single-threaded: hundreds of small eigendecompositions are faster that way on a busy CPU.
     """
     with limit_threads(1):
-        return _distance_scores(reference, evaluated, n_bootstrap, seed, fad_inf_points, num_outliers)
+        return _distance_scores(
+            reference, evaluated, n_bootstrap, seed, fad_inf_points, num_outliers
+        )
 
 
-def _distance_scores(reference: EmbeddingSet, evaluated: EmbeddingSet, n_bootstrap: int, seed: int, fad_inf_points: int, num_outliers: int) -> dict:
+def _distance_scores(
+    reference: EmbeddingSet,
+    evaluated: EmbeddingSet,
+    n_bootstrap: int,
+    seed: int,
+    fad_inf_points: int,
+    num_outliers: int,
+) -> dict:
     ref_stats = gaussian_stats(reference.embeddings, name="reference").with_sqrt()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gaussian_stats(evaluated.embeddings, name=evaluated.root.name if evaluated.root else "evaluated")
+        gaussian_stats(
+            evaluated.embeddings, name=evaluated.root.name if evaluated.root else "evaluated"
+        )
     notes = [str(w.message) for w in caught]
     for note in notes:
         warnings.warn(note, stacklevel=2)
@@ -80,14 +106,24 @@ def _distance_scores(reference: EmbeddingSet, evaluated: EmbeddingSet, n_bootstr
     }
     if len(ev) >= 10:
         inf = fad_inf(ref_stats, ev, num_points=fad_inf_points, seed=seed)
-        out["fad_inf"] = {"value": inf.value, "slope": inf.slope, "r2": inf.r2, "sizes": inf.sizes, "fads": inf.fads, "seed": inf.seed}
+        out["fad_inf"] = {
+            "value": inf.value,
+            "slope": inf.slope,
+            "r2": inf.r2,
+            "sizes": inf.sizes,
+            "fads": inf.fads,
+            "seed": inf.seed,
+        }
     else:
         out["fad_inf"] = None
         out["notes"].append(f"FAD-inf skipped: needs >= 10 clips, got {len(ev)}")
     scores, percentiles = per_clip_scores(reference.embeddings, evaluated.embeddings)
     names = evaluated.names()
     order = np.argsort(-scores, kind="stable")
-    out["per_clip"] = [{"file": names[i], "score": float(scores[i]), "reference_percentile": float(percentiles[i])} for i in range(len(names))]
+    out["per_clip"] = [
+        {"file": names[i], "score": float(scores[i]), "reference_percentile": float(percentiles[i])}
+        for i in range(len(names))
+    ]
     out["outliers"] = [out["per_clip"][i] for i in order[:num_outliers]]
     return out
 
@@ -99,15 +135,32 @@ def step_of(label: str) -> int | None:
 
 
 def resolve_candidate(
-    candidate: str, out_dir: Path, num_clips: int, seed: int, num_inference_steps: int, seconds_total: float,
-    prompts: list[str] | None, device: str | None, progress: bool,
+    candidate: str,
+    out_dir: Path,
+    num_clips: int,
+    seed: int,
+    num_inference_steps: int,
+    seconds_total: float,
+    prompts: list[str] | None,
+    device: str | None,
+    progress: bool,
 ) -> tuple[Path, dict]:
     """A folder of audio for `candidate`: itself when it holds audio, else clips generated from it."""
     path = Path(candidate)
     if path.is_dir() and has_audio(path) and not is_checkpoint(path):
         return path, {"kind": "audio folder", "path": str(path)}
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(candidate)).strip("_")[-80:]
-    folder = generate_clips(candidate, out_dir / "generated" / safe, num_clips, seed, num_inference_steps, seconds_total, prompts, device, progress)
+    folder = generate_clips(
+        candidate,
+        out_dir / "generated" / safe,
+        num_clips,
+        seed,
+        num_inference_steps,
+        seconds_total,
+        prompts,
+        device,
+        progress,
+    )
     return folder, {
         "kind": "checkpoint",
         "path": str(candidate),
@@ -163,36 +216,74 @@ def compare(
         raise FileNotFoundError(f"train folder not found: {train_dir}")
     out_dir = Path(out_dir)
     # 2. Embedder and cache
-    model = embedder if isinstance(embedder, Embedder) else get_embedder(embedder, **(embedder_kwargs or {}))
+    model = (
+        embedder
+        if isinstance(embedder, Embedder)
+        else get_embedder(embedder, **(embedder_kwargs or {}))
+    )
     cache = EmbeddingCache(cache_dir) if use_cache else None
     # 3. Embed the reference and training sets
     reference = embed_directory(model, reference_dir, cache, on_error=on_error, progress=progress)
-    train = embed_directory(model, train_dir, cache, on_error=on_error, progress=progress) if train_dir else None
+    train = (
+        embed_directory(model, train_dir, cache, on_error=on_error, progress=progress)
+        if train_dir
+        else None
+    )
     prompts = reference_prompts(reference_dir)
     detector = CopyDetector()
     # 4. Score every candidate
     results, sets = [], []
     for candidate in candidates:
-        folder, source = resolve_candidate(candidate, out_dir, num_clips, seed, num_inference_steps, seconds_total, prompts, device, progress)
+        folder, source = resolve_candidate(
+            candidate,
+            out_dir,
+            num_clips,
+            seed,
+            num_inference_steps,
+            seconds_total,
+            prompts,
+            device,
+            progress,
+        )
         evaluated = embed_directory(model, folder, cache, on_error=on_error, progress=progress)
-        entry = {"label": str(candidate), "step": step_of(str(candidate)), "source": source, "set": evaluated.summary()}
+        entry = {
+            "label": str(candidate),
+            "step": step_of(str(candidate)),
+            "source": source,
+            "set": evaluated.summary(),
+        }
         entry["distances"] = distance_scores(reference, evaluated, n_bootstrap, seed)
         caption_file = find_caption_file(folder)
         if model.supports_text and caption_file is not None:
-            entry["clap_score"] = clap_score(model, evaluated, read_captions(caption_file), allow_unpaired=True, seed=seed).to_dict()
+            entry["clap_score"] = clap_score(
+                model, evaluated, read_captions(caption_file), allow_unpaired=True, seed=seed
+            ).to_dict()
         else:
             entry["clap_score"] = None
         if train is not None:
-            entry["memorization"] = memorization_report(evaluated, train, reference, detector, cache, memorization_fpr, progress=progress).to_dict()
+            entry["memorization"] = memorization_report(
+                evaluated, train, reference, detector, cache, memorization_fpr, progress=progress
+            ).to_dict()
         entry["players"] = [str(p) for p in evaluated.paths[:max_players]]
         results.append(entry)
         sets.append(evaluated)
     # 5. Paired tests between neighbouring candidates (e.g. successive training steps)
-    tests = [paired_tests(reference, sets[i], sets[i + 1], results[i]["label"], results[i + 1]["label"], n_bootstrap, seed) for i in range(len(sets) - 1)]
+    tests = [
+        paired_tests(
+            reference,
+            sets[i],
+            sets[i + 1],
+            results[i]["label"],
+            results[i + 1]["label"],
+            n_bootstrap,
+            seed,
+        )
+        for i in range(len(sets) - 1)
+    ]
     # 6. Manifest and report
     report = {
         "manifest": {
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "embedder": model.describe(),
             "sample_rate_hz": model.sample_rate,
             "reference": reference.summary(),
@@ -210,17 +301,35 @@ def compare(
     if write:
         from evaluation.report import write_reports
 
-        report["files"] = {k: str(v) for k, v in write_reports(report, out_dir, max_players=max_players).items()}
+        report["files"] = {
+            k: str(v) for k, v in write_reports(report, out_dir, max_players=max_players).items()
+        }
     return report
 
 
-def paired_tests(reference: EmbeddingSet, a: EmbeddingSet, b: EmbeddingSet, label_a: str, label_b: str, n_bootstrap: int, seed: int) -> dict:
+def paired_tests(
+    reference: EmbeddingSet,
+    a: EmbeddingSet,
+    b: EmbeddingSet,
+    label_a: str,
+    label_b: str,
+    n_bootstrap: int,
+    seed: int,
+) -> dict:
     """Does A beat B on FAD and on KAD? Paired when both sets hold the same file names (same seeds/prompts)."""
     with limit_threads(1):
         return _paired_tests(reference, a, b, label_a, label_b, n_bootstrap, seed)
 
 
-def _paired_tests(reference: EmbeddingSet, a: EmbeddingSet, b: EmbeddingSet, label_a: str, label_b: str, n_bootstrap: int, seed: int) -> dict:
+def _paired_tests(
+    reference: EmbeddingSet,
+    a: EmbeddingSet,
+    b: EmbeddingSet,
+    label_a: str,
+    label_b: str,
+    n_bootstrap: int,
+    seed: int,
+) -> dict:
     paired = a.names() == b.names()
     ref_stats = gaussian_stats(reference.embeddings, warn_rank=False).with_sqrt()
     ea, eb = a.embeddings.astype(np.float64), b.embeddings.astype(np.float64)
@@ -228,7 +337,19 @@ def _paired_tests(reference: EmbeddingSet, a: EmbeddingSet, b: EmbeddingSet, lab
     fad_test = paired_bootstrap_test(
         lambda idx: frechet_from_stats(ref_stats, gaussian_stats(ea[idx], warn_rank=False)),
         lambda idx: frechet_from_stats(ref_stats, gaussian_stats(eb[idx], warn_rank=False)),
-        len(ea), len(eb), paired=paired, n_bootstrap=n_bootstrap, seed=seed,
+        len(ea),
+        len(eb),
+        paired=paired,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
     )
-    kad_test = paired_bootstrap_test(ka.kad, kb.kad, len(ea), len(eb), paired=paired, n_bootstrap=n_bootstrap, seed=seed)
-    return {"a": label_a, "b": label_b, "paired": paired, "fad": fad_test.to_dict(), "kad": kad_test.to_dict()}
+    kad_test = paired_bootstrap_test(
+        ka.kad, kb.kad, len(ea), len(eb), paired=paired, n_bootstrap=n_bootstrap, seed=seed
+    )
+    return {
+        "a": label_a,
+        "b": label_b,
+        "paired": paired,
+        "fad": fad_test.to_dict(),
+        "kad": kad_test.to_dict(),
+    }

@@ -4,6 +4,7 @@ Every embedder declares its sample rate (Hz), analysis window (s), pooling and a
 (code + weights), and is deterministic: fixed windows from the clip start, never random crops.
 Metric code only sees `Embedder`; which model runs is a name looked up in `EMBEDDERS`.
 """
+
 from __future__ import annotations
 
 import abc
@@ -32,16 +33,16 @@ FAD_EXTRA_HELP = (
     ".venv-fad/bin/pip install -r requirements-eval.txt"
 )
 
-EMBEDDERS: dict[str, type["Embedder"]] = {}
+EMBEDDERS: dict[str, type[Embedder]] = {}
 
 
-def register(cls: type["Embedder"]) -> type["Embedder"]:
+def register(cls: type[Embedder]) -> type[Embedder]:
     """Class decorator adding an embedder to `EMBEDDERS` under its `name`."""
     EMBEDDERS[cls.name] = cls
     return cls
 
 
-def get_embedder(name: str, **kwargs) -> "Embedder":
+def get_embedder(name: str, **kwargs) -> Embedder:
     """A loaded embedder by registry name; `kwargs` go to its constructor (e.g. `checkpoint=`)."""
     if name not in EMBEDDERS:
         raise ValueError(f"unknown embedder {name!r}; choose one of {sorted(EMBEDDERS)}")
@@ -63,16 +64,23 @@ def file_sha256_short(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def fixed_windows(num_samples: int, window_samples: int, min_tail_samples: int) -> list[tuple[int, int]]:
+def fixed_windows(
+    num_samples: int, window_samples: int, min_tail_samples: int
+) -> list[tuple[int, int]]:
     """Consecutive non-overlapping `(start, end)` windows from sample 0; a tail shorter than
     `min_tail_samples` is dropped unless it is the only window. Deterministic by construction."""
-    windows = [(start, min(start + window_samples, num_samples)) for start in range(0, num_samples, window_samples)]
+    windows = [
+        (start, min(start + window_samples, num_samples))
+        for start in range(0, num_samples, window_samples)
+    ]
     if len(windows) > 1 and windows[-1][1] - windows[-1][0] < min_tail_samples:
         windows.pop()
     return windows
 
 
-def batches_by_length(segments: Sequence[np.ndarray], batch_size: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+def batches_by_length(
+    segments: Sequence[np.ndarray], batch_size: int
+) -> Iterator[tuple[list[int], torch.Tensor]]:
     """Group equal-length segments into `[batch, samples]` tensors (no padding, so no padding bias)."""
     by_length: dict[int, list[int]] = {}
     for index, segment in enumerate(segments):
@@ -134,16 +142,23 @@ class Embedder(abc.ABC):
             "normalized": self.normalize,
         }
 
-    def embed_audio(self, waveforms: Sequence[np.ndarray] | torch.Tensor, sample_rate: int) -> torch.Tensor:
+    def embed_audio(
+        self, waveforms: Sequence[np.ndarray] | torch.Tensor, sample_rate: int
+    ) -> torch.Tensor:
         """Clip embeddings `[batch, dim]` (float32) for mono waveforms at `sample_rate` Hz.
 
         Waveforms may differ in length; they are resampled to `self.sample_rate` when needed.
         """
         if isinstance(waveforms, torch.Tensor):
-            waveforms = [w for w in waveforms.detach().cpu().float().numpy().reshape(len(waveforms), -1)]
+            waveforms = [
+                w for w in waveforms.detach().cpu().float().numpy().reshape(len(waveforms), -1)
+            ]
         if len(waveforms) == 0:
             raise ValueError("embed_audio needs at least one waveform")
-        clips = [resample(np.asarray(w, dtype=np.float32).reshape(-1), sample_rate, self.sample_rate) for w in waveforms]
+        clips = [
+            resample(np.asarray(w, dtype=np.float32).reshape(-1), sample_rate, self.sample_rate)
+            for w in waveforms
+        ]
         segments, owners, weights = [], [], []
         for clip_index, clip in enumerate(clips):
             if len(clip) == 0:
@@ -152,7 +167,9 @@ class Embedder(abc.ABC):
                 bounds = [(0, len(clip))]
             else:
                 bounds = fixed_windows(
-                    len(clip), round(self.window_seconds * self.sample_rate), round(self.min_tail_seconds * self.sample_rate)
+                    len(clip),
+                    round(self.window_seconds * self.sample_rate),
+                    round(self.min_tail_seconds * self.sample_rate),
                 )
             for start, end in bounds:
                 segments.append(clip[start:end])
@@ -165,13 +182,17 @@ class Embedder(abc.ABC):
         weights_t = torch.tensor(weights, dtype=torch.float64)
         pooled = torch.zeros(len(clips), vectors.shape[1], dtype=torch.float64)
         pooled.index_add_(0, owners_t, torch.from_numpy(vectors).double() * weights_t[:, None])
-        pooled /= torch.zeros(len(clips), dtype=torch.float64).index_add_(0, owners_t, weights_t)[:, None]
+        pooled /= torch.zeros(len(clips), dtype=torch.float64).index_add_(0, owners_t, weights_t)[
+            :, None
+        ]
         pooled = pooled.float()
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """Caption embeddings `[batch, dim]` in the audio space (text-audio embedders only)."""
-        raise NotImplementedError(f"embedder {self.name!r} has no text tower; use clap-bundled or clap-laion")
+        raise NotImplementedError(
+            f"embedder {self.name!r} has no text tower; use clap-bundled or clap-laion"
+        )
 
 
 @register
@@ -201,7 +222,11 @@ class MelStatsEmbedder(Embedder):
             log_mel = self.log_mel(batch)  # [batch, mels, frames]
             mfcc = torch.einsum("km,bmt->bkt", self.dct, log_mel)
             features = torch.cat([log_mel, mfcc], dim=1)
-            std = features.std(dim=-1, correction=0) if features.shape[-1] > 1 else torch.zeros_like(features[..., 0])
+            std = (
+                features.std(dim=-1, correction=0)
+                if features.shape[-1] > 1
+                else torch.zeros_like(features[..., 0])
+            )
             out[indices] = torch.cat([features.mean(dim=-1), std], dim=1).numpy()
         return out
 
@@ -218,7 +243,9 @@ class ClapBundledEmbedder(Embedder):
     supports_text = True
     normalize = True
 
-    def __init__(self, checkpoint: str | Path | None = None, text_encoder: str | None = None, **kwargs) -> None:
+    def __init__(
+        self, checkpoint: str | Path | None = None, text_encoder: str | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else DEFAULT_CLAP_BUNDLED_DIR
         self.text_encoder = text_encoder
@@ -227,7 +254,9 @@ class ClapBundledEmbedder(Embedder):
     @classmethod
     def availability(cls) -> str:
         shipped = (DEFAULT_CLAP_BUNDLED_DIR / "model.safetensors").exists()
-        return cls.description + ("" if shipped else " [checkpoint missing: run python -m evaluation.train_clap]")
+        return cls.description + (
+            "" if shipped else " [checkpoint missing: run python -m evaluation.train_clap]"
+        )
 
     def load_model(self) -> None:
         if self.model is None:
@@ -242,7 +271,11 @@ class ClapBundledEmbedder(Embedder):
         return f"{self.code_version}-{self._weights_hash}"
 
     def describe(self) -> dict:
-        return {**super().describe(), "checkpoint": str(self.checkpoint), "weights_sha256_16": self._weights_hash}
+        return {
+            **super().describe(),
+            "checkpoint": str(self.checkpoint),
+            "weights_sha256_16": self._weights_hash,
+        }
 
     @torch.no_grad()
     def _embed_segments(self, segments: list[np.ndarray]) -> np.ndarray:
@@ -294,7 +327,9 @@ class ClapLaionEmbedder(Embedder):
         if local.is_dir() and (local / "model.safetensors").exists():
             self._revision = file_sha256_short(local / "model.safetensors")
         else:
-            self._revision = str(getattr(self.model.config, "_commit_hash", None) or "unknown-revision")[:16]
+            self._revision = str(
+                getattr(self.model.config, "_commit_hash", None) or "unknown-revision"
+            )[:16]
 
     @property
     def version(self) -> str:
@@ -313,17 +348,27 @@ class ClapLaionEmbedder(Embedder):
         vectors = []
         for start in range(0, len(segments), self.batch_size):
             inputs = self.feature_extractor(
-                segments[start : start + self.batch_size], sampling_rate=self.sample_rate, return_tensors="pt"
+                segments[start : start + self.batch_size],
+                sampling_rate=self.sample_rate,
+                return_tensors="pt",
             ).to(self.device)
-            vectors.append(F.normalize(self._features(self.model.get_audio_features(**inputs)), dim=-1).cpu())
+            vectors.append(
+                F.normalize(self._features(self.model.get_audio_features(**inputs)), dim=-1).cpu()
+            )
         return torch.cat(vectors).float().numpy()
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         vectors = []
         for start in range(0, len(texts), self.batch_size):
-            inputs = self.tokenizer(list(texts[start : start + self.batch_size]), padding=True, return_tensors="pt")
-            vectors.append(F.normalize(self._features(self.model.get_text_features(**inputs.to(self.device))), dim=-1).cpu())
+            inputs = self.tokenizer(
+                list(texts[start : start + self.batch_size]), padding=True, return_tensors="pt"
+            )
+            vectors.append(
+                F.normalize(
+                    self._features(self.model.get_text_features(**inputs.to(self.device))), dim=-1
+                ).cpu()
+            )
         return torch.cat(vectors).float()
 
 
@@ -347,7 +392,11 @@ class FadExtraEmbedder(Embedder):
             raise ImportError(FAD_EXTRA_HELP.format(name=self.name)) from error
         self.package_version = getattr(module, "__version__", "unknown")
         self.backend = module.FrechetAudioDistance(
-            model_name=self.model_name, sample_rate=self.sample_rate, use_pca=False, use_activation=False, verbose=False
+            model_name=self.model_name,
+            sample_rate=self.sample_rate,
+            use_pca=False,
+            use_activation=False,
+            verbose=False,
         )
 
     @property
@@ -360,7 +409,9 @@ class FadExtraEmbedder(Embedder):
             # one clip per call: the package swallows exceptions and returns what it has, so check
             frames = np.asarray(self.backend.get_embeddings([segment], self.sample_rate))
             if frames.ndim != 2 or frames.shape[0] == 0:
-                raise RuntimeError(f"{self.name} returned no frames for a {len(segment) / self.sample_rate:.2f} s clip")
+                raise RuntimeError(
+                    f"{self.name} returned no frames for a {len(segment) / self.sample_rate:.2f} s clip"
+                )
             vectors.append(frames.mean(axis=0))
         return np.stack(vectors).astype(np.float32)
 
@@ -387,4 +438,3 @@ class EncodecEmbedder(FadExtraEmbedder):
     model_name = "encodec"
     description = "EnCodec 24 kHz encoder latents (75 frames/s, 128-d) via frechet-audio-distance"
     sample_rate = 24000
-

@@ -1,5 +1,6 @@
 """Embedding a set of audio files: batched, through the content-hash cache, with notes on resampling,
 channel mixing and skipped files. The result is an `EmbeddingSet` (one row per kept file)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -77,10 +78,17 @@ def embed_files(
                 vectors[index], durations[index] = hit.embedding, hit.duration_s
     hits = len(vectors)
     missing = [i for i in range(len(paths)) if i not in vectors]
-    bar = tqdm(total=len(missing), desc=f"{description} ({embedder.name})", unit="clip", disable=not progress or not missing)
+    bar = tqdm(
+        total=len(missing),
+        desc=f"{description} ({embedder.name})",
+        unit="clip",
+        disable=not progress or not missing,
+    )
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
-        waveforms, kept = load_clips([paths[i] for i in chunk], embedder.sample_rate, on_error, notes)
+        waveforms, kept = load_clips(
+            [paths[i] for i in chunk], embedder.sample_rate, on_error, notes
+        )
         kept_set = set(kept)
         kept_indices = [i for i in chunk if paths[i] in kept_set]
         if waveforms:
@@ -89,11 +97,15 @@ def embed_files(
                 vectors[index] = vector
                 durations[index] = len(waveform) / embedder.sample_rate
                 if cache is not None:
-                    cache.put(hashes[index], embedder.name, embedder.version, vector, durations[index])
+                    cache.put(
+                        hashes[index], embedder.name, embedder.version, vector, durations[index]
+                    )
         bar.update(len(chunk))
     bar.close()
     order = sorted(vectors)
-    embeddings = np.stack([vectors[i] for i in order]) if order else np.zeros((0, 0), dtype=np.float32)
+    embeddings = (
+        np.stack([vectors[i] for i in order]) if order else np.zeros((0, 0), dtype=np.float32)
+    )
     return EmbeddingSet(
         paths=[paths[i] for i in order],
         embeddings=embeddings.astype(np.float32),
@@ -118,8 +130,21 @@ def embed_directory(
     directory = Path(directory)
     paths = list_audio_files(directory)
     if len(paths) < min_clips:
-        raise ValueError(f"{directory} holds {len(paths)} audio file(s); at least {min_clips} are needed")
-    result = embed_files(embedder, paths, cache, batch_size, on_error, root=directory, progress=progress, description=directory.name)
+        raise ValueError(
+            f"{directory} holds {len(paths)} audio file(s); at least {min_clips} are needed"
+        )
+    result = embed_files(
+        embedder,
+        paths,
+        cache,
+        batch_size,
+        on_error,
+        root=directory,
+        progress=progress,
+        description=directory.name,
+    )
     if len(result) < min_clips:
-        raise ValueError(f"{directory}: only {len(result)} usable clip(s) after skipping bad files; at least {min_clips} are needed")
+        raise ValueError(
+            f"{directory}: only {len(result)} usable clip(s) after skipping bad files; at least {min_clips} are needed"
+        )
     return result

@@ -5,6 +5,7 @@ tr sqrt(S1 S2) = tr sqrt(S1^1/2 S2 S1^1/2), so it never meets the imaginary part
 `sqrtm` produces. Also here: FAD-inf (the value extrapolated to infinitely many clips, seeded),
 per-clip scores, and `FADMetric`, a streaming torchmetrics `Metric` that syncs across DDP ranks.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -25,7 +26,7 @@ class GaussianStats:
     count: int
     covariance_sqrt: np.ndarray | None = None
 
-    def with_sqrt(self) -> "GaussianStats":
+    def with_sqrt(self) -> GaussianStats:
         if self.covariance_sqrt is None:
             self.covariance_sqrt = psd_sqrt(self.covariance)
         return self
@@ -37,13 +38,18 @@ def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
 
 
-def gaussian_stats(embeddings: np.ndarray | torch.Tensor, warn_rank: bool = True, name: str = "set") -> GaussianStats:
+def gaussian_stats(
+    embeddings: np.ndarray | torch.Tensor, warn_rank: bool = True, name: str = "set"
+) -> GaussianStats:
     """Mean and unbiased covariance of `[N, dim]` embeddings in float64; needs N >= 2.
 
     Warns when N < dim: the covariance is then rank-deficient and FAD is biased upwards
     (prefer FAD-inf or more clips).
     """
-    x = np.asarray(embeddings.detach().cpu() if isinstance(embeddings, torch.Tensor) else embeddings, dtype=np.float64)
+    x = np.asarray(
+        embeddings.detach().cpu() if isinstance(embeddings, torch.Tensor) else embeddings,
+        dtype=np.float64,
+    )
     if x.ndim != 2:
         raise ValueError(f"embeddings must be [N, dim], got shape {x.shape}")
     count, dim = x.shape
@@ -60,7 +66,9 @@ def gaussian_stats(embeddings: np.ndarray | torch.Tensor, warn_rank: bool = True
     return GaussianStats(x.mean(axis=0), np.cov(x, rowvar=False).reshape(dim, dim), count)
 
 
-def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> float:
+def frechet_distance(
+    mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray
+) -> float:
     """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1^1/2 S2 S1^1/2), in float64, >= 0."""
     return frechet_from_stats(
         GaussianStats(np.asarray(mean1, np.float64), np.asarray(cov1, np.float64), 0).with_sqrt(),
@@ -75,13 +83,17 @@ def frechet_from_stats(first: GaussianStats, second: GaussianStats) -> float:
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
     trace_sqrt = float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
     diff = first.mean - second.mean
-    value = float(diff @ diff + np.trace(first.covariance) + np.trace(second.covariance) - 2.0 * trace_sqrt)
+    value = float(
+        diff @ diff + np.trace(first.covariance) + np.trace(second.covariance) - 2.0 * trace_sqrt
+    )
     return max(value, 0.0)  # exact value is >= 0; round-off can leave about -1e-12
 
 
 def fad(reference: np.ndarray, evaluated: np.ndarray) -> float:
     """FAD between reference embeddings `[N_ref, dim]` and evaluated embeddings `[N_eval, dim]`."""
-    return frechet_from_stats(gaussian_stats(reference, name="reference"), gaussian_stats(evaluated, name="evaluated"))
+    return frechet_from_stats(
+        gaussian_stats(reference, name="reference"), gaussian_stats(evaluated, name="evaluated")
+    )
 
 
 @dataclass
@@ -113,10 +125,16 @@ def fad_inf(
     count = len(evaluated)
     if count < 10:
         raise ValueError(f"FAD-inf needs at least 10 evaluated clips, got {count}")
-    ref = reference if isinstance(reference, GaussianStats) else gaussian_stats(reference, warn_rank=False)
+    ref = (
+        reference
+        if isinstance(reference, GaussianStats)
+        else gaussian_stats(reference, warn_rank=False)
+    )
     ref.with_sqrt()
     rng = np.random.default_rng(seed)
-    sizes = sorted({int(round(n)) for n in np.linspace(max(2, min_fraction * count), count, num_points)})
+    sizes = sorted(
+        {int(round(n)) for n in np.linspace(max(2, min_fraction * count), count, num_points)}
+    )
     fads = []
     for size in sizes:
         subset = evaluated[rng.choice(count, size=size, replace=False)]
@@ -132,7 +150,9 @@ def fad_inf(
     return FadInfResult(float(intercept), float(slope), r2, sizes, [float(f) for f in fads], seed)
 
 
-def per_clip_scores(reference: np.ndarray, evaluated: np.ndarray, shrinkage: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def per_clip_scores(
+    reference: np.ndarray, evaluated: np.ndarray, shrinkage: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
     """How far each evaluated clip lies from the reference distribution.
 
     Returns `(scores, percentiles)`: the squared Mahalanobis distance of each clip to the reference
@@ -144,7 +164,9 @@ def per_clip_scores(reference: np.ndarray, evaluated: np.ndarray, shrinkage: flo
     ev = np.asarray(evaluated, dtype=np.float64)
     stats = gaussian_stats(ref, warn_rank=False)
     dim = ref.shape[1]
-    covariance = (1 - shrinkage) * stats.covariance + shrinkage * np.trace(stats.covariance) / dim * np.eye(dim)
+    covariance = (1 - shrinkage) * stats.covariance + shrinkage * np.trace(
+        stats.covariance
+    ) / dim * np.eye(dim)
     covariance += 1e-12 * np.eye(dim)
     precision = np.linalg.inv(covariance)
 
@@ -188,4 +210,6 @@ class FADMetric(Metric):
         return dim_zero_cat(self.evaluated).cpu().numpy() if self.evaluated else np.zeros((0, 0))
 
     def compute(self) -> torch.Tensor:
-        return torch.tensor(fad(self.reference_embeddings(), self.evaluated_embeddings()), dtype=torch.float64)
+        return torch.tensor(
+            fad(self.reference_embeddings(), self.evaluated_embeddings()), dtype=torch.float64
+        )

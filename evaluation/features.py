@@ -4,6 +4,7 @@ Shared by the `mel-stats` embedder, the `clap-bundled` audio tower and the memor
 It is separate from `models/mel.py` on purpose: that one maps spectrograms to [-1, 1] images of a
 fixed width for diffusion, while evaluation needs absolute dB levels and any number of frames.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,9 +40,15 @@ class LogMel(nn.Module):
         self.n_mels = n_mels
         self.amin_db = amin_db
         filters = librosa.filters.mel(
-            sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin_hz, fmax=fmax_hz or sample_rate / 2
+            sr=sample_rate,
+            n_fft=n_fft,
+            n_mels=n_mels,
+            fmin=fmin_hz,
+            fmax=fmax_hz or sample_rate / 2,
         )
-        self.register_buffer("mel_filters", torch.from_numpy(filters.astype(np.float32)), persistent=False)
+        self.register_buffer(
+            "mel_filters", torch.from_numpy(filters.astype(np.float32)), persistent=False
+        )
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def num_frames(self, num_samples: int) -> int:
@@ -58,7 +65,12 @@ class LogMel(nn.Module):
             # reflect padding in torch.stft needs at least n_fft/2 + 1 samples
             waveforms = nn.functional.pad(waveforms, (0, self.n_fft // 2 + 1 - waveforms.shape[-1]))
         spec = torch.stft(
-            waveforms, self.n_fft, self.hop_length, window=self.window, center=True, return_complex=True
+            waveforms,
+            self.n_fft,
+            self.hop_length,
+            window=self.window,
+            center=True,
+            return_complex=True,
         )
         power = spec.real.square() + spec.imag.square()
         mel = torch.matmul(self.mel_filters, power)

@@ -1,6 +1,7 @@
 """Turning a checkpoint into a folder of clips for evaluation: N clips with fixed seeds (clip i uses
 seed `seed + i`, one clip per call, so a clip does not depend on batch size), written as FLAC with a
 `metadata.jsonl` (file name, prompt, seed). A finished folder with the same settings is reused."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,7 @@ def is_checkpoint(path: str | Path) -> bool:
     path = Path(path)
     if not path.exists():
         return True  # let the loader resolve Hub ids / registered names
-    if path.is_dir() and any((path / marker).exists() for marker in CHECKPOINT_MARKERS):
-        return True
-    return False
+    return path.is_dir() and any((path / marker).exists() for marker in CHECKPOINT_MARKERS)
 
 
 def has_audio(path: str | Path) -> bool:
@@ -31,10 +30,17 @@ def has_audio(path: str | Path) -> bool:
 
 
 def generation_settings(
-    checkpoint: str, num_clips: int, seed: int, num_inference_steps: int, seconds_total: float, prompts: list[str] | None
+    checkpoint: str,
+    num_clips: int,
+    seed: int,
+    num_inference_steps: int,
+    seconds_total: float,
+    prompts: list[str] | None,
 ) -> dict:
     """What makes a generated folder reusable; stored in `generation.json` next to the clips."""
-    prompts_hash = hashlib.sha256("\n".join(prompts or []).encode()).hexdigest()[:16] if prompts else None
+    prompts_hash = (
+        hashlib.sha256("\n".join(prompts or []).encode()).hexdigest()[:16] if prompts else None
+    )
     return {
         "checkpoint": str(checkpoint),
         "num_clips": num_clips,
@@ -67,7 +73,9 @@ def generate_clips(
     if num_clips < 2:
         raise ValueError(f"num_clips must be >= 2 to evaluate a checkpoint, got {num_clips}")
     out_dir = Path(out_dir)
-    settings = generation_settings(str(checkpoint), num_clips, seed, num_inference_steps, seconds_total, prompts)
+    settings = generation_settings(
+        str(checkpoint), num_clips, seed, num_inference_steps, seconds_total, prompts
+    )
     manifest = out_dir / "generation.json"
     if manifest.exists() and json.loads(manifest.read_text()).get("settings") == settings:
         return out_dir
@@ -76,25 +84,41 @@ def generate_clips(
         try:
             from models.loading import load_pipeline
         except ImportError as error:
-            raise ImportError("generating from a checkpoint needs models/loading.py (load_pipeline)") from error
+            raise ImportError(
+                "generating from a checkpoint needs models/loading.py (load_pipeline)"
+            ) from error
         pipeline = load_pipeline(str(checkpoint), device=device)
     text_conditioned = bool(getattr(pipeline, "is_text_conditioned", False))
     if text_conditioned and not prompts:
-        raise ValueError(f"{checkpoint} is text-conditioned: pass prompts (e.g. the reference set's captions)")
+        raise ValueError(
+            f"{checkpoint} is text-conditioned: pass prompts (e.g. the reference set's captions)"
+        )
     # 3. Generate clip by clip with its own seed
     import torch
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index in tqdm(range(num_clips), desc=f"generating ({Path(str(checkpoint)).name})", unit="clip", disable=not progress):
+    for index in tqdm(
+        range(num_clips),
+        desc=f"generating ({Path(str(checkpoint)).name})",
+        unit="clip",
+        disable=not progress,
+    ):
         clip_seed = seed + index
         generator = torch.Generator("cpu").manual_seed(clip_seed)
         if text_conditioned:
             prompt = prompts[index % len(prompts)]
-            output = pipeline(prompt=[prompt], seconds_total=seconds_total, num_inference_steps=num_inference_steps, generator=generator)
+            output = pipeline(
+                prompt=[prompt],
+                seconds_total=seconds_total,
+                num_inference_steps=num_inference_steps,
+                generator=generator,
+            )
         else:
             prompt = None
-            output = pipeline(batch_size=1, generator=generator, num_inference_steps=num_inference_steps)
+            output = pipeline(
+                batch_size=1, generator=generator, num_inference_steps=num_inference_steps
+            )
         audio = np.asarray(output.audios[0], dtype=np.float32)
         name = f"clip_{index:05d}_seed{clip_seed}.flac"
         write_clip(out_dir / name, audio, int(output.sample_rate))
@@ -106,5 +130,8 @@ def generate_clips(
     with open(out_dir / "metadata.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
-    manifest.write_text(json.dumps({"settings": settings, "sample_rate_hz": int(output.sample_rate)}, indent=2) + "\n")
+    manifest.write_text(
+        json.dumps({"settings": settings, "sample_rate_hz": int(output.sample_rate)}, indent=2)
+        + "\n"
+    )
     return out_dir

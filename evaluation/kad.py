@@ -5,6 +5,7 @@ Bandwidth: the median pairwise Euclidean distance within the reference set (the 
 heuristic), so the kernel is fixed by the yardstick and not by the model being judged. Unlike FAD,
 the estimator is unbiased at any N and assumes no Gaussianity.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,19 +62,28 @@ class KernelStats:
         return float(KAD_SCALE * (eval_mean + self.ref_ref_mean - 2.0 * ker.mean()))
 
 
-def kernel_stats(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float | None = None) -> KernelStats:
+def kernel_stats(
+    reference: np.ndarray, evaluated: np.ndarray, bandwidth: float | None = None
+) -> KernelStats:
     """Precompute kernels for `kad`; `bandwidth=None` uses the reference median heuristic."""
     ref = torch.as_tensor(np.asarray(reference), dtype=torch.float64)
     ev = torch.as_tensor(np.asarray(evaluated), dtype=torch.float64)
     if len(ref) < 2 or len(ev) < 2:
-        raise ValueError(f"KAD needs at least 2 clips per set, got reference={len(ref)} evaluated={len(ev)}")
+        raise ValueError(
+            f"KAD needs at least 2 clips per set, got reference={len(ref)} evaluated={len(ev)}"
+        )
     if not (torch.isfinite(ref).all() and torch.isfinite(ev).all()):
         raise ValueError("KAD: embeddings contain NaN or infinite values")
     bandwidth = bandwidth or median_bandwidth(reference)
     krr = rbf_kernel(ref, ref, bandwidth)
     m = len(ref)
     ref_ref_mean = float((krr.sum() - krr.diagonal().sum()) / (m * (m - 1)))
-    return KernelStats(rbf_kernel(ev, ev, bandwidth).numpy(), rbf_kernel(ev, ref, bandwidth).numpy(), ref_ref_mean, bandwidth)
+    return KernelStats(
+        rbf_kernel(ev, ev, bandwidth).numpy(),
+        rbf_kernel(ev, ref, bandwidth).numpy(),
+        ref_ref_mean,
+        bandwidth,
+    )
 
 
 def kad(reference: np.ndarray, evaluated: np.ndarray, bandwidth: float | None = None) -> float:

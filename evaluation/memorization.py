@@ -6,6 +6,7 @@ copy detector robust to time offset, gain, small pitch shifts and added noise: t
 time lags (and +-1 mel band) of the mean cosine between per-frame-normalised log-mel frames.
 Thresholds are calibrated on a held-out-vs-train baseline at a chosen false-positive rate.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,7 +24,9 @@ from evaluation.embedding import EmbeddingSet
 from evaluation.features import LogMel, limit_threads
 
 
-def _comparable(embeddings: np.ndarray, train: np.ndarray, normalized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _comparable(
+    embeddings: np.ndarray, train: np.ndarray, normalized: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit vectors for cosine similarity; embeddings not made for cosine (e.g. mel-stats) are first
     standardised with the training set's mean and std, so no single dimension dominates."""
     query = torch.as_tensor(embeddings, dtype=torch.float32)
@@ -35,7 +38,11 @@ def _comparable(embeddings: np.ndarray, train: np.ndarray, normalized: bool) -> 
 
 
 def nearest_neighbours(
-    queries: np.ndarray, keys: np.ndarray, normalized: bool = True, chunk: int = 1024, use_faiss: bool | None = None,
+    queries: np.ndarray,
+    keys: np.ndarray,
+    normalized: bool = True,
+    chunk: int = 1024,
+    use_faiss: bool | None = None,
     exclude_self: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarity and index of each query's nearest key. `[Q]` float32, `[Q]` int64.
@@ -45,7 +52,9 @@ def nearest_neighbours(
     """
     query, key = _comparable(queries, keys, normalized)
     if use_faiss is None:
-        use_faiss = len(key) > 50_000 and importlib.util.find_spec("faiss") is not None and not exclude_self
+        use_faiss = (
+            len(key) > 50_000 and importlib.util.find_spec("faiss") is not None and not exclude_self
+        )
     if use_faiss:
         import faiss
 
@@ -132,29 +141,47 @@ class CopyDetector:
             return self._features(waveform)
 
     def _features(self, waveform: np.ndarray) -> np.ndarray:
-        log_mel = self.log_mel(torch.from_numpy(np.asarray(waveform, dtype=np.float32)))[0].T  # [frames, mels]
+        log_mel = self.log_mel(torch.from_numpy(np.asarray(waveform, dtype=np.float32)))[
+            0
+        ].T  # [frames, mels]
         log_mel = torch.maximum(log_mel, log_mel.max() - self.floor_db)
         log_mel = log_mel - log_mel.mean(dim=0, keepdim=True)
         centred = log_mel - log_mel.mean(dim=1, keepdim=True)
         norms = centred.norm(dim=1, keepdim=True)
-        frames = torch.where(norms > 1e-3, centred / norms.clamp_min(1e-3), torch.zeros_like(centred))
+        frames = torch.where(
+            norms > 1e-3, centred / norms.clamp_min(1e-3), torch.zeros_like(centred)
+        )
         return frames.numpy().astype(np.float32)
 
     def features_for_files(
-        self, paths: list[Path], cache: EmbeddingCache | None = None, progress: bool = True, description: str = "copy features"
+        self,
+        paths: list[Path],
+        cache: EmbeddingCache | None = None,
+        progress: bool = True,
+        description: str = "copy features",
     ) -> list[np.ndarray]:
         """Features of each file (cached by content hash like embeddings)."""
         out = []
         for path in tqdm(paths, desc=description, unit="clip", disable=not progress):
             content_hash = file_sha256(path) if cache is not None else None
-            hit = cache.get(content_hash, "copy-detector", self.cache_version) if cache is not None else None
+            hit = (
+                cache.get(content_hash, "copy-detector", self.cache_version)
+                if cache is not None
+                else None
+            )
             if hit is not None:
                 out.append(hit.embedding)
                 continue
             waveforms, _ = load_clips([path], self.sample_rate, on_error="raise")
             frames = self.features(waveforms[0])
             if cache is not None:
-                cache.put(content_hash, "copy-detector", self.cache_version, frames, len(waveforms[0]) / self.sample_rate)
+                cache.put(
+                    content_hash,
+                    "copy-detector",
+                    self.cache_version,
+                    frames,
+                    len(waveforms[0]) / self.sample_rate,
+                )
             out.append(frames)
         return out
 
@@ -167,7 +194,11 @@ class CopyDetector:
         return out
 
     def match(
-        self, queries: list[np.ndarray], keys: list[np.ndarray], exclude_self: bool = False, progress: bool = True
+        self,
+        queries: list[np.ndarray],
+        keys: list[np.ndarray],
+        exclude_self: bool = False,
+        progress: bool = True,
     ) -> CopyMatch:
         """Best key for every query over all lags and band shifts (exhaustive)."""
         if not queries or not keys:
@@ -175,22 +206,41 @@ class CopyDetector:
         length = max(max(len(f) for f in queries), max(len(f) for f in keys))
         fft_size = 2 * length
         key_lengths = torch.tensor([len(f) for f in keys], dtype=torch.float32)
-        key_spec = torch.fft.rfft(self._stack(keys, length), n=fft_size, dim=-1).permute(2, 1, 0).conj().resolve_conj().contiguous()  # [bins, mels, K]
+        key_spec = (
+            torch.fft.rfft(self._stack(keys, length), n=fft_size, dim=-1)
+            .permute(2, 1, 0)
+            .conj()
+            .resolve_conj()
+            .contiguous()
+        )  # [bins, mels, K]
         query_lengths_all = [len(f) for f in queries]
-        needed = min(max(1.0, self.min_overlap_s / self.frame_seconds), 0.999 * min(min(query_lengths_all), float(key_lengths.min())))
+        needed = min(
+            max(1.0, self.min_overlap_s / self.frame_seconds),
+            0.999 * min(min(query_lengths_all), float(key_lengths.min())),
+        )
         lags = torch.arange(fft_size)
-        lags = torch.where(lags < fft_size // 2 + 1, lags, lags - fft_size)  # circular index -> lag in frames
+        lags = torch.where(
+            lags < fft_size // 2 + 1, lags, lags - fft_size
+        )  # circular index -> lag in frames
         # only lags that can leave `needed` overlapping frames are ever scored
-        keep = torch.nonzero((lags <= max(query_lengths_all) - needed) & (lags >= -(float(key_lengths.max()) - needed))).flatten()
+        keep = torch.nonzero(
+            (lags <= max(query_lengths_all) - needed)
+            & (lags >= -(float(key_lengths.max()) - needed))
+        ).flatten()
         lags = lags[keep].float()
         bytes_per_query = len(keys) * (fft_size + 3 * len(keep)) * 4
         chunk = max(1, int(self.memory_budget_mb * 2**20 // bytes_per_query))
         scores, indices, offsets = [], [], []
-        for start in tqdm(range(0, len(queries), chunk), desc="copy detection", unit="chunk", disable=not progress):
+        for start in tqdm(
+            range(0, len(queries), chunk), desc="copy detection", unit="chunk", disable=not progress
+        ):
             block = queries[start : start + chunk]
             query_lengths = torch.tensor([len(f) for f in block], dtype=torch.float32)
             # frames overlapping at lag tau (query frame t + tau aligned with key frame t)
-            overlap = torch.minimum(query_lengths[:, None, None] - lags.clamp_min(0), key_lengths[None, :, None] + lags.clamp_max(0))
+            overlap = torch.minimum(
+                query_lengths[:, None, None] - lags.clamp_min(0),
+                key_lengths[None, :, None] + lags.clamp_max(0),
+            )
             valid = overlap >= needed
             best = torch.full((len(block), len(keys), len(keep)), -float("inf"))
             stacked = self._stack(block, length)
@@ -200,11 +250,17 @@ class CopyDetector:
                     shifted[:, :shift] = 0
                 elif shift < 0:
                     shifted[:, shift:] = 0
-                query_spec = torch.fft.rfft(shifted, n=fft_size, dim=-1).permute(2, 0, 1).contiguous()  # [bins, Q, mels]
+                query_spec = (
+                    torch.fft.rfft(shifted, n=fft_size, dim=-1).permute(2, 0, 1).contiguous()
+                )  # [bins, Q, mels]
                 cross = torch.matmul(query_spec, key_spec)  # [bins, Q, K]
-                correlation = torch.fft.irfft(cross.permute(1, 2, 0).contiguous(), n=fft_size, dim=-1)[..., keep]  # [Q, K, lags]
+                correlation = torch.fft.irfft(
+                    cross.permute(1, 2, 0).contiguous(), n=fft_size, dim=-1
+                )[..., keep]  # [Q, K, lags]
                 best = torch.maximum(best, correlation)
-            mean_cosine = torch.where(valid, best / overlap.clamp_min(1.0), torch.full_like(best, -1.0))
+            mean_cosine = torch.where(
+                valid, best / overlap.clamp_min(1.0), torch.full_like(best, -1.0)
+            )
             if exclude_self:
                 rows = torch.arange(len(block))
                 mean_cosine[rows, rows + start] = -1.0
@@ -213,7 +269,11 @@ class CopyDetector:
             scores.append(score)
             indices.append(index)
             offsets.append(lags[lag_index[torch.arange(len(block)), index]] * self.frame_seconds)
-        return CopyMatch(torch.cat(scores).numpy(), torch.cat(indices).numpy().astype(np.int64), torch.cat(offsets).numpy())
+        return CopyMatch(
+            torch.cat(scores).numpy(),
+            torch.cat(indices).numpy().astype(np.int64),
+            torch.cat(offsets).numpy(),
+        )
 
 
 def calibrate_threshold(baseline_scores: np.ndarray, false_positive_rate: float = 0.01) -> float:
@@ -281,17 +341,31 @@ def memorization_report(
     # 1. Embedding-space nearest neighbours
     emb_sim, emb_idx = nearest_neighbours(generated.embeddings, train.embeddings, normalized)
     # 2. Spectrogram copy detection
-    train_features = detector.features_for_files(train.paths, cache, progress, "copy features (train)")
-    generated_features = detector.features_for_files(generated.paths, cache, progress, "copy features (generated)")
+    train_features = detector.features_for_files(
+        train.paths, cache, progress, "copy features (train)"
+    )
+    generated_features = detector.features_for_files(
+        generated.paths, cache, progress, "copy features (generated)"
+    )
     copy = detector.match(generated_features, train_features, progress=progress)
     # 3. Baseline and calibrated thresholds
     if baseline is not None:
         base_sim, _ = nearest_neighbours(baseline.embeddings, train.embeddings, normalized)
-        base_copy = detector.match(detector.features_for_files(baseline.paths, cache, progress, "copy features (baseline)"), train_features, progress=progress).score
+        base_copy = detector.match(
+            detector.features_for_files(
+                baseline.paths, cache, progress, "copy features (baseline)"
+            ),
+            train_features,
+            progress=progress,
+        ).score
         baseline_name = "held-out vs train"
     else:
-        base_sim, _ = nearest_neighbours(train.embeddings, train.embeddings, normalized, exclude_self=True)
-        base_copy = detector.match(train_features, train_features, exclude_self=True, progress=progress).score
+        base_sim, _ = nearest_neighbours(
+            train.embeddings, train.embeddings, normalized, exclude_self=True
+        )
+        base_copy = detector.match(
+            train_features, train_features, exclude_self=True, progress=progress
+        ).score
         baseline_name = "train vs rest of train (no held-out set given)"
         notes.append("no held-out baseline: thresholds calibrated on train against itself")
     thresholds = {
@@ -301,8 +375,15 @@ def memorization_report(
     share_above = {
         "embedding_similarity": float(np.mean(emb_sim > thresholds["embedding_similarity"])),
         "copy_score": float(np.mean(copy.score > thresholds["copy_score"])),
-        "either": float(np.mean((emb_sim > thresholds["embedding_similarity"]) | (copy.score > thresholds["copy_score"]))),
-        "baseline_embedding_similarity": float(np.mean(base_sim > thresholds["embedding_similarity"])),
+        "either": float(
+            np.mean(
+                (emb_sim > thresholds["embedding_similarity"])
+                | (copy.score > thresholds["copy_score"])
+            )
+        ),
+        "baseline_embedding_similarity": float(
+            np.mean(base_sim > thresholds["embedding_similarity"])
+        ),
         "baseline_copy_score": float(np.mean(base_copy > thresholds["copy_score"])),
     }
     # 4. Per-clip rows, histograms, top matches
@@ -315,24 +396,47 @@ def memorization_report(
             "copy_train_file": train_names[copy.index[i]],
             "copy_score": float(copy.score[i]),
             "copy_offset_s": float(copy.offset_s[i]),
-            "above_threshold": bool(emb_sim[i] > thresholds["embedding_similarity"] or copy.score[i] > thresholds["copy_score"]),
+            "above_threshold": bool(
+                emb_sim[i] > thresholds["embedding_similarity"]
+                or copy.score[i] > thresholds["copy_score"]
+            ),
         }
         for i in range(len(generated))
     ]
+
+    def edges_for(values: np.ndarray, base: np.ndarray, threshold: float) -> np.ndarray:
+        low, high = min(values.min(), base.min()), max(values.max(), base.max(), threshold)
+        return np.linspace(
+            low, high + 0.05 * (high - low) + 1e-6, 31
+        )  # room to show the threshold line
+
     edges = {
-        name: np.linspace(min(values.min(), base.min()), max(values.max(), base.max(), threshold) + 1e-6, 31)
+        name: edges_for(values, base, threshold)
         for name, values, base, threshold in (
             ("embedding_similarity", emb_sim, base_sim, thresholds["embedding_similarity"]),
             ("copy_score", copy.score, base_copy, thresholds["copy_score"]),
         )
     }
     histograms = {
-        "embedding_similarity": {"edges": edges["embedding_similarity"].tolist(), "generated": histogram(emb_sim, edges["embedding_similarity"]), "baseline": histogram(base_sim, edges["embedding_similarity"])},
-        "copy_score": {"edges": edges["copy_score"].tolist(), "generated": histogram(copy.score, edges["copy_score"]), "baseline": histogram(base_copy, edges["copy_score"])},
+        "embedding_similarity": {
+            "edges": edges["embedding_similarity"].tolist(),
+            "generated": histogram(emb_sim, edges["embedding_similarity"]),
+            "baseline": histogram(base_sim, edges["embedding_similarity"]),
+        },
+        "copy_score": {
+            "edges": edges["copy_score"].tolist(),
+            "generated": histogram(copy.score, edges["copy_score"]),
+            "baseline": histogram(base_copy, edges["copy_score"]),
+        },
     }
     order = np.argsort(-copy.score, kind="stable")[:top_k]
     top_matches = [
-        {**rows[i], "generated_path": str(generated.paths[i]), "train_path": str(train.paths[copy.index[i]])} for i in order
+        {
+            **rows[i],
+            "generated_path": str(generated.paths[i]),
+            "train_path": str(train.paths[copy.index[i]]),
+        }
+        for i in order
     ]
     return MemorizationResult(
         rows=rows,
@@ -340,12 +444,17 @@ def memorization_report(
         share_above=share_above,
         baseline={
             "name": baseline_name,
-            "num_clips": int(len(base_sim)),
+            "num_clips": len(base_sim),
             "false_positive_rate": false_positive_rate,
             "embedding_similarity_mean": float(np.mean(base_sim)),
             "copy_score_mean": float(np.mean(base_copy)),
         },
         histograms=histograms,
         top_matches=top_matches,
-        settings={"detector": detector.describe(), "embedder": generated.embedder, "notes": notes, "num_train": len(train)},
+        settings={
+            "detector": detector.describe(),
+            "embedder": generated.embedder,
+            "notes": notes,
+            "num_train": len(train),
+        },
     )

@@ -1,6 +1,7 @@
 """Writing a comparison report three ways: `report.json` (everything, with the protocol manifest),
 `report.md` (tables), and a self-contained `report.html` (inline SVG plots of metrics per
 checkpoint with intervals and the memorization histogram, and audio players with embedded audio)."""
+
 from __future__ import annotations
 
 import base64
@@ -45,7 +46,15 @@ def player(path: str | Path, caption: str) -> str:
     return f"<figure class='player'><figcaption>{html.escape(caption)}</figcaption><audio controls preload='none' src='{source}'></audio></figure>"
 
 
-def svg_interval_chart(labels: list[str], values: list[float], lows: list[float], highs: list[float], title: str, width: int = 640, height: int = 260) -> str:
+def svg_interval_chart(
+    labels: list[str],
+    values: list[float],
+    lows: list[float],
+    highs: list[float],
+    title: str,
+    width: int = 640,
+    height: int = 260,
+) -> str:
     """Points with interval whiskers, one per candidate (x in candidate order / training step)."""
     margin_left, margin_bottom, margin_top = 60, 60, 30
     plot_w, plot_h = width - margin_left - 20, height - margin_bottom - margin_top
@@ -58,29 +67,53 @@ def svg_interval_chart(labels: list[str], values: list[float], lows: list[float]
     def y(v: float) -> float:
         return margin_top + plot_h * (1 - (v - bottom) / span)
 
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{html.escape(title)}'>",
-             f"<text x='{width / 2}' y='18' text-anchor='middle' font-size='14'>{html.escape(title)}</text>",
-             f"<line x1='{margin_left}' y1='{margin_top}' x2='{margin_left}' y2='{margin_top + plot_h}' stroke='#333'/>",
-             f"<line x1='{margin_left}' y1='{margin_top + plot_h}' x2='{margin_left + plot_w}' y2='{margin_top + plot_h}' stroke='#333'/>"]
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{html.escape(title)}'>",
+        f"<text x='{width / 2}' y='18' text-anchor='middle' font-size='14'>{html.escape(title)}</text>",
+        f"<line x1='{margin_left}' y1='{margin_top}' x2='{margin_left}' y2='{margin_top + plot_h}' stroke='#333'/>",
+        f"<line x1='{margin_left}' y1='{margin_top + plot_h}' x2='{margin_left + plot_w}' y2='{margin_top + plot_h}' stroke='#333'/>",
+    ]
     for tick in np.linspace(bottom, top, 5):
-        parts.append(f"<text x='{margin_left - 6}' y='{y(tick) + 4}' text-anchor='end' font-size='10'>{tick:.3g}</text>")
-        parts.append(f"<line x1='{margin_left}' y1='{y(tick)}' x2='{margin_left + plot_w}' y2='{y(tick)}' stroke='#eee'/>")
+        parts.append(
+            f"<text x='{margin_left - 6}' y='{y(tick) + 4}' text-anchor='end' font-size='10'>{tick:.3g}</text>"
+        )
+        parts.append(
+            f"<line x1='{margin_left}' y1='{y(tick)}' x2='{margin_left + plot_w}' y2='{y(tick)}' stroke='#eee'/>"
+        )
     step = plot_w / max(len(labels), 1)
     points = []
     for i, (label, value, low, high) in enumerate(zip(labels, values, lows, highs)):
         x = margin_left + step * (i + 0.5)
         points.append(f"{x},{y(value)}")
-        parts.append(f"<line x1='{x}' y1='{y(low)}' x2='{x}' y2='{y(high)}' stroke='#1f77b4' stroke-width='2'/>")
-        parts.append(f"<line x1='{x - 6}' y1='{y(low)}' x2='{x + 6}' y2='{y(low)}' stroke='#1f77b4'/><line x1='{x - 6}' y1='{y(high)}' x2='{x + 6}' y2='{y(high)}' stroke='#1f77b4'/>")
-        parts.append(f"<circle cx='{x}' cy='{y(value)}' r='4' fill='#1f77b4'><title>{html.escape(label)}: {value:.4g} [{low:.4g}, {high:.4g}]</title></circle>")
-        parts.append(f"<text x='{x}' y='{margin_top + plot_h + 16}' text-anchor='middle' font-size='10'>{html.escape(Path(label).name[-18:])}</text>")
+        parts.append(
+            f"<line x1='{x}' y1='{y(low)}' x2='{x}' y2='{y(high)}' stroke='#1f77b4' stroke-width='2'/>"
+        )
+        parts.append(
+            f"<line x1='{x - 6}' y1='{y(low)}' x2='{x + 6}' y2='{y(low)}' stroke='#1f77b4'/><line x1='{x - 6}' y1='{y(high)}' x2='{x + 6}' y2='{y(high)}' stroke='#1f77b4'/>"
+        )
+        parts.append(
+            f"<circle cx='{x}' cy='{y(value)}' r='4' fill='#1f77b4'><title>{html.escape(label)}: {value:.4g} [{low:.4g}, {high:.4g}]</title></circle>"
+        )
+        parts.append(
+            f"<text x='{x}' y='{margin_top + plot_h + 16}' text-anchor='middle' font-size='10'>{html.escape(Path(label).name[-18:])}</text>"
+        )
     if len(points) > 1:
-        parts.append(f"<polyline points='{' '.join(points)}' fill='none' stroke='#1f77b4' stroke-opacity='0.4'/>")
+        parts.append(
+            f"<polyline points='{' '.join(points)}' fill='none' stroke='#1f77b4' stroke-opacity='0.4'/>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_histogram(edges: list[float], generated: list[int], baseline: list[int], threshold: float, title: str, width: int = 640, height: int = 240) -> str:
+def svg_histogram(
+    edges: list[float],
+    generated: list[int],
+    baseline: list[int],
+    threshold: float,
+    title: str,
+    width: int = 640,
+    height: int = 240,
+) -> str:
     """Two overlaid histograms as shares of each set (generated vs held-out baseline) and the threshold line."""
     margin_left, margin_bottom, margin_top = 50, 40, 30
     plot_w, plot_h = width - margin_left - 20, height - margin_bottom - margin_top
@@ -92,17 +125,31 @@ def svg_histogram(edges: list[float], generated: list[int], baseline: list[int],
     def x(v: float) -> float:
         return margin_left + plot_w * (v - lo) / ((hi - lo) or 1.0)
 
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{html.escape(title)}'>",
-             f"<text x='{width / 2}' y='18' text-anchor='middle' font-size='14'>{html.escape(title)}</text>"]
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{html.escape(title)}'>",
+        f"<text x='{width / 2}' y='18' text-anchor='middle' font-size='14'>{html.escape(title)}</text>",
+    ]
     for shares, colour in ((base, "#999999"), (gen, "#d62728")):
         for i, share in enumerate(shares):
             bar_h = plot_h * share / peak
-            parts.append(f"<rect x='{x(edges[i])}' y='{margin_top + plot_h - bar_h}' width='{max(x(edges[i + 1]) - x(edges[i]) - 1, 1)}' height='{bar_h}' fill='{colour}' fill-opacity='0.55'/>")
-    parts.append(f"<line x1='{x(threshold)}' y1='{margin_top}' x2='{x(threshold)}' y2='{margin_top + plot_h}' stroke='#000' stroke-dasharray='4'/>")
-    parts.append(f"<text x='{x(threshold) + 4}' y='{margin_top + 10}' font-size='10'>threshold {threshold:.3f}</text>")
+            parts.append(
+                f"<rect x='{x(edges[i])}' y='{margin_top + plot_h - bar_h}' width='{max(x(edges[i + 1]) - x(edges[i]) - 1, 1)}' height='{bar_h}' fill='{colour}' fill-opacity='0.55'/>"
+            )
+    parts.append(
+        f"<line x1='{x(threshold)}' y1='{margin_top}' x2='{x(threshold)}' y2='{margin_top + plot_h}' stroke='#000' stroke-dasharray='4'/>"
+    )
+    right_half = x(threshold) > margin_left + plot_w / 2
+    parts.append(
+        f"<text x='{x(threshold) + (-4 if right_half else 4)}' y='{margin_top + 10}' font-size='10' "
+        f"text-anchor='{'end' if right_half else 'start'}'>threshold {threshold:.3f}</text>"
+    )
     for tick in np.linspace(lo, hi, 6):
-        parts.append(f"<text x='{x(tick)}' y='{margin_top + plot_h + 14}' text-anchor='middle' font-size='10'>{tick:.2f}</text>")
-    parts.append(f"<text x='{margin_left}' y='{height - 6}' font-size='11'><tspan fill='#d62728'>generated</tspan>  <tspan fill='#777'>held-out baseline</tspan> (share of clips)</text></svg>")
+        parts.append(
+            f"<text x='{x(tick)}' y='{margin_top + plot_h + 14}' text-anchor='middle' font-size='10'>{tick:.2f}</text>"
+        )
+    parts.append(
+        f"<text x='{margin_left}' y='{height - 6}' font-size='11'><tspan fill='#d62728'>generated</tspan>  <tspan fill='#777'>held-out baseline</tspan> (share of clips)</text></svg>"
+    )
     return "".join(parts)
 
 
@@ -110,41 +157,72 @@ def markdown_report(report: dict) -> str:
     """Tables of the metrics per candidate, paired tests, memorization and the manifest."""
     manifest = report["manifest"]
     embedder = manifest["embedder"]
-    lines = ["# Evaluation report", "",
-             f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
-             f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; {manifest['n_bootstrap']} bootstrap resamples (95% intervals).", "",
-             "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | CLAP score [95% CI] | memorized share |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
+        f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; {manifest['n_bootstrap']} bootstrap resamples (95% intervals).",
+        "",
+        "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | CLAP score [95% CI] | memorized share |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for entry in report["candidates"]:
         d = entry["distances"]
-        fad_part = f"{_fmt(d['fad']['value'])} [{_fmt(d['fad']['ci_low'])}, {_fmt(d['fad']['ci_high'])}]"
-        kad_part = f"{_fmt(d['kad']['value'])} [{_fmt(d['kad']['ci_low'])}, {_fmt(d['kad']['ci_high'])}]"
+        fad_part = (
+            f"{_fmt(d['fad']['value'])} [{_fmt(d['fad']['ci_low'])}, {_fmt(d['fad']['ci_high'])}]"
+        )
+        kad_part = (
+            f"{_fmt(d['kad']['value'])} [{_fmt(d['kad']['ci_low'])}, {_fmt(d['kad']['ci_high'])}]"
+        )
         inf_part = _fmt(d["fad_inf"]["value"]) if d.get("fad_inf") else "n/a"
         clap = entry.get("clap_score")
-        clap_part = f"{clap['mean']:.3f} [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]" if clap else "n/a"
+        clap_part = (
+            f"{clap['mean']:.3f} [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]" if clap else "n/a"
+        )
         mem = entry.get("memorization")
         mem_part = f"{mem['share_above']['either']:.1%}" if mem else "n/a"
-        lines.append(f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {clap_part} | {mem_part} |")
+        lines.append(
+            f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {clap_part} | {mem_part} |"
+        )
     if report.get("paired_tests"):
-        lines += ["", "## Paired tests (A - B; lower is better; p: one-sided bootstrap p-value that A is not better)", "",
-                  "| A | B | paired | FAD diff [CI] | p | KAD diff [CI] | p |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Paired tests (A - B; lower is better; p: one-sided bootstrap p-value that A is not better)",
+            "",
+            "| A | B | paired | FAD diff [CI] | p | KAD diff [CI] | p |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for test in report["paired_tests"]:
             f, k = test["fad"], test["kad"]
-            lines.append(f"| {test['a']} | {test['b']} | {test['paired']} | {_fmt(f['difference'])} [{_fmt(f['ci_low'])}, {_fmt(f['ci_high'])}] | {f['p_value']:.3f} | "
-                         f"{_fmt(k['difference'])} [{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}] | {k['p_value']:.3f} |")
+            lines.append(
+                f"| {test['a']} | {test['b']} | {test['paired']} | {_fmt(f['difference'])} [{_fmt(f['ci_low'])}, {_fmt(f['ci_high'])}] | {f['p_value']:.3f} | "
+                f"{_fmt(k['difference'])} [{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}] | {k['p_value']:.3f} |"
+            )
     for entry in report["candidates"]:
         mem = entry.get("memorization")
         if not mem:
             continue
-        lines += ["", f"## Memorization: {entry['label']}", "",
-                  f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on {mem['baseline']['name']} "
-                  f"({mem['baseline']['num_clips']} clips): embedding similarity > {mem['thresholds']['embedding_similarity']:.3f}, "
-                  f"copy score > {mem['thresholds']['copy_score']:.3f}. Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
-                  f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}.", "",
-                  "| generated | nearest train (copy) | copy score | offset (s) | nearest train (embedding) | similarity |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Memorization: {entry['label']}",
+            "",
+            f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on {mem['baseline']['name']} "
+            f"({mem['baseline']['num_clips']} clips): embedding similarity > {mem['thresholds']['embedding_similarity']:.3f}, "
+            f"copy score > {mem['thresholds']['copy_score']:.3f}. Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
+            f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}.",
+            "",
+            "| generated | nearest train (copy) | copy score | offset (s) | nearest train (embedding) | similarity |",
+            "|---|---|---|---|---|---|",
+        ]
         for match in mem["top_matches"]:
-            lines.append(f"| {match['file']} | {match['copy_train_file']} | {match['copy_score']:.3f} | {match['copy_offset_s']:.2f} | {match['nearest_train_file']} | {match['embedding_similarity']:.3f} |")
-    notes = [n for entry in report["candidates"] for n in entry["set"]["notes"] + entry["distances"]["notes"]] + manifest["reference"]["notes"]
+            lines.append(
+                f"| {match['file']} | {match['copy_train_file']} | {match['copy_score']:.3f} | {match['copy_offset_s']:.2f} | {match['nearest_train_file']} | {match['embedding_similarity']:.3f} |"
+            )
+    notes = [
+        n
+        for entry in report["candidates"]
+        for n in entry["set"]["notes"] + entry["distances"]["notes"]
+    ] + manifest["reference"]["notes"]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in dict.fromkeys(notes)]
     lines += ["", "## Manifest", "", "```json", json.dumps(manifest, indent=2), "```", ""]
@@ -156,39 +234,88 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
     labels = [c["label"] for c in candidates]
     sections = []
     for key, title in (("fad", "FAD (lower is better)"), ("kad", "KAD (lower is better)")):
-        sections.append(svg_interval_chart(labels, [c["distances"][key]["value"] for c in candidates],
-                                           [c["distances"][key]["ci_low"] for c in candidates],
-                                           [c["distances"][key]["ci_high"] for c in candidates], title))
+        sections.append(
+            svg_interval_chart(
+                labels,
+                [c["distances"][key]["value"] for c in candidates],
+                [c["distances"][key]["ci_low"] for c in candidates],
+                [c["distances"][key]["ci_high"] for c in candidates],
+                title,
+            )
+        )
     if all(c.get("clap_score") for c in candidates):
-        sections.append(svg_interval_chart(labels, [c["clap_score"]["mean"] for c in candidates], [c["clap_score"]["ci_low"] for c in candidates],
-                                           [c["clap_score"]["ci_high"] for c in candidates], "CLAP score (higher is better)"))
+        sections.append(
+            svg_interval_chart(
+                labels,
+                [c["clap_score"]["mean"] for c in candidates],
+                [c["clap_score"]["ci_low"] for c in candidates],
+                [c["clap_score"]["ci_high"] for c in candidates],
+                "CLAP score (higher is better)",
+            )
+        )
     for entry in candidates:
         block = [f"<h2>{html.escape(entry['label'])}</h2>", "<div class='players'>"]
-        block += [player(path, f"sample {Path(path).name}") for path in entry.get("players", [])[:max_players]]
+        block += [
+            player(path, f"sample {Path(path).name}")
+            for path in entry.get("players", [])[:max_players]
+        ]
         block.append("</div>")
         mem = entry.get("memorization")
         if mem:
-            for key, name in (("copy_score", "copy score"), ("embedding_similarity", "embedding similarity")):
+            share = mem["share_above"]
+            block.append(
+                f"<p>Above the thresholds (set at {mem['baseline']['false_positive_rate']:.0%} false positives on "
+                f"{html.escape(mem['baseline']['name'])}): copy score {share['copy_score']:.1%}, embedding "
+                f"{share['embedding_similarity']:.1%}, either {share['either']:.1%} of {len(mem['per_clip'])} clips.</p>"
+            )
+            for key, name in (
+                ("copy_score", "copy score"),
+                ("embedding_similarity", "embedding similarity"),
+            ):
                 h = mem["histograms"][key]
-                block.append(svg_histogram(h["edges"], h["generated"], h["baseline"], mem["thresholds"][key], f"Memorization: {name} to nearest training clip"))
+                block.append(
+                    svg_histogram(
+                        h["edges"],
+                        h["generated"],
+                        h["baseline"],
+                        mem["thresholds"][key],
+                        f"Memorization: {name} to nearest training clip",
+                    )
+                )
             block.append("<h3>Top matches: generated clip and its nearest training clip</h3>")
             for match in mem["top_matches"][:max_players]:
-                block.append("<div class='pair'>" + player(match["generated_path"], f"generated {match['file']}")
-                             + player(match["train_path"], f"train {match['copy_train_file']} (copy score {match['copy_score']:.3f}, offset {match['copy_offset_s']:.2f} s)") + "</div>")
+                block.append(
+                    "<div class='pair'>"
+                    + player(match["generated_path"], f"generated {match['file']}")
+                    + player(
+                        match["train_path"],
+                        f"train {match['copy_train_file']} (copy score {match['copy_score']:.3f}, offset {match['copy_offset_s']:.2f} s)",
+                    )
+                    + "</div>"
+                )
         sections.append("".join(block))
-    style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padding:1em}"
-             "figure.player{display:inline-block;margin:4px;font-size:12px}.pair{border-left:3px solid #d62728;margin:6px 0;padding-left:6px}"
-             "pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>{style}</style></head><body>"
-            + "<h1>Evaluation report</h1>" + "".join(sections)
-            + f"<h2>Tables</h2><pre>{html.escape(markdown)}</pre></body></html>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padding:1em}"
+        "figure.player{display:inline-block;margin:4px;font-size:12px}.pair{border-left:3px solid #d62728;margin:6px 0;padding-left:6px}"
+        "pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>{style}</style></head><body>"
+        + "<h1>Evaluation report</h1>"
+        + "".join(sections)
+        + f"<h2>Tables</h2><pre>{html.escape(markdown)}</pre></body></html>"
+    )
 
 
 def write_reports(report: dict, out_dir: str | Path, max_players: int = 6) -> dict[str, Path]:
     """Write report.json, report.md and report.html into `out_dir`; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "html": out_dir / "report.html"}
+    paths = {
+        "json": out_dir / "report.json",
+        "markdown": out_dir / "report.md",
+        "html": out_dir / "report.html",
+    }
     paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     markdown = markdown_report(report)
     paths["markdown"].write_text(markdown)

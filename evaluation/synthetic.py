@@ -1,12 +1,17 @@
 """Seeded procedural audio for validating metrics without a corpus: music-like clips (melody, bass,
 drums at a random tempo and key) and the planted degradations and copy transforms used by the
 tests and benchmarks. Waveforms are mono float32 in [-1, 1] at `sample_rate` Hz."""
+
 from __future__ import annotations
 
 import numpy as np
 from scipy import signal
 
-SCALES = {"major": [0, 2, 4, 5, 7, 9, 11], "minor": [0, 2, 3, 5, 7, 8, 10], "pentatonic": [0, 3, 5, 7, 10]}
+SCALES = {
+    "major": [0, 2, 4, 5, 7, 9, 11],
+    "minor": [0, 2, 3, 5, 7, 8, 10],
+    "pentatonic": [0, 3, 5, 7, 10],
+}
 STYLES = ("drums", "melody", "full", "pad")
 
 
@@ -15,18 +20,24 @@ def _envelope(num_samples: int, sample_rate: int, attack_s: float, decay_s: floa
     return np.minimum(1.0, t / max(attack_s, 1e-4)) * np.exp(-t / decay_s)
 
 
-def _tone(freq_hz: float, num_samples: int, sample_rate: int, brightness: float, rng: np.random.Generator) -> np.ndarray:
+def _tone(
+    freq_hz: float, num_samples: int, sample_rate: int, brightness: float, rng: np.random.Generator
+) -> np.ndarray:
     t = np.arange(num_samples) / sample_rate
     phase = rng.uniform(0, 2 * np.pi)
     wave = np.zeros(num_samples)
     for harmonic in range(1, 7):
         if freq_hz * harmonic >= sample_rate / 2:
             break
-        wave += brightness ** (harmonic - 1) * np.sin(2 * np.pi * freq_hz * harmonic * t + phase * harmonic)
+        wave += brightness ** (harmonic - 1) * np.sin(
+            2 * np.pi * freq_hz * harmonic * t + phase * harmonic
+        )
     return wave
 
 
-def synthetic_clip(seed: int, seconds: float = 5.0, sample_rate: int = 16000, style: str | None = None) -> np.ndarray:
+def synthetic_clip(
+    seed: int, seconds: float = 5.0, sample_rate: int = 16000, style: str | None = None
+) -> np.ndarray:
     """One reproducible music-like clip; `style` in STYLES (drums, melody, full, pad) or random by seed."""
     rng = np.random.default_rng(seed)
     style = style or STYLES[int(rng.integers(len(STYLES)))]
@@ -45,9 +56,15 @@ def synthetic_clip(seed: int, seconds: float = 5.0, sample_rate: int = 16000, st
         while start < num_samples:
             length = step * int(rng.choice([1, 2, 2, 4]))
             degree = int(rng.integers(len(scale) * 2))
-            freq = root_hz * 4 * 2 ** ((scale[degree % len(scale)] + 12 * (degree // len(scale))) / 12)
+            freq = (
+                root_hz * 4 * 2 ** ((scale[degree % len(scale)] + 12 * (degree // len(scale))) / 12)
+            )
             n = min(length, num_samples - start)
-            out[start : start + n] += 0.3 * _tone(freq, n, sample_rate, brightness, rng) * _envelope(n, sample_rate, 0.01, 0.3)
+            out[start : start + n] += (
+                0.3
+                * _tone(freq, n, sample_rate, brightness, rng)
+                * _envelope(n, sample_rate, 0.01, 0.3)
+            )
             start += length
     if style in ("full", "pad"):
         start = 0
@@ -55,12 +72,24 @@ def synthetic_clip(seed: int, seconds: float = 5.0, sample_rate: int = 16000, st
             n = min(beat * int(rng.choice([1, 2, 3, 4])), num_samples - start)
             degree = int(rng.integers(len(scale)))
             octave = 2 ** int(rng.integers(1, 3))
-            tones = [scale[(degree + 2 * k) % len(scale)] + 12 * ((degree + 2 * k) // len(scale)) for k in range(int(rng.integers(2, 5)))]
+            tones = [
+                scale[(degree + 2 * k) % len(scale)] + 12 * ((degree + 2 * k) // len(scale))
+                for k in range(int(rng.integers(2, 5)))
+            ]
             tremolo = 1 + 0.3 * np.sin(2 * np.pi * rng.uniform(2, 8) * np.arange(n) / sample_rate)
             for semitone in tones:
                 freq = root_hz * octave * 2 ** (semitone / 12)
-                out[start : start + n] += 0.12 * _tone(freq, n, sample_rate, brightness, rng) * _envelope(n, sample_rate, rng.uniform(0.01, 0.3), rng.uniform(0.5, 3.0)) * tremolo
-            out[start : start + n] += 0.2 * _tone(root_hz * 2 ** (scale[degree] / 12), n, sample_rate, 0.3, rng) * _envelope(n, sample_rate, 0.01, 1.0)
+                out[start : start + n] += (
+                    0.12
+                    * _tone(freq, n, sample_rate, brightness, rng)
+                    * _envelope(n, sample_rate, rng.uniform(0.01, 0.3), rng.uniform(0.5, 3.0))
+                    * tremolo
+                )
+            out[start : start + n] += (
+                0.2
+                * _tone(root_hz * 2 ** (scale[degree] / 12), n, sample_rate, 0.3, rng)
+                * _envelope(n, sample_rate, 0.01, 1.0)
+            )
             start += n
     if style in ("drums", "full"):
         steps = 16
@@ -71,7 +100,9 @@ def synthetic_clip(seed: int, seconds: float = 5.0, sample_rate: int = 16000, st
         kick_hz, kick_decay = rng.uniform(40, 80), rng.uniform(6, 20)
         snare_low_hz = rng.uniform(300, 0.2 * sample_rate)
         snare_high_hz = min(snare_low_hz * rng.uniform(1.5, 4.0), 0.45 * sample_rate)
-        snare_sos = signal.butter(2, [snare_low_hz, snare_high_hz], btype="band", fs=sample_rate, output="sos")
+        snare_sos = signal.butter(
+            2, [snare_low_hz, snare_high_hz], btype="band", fs=sample_rate, output="sos"
+        )
         hat_decay, swing = rng.uniform(40, 150), rng.uniform(0, 0.3)
         for index, start in enumerate(range(0, num_samples, step)):
             slot = index % steps
@@ -81,9 +112,15 @@ def synthetic_clip(seed: int, seconds: float = 5.0, sample_rate: int = 16000, st
                 continue
             t = np.arange(n) / sample_rate
             if pattern_kick[slot]:
-                out[start : start + n] += 0.8 * np.sin(2 * np.pi * kick_hz * t * (1 + 2 * np.exp(-t * 30))) * np.exp(-t * kick_decay)
+                out[start : start + n] += (
+                    0.8
+                    * np.sin(2 * np.pi * kick_hz * t * (1 + 2 * np.exp(-t * 30)))
+                    * np.exp(-t * kick_decay)
+                )
             if pattern_snare[slot]:
-                out[start : start + n] += 0.5 * signal.sosfilt(snare_sos, rng.standard_normal(n)) * np.exp(-t * 25)
+                out[start : start + n] += (
+                    0.5 * signal.sosfilt(snare_sos, rng.standard_normal(n)) * np.exp(-t * 25)
+                )
             if pattern_hat[slot]:
                 hat = np.diff(rng.standard_normal(n + 1))
                 out[start : start + n] += 0.15 * hat * np.exp(-t * hat_decay)
@@ -116,7 +153,9 @@ def pitch_shift(waveform: np.ndarray, semitones: float, sample_rate: int) -> np.
     """Pitch shift without changing duration (librosa phase vocoder)."""
     import librosa
 
-    return librosa.effects.pitch_shift(waveform, sr=sample_rate, n_steps=semitones).astype(np.float32)
+    return librosa.effects.pitch_shift(waveform, sr=sample_rate, n_steps=semitones).astype(
+        np.float32
+    )
 
 
 def planted_copy(
@@ -145,4 +184,9 @@ def planted_copy(
     peak = float(np.abs(copy).max())
     if peak > 0.99:
         copy = copy * 0.99 / peak
-    return copy.astype(np.float32), {"offset_s": offset / sample_rate, "semitones": semitones, "gain_db": gain_db, "snr_db": snr_db}
+    return copy.astype(np.float32), {
+        "offset_s": offset / sample_rate,
+        "semitones": semitones,
+        "gain_db": gain_db,
+        "snr_db": snr_db,
+    }

