@@ -438,3 +438,19 @@ def test_checkpoint_generates_fixed_seed_clips_and_reuses_them(tmp_path):
     np.testing.assert_allclose(
         sf.read(regenerated / names[0])[0], first, atol=1e-4
     )  # same seed, same clip
+
+
+def test_text_checkpoint_gets_prompts_recorded_for_clap_pairing(tmp_path):
+    tiny_models = pytest.importorskip("tests.tiny_models")
+    pytest.importorskip("models.loading")
+    from evaluation.generate import generate_clips
+
+    checkpoint = tmp_path / "text-checkpoint"
+    tiny_models.tiny_text_pipeline().save_pretrained(checkpoint)
+    prompts = ["house drum loop, 124 BPM", "slow piano chords in C major"]
+    with pytest.raises(ValueError, match="text-conditioned"):
+        generate_clips(checkpoint, tmp_path / "none", 3, num_inference_steps=2, seconds_total=1.0, progress=False)
+    folder = generate_clips(checkpoint, tmp_path / "gen", 3, seed=5, num_inference_steps=2, seconds_total=1.0, prompts=prompts, progress=False)
+    captions = read_captions(folder / "metadata.jsonl")
+    assert captions == {"clip_00000_seed5.flac": prompts[0], "clip_00001_seed6.flac": prompts[1], "clip_00002_seed7.flac": prompts[0]}
+    assert sf.info(folder / "clip_00000_seed5.flac").duration == pytest.approx(1.0, abs=0.05)
