@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--custom-models", action=argparse.BooleanOptionalAction, default=not ON_SPACE,
                         help="let users type a folder path or hub id into the model picker "
                              "(default: on, off on a Space)")
+    parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=ON_SPACE,
+                        help="load the default local checkpoints at start-up rather than on the first click "
+                             "(default: off, on for a Space, where ZeroGPU wants models loaded at start-up)")
     return parser.parse_args(argv)
 
 
@@ -224,12 +227,15 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
             with gr.Row():
                 audio_strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Strength",
                                            info="0 keeps the input, 1 ignores it")
-                audio_region_start = gr.Number(value=1.0, minimum=0, label="Region start (s)")
-                audio_region_end = gr.Number(value=2.0, minimum=0, label="Region end (s)")
-                audio_extend = gr.Number(value=5.0, minimum=0, maximum=limits.max_seconds, label="Continue by (s)")
+                audio_region_start = gr.Number(value=1.0, minimum=0, label="Region start (s)", visible=False)
+                audio_region_end = gr.Number(value=2.0, minimum=0, label="Region end (s)", visible=False)
+                audio_extend = gr.Number(value=5.0, minimum=0, maximum=limits.max_seconds, label="Continue by (s)",
+                                         visible=False)
             with gr.Row():
-                audio_prompt = gr.Textbox(label="Prompt (text models, optional)")
-                audio_negative = gr.Textbox(label="Negative prompt (text models)")
+                audio_prompt = gr.Textbox(label="Prompt (text models, optional)",
+                                          visible=is_text_model(registry.default_label()))
+                audio_negative = gr.Textbox(label="Negative prompt (text models)",
+                                            visible=is_text_model(registry.default_label()))
             audio_seed, audio_randomize = _seed_controls()
             with gr.Accordion("Sampler", open=False):
                 with gr.Row():
@@ -368,7 +374,20 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
 
         loops_model.change(on_loops_model, loops_model, [loops_model_info, loops_prompt], api_visibility="private")
         text_model.change(model_info, text_model, text_model_info, api_visibility="private")
-        audio_model.change(model_info, audio_model, audio_model_info, api_visibility="private")
+        def on_audio_model(label):
+            visible = is_text_model(label)
+            return model_info(label), gr.update(visible=visible), gr.update(visible=visible)
+
+        audio_model.change(on_audio_model, audio_model, [audio_model_info, audio_prompt, audio_negative],
+                           api_visibility="private")
+
+        def on_audio_mode(mode):
+            regions = mode in ("inpaint region", "outpaint around region")
+            return (gr.update(visible=mode != "continue"), gr.update(visible=regions), gr.update(visible=regions),
+                    gr.update(visible=mode == "continue"))
+
+        audio_mode.change(on_audio_mode, audio_mode, [audio_strength, audio_region_start, audio_region_end,
+                                                     audio_extend], api_visibility="private")
 
         dropdowns = [loops_model, text_model, audio_model, listen_model_a, listen_model_b]
 
@@ -383,9 +402,23 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
     return demo
 
 
+def preload(studio: Studio) -> None:
+    """Load the default local checkpoints now; a failure is printed, and the app starts anyway."""
+    registry = studio.registry
+    labels = {registry.default_label(needs_text) for needs_text in (False, True)}
+    for label in sorted(label for label in labels if label and registry.resolve(label).origin != "hub"):
+        try:
+            registry.load(label)
+            print(f"Preloaded {label}")
+        except gr.Error as error:
+            print(f"Could not preload {label}: {error.message}")
+
+
 def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
     """The queued app and its handlers, as the command line asks."""
     studio = build_studio(args)
+    if args.preload:
+        preload(studio)
     demo = build_app(studio, concurrency=args.concurrency)
     # Waiting requests beyond max_size are turned away with a "queue full" message, not left hanging.
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)

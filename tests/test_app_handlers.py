@@ -16,6 +16,7 @@ import soundfile as sf
 from models.hub import ModelUnavailableError
 from models.loops import read_loop_points, read_wav_metadata
 from tests.test_app_support import LATENT, LOOPS, TEXT, ProgressLog, make_studio, save_checkpoints
+from tests.test_app_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.checks import check_float, check_int, pick_seed, read_upload
 from webapp.display import colorize

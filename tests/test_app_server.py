@@ -14,6 +14,7 @@ import soundfile as sf
 
 import app
 from tests.test_app_support import LATENT, LOOPS, TEXT, free_port, save_checkpoints, write_real_clips
+from tests.test_app_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -33,7 +34,7 @@ def server(tmp_path_factory):
     args = app.parse_args([
         "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
         "--model-dir", str(root / "runs"), "--real-dir", str(write_real_clips(root / "real")),
-        "--output-dir", str(root / "outputs"), "--device", "cpu", "--max-steps", "50",
+        "--output-dir", str(root / "outputs"), "--device", "cpu", "--max-steps", "50", "--preload",
     ])
     demo, studio = app.create(args)
     demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
@@ -60,6 +61,12 @@ def test_help_names_the_launch_options(capsys):
     text = capsys.readouterr().out
     for option in ("--host", "--port", "--share", "--model-dir", "--device", "--real-dir", "--concurrency"):
         assert option in text
+
+
+def test_preload_loads_the_default_checkpoints_at_start(server):
+    _, studio, _ = server
+    assert studio.registry.is_loaded(studio.registry.default_label(needs_text=False))
+    assert studio.registry.is_loaded(TEXT)
 
 
 def test_api_lists_every_tab(client):

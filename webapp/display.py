@@ -8,6 +8,7 @@ import PIL.Image
 from models.stable_audio import mel_image
 
 MIN_HEIGHT_IN_PX = 160
+MIN_WIDTH_IN_PX = 512
 MAX_WIDTH_IN_PX = 2048
 # Anchor colours of a magma-like palette (black -> purple -> orange -> pale yellow), 0..255 each.
 _ANCHORS = np.array(
@@ -22,15 +23,15 @@ _PALETTE = np.stack(
 
 
 def colorize(image: PIL.Image.Image) -> PIL.Image.Image:
-    """An RGB picture of a grey spectrogram, at least `MIN_HEIGHT_IN_PX` high (nearest-neighbour, so
-    bins stay sharp) and at most `MAX_WIDTH_IN_PX` wide."""
+    """An RGB picture of a grey spectrogram, at least `MIN_HEIGHT_IN_PX` high and `MIN_WIDTH_IN_PX` wide,
+    at most `MAX_WIDTH_IN_PX` wide (stretched nearest-neighbour, so bins stay sharp)."""
     grey = np.asarray(image.convert("L"))
     picture = PIL.Image.fromarray(_PALETTE[grey])
     width, height = picture.size
-    scale = max(1, -(-MIN_HEIGHT_IN_PX // max(height, 1)))
-    new_width = min(MAX_WIDTH_IN_PX, max(width, 1) * max(1, scale // 2 or 1))
-    if scale > 1 or new_width != width:
-        picture = picture.resize((new_width, height * scale), PIL.Image.Resampling.NEAREST)
+    new_height = height * max(1, -(-MIN_HEIGHT_IN_PX // max(height, 1)))
+    new_width = min(MAX_WIDTH_IN_PX, max(width, MIN_WIDTH_IN_PX))
+    if (new_width, new_height) != (width, height):
+        picture = picture.resize((new_width, new_height), PIL.Image.Resampling.NEAREST)
     return picture
 
 
