@@ -411,12 +411,16 @@ def test_loudness_matching_keeps_peaks_below_full_scale():
 
 def test_output_names_carry_parameters_and_old_files_are_pruned(tmp_path):
     store = OutputStore(tmp_path, max_files=3)
+    answers = tmp_path / "listening_test" / "answers.csv"
+    answers.parent.mkdir()
+    answers.write_text("answers are never pruned\n")
     paths = [store.write_audio("text", np.zeros((2, 80), np.float32), 8000,
                                dict(model="my model/v2", prompt="lo-fi: piano?", seed=index, steps=30))
              for index in range(5)]
     assert paths[-1].name.startswith("text_my-model-v2_lo-fi-piano_seed4_steps30_")
     assert len([path for path in tmp_path.rglob("*.wav")]) == 3 and paths[-1].exists() and not paths[0].exists()
     assert read_wav_metadata(paths[-1])["prompt"] == "lo-fi: piano?"
+    assert answers.exists()
 
 
 def test_spectrogram_pictures_are_coloured_and_readable():

@@ -131,11 +131,12 @@ class OutputStore:
         return path
 
     def prune(self) -> None:
-        """Delete the oldest files beyond `max_files` (and day folders left empty)."""
+        """Delete the oldest WAVs beyond `max_files` (and folders left empty). Other files, such as the
+        listening test's answers, are never touched."""
         if self.max_files is None:
             return
         with self._lock:
-            files = [path for path in self.root.rglob("*") if path.is_file()]
+            files = [path for path in self.root.rglob("*.wav") if path.is_file()]
             if len(files) <= self.max_files:
                 return
             files.sort(key=lambda path: path.stat().st_mtime)

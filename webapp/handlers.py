@@ -257,6 +257,8 @@ class Studio:
             torch.cuda.empty_cache()
             raise gr.Error("Out of GPU memory: ask for fewer outputs, fewer seconds, or try again when the "
                            "server is less busy.") from None
+        except RuntimeError as error:  # e.g. a checkpoint whose parts do not fit together
+            raise gr.Error(f"Generation failed: {error}") from None
 
     def check_prompt_use(self, choice: ModelChoice, pipeline: object, prompt: str, notes: list[str]) -> str:
         prompt = (prompt or "").strip()
@@ -524,7 +526,9 @@ class Studio:
                           sample_rate=generated.sample_rate)
             path = self.store.write_audio(mode.split()[0], audio, generated.sample_rate, params)
         seconds = audio.shape[-1] / generated.sample_rate
-        output = Output(path, self.picture(generated, audio), seed, seconds, f"{mode} · seed {seed} · {seconds:.2f} s")
+        # Both pictures drawn the same way, so input and output can be compared bin for bin.
+        output = Output(path, spectrogram_of(audio, generated.sample_rate), seed, seconds,
+                        f"{mode} · seed {seed} · {seconds:.2f} s")
         reporter.report(1.0, "Done")
         detail = {"variation": f"strength {strength:g}", "continue": f"+{extend_in_s or 0:g} s",
                   "inpaint region": f"regenerated {region_start:g}–{region_end:g} s at strength {strength:g}",

@@ -284,8 +284,8 @@ class ModelRegistry:
                 raise gr.Error(str(error)) from None
             except FileNotFoundError as error:
                 raise gr.Error(f"{choice.label}: {error} Press 'Rescan models' to refresh the list.") from None
-            except (ValueError, OSError, RuntimeError) as error:
-                raise gr.Error(f"Could not load {choice.label}: {error}") from None
+            except Exception as error:  # a broken or foreign checkpoint must not take the server down
+                raise gr.Error(f"Could not load {choice.label}: {type(error).__name__}: {error}") from None
             with self._state_lock:
                 self._loaded[key] = pipeline
                 while len(self._loaded) > self.max_loaded:
