@@ -172,20 +172,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fill_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """Preset-dependent defaults and the default output folder."""
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; `args.given` lists the arguments given explicitly (what a resumed run may change)."""
+    args = build_parser().parse_args(argv)
+    probe = build_parser()
+    for action in probe._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+    args.given = sorted(vars(probe.parse_args(argv)))
+    return args
+
+
+def default_output_dir(args: argparse.Namespace) -> None:
+    """`runs/<model>-<preset>[-latent]`, or the folder of the checkpoint given to `--resume`."""
+    if args.output_dir is None:
+        if args.resume not in (None, "latest"):
+            args.output_dir = str(Path(args.resume).resolve().parent)
+        else:
+            args.output_dir = f"runs/{args.model}-{args.preset}" + ("-latent" if args.vae else "")
+
+
+def fill_preset_defaults(args: argparse.Namespace) -> None:
+    """Defaults that depend on the preset: steps, batch size, learning rate, warm-up."""
     preset = PRESETS[args.preset]
     args.max_steps = preset.max_steps if args.max_steps is None else args.max_steps
     args.batch_size = args.batch_size or preset.batch_size
     args.learning_rate = args.learning_rate or preset.learning_rate
     if args.warmup_steps is None:
         args.warmup_steps = min(500, max(1, args.max_steps // 20))
-    if args.output_dir is None:
-        if args.resume not in (None, "latest"):
-            args.output_dir = str(Path(args.resume).resolve().parent)
-        else:
-            args.output_dir = f"runs/{args.model}-{args.preset}" + ("-latent" if args.vae else "")
-    return args
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -220,16 +234,21 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise UsageError(f"{error} (preset {args.preset} with the given mel settings)") from error
 
 
-def merge_resumed_arguments(args: argparse.Namespace, saved: dict, parser: argparse.ArgumentParser) -> None:
-    """Take the checkpoint's arguments except `RUN_ARGUMENTS`; warn about explicit values that are ignored."""
+def merge_resumed_arguments(args: argparse.Namespace, saved: dict) -> None:
+    """Resume with the checkpoint's arguments: arguments not given take the saved values; given
+    `RUN_ARGUMENTS` override them; other given arguments are ignored with a warning (they would change
+    the model, the data or the schedule under the saved state)."""
     if saved.get("model") != args.model:
         raise UsageError(f"The checkpoint holds a {saved.get('model')!r} run; got --model {args.model}.")
+    given = set(getattr(args, "given", None) or ())
     for key, value in saved.items():
-        if key in RUN_ARGUMENTS or not hasattr(args, key):
+        if key in ("resume", "output_dir", "given") or not hasattr(args, key):
             continue
-        current = getattr(args, key)
-        if current != value and current != parser.get_default(key) and current is not None:
-            logger.warning("--%s %s ignored: resuming keeps the checkpoint's %r.", key.replace("_", "-"), current, value)
+        if key in given and key in RUN_ARGUMENTS:
+            continue
+        if key in given and getattr(args, key) != value:
+            logger.warning("--%s %s ignored: resuming keeps the checkpoint's %r.", key.replace("_", "-"),
+                           getattr(args, key), value)
         setattr(args, key, value)
 
 
@@ -243,8 +262,8 @@ def push_to_hub(folder: Path, repo_id: str, private: bool) -> str:
     return f"https://huggingface.co/{repo_id}"
 
 
-def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> Path:
-    """Run training as the arguments say; return the last checkpoint folder.
+def train(args: argparse.Namespace) -> Path:
+    """Run training as `parse_arguments` gave the arguments; return the last checkpoint folder.
 
     Raises:
         DataError: unusable training data (empty folder, no captions for a text model, ...).
@@ -260,10 +279,10 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = Non
         make_accelerator,
         read_trainer_state,
         run_loop,
+        saved_arguments,
     )
 
-    parser = parser or build_parser()
-    fill_defaults(args)
+    default_output_dir(args)
     output_dir = Path(args.output_dir)
 
     # 1. Where to start: fresh, or from a checkpoint
@@ -280,7 +299,8 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = Non
     state = {}
     if resume_from is not None:
         state = read_trainer_state(resume_from)
-        merge_resumed_arguments(args, {**state["args"], "model": state["model"]}, parser)
+        merge_resumed_arguments(args, {**state["args"], "model": state["model"]})
+    fill_preset_defaults(args)
     check_arguments(args)
 
     # 2. Accelerate, seeds, the trainer
@@ -305,13 +325,13 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = Non
         start_step = int(state["step"])
         logger.info("Resumed from %s at step %d.", resume_from, start_step)
     if accelerator.is_main_process:
-        (output_dir / "train_config.json").write_text(json.dumps(vars(args), indent=1, default=str))
+        (output_dir / "train_config.json").write_text(json.dumps(saved_arguments(args), indent=1, default=str))
 
     # 3. Train
     settings = LoopSettings(output_dir=output_dir, max_steps=args.max_steps, max_minutes=args.max_minutes,
                             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
                             log_every=args.log_every, quiet=args.quiet)
-    log = RunLog(accelerator, output_dir, vars(args))
+    log = RunLog(accelerator, output_dir, saved_arguments(args))
     steps, reason = run_loop(trainer, settings, start_step, log, float(state.get("seconds_trained", 0.0)))
     accelerator.end_training()
     last = latest_checkpoint(output_dir)
@@ -323,12 +343,11 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        train(args, parser)
+        train(args)
     except (DataError, UsageError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

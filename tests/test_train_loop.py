@@ -9,7 +9,7 @@ import torch
 
 from models.loading import load_pipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
-from models.train import build_parser, main, train
+from models.train import fill_preset_defaults, main, merge_resumed_arguments, parse_arguments, train
 from models.training.data import read_split_lists
 from models.training.diffusion import TextTimingDenoiser
 from models.training.engine import checkpoint_folders, read_log, read_trainer_state
@@ -37,7 +37,7 @@ def workdir(tmp_path_factory):
 
 
 def arguments(workdir, output: str, *extra: str):
-    return build_parser().parse_args([
+    return parse_arguments([
         str(workdir / "data"), "--preset", "micro", "--output-dir", str(workdir / output),
         "--cache-dir", str(workdir / "cache"), "--quiet", "--log-every", "1", "--num-demos", "1", "--demo-steps", "4",
         "--valid-fraction", "0.2", *extra,
@@ -142,6 +142,20 @@ def test_time_budget_stops_after_a_step_and_saves(workdir):
     # --resume with nothing to resume starts a new run.
     fresh = train(arguments(workdir, "fresh", "--max-steps", "2", "--resume", "--num-demos", "0"))
     assert fresh.name == "checkpoint-0000002"
+
+
+def test_resume_keeps_the_runs_arguments_unless_run_arguments_are_given(caplog):
+    original = parse_arguments(["data", "--preset", "micro", "--max-steps", "50", "--learning-rate", "0.01"])
+    fill_preset_defaults(original)
+    saved = {key: value for key, value in vars(original).items() if key != "given"}
+    again = parse_arguments(["data", "--resume", "--max-minutes", "5", "--learning-rate", "0.5",
+                             "--checkpoint-every", "7"])
+    merge_resumed_arguments(again, {**saved, "model": "unconditional"})
+    assert (again.preset, again.max_steps, again.batch_size) == ("micro", 50, 8)  # not given: the run's
+    assert (again.max_minutes, again.checkpoint_every) == (5, 7)  # run arguments given: changed
+    assert again.learning_rate == 0.01 and "--learning-rate 0.5 ignored" in caplog.text
+    with pytest.raises(ValueError, match="holds a 'text' run"):
+        merge_resumed_arguments(parse_arguments(["data", "--resume"]), {**saved, "model": "text"})
 
 
 # ---- text + timing -------------------------------------------------------------------------

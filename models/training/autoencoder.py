@@ -28,6 +28,7 @@ from models.audio import load_audio
 from models.mel import Mel, spectral_convergence
 from models.training.batches import WindowSource, positions_for, seeded_generator
 from models.training.diffusion import mel_settings
+from models.training.engine import saved_arguments
 from models.training.mel_cache import FileMel
 from models.training.prepare import prepare_training_data
 from models.training.presets import PRESETS, build_vae, count_parameters
@@ -71,11 +72,11 @@ def autoencoder_loss(model: torch.nn.Module, images: torch.Tensor, generator: to
     kl = 0.5 * (mean.float().square() + logvar.float().exp() - 1.0 - logvar.float()).sum(dim=(1, 2, 3))
     kl = kl.mean() / (images.shape[-1] * images.shape[-2])
     loss = l1 + kl_weight * kl
-    parts = {"l1": float(l1), "kl": float(kl)}
+    parts = {"l1": float(l1.detach()), "kl": float(kl.detach())}
     if spectral_weight > 0:
         convergence = mel_spectral_convergence(images, reconstructions, top_db).mean()
         loss = loss + spectral_weight * convergence
-        parts["spectral"] = float(convergence)
+        parts["spectral"] = float(convergence.detach())
     return loss, parts
 
 
@@ -259,7 +260,7 @@ class AutoencoderTrainer:
             sf.write(folder / f"window-{index}-vae.wav", _peak_safe(tensors["vae_audio"][index]), rate)
 
     def trainer_state(self, step: int) -> dict:
-        return {"model": "vae", "args": dict(vars(self.args)), "data": self.data.splits.summary()}
+        return {"model": "vae", "args": saved_arguments(self.args), "data": self.data.splits.summary()}
 
 
 def _peak_safe(audio: torch.Tensor) -> np.ndarray:

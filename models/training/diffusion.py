@@ -29,7 +29,7 @@ from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
 from models.text_encoder import load_text_encoder, text_hidden_size
 from models.training.batches import Batch, WindowSource, positions_for, seeded_generator
-from models.training.engine import CHECKPOINT_PREFIX, latest_checkpoint
+from models.training.engine import CHECKPOINT_PREFIX, latest_checkpoint, saved_arguments
 from models.training.latents import LatentCache
 from models.training.mel_cache import default_cache_dir
 from models.training.prepare import prepare_training_data
@@ -383,7 +383,7 @@ class DiffusionTrainer:
              "seconds": self.mel.seconds_per_image}, indent=1))
 
     def trainer_state(self, step: int) -> dict:
-        return {"model": self.args.model, "args": {key: value for key, value in vars(self.args).items()},
+        return {"model": self.args.model, "args": saved_arguments(self.args),
                 "data": self.data.splits.summary()}
 
 

@@ -30,6 +30,8 @@ CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FOLDER = "training_state"
 TRAINER_STATE = "trainer_state.json"
 LOG_FILE = "log.jsonl"
+# Logged numbers that are not quantities (the batch fingerprint): kept out of TensorBoard.
+NOT_SCALARS = {"batch"}
 
 
 # ---- checkpoint folders --------------------------------------------------------------------
@@ -74,6 +76,11 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
     return doomed
 
 
+def saved_arguments(args) -> dict:
+    """A run's arguments as saved with it (without the bookkeeping of which were given explicitly)."""
+    return {key: value for key, value in vars(args).items() if key != "given"}
+
+
 # ---- accelerate and logging ----------------------------------------------------------------
 
 def tensorboard_available() -> bool:
@@ -108,7 +115,7 @@ class RunLog:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
         numbers = {key: value for key, value in metrics.items() if isinstance(value, (int, float))
-                   and not isinstance(value, bool)}
+                   and not isinstance(value, bool) and key not in NOT_SCALARS}
         if self.accelerator.log_with:
             self.accelerator.log(numbers, step=step)
 
