@@ -247,6 +247,9 @@ The project's own small CLAP model: the offline default embedder for FAD and CLA
   random crops, +-6 dB gain, SpecAugment-style masks; AdamW, warm-up + cosine LR peaking at {learning_rate} (schedule fitted to the time budget), batch
   {batch_size}, {epochs_run} epochs ({steps} steps), {train_minutes:.1f} min on CPU, seed {seed}.
 - Reproduce: `python -m evaluation.train_clap --corpus {corpus} --out checkpoints/clap-bundled`.
+  The learning-rate schedule follows the time budget (`--max-minutes`), so the number of steps
+  depends on the machine (this run: a shared 2-core CPU); for a step-exact run pass
+  `--epochs N --max-minutes 10000`.
 
 ## Text-to-audio retrieval on the corpus test split
 Each test caption ranks all {num_test} test clips; R@k is the share whose own clip is in the top k
@@ -261,12 +264,14 @@ Each test caption ranks all {num_test} test clips; R@k is the share whose own cl
 Chance level for R@1 is {chance:.4f}; the test split has {num_unique} distinct captions for {num_test} clips.
 
 ## Limits
-- Trained on a few thousand synthetic/rendered demo clips with templated captions (genre, BPM, key,
-  instruments): it knows this corpus's vocabulary, not music at large. Do not compare its FAD or
-  CLAP-score values with numbers from LAION CLAP, VGGish or papers; compare checkpoints with each other.
-- Tempo and key words in captions are only weakly grounded (a pooled CNN hears timbre and texture better
-  than exact BPM or key).
-- 16 kHz input: content above 8 kHz is ignored.
+- Trained on about 3,200 rendered demo clips (drum loops, General MIDI parts, small bands, Bach
+  chorales) with templated captions (genre, BPM, key, instruments): it knows this corpus's vocabulary,
+  not music at large. Do not compare its FAD or CLAP-score values with numbers from LAION CLAP, VGGish
+  or papers; compare checkpoints with each other under the same embedder version.
+- How well tempo and key words are grounded was not measured separately; retrieval above is for whole
+  captions.
+- 16 kHz input: content above 8 kHz is ignored. Short training ({steps} steps): a longer run would
+  likely retrieve better.
 
 ## Licence
 Weights: same licence as this repository. Training data: the demo corpus clips, each with the licence
