@@ -278,6 +278,26 @@ class MelPipelineBase(DiffusionPipeline):
                 on_step()
         return latents
 
+    def denoise_images(
+        self,
+        predict_noise: NoisePredictor,
+        batch: int,
+        num_inference_steps: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        init_images: torch.Tensor | None,
+        strength: float,
+        keep_mask: torch.Tensor | None,
+        eta: float,
+        on_step: Callable[[], None] | None,
+    ) -> torch.Tensor:
+        """`denoise` from and to mel images in [-1, 1] `[batch, 1, y, x_res]` (through the vae if any)."""
+        init_latents = None if init_images is None else self.encode_images(init_images)
+        latents = self.denoise(
+            predict_noise, self.latent_shape(batch), num_inference_steps, generator,
+            init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
+        )
+        return self.decode_latents(latents)
+
     # ---- continuation ----------------------------------------------------------------------
 
     def extend_frames(

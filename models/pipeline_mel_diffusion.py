@@ -97,12 +97,8 @@ class MelDiffusionPipeline(MelPipelineBase):
 
         # 3. Denoise: the input's windows, or generated windows, grown to num_samples
         def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
-            init_latents = None if init_images is None else self.encode_images(init_images)
-            latents = self.denoise(
-                self.predict_noise, self.latent_shape(batch), num_inference_steps, generator,
-                init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
-            )
-            return self.decode_latents(latents)
+            return self.denoise_images(self.predict_noise, batch, num_inference_steps, generator, init_images,
+                                       strength, keep_mask, eta, on_step)
 
         frames = self.generate_frames(
             sample_windows, batch_size, num_samples, num_inference_steps, original, strength,

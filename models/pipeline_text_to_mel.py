@@ -271,12 +271,8 @@ class TextToMelPipeline(MelPipelineBase):
                 per_item(text, batch), None if negative_text is None else per_item(negative_text, batch),
                 window_start, torch.full((batch,), piece_seconds), guidance_scale,
             )
-            init_latents = None if init_images is None else self.encode_images(init_images)
-            latents = self.denoise(
-                predict_noise, self.latent_shape(batch), num_inference_steps, generator,
-                init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
-            )
-            return self.decode_latents(latents)
+            return self.denoise_images(predict_noise, batch, num_inference_steps, generator, init_images,
+                                       strength, keep_mask, eta, on_step)
 
         frames = self.generate_frames(
             sample_windows, batch_size, num_samples, num_inference_steps, original, strength,
