@@ -95,7 +95,7 @@ def test_leak_check_raises_on_shared_material():
 
 
 def test_fidelity_check_reports_shares(synthetic_build):
-    out_dir, _, rows, _ = synthetic_build
+    out_dir, _, _, _ = synthetic_build
     report = fidelity.check_corpus(out_dir, jobs=1, max_clips=12, progress=False)
     assert report["clips"] == 12
     assert 0.0 <= report["share_within"] <= 1.0

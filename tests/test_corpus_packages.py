@@ -2,7 +2,7 @@
 missing, where CI (requirements.txt + requirements-dev.txt only) lacks it."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import shutil
 
 import numpy as np
@@ -14,6 +14,16 @@ from scripts.corpus.parts import TimedNote
 
 SAMPLE_RATE = 16000
 
+
+def _can_import(module_name: str) -> bool:
+    """Whether a module imports (pyfluidsynth raises OSError without libfluidsynth)."""
+    try:
+        importlib.import_module(module_name)
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 needs_hydrogen = pytest.mark.skipif(
     not any(path.is_dir() for path in drumkits.HYDROGEN_KIT_DIRS),
     reason="Hydrogen kits not installed (apt-get install hydrogen-drumkits hydrogen-data)")
@@ -21,11 +31,11 @@ needs_sonic_pi = pytest.mark.skipif(
     not breaks.loop_path(breaks.BREAK_LOOPS[0]).is_file(),
     reason="Sonic Pi samples not installed (apt-get install sonic-pi-samples)")
 needs_soundfont = pytest.mark.skipif(
-    fluid.find_soundfont() is None or importlib.util.find_spec("fluidsynth") is None,
+    fluid.find_soundfont() is None or not _can_import("fluidsynth"),
     reason="FluidSynth rendering needs fluid-soundfont-gm + fluidsynth (apt) and pyfluidsynth "
            "(pip install -r requirements-corpus.txt)")
 needs_music21 = pytest.mark.skipif(
-    importlib.util.find_spec("music21") is None,
+    not _can_import("music21"),
     reason="music21 not installed (pip install -r requirements-corpus.txt)")
 needs_mma = pytest.mark.skipif(shutil.which("mma") is None,
                                reason="MMA not installed (apt-get install mma)")

@@ -31,7 +31,7 @@ ENSEMBLES: dict[str, tuple[int, int, int, int]] = {
 def import_music21_corpus():
     """Import `music21.corpus`, with an install hint when music21 is missing."""
     try:
-        from music21 import corpus  # noqa: PLC0415 - optional heavy dependency
+        from music21 import corpus  # optional, heavy: imported only to build chorales
     except ImportError as error:
         raise RuntimeError(
             "Chorales need music21: `pip install -r requirements-corpus.txt`"

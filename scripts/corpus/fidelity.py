@@ -15,6 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from tqdm import tqdm
 
 from scripts.corpus.splits import SPLIT_NAMES
 from scripts.corpus.writer import CORPUS_INDEX, METADATA, read_jsonl, write_jsonl
@@ -35,7 +37,7 @@ def estimate_bpm(audio: np.ndarray, sample_rate: int,
                  hop_length: int = ONSET_HOP_SAMPLES) -> float:
     """Global tempo estimate in BPM (librosa onset strength + tempogram autocorrelation,
     log-normal tempo prior around 120 BPM spread over `TEMPO_PRIOR_OCTAVES` octaves)."""
-    import librosa  # noqa: PLC0415 - heavy import, only in the processes that need it
+    import librosa  # heavy (numba): only worker processes that estimate tempo import it
 
     onset_envelope = librosa.onset.onset_strength(y=audio, sr=sample_rate,
                                                   hop_length=hop_length,
@@ -55,8 +57,6 @@ def bpm_matches(estimated_bpm: float, target_bpm: float,
 
 
 def _check_one(task: tuple[str, dict, float]) -> dict:
-    import soundfile as sf  # noqa: PLC0415
-
     corpus_dir, row, tolerance = task
     audio, sample_rate = sf.read(str(Path(corpus_dir) / row["file_name"]), dtype="float32")
     if audio.ndim > 1:
@@ -98,8 +98,6 @@ def check_corpus(corpus_dir: Path, jobs: int = 1, tolerance: float = DEFAULT_TOL
     if max_clips is not None and max_clips < len(rows):
         rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, max_clips)]
     tasks = [(str(corpus_dir), row, tolerance) for row in rows]
-    from tqdm import tqdm  # noqa: PLC0415
-
     if jobs > 1:
         with multiprocessing.Pool(jobs) as pool:
             results = list(tqdm(pool.imap(_check_one, tasks, chunksize=8), total=len(tasks),
@@ -148,7 +146,9 @@ def annotate_metadata(corpus_dir: Path, report: dict) -> int:
 
 def format_report(report: dict) -> str:
     """Human-readable summary table of a fidelity report."""
-    percent = lambda share: "n/a" if share is None else f"{100 * share:.1f}%"  # noqa: E731
+    def percent(share: float | None) -> str:
+        return "n/a" if share is None else f"{100 * share:.1f}%"
+
     lines = [f"BPM fidelity: {percent(report['share_within'])} of {report['clips']} clips "
              f"within {100 * report['tolerance']:.0f}% (half/double allowed)"]
     for field in ("by_subset", "by_kind", "by_genre"):

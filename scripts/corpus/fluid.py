@@ -34,7 +34,7 @@ def find_soundfont() -> Path | None:
 def import_fluidsynth():
     """Import pyfluidsynth, with an install hint when it or libfluidsynth is missing."""
     try:
-        import fluidsynth  # noqa: PLC0415 - optional heavy dependency
+        import fluidsynth  # optional: needs libfluidsynth from Debian
     except (ImportError, OSError) as error:
         raise RuntimeError(
             "Rendering MIDI needs pyfluidsynth and libfluidsynth: "

@@ -225,8 +225,9 @@ def debian_cc0_files(copyright_path: Path) -> set[str]:
         return set()
     cc0_files: set[str] = set()
     for paragraph in copyright_path.read_text(encoding="utf-8", errors="replace").split("\n\n"):
-        files_match = re.search(r"^Files:(.*?)(?=^\S)", paragraph + "\nEnd:", re.M | re.S)
-        license_match = re.search(r"^License:\s*(\S+)", paragraph, re.M)
+        files_match = re.search(r"^Files:(.*?)(?=^\S)", paragraph + "\nEnd:",
+                                re.MULTILINE | re.DOTALL)
+        license_match = re.search(r"^License:\s*(\S+)", paragraph, re.MULTILINE)
         if not files_match or not license_match or license_match.group(1) != "CC0":
             continue
         for file_path in files_match.group(1).split():

@@ -80,7 +80,8 @@ def list_grooves(library_dir: Path = MMA_LIBRARY_DIR) -> list[Groove]:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         genre = genre_of_stem(path.stem)
-        for name in re.findall(r"^\s*DefGroove\s+(\S+)", text, flags=re.M | re.I):
+        pattern = r"^\s*DefGroove\s+(\S+)"
+        for name in re.findall(pattern, text, flags=re.MULTILINE | re.IGNORECASE):
             grooves.append(Groove(name, path.stem, genre))
     return sorted(set(grooves), key=lambda groove: groove.name.lower())
 
@@ -104,7 +105,7 @@ class MidiContent:
 def read_midi(midi_path: Path, bpm: float) -> MidiContent:
     """Notes (seconds at the constant `bpm` MMA was given), programs, volumes and instrument
     names of a MIDI file, parsed with music21.midi. Channel 10 plays GM drum kits."""
-    from music21 import midi  # noqa: PLC0415 - optional heavy dependency
+    from music21 import midi  # optional, heavy: imported only for MMA grooves
 
     midi_file = midi.MidiFile()
     midi_file.open(str(midi_path))
@@ -131,7 +132,8 @@ def read_midi(midi_path: Path, bpm: float) -> MidiContent:
                 name = "drums" if channel == DRUM_CHANNEL else GM_PROGRAM_NAMES.get(int(event.data))
                 if name and name not in instruments:
                     instruments.append(name)
-            elif event.type == midi.ChannelVoiceMessages.CONTROLLER_CHANGE and event.parameter1 == 7:
+            elif (event.type == midi.ChannelVoiceMessages.CONTROLLER_CHANGE
+                  and event.parameter1 == 7):
                 channels[channel] = replace(setup, volume=int(event.parameter2))
             elif event.type in (midi.ChannelVoiceMessages.NOTE_ON,
                                 midi.ChannelVoiceMessages.NOTE_OFF):

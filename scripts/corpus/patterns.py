@@ -145,7 +145,8 @@ GENRES: dict[str, GenreStyle] = {
         GenreStyle(
             "trap", (130, 160), (0.5, 0.52), 0.25, 0.002, ELECTRONIC,
             (
-                {"kick": "X......x..x.....X.....x...x.....", "snare": "........X...............X.......",
+                {"kick": "X......x..x.....X.....x...x.....",
+                 "snare": "........X...............X.......",
                  "hat_closed": "x.x.x.x.x.x.x.x."},
                 {"kick": "X.........X..x..", "clap": "........X.......",
                  "hat_closed": "x.x.x.x.x.x.x.x."},

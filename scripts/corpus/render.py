@@ -24,10 +24,10 @@ from scripts.corpus.licenses import (
     combine_licenses,
 )
 from scripts.corpus.parts import (
+    ARPEGGIO_DIRECTIONS,
     DRUM_CHANNEL,
     GM_DRUM_KITS,
     GM_PROGRAM_NAMES,
-    ARPEGGIO_DIRECTIONS,
     arpeggio_part,
     bass_part,
     chord_part,

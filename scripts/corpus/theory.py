@@ -43,7 +43,7 @@ class Key:
         """Pitch classes of the scale, tonic first."""
         return tuple((self.tonic + step) % 12 for step in MODE_INTERVALS[self.mode])
 
-    def transposed(self, semitones: int) -> "Key":
+    def transposed(self, semitones: int) -> Key:
         """The same mode a number of semitones higher."""
         return Key((self.tonic + semitones) % 12, self.mode)
 
