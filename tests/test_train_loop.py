@@ -144,6 +144,15 @@ def test_time_budget_stops_after_a_step_and_saves(workdir):
     assert fresh.name == "checkpoint-0000002"
 
 
+def test_v_prediction_with_min_snr_weighting_is_saved_in_the_scheduler(workdir):
+    last = train(arguments(workdir, "v-prediction", "--max-steps", "3", "--prediction-type", "v_prediction",
+                           "--snr-gamma", "5", "--beta-schedule", "squaredcos_cap_v2", "--num-demos", "0"))
+    assert all(np.isfinite(row["loss"]) for row in losses(workdir / "v-prediction").values())
+    config = json.loads((last / "scheduler" / "scheduler_config.json").read_text())
+    assert config["prediction_type"] == "v_prediction" and config["beta_schedule"] == "squaredcos_cap_v2"
+    assert config["_class_name"] == "DPMSolverMultistepScheduler"
+
+
 def test_resume_keeps_the_runs_arguments_unless_run_arguments_are_given(caplog):
     original = parse_arguments(["data", "--preset", "micro", "--max-steps", "50", "--learning-rate", "0.01"])
     fill_preset_defaults(original)

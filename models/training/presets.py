@@ -97,9 +97,13 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-# Filled from `python -m benchmarks.bench_train` (see docs/training.md): parameters in millions and
-# median seconds per optimizer step at the preset's batch size. Keys: (preset, model).
-MEASURED: dict[tuple[str, str], dict[str, float]] = {}
+MODEL_KINDS = ("unconditional", "text", "vae", "latent-unconditional", "latent-text")
+# `python -m benchmarks.bench_train --threads 1` (forward, backward and AdamW on synthetic batches)
+# on the shared 2-core CPU machine (AMD EPYC, AVX2, no bfloat16 instructions) while other jobs kept
+# the load average at 5-10: trained parameters in millions and median seconds per optimizer step
+# at the preset's batch size (base: batch 4). On an idle machine expect steps several times faster.
+MEASURED_ON = "CPU: 2 shared cores, 1 thread, load average 5-10"
+MEASURED: dict[str, dict[str, tuple[float, float | None]]] = {}
 
 
 def _levels(channels: tuple[int, ...], attention_levels: int, plain: str, attention: str) -> tuple[tuple, tuple]:
@@ -178,12 +182,14 @@ def count_parameters(*modules: torch.nn.Module) -> int:
 
 
 def preset_table() -> str:
-    """Presets with their windows and, where measured, parameters and seconds per step (for `--help`)."""
+    """Presets with their windows, parameters and measured seconds per step (for `--help`)."""
     lines = []
     for preset in PRESETS.values():
         lines.append(f"  {preset.name:6s} {preset.about}; batch {preset.batch_size}, lr {preset.learning_rate:g}")
-        for (name, model), numbers in MEASURED.items():
-            if name == preset.name:
-                timing = ", ".join(f"{key} {value:g}" for key, value in numbers.items())
-                lines.append(f"         {model:18s} {timing}")
+        cells = []
+        for model, (params_m, seconds) in MEASURED.get(preset.name, {}).items():
+            cells.append(f"{model} {params_m:g} M" + (f" {seconds:g} s" if seconds is not None else ""))
+        for start in range(0, len(cells), 3):
+            lines.append("         " + " | ".join(cells[start:start + 3]))
+    lines.append(f"  (parameters in millions, seconds per step measured on {MEASURED_ON})")
     return "\n".join(lines)
