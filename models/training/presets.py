@@ -103,7 +103,12 @@ MODEL_KINDS = ("unconditional", "text", "vae", "latent-unconditional", "latent-t
 # the load average at 5-10: trained parameters in millions and median seconds per optimizer step
 # at the preset's batch size (base: batch 4). On an idle machine expect steps several times faster.
 MEASURED_ON = "CPU: 2 shared cores, 1 thread, load average 5-10"
-MEASURED: dict[str, dict[str, tuple[float, float | None]]] = {}
+MEASURED: dict[str, dict[str, tuple[float, float | None]]] = {
+    "tiny": {"unconditional": (2.73, 4.6), "text": (4.09, 5.2), "vae": (0.92, 2.2),
+             "latent-unconditional": (2.80, 0.75), "latent-text": (4.23, 0.89)},
+    "small": {"unconditional": (15.48, 58.3), "text": (22.89, 85.7), "vae": (3.35, 38.4),
+              "latent-unconditional": (15.73, 10.2), "latent-text": (23.26, 12.3)},
+}
 
 
 def _levels(channels: tuple[int, ...], attention_levels: int, plain: str, attention: str) -> tuple[tuple, tuple]:
