@@ -87,9 +87,9 @@ def test_nearest_neighbours_are_exact_and_can_exclude_self():
     rng = np.random.default_rng(0)
     keys = rng.normal(size=(500, 16))
     queries = keys[[7, 42, 499]] + 0.01 * rng.normal(size=(3, 16))
-    similarity, index = nearest_neighbours(queries, keys, normalized=True, chunk=2)
+    similarity, index = nearest_neighbours(queries, keys, chunk=2)
     assert list(index) == [7, 42, 499] and np.all(similarity > 0.99)
-    _, index_self = nearest_neighbours(keys[:10], keys, normalized=True, exclude_self=True)
+    _, index_self = nearest_neighbours(keys[:10], keys, exclude_self=True)
     assert np.all(index_self != np.arange(10))
 
 
