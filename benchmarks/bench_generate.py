@@ -70,7 +70,8 @@ def reference_pipeline(ours: MelDiffusionPipeline):
 
     mel = DiffusersMel(**{key: ours.mel.config[key] for key in
                           ("x_res", "y_res", "sample_rate", "n_fft", "hop_length", "top_db", "n_iter")})
-    scheduler = DDIMScheduler.from_config(ours.scheduler.config)
+    # Unclipped DDIM, as ours (see models/schedulers.py): the comparison is of pipelines, not of clipping.
+    scheduler = DDIMScheduler.from_config(ours.scheduler.config, clip_sample=False)
     pipeline = AudioDiffusionPipeline(vqvae=None, unet=ours.unet, mel=mel, scheduler=scheduler)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
