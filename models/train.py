@@ -46,8 +46,12 @@ examples:
   python -m models.train data/corpus --model text --output-dir runs/text --resume --max-minutes 30
   # several GPUs / nodes, mixed precision
   accelerate launch --multi_gpu -m models.train data/corpus --model text --preset base --mixed-precision bf16
+  # several CPU processes (accelerate launch --cpu starts only one)
+  torchrun --nproc_per_node 2 -m models.train data/corpus --model text --preset micro --cpu
 
-CPU tips: --mixed-precision bf16 roughly halves step time where the CPU supports bfloat16, and
+CPU tips: on a machine shared with other jobs, --threads 1 can be several times faster than
+oversubscribed threads; --mixed-precision bf16 roughly halves step time only on CPUs with bfloat16
+instructions (AVX-512 BF16 / AMX; emulated without them: 45x slower on an AVX2 EPYC); and
   MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 python -m models.train ...
 cuts another 10-25 % (glibc stops returning memory to the system between steps).
 """
