@@ -5,8 +5,15 @@ from models.mel import Mel
 from models.pipeline_text_to_mel import TextToMelPipeline
 from models.training.diffusion import TextTimingDenoiser
 from models.training.presets import (
-    MEASURED, PRESETS, build_conditional_unet, build_projection, build_unet, build_vae, check_shape,
-    count_parameters, preset_table,
+    MEASURED,
+    PRESETS,
+    build_conditional_unet,
+    build_projection,
+    build_unet,
+    build_vae,
+    check_shape,
+    count_parameters,
+    preset_table,
 )
 
 
