@@ -42,9 +42,9 @@ SR = 16000
 def bench_frechet() -> dict:
     rows = []
     rng = np.random.default_rng(0)
-    for dim in (16, 64, 256, 512):
-        a = rng.normal(size=(2 * dim, dim))
-        b = rng.normal(size=(2 * dim, dim)) @ rng.normal(size=(dim, dim)) * 0.3 + 0.1
+    for dim, count in ((16, 32), (64, 128), (256, 512), (512, 1024), (256, 100)):  # last: N < dim
+        a = rng.normal(size=(count, dim))
+        b = rng.normal(size=(count, dim)) @ rng.normal(size=(dim, dim)) * 0.3 + 0.1
         sa, sb = gaussian_stats(a), gaussian_stats(b)
         start = time.perf_counter()
         ours = frechet_distance(sa.mean, sa.covariance, sb.mean, sb.covariance)
@@ -61,6 +61,7 @@ def bench_frechet() -> dict:
         rows.append(
             {
                 "dim": dim,
+                "num_clips": count,
                 "ours": ours,
                 "scipy": reference,
                 "relative_error": abs(ours - reference) / reference,
@@ -176,14 +177,48 @@ def bench_memorization(
         "valid": embed_files(embedder, valid_files, None, 64, progress=False).embeddings,
         "test": embed_files(embedder, test_files, None, 64, progress=False).embeddings,
     }
-    sims = {k: nearest_neighbours(v, train_vectors, embedder.normalize) for k, v in vectors.items()}
+    sims = {k: nearest_neighbours(v, train_vectors) for k, v in vectors.items()}
     out["embedding_" + embedder_name] = {
         **detection_stats(sims["copies"][0], sims["test"][0], sims["valid"][0]),
         "source_found": float(np.mean(sims["copies"][1] == np.array(sources))),
     }
     low = np.argsort(match["copies"].score)[:5]
     out["hardest_copies"] = [{"score": float(match["copies"].score[i]), **params[i]} for i in low]
+    # Where the held-out tail comes from: clips of each kind and their best copy score against train
+    kinds = {split: split_kinds(corpus, split) for split in ("train", "valid", "test")}
+    out["held_out_copy_score_by_kind"] = {
+        kind: {
+            "num_valid": int(np.sum(np.array(kinds["valid"]) == kind)),
+            "share_above_0.9": float(np.mean(match["valid"].score[np.array(kinds["valid"]) == kind] > 0.9)),
+            "median": float(np.median(match["valid"].score[np.array(kinds["valid"]) == kind])),
+        }
+        for kind in sorted(set(kinds["valid"]))
+    }
+    # The same measurement restricted to kinds without shared source recordings across splits
+    melodic = {"part", "band", "chorale"}
+    copy_mask = np.array([kinds["train"][i] in melodic for i in sources])
+    valid_mask = np.array([k in melodic for k in kinds["valid"]])
+    test_mask = np.array([k in melodic for k in kinds["test"]])
+    out["copy_detector_melodic_kinds"] = {
+        "kinds": sorted(melodic),
+        "num_copies": int(copy_mask.sum()),
+        "num_baseline_valid": int(valid_mask.sum()),
+        "num_negatives_test": int(test_mask.sum()),
+        **detection_stats(
+            match["copies"].score[copy_mask], match["test"].score[test_mask], match["valid"].score[valid_mask]
+        ),
+    }
+    negatives = np.sort(match["test"].score)
+    out["copy_detector_recall_at_fpr"] = {
+        f"{fpr:.0%}": float(np.mean(match["copies"].score > np.quantile(negatives, 1 - fpr, method="higher")))
+        for fpr in (0.01, 0.05, 0.10, 0.25)
+    }
     return out
+
+
+def split_kinds(corpus: Path, split: str) -> list[str]:
+    rows = [json.loads(line) for line in (corpus / split / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    return [str(r.get("kind")) for r in sorted(rows, key=lambda r: r["file_name"])]
 
 
 def bench_memorization_synthetic(
@@ -291,11 +326,11 @@ def markdown(results: dict) -> str:
         lines += [
             "## Frechet distance vs scipy `sqrtm`",
             "",
-            "| dim | ours | scipy | relative error | scipy max imaginary part |",
-            "|---|---|---|---|---|",
+            "| dim | N | ours | scipy | relative error | scipy max imaginary part |",
+            "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['dim']} | {r['ours']:.6f} | {r['scipy']:.6f} | {r['relative_error']:.1e} | {r['scipy_max_imag']:.1e} |"
+            f"| {r['dim']} | {r['num_clips']} | {r['ours']:.6f} | {r['scipy']:.6f} | {r['relative_error']:.1e} | {r['scipy_max_imag']:.1e} |"
             for r in results["frechet"]["rows"]
         ]
     if "degradations" in results:
