@@ -21,10 +21,13 @@ def seeded(seed: int = 0) -> torch.Generator:
 def test_saved_mel_pipeline_round_trips_through_load_pipeline(tmp_path, latent):
     pipe = tiny_mel_pipeline(latent=latent)
     pipe.save_pretrained(tmp_path)
-    loaded = load_pipeline(tmp_path, device="cpu", scheduler="ddim")
+    loaded = load_pipeline(tmp_path, device="cpu")
     assert isinstance(loaded, MelDiffusionPipeline) and (loaded.vae is not None) == latent
+    assert type(loaded.scheduler) is type(pipe.scheduler)
+    assert loaded.scheduler.config.clip_sample == pipe.scheduler.config.clip_sample
     expected = pipe(num_inference_steps=3, generator=seeded()).audios
     np.testing.assert_allclose(loaded(num_inference_steps=3, generator=seeded()).audios, expected, atol=1e-5)
+    assert load_pipeline(tmp_path, device="cpu", scheduler="dpm++").scheduler_name == "dpm++"
 
 
 def test_text_pipeline_is_saved_without_its_text_encoder_and_reloads_it(tmp_path):
