@@ -16,7 +16,6 @@ import soundfile as sf
 from models.hub import ModelUnavailableError
 from models.loops import read_loop_points, read_wav_metadata
 from tests.test_app_support import LATENT, LOOPS, TEXT, ProgressLog, make_studio, save_checkpoints
-from tests.test_app_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.checks import check_float, check_int, pick_seed, read_upload
 from webapp.display import colorize
@@ -25,7 +24,10 @@ from webapp.handlers import Studio, bpm_from_prompt
 from webapp.listening_test import REAL, assign_sides, match_loudness, summarize, summary_markdown
 from webapp.registry import ModelRegistry, find_checkpoints
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # gr.Warning outside a server is a UserWarning
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),  # gr.Warning outside a server is a UserWarning
+]
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,13 @@ import soundfile as sf
 
 import app
 from tests.test_app_support import LATENT, LOOPS, TEXT, free_port, save_checkpoints, write_real_clips
-from tests.test_app_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -8,9 +8,7 @@ import socket
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
-import torch
 
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal, tiny_mel_pipeline, tiny_text_pipeline
 from webapp.files import OutputStore
@@ -23,15 +21,6 @@ LATENT = "checkpoints/latent · bundled"
 TEXT = "checkpoints/text · bundled"
 CAPTIONS = {"drums/beat-1.flac": "punchy drum loop, 120 BPM", "drums/beat-2.wav": "dusty breakbeat, 90 BPM"}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread while the app's tests run, restored after: the in-process server's threads share
-    the few cores, and torch's spinning worker threads slow down many-fold when a core is taken."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def save_checkpoints(root: Path) -> Path:

@@ -7,7 +7,6 @@ import pytest
 from evaluation.audio_io import write_clip
 from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_directory
-from evaluation.features import limit_threads
 from evaluation.memorization import (
     CopyDetector,
     calibrate_threshold,
@@ -19,12 +18,7 @@ from evaluation.synthetic import planted_copy, synthetic_clip
 SR = 16000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small torch ops on a shared, busy CPU run many times faster on one thread than on a pool."""
-    with limit_threads(1):
-        yield
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def planted():

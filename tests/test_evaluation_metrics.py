@@ -18,19 +18,13 @@ from evaluation.fad import (
     gaussian_stats,
     per_clip_scores,
 )
-from evaluation.features import limit_threads
 from evaluation.kad import KADMetric, kad, kernel_stats, median_bandwidth
 from evaluation.synthetic import add_noise, hard_clip, low_pass, synthetic_clip
 
 SR = 16000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small torch ops on a shared, busy CPU run many times faster on one thread than on a pool."""
-    with limit_threads(1):
-        yield
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def scipy_frechet(mu1, s1, mu2, s2) -> float:
     covmean = scipy.linalg.sqrtm(s1 @ s2)

@@ -26,18 +26,12 @@ from evaluation.clap_score import (
 )
 from evaluation.embedders import EMBEDDERS, get_embedder
 from evaluation.embedding import embed_directory
-from evaluation.features import limit_threads
 from evaluation.synthetic import add_noise, synthetic_clip
 
 SR = 16000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small torch ops on a shared, busy CPU run many times faster on one thread than on a pool."""
-    with limit_threads(1):
-        yield
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def write_folder(folder, seeds, seconds=2.0, transform=None, captions=None):
     rows = []

@@ -20,14 +20,7 @@ from tests.tiny_models import tiny_text_pipeline
 STEPS = 20
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread than on two oversubscribed ones (the CI machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
