@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds",
         type=float,
         default=5.0,
-        help="clip length in seconds for text-conditioned checkpoints (default %(default)s)",
+        help="length in seconds of every generated clip; unconditional checkpoints grow windows to it (default %(default)s)",
     )
     p.add_argument(
         "--bootstrap",

@@ -65,8 +65,9 @@ def generate_clips(
 ) -> Path:
     """Generate `num_clips` clips from `checkpoint` into `out_dir`; returns `out_dir`.
 
-    Text-conditioned pipelines need `prompts` (cycled when fewer than `num_clips`); each clip's
-    prompt is recorded in `metadata.jsonl`, so CLAP score pairs it by file name. `pipeline` lets a
+    Every clip is `seconds_total` seconds long (unconditional pipelines grow windows to that length,
+    as the app's loop tab does). Text-conditioned pipelines need `prompts` (cycled when fewer than
+    `num_clips`); each clip's prompt is recorded in `metadata.jsonl`, so CLAP score pairs it by file name. `pipeline` lets a
     caller pass an already-loaded pipeline (tests); otherwise `models.loading.load_pipeline` is used.
     """
     # 1. Check inputs and whether a previous run already produced this folder
@@ -117,7 +118,10 @@ def generate_clips(
         else:
             prompt = None
             output = pipeline(
-                batch_size=1, generator=generator, num_inference_steps=num_inference_steps
+                batch_size=1,
+                generator=generator,
+                num_inference_steps=num_inference_steps,
+                audio_length_in_s=seconds_total,
             )
         audio = np.asarray(output.audios[0], dtype=np.float32)
         name = f"clip_{index:05d}_seed{clip_seed}.flac"

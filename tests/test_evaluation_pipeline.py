@@ -417,6 +417,7 @@ def test_checkpoint_generates_fixed_seed_clips_and_reuses_them(tmp_path):
     names = sorted(p.name for p in folder.glob("*.flac"))
     assert names == ["clip_00000_seed7.flac", "clip_00001_seed8.flac", "clip_00002_seed9.flac"]
     assert source["kind"] == "checkpoint" and source["seeds"] == [7, 8, 9]
+    assert sf.info(folder / names[0]).duration == pytest.approx(1.0, abs=1e-3)  # grown past one window
     first = sf.read(folder / names[0])[0]
     stamp = (folder / names[0]).stat().st_mtime_ns
     again, _ = resolve_candidate(
