@@ -5,6 +5,7 @@ protocol manifest (embedder, sample rate in Hz, N, durations in s, seeds, packag
 from __future__ import annotations
 
 import datetime
+import json
 import importlib.metadata
 import platform
 import re
@@ -144,6 +145,7 @@ def resolve_candidate(
     prompts: list[str] | None,
     device: str | None,
     progress: bool,
+    prompt_rows: list[dict] | None = None,
 ) -> tuple[Path, dict]:
     """A folder of audio for `candidate`: itself when it holds audio, else clips generated from it."""
     path = Path(candidate)
@@ -160,6 +162,7 @@ def resolve_candidate(
         prompts,
         device,
         progress,
+        prompt_rows=prompt_rows,
     )
     return folder, {
         "kind": "checkpoint",
@@ -172,13 +175,20 @@ def resolve_candidate(
     }
 
 
-def reference_prompts(reference_dir: Path) -> list[str] | None:
-    """Captions of the reference set in file-name order (prompts for text-conditioned checkpoints)."""
+def reference_prompts(reference_dir: Path) -> tuple[list[str], list[dict]] | None:
+    """Captions of the reference set in file-name order (prompts for text-conditioned checkpoints),
+    with each caption's metadata row (so a generated clip records which reference clip prompted it)."""
     caption_file = find_caption_file(reference_dir)
     if caption_file is None:
         return None
     captions = read_captions(caption_file)
-    return [captions[name] for name in sorted(captions)]
+    rows = {}
+    for line in caption_file.read_text(encoding="utf-8").splitlines() if caption_file.suffix == ".jsonl" else []:
+        if line.strip():
+            row = json.loads(line)
+            rows[row.get("file_name")] = row
+    names = sorted(captions)
+    return [captions[name] for name in names], [rows.get(name, {"file_name": name}) for name in names]
 
 
 def compare(
@@ -229,7 +239,7 @@ def compare(
         if train_dir
         else None
     )
-    prompts = reference_prompts(reference_dir)
+    prompts, prompt_rows = reference_prompts(reference_dir) or (None, None)
     detector = CopyDetector()
     # 4. Score every candidate
     results, sets = [], []
@@ -244,6 +254,7 @@ def compare(
             prompts,
             device,
             progress,
+            prompt_rows=prompt_rows,
         )
         evaluated = embed_directory(model, folder, cache, on_error=on_error, progress=progress)
         entry = {

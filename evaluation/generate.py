@@ -51,6 +51,14 @@ def generation_settings(
     }
 
 
+def prompt_position(index: int, num_clips: int, num_prompts: int) -> int:
+    """Which prompt clip `index` uses: evenly spaced over the prompts when there are more prompts than
+    clips, cycled otherwise."""
+    if num_clips <= num_prompts:
+        return index * num_prompts // num_clips
+    return index % num_prompts
+
+
 def generate_clips(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -62,12 +70,16 @@ def generate_clips(
     device: str | None = None,
     progress: bool = True,
     pipeline=None,
+    prompt_rows: list[dict] | None = None,
 ) -> Path:
     """Generate `num_clips` clips from `checkpoint` into `out_dir`; returns `out_dir`.
 
     Every clip is `seconds_total` seconds long (unconditional pipelines grow windows to that length,
-    as the app's loop tab does). Text-conditioned pipelines need `prompts` (cycled when fewer than
-    `num_clips`); each clip's prompt is recorded in `metadata.jsonl`, so CLAP score pairs it by file name. `pipeline` lets a
+    as the app's loop tab does). Text-conditioned pipelines need `prompts`: with more prompts than
+    clips, evenly spaced ones are used (so 200 clips from 401 sorted captions cover every subset, not
+    the first 200), with fewer they are cycled. Each clip's prompt is recorded in `metadata.jsonl`,
+    so CLAP score pairs it by file name; `prompt_rows` (parallel to `prompts`, e.g. the reference
+    set's metadata rows) is recorded under `reference`, so clips can be grouped by what prompted them. `pipeline` lets a
     caller pass an already-loaded pipeline (tests); otherwise `models.loading.load_pipeline` is used.
     """
     # 1. Check inputs and whether a previous run already produced this folder
@@ -94,6 +106,8 @@ def generate_clips(
         raise ValueError(
             f"{checkpoint} is text-conditioned: pass prompts (e.g. the reference set's captions)"
         )
+    if prompts and prompt_rows is not None and len(prompt_rows) != len(prompts):
+        raise ValueError(f"prompt_rows has {len(prompt_rows)} rows for {len(prompts)} prompts")
     # 3. Generate clip by clip with its own seed
     import torch
 
@@ -108,7 +122,8 @@ def generate_clips(
         clip_seed = seed + index
         generator = torch.Generator("cpu").manual_seed(clip_seed)
         if text_conditioned:
-            prompt = prompts[index % len(prompts)]
+            prompt_index = prompt_position(index, num_clips, len(prompts))
+            prompt = prompts[prompt_index]
             output = pipeline(
                 prompt=[prompt],
                 seconds_total=seconds_total,
@@ -129,6 +144,8 @@ def generate_clips(
         row = {"file_name": name, "seed": clip_seed}
         if prompt is not None:
             row["text"] = prompt
+            if prompt_rows is not None:
+                row["reference"] = prompt_rows[prompt_index]
         rows.append(row)
     # 4. Write metadata and the manifest last, so an interrupted run is never reused
     with open(out_dir / "metadata.jsonl", "w", encoding="utf-8") as handle:

@@ -378,6 +378,7 @@ def test_every_subcommand_explains_its_flags():
         "clap-score",
         "memorization",
         "compare",
+        "tempo",
     }
     for name, sub in subcommands.items():
         for action in sub._actions:
@@ -449,3 +450,22 @@ def test_text_checkpoint_gets_prompts_recorded_for_clap_pairing(tmp_path):
     captions = read_captions(folder / "metadata.jsonl")
     assert captions == {"clip_00000_seed5.flac": prompts[0], "clip_00001_seed6.flac": prompts[1], "clip_00002_seed7.flac": prompts[0]}
     assert sf.info(folder / "clip_00000_seed5.flac").duration == pytest.approx(1.0, abs=0.05)
+
+
+def test_more_prompts_than_clips_are_spread_over_the_set_and_their_rows_recorded(tmp_path):
+    tiny_models = pytest.importorskip("tests.tiny_models")
+    from evaluation.generate import generate_clips, prompt_position
+
+    assert [prompt_position(i, 4, 10) for i in range(4)] == [0, 2, 5, 7]
+    assert [prompt_position(i, 5, 2) for i in range(5)] == [0, 1, 0, 1, 0]
+    prompts = [f"drum loop, {bpm} BPM" for bpm in (90, 100, 110, 120)]
+    rows = [{"file_name": f"drums/{i}.flac", "subset": "drums"} for i in range(4)]
+    pipeline = tiny_models.tiny_text_pipeline()
+    with pytest.raises(ValueError, match="prompt_rows"):
+        generate_clips("tiny", tmp_path / "bad", 2, num_inference_steps=1, seconds_total=0.5, prompts=prompts,
+                       prompt_rows=rows[:3], progress=False, pipeline=pipeline)
+    folder = generate_clips("tiny", tmp_path / "gen", 2, num_inference_steps=1, seconds_total=0.5, prompts=prompts,
+                            prompt_rows=rows, progress=False, pipeline=pipeline)
+    written = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    assert [row["text"] for row in written] == [prompts[0], prompts[2]]
+    assert [row["reference"]["file_name"] for row in written] == ["drums/0.flac", "drums/2.flac"]
