@@ -2,7 +2,8 @@
 
 Each subcommand calls one library function: list-embedders -> embedders.available_embedders,
 embed -> embedding.embed_directory, fad -> compare.distance_scores, clap-score ->
-clap_score.clap_score, memorization -> memorization.memorization_report, compare -> compare.compare.
+clap_score.clap_score, memorization -> memorization.memorization_report, compare -> compare.compare,
+tempo -> tempo.tempo_adherence (share of clips whose estimated BPM matches the BPM in their prompt).
 Training the bundled CLAP is `python -m evaluation.train_clap`.
 """
 
@@ -207,6 +208,26 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print(f"{kind}: {path}")
 
 
+def cmd_tempo(args: argparse.Namespace) -> None:
+    from evaluation.tempo import tempo_adherence
+
+    result = tempo_adherence(
+        args.directory,
+        args.tolerance,
+        args.bootstrap,
+        args.seed,
+        not args.quiet,
+        "skip" if args.skip_bad else "raise",
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    print(result.summary())
+    if result.clips_checked == 0:
+        raise SystemExit(f"no prompt in {args.directory}/metadata.jsonl names a BPM")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m evaluation",
@@ -375,6 +396,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio players per candidate in the HTML report (default %(default)s)",
     )
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "tempo",
+        help="share of clips whose estimated tempo matches the BPM named in their prompt",
+    )
+    p.add_argument(
+        "directory",
+        help="folder of audio with a metadata.jsonl (file_name, text); prompts without a BPM are skipped",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.08,
+        help="relative tolerance: 0.08 = within 8%% of the asked BPM, its half or double (default %(default)s)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for the 95%% interval of the share (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the bootstrap and the chance-baseline permutations (default %(default)s)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="also write the full result (with per-clip rows) to this JSON file",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="warn about and skip unreadable or silent files instead of stopping at the first one",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_tempo)
     return parser
 
 

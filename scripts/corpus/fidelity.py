@@ -1,6 +1,8 @@
 """BPM fidelity check of a built corpus: librosa's tempo estimate of each clip against the
 BPM in its caption; a clip matches when the estimate is within a tolerance (default 4%) of
 the BPM, half of it or twice it. Prints shares per subset, kind and genre, writes JSON.
+`estimate_bpm` / `bpm_matches` live in `evaluation.tempo` (re-exported here); generated
+audio is checked against its prompts with `python -m evaluation tempo FOLDER`.
 
     python -m scripts.corpus.fidelity data/corpus
 """
@@ -18,42 +20,20 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from evaluation.tempo import (  # noqa: F401  (re-exported: the one tempo module)
+    DEFAULT_TOLERANCE,
+    OCTAVE_FACTORS,
+    ONSET_FFT_SAMPLES,
+    ONSET_HOP_SAMPLES,
+    ONSET_MEL_BANDS,
+    TEMPO_PRIOR_OCTAVES,
+    bpm_matches,
+    estimate_bpm,
+)
 from scripts.corpus.splits import SPLIT_NAMES
 from scripts.corpus.writer import CORPUS_INDEX, METADATA, read_jsonl, write_jsonl
 
-DEFAULT_TOLERANCE = 0.04
-ONSET_HOP_SAMPLES = 128  # 8 ms at 16 kHz: the tempo grid is ~1.6% at 120 BPM, not ~6% (512)
-ONSET_FFT_SAMPLES = 1024
-ONSET_MEL_BANDS = 64  # 2.4x faster than librosa's 2048 / 128 with the same agreement
-# librosa's tempo prior is log-normal around 120 BPM with a one-octave spread; two octaves
-# bias it less towards 120 BPM for a corpus spanning 60-180 BPM (on 500 clips of the first
-# build: 80.2% within 4% instead of 76.4%; librosa defaults at hop 512: 75.8%).
-TEMPO_PRIOR_OCTAVES = 2.0
-OCTAVE_FACTORS = (0.5, 1.0, 2.0)
 FIDELITY_FILE = "fidelity.json"
-
-
-def estimate_bpm(audio: np.ndarray, sample_rate: int,
-                 hop_length: int = ONSET_HOP_SAMPLES) -> float:
-    """Global tempo estimate in BPM (librosa onset strength + tempogram autocorrelation,
-    log-normal tempo prior around 120 BPM spread over `TEMPO_PRIOR_OCTAVES` octaves)."""
-    import librosa  # heavy (numba): only worker processes that estimate tempo import it
-
-    onset_envelope = librosa.onset.onset_strength(y=audio, sr=sample_rate,
-                                                  hop_length=hop_length,
-                                                  n_fft=ONSET_FFT_SAMPLES,
-                                                  n_mels=ONSET_MEL_BANDS)
-    tempo = librosa.feature.tempo(onset_envelope=onset_envelope, sr=sample_rate,
-                                  hop_length=hop_length, std_bpm=TEMPO_PRIOR_OCTAVES)
-    return float(np.atleast_1d(tempo)[0])
-
-
-def bpm_matches(estimated_bpm: float, target_bpm: float,
-                tolerance: float = DEFAULT_TOLERANCE) -> bool:
-    """Whether `estimated_bpm` is within `tolerance` (relative) of the target, its half or
-    its double (tempo octave errors are allowed)."""
-    return any(abs(estimated_bpm - target_bpm * factor) <= tolerance * target_bpm * factor
-               for factor in OCTAVE_FACTORS)
 
 
 def _check_one(task: tuple[str, dict, float]) -> dict:
