@@ -208,6 +208,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print(f"{kind}: {path}")
 
 
+def parse_where(pairs: list[str] | None) -> dict[str, str]:
+    """`["subset=drums", "kind=break"]` -> `{"subset": "drums", "kind": "break"}`."""
+    where = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--where takes KEY=VALUE, got {pair!r}")
+        where[key] = value
+    return where
+
+
 def cmd_tempo(args: argparse.Namespace) -> None:
     from evaluation.tempo import tempo_adherence
 
@@ -218,6 +229,7 @@ def cmd_tempo(args: argparse.Namespace) -> None:
         args.seed,
         not args.quiet,
         "skip" if args.skip_bad else "raise",
+        where=parse_where(args.where),
     )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -432,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-bad",
         action="store_true",
         help="warn about and skip unreadable or silent files instead of stopping at the first one",
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="check only clips whose metadata row (or, for generated clips, the reference row that "
+        "prompted them) has KEY=VALUE, e.g. --where subset=drums; repeatable",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tempo)

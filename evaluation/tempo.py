@@ -122,6 +122,22 @@ def read_prompts(path: str | Path) -> dict[str, str]:
     return prompts
 
 
+def rows_matching(path: str | Path, where: dict[str, str]) -> set[str]:
+    """File names of the `metadata.jsonl` rows whose fields (or their `reference` row's) equal `where`."""
+
+    def value(row: dict, key: str) -> object:
+        reference = row.get("reference")
+        return row[key] if key in row else (reference or {}).get(key) if isinstance(reference, dict) else None
+
+    selected = set()
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if all(str(value(row, key)) == wanted for key, wanted in where.items()):
+                selected.add(Path(str(row["file_name"])).as_posix())
+    return selected
+
+
 @dataclass
 class TempoAdherence:
     """Result of `tempo_adherence`. Shares are fractions in [0, 1]; tempos are in BPM.
@@ -149,6 +165,7 @@ class TempoAdherence:
     octave_errors: int
     analysis_rate_hz: int
     hop_length_samples: int
+    where: dict = field(default_factory=dict)
     skipped_files: list[str] = field(default_factory=list)
     bad_files: list[dict] = field(default_factory=list)
     per_clip: list[dict] = field(default_factory=list)
@@ -232,6 +249,7 @@ def tempo_adherence(
     on_error: str = "raise",
     confidence: float = 0.95,
     chance_permutations: int = CHANCE_PERMUTATIONS,
+    where: dict[str, str] | None = None,
 ) -> TempoAdherence:
     """How often clips in `folder` keep the tempo their prompt asks for.
 
@@ -246,6 +264,9 @@ def tempo_adherence(
             and lists it in `bad_files`.
         confidence: interval level (0.95 = 95%).
         chance_permutations: derangements averaged for the chance baseline.
+        where: keep only clips whose metadata row has these values (compared as text), looked up
+            in the row itself or in its `reference` row (the reference clip whose caption prompted
+            a generated clip, see `evaluation.generate`); e.g. `{"subset": "drums"}`.
 
     Clips whose prompt names no BPM are counted in `clips_skipped`. Every clip is mixed to mono
     and resampled to `ANALYSIS_RATE_HZ` (16 kHz) so the onset hop is 8 ms whatever the file rate.
@@ -265,6 +286,11 @@ def tempo_adherence(
     if not caption_file.is_file():
         raise FileNotFoundError(f"no {METADATA_FILE} in {folder}")
     captions = read_prompts(caption_file)
+    if where:
+        selected = rows_matching(caption_file, where)
+        captions = {name: text for name, text in captions.items() if name in selected}
+        if not captions:
+            raise ValueError(f"no row of {caption_file} matches {where}")
     asked_by_file = {name: bpm_from_prompt(text) for name, text in sorted(captions.items())}
     skipped = [name for name, bpm in asked_by_file.items() if bpm is None]
     wanted = {name: bpm for name, bpm in asked_by_file.items() if bpm is not None}
@@ -330,6 +356,7 @@ def tempo_adherence(
         octave_errors=sum(clip["match"] and clip["octave_factor"] != 1.0 for clip in per_clip),
         analysis_rate_hz=ANALYSIS_RATE_HZ,
         hop_length_samples=ONSET_HOP_SAMPLES,
+        where=dict(where or {}),
         skipped_files=skipped,
         bad_files=bad_files,
         per_clip=per_clip,

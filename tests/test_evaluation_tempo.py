@@ -200,3 +200,23 @@ def test_cli_tempo_fails_without_bpm_prompts(kick_folder):
     write_metadata(kick_folder, [("pad.wav", "ambient pad")])
     with pytest.raises(SystemExit, match="names a BPM"):
         main(["tempo", str(kick_folder), "--quiet"])
+
+
+def test_where_keeps_only_clips_whose_row_or_reference_row_matches(kick_folder, tmp_path):
+    rows = [
+        {"file_name": "kick-070.wav", "text": "70 BPM", "reference": {"subset": "drums"}},
+        {"file_name": "kick-090.wav", "text": "90 BPM", "subset": "drums"},
+        {"file_name": "kick-120.wav", "text": "156 BPM", "reference": {"subset": "band"}},
+        {"file_name": "kick-140.wav", "text": "182 BPM"},
+    ]
+    (kick_folder / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    result = tempo_adherence(kick_folder, n_bootstrap=50, progress=False, where={"subset": "drums"})
+    assert result.clips_checked == 2 and result.share_within == 1.0  # the two mismatched ones left out
+    assert result.where == {"subset": "drums"}
+    out = tmp_path / "drums.json"
+    assert main(["tempo", str(kick_folder), "--where", "subset=band", "--out", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["share_within"] == 0.0
+    with pytest.raises(ValueError, match="matches"):
+        tempo_adherence(kick_folder, progress=False, where={"subset": "strings"})
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["tempo", str(kick_folder), "--where", "subset"])

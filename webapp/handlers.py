@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from evaluation import tempo
 from models.audio import load_audio
 from models.loops import make_loop
 from models.outputs import GeneratedAudio
@@ -41,7 +41,6 @@ MODE_HELP = {
     "continue": "keeps the clip and adds N seconds after it",
 }
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
-_BPM_IN_PROMPT = re.compile(r"(\d{2,3}(?:\.\d+)?)\s*bpm", re.IGNORECASE)
 
 
 @dataclass
@@ -121,12 +120,9 @@ def _warn(notes: list[str], message: str) -> None:
 
 
 def bpm_from_prompt(prompt: str | None) -> float | None:
-    """The tempo named in a prompt ("house loop, 124 BPM" -> 124.0), or None."""
-    match = _BPM_IN_PROMPT.search(prompt or "")
-    if match is None:
-        return None
-    bpm = float(match.group(1))
-    return bpm if 30 <= bpm <= 300 else None
+    """The tempo named in a prompt ("house loop, 124 BPM" -> 124.0) if a loop can use it (30-300), else None."""
+    bpm = tempo.bpm_from_prompt(prompt or "")
+    return bpm if bpm is not None and 30 <= bpm <= 300 else None
 
 
 def is_stable_audio(pipeline: object) -> bool:
