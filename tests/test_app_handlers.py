@@ -202,7 +202,8 @@ def test_loop_wav_has_loop_points_tempo_and_generation_parameters(studio):
 
 def test_short_clips_warn_but_keep_the_raw_audio_and_seeds_reproduce(studio):
     progress = ProgressLog()
-    result = studio.generate_loops(LOOPS, variations=2, seed=5, randomize_seed=False, steps=1, progress=progress)
+    result = studio.generate_loops(LOOPS, variations=2, seed=5, randomize_seed=False, steps=1, clip_seconds=0.25,
+                                   progress=progress)
     assert [output.seed for output in result.outputs] == [5, 6]
     assert all(output.loop_path is None and "too short" in output.loop_info for output in result.outputs)
     assert len(result.notes) == 2 and "raw clip is still here" in result.status
@@ -210,10 +211,11 @@ def test_short_clips_warn_but_keep_the_raw_audio_and_seeds_reproduce(studio):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("Variation 2/2: step 1/1" in description for _, description in progress.calls)
 
-    again = studio.generate_loops(LOOPS, variations=1, seed=6, randomize_seed=False, steps=1)
+    again = studio.generate_loops(LOOPS, variations=1, seed=6, randomize_seed=False, steps=1, clip_seconds=0.25)
     np.testing.assert_array_equal(samples_of(again.outputs[0].audio_path), samples_of(result.outputs[1].audio_path))
     other = studio.generate_loops(LOOPS, variations=1, seed=None, randomize_seed=True, steps=1)
     assert f"**Seed {other.seed}**" in other.status
+    assert other.outputs[0].seconds == pytest.approx(4.0, abs=1e-3)  # default: at least two bars at 120 BPM
 
 
 def test_absurd_loop_requests_fail_before_any_work(studio):

@@ -133,9 +133,18 @@ def model_channels(pipeline: object) -> int:
     return int(getattr(pipeline, "channels", 1))
 
 
+# Two bars at 120 BPM: a clip a producer can loop. Mel models with shorter windows (the bundled
+# 1.02 s ones) grow windows up to it by continuation.
+MIN_DEFAULT_SECONDS = 4.0
+
+
 def default_seconds(pipeline: object) -> float:
-    """A model's natural clip length in seconds: one window (mel models), 10 s for Stable Audio."""
-    return float(getattr(pipeline, "window_seconds", 0.0) or min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
+    """A model's default clip length in seconds: one window of a mel model but at least
+    `MIN_DEFAULT_SECONDS`, 10 s for Stable Audio."""
+    window = float(getattr(pipeline, "window_seconds", 0.0) or 0.0)
+    if window:
+        return max(window, MIN_DEFAULT_SECONDS)
+    return float(min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
 
 
 class StepReporter:
@@ -285,7 +294,7 @@ class Studio:
         """`variations` clips, each made into a seamless loop tiled `repeats` times.
 
         Args:
-            clip_seconds: length of each generated clip in seconds (0: the model's window).
+            clip_seconds: length of each generated clip in seconds (0: `default_seconds`, the model's window, at least 4 s).
             bpm: the loop's tempo in BPM (0: named in the prompt, else estimated from the clip).
             prompt: for text models (ignored, with a warning, by unconditional ones).
         Returns:
@@ -589,7 +598,7 @@ class Studio:
         Args:
             mode: "two checkpoints" (model_a vs model_b, same seed and settings) or "generated vs real"
                 (model_a vs a random segment of a clip under `real_dir`).
-            seconds: clip length in seconds (0: model_a's window).
+            seconds: clip length in seconds (0: `default_seconds` of model_a).
             prompt: for text models (generated vs real uses the real clip's caption when it has one).
             vocoder_matched: send real clips through the model's own mel + Griffin-Lim first (mel models).
         """
