@@ -6,7 +6,8 @@ Each checkpoint is loaded the way the app loads it (`models.loading.load_pipelin
 clip of `--seconds` seconds with the app's defaults (its default scheduler, 20 steps; text models:
 guidance scale 3.0 and a drum prompt), once to warm up and then `--repeats` timed runs per thread
 count; the median wall time and the real-time factor (seconds of audio per second of compute) are
-reported and written to `--out`.
+reported and written to `--out`. Text models also generate one clip at each `--check-durations`
+length (seconds) and record whether the output has exactly round(seconds x rate) samples.
 """
 from __future__ import annotations
 
@@ -26,16 +27,19 @@ APP_GUIDANCE = 3.0  # webapp/handlers.py: the text tab's guidance default
 PROMPT = "drum loop, house, 124 BPM, TR-909 kit with kick, snare and closed hi-hat"
 
 
+def generate(pipeline, seconds: float, seed: int):
+    """One clip of `seconds` seconds at the app's defaults."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    if getattr(pipeline, "is_text_conditioned", False):
+        return pipeline(prompt=[PROMPT], seconds_total=seconds, num_inference_steps=APP_STEPS,
+                        guidance_scale=APP_GUIDANCE, generator=generator)
+    return pipeline(batch_size=1, audio_length_in_s=seconds, num_inference_steps=APP_STEPS, generator=generator)
+
+
 def generate_once(pipeline, seconds: float, seed: int) -> float:
     """Wall seconds to generate one clip of `seconds` seconds (Griffin-Lim included)."""
-    generator = torch.Generator("cpu").manual_seed(seed)
     start = time.perf_counter()
-    if getattr(pipeline, "is_text_conditioned", False):
-        output = pipeline(prompt=[PROMPT], seconds_total=seconds, num_inference_steps=APP_STEPS,
-                          guidance_scale=APP_GUIDANCE, generator=generator)
-    else:
-        output = pipeline(batch_size=1, audio_length_in_s=seconds, num_inference_steps=APP_STEPS,
-                          generator=generator)
+    output = generate(pipeline, seconds, seed)
     elapsed = time.perf_counter() - start
     samples = output.audios.shape[-1]
     if samples != round(seconds * output.sample_rate):
@@ -43,7 +47,18 @@ def generate_once(pipeline, seconds: float, seed: int) -> float:
     return elapsed
 
 
-def bench(checkpoint: str, seconds: float, repeats: int, threads: list[int]) -> dict:
+def duration_checks(pipeline, durations: list[float]) -> list[dict]:
+    """Asked seconds vs samples returned, one clip per duration."""
+    rows = []
+    for index, seconds in enumerate(durations):
+        output = generate(pipeline, seconds, seed=100 + index)
+        expected = round(seconds * output.sample_rate)
+        rows.append({"seconds": seconds, "expected_samples": expected, "samples": int(output.audios.shape[-1]),
+                     "exact": int(output.audios.shape[-1]) == expected})
+    return rows
+
+
+def bench(checkpoint: str, seconds: float, repeats: int, threads: list[int], durations: list[float]) -> dict:
     pipeline = load_pipeline(checkpoint, device="cpu")
     rows = []
     for count in threads:
@@ -63,6 +78,7 @@ def bench(checkpoint: str, seconds: float, repeats: int, threads: list[int]) -> 
         "guidance_scale": APP_GUIDANCE if getattr(pipeline, "is_text_conditioned", False) else None,
         "repeats": repeats,
         "timings": rows,
+        "duration_checks": duration_checks(pipeline, durations) if getattr(pipeline, "is_text_conditioned", False) else [],
     }
 
 
@@ -75,13 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting; the median is reported (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch CPU thread counts to time (default 1 2)")
+    parser.add_argument("--check-durations", type=float, nargs="*", default=[2.0, 3.3, 7.77, 10.0],
+                        help="text models: clip lengths in seconds whose exact sample count is checked (default 2 3.3 7.77 10)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bundled.json"),
                         help="JSON file for the results (default benchmarks/results/bundled.json)")
     args = parser.parse_args(argv)
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "cores": torch.get_num_threads()},
-        "runs": [bench(name, args.seconds, args.repeats, args.threads) for name in args.checkpoints],
+        "runs": [bench(name, args.seconds, args.repeats, args.threads, args.check_durations) for name in args.checkpoints],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -90,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     for run in results["runs"]:
         for row in run["timings"]:
             print(f"| {run['checkpoint']} | {row['threads']} | {row['median_s']:.2f} | {row['realtime_factor']:.1f}x |")
+    for run in results["runs"]:
+        for row in run["duration_checks"]:
+            print(f"{run['checkpoint']}: {row['seconds']} s -> {row['samples']} samples (expected "
+                  f"{row['expected_samples']}): {'exact' if row['exact'] else 'NOT exact'}")
     return 0
 
 
