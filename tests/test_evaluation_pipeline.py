@@ -469,3 +469,15 @@ def test_more_prompts_than_clips_are_spread_over_the_set_and_their_rows_recorded
     written = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
     assert [row["text"] for row in written] == [prompts[0], prompts[2]]
     assert [row["reference"]["file_name"] for row in written] == ["drums/0.flac", "drums/2.flac"]
+
+
+def test_folder_captions_are_none_for_unconditional_generations(tmp_path):
+    from evaluation.compare import folder_captions
+
+    assert folder_captions(tmp_path) is None  # no metadata.jsonl
+    rows = [{"file_name": "clip_00000_seed0.flac", "seed": 0}, {"file_name": "clip_00001_seed1.flac", "seed": 1}]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    assert folder_captions(tmp_path) is None  # seeds only: no CLAP score, no error
+    rows = [{**row, "text": f"drum loop {i}"} for i, row in enumerate(rows)]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    assert folder_captions(tmp_path) == {"clip_00000_seed0.flac": "drum loop 0", "clip_00001_seed1.flac": "drum loop 1"}
