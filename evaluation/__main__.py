@@ -203,6 +203,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         memorization_fpr=args.fpr,
         max_players=args.players,
         progress=not args.quiet,
+        jobs=args.jobs,
     )
     for kind, path in report["files"].items():
         print(f"{kind}: {path}")
@@ -376,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=64,
         help="clips generated per checkpoint (default %(default)s)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes generating clips, one torch thread each (clips are identical "
+        "whatever the count; default %(default)s)",
     )
     p.add_argument(
         "--seed",

@@ -146,6 +146,7 @@ def resolve_candidate(
     device: str | None,
     progress: bool,
     prompt_rows: list[dict] | None = None,
+    jobs: int = 1,
 ) -> tuple[Path, dict]:
     """A folder of audio for `candidate`: itself when it holds audio, else clips generated from it."""
     path = Path(candidate)
@@ -163,6 +164,7 @@ def resolve_candidate(
         device,
         progress,
         prompt_rows=prompt_rows,
+        jobs=jobs,
     )
     return folder, {
         "kind": "checkpoint",
@@ -223,6 +225,7 @@ def compare(
     write: bool = True,
     max_players: int = 6,
     progress: bool = True,
+    jobs: int = 1,
 ) -> dict:
     """Evaluate each candidate against `reference_dir` (and memorization against `train_dir`).
 
@@ -267,6 +270,7 @@ def compare(
             device,
             progress,
             prompt_rows=prompt_rows,
+            jobs=jobs,
         )
         evaluated = embed_directory(model, folder, cache, on_error=on_error, progress=progress)
         entry = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,75 @@ def generation_settings(
     }
 
 
+@dataclass(frozen=True)
+class ClipTask:
+    """What every clip of one `generate_clips` call shares; `run` makes clip `index` and writes it."""
+
+    out_dir: Path
+    num_clips: int
+    seed: int
+    num_inference_steps: int
+    seconds_total: float
+    prompts: list[str] | None
+    prompt_rows: list[dict] | None
+
+    def run(self, pipeline, index: int) -> dict:
+        """Generate clip `index` (seed `seed + index`), write it as FLAC, return its metadata row."""
+        import torch
+
+        clip_seed = self.seed + index
+        generator = torch.Generator("cpu").manual_seed(clip_seed)
+        row = {"file_name": f"clip_{index:05d}_seed{clip_seed}.flac", "seed": clip_seed}
+        if getattr(pipeline, "is_text_conditioned", False):
+            prompt_index = prompt_position(index, self.num_clips, len(self.prompts))
+            row["text"] = self.prompts[prompt_index]
+            if self.prompt_rows is not None:
+                row["reference"] = self.prompt_rows[prompt_index]
+            output = pipeline(prompt=[row["text"]], seconds_total=self.seconds_total,
+                              num_inference_steps=self.num_inference_steps, generator=generator)
+        else:
+            output = pipeline(batch_size=1, generator=generator, num_inference_steps=self.num_inference_steps,
+                              audio_length_in_s=self.seconds_total)
+        audio = np.asarray(output.audios[0], dtype=np.float32)
+        write_clip(self.out_dir / row["file_name"], audio, int(output.sample_rate))
+        row["sample_rate_hz"] = int(output.sample_rate)
+        return row
+
+
+_WORKER_PIPELINES: dict = {}
+
+
+def _worker_clips(checkpoint: str, device: str | None, task: ClipTask, indices: list[int]) -> list[dict]:
+    """In a worker process: load the pipeline once (one torch thread), generate clips `indices`."""
+    import torch
+
+    from models.loading import load_pipeline
+
+    torch.set_num_threads(1)
+    if checkpoint not in _WORKER_PIPELINES:
+        _WORKER_PIPELINES[checkpoint] = load_pipeline(checkpoint, device=device)
+    return [task.run(_WORKER_PIPELINES[checkpoint], index) for index in indices]
+
+
+def _generate_in_workers(checkpoint: str, device: str | None, task: ClipTask, jobs: int, desc: str,
+                         progress: bool) -> list[dict]:
+    """Clips of `task` from `jobs` spawned processes, in chunks of a few clips (for the progress bar)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    chunk = max(1, min(4, task.num_clips // (2 * jobs)))
+    chunks = [list(range(start, min(start + chunk, task.num_clips))) for start in range(0, task.num_clips, chunk)]
+    rows: list[dict] = []
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=task.num_clips, desc=desc, unit="clip", disable=not progress) as bar:
+        futures = [pool.submit(_worker_clips, checkpoint, device, task, indices) for indices in chunks]
+        for future in as_completed(futures):
+            done = future.result()
+            rows.extend(done)
+            bar.update(len(done))
+    return sorted(rows, key=lambda row: row["seed"])
+
+
 def prompt_position(index: int, num_clips: int, num_prompts: int) -> int:
     """Which prompt clip `index` uses: evenly spaced over the prompts when there are more prompts than
     clips, cycled otherwise."""
@@ -71,6 +141,7 @@ def generate_clips(
     progress: bool = True,
     pipeline=None,
     prompt_rows: list[dict] | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Generate `num_clips` clips from `checkpoint` into `out_dir`; returns `out_dir`.
 
@@ -79,8 +150,11 @@ def generate_clips(
     clips, evenly spaced ones are used (so 200 clips from 401 sorted captions cover every subset, not
     the first 200), with fewer they are cycled. Each clip's prompt is recorded in `metadata.jsonl`,
     so CLAP score pairs it by file name; `prompt_rows` (parallel to `prompts`, e.g. the reference
-    set's metadata rows) is recorded under `reference`, so clips can be grouped by what prompted them. `pipeline` lets a
-    caller pass an already-loaded pipeline (tests); otherwise `models.loading.load_pipeline` is used.
+    set's metadata rows) is recorded under `reference`, so clips can be grouped by what prompted them.
+    `pipeline` lets a caller pass an already-loaded pipeline (tests); otherwise
+    `models.loading.load_pipeline` is used. `jobs` > 1 generates in that many worker processes of
+    one torch thread each (CPU: faster than one process with several threads for batch-1 clips);
+    clip i is the same either way, since it depends only on its seed and prompt.
     """
     # 1. Check inputs and whether a previous run already produced this folder
     if num_clips < 2:
@@ -92,7 +166,10 @@ def generate_clips(
     manifest = out_dir / "generation.json"
     if manifest.exists() and json.loads(manifest.read_text()).get("settings") == settings:
         return out_dir
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     # 2. Load the pipeline
+    pipeline_given = pipeline is not None
     if pipeline is None:
         try:
             from models.loading import load_pipeline
@@ -108,51 +185,21 @@ def generate_clips(
         )
     if prompts and prompt_rows is not None and len(prompt_rows) != len(prompts):
         raise ValueError(f"prompt_rows has {len(prompt_rows)} rows for {len(prompts)} prompts")
-    # 3. Generate clip by clip with its own seed
-    import torch
-
+    # 3. Generate clip by clip with its own seed (in `jobs` worker processes when asked)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index in tqdm(
-        range(num_clips),
-        desc=f"generating ({Path(str(checkpoint)).name})",
-        unit="clip",
-        disable=not progress,
-    ):
-        clip_seed = seed + index
-        generator = torch.Generator("cpu").manual_seed(clip_seed)
-        if text_conditioned:
-            prompt_index = prompt_position(index, num_clips, len(prompts))
-            prompt = prompts[prompt_index]
-            output = pipeline(
-                prompt=[prompt],
-                seconds_total=seconds_total,
-                num_inference_steps=num_inference_steps,
-                generator=generator,
-            )
-        else:
-            prompt = None
-            output = pipeline(
-                batch_size=1,
-                generator=generator,
-                num_inference_steps=num_inference_steps,
-                audio_length_in_s=seconds_total,
-            )
-        audio = np.asarray(output.audios[0], dtype=np.float32)
-        name = f"clip_{index:05d}_seed{clip_seed}.flac"
-        write_clip(out_dir / name, audio, int(output.sample_rate))
-        row = {"file_name": name, "seed": clip_seed}
-        if prompt is not None:
-            row["text"] = prompt
-            if prompt_rows is not None:
-                row["reference"] = prompt_rows[prompt_index]
-        rows.append(row)
+    task = ClipTask(out_dir, num_clips, seed, num_inference_steps, seconds_total, prompts, prompt_rows)
+    desc = f"generating ({Path(str(checkpoint)).name})"
+    if jobs > 1 and not pipeline_given:
+        rows = _generate_in_workers(str(checkpoint), device, task, jobs, desc, progress)
+    else:
+        rows = [task.run(pipeline, index) for index in tqdm(range(num_clips), desc=desc, unit="clip", disable=not progress)]
     # 4. Write metadata and the manifest last, so an interrupted run is never reused
+    sample_rate_hz = rows[0]["sample_rate_hz"]
     with open(out_dir / "metadata.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
+            row.pop("sample_rate_hz")
             handle.write(json.dumps(row) + "\n")
     manifest.write_text(
-        json.dumps({"settings": settings, "sample_rate_hz": int(output.sample_rate)}, indent=2)
-        + "\n"
+        json.dumps({"settings": settings, "sample_rate_hz": sample_rate_hz}, indent=2) + "\n"
     )
     return out_dir

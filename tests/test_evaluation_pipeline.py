@@ -481,3 +481,20 @@ def test_folder_captions_are_none_for_unconditional_generations(tmp_path):
     rows = [{**row, "text": f"drum loop {i}"} for i, row in enumerate(rows)]
     (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     assert folder_captions(tmp_path) == {"clip_00000_seed0.flac": "drum loop 0", "clip_00001_seed1.flac": "drum loop 1"}
+
+
+def test_worker_processes_generate_the_same_clips(tmp_path):
+    tiny_models = pytest.importorskip("tests.tiny_models")
+    from evaluation.generate import generate_clips
+
+    checkpoint = tmp_path / "checkpoint"
+    tiny_models.tiny_text_pipeline().save_pretrained(checkpoint)
+    prompts = ["house drum loop, 124 BPM", "slow piano chords in C major", "funk break, 98 BPM"]
+    common = dict(num_clips=3, seed=3, num_inference_steps=2, seconds_total=0.4, prompts=prompts, progress=False)
+    one = generate_clips(checkpoint, tmp_path / "one", **common)
+    two = generate_clips(checkpoint, tmp_path / "two", jobs=2, **common)
+    assert (one / "metadata.jsonl").read_text() == (two / "metadata.jsonl").read_text()
+    for name in sorted(p.name for p in one.glob("*.flac")):
+        np.testing.assert_allclose(sf.read(two / name)[0], sf.read(one / name)[0], atol=1e-4)
+    with pytest.raises(ValueError, match="jobs"):
+        generate_clips(checkpoint, tmp_path / "bad", jobs=0, **common)
