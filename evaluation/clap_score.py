@@ -160,6 +160,7 @@ class ClapScoreResult:
     per_clip: list[dict]
     embedder: dict
     num_unpaired: int
+    mismatched: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -168,6 +169,7 @@ class ClapScoreResult:
             "ci_high": self.ci_high,
             "num_clips": len(self.per_clip),
             "num_unpaired": self.num_unpaired,
+            "mismatched": self.mismatched,
             "embedder": self.embedder,
             "per_clip": self.per_clip,
         }
@@ -212,7 +214,36 @@ def clap_score(
         rows,
         embedder.describe(),
         len(names) - len(indices),
+        mismatched_baseline(embedder, audio.embeddings[indices], texts, cosines, n_bootstrap, seed),
     )
+
+
+def mismatched_baseline(
+    embedder: Embedder,
+    audio_embeddings: np.ndarray,
+    texts: list[str],
+    matched: np.ndarray,
+    n_bootstrap: int,
+    seed: int,
+) -> dict:
+    """The same clips scored against other clips' captions (`mismatched_captions`), and the margin
+    matched - mismatched with a paired bootstrap interval (resampling clips): a margin whose interval
+    stays above 0 means captions and audio agree beyond what any caption of this set would give."""
+    metric = CLAPScoreMetric()
+    metric.update(torch.from_numpy(audio_embeddings), embedder.embed_text(mismatched_captions(texts, seed)))
+    cosines = metric.per_clip().numpy()
+    interval = bootstrap_ci(lambda idx: float(cosines[idx].mean()), len(cosines), n_bootstrap, seed=seed)
+    margin = matched - cosines
+    margin_interval = bootstrap_ci(lambda idx: float(margin[idx].mean()), len(margin), n_bootstrap, seed=seed)
+    return {
+        "mean": float(cosines.mean()),
+        "ci_low": interval.ci_low,
+        "ci_high": interval.ci_high,
+        "margin": float(margin.mean()),
+        "margin_ci_low": margin_interval.ci_low,
+        "margin_ci_high": margin_interval.ci_high,
+        "seed": seed,
+    }
 
 
 def mismatched_captions(texts: list[str], seed: int = 0) -> list[str]:

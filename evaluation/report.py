@@ -163,7 +163,7 @@ def markdown_report(report: dict) -> str:
         f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
         f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; {manifest['n_bootstrap']} bootstrap resamples (95% intervals).",
         "",
-        "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | CLAP score [95% CI] | memorized share |",
+        "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | CLAP score [95% CI]; mismatched captions, margin [95% CI] | memorized share |",
         "|---|---|---|---|---|---|---|",
     ]
     for entry in report["candidates"]:
@@ -179,6 +179,9 @@ def markdown_report(report: dict) -> str:
         clap_part = (
             f"{clap['mean']:.3f} [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]" if clap else "n/a"
         )
+        if clap and clap.get("mismatched"):
+            m = clap["mismatched"]
+            clap_part += f"; mismatched {m['mean']:.3f}, margin {m['margin']:.3f} [{m['margin_ci_low']:.3f}, {m['margin_ci_high']:.3f}]"
         mem = entry.get("memorization")
         mem_part = f"{mem['share_above']['either']:.1%}" if mem else "n/a"
         lines.append(

@@ -308,6 +308,10 @@ def test_clap_score_of_matched_captions_exceeds_mismatched_ones(tmp_path):
     good = clap_score(embedder, audio, matched, n_bootstrap=200)
     bad = clap_score(embedder, audio, shuffled, n_bootstrap=200)
     assert good.mean > bad.mean + 0.1, (good.mean, bad.mean)
+    # the built-in control: the same clips against other clips' captions
+    assert good.mismatched["mean"] < good.mean and good.mismatched["margin_ci_low"] > 0
+    assert good.mismatched["margin"] == pytest.approx(good.mean - good.mismatched["mean"])
+    assert good.to_dict()["mismatched"] == good.mismatched
     assert good.ci_low < good.mean < good.ci_high
     assert (
         good.embedder["checkpoint"] == str(tmp_path / "clap") and good.embedder["weights_sha256_16"]
