@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 import app
+from webapp.handlers import MIN_DEFAULT_SECONDS
 from tests.test_app_support import LATENT, LOOPS, TEXT, free_port, save_checkpoints, write_real_clips
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 
@@ -82,8 +83,8 @@ def test_loops_endpoint(client):
     assert seed == 11 and "**Seed 11**" in status
     title, clip, picture, loop_player, loop_file = slots[:5]
     assert "seed 11" in title and "seed 12" in slots[5]
-    assert wav_length(clip) == round(0.256 * SAMPLE_RATE) and Path(picture).suffix == ".png"
-    assert loop_player is None and loop_file is None  # one 0.26 s window is too short for a bar
+    assert wav_length(clip) == round(MIN_DEFAULT_SECONDS * SAMPLE_RATE) and Path(picture).suffix == ".png"
+    assert loop_file is not None and Path(loop_file).suffix == ".wav"  # the 4 s default holds whole bars
     assert slots[10:] == [""] + [None] * 4 + [""] + [None] * 4  # slots 3 and 4 stay empty
 
 
@@ -184,7 +185,7 @@ def test_browser_generates_a_loop_and_shows_an_audio_player(server, tmp_path):
             seconds = player.evaluate("element => element.readyState >= 1 ? element.duration : new Promise("
                                       "resolve => element.addEventListener('loadedmetadata', "
                                       "() => resolve(element.duration), {once: true}))")
-            assert seconds == pytest.approx(0.256, abs=0.01)
+            assert seconds == pytest.approx(MIN_DEFAULT_SECONDS, abs=0.01)  # the tiny model's 0.256 s window, grown
             download = page.locator("#loops-clip-0 a[download]").first.get_attribute("href")
             assert "gradio_api/file=" in download and "_seed" in download and download.endswith(".wav")
             assert page.request.get(download).body()[:4] == b"RIFF"
