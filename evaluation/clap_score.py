@@ -24,6 +24,19 @@ class CaptionPairingError(ValueError):
     """Audio files without captions (or a caption file that cannot be read); lists the offenders."""
 
 
+def read_metadata_rows(path: str | Path) -> list[dict]:
+    """Every row of a JSONL metadata file (audiofolder `metadata.jsonl`), blank lines skipped."""
+    path = Path(path)
+    rows = []
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise CaptionPairingError(f"{path}:{line_number}: not valid JSON ({error})") from error
+    return rows
+
+
 def read_captions(
     path: str | Path, file_column: str = "file_name", text_column: str = "text"
 ) -> dict[str, str]:
@@ -37,14 +50,7 @@ def read_captions(
         raise CaptionPairingError(f"caption file not found: {path}")
     rows: list[dict] = []
     if path.suffix.lower() in (".jsonl", ".json"):
-        for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise CaptionPairingError(
-                        f"{path}:{line_number}: not valid JSON ({error})"
-                    ) from error
+        rows = read_metadata_rows(path)
     elif path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)

@@ -5,7 +5,6 @@ protocol manifest (embedder, sample rate in Hz, N, durations in s, seeds, packag
 from __future__ import annotations
 
 import datetime
-import json
 import importlib.metadata
 import platform
 import re
@@ -17,7 +16,7 @@ import numpy as np
 
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.cache import EmbeddingCache
-from evaluation.clap_score import clap_score, find_caption_file, read_captions
+from evaluation.clap_score import clap_score, find_caption_file, read_captions, read_metadata_rows
 from evaluation.embedders import Embedder, get_embedder
 from evaluation.embedding import EmbeddingSet, embed_directory
 from evaluation.fad import fad_inf, frechet_from_stats, gaussian_stats, per_clip_scores
@@ -183,8 +182,7 @@ def folder_captions(folder: Path) -> dict[str, str] | None:
     caption_file = find_caption_file(folder)
     if caption_file is None:
         return None
-    lines = caption_file.read_text(encoding="utf-8").splitlines()
-    if not any("text" in json.loads(line) for line in lines if line.strip()):
+    if not any("text" in row for row in read_metadata_rows(caption_file)):
         return None
     return read_captions(caption_file)
 
@@ -196,11 +194,7 @@ def reference_prompts(reference_dir: Path) -> tuple[list[str], list[dict]] | Non
     if caption_file is None:
         return None
     captions = read_captions(caption_file)
-    rows = {}
-    for line in caption_file.read_text(encoding="utf-8").splitlines() if caption_file.suffix == ".jsonl" else []:
-        if line.strip():
-            row = json.loads(line)
-            rows[row.get("file_name")] = row
+    rows = {row.get("file_name"): row for row in read_metadata_rows(caption_file)}
     names = sorted(captions)
     return [captions[name] for name in names], [rows.get(name, {"file_name": name}) for name in names]
 
