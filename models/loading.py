@@ -18,6 +18,7 @@ from models.hub import ModelUnavailableError, explain_unavailable
 from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
+from models.schedulers import bound_scheduler
 
 # Files of a teticio/audio-diffusion repo that the pipeline needs (skips the repos' demo media).
 _TETICIO_PATTERNS = ["model_index.json", "mel/*", "unet/*", "scheduler/*", "vqvae/*", "vae/*"]
@@ -106,6 +107,8 @@ def load_pipeline(
         pipeline = TextToMelPipeline.from_pretrained(folder)
     else:
         raise ValueError(f"{name!r} holds a {class_name!r}, which this project cannot run.")
+    # Pixel-space mel images are bounded: whatever sampler the folder saved, keep x0 in [-1, 1].
+    pipeline.register_modules(scheduler=bound_scheduler(pipeline.scheduler, bounded=pipeline.vae is None))
     if scheduler is not None:
         pipeline.set_scheduler(scheduler)
     pipeline.set_progress_bar_config(disable=True)

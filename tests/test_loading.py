@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from models.hub import ModelUnavailableError
+from diffusers import DDIMScheduler
+
 from models.loading import load_pipeline
+from models.schedulers import SCHEDULERS
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
 from tests.tiny_models import SAMPLE_RATE, tiny_mel, tiny_mel_pipeline, tiny_text_pipeline, tiny_unet, tiny_vae
@@ -24,10 +27,13 @@ def test_saved_mel_pipeline_round_trips_through_load_pipeline(tmp_path, latent):
     loaded = load_pipeline(tmp_path, device="cpu")
     assert isinstance(loaded, MelDiffusionPipeline) and (loaded.vae is not None) == latent
     assert type(loaded.scheduler) is type(pipe.scheduler)
-    assert loaded.scheduler.config.clip_sample == pipe.scheduler.config.clip_sample
+    # Pixel mel images are bounded, so x0 is clipped whatever the folder saved; latents are not.
+    assert loaded.scheduler.config.clip_sample is (not latent)
+    pipe.register_modules(scheduler=loaded.scheduler)
     expected = pipe(num_inference_steps=3, generator=seeded()).audios
     np.testing.assert_allclose(loaded(num_inference_steps=3, generator=seeded()).audios, expected, atol=1e-5)
-    assert load_pipeline(tmp_path, device="cpu", scheduler="dpm++").scheduler_name == "dpm++"
+    swapped = load_pipeline(tmp_path, device="cpu", scheduler="dpm++").scheduler
+    assert swapped.config.thresholding is (not latent) and swapped.config.algorithm_type == "dpmsolver++"
 
 
 def test_text_pipeline_is_saved_without_its_text_encoder_and_reloads_it(tmp_path):
@@ -97,3 +103,15 @@ def test_missing_local_folder_and_foreign_pipelines_are_refused(tmp_path):
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     with pytest.raises(ValueError, match="StableDiffusionPipeline"):
         load_pipeline(tmp_path, device="cpu")
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_every_offered_scheduler_bounds_x0_for_pixel_models_only(name):
+    from models.schedulers import make_scheduler
+
+    config = DDIMScheduler().config
+    bounded, free = make_scheduler(name, config), make_scheduler(name, config, bounded=False)
+    assert bounded.config.get("clip_sample") or bounded.config.get("thresholding")
+    assert not (free.config.get("clip_sample") or free.config.get("thresholding"))
+    if bounded.config.get("thresholding"):
+        assert bounded.config.sample_max_value == 1.0
