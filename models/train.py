@@ -126,12 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "several times faster than oversubscribed threads)")
 
     diffusion = parser.add_argument_group("diffusion models")
-    diffusion.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default="epsilon",
+    diffusion.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default="v_prediction",
                            help="what the UNet predicts (default %(default)s)")
+    diffusion.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=True,
+                           help="rescale the schedule to zero terminal SNR with trailing timesteps (Lin et al. "
+                                "2024; needs v_prediction) (default %(default)s)")
     diffusion.add_argument("--beta-schedule", choices=("linear", "scaled_linear", "squaredcos_cap_v2"),
                            default="linear", help="DDPM noise schedule, 1000 steps (default %(default)s)")
-    diffusion.add_argument("--snr-gamma", type=float, default=None,
-                           help="min-SNR loss weighting gamma, e.g. 5 (default: plain MSE)")
+    diffusion.add_argument("--snr-gamma", type=float, default=5.0,
+                           help="min-SNR loss weighting gamma; 0 for plain MSE (default %(default)s)")
     diffusion.add_argument("--ema-decay", type=float, default=0.9999,
                            help="largest EMA decay; it warms up as 1 - (1 + step) ** -power (default %(default)s)")
     diffusion.add_argument("--ema-power", type=float, default=2 / 3, help="EMA warm-up power (default 2/3)")
@@ -221,6 +224,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-minutes must be positive, got {args.max_minutes}.")
     if not 0 <= args.valid_fraction < 1:
         raise UsageError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}.")
+    if getattr(args, "zero_terminal_snr", False) and args.prediction_type == "epsilon" and args.model != "vae":
+        raise UsageError("--zero-terminal-snr needs --prediction-type v_prediction (epsilon is undefined at pure "
+                         "noise); pass --no-zero-terminal-snr for epsilon prediction.")
     if args.model == "vae" and args.vae:
         raise UsageError("--vae trains a diffusion model in an autoencoder's latent space; it does not go with "
                          "--model vae.")

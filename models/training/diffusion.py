@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers import AutoencoderKL, DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from diffusers.training_utils import EMAModel, compute_snr
+from diffusers.training_utils import EMAModel
 
 from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
@@ -33,6 +32,7 @@ from models.training.engine import CHECKPOINT_PREFIX, latest_checkpoint, saved_a
 from models.training.latents import LatentCache
 from models.training.mel_cache import default_cache_dir
 from models.training.prepare import prepare_training_data
+from models.training.recipe import diffusion_loss, noise_schedule
 from models.training.presets import (
     PRESETS,
     build_conditional_unet,
@@ -198,10 +198,10 @@ class DiffusionTrainer:
     def _new_pipeline(self, mel: Mel) -> MelDiffusionPipeline | TextToMelPipeline:
         args, preset = self.args, self.preset
         mel_config = dict(mel.config)
-        noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=args.beta_schedule,
-                                        prediction_type=args.prediction_type)
+        noise_scheduler = noise_schedule(args.prediction_type, args.beta_schedule,
+                                         getattr(args, "zero_terminal_snr", False))
         # The pipelines sample with DPM-Solver++ (20 steps by default), built on the training noise schedule.
-        scheduler = make_scheduler("dpm++", noise_scheduler.config)
+        scheduler = make_scheduler("dpm++", noise_scheduler.config, bounded=self.vae is None)
         factor, channels = 1, 1
         if self.vae is not None:
             factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
@@ -262,20 +262,8 @@ class DiffusionTrainer:
         noise = torch.randn(clean.shape, generator=generator).to(device)
         timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (clean.shape[0],),
                                   generator=generator).to(device)
-        noisy = self.noise_scheduler.add_noise(clean, noise, timesteps)
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(clean, noise, timesteps)
-        else:
-            target = noise
-        prediction = denoiser(noisy, timesteps, **self.conditioning(batch))
-        per_item = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-        if self.args.snr_gamma:
-            snr = compute_snr(self.noise_scheduler, timesteps)
-            weights = snr.clamp(max=self.args.snr_gamma) / snr
-            if self.noise_scheduler.config.prediction_type == "v_prediction":
-                weights = snr.clamp(max=self.args.snr_gamma) / (snr + 1)
-            per_item = per_item * weights
-        return per_item.mean()
+        return diffusion_loss(denoiser, self.noise_scheduler, clean, noise, timesteps, self.args.snr_gamma,
+                              **self.conditioning(batch))
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimizer step: `gradient_accumulation_steps` micro-batches on every process."""
