@@ -18,6 +18,7 @@ from models.audio import prepare_audio
 from models.mel import Mel
 from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
+from models.stretch import samples_at_tempo, time_stretch
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressCallback = Callable[[int, int], None]
@@ -61,6 +62,55 @@ class MelPipelineBase(DiffusionPipeline):
         return self.mel.seconds_per_image
 
     @property
+    def reference_bpm(self) -> float | None:
+        """The one tempo the model was trained at (tempo-normalised models), in BPM; None for others."""
+        value = self.config.get("reference_bpm")
+        return None if value is None else float(value)
+
+    @property
+    def beats_per_bar(self) -> int:
+        return int(self.config.get("beats_per_bar") or 4)
+
+    @property
+    def bar_seconds(self) -> float | None:
+        """Length of one bar at the reference tempo in seconds (None without a reference tempo)."""
+        return None if self.reference_bpm is None else 60.0 / self.reference_bpm * self.beats_per_bar
+
+    @property
+    def default_overlap_in_s(self) -> float:
+        """Context carried into each continued window: one bar for tempo-normalised models (so every
+        window starts on a bar line, as in training), else a quarter of a window."""
+        bar = self.bar_seconds
+        return bar if bar is not None and bar < self.window_seconds else self.window_seconds / 4
+
+    def check_bpm(self, bpm: float | None, audio: object) -> None:
+        """Raise `ValueError` unless `bpm` is None or a tempo this model can be stretched to."""
+        if bpm is None:
+            return
+        if self.reference_bpm is None:
+            raise ValueError("bpm needs a tempo-normalised model (one with reference_bpm in its config); this one "
+                             "makes its own tempo.")
+        if audio is not None:
+            raise ValueError("bpm applies to generation from scratch; audio-to-audio keeps the input's tempo.")
+        if not np.isfinite(bpm) or not 30.0 <= float(bpm) <= 300.0:
+            raise ValueError(f"bpm must be in [30, 300], got {bpm!r}.")
+
+    def samples_at_reference(self, num_samples: int, bpm: float | None) -> int:
+        """How many samples at the reference tempo hold the music of `num_samples` samples at `bpm`."""
+        if bpm is None or self.reference_bpm is None:
+            return num_samples
+        return samples_at_tempo(num_samples, float(bpm), self.reference_bpm)
+
+    def stretch_to(self, audios: np.ndarray, num_samples: int) -> np.ndarray:
+        """Time-stretch `[batch, 1, samples]` audio to exactly `num_samples` samples (pitch unchanged)."""
+        if audios.shape[-1] == num_samples:
+            return audios
+        stretched = [time_stretch(item[0], self.sample_rate, num_samples) for item in audios]
+        peaks = np.array([max(1e-9, float(np.abs(item).max())) for item in stretched])
+        # Rubber Band can overshoot a little; keep the pipeline's 0.99 ceiling.
+        return np.stack([item * min(1.0, 0.99 / peak) for item, peak in zip(stretched, peaks)])[:, None, :]
+
+    @property
     def vae_scale_factor(self) -> int:
         """How many image pixels one latent pixel spans along each axis (1 without a vae)."""
         if getattr(self, "vae", None) is None:
@@ -76,8 +126,10 @@ class MelPipelineBase(DiffusionPipeline):
         return scheduler_name(self.scheduler)
 
     def set_scheduler(self, name: str) -> None:
-        """Swap the scheduler for `name` (see `models.schedulers.SCHEDULERS`), keeping the noise schedule."""
-        self.register_modules(scheduler=make_scheduler(name, self.scheduler.config))
+        """Swap the scheduler for `name` (see `models.schedulers.SCHEDULERS`), keeping the noise schedule
+        (x0 bounded to [-1, 1] for pixel-space models)."""
+        bounded = getattr(self, "vae", None) is None
+        self.register_modules(scheduler=make_scheduler(name, self.scheduler.config, bounded=bounded))
 
     # ---- checks ----------------------------------------------------------------------------
 

@@ -22,6 +22,9 @@ class MelDiffusionPipeline(MelPipelineBase):
 
     Components: `unet` (`UNet2DModel`), `scheduler` (any diffusers scheduler), `mel` (`Mel`) and,
     for latent models, `vae` (`AutoencoderKL`).
+
+    Tempo-normalised models (`reference_bpm` set) were trained on bar-aligned windows at that one
+    tempo: they generate at it and are time-stretched to the `bpm` asked for.
     """
 
     is_text_conditioned = False
@@ -34,9 +37,12 @@ class MelDiffusionPipeline(MelPipelineBase):
         scheduler: SchedulerMixin,
         mel: Mel,
         vae: AutoencoderKL | None = None,
+        reference_bpm: float | None = None,
+        beats_per_bar: int = 4,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, mel=mel, vae=vae)
+        self.register_to_config(reference_bpm=reference_bpm, beats_per_bar=beats_per_bar)
 
     def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timestep).sample
@@ -55,6 +61,7 @@ class MelDiffusionPipeline(MelPipelineBase):
         audio_length_in_s: float | None = None,
         overlap_in_s: float | None = None,
         eta: float = 0.0,
+        bpm: float | None = None,
         progress_callback: ProgressCallback | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
@@ -71,18 +78,22 @@ class MelDiffusionPipeline(MelPipelineBase):
             extend_in_s: continuation: seconds to add after the end of `audio`.
             audio_length_in_s: length of a clip generated from scratch (default: one window).
             overlap_in_s: context carried from one window into the next when growing audio
-                (default: a quarter of a window).
+                (default: `default_overlap_in_s`, one bar for tempo-normalised models).
             eta: DDIM's eta (0 = deterministic sampling).
+            bpm: tempo of the output in BPM, for tempo-normalised models: generated at
+                `reference_bpm`, then time-stretched so that `audio_length_in_s` holds exactly that
+                many seconds at `bpm` (None: the reference tempo).
             progress_callback: called as `(steps_done, steps_total)` after each denoising step.
         Returns:
             `GeneratedAudio` with `audios` `[batch_size, 1, samples]` at `sample_rate` Hz.
         """
         # 1. Check inputs
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
-        overlap_in_s = self.window_seconds / 4 if overlap_in_s is None else overlap_in_s
+        overlap_in_s = self.default_overlap_in_s if overlap_in_s is None else overlap_in_s
         self.check_common_inputs(
             num_inference_steps, strength, batch_size, audio, keep_regions_in_s, extend_in_s, overlap_in_s
         )
+        self.check_bpm(bpm, audio)
         if audio_length_in_s is not None and not 0 < audio_length_in_s <= self.max_audio_length_in_s:
             raise ValueError(
                 f"audio_length_in_s must be in (0, {self.max_audio_length_in_s}] s, got {audio_length_in_s!r}."
@@ -91,9 +102,10 @@ class MelDiffusionPipeline(MelPipelineBase):
         # 2. Define call parameters
         original = None if audio is None else self.prepare_input_audio(audio, audio_sampling_rate)
         if original is None:
-            num_samples = round((audio_length_in_s or self.window_seconds) * self.sample_rate)
+            output_samples = round((audio_length_in_s or self.window_seconds) * self.sample_rate)
+            num_samples = self.samples_at_reference(output_samples, bpm)
         else:
-            num_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
+            num_samples = output_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
 
         # 3. Denoise: the input's windows, or generated windows, grown to num_samples
         def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
@@ -105,6 +117,9 @@ class MelDiffusionPipeline(MelPipelineBase):
             keep_regions_in_s, bool(extend_in_s), overlap_in_s, progress_callback,
         )
 
-        # 4. Mel -> audio (Griffin-Lim), exactly num_samples long, original put back where kept; output
+        # 4. Mel -> audio (Griffin-Lim), exactly num_samples long, original put back where kept
         output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s), overlap_in_s)
+
+        # 5. From the reference tempo to the asked one, exactly output_samples long
+        output.audios = self.stretch_to(output.audios, output_samples)
         return output if return_dict else output.to_tuple()

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from models.mel import Mel
 from models.outputs import GeneratedAudio
 from models.pipeline_base import MelPipelineBase, ProgressCallback
-from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder
+from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
 
 
 class TextToMelPipeline(MelPipelineBase):
@@ -35,6 +35,8 @@ class TextToMelPipeline(MelPipelineBase):
 
     The text encoder is not saved with the pipeline by default (it is a public model of its own):
     `text_encoder_name_or_path` in `model_index.json` names it and `from_pretrained` loads it.
+    With `text_pooling="mean"` the prompt is one token, the encoder's pooled sentence embedding.
+    Tempo-normalised models (`reference_bpm` set) generate at that tempo and are stretched to `bpm`.
     """
 
     is_text_conditioned = True
@@ -54,13 +56,19 @@ class TextToMelPipeline(MelPipelineBase):
         vae: AutoencoderKL | None = None,
         text_encoder_name_or_path: str = DEFAULT_TEXT_ENCODER,
         max_text_length: int = 64,
+        text_pooling: str | None = None,
+        reference_bpm: float | None = None,
+        beats_per_bar: int = 4,
     ):
         super().__init__()
         self.register_modules(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection_model,
             text_encoder=text_encoder, tokenizer=tokenizer, vae=vae,
         )
-        self.register_to_config(text_encoder_name_or_path=text_encoder_name_or_path, max_text_length=max_text_length)
+        if text_pooling not in (None, "mean"):
+            raise ValueError(f"text_pooling must be None or 'mean', got {text_pooling!r}.")
+        self.register_to_config(text_encoder_name_or_path=text_encoder_name_or_path, max_text_length=max_text_length,
+                                text_pooling=text_pooling, reference_bpm=reference_bpm, beats_per_bar=beats_per_bar)
 
     # ---- saving and loading ----------------------------------------------------------------
 
@@ -97,6 +105,8 @@ class TextToMelPipeline(MelPipelineBase):
         if self.text_encoder is None or self.tokenizer is None:
             raise ValueError("This pipeline has no text encoder; load it with TextToMelPipeline.from_pretrained.")
         hidden, mask = encode_text(self.tokenizer, self.text_encoder, prompts, self.config.max_text_length)
+        if self.config.get("text_pooling") == "mean":
+            hidden, mask = pool_text(hidden, mask)
         hidden = self.projection_model(text_hidden_states=hidden.to(self.projection_model.dtype)).text_hidden_states
         return hidden.to(self.device), mask.to(self.device)
 
@@ -206,6 +216,7 @@ class TextToMelPipeline(MelPipelineBase):
         extend_in_s: float | None = None,
         overlap_in_s: float | None = None,
         eta: float = 0.0,
+        bpm: float | None = None,
         progress_callback: ProgressCallback | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
@@ -224,6 +235,9 @@ class TextToMelPipeline(MelPipelineBase):
             progress_callback: as in `MelDiffusionPipeline.__call__` (audio-to-audio with a prompt).
                 With `audio`, the output is as long as the input (plus `extend_in_s`) and
                 `seconds_total` only conditions the model.
+            bpm: tempo of the output in BPM, for tempo-normalised models: the clip is generated at
+                `reference_bpm` (timing conditioning in seconds at that tempo) and time-stretched to
+                exactly `seconds_total` seconds at `bpm` (None: the reference tempo).
         Returns:
             `GeneratedAudio` with `audios` `[prompts * num_waveforms_per_prompt, 1, samples]`.
         """
@@ -232,7 +246,7 @@ class TextToMelPipeline(MelPipelineBase):
         negative_prompts = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
         num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
-        overlap_in_s = self.window_seconds / 4 if overlap_in_s is None else overlap_in_s
+        overlap_in_s = self.default_overlap_in_s if overlap_in_s is None else overlap_in_s
         seconds_total = float(seconds_total) if seconds_total is not None else None
         batch_size = len(prompts) * num_waveforms_per_prompt
         self.check_inputs(prompts, negative_prompts, seconds_start,
@@ -241,14 +255,18 @@ class TextToMelPipeline(MelPipelineBase):
         self.check_common_inputs(
             num_inference_steps, strength, batch_size, audio, keep_regions_in_s, extend_in_s, overlap_in_s
         )
+        self.check_bpm(bpm, audio)
 
-        # 2. Define call parameters
+        # 2. Define call parameters (timing in seconds at the reference tempo when there is one)
         original = None if audio is None else self.prepare_input_audio(audio, audio_sampling_rate)
         if original is None:
             seconds_total = self.window_seconds if seconds_total is None else seconds_total
-            num_samples = round(seconds_total * self.sample_rate)
+            output_samples = round(seconds_total * self.sample_rate)
+            num_samples = self.samples_at_reference(output_samples, bpm)
+            tempo_ratio = num_samples / output_samples
+            seconds_start, seconds_total = seconds_start * tempo_ratio, num_samples / self.sample_rate
         else:
-            num_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
+            num_samples = output_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
             seconds_total = num_samples / self.sample_rate if seconds_total is None else seconds_total
         piece_seconds = seconds_start + seconds_total
 
@@ -279,8 +297,11 @@ class TextToMelPipeline(MelPipelineBase):
             keep_regions_in_s, bool(extend_in_s), overlap_in_s, progress_callback,
         )
 
-        # 5. Mel -> audio, trimmed to exactly num_samples; original put back where kept; output
+        # 5. Mel -> audio, trimmed to exactly num_samples; original put back where kept
         output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s), overlap_in_s)
+
+        # 6. From the reference tempo to the asked one, exactly output_samples long
+        output.audios = self.stretch_to(output.audios, output_samples)
         return output if return_dict else output.to_tuple()
 
 

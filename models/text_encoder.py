@@ -88,3 +88,16 @@ def encode_text(
     output = text_encoder(**tokens)
     hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
     return hidden, tokens["attention_mask"]
+
+
+def pool_text(hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sentence embedding as one token: masked mean of `hidden` `[batch, tokens, dim]`, L2-normalised.
+
+    What sentence-transformers does for all-MiniLM-L6-v2 (its embedding is this mean, normalised).
+    Returns `[batch, 1, dim]` and a mask of ones `[batch, 1]`. AudioLDM conditions on one pooled
+    text embedding the same way; on a small corpus it generalises better than token-level states.
+    """
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    pooled = torch.nn.functional.normalize(pooled.float(), dim=-1).to(hidden.dtype)
+    return pooled[:, None, :], torch.ones(mask.shape[0], 1, dtype=mask.dtype, device=mask.device)
