@@ -181,6 +181,7 @@ class LoopSettings:
         max_steps: stop when this many optimizer steps are done in total.
         max_minutes: stop (and save) after this many minutes of this session; None for no limit.
         checkpoint_every: save every this many steps (and always at the end).
+        checkpoint_minutes: also save every this many minutes of this session (None: by steps only).
         keep_checkpoints: keep the newest this many checkpoints (<= 0 keeps all).
         log_every: write a log line every this many steps.
         quiet: no progress bar.
@@ -190,6 +191,7 @@ class LoopSettings:
     max_steps: int
     max_minutes: float | None = None
     checkpoint_every: int = 500
+    checkpoint_minutes: float | None = None
     keep_checkpoints: int = 3
     log_every: int = 10
     quiet: bool = False
@@ -236,35 +238,38 @@ def run_loop(task: TrainingTask, settings: LoopSettings, start_step: int, log: R
     started = time.monotonic()
     step = start_step
     reason = "max steps reached"
-    smoothed = None
-    since_log: list[float] = []
+    since_log: list = []
     bar = tqdm(total=settings.max_steps, initial=start_step, unit="step", dynamic_ncols=True, desc="training",
                disable=settings.quiet or not accelerator.is_main_process, smoothing=0.1)
-    last_saved = start_step
+    last_saved, last_saved_at = start_step, started
     with StopRequest() as stop:
         while step < settings.max_steps:
             metrics = task.train_step(step)
             step += 1
-            loss = float(metrics["loss"])
-            smoothed = loss if smoothed is None or not math.isfinite(smoothed) else 0.9 * smoothed + 0.1 * loss
-            since_log.append(loss)
+            # Losses stay on the device between log lines: reading one every step would make the CPU
+            # wait for the GPU at every step.
+            since_log.append(metrics["loss"])
             bar.update()
-            bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{metrics.get('lr', 0):.2e}", refresh=False)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"Loss is {loss} at step {step}: lower --learning-rate or try "
-                                         "--mixed-precision no.")
             if step % settings.log_every == 0 or step == settings.max_steps:
+                losses = [float(value) for value in since_log]
+                if not all(math.isfinite(value) for value in losses):
+                    raise FloatingPointError(f"Loss is {losses[-1]} by step {step}: lower --learning-rate or try "
+                                             "--mixed-precision no.")
                 elapsed = time.monotonic() - started
-                log.write(step, **{**metrics, "loss": sum(since_log) / len(since_log)},
+                mean_loss = sum(losses) / len(losses)
+                log.write(step, **{**metrics, "loss": mean_loss},
                           steps_per_s=round((step - start_step) / max(elapsed, 1e-9), 4))
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{metrics.get('lr', 0):.2e}", refresh=False)
                 since_log = []
             out_of_time = settings.max_minutes is not None and time.monotonic() - started >= settings.max_minutes * 60
             if _agree(accelerator, stop.requested or out_of_time):
                 reason = "stop requested" if stop.requested else f"time budget of {settings.max_minutes:g} min used"
                 break
-            if step % settings.checkpoint_every == 0 and step < settings.max_steps:
+            timed = (settings.checkpoint_minutes is not None
+                     and time.monotonic() - last_saved_at >= settings.checkpoint_minutes * 60)
+            if (step % settings.checkpoint_every == 0 or _agree(accelerator, timed)) and step < settings.max_steps:
                 _checkpoint(task, settings, step, log, seconds_trained + time.monotonic() - started)
-                last_saved = step
+                last_saved, last_saved_at = step, time.monotonic()
     bar.close()
     if step != last_saved or step == start_step == 0:
         _checkpoint(task, settings, step, log, seconds_trained + time.monotonic() - started)

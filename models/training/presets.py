@@ -32,6 +32,8 @@ class Preset:
         learning_rate: default peak AdamW learning rate.
         max_steps: default training length in optimizer steps.
         about: one line for `--help`.
+        text_attention_levels: attention levels of the text UNet when it differs from `attention_levels`
+            (cross-attention blocks are heavy; one level keeps a checkpoint file under 16 MB).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Preset:
     learning_rate: float
     max_steps: int
     about: str
+    text_attention_levels: int | None = None
 
     @property
     def window_seconds(self) -> float:
@@ -78,6 +81,14 @@ PRESETS: dict[str, Preset] = {
         latent_channels=(64, 128), vae_channels=(32, 64, 64), vae_latent_channels=4,
         batch_size=16, learning_rate=3e-4, max_steps=20_000,
         about="CPU: 64 x 64 mel at 16 kHz (1.02 s windows)",
+    ),
+    "bars": Preset(
+        name="bars",
+        mel=dict(x_res=256, y_res=64, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
+        channels=(16, 32, 64, 128, 128), attention_levels=2, layers_per_block=2, conditioning_dim=128, heads=4,
+        latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
+        batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
+        about="tempo-normalised packs (models.train_pack): 64 x 256 mel at 16 kHz, two bars at 117.19 BPM (4.1 s)",
     ),
     "small": Preset(
         name="small",
@@ -156,7 +167,7 @@ def build_conditional_unet(preset: Preset, mel: dict, in_channels: int = 1, fact
     """Text + timing UNet: cross-attends to text and timing tokens, timing also added to the timestep embedding."""
     channels = preset.latent_channels if factor > 1 else preset.channels
     check_shape(mel, channels, factor)
-    down, up = _levels(channels, preset.attention_levels, "", "CrossAttn")
+    down, up = _levels(channels, preset.text_attention_levels or preset.attention_levels, "", "CrossAttn")
     return UNet2DConditionModel(
         sample_size=_sample_size(mel, factor), in_channels=in_channels, out_channels=in_channels,
         block_out_channels=channels, down_block_types=down, up_block_types=up,

@@ -1,0 +1,201 @@
+"""Train a tempo-normalised mel diffusion pipeline from a data pack: `python -m models.train_pack PACK --model ...`.
+
+The bundled `checkpoints/loops` and `checkpoints/text` are made this way (docs/training.md). The pack
+(`python -m scripts.build_pack`) holds the corpus as mel spectrograms stretched to one reference
+tempo, so the run needs no audio, no STFT and no text encoder: on a GPU it reads the pack once
+and trains at full speed; on a CPU it is the same command with `--cpu --threads 1`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from models.training.presets import PRESETS
+
+logger = logging.getLogger("models.train_pack")
+
+EXAMPLES = """\
+examples:
+  # GPU, about 8 minutes, bf16: the loops model on the pack's drum clips
+  python -m models.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
+      --output-dir runs/loops --mixed-precision bf16 --max-minutes 8
+  # the text + timing model on every clip
+  python -m models.train_pack data/packs/corpus.npz --model text --output-dir runs/text \\
+      --mixed-precision bf16 --max-minutes 8
+  # CPU, one core, 2.5 hours, resumable (re-run the same line to continue)
+  python -m models.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
+      --output-dir runs/loops-cpu --cpu --threads 1 --batch-size 16 --max-minutes 150 --resume
+  # continue from a float16 checkpoint returned without its training state (fresh optimizer)
+  python -m models.train_pack data/packs/corpus.npz --model text --init-from checkpoints/text \\
+      --output-dir runs/text-more --max-minutes 8
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.train_pack", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pack", help="data pack (.npz) written by `python -m scripts.build_pack`")
+    parser.add_argument("--model", choices=("unconditional", "text"), required=True,
+                        help="unconditional (MelDiffusionPipeline: loops) or text (TextToMelPipeline: text + timing)")
+    parser.add_argument("--subsets", nargs="*", default=None,
+                        help="train only on clips of these corpus subsets, e.g. drums (default: all)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="bars",
+                        help="model size and mel window; the pack's mel settings must match (default %(default)s)")
+    parser.add_argument("--output-dir", type=Path, required=True, help="run folder (checkpoints, log.jsonl)")
+    run = parser.add_argument_group("budget and checkpoints")
+    run.add_argument("--max-steps", type=int, default=100_000, help="stop after this many steps in total")
+    run.add_argument("--max-minutes", type=float, default=None,
+                     help="stop (and save) after this many minutes of this session; the learning rate decays "
+                          "over this budget")
+    run.add_argument("--checkpoint-every", type=int, default=1_000_000,
+                     help="save every this many steps (always at the end)")
+    run.add_argument("--checkpoint-minutes", type=float, default=None,
+                     help="also save every this many minutes (a GPU run returns a mid-run checkpoint too)")
+    run.add_argument("--keep-checkpoints", type=int, default=2, help="keep the newest this many checkpoints")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the newest checkpoint of --output-dir (start a new run when there is none)")
+    run.add_argument("--init-from", type=Path, default=None,
+                     help="start from the weights of this pipeline or checkpoint folder (its step count is kept; "
+                          "optimizer state starts fresh)")
+    run.add_argument("--log-every", type=int, default=50, help="write a log.jsonl line every this many steps")
+    run.add_argument("--valid-items", type=int, default=256, help="valid windows in the validation loss")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no",
+                          help="autocast precision (bf16 on GPUs; 'no' on CPUs without bfloat16 instructions)")
+    hardware.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    hardware.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
+    hardware.add_argument("--compile", action="store_true",
+                          help="torch.compile the model (GPU: faster steps after a minute of compiling; falls "
+                               "back to eager if compiling fails)")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--batch-size", type=int, default=None, help="windows per step (default: the preset's)")
+    optim.add_argument("--learning-rate", type=float, default=None, help="peak AdamW learning rate (default: preset's)")
+    optim.add_argument("--warmup-steps", type=int, default=200, help="linear warm-up steps")
+    optim.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
+    optim.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0 = off)")
+    optim.add_argument("--ema-decay", type=float, default=0.999, help="largest EMA decay")
+    optim.add_argument("--ema-power", type=float, default=0.75, help="EMA warm-up: decay 1 - (1 + step) ** -power")
+    optim.add_argument("--dropout", type=float, default=0.0, help="ResNet dropout in the UNet")
+    optim.add_argument("--bar-roll", type=float, default=None,
+                       help="unconditional models: probability of rolling a window by one bar (bars A|B become B|A, "
+                            "still a loop), to fight memorisation on small corpora (default 0.5; text models 0)")
+    optim.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise")
+    diffusion = parser.add_argument_group("diffusion")
+    diffusion.add_argument("--prediction-type", choices=("v_prediction", "epsilon"), default="v_prediction",
+                           help="what the UNet predicts")
+    diffusion.add_argument("--zero-terminal-snr", action=argparse.BooleanOptionalAction, default=True,
+                           help="zero terminal SNR schedule with trailing timesteps (needs v_prediction)")
+    diffusion.add_argument("--beta-schedule", choices=("linear", "scaled_linear", "squaredcos_cap_v2"),
+                           default="linear", help="noise schedule before the zero-SNR rescaling")
+    diffusion.add_argument("--snr-gamma", type=float, default=5.0, help="min-SNR weighting gamma (0 = plain MSE)")
+    diffusion.add_argument("--caption-dropout", type=float, default=0.1,
+                           help="text models: share of captions replaced by '' (classifier-free guidance)")
+    diffusion.add_argument("--max-seconds", type=float, default=None,
+                           help="text models: where the timing embedders saturate, in seconds at the reference "
+                                "tempo (default: the longest train clip)")
+    return parser
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise `ValueError` naming the offending argument."""
+    for name in ("max_steps", "batch_size", "checkpoint_every", "log_every", "valid_items", "warmup_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}.")
+    if args.learning_rate <= 0:
+        raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise ValueError(f"--max-minutes must be positive, got {args.max_minutes}.")
+    if not 0 <= args.caption_dropout <= 1 or not 0 <= args.dropout < 1:
+        raise ValueError("--caption-dropout must be in [0, 1] and --dropout in [0, 1).")
+    if args.zero_terminal_snr and args.prediction_type == "epsilon":
+        raise ValueError("--zero-terminal-snr needs --prediction-type v_prediction; pass --no-zero-terminal-snr.")
+    if args.resume and args.init_from:
+        raise ValueError("Give --resume (continue this run folder) or --init-from (start from other weights), not both.")
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Train as the arguments say; return the last checkpoint folder."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from models.training.engine import (
+        LoopSettings,
+        RunLog,
+        checkpoint_folders,
+        latest_checkpoint,
+        make_accelerator,
+        read_trainer_state,
+        run_loop,
+        saved_arguments,
+    )
+    from models.training.pack_trainer import PackTrainer
+
+    preset = PRESETS[args.preset]
+    if args.bar_roll is None:
+        args.bar_roll = 0.5 if args.model == "unconditional" else 0.0
+    args.batch_size = args.batch_size or preset.batch_size
+    args.learning_rate = args.learning_rate or preset.learning_rate
+    check_arguments(args)
+    output_dir = args.output_dir
+    resume_from, start_step, seconds_trained = None, 0, 0.0
+    if args.resume:
+        resume_from = latest_checkpoint(output_dir)
+        if resume_from is not None:
+            state = read_trainer_state(resume_from)
+            start_step, seconds_trained = int(state["step"]), float(state.get("seconds_trained", 0.0))
+    elif checkpoint_folders(output_dir):
+        raise ValueError(f"{output_dir} already holds checkpoints: pass --resume to continue, or another --output-dir.")
+    if args.init_from is not None:
+        info_file = Path(args.init_from) / "training_info.json"
+        if not (Path(args.init_from) / "model_index.json").exists():
+            raise FileNotFoundError(f"--init-from {args.init_from} is not a pipeline folder (no model_index.json).")
+        resume_from = Path(args.init_from)
+        start_step = int(json.loads(info_file.read_text()).get("step", 0)) if info_file.exists() else 0
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.cpu and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    accelerator = make_accelerator(output_dir, args.mixed_precision, 1, args.cpu)
+    set_seed(args.seed)
+    trainer = PackTrainer(args, accelerator, resume_from, start_step)
+    if args.resume and resume_from is not None:
+        accelerator.load_state(str(resume_from / "training_state"))
+        trainer.ema.to(accelerator.device)  # its saved state loads on the CPU
+        logger.info("Resumed from %s at step %d.", resume_from, start_step)
+    (output_dir / "train_config.json").write_text(json.dumps(saved_arguments(args), indent=1, default=str))
+    settings = LoopSettings(output_dir=output_dir, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                            checkpoint_every=args.checkpoint_every,
+                            checkpoint_minutes=args.checkpoint_minutes, keep_checkpoints=args.keep_checkpoints,
+                            log_every=args.log_every, quiet=args.quiet)
+    log = RunLog(accelerator, output_dir, saved_arguments(args))
+    steps, reason = run_loop(trainer, settings, start_step, log, seconds_trained)
+    accelerator.end_training()
+    last = latest_checkpoint(output_dir)
+    logger.info("Stopped at step %d (%s). Last checkpoint: %s", steps, reason, last)
+    return last
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from models.training.pack_trainer import PackError
+
+    try:
+        train(args)
+    except (PackError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

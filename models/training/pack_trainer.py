@@ -1,0 +1,308 @@
+"""Trainer for tempo-normalised models from a data pack (`models/training/pack.py`): the bundled checkpoints' recipe.
+
+Every window is two bars at the pack's reference tempo, starting on a downbeat, so a small model
+learns a drum grid instead of a blur of tempos. The data lives on the training device and a batch
+is cut by index arithmetic, so a GPU step is a handful of kernels, not a Python loop over files.
+
+Runs through the same loop as `models.train` (`models/training/engine.py`): accelerate mixed
+precision, EMA weights, `--max-minutes` / `--max-steps` budgets, checkpoints that `--resume` continues.
+A checkpoint folder is a float16 pipeline (what ships) plus `training_state/` (fp32 weights,
+optimizer, EMA) for `--resume`; `--init-from` continues from a pipeline folder alone (a checkpoint
+returned from a GPU machine without its training state) with a fresh optimizer.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from models.mel import Mel
+from models.pipeline_mel_diffusion import MelDiffusionPipeline
+from models.pipeline_text_to_mel import TextToMelPipeline
+from models.schedulers import make_scheduler
+from models.training.batches import seeded_generator
+from models.training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
+from models.training.engine import saved_arguments
+from models.training.pack import Pack, PackWindows, bar_windows, load_pack
+from models.training.presets import (
+    PRESETS,
+    build_conditional_unet,
+    build_projection,
+    build_unet,
+    count_parameters,
+)
+from models.training.recipe import diffusion_loss, noise_schedule
+
+logger = logging.getLogger(__name__)
+
+# Mel settings a pack and a preset must share (the window width comes from the preset).
+MEL_KEYS = ("y_res", "sample_rate", "n_fft", "hop_length", "top_db")
+
+
+class PackError(ValueError):
+    """A pack that does not fit the asked model (wrong mel settings, no clips of a subset, no captions)."""
+
+
+def check_pack(pack: Pack, mel: dict, text: bool, subsets: tuple[str, ...] | None) -> None:
+    """Raise `PackError` when `pack` cannot train this model."""
+    for key in MEL_KEYS:
+        if pack.info["mel"][key] != mel[key]:
+            raise PackError(f"The pack's mel {key} is {pack.info['mel'][key]} but the preset needs {mel[key]}: "
+                            "rebuild the pack with matching settings or pick another preset.")
+    if text and not pack.text_embeddings.size:
+        raise PackError("A text model needs caption embeddings: rebuild the pack with a --text-encoder.")
+    if subsets and not np.isin(pack.subset, subsets).any():
+        raise PackError(f"The pack has no clip of subset(s) {', '.join(subsets)}; it has "
+                        f"{', '.join(sorted(set(pack.subset.tolist())))}.")
+
+
+def write_pack_splits(folder: Path, pack: Pack, train_indices: list[int]) -> None:
+    """`train_files.txt` (corpus-relative names) and `splits.json` (names with SHA-256) of the clips trained on,
+    for memorization checks against exactly those files."""
+    names = [str(pack.file_name[i]) for i in train_indices]
+    (folder / "train_files.txt").write_text("\n".join(names) + "\n")
+    splits = {"method": "data pack", "corpus": pack.info.get("corpus"), "reference_bpm": pack.info["reference_bpm"],
+              "train": [{"file": str(pack.file_name[i]), "sha256": str(pack.sha256[i])} for i in train_indices]}
+    (folder / "splits.json").write_text(json.dumps(splits, indent=1))
+
+
+class LearningRate:
+    """Linear warm-up, then cosine decay to 10% over the run's budget: `max_steps` or the time budget,
+    whichever is nearer (so a time-limited GPU run ends on a low learning rate)."""
+
+    def __init__(self, peak: float, warmup_steps: int, max_steps: int, max_seconds: float | None, start_step: int):
+        self.peak, self.warmup, self.max_steps, self.max_seconds = peak, warmup_steps, max_steps, max_seconds
+        self.start_step = start_step
+        self.started = time.monotonic()
+
+    def __call__(self, step: int) -> float:
+        if step < self.start_step + self.warmup:
+            return self.peak * (step - self.start_step + 1) / self.warmup
+        progress = step / self.max_steps
+        if self.max_seconds:
+            progress = max(progress, (time.monotonic() - self.started) / self.max_seconds)
+        return self.peak * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+class PackTrainer:
+    """Trains `MelDiffusionPipeline` (`args.model == "unconditional"`) or `TextToMelPipeline` (`"text"`) from a pack.
+
+    Args:
+        args: the parsed `python -m models.train_pack` arguments.
+        accelerator: from `engine.make_accelerator`.
+        resume_from: a checkpoint or pipeline folder whose weights to start from.
+        start_step: the step the run continues at.
+    """
+
+    def __init__(self, args: argparse.Namespace, accelerator: Accelerator, resume_from: Path | None = None,
+                 start_step: int = 0):
+        self.args = args
+        self.accelerator = accelerator
+        self.text = args.model == "text"
+        device = accelerator.device
+        preset = PRESETS[args.preset]
+
+        # 1. The pack and its bar-aligned windows (train on the device, valid for the valid loss)
+        pack = load_pack(args.pack)
+        subsets = tuple(args.subsets) if args.subsets else None
+        check_pack(pack, preset.mel, self.text, subsets)
+        self.pack = pack
+        window = preset.mel["x_res"]
+        train = bar_windows(pack, pack.select(("train",), subsets), window, whole=not self.text)
+        valid = bar_windows(pack, pack.select(("valid",), subsets), window, whole=not self.text)
+        if not len(train):
+            raise PackError(f"No window of {window} frames in the pack's train clips: the clips are shorter than "
+                            f"{window // pack.frames_per_bar} bars at the reference tempo.")
+        self.train_data = PackWindows(pack, train, window, device)
+        self.valid_data = PackWindows(pack, valid, window, device) if len(valid) else None
+        self.train_clips = sorted(set(pack.file_name[train.clip].tolist()))
+        self.train_indices = sorted(set(train.clip.tolist()))
+        self.empty_text = torch.from_numpy(pack.empty_text_embedding.astype(np.float32)).to(device)
+        logger.info("Pack %s: %d train windows from %d clips, %d valid windows; reference tempo %.4f BPM.",
+                    args.pack, len(train), len(self.train_clips), len(valid), pack.info["reference_bpm"])
+
+        # 2. Models: new, or the weights of a checkpoint / pipeline folder
+        if resume_from is not None:
+            pipeline_class = TextToMelPipeline if self.text else MelDiffusionPipeline
+            kwargs = {"text_encoder": None, "tokenizer": None} if self.text else {}
+            pipeline = pipeline_class.from_pretrained(resume_from, torch_dtype=torch.float32, **kwargs)
+        else:
+            pipeline = self._new_pipeline(pack, preset)
+        self.pipeline = pipeline.to(device)
+        self.noise_scheduler = noise_schedule(args.prediction_type, args.beta_schedule, args.zero_terminal_snr)
+        self.noise_scheduler.alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(device)
+        self.denoiser = TextTimingDenoiser(pipeline) if self.text else UnconditionalDenoiser(pipeline.unet)
+        self.denoiser.to(memory_format=torch.channels_last)
+        self.parameters = count_parameters(self.denoiser)
+        logger.info("Training %s: %.2f M parameters.", type(pipeline.unet).__name__, self.parameters / 1e6)
+
+        # 3. Optimizer, learning rate, EMA; accelerate; optional torch.compile of the UNet
+        fused = device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=args.learning_rate,
+                                           weight_decay=args.weight_decay, fused=fused)
+        max_seconds = args.max_minutes * 60 if args.max_minutes else None
+        # A run resumed with its optimizer state does not warm up again; a fresh optimizer does.
+        warm_from = 0 if args.resume else start_step
+        self.learning_rate = LearningRate(args.learning_rate, args.warmup_steps, args.max_steps, max_seconds,
+                                          warm_from)
+        self.denoiser, self.optimizer = accelerator.prepare(self.denoiser, self.optimizer)
+        self.ema = EMAModel(self.unwrapped.parameters(), decay=args.ema_decay, use_ema_warmup=True,
+                            power=args.ema_power, foreach=True)
+        self.ema.to(device)
+        self.ema.optimization_step = start_step
+        accelerator.register_for_checkpointing(self.ema)
+        self.forward = self.denoiser
+        if args.compile:
+            self.forward = torch.compile(self.denoiser)
+
+    # ---- building ----------------------------------------------------------------------------
+
+    def _new_pipeline(self, pack: Pack, preset) -> MelDiffusionPipeline | TextToMelPipeline:
+        args = self.args
+        mel = Mel(**preset.mel)
+        noise_scheduler = noise_schedule(args.prediction_type, args.beta_schedule, args.zero_terminal_snr)
+        scheduler = make_scheduler("dpm++", noise_scheduler.config, bounded=True)
+        tempo = {"reference_bpm": float(pack.info["reference_bpm"]), "beats_per_bar": int(pack.info["beats_per_bar"])}
+        torch.manual_seed(args.seed)
+        if not self.text:
+            unet = build_unet(preset, dict(mel.config))
+            if args.dropout:
+                unet = type(unet).from_config(unet.config, dropout=args.dropout)
+            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, **tempo)
+        longest = float(pack.seconds[pack.select(("train",))].max())
+        max_seconds = args.max_seconds or max(math.ceil(longest), math.ceil(mel.seconds_per_image))
+        projection = build_projection(preset, pack.text_embeddings.shape[1], max_seconds)
+        unet = build_conditional_unet(preset, dict(mel.config))
+        if args.dropout:
+            unet = type(unet).from_config(unet.config, dropout=args.dropout)
+        return TextToMelPipeline(
+            unet=unet, scheduler=scheduler, mel=mel, projection_model=projection,
+            text_encoder_name_or_path=pack.info["text_encoder"], text_pooling=pack.info["text_pooling"], **tempo,
+        )
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.denoiser)
+
+    # ---- one step ------------------------------------------------------------------------------
+
+    def batch(self, data: PackWindows, items: torch.Tensor, generator: torch.Generator | None,
+              caption_dropout: float) -> tuple[torch.Tensor, dict]:
+        """Images (with uniform dequantisation noise within one 8-bit step when training) and conditioning."""
+        images = data.images(items)
+        if generator is not None:
+            step = 2.0 / 127
+            jitter = (torch.rand(images.shape, generator=generator, device=images.device) - 0.5) * step
+            images = (images + jitter).clamp(-1.0, 1.0)
+        if generator is not None and self.args.bar_roll > 0:
+            rolled = torch.rand(len(items), generator=generator, device=images.device) < self.args.bar_roll
+            images = torch.where(rolled[:, None, None, None], images.roll(self.pack.frames_per_bar, dims=-1), images)
+        images = images.contiguous(memory_format=torch.channels_last)
+        if not self.text:
+            return images, {}
+        text = data.text[items]
+        if caption_dropout > 0 and generator is not None:
+            dropped = torch.rand(len(items), generator=generator, device=text.device) < caption_dropout
+            text = torch.where(dropped[:, None], self.empty_text[None], text)
+        seconds_start, seconds_total = data.timing(items)
+        return images, {"text_hidden": text[:, None, :], "text_mask": torch.ones(len(items), 1, device=text.device,
+                                                                               dtype=torch.long),
+                            "seconds_start": seconds_start, "seconds_total": seconds_total}
+
+    def loss(self, denoise, images: torch.Tensor, conditioning: dict, generator: torch.Generator) -> torch.Tensor:
+        device = images.device
+        noise = torch.randn(images.shape, generator=generator, device=device)
+        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (images.shape[0],),
+                                  generator=generator, device=device)
+        with self.accelerator.autocast():
+            return diffusion_loss(denoise, self.noise_scheduler, images, noise.contiguous(
+                memory_format=torch.channels_last), timesteps, self.args.snr_gamma, **conditioning)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        args = self.args
+        generator = torch.Generator(device=self.accelerator.device).manual_seed(
+            int(seeded_generator(args.seed, "pack", step).initial_seed()))
+        items = torch.randint(0, len(self.train_data), (args.batch_size,), generator=generator,
+                              device=self.accelerator.device)
+        images, conditioning = self.batch(self.train_data, items, generator, args.caption_dropout)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        self.denoiser.train()
+        try:
+            loss = self.loss(self.forward, images, conditioning, generator)
+        except Exception as error:  # torch.compile can fail on a new machine: train eagerly instead
+            if self.forward is self.denoiser:
+                raise
+            logger.warning("torch.compile failed (%s: %s); training without it.", type(error).__name__, error)
+            self.forward = self.denoiser
+            loss = self.loss(self.forward, images, conditioning, generator)
+        self.accelerator.backward(loss)
+        if args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.denoiser.parameters(), args.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.step(self.unwrapped.parameters())
+        return {"loss": loss.detach(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    # ---- validation, saving --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def valid_loss(self) -> float:
+        """Loss on the first `valid_items` valid windows with fixed noise (comparable across checkpoints)."""
+        denoiser = self.unwrapped.eval()
+        count = min(self.args.valid_items, len(self.valid_data))
+        total = 0.0
+        for start in range(0, count, self.args.batch_size):
+            items = torch.arange(start, min(count, start + self.args.batch_size), device=self.accelerator.device)
+            images, conditioning = self.batch(self.valid_data, items, None, 0.0)
+            generator = torch.Generator(device=self.accelerator.device).manual_seed(start)
+            total += float(self.loss(denoiser, images, conditioning, generator)) * len(items)
+        denoiser.train()
+        return total / count
+
+    def validate(self, step: int) -> dict[str, float]:
+        if self.valid_data is None:
+            return {}
+        parameters = list(self.unwrapped.parameters())
+        metrics = {"valid_loss": self.valid_loss()}
+        self.ema.store(parameters)
+        self.ema.copy_to(parameters)
+        try:
+            metrics["valid_loss_ema"] = self.valid_loss()
+        finally:
+            self.ema.restore(parameters)
+        return metrics
+
+    def save_outputs(self, folder: Path, step: int) -> None:
+        """The float16 pipeline with EMA weights, the training clip list and `training_info.json`."""
+        parameters = list(self.unwrapped.parameters())
+        self.ema.store(parameters)
+        self.ema.copy_to(parameters)
+        try:
+            shipped = copy.deepcopy(self.pipeline).to(device="cpu", dtype=torch.float16)
+        finally:
+            self.ema.restore(parameters)
+        shipped.save_pretrained(folder)
+        write_pack_splits(folder, self.pack, self.train_indices)
+        info = {"step": step, "model": self.args.model, "preset": self.args.preset, "parameters": self.parameters,
+                "prediction_type": self.noise_scheduler.config.prediction_type,
+                "zero_terminal_snr": self.args.zero_terminal_snr, "pack": Path(self.args.pack).name,
+                "reference_bpm": self.pack.info["reference_bpm"], "windows": len(self.train_data),
+                "train_clips": len(self.train_clips), "subsets": self.args.subsets,
+                "device": str(self.accelerator.device), "mixed_precision": self.accelerator.mixed_precision,
+                "batch_size": self.args.batch_size}
+        if torch.cuda.is_available() and self.accelerator.device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(self.accelerator.device)
+        (folder / "training_info.json").write_text(json.dumps(info, indent=1))
+
+    def trainer_state(self, step: int) -> dict:
+        return {"model": self.args.model, "args": saved_arguments(self.args), "pack": str(self.args.pack)}

@@ -1,0 +1,160 @@
+"""Build a training data pack from a corpus folder: every train/valid clip stretched to one reference tempo,
+as 8-bit mel spectrograms with pooled caption embeddings, in one compressed file (see `models/training/pack.py`).
+
+    python -m scripts.build_pack data/corpus --out data/packs/corpus.npz
+
+The pack is what `python -m models.train_pack` reads, on CPU or GPU, with no audio or text encoder.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from models.mel import Mel
+from models.stretch import samples_at_tempo, stretcher_name, time_stretch
+from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
+from models.training.pack import Pack, quantize, reference_bpm, save_pack
+
+SPLITS = ("train", "valid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("corpus", type=Path, help="corpus folder with train/ and valid/ (each with metadata.jsonl)")
+    parser.add_argument("--out", type=Path, default=Path("data/packs/corpus.npz"), help="pack file to write")
+    parser.add_argument("--sample-rate", type=int, default=16000, help="sample rate of the mel analysis in Hz")
+    parser.add_argument("--n-fft", type=int, default=1024, help="STFT size in samples")
+    parser.add_argument("--hop-length", type=int, default=256, help="STFT hop in samples")
+    parser.add_argument("--mel-bands", type=int, default=64, help="mel bands (image rows)")
+    parser.add_argument("--top-db", type=int, default=80, help="dynamic range kept below each clip's peak, in dB")
+    parser.add_argument("--frames-per-beat", type=int, default=32,
+                        help="STFT frames in one beat at the reference tempo (sets it: 32 -> 117.19 BPM at 16 kHz, hop 256)")
+    parser.add_argument("--beats-per-bar", type=int, default=4, help="beats in a bar")
+    parser.add_argument("--max-bars", type=float, default=3.0,
+                        help="keep at most this many bars of each clip (0 = all), to bound the pack's size")
+    parser.add_argument("--bpm-column", default="bpm", help="metadata field holding each clip's tempo in BPM")
+    parser.add_argument("--caption-column", default="text", help="metadata field holding each clip's caption")
+    parser.add_argument("--text-encoder", default=DEFAULT_TEXT_ENCODER,
+                        help="text encoder whose pooled embedding of each caption is stored ('' = none)")
+    parser.add_argument("--max-clips", type=int, default=0, help="use only the first N clips of each split (0 = all)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes for stretching and analysis")
+    return parser
+
+
+def read_rows(corpus: Path, split: str, bpm_column: str, caption_column: str) -> list[dict]:
+    """Metadata rows of one split with absolute paths; rows without a tempo are dropped (reported)."""
+    metadata = corpus / split / "metadata.jsonl"
+    if not metadata.is_file():
+        raise FileNotFoundError(f"{metadata} is missing: the pack needs {corpus}/{split}/metadata.jsonl.")
+    rows = []
+    for number, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{metadata}:{number} is not JSON ({error}).") from None
+        rows.append({"path": str(corpus / split / row["file_name"]), "file_name": f"{split}/{row['file_name']}",
+                         "split": split, "subset": str(row.get("subset") or ""), "bpm": row.get(bpm_column),
+                         "caption": str(row.get(caption_column) or "")})
+    return rows
+
+
+def analyse(job: tuple[str, float, dict, float, int]) -> tuple[np.ndarray, float, str]:
+    """One clip: read, mix to mono, resample, stretch to the reference tempo, mel dB re peak as uint8.
+
+    Returns the `[y, frames]` uint8 mel, the stretched length in seconds and the file's SHA-256.
+    """
+    path, bpm, mel_settings, target_bpm, max_frames = job
+    torch.set_num_threads(1)
+    data = Path(path).read_bytes()
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    mel = Mel(**mel_settings)
+    if rate != mel.sample_rate:
+        import librosa
+
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=mel.sample_rate, res_type="soxr_hq")
+    stretched = time_stretch(audio, mel.sample_rate, samples_at_tempo(len(audio), bpm, target_bpm))
+    hop = mel.config.hop_length
+    frames = mel.frames_for_samples(len(stretched))
+    padded = np.zeros(frames * hop - 1, dtype=np.float32)
+    padded[: len(stretched)] = stretched[: len(padded)]
+    power = mel.audio_to_mel_power(torch.from_numpy(padded)[None])[0].numpy()
+    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    db -= db.max()
+    kept = db[:, :max_frames] if max_frames else db
+    return quantize(kept, mel.config.top_db), len(stretched) / mel.sample_rate, hashlib.sha256(data).hexdigest()
+
+
+def caption_embeddings(captions: list[str], encoder: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled, normalised text embeddings `[len(captions), dim]` float16 (one per caption) and that of ""."""
+    tokenizer, model = load_text_encoder(encoder)
+    unique = sorted(set(captions) | {""})
+    rows = {}
+    for start in tqdm(range(0, len(unique), 128), desc="text embeddings", unit="batch"):
+        chunk = unique[start:start + 128]
+        hidden, mask = encode_text(tokenizer, model, chunk, 64)
+        pooled, _ = pool_text(hidden, mask)
+        rows.update(zip(chunk, pooled[:, 0].float().numpy()))
+    return np.stack([rows[caption] for caption in captions]).astype(np.float16), rows[""].astype(np.float16)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rows = []
+        for split in SPLITS:
+            split_rows = read_rows(args.corpus, split, args.bpm_column, args.caption_column)
+            rows += split_rows[: args.max_clips] if args.max_clips else split_rows
+    except (FileNotFoundError, ValueError) as error:
+        print(f"build_pack: {error}", file=sys.stderr)
+        return 2
+    no_tempo = [row["file_name"] for row in rows if not row["bpm"] or float(row["bpm"]) <= 0]
+    rows = [row for row in rows if row not in no_tempo and row["bpm"] and float(row["bpm"]) > 0]
+    if not rows:
+        print(f"build_pack: no clip in {args.corpus} has a tempo in '{args.bpm_column}'.", file=sys.stderr)
+        return 2
+    mel_settings = {"x_res": args.frames_per_beat * args.beats_per_bar, "y_res": args.mel_bands,
+                        "sample_rate": args.sample_rate, "n_fft": args.n_fft, "hop_length": args.hop_length,
+                        "top_db": args.top_db, "n_iter": 32}
+    target = reference_bpm(args.sample_rate, args.hop_length, args.frames_per_beat)
+    max_frames = round(args.max_bars * args.frames_per_beat * args.beats_per_bar) if args.max_bars else 0
+    jobs = [(row["path"], float(row["bpm"]), mel_settings, target, max_frames) for row in rows]
+    print(f"{len(rows)} clips -> {target:.4f} BPM with {stretcher_name()}; {len(no_tempo)} without a tempo skipped")
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(tqdm(pool.map(analyse, jobs, chunksize=8), total=len(jobs), desc="stretch + mel", unit="clip"))
+    mels = [mel for mel, _, _ in results]
+    captions = [row["caption"] for row in rows]
+    embeddings, empty = (caption_embeddings(captions, args.text_encoder) if args.text_encoder
+                         else (np.zeros((len(rows), 0), dtype=np.float16), np.zeros(0, dtype=np.float16)))
+    pack = Pack(
+        mel=np.concatenate(mels, axis=1),
+        offsets=np.concatenate([[0], np.cumsum([mel.shape[1] for mel in mels])]).astype(np.int64),
+        split=np.array([row["split"] for row in rows]), subset=np.array([row["subset"] for row in rows]),
+        file_name=np.array([row["file_name"] for row in rows]), sha256=np.array([digest for _, _, digest in results]),
+        caption=np.array(captions), bpm=np.array([float(row["bpm"]) for row in rows], dtype=np.float32),
+        seconds=np.array([seconds for _, seconds, _ in results], dtype=np.float32), text_embeddings=embeddings,
+        empty_text_embedding=empty,
+        info={"mel": mel_settings, "reference_bpm": target, "frames_per_beat": args.frames_per_beat,
+                  "beats_per_bar": args.beats_per_bar, "max_bars": args.max_bars, "text_encoder": args.text_encoder or None,
+                  "text_pooling": "mean" if args.text_encoder else None, "stretcher": stretcher_name(),
+                  "corpus": str(args.corpus), "skipped_without_tempo": no_tempo},
+    )
+    path = save_pack(args.out, pack)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): {len(pack)} clips, {pack.mel.shape[1]} frames")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
