@@ -168,8 +168,8 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     loops_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
                 with gr.Row():
                     loops_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
-                                              label="Clip length (s, 0 = the model's window, at least 4 s)")
-                    loops_bpm = gr.Number(value=0, minimum=0, maximum=300, label="Tempo (BPM, 0 = detect)")
+                                              label="Clip length (s; 0 = two bars at the tempo, or one window for other models)")
+                    loops_bpm = gr.Number(value=0, minimum=0, maximum=300, label="Tempo (BPM; 0 = the model's own tempo, or detected)")
             loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate")
             loops_status = gr.Markdown()
             loops_slots: list = []
@@ -267,7 +267,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                 with gr.Row():
                     listen_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     listen_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
-                                               label="Clip length (s, 0 = the model's window, at least 4 s)")
+                                               label="Clip length (s; 0 = two bars at the tempo, or one window for other models)")
                     listen_vocoder = gr.Checkbox(value=True, label="Vocoder-matched real clips (mel models)")
                 listen_prompt = gr.Textbox(label="Prompt for text models (real clips use their caption)")
                 gr.Markdown(f"Real clips: `{studio.real_dir}` ({len(studio.real_clips())} files).")

@@ -138,10 +138,29 @@ def model_channels(pipeline: object) -> int:
 MIN_DEFAULT_SECONDS = 4.0
 
 
-def default_seconds(pipeline: object) -> float:
-    """A model's default clip length in seconds: one window of a mel model but at least
-    `MIN_DEFAULT_SECONDS`, 10 s for Stable Audio."""
+def model_tempo(pipeline: object) -> float | None:
+    """The reference tempo of a tempo-normalised model in BPM (its output is stretched to any tempo), else None."""
+    return getattr(pipeline, "reference_bpm", None)
+
+
+def tempo_note(pipeline: object, bpm: float | None) -> str:
+    """A status line saying how a tempo-normalised model reached the output's tempo ("" for other models)."""
+    reference = model_tempo(pipeline)
+    if not reference:
+        return ""
+    if bpm:
+        return f"Made in bars at {reference:.2f} BPM, time-stretched to **{bpm:g} BPM**."
+    return f"Made at the model's {reference:.2f} BPM; name a tempo (e.g. '90 BPM') to get another."
+
+
+def default_seconds(pipeline: object, bpm: float | None = None) -> float:
+    """A model's default clip length in seconds: for tempo-normalised models, the bars of one window
+    at `bpm` (two bars); for other mel models one window but at least `MIN_DEFAULT_SECONDS`; 10 s for
+    Stable Audio."""
     window = float(getattr(pipeline, "window_seconds", 0.0) or 0.0)
+    reference = model_tempo(pipeline)
+    if window and reference:
+        return window * reference / (bpm or reference)
     if window:
         return max(window, MIN_DEFAULT_SECONDS)
     return float(min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
@@ -230,11 +249,14 @@ class Studio:
         keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
         extend_in_s: float | None = None,
         progress_callback: Callable[[int, int], None] | None = None,
+        bpm: float | None = None,
     ) -> GeneratedAudio:
         """One clip from any backend, seeded by `seed` (a CPU generator, so a seed means the same noise on
-        any device). Raises `gr.Error` for inputs the model refuses."""
+        any device). `bpm` reaches tempo-normalised models only (generation from scratch). Raises `gr.Error`
+        for inputs the model refuses."""
         generator = torch.Generator().manual_seed(int(seed))
         negative_prompt = negative_prompt or None
+        tempo = {"bpm": bpm} if bpm and model_tempo(pipeline) and audio is None else {}
         try:
             if is_stable_audio(pipeline):
                 if keep_regions_in_s or extend_in_s:
@@ -250,12 +272,12 @@ class Studio:
                                 seconds_total=seconds_total, num_inference_steps=steps, guidance_scale=guidance_scale,
                                 generator=generator, audio=audio, audio_sampling_rate=audio_sampling_rate,
                                 strength=strength, keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s,
-                                progress_callback=progress_callback)
+                                progress_callback=progress_callback, **tempo)
             return pipeline(batch_size=1, num_inference_steps=steps, generator=generator, audio=audio,
                             audio_sampling_rate=audio_sampling_rate, strength=strength,
                             keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s,
                             audio_length_in_s=None if audio is not None else seconds_total,
-                            progress_callback=progress_callback)
+                            progress_callback=progress_callback, **tempo)
         except ValueError as error:
             raise gr.Error(str(error)) from None
         except torch.cuda.OutOfMemoryError:
@@ -320,13 +342,17 @@ class Studio:
             prompt = self.check_prompt_use(choice, pipeline, prompt, notes)
             if pipeline.is_text_conditioned and not prompt:
                 raise gr.Error(f"{choice.name} is a text model: write a prompt, e.g. 'funk drum loop, 100 BPM'.")
-            seconds = clip_seconds or default_seconds(pipeline)
-            tempo = bpm or (bpm_from_prompt(prompt) if pipeline.is_text_conditioned else None)
+            asked = bpm or (bpm_from_prompt(prompt) if pipeline.is_text_conditioned else None)
+            # A tempo-normalised model makes bars at its reference tempo, stretched to the asked one: the
+            # tempo is then known exactly, never estimated.
+            tempo = asked or model_tempo(pipeline)
+            tempo_line = tempo_note(pipeline, asked)
+            seconds = clip_seconds or default_seconds(pipeline, tempo)
             outputs = []
             for index in range(variations):
                 variation_seed = (seed + index) % (MAX_SEED + 1)
                 generated = self.generate(pipeline, variation_seed, steps, prompt=prompt, seconds_total=seconds,
-                                          progress_callback=reporter.for_call(index))
+                                          progress_callback=reporter.for_call(index), bpm=tempo)
                 audio = generated.audios[0]
                 params = dict(model=choice.short_name, model_source=choice.source, prompt=prompt or None,
                               seed=variation_seed, steps=steps, scheduler=scheduler_used, seconds_total=seconds,
@@ -352,6 +378,7 @@ class Studio:
         reporter.report(1.0, "Done")
         lines = [f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
                  f"`{choice.name}`"]
+        lines += [tempo_line] if tempo_line else []
         return Result(outputs, seed, self.status(lines, notes), notes)
 
     @staticmethod
@@ -411,12 +438,15 @@ class Studio:
             if seconds_start > limit:
                 raise gr.Error(f"Start offset must be at most {limit:g} s for {choice.name}, got {seconds_start:g} s.")
             scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
+            tempo = bpm_from_prompt(prompt) if model_tempo(pipeline) else None
+            tempo_line = tempo_note(pipeline, tempo)
             outputs = []
             for index in range(num_outputs):
                 output_seed = (seed + index) % (MAX_SEED + 1)
                 generated = self.generate(pipeline, output_seed, steps, prompt=prompt, negative_prompt=negative_prompt,
                                           seconds_total=seconds_total, seconds_start=seconds_start,
-                                          guidance_scale=guidance_scale, progress_callback=reporter.for_call(index))
+                                          guidance_scale=guidance_scale, progress_callback=reporter.for_call(index),
+                                          bpm=tempo)
                 samples = round(seconds_total * generated.sample_rate)
                 audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
                 params = dict(model=choice.short_name, model_source=choice.source, prompt=prompt,
@@ -430,6 +460,7 @@ class Studio:
         reporter.report(1.0, "Done")
         lines = [f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(steps, 'step')} · "
                  f"guidance {guidance_scale:g} · {seconds_total:g} s from {seconds_start:g} s · `{choice.name}`"]
+        lines += [tempo_line] if tempo_line else []
         return Result(outputs, seed, self.status(lines, notes), notes)
 
     # ---- Audio to audio tab ------------------------------------------------------------------
