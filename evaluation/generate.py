@@ -74,10 +74,17 @@ class ClipTask:
         if getattr(pipeline, "is_text_conditioned", False):
             prompt_index = prompt_position(index, self.num_clips, len(self.prompts))
             row["text"] = self.prompts[prompt_index]
+            tempo = {}
             if self.prompt_rows is not None:
                 row["reference"] = self.prompt_rows[prompt_index]
+                # Tempo-normalised models are stretched to the reference clip's tempo, as the app does
+                # with the BPM its prompt names.
+                bpm = row["reference"].get("bpm") if isinstance(row["reference"], dict) else None
+                if bpm and getattr(pipeline, "reference_bpm", None):
+                    tempo = {"bpm": float(bpm)}
+                    row["bpm"] = float(bpm)
             output = pipeline(prompt=[row["text"]], seconds_total=self.seconds_total,
-                              num_inference_steps=self.num_inference_steps, generator=generator)
+                              num_inference_steps=self.num_inference_steps, generator=generator, **tempo)
         else:
             output = pipeline(batch_size=1, generator=generator, num_inference_steps=self.num_inference_steps,
                               audio_length_in_s=self.seconds_total)
