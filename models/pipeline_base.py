@@ -20,6 +20,9 @@ from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
 from models.stretch import samples_at_tempo, time_stretch
 
+# Peak of a clip generated from scratch: -1 dBFS.
+OUTPUT_PEAK = 10 ** (-1 / 20)
+
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressCallback = Callable[[int, int], None]
 # (batch, init images or None, strength, keep mask or None, first frame of each item's window, on_step) -> images
@@ -504,14 +507,27 @@ class MelPipelineBase(DiffusionPipeline):
         extend: bool,
         overlap_in_s: float,
     ) -> GeneratedAudio:
-        """Griffin-Lim to exactly `num_samples` samples, the original waveform put back where it was
-        kept (in/outpainting, continuation), and display pictures."""
-        audios = self.frames_to_audio(frames, num_samples)
+        """Griffin-Lim to exactly `num_samples` samples at a usable level, the original waveform put back
+        where it was kept (in/outpainting, continuation), and display pictures."""
+        audios = self.set_level(self.frames_to_audio(frames, num_samples), original)
         if original is not None and (keep_regions_in_s or extend):
             overlap_samples = round(overlap_in_s * self.sample_rate)
             keep = self.kept_samples(num_samples, keep_regions_in_s, len(original), overlap_samples)
             audios = self.splice_original(audios, original, keep, crossfade_samples=overlap_samples // 2)
         return GeneratedAudio(audios=audios, sample_rate=self.sample_rate, images=self.power_to_pictures(frames))
+
+    def set_level(self, audios: np.ndarray, original: np.ndarray | None) -> np.ndarray:
+        """Give `[batch, 1, samples]` Griffin-Lim audio a level: mel images are normalised per window, so
+        the model knows only relative levels. From scratch: peaks at `OUTPUT_PEAK` (-1 dBFS, the level
+        of a normalised sample; the demo corpus's clips peak at -2.6 dBFS, median). From input audio:
+        the input's RMS, never above the ceiling (kept regions are matched again when spliced)."""
+        peaks = np.abs(audios).max(axis=-1, keepdims=True)
+        if original is None:
+            return (audios * (OUTPUT_PEAK / np.maximum(peaks, 1e-9))).astype(np.float32)
+        target_rms = float(np.sqrt(np.mean(original.astype(np.float64) ** 2)))
+        rms = np.sqrt(np.mean(audios.astype(np.float64) ** 2, axis=-1, keepdims=True))
+        gains = np.minimum(target_rms / np.maximum(rms, 1e-12), OUTPUT_PEAK / np.maximum(peaks, 1e-9))
+        return (audios * gains).astype(np.float32)
 
     def count_steps(
         self, original: np.ndarray | None, total_frames: int, overlap_frames: int, num_inference_steps: int,

@@ -73,7 +73,7 @@ def reconstruction(pipe, clip: np.ndarray) -> np.ndarray:
     windows, peak_db = pipe.audio_to_windows(clip)
     images = pipe.decode_latents(pipe.encode_images(windows))
     frames = pipe.windows_to_frames(images, peak_db)[..., : pipe.mel.frames_for_samples(clip.size)]
-    return pipe.frames_to_audio(frames, clip.size)
+    return pipe.set_level(pipe.frames_to_audio(frames, clip.size), clip)
 
 
 def picture_distance(a, b) -> float:
