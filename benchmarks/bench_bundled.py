@@ -1,10 +1,11 @@
-"""CPU generation time of the bundled checkpoints for a 5 s clip at the app's default settings.
+"""CPU generation time of the bundled checkpoints for a 4 s clip at the app's default settings.
 
     python -m benchmarks.bench_bundled --checkpoints checkpoints/loops checkpoints/text --repeats 5
 
 Each checkpoint is loaded the way the app loads it (`models.loading.load_pipeline`) and generates one
 clip of `--seconds` seconds with the app's defaults (its default scheduler, 20 steps; text models:
-guidance scale 3.0 and a drum prompt), once to warm up and then `--repeats` timed runs per thread
+guidance scale 3.0 and a drum prompt; tempo-normalised models are stretched to the prompt's 124 BPM,
+as the app does), once to warm up and then `--repeats` timed runs per thread
 count; the median wall time and the real-time factor (seconds of audio per second of compute) are
 reported and written to `--out`. Text models also generate one clip at each `--check-durations`
 length (seconds) and record whether the output has exactly round(seconds x rate) samples.
@@ -25,15 +26,18 @@ from models.loading import load_pipeline
 APP_STEPS = 20  # webapp/handlers.py: the steps slider's default
 APP_GUIDANCE = 3.0  # webapp/handlers.py: the text tab's guidance default
 PROMPT = "drum loop, house, 124 BPM, TR-909 kit with kick, snare and closed hi-hat"
+PROMPT_BPM = 124.0
 
 
 def generate(pipeline, seconds: float, seed: int):
     """One clip of `seconds` seconds at the app's defaults."""
     generator = torch.Generator("cpu").manual_seed(seed)
+    tempo = {"bpm": PROMPT_BPM} if getattr(pipeline, "reference_bpm", None) else {}
     if getattr(pipeline, "is_text_conditioned", False):
         return pipeline(prompt=[PROMPT], seconds_total=seconds, num_inference_steps=APP_STEPS,
-                        guidance_scale=APP_GUIDANCE, generator=generator)
-    return pipeline(batch_size=1, audio_length_in_s=seconds, num_inference_steps=APP_STEPS, generator=generator)
+                        guidance_scale=APP_GUIDANCE, generator=generator, **tempo)
+    return pipeline(batch_size=1, audio_length_in_s=seconds, num_inference_steps=APP_STEPS, generator=generator,
+                    **tempo)
 
 
 def generate_once(pipeline, seconds: float, seed: int) -> float:
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--checkpoints", nargs="+", default=["checkpoints/loops", "checkpoints/text"],
                         help="pipeline folders or hub ids to time (default: the bundled loops and text)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds (default 5)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds (default 4)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting; the median is reported (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch CPU thread counts to time (default 1 2)")

@@ -1,0 +1,383 @@
+"""How close a checkpoint's output comes to the real clips it was trained to imitate (the models issue's measures).
+
+    python -m benchmarks.bench_quality checkpoints/loops --kind loops --out benchmarks/results/quality-loops.json
+    python -m benchmarks.bench_quality checkpoints/text --kind text --out benchmarks/results/quality-text.json
+
+Real clips: the corpus's test split (loops: its drum clips; text: 13 clips from each of five
+contrasting families, drums, bass, chords, melody and chorale, with their captions as prompts),
+each cut to its first `--seconds`. Generations: one per real clip, at the app's defaults (the
+model's scheduler and step count, guidance 3, `--seconds` long, fixed seeds), at the real clip's
+tempo for tempo-normalised models (the app takes the BPM from the prompt or the BPM field).
+
+Measures, each against the real clips in the same run:
+- broken-clip rate (`evaluation.quality.broken_reasons`; its rate on real test and valid clips is
+  reported too, and must stay at or below 2%);
+- classifier two-sample test accuracy (0.5 = indistinguishable);
+- median pulse clarity, generated / real;
+- FAD with `clap-bundled` and `mel-stats` against test clips, and the real floor FAD(valid, test)
+  at the same number of clips;
+- text: CLAP score of generations with their prompts / of the real clips with their captions, and
+  a confusion matrix of families (each generated clip's nearest real-family centroid in CLAP space);
+- memorization: share of generations flagged as copies of training clips (thresholds at 1% false
+  positives on held-out valid clips);
+- the R^2 of the x0 estimate the model implies on real windows at timesteps 0..999, against the
+  per-pixel data mean (below 0 means worse than predicting the mean).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from diffusers import DDPMScheduler
+from tqdm import tqdm
+
+from evaluation.embedders import get_embedder
+from evaluation.embedding import embed_files
+from evaluation.fad import fad
+from evaluation.quality import (
+    broken_reasons,
+    c2st_accuracy,
+    c2st_features,
+    clip_checks,
+    pulse_clarity,
+)
+from models.loading import load_pipeline
+from models.stretch import samples_at_tempo, time_stretch
+from models.training.recipe import x0_estimate
+
+FAMILIES = ("drums", "bass", "chords", "melody", "chorale")
+RATE = 16000
+
+
+def family_of(row: dict) -> str | None:
+    """One of `FAMILIES` for a corpus metadata row (None for band clips and anything else)."""
+    if row.get("subset") == "drums":
+        return "drums"
+    if row.get("subset") == "classical":
+        return "chorale"
+    return {"bass line": "bass", "chords": "chords", "melody": "melody", "arpeggio": "melody"}.get(row.get("part"))
+
+
+def corpus_rows(corpus: Path, split: str, seconds: float) -> list[dict]:
+    """Metadata rows of a split with their audio path and family; clips shorter than `seconds` are left out."""
+    rows = []
+    for line in (corpus / split / "metadata.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["seconds_total"] + 1e-6 >= seconds:
+            rows.append(dict(row, path=str(corpus / split / row["file_name"]), family=family_of(row)))
+    return rows
+
+
+def pick_rows(rows: list[dict], kind: str, count: int, seed: int) -> list[dict]:
+    """Loops: `count` drum clips; text: `count // 5` (at least 13) clips of each family."""
+    rng = np.random.default_rng(seed)
+    if kind == "loops":
+        drums = [row for row in rows if row["family"] == "drums"]
+        return [drums[i] for i in sorted(rng.permutation(len(drums))[:count])]
+    per_family = max(13, count // len(FAMILIES))
+    picked = []
+    for family in FAMILIES:
+        members = [row for row in rows if row["family"] == family]
+        picked += [members[i] for i in sorted(rng.permutation(len(members))[:per_family])]
+    return picked
+
+
+def cut_clip(path: str, seconds: float) -> np.ndarray:
+    """The first `seconds` of a corpus clip, mono, at 16 kHz."""
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    if rate != RATE:
+        raise ValueError(f"{path} is at {rate} Hz; this benchmark expects the 16 kHz demo corpus.")
+    return audio.mean(axis=1)[: round(seconds * RATE)]
+
+
+def write_real(rows: list[dict], seconds: float, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for row in rows:
+        path = folder / (Path(row["file_name"]).stem + ".wav")
+        if not path.exists():
+            sf.write(path, cut_clip(row["path"], seconds), RATE)
+        paths.append(path)
+    return paths
+
+
+def generate(pipeline, rows: list[dict], kind: str, seconds: float, seed: int, folder: Path) -> tuple[list[Path], float]:
+    """One clip per row (its caption as prompt, its tempo for tempo-normalised models); median seconds per clip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, times = [], []
+    tempo_model = getattr(pipeline, "reference_bpm", None) is not None
+    for index, row in enumerate(tqdm(rows, desc=f"generating {kind}", unit="clip")):
+        generator = torch.Generator().manual_seed(seed + index)
+        bpm = float(row["bpm"]) if tempo_model and row.get("bpm") else None
+        started = time.perf_counter()
+        if kind == "text":
+            output = pipeline(row["text"], seconds_total=seconds, generator=generator, bpm=bpm)
+        else:
+            output = pipeline(audio_length_in_s=seconds, generator=generator, bpm=bpm)
+        times.append(time.perf_counter() - started)
+        path = folder / f"gen-{index:03d}.wav"
+        sf.write(path, output.audios[0, 0], output.sample_rate)
+        paths.append(path)
+    return paths, float(np.median(times))
+
+
+@torch.no_grad()
+def vocode(pipeline, audio: np.ndarray, bpm: float | None) -> np.ndarray:
+    """A real clip through the model's representation only: (stretch to the reference tempo,) mel,
+    Griffin-Lim, (stretch back): the best any model of this representation can sound."""
+    reference = getattr(pipeline, "reference_bpm", None)
+    original = len(audio)
+    if reference is not None and bpm:
+        audio = time_stretch(audio, RATE, samples_at_tempo(original, bpm, reference))
+    power = pipeline.mel.audio_to_mel_power(torch.from_numpy(audio.astype(np.float32))[None])
+    out = pipeline.frames_to_audio(power[:, None], len(audio))[0, 0]
+    return time_stretch(out, RATE, original) if len(out) != original else out
+
+
+def load_audio(paths: list[Path]) -> list[np.ndarray]:
+    return [sf.read(path, dtype="float32")[0] for path in paths]
+
+
+@torch.no_grad()
+def x0_r2(pipeline, rows: list[dict], kind: str, timesteps: list[int], count: int = 32,
+          seed: int = 0) -> dict[int, float]:
+    """R^2 of the model's implied x0 on the first window of real clips, cut as in training.
+
+    Tempo-normalised models: the whole clip stretched to the reference tempo, and (loops) only clips
+    that fill a window, as their training windows do. Other models: the clip's first window.
+    """
+    windows, prompts, totals = [], [], []
+    reference = getattr(pipeline, "reference_bpm", None)
+    for row in rows:
+        audio = cut_clip(row["path"], 3600.0)
+        if reference is not None and row.get("bpm"):
+            audio = time_stretch(audio, RATE, samples_at_tempo(len(audio), float(row["bpm"]), reference))
+            if kind == "loops" and len(audio) < pipeline.mel.samples_per_image:
+                continue
+        images, _ = pipeline.audio_to_windows(audio.astype(np.float32))
+        windows.append(images[:1])
+        prompts.append(row.get("text") or "")
+        totals.append(len(audio) / RATE)
+        if len(windows) == count:
+            break
+    rows = rows[: len(windows)]
+    clean = torch.cat(windows).float()
+    schedule = DDPMScheduler.from_config(pipeline.scheduler.config)
+    mean = clean.mean(dim=0, keepdim=True)
+    total = float(((clean - mean) ** 2).sum())
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
+    if kind == "text":
+        text = pipeline.encode_prompt(prompts)
+        predict = pipeline.make_noise_predictor(text, None, torch.zeros(len(rows)), torch.tensor(totals), 1.0)
+    else:
+        predict = lambda latents, timestep: pipeline.unet(latents, timestep).sample
+    scores = {}
+    for timestep in timesteps:
+        steps = torch.full((len(rows),), timestep, dtype=torch.long)
+        noisy = schedule.add_noise(clean, noise, steps)
+        estimate = x0_estimate(predict(noisy, torch.tensor(timestep)), noisy, steps, schedule).clamp(-3, 3)
+        scores[timestep] = 1.0 - float(((estimate - clean) ** 2).sum()) / total
+    return scores
+
+
+def spectrogram_figure(real: list[np.ndarray], generated: list[np.ndarray], titles: list[str], path: Path) -> None:
+    """Mel spectrograms of real (left) and generated (right) clips, one pair a row, as a PNG."""
+    import librosa
+    import librosa.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(real), 2, figsize=(12, 2.2 * len(real)), squeeze=False)
+    for row, (first, second, title) in enumerate(zip(real, generated, titles)):
+        for column, (audio, label) in enumerate(((first, "real: " + title), (second, "generated, same prompt/tempo"))):
+            mel = librosa.feature.melspectrogram(y=audio, sr=RATE, n_fft=1024, hop_length=256, n_mels=64)
+            librosa.display.specshow(librosa.power_to_db(mel, ref=np.max, top_db=80), sr=RATE, hop_length=256,
+                                     x_axis="time", y_axis="mel", ax=axes[row, column])
+            axes[row, column].set_title(label[:90], fontsize=8)
+            axes[row, column].set_xlabel("")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=55)
+    plt.close(figure)
+
+
+def family_confusion(embedder, generated: list[Path], real: list[Path], rows: list[dict]) -> dict:
+    """Each generated clip's nearest real-family centroid (cosine in the embedder's space), per prompt family."""
+    gen = embed_files(embedder, generated, progress=False).embeddings
+    ref = embed_files(embedder, real, progress=False).embeddings
+    families = [row["family"] for row in rows]
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+    centroids = unit(np.stack([ref[[f == family for f in families]].mean(axis=0) for family in FAMILIES]))
+    matrix = {family: Counter() for family in FAMILIES}
+    for vector, family in zip(unit(gen), families):
+        matrix[family][FAMILIES[int(np.argmax(centroids @ vector))]] += 1
+    real_hits = [FAMILIES[int(np.argmax(centroids @ vector))] == family for vector, family in zip(unit(ref), families)]
+    correct = sum(matrix[f][f] for f in FAMILIES) / len(rows)
+    return {"families": list(FAMILIES), "matrix": {f: [matrix[f][g] for g in FAMILIES] for f in FAMILIES},
+            "own_family_share": correct, "real_own_family_share": float(np.mean(real_hits))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="pipeline folder (or hub id) to measure")
+    parser.add_argument("--kind", choices=("loops", "text"), required=True,
+                        help="loops: unconditional drum model vs test drums; text: prompted by test captions")
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="the demo corpus folder")
+    parser.add_argument("--num", type=int, default=64, help="generations (text: at least 13 per family)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds (the app's default)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of clip choice and generation")
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/bench_quality"),
+                        help="where generated and cut real clips are written")
+    parser.add_argument("--scheduler", default=None,
+                        help="sample with this scheduler (models.schedulers.SCHEDULERS) instead of the model's own")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, 20)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--long-seconds", type=float, default=16.0,
+                        help="length of the long clips that check continuation keeps groove and level (0 = skip)")
+    parser.add_argument("--long-num", type=int, default=8, help="how many long clips")
+    parser.add_argument("--no-memorization", action="store_true", help="skip the memorization report (slow)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="write a PNG of real vs generated mel spectrograms here (loops: 4; text: one per family)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    # 1. Real clips and their cuts
+    test = corpus_rows(args.corpus, "test", args.seconds)
+    valid = corpus_rows(args.corpus, "valid", args.seconds)
+    rows = pick_rows(test, args.kind, args.num, args.seed)
+    same_kind = (lambda row: row["family"] == "drums") if args.kind == "loops" else (lambda row: True)
+    real_dir = args.work_dir / "real"
+    real_paths = write_real(rows, args.seconds, real_dir / "test")
+    all_test = write_real([row for row in test if same_kind(row)], args.seconds, real_dir / "test")
+    all_valid = write_real([row for row in valid if same_kind(row)], args.seconds, real_dir / "valid")
+
+    # 2. Generate
+    name = Path(args.checkpoint).name
+    pipeline = load_pipeline(args.checkpoint, device="cpu", scheduler=args.scheduler)
+    if args.steps:
+        pipeline.default_num_inference_steps = args.steps
+    label = f"{name}-{args.kind}-{pipeline.scheduler_name}-{pipeline.default_num_inference_steps}"
+    gen_paths, seconds_per_clip = generate(pipeline, rows, args.kind, args.seconds, args.seed, args.work_dir / label)
+    gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
+    result = {"checkpoint": str(args.checkpoint), "kind": args.kind, "num": len(rows), "seconds": args.seconds,
+              "scheduler": pipeline.scheduler_name, "steps": pipeline.default_num_inference_steps,
+              "median_cpu_seconds_per_clip": seconds_per_clip, "threads": args.threads}
+
+    if args.figure:
+        shown = [0, 1, 2, 3] if args.kind == "loops" else [next(i for i, row in enumerate(rows) if row["family"] == f)
+                                                           for f in FAMILIES]
+        spectrogram_figure([real_audio[i] for i in shown], [gen_audio[i] for i in shown],
+                           [rows[i]["text"] for i in shown], args.figure)
+
+    # 3. Broken clips, pulse clarity, two-sample test
+    def broken_share(audios):
+        reasons = [broken_reasons(clip_checks(audio, RATE)) for audio in audios]
+        return float(np.mean([bool(r) for r in reasons])), Counter(x for r in reasons for x in r)
+
+    gen_broken, gen_why = broken_share(gen_audio)
+    test_broken, _ = broken_share(load_audio(all_test))
+    valid_broken, _ = broken_share(load_audio(all_valid))
+    result["broken"] = {"generated": gen_broken, "reasons": dict(gen_why), "real_test": test_broken,
+                        "real_valid": valid_broken}
+    gen_pulse = np.median([pulse_clarity(audio, RATE) for audio in gen_audio])
+    real_pulse = np.median([pulse_clarity(audio, RATE) for audio in real_audio])
+    result["pulse_clarity"] = {"generated": float(gen_pulse), "real": float(real_pulse),
+                               "ratio": float(gen_pulse / real_pulse)}
+    accuracy, spread = c2st_accuracy(np.stack([c2st_features(a, RATE) for a in real_audio]),
+                                     np.stack([c2st_features(a, RATE) for a in gen_audio]), seed=args.seed)
+    result["c2st"] = {"accuracy": accuracy, "std": spread}
+
+    # The representation's own ceiling: the same real clips through mel + Griffin-Lim (+ stretching)
+    vocoded_dir = args.work_dir / f"{label}-vocoded-real"
+    vocoded_dir.mkdir(parents=True, exist_ok=True)
+    vocoded_paths = []
+    for path, audio, row in zip(real_paths, real_audio, rows):
+        vocoded_paths.append(vocoded_dir / path.name)
+        bpm = float(row["bpm"]) if getattr(pipeline, "reference_bpm", None) and row.get("bpm") else None
+        sf.write(vocoded_paths[-1], vocode(pipeline, audio, bpm), RATE)
+    vocoded_audio = load_audio(vocoded_paths)
+    vocoded_broken, _ = broken_share(vocoded_audio)
+    accuracy, spread = c2st_accuracy(np.stack([c2st_features(a, RATE) for a in real_audio]),
+                                     np.stack([c2st_features(a, RATE) for a in vocoded_audio]), seed=args.seed)
+    result["vocoded_real"] = {"c2st_accuracy": accuracy, "broken": vocoded_broken, "pulse_clarity_ratio": float(
+        np.median([pulse_clarity(a, RATE) for a in vocoded_audio]) / real_pulse)}
+
+    # 4. FAD against test clips, and the real floor at the same sizes
+    rng = np.random.default_rng(args.seed)
+    result["fad"] = {}
+    for embedder_name in ("clap-bundled", "mel-stats"):
+        embedder = get_embedder(embedder_name)
+        test_set = embed_files(embedder, all_test, progress=False).embeddings
+        valid_set = embed_files(embedder, all_valid, progress=False).embeddings
+        gen_set = embed_files(embedder, gen_paths, progress=False).embeddings
+        floor_rows = rng.permutation(len(valid_set))[: len(gen_set)]
+        generated_fad, floor = fad(test_set, gen_set), fad(test_set, valid_set[floor_rows])
+        vocoded_fad = fad(test_set, embed_files(embedder, vocoded_paths, progress=False).embeddings)
+        result["fad"][embedder_name] = {"generated": generated_fad, "floor": floor, "ratio": generated_fad / floor,
+                                        "vocoded_real": vocoded_fad, "vocoded_ratio": vocoded_fad / floor}
+
+    # 5. Text: CLAP score against the real clips' own, and the family confusion matrix
+    if args.kind == "text":
+        from evaluation.clap_score import clap_score
+
+        embedder = get_embedder("clap-bundled")
+        captions_gen = {path.name: row["text"] for path, row in zip(gen_paths, rows)}
+        captions_real = {path.name: row["text"] for path, row in zip(real_paths, rows)}
+        gen_score = clap_score(embedder, embed_files(embedder, gen_paths, progress=False), captions_gen,
+                               n_bootstrap=200).mean
+        real_score = clap_score(embedder, embed_files(embedder, real_paths, progress=False), captions_real,
+                                n_bootstrap=200).mean
+        result["clap_score"] = {"generated": gen_score, "real": real_score, "ratio": gen_score / real_score}
+        result["families"] = family_confusion(embedder, gen_paths, real_paths, rows)
+
+    # 6. Memorization against the training clips
+    if not args.no_memorization:
+        from evaluation.memorization import memorization_report
+
+        train = [row for row in corpus_rows(args.corpus, "train", 0.0) if same_kind(row)]
+        embedder = get_embedder("clap-bundled")
+        report = memorization_report(
+            embed_files(embedder, gen_paths, progress=False),
+            embed_files(embedder, [Path(row["path"]) for row in train], progress=False),
+            baseline=embed_files(embedder, all_valid, progress=False), progress=False)
+        result["memorization"] = {"flagged": report.share_above["either"],
+                                  "baseline_flagged": report.share_above["baseline_embedding_similarity"],
+                                  "thresholds": report.thresholds}
+
+    # 7. Long clips: continued window by window, do they keep the level and the groove?
+    if args.long_seconds:
+        long_rows = rows[: args.long_num]
+        long_paths, _ = generate(pipeline, long_rows, args.kind, args.long_seconds, args.seed + 1000,
+                                 args.work_dir / f"{label}-long")
+        drifts, broken, clarity = [], [], []
+        for audio in load_audio(long_paths):
+            rms = [float(np.sqrt(np.mean(piece ** 2)) + 1e-9) for piece in (audio[: 2 * RATE], audio[-2 * RATE:])]
+            drifts.append(20 * np.log10(rms[1] / rms[0]))
+            broken.append(bool(broken_reasons(clip_checks(audio, RATE))))
+            clarity.append(pulse_clarity(audio, RATE))
+        result["long_clips"] = {"seconds": args.long_seconds, "num": len(long_rows),
+                                "level_drift_db_last_vs_first_2s": {"median": float(np.median(drifts)),
+                                                                    "min": float(np.min(drifts))},
+                                "broken": float(np.mean(broken)), "pulse_clarity_median": float(np.median(clarity))}
+
+    # 8. The implied x0 on real windows, per timestep
+    result["x0_r2"] = x0_r2(pipeline, rows, args.kind, [0, 100, 200, 400, 600, 800, 900, 999])
+
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
