@@ -687,6 +687,59 @@ def make_loop(
     )
 
 
+
+def loop_from_downbeat(
+    audio: np.ndarray,
+    sample_rate: int,
+    bpm: float,
+    repeats: int = 4,
+    beats_per_bar: int = 4,
+    crossfade_in_s: float = DEFAULT_CROSSFADE_IN_S,
+) -> Loop:
+    """A loop from a clip known to start on a downbeat at a known tempo (tempo-normalised models make
+    such clips): every whole bar of it, nothing estimated.
+
+    With two bars or more, the cycle's last `crossfade_in_s` fade into the audio just before its
+    last bar's downbeat, so the wrap into the first downbeat repeats a transition the clip itself
+    made one bar earlier; a one-bar cycle gets a short fade-out instead.
+
+    Raises:
+        ValueError: the clip is shorter than one bar at `bpm`.
+    """
+    sample_rate = check_sample_rate(sample_rate)
+    audio = check_audio(audio)
+    bpm = _check_bpm(bpm)
+    repeats = _check_int("repeats", repeats, 1)
+    beats_per_bar = _check_int("beats_per_bar", beats_per_bar, 1, 16)
+    bar = bar_length_in_samples(1, beats_per_bar, bpm, sample_rate)
+    bars = 1
+    while bar_length_in_samples(bars + 1, beats_per_bar, bpm, sample_rate) <= len(audio):
+        bars += 1
+    length = bar_length_in_samples(bars, beats_per_bar, bpm, sample_rate)
+    if length > len(audio):
+        raise ValueError(f"audio is too short for one bar of {beats_per_bar} beats at {bpm:.1f} BPM: needs "
+                         f"{length / sample_rate:.2f} s, audio has {len(audio) / sample_rate:.2f} s")
+    crossfade = min(round(_check_crossfade(crossfade_in_s) * sample_rate), length // 2)
+    cycle = audio[:length].astype(np.float32, copy=True)
+    if crossfade:
+        tail = cycle[-crossfade:]
+        ramp = np.arange(1, crossfade + 1) / crossfade
+        if bars >= 2:
+            last_downbeat = length - bar_length_in_samples(bars - 1, beats_per_bar, bpm, sample_rate)
+            pre_roll = audio[last_downbeat - crossfade:last_downbeat]
+            fade_in, fade_out = crossfade_gains(ramp, _correlation(tail, pre_roll))
+            cycle[-crossfade:] = fade_out * tail + fade_in * pre_roll
+        else:
+            cycle[-crossfade:] = tail * np.cos(0.5 * np.pi * ramp)
+    peak = float(np.max(np.abs(cycle)))
+    if peak > 1.0:
+        cycle /= peak
+    tiled = tile(cycle, repeats)
+    return Loop(audio=tiled, sample_rate=sample_rate, bpm=bpm, bars=bars, beats_per_bar=beats_per_bar,
+                repeats=repeats, loop_start=0, loop_end=len(tiled), source_start=0, bpm_estimated=False,
+                seam_jump_ratio=seam_jump_ratio(cycle),
+                pulse_clarity=estimate_tempo(cycle, sample_rate, bpm=bpm).pulse_clarity)
+
 # ---------------------------------------------------------------------------------------------
 # WAV with loop points
 # ---------------------------------------------------------------------------------------------

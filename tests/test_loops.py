@@ -344,3 +344,20 @@ def test_readers_reject_other_files(tmp_path):
     text.write_text("not audio")
     with pytest.raises(ValueError, match="RIFF"):
         loops.read_wav_metadata(text)
+
+
+def test_a_clip_that_starts_on_a_downbeat_loops_whole_and_exactly_at_the_known_tempo():
+    from models.loops import loop_from_downbeat
+
+    rate, bpm = 16000, 120.0
+    beat = round(60 / bpm * rate)
+    audio = np.zeros(4 * rate, dtype=np.float32)
+    hit = np.exp(-np.arange(2000) / 300).astype(np.float32) * np.sin(np.arange(2000) * 0.2).astype(np.float32)
+    for start in range(0, len(audio) - 2000, beat):
+        audio[start:start + 2000] += hit
+    loop = loop_from_downbeat(audio, rate, bpm, repeats=3)
+    assert loop.bars == 2 and loop.bpm == bpm and not loop.bpm_estimated and loop.source_start == 0
+    assert loop.loop_length == round(2 * 4 * 60 / bpm * rate) and len(loop.audio) == 3 * loop.loop_length
+    assert loop.seam_jump_ratio < 1.0
+    with pytest.raises(ValueError, match="too short"):
+        loop_from_downbeat(audio[: rate], rate, 60.0)

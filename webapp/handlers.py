@@ -21,7 +21,7 @@ import torch
 
 from evaluation import tempo
 from models.audio import load_audio
-from models.loops import make_loop
+from models.loops import loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
 from models.schedulers import SCHEDULERS
 from models.stable_audio import StableAudioBackend
@@ -364,7 +364,10 @@ class Studio:
                     seconds=seconds_out, title=f"Variation {index + 1} · seed {variation_seed} · {seconds_out:.2f} s",
                 )
                 try:
-                    loop = make_loop(audio.mean(axis=0), generated.sample_rate, repeats=repeats, bpm=tempo)
+                    if model_tempo(pipeline):  # bars from sample 0 at a known tempo, by construction
+                        loop = loop_from_downbeat(audio.mean(axis=0), generated.sample_rate, tempo, repeats=repeats)
+                    else:
+                        loop = make_loop(audio.mean(axis=0), generated.sample_rate, repeats=repeats, bpm=tempo)
                 except ValueError as error:
                     output.loop_info = f"No loop: {error}"
                     _warn(notes, f"Variation {index + 1}: no loop extracted ({error}); the raw clip is still here.")
