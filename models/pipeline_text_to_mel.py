@@ -36,6 +36,8 @@ class TextToMelPipeline(MelPipelineBase):
     The text encoder is not saved with the pipeline by default (it is a public model of its own):
     `text_encoder_name_or_path` in `model_index.json` names it and `from_pretrained` loads it.
     With `text_pooling="mean"` the prompt is one token, the encoder's pooled sentence embedding.
+    `max_window_start_s` is the latest window start the model was trained on: continued windows
+    beyond it are conditioned as starting there (inside a piece, not past what the model has seen).
     Tempo-normalised models (`reference_bpm` set) generate at that tempo and are stretched to `bpm`.
     """
 
@@ -59,6 +61,7 @@ class TextToMelPipeline(MelPipelineBase):
         text_pooling: str | None = None,
         reference_bpm: float | None = None,
         beats_per_bar: int = 4,
+        max_window_start_s: float | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -68,7 +71,8 @@ class TextToMelPipeline(MelPipelineBase):
         if text_pooling not in (None, "mean"):
             raise ValueError(f"text_pooling must be None or 'mean', got {text_pooling!r}.")
         self.register_to_config(text_encoder_name_or_path=text_encoder_name_or_path, max_text_length=max_text_length,
-                                text_pooling=text_pooling, reference_bpm=reference_bpm, beats_per_bar=beats_per_bar)
+                                text_pooling=text_pooling, reference_bpm=reference_bpm, beats_per_bar=beats_per_bar,
+                                max_window_start_s=max_window_start_s)
 
     # ---- saving and loading ----------------------------------------------------------------
 
@@ -283,8 +287,12 @@ class TextToMelPipeline(MelPipelineBase):
         # 4. Denoise every window with its own timing: the window's start in the piece
         seconds_per_frame = self.mel.config.hop_length / self.sample_rate
 
+        latest_start = self.config.get("max_window_start_s")
+
         def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
             window_start = seconds_start + first_frames.float() * seconds_per_frame
+            if latest_start is not None:
+                window_start = window_start.clamp(max=float(latest_start))
             predict_noise = self.make_noise_predictor(
                 per_item(text, batch), None if negative_text is None else per_item(negative_text, batch),
                 window_start, torch.full((batch,), piece_seconds), guidance_scale,

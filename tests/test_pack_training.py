@@ -191,3 +191,34 @@ def test_the_gpu_training_script_runs_end_to_end_on_cpu(pack_file, tmp_path):
         assert f"./{part}" in names and "./model_index.json" in names
         assert not any("training_state" in name for name in names)
     assert (tmp_path / "gpu" / "logs.tar").stat().st_size > 0
+
+
+def test_windows_never_pad_a_clip_that_the_pack_cut_short(corpus, tmp_path):
+    """With --max-bars, a clip's stored frames end before the clip does: no window may present that
+    cut as the silence of a piece's end."""
+    from scripts.build_pack import main
+
+    path = tmp_path / "cut.npz"
+    args = [a if a != "0" else "2" for a in PACK_ARGS]  # --max-bars 2
+    assert main([str(corpus), "--out", str(path), *args]) == 0
+    pack = load_pack(path)
+    assert all(pack.truncated(i) for i in range(len(pack)))
+    table = bar_windows(pack, pack.select(("train",)), 32, whole=False)
+    assert len(table) and all(start + 32 <= pack.frames(int(clip)) for clip, start in zip(table.clip, table.start))
+
+
+def test_continued_text_windows_are_conditioned_within_the_trained_starts():
+    from tests.tiny_models import tiny_text_pipeline
+
+    pipeline = tiny_text_pipeline()
+    seen = []
+    original = pipeline.make_noise_predictor
+
+    def spy(text, negative, seconds_start, seconds_total, guidance_scale):
+        seen.append(seconds_start.max().item())
+        return original(text, negative, seconds_start, seconds_total, guidance_scale)
+
+    pipeline.make_noise_predictor = spy
+    pipeline.register_to_config(max_window_start_s=0.1)
+    pipeline("drum loop", seconds_total=1.0, num_inference_steps=1, guidance_scale=1.0)
+    assert len(seen) > 2 and max(seen) == pytest.approx(0.1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,8 +74,14 @@ class Pack:
         return float(self.info["mel"]["top_db"])
 
     def frames(self, index: int) -> int:
-        """Length of clip `index` in frames."""
+        """Frames of clip `index` stored in the pack."""
         return int(self.offsets[index + 1] - self.offsets[index])
+
+    def truncated(self, index: int) -> bool:
+        """True when the pack keeps only the first bars of clip `index` (`--max-bars`): past its stored
+        frames the clip goes on, so that is no place for the silence that marks a piece's end."""
+        hop, rate = self.info["mel"]["hop_length"], self.info["mel"]["sample_rate"]
+        return self.frames(index) < math.ceil(float(self.seconds[index]) * rate / hop - 1e-6)
 
     def select(self, splits: tuple[str, ...] = ("train",), subsets: tuple[str, ...] | None = None) -> np.ndarray:
         """Indices of the clips in `splits` (and `subsets`, when given)."""
@@ -162,7 +169,9 @@ def bar_windows(pack: Pack, clips: np.ndarray, window_frames: int, whole: bool,
     Args:
         whole: only windows that lie inside their clip (unconditional loops); otherwise every bar
             line inside the clip starts a window, padded with silence past the clip's end (text +
-            timing models learn where pieces end, as in Stable Audio).
+            timing models learn where pieces end, as in Stable Audio). Windows that would run past
+            the stored frames of a truncated clip (`Pack.truncated`) are left out either way: the
+            clip does not end there.
         min_peak_db: windows whose loudest bin is below this (dB re the clip's peak) are skipped.
     """
     bar = pack.frames_per_bar
@@ -170,7 +179,7 @@ def bar_windows(pack: Pack, clips: np.ndarray, window_frames: int, whole: bool,
     clip_ids, starts = [], []
     for index in clips:
         frames = pack.frames(index)
-        last = frames - window_frames if whole else frames - 1
+        last = frames - window_frames if whole or pack.truncated(index) else frames - 1
         for start in range(0, max(last, -1) + 1, bar):
             piece = pack.mel[:, pack.offsets[index] + start: pack.offsets[index] + min(frames, start + window_frames)]
             if piece.size and piece.max() >= threshold:

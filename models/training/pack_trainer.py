@@ -123,6 +123,7 @@ class PackTrainer:
             raise PackError(f"No window of {window} frames in the pack's train clips: the clips are shorter than "
                             f"{window // pack.frames_per_bar} bars at the reference tempo.")
         self.train_data = PackWindows(pack, train, window, device)
+        self.latest_start_s = float(train.start.max()) * self.train_data.seconds_per_frame
         self.valid_data = PackWindows(pack, valid, window, device) if len(valid) else None
         self.train_clips = sorted(set(pack.file_name[train.clip].tolist()))
         self.train_indices = sorted(set(train.clip.tolist()))
@@ -186,7 +187,8 @@ class PackTrainer:
             unet = type(unet).from_config(unet.config, dropout=args.dropout)
         return TextToMelPipeline(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection,
-            text_encoder_name_or_path=pack.info["text_encoder"], text_pooling=pack.info["text_pooling"], **tempo,
+            text_encoder_name_or_path=pack.info["text_encoder"], text_pooling=pack.info["text_pooling"],
+            max_window_start_s=self.latest_start_s, **tempo,
         )
 
     @property
