@@ -434,3 +434,18 @@ def test_spectrogram_pictures_are_coloured_and_readable():
     assert picture.mode == "RGB" and picture.height >= 160
     pixels = np.asarray(picture)
     assert tuple(pixels[0, 0]) != tuple(pixels[0, -1])  # quiet and loud bins differ in colour
+
+
+def test_broken_outputs_are_flagged_and_good_ones_are_not():
+    from webapp.handlers import check_broken
+
+    rate = 16000
+    notes: list[str] = []
+    noise = np.random.default_rng(0).standard_normal(4 * rate).astype(np.float32) * 0.3
+    check_broken(notes, "Variation 1", noise[None], rate)
+    assert notes and "Variation 1 sounds broken (noise)" in notes[0]
+    beat = np.zeros(4 * rate, dtype=np.float32)
+    for start in range(0, 4 * rate - 3000, rate // 2):
+        beat[start:start + 3000] = np.sin(np.arange(3000) * 0.03) * np.exp(-np.arange(3000) / 500)
+    check_broken(notes, "Variation 2", beat[None], rate)
+    assert len(notes) == 1

@@ -20,6 +20,7 @@ import PIL.Image
 import torch
 
 from evaluation import tempo
+from evaluation.quality import broken_reasons, clip_checks
 from models.audio import load_audio
 from models.loops import loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
@@ -111,6 +112,14 @@ class TrialResult:
 def plural(count: int, noun: str) -> str:
     """"1 step", "20 steps"."""
     return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def check_broken(notes: list[str], what: str, audio: np.ndarray, sample_rate: int) -> None:
+    """Warn when a generated clip is near-silent, a noise slab, has a dropout or clips (the detector of
+    `benchmarks/bench_quality.py`, which flags no real corpus clip)."""
+    reasons = broken_reasons(clip_checks(audio, sample_rate))
+    if reasons:
+        _warn(notes, f"{what} sounds broken ({', '.join(reasons)}): try another seed.")
 
 
 def _warn(notes: list[str], message: str) -> None:
@@ -377,6 +386,7 @@ class Studio:
                     source = "estimated" if loop.bpm_estimated else "given"
                     output.loop_info = (f"**{loop.bpm:.1f} BPM** ({source}) · {loop.bars} bar(s) of "
                                         f"{loop.beats_per_bar} · tiled ×{loop.repeats} = {loop.seconds_total:.2f} s")
+                check_broken(notes, f"Variation {index + 1}", audio, generated.sample_rate)
                 outputs.append(output)
         reporter.report(1.0, "Done")
         lines = [f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
@@ -458,6 +468,7 @@ class Studio:
                               guidance_scale=guidance_scale, sample_rate=generated.sample_rate)
                 path = self.store.write_audio("text", audio, generated.sample_rate, params)
                 seconds_out = audio.shape[-1] / generated.sample_rate
+                check_broken(notes, f"Output {index + 1}", audio, generated.sample_rate)
                 outputs.append(Output(path, self.picture(generated, audio), output_seed, seconds_out,
                                       f"Output {index + 1} · seed {output_seed} · {seconds_out:.2f} s"))
         reporter.report(1.0, "Done")
