@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print("| checkpoint | threads | median s per 5 s clip | real-time factor |")
+    print("| checkpoint | threads | median s per clip | real-time factor |")
     print("|---|---|---|---|")
     for run in results["runs"]:
         for row in run["timings"]:

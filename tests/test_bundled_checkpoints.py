@@ -33,10 +33,13 @@ def test_bundled_checkpoint_has_float16_weights_and_a_model_card(name):
 def test_bundled_checkpoint_loads_and_generates_the_asked_length(name, one_torch_thread):
     pipeline = load_pipeline(str(ROOT / name), device="cpu")
     generator = torch.Generator("cpu").manual_seed(0)
+    # Tempo-normalised: two-bar windows at the reference tempo, stretched to the asked bpm.
+    assert pipeline.reference_bpm == pytest.approx(117.1875) and pipeline.window_seconds == pytest.approx(4.096)
     if name == "text":
-        output = pipeline(prompt=["drum loop, 120 BPM"], seconds_total=1.5, num_inference_steps=2, generator=generator)
+        output = pipeline(prompt=["drum loop, 120 BPM"], seconds_total=1.5, num_inference_steps=2, generator=generator,
+                          bpm=120.0)
     else:
-        output = pipeline(batch_size=1, audio_length_in_s=1.5, num_inference_steps=2, generator=generator)
+        output = pipeline(batch_size=1, audio_length_in_s=1.5, num_inference_steps=2, generator=generator, bpm=120.0)
     audio = np.asarray(output.audios)
     assert output.sample_rate == 16000 and audio.shape == (1, 1, 24000)
-    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    assert np.isfinite(audio).all() and 0.5 < np.abs(audio).max() <= 0.99  # peak-normalised, then stretched

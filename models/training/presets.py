@@ -113,12 +113,13 @@ MODEL_KINDS = ("unconditional", "text", "vae", "latent-unconditional", "latent-t
 # on the shared 2-core CPU machine (AMD EPYC, AVX2, no bfloat16 instructions) while other jobs kept
 # the load average at 5-10: trained parameters in millions and median seconds per optimizer step
 # at the preset's batch size (base: batch 4). On an idle machine expect steps several times faster.
-MEASURED_ON = "CPU: 2 shared cores, 1 thread, load average 4-10; base at batch 4"
+MEASURED_ON = "CPU: 2 shared cores, 1 thread, load average 3-10; base at batch 4, bars at batch 16"
 MEASURED: dict[str, dict[str, tuple[float, float | None]]] = {
     "micro": {"unconditional": (0.18, 0.54), "text": (0.29, 0.61), "vae": (0.04, 0.12),
               "latent-unconditional": (0.18, 0.14), "latent-text": (0.29, 0.21)},
     "tiny": {"unconditional": (2.73, 4.6), "text": (4.09, 5.2), "vae": (0.92, 2.2),
              "latent-unconditional": (2.80, 0.75), "latent-text": (4.23, 0.89)},
+    "bars": {"unconditional": (6.57, 8.6), "text": (8.15, 8.6)},
     "small": {"unconditional": (15.48, 58.3), "text": (22.89, 85.7), "vae": (3.35, 38.4),
               "latent-unconditional": (15.73, 10.2), "latent-text": (23.26, 12.3)},
     "base": {"unconditional": (75.21, 126.3), "text": (110.93, None), "vae": (13.33, 147.4),
