@@ -28,7 +28,7 @@ from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
 from models.text_encoder import load_text_encoder, text_hidden_size
 from models.training.batches import Batch, WindowSource, positions_for, seeded_generator
-from models.training.engine import CHECKPOINT_PREFIX, latest_checkpoint, saved_arguments
+from models.training.engine import CHECKPOINT_PREFIX, ema_weights, latest_checkpoint, saved_arguments
 from models.training.latents import LatentCache
 from models.training.mel_cache import default_cache_dir
 from models.training.prepare import prepare_training_data
@@ -312,26 +312,16 @@ class DiffusionTrainer:
         if self.valid_source is None:
             return {}
         metrics = {"valid_loss": self.valid_loss()}
-        parameters = list(self.unwrapped.parameters())
-        self.ema.store(parameters)
-        self.ema.copy_to(parameters)
-        try:
+        with ema_weights(self.ema, self.unwrapped):
             metrics["valid_loss_ema"] = self.valid_loss()
-        finally:
-            self.ema.restore(parameters)
         return metrics
 
     def save_outputs(self, folder: Path, step: int) -> None:
         """The pipeline with EMA weights (loadable by `from_pretrained`), demos, split lists, training info."""
-        parameters = list(self.unwrapped.parameters())
-        self.ema.store(parameters)
-        self.ema.copy_to(parameters)
-        try:
+        with ema_weights(self.ema, self.unwrapped):
             self.pipeline.save_pretrained(folder)
             if self.args.num_demos > 0:
                 self.write_demos(folder / "demos")
-        finally:
-            self.ema.restore(parameters)
         self.data.write_splits(folder)
         info = {"step": step, "model": self.args.model, "preset": self.args.preset, "latent": self.vae is not None,
                 "parameters": self.parameters, "prediction_type": self.noise_scheduler.config.prediction_type,

@@ -14,7 +14,8 @@ import math
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Self
@@ -79,6 +80,18 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
 def saved_arguments(args) -> dict:
     """A run's arguments as saved with it (without the bookkeeping of which were given explicitly)."""
     return {key: value for key, value in vars(args).items() if key != "given"}
+
+
+@contextmanager
+def ema_weights(ema, module: torch.nn.Module) -> Iterator[None]:
+    """Inside the block `module` holds the EMA weights of `ema` (diffusers' `EMAModel`); its own weights after."""
+    parameters = list(module.parameters())
+    ema.store(parameters)
+    ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        ema.restore(parameters)
 
 
 # ---- accelerate and logging ----------------------------------------------------------------

@@ -31,7 +31,7 @@ from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
 from models.training.batches import seeded_generator
 from models.training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
-from models.training.engine import saved_arguments
+from models.training.engine import ema_weights, saved_arguments
 from models.training.pack import Pack, PackWindows, bar_windows, load_pack
 from models.training.presets import (
     PRESETS,
@@ -274,25 +274,15 @@ class PackTrainer:
     def validate(self, step: int) -> dict[str, float]:
         if self.valid_data is None:
             return {}
-        parameters = list(self.unwrapped.parameters())
         metrics = {"valid_loss": self.valid_loss()}
-        self.ema.store(parameters)
-        self.ema.copy_to(parameters)
-        try:
+        with ema_weights(self.ema, self.unwrapped):
             metrics["valid_loss_ema"] = self.valid_loss()
-        finally:
-            self.ema.restore(parameters)
         return metrics
 
     def save_outputs(self, folder: Path, step: int) -> None:
         """The float16 pipeline with EMA weights, the training clip list and `training_info.json`."""
-        parameters = list(self.unwrapped.parameters())
-        self.ema.store(parameters)
-        self.ema.copy_to(parameters)
-        try:
+        with ema_weights(self.ema, self.unwrapped):
             shipped = copy.deepcopy(self.pipeline).to(device="cpu", dtype=torch.float16)
-        finally:
-            self.ema.restore(parameters)
         shipped.save_pretrained(folder)
         write_pack_splits(folder, self.pack, self.train_indices)
         info = {"step": step, "model": self.args.model, "preset": self.args.preset, "parameters": self.parameters,
