@@ -28,11 +28,15 @@ from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
 from models.text_encoder import load_text_encoder, text_hidden_size
 from models.training.batches import Batch, WindowSource, positions_for, seeded_generator
-from models.training.engine import CHECKPOINT_PREFIX, ema_weights, latest_checkpoint, saved_arguments
+from models.training.engine import (
+    CHECKPOINT_PREFIX,
+    ema_weights,
+    latest_checkpoint,
+    saved_arguments,
+)
 from models.training.latents import LatentCache
 from models.training.mel_cache import default_cache_dir
 from models.training.prepare import prepare_training_data
-from models.training.recipe import diffusion_loss, noise_schedule
 from models.training.presets import (
     PRESETS,
     build_conditional_unet,
@@ -40,6 +44,7 @@ from models.training.presets import (
     build_unet,
     count_parameters,
 )
+from models.training.recipe import diffusion_loss, noise_schedule
 from models.training.text_cache import TextEmbeddings
 
 logger = logging.getLogger(__name__)
