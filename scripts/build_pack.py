@@ -8,20 +8,20 @@ The pack is what `python -m models.train_pack` reads, on CPU or GPU, with no aud
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from models.audio import load_audio
 from models.mel import Mel
 from models.stretch import samples_at_tempo, stretcher_name, time_stretch
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
+from models.training.data import DataError, read_metadata
+from models.training.mel_cache import file_sha256
 from models.training.pack import Pack, quantize, reference_bpm, save_pack
 
 SPLITS = ("train", "valid")
@@ -52,22 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_rows(corpus: Path, split: str, bpm_column: str, caption_column: str) -> list[dict]:
-    """Metadata rows of one split with absolute paths; rows without a tempo are dropped (reported)."""
-    metadata = corpus / split / "metadata.jsonl"
-    if not metadata.is_file():
-        raise FileNotFoundError(f"{metadata} is missing: the pack needs {corpus}/{split}/metadata.jsonl.")
-    rows = []
-    for number, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{metadata}:{number} is not JSON ({error}).") from None
-        rows.append({"path": str(corpus / split / row["file_name"]), "file_name": f"{split}/{row['file_name']}",
-                         "split": split, "subset": str(row.get("subset") or ""), "bpm": row.get(bpm_column),
-                         "caption": str(row.get(caption_column) or "")})
-    return rows
+    """Metadata rows of one split (read by the trainers' own `read_metadata`), with absolute paths."""
+    folder = corpus / split
+    if not (folder / "metadata.jsonl").is_file() and not (folder / "metadata.csv").is_file():
+        raise FileNotFoundError(f"{folder}/metadata.jsonl is missing: the pack needs one per split.")
+    root = corpus.resolve()
+    return [{"path": str(path), "file_name": path.relative_to(root).as_posix(), "split": split,
+             "subset": str(row.get("subset") or ""), "bpm": row.get(bpm_column),
+             "caption": str(row.get(caption_column) or "")}
+            for path, row in read_metadata(folder).items()]
 
 
 def analyse(job: tuple[str, float, dict, float, int]) -> tuple[np.ndarray, float, str]:
@@ -77,14 +70,8 @@ def analyse(job: tuple[str, float, dict, float, int]) -> tuple[np.ndarray, float
     """
     path, bpm, mel_settings, target_bpm, max_frames = job
     torch.set_num_threads(1)
-    data = Path(path).read_bytes()
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
     mel = Mel(**mel_settings)
-    if rate != mel.sample_rate:
-        import librosa
-
-        audio = librosa.resample(audio, orig_sr=rate, target_sr=mel.sample_rate, res_type="soxr_hq")
+    audio = load_audio(path, mel.sample_rate)
     stretched = time_stretch(audio, mel.sample_rate, samples_at_tempo(len(audio), bpm, target_bpm))
     hop = mel.config.hop_length
     frames = mel.frames_for_samples(len(stretched))
@@ -94,7 +81,7 @@ def analyse(job: tuple[str, float, dict, float, int]) -> tuple[np.ndarray, float
     db = 10.0 * np.log10(np.maximum(power, 1e-10))
     db -= db.max()
     kept = db[:, :max_frames] if max_frames else db
-    return quantize(kept, mel.config.top_db), len(stretched) / mel.sample_rate, hashlib.sha256(data).hexdigest()
+    return quantize(kept, mel.config.top_db), len(stretched) / mel.sample_rate, file_sha256(path)
 
 
 def caption_embeddings(captions: list[str], encoder: str) -> tuple[np.ndarray, np.ndarray]:
@@ -117,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         for split in SPLITS:
             split_rows = read_rows(args.corpus, split, args.bpm_column, args.caption_column)
             rows += split_rows[: args.max_clips] if args.max_clips else split_rows
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, DataError) as error:
         print(f"build_pack: {error}", file=sys.stderr)
         return 2
     no_tempo = [row["file_name"] for row in rows if not row["bpm"] or float(row["bpm"]) <= 0]
-    rows = [row for row in rows if row not in no_tempo and row["bpm"] and float(row["bpm"]) > 0]
+    rows = [row for row in rows if row["bpm"] and float(row["bpm"]) > 0]
     if not rows:
         print(f"build_pack: no clip in {args.corpus} has a tempo in '{args.bpm_column}'.", file=sys.stderr)
         return 2
