@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+from evaluation.audio_io import resample
+
 ANALYSIS_RATE = 16000
 N_FFT = 1024
 HOP = 256
@@ -45,9 +47,7 @@ def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim > 1:
         audio = audio.reshape(-1, audio.shape[-1]).mean(axis=0)
-    if sample_rate != ANALYSIS_RATE:
-        audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=ANALYSIS_RATE, res_type="soxr_hq")
-    return audio
+    return resample(audio, sample_rate, ANALYSIS_RATE)
 
 
 def clip_checks(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
