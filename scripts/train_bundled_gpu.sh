@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Train both bundled models (loops: unconditional on the drum clips; text: text + timing on every clip)
 # from a data pack on one GPU, side by side, within MINUTES; then tar each checkpoint's float16 pipeline
-# (no training state: each tar is under 16 MB) as OUT_DIR/<model>-checkpoint-<step>.tar, plus logs.tar.
+# (no training state: each gzipped tar is under 16 MiB) as OUT_DIR/<model>-checkpoint-<step>.tar.gz, plus logs.tar.
 #
 #   bash scripts/train_bundled_gpu.sh data/packs/corpus.npz runs/gpu 7.5
 #   MIXED=no bash scripts/train_bundled_gpu.sh PACK OUT 0.2 --cpu --max-steps 4 --batch-size 4   # CPU smoke test
 #
 # Checkpoints are saved half-way and at the end (both are returned, to pick by measurement).
 # Extra arguments go to both `python -m models.train_pack` runs. docs/training.md explains the recipe.
+# To continue shipped models instead of starting from scratch, name them (fresh optimizer, step count kept):
+#   LOOPS_INIT=checkpoints/loops TEXT_INIT=checkpoints/text bash scripts/train_bundled_gpu.sh PACK OUT 8
 set -euo pipefail
 PACK=${1:?usage: train_bundled_gpu.sh PACK OUT_DIR [MINUTES] [extra train_pack args]}
 OUT=${2:?usage: train_bundled_gpu.sh PACK OUT_DIR [MINUTES] [extra train_pack args]}
@@ -16,13 +18,16 @@ shift $(( $# < 3 ? $# : 3 ))
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 HALF=$("$PYTHON" -c "print($MINUTES / 2)")
+loops_init=(); text_init=()
+[ -n "${LOOPS_INIT:-}" ] && loops_init=(--init-from "$LOOPS_INIT")
+[ -n "${TEXT_INIT:-}" ] && text_init=(--init-from "$TEXT_INIT")
 common=(--mixed-precision "${MIXED:-bf16}" --max-minutes "$MINUTES" --checkpoint-minutes "$HALF"
         --keep-checkpoints 3 --log-every 100 --quiet)
 "$PYTHON" -m models.train_pack "$PACK" --model unconditional --subsets drums --output-dir "$OUT/loops" \
-    --batch-size "${LOOPS_BATCH:-64}" --dropout 0.1 "${common[@]}" "$@" > "$OUT/loops.log" 2>&1 &
+    --batch-size "${LOOPS_BATCH:-64}" --dropout 0.1 "${loops_init[@]}" "${common[@]}" "$@" > "$OUT/loops.log" 2>&1 &
 loops=$!
 "$PYTHON" -m models.train_pack "$PACK" --model text --output-dir "$OUT/text" \
-    --batch-size "${TEXT_BATCH:-128}" "${common[@]}" "$@" > "$OUT/text.log" 2>&1 &
+    --batch-size "${TEXT_BATCH:-128}" "${text_init[@]}" "${common[@]}" "$@" > "$OUT/text.log" 2>&1 &
 text=$!
 status=0
 wait $loops || { status=1; echo "loops training failed:"; tail -n 20 "$OUT/loops.log"; }
@@ -30,7 +35,7 @@ wait $text || { status=1; echo "text training failed:"; tail -n 20 "$OUT/text.lo
 for run in loops text; do
     for checkpoint in "$OUT/$run"/checkpoint-*; do
         [ -d "$checkpoint" ] || continue
-        tar -C "$checkpoint" --exclude training_state -cf "$OUT/$run-$(basename "$checkpoint").tar" .
+        tar -C "$checkpoint" --exclude training_state -czf "$OUT/$run-$(basename "$checkpoint").tar.gz" .
     done
     cp "$OUT/$run/log.jsonl" "$OUT/$run-log.jsonl" 2>/dev/null || true
 done

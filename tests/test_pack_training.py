@@ -186,7 +186,7 @@ def test_the_gpu_training_script_runs_end_to_end_on_cpu(pack_file, tmp_path):
         check=False, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     for model, part in (("loops", "unet/config.json"), ("text", "projection_model/config.json")):
-        with tarfile.open(tmp_path / "gpu" / f"{model}-checkpoint-0000002.tar") as archive:
+        with tarfile.open(tmp_path / "gpu" / f"{model}-checkpoint-0000002.tar.gz") as archive:
             names = archive.getnames()
         assert f"./{part}" in names and "./model_index.json" in names
         assert not any("training_state" in name for name in names)
