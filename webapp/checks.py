@@ -15,6 +15,9 @@ import soundfile as sf
 from models.audio import MAX_CHANNELS, prepare_audio
 
 MAX_SEED = 2**32 - 1
+# Longest prompt, in characters, on every tab (the text encoders read far fewer tokens; a longer
+# text would only bloat file names and WAV metadata).
+MAX_PROMPT_CHARS = 500
 # Peak below which an input counts as silence (-80 dBFS).
 SILENCE_PEAK = 1e-4
 
@@ -41,6 +44,18 @@ def check_float(label: str, value: object, low: float, high: float, unit: str = 
         bracket = "(" if low_open else "["
         raise gr.Error(f"{label} must be in {bracket}{low:g}, {high:g}]{unit}, got {value!r}.")
     return number
+
+
+def check_prompt(label: str, value: object) -> str:
+    """A prompt as stripped text of at most `MAX_PROMPT_CHARS` characters ("" for none), or `gr.Error`."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise gr.Error(f"{label} must be text, got {type(value).__name__}.")
+    text = value.strip()
+    if len(text) > MAX_PROMPT_CHARS:
+        raise gr.Error(f"{label} is {len(text):,} characters long; keep it to {MAX_PROMPT_CHARS}.")
+    return text
 
 
 def pick_seed(seed: object, randomize: bool, rng: random.Random | None = None) -> int:
@@ -127,8 +142,8 @@ def read_upload(
         raise gr.Error(f"{path.name} contains NaN or infinite samples.")
     if float(np.abs(audio).max()) < SILENCE_PEAK:
         raise gr.Error(f"{path.name} is silent (peak below -80 dBFS): there is nothing to work from.")
-    try:
-        mono = prepare_audio(audio, sample_rate, target_sample_rate, max_seconds)
+    try:  # mixed down here, where the axes are known ([channels, samples]), however short the clip
+        mono = prepare_audio(audio.mean(axis=0), sample_rate, target_sample_rate, max_seconds)
     except ValueError as error:
         raise gr.Error(f"{path.name}: {error}") from None
     notes = []
