@@ -15,6 +15,7 @@ import gradio as gr
 import torch
 
 from webapp.budget import default_max_work
+from webapp.checks import name_bad_values
 from webapp.files import OutputStore
 from webapp.handlers import MODE_HELP, MODES, SCHEDULER_CHOICES, Result, Studio, StudioLimits
 from webapp.jobs import WorkerSlots, as_job, default_parallel_jobs, default_torch_threads
@@ -95,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: off, on for a Space, where ZeroGPU wants models loaded at start-up)")
     args = parser.parse_args(argv)
     for hub_id in args.allow_hub_model:
-        if not re.fullmatch(r"[\w.-]+/[\w.-]+", hub_id) or len(hub_id) > 96:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", hub_id) or len(hub_id) > 96:
             parser.error(f"--allow-hub-model takes a hub id like 'owner/name', got {hub_id!r}")
     for flag in ("concurrency", "threads", "max_steps"):
         if getattr(args, flag) < 1:
@@ -474,6 +475,9 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                     *[gr.update(choices=registry.labels()) for _ in range(3)]]
 
         rescan.click(rescan_models, None, [banner, *dropdowns], api_name="rescan_models")
+        for block in demo.blocks.values():  # bad raw API values get an error naming the field
+            if isinstance(block, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.Checkbox, gr.Textbox)):
+                name_bad_values(block)
     return demo
 
 
