@@ -66,13 +66,17 @@ def default_torch_threads(cores: int | None = None) -> int:
 
 
 def default_parallel_jobs(threads: int, device: str = "auto", cores: int | None = None) -> int:
-    """Generations at once across tabs: on CPU one per `threads` share of the cores (1 to 4, one per
-    tab at most); 2 on a GPU (a second job fills the GPU while the first runs its CPU parts)."""
+    """Generations at once across tabs. On a GPU 2 (a second job fills the GPU while the first runs
+    its CPU parts). On CPU with up to 4 cores 1: on the 2-core test machine two jobs at once took
+    about 5x as long as one (`benchmarks/results/threads.json`), so running them one after the other
+    finishes both sooner; on larger machines one job per `threads` share of the cores, at most 4."""
     import torch
 
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return 2
     cores = cores or os.cpu_count() or 1
+    if cores <= 4:
+        return 1
     return min(4, max(1, cores // max(1, threads)))
 
 
