@@ -30,6 +30,7 @@ SLOTS = 4
 GPU_SECONDS = 120
 CSS = """
 .slot-title p { margin: 0; }
+.job-status { min-height: 4.5em; }
 #studio-banner { font-size: 0.9em; }
 """
 
@@ -230,7 +231,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             with gr.Row():
                 loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate", scale=4)
                 loops_stop = gr.Button("Stop", variant="stop", elem_id="loops-stop", scale=1)
-            loops_status = gr.Markdown(elem_id="loops-status")
+            loops_status = gr.Markdown(elem_id="loops-status", elem_classes="job-status")
             loops_slots: list = []
             for index in range(SLOTS):
                 with gr.Column(visible=False, variant="panel") as column:
@@ -266,7 +267,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             with gr.Row():
                 text_button = gr.Button("Generate", variant="primary", scale=4)
                 text_stop = gr.Button("Stop", variant="stop", scale=1)
-            text_status = gr.Markdown()
+            text_status = gr.Markdown(elem_classes="job-status")
             text_slots: list = []
             for index in range(SLOTS):
                 with gr.Column(visible=False, variant="panel") as column:
@@ -306,7 +307,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             with gr.Row():
                 audio_button = gr.Button("Generate", variant="primary", scale=4)
                 audio_stop = gr.Button("Stop", variant="stop", scale=1)
-            audio_status = gr.Markdown()
+            audio_status = gr.Markdown(elem_classes="job-status")
             with gr.Row():
                 audio_in_picture = _spectrogram("Input mel spectrogram")
                 audio_out_picture = _spectrogram("Output mel spectrogram")
@@ -344,7 +345,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                 answer_a = gr.Button("A is better")
                 answer_same = gr.Button("Same / can't tell")
                 answer_b = gr.Button("B is better")
-            listen_status = gr.Markdown()
+            listen_status = gr.Markdown(elem_classes="job-status")
             listen_trial = gr.State(None)
             with gr.Accordion("Results (for the experimenter)", open=False):
                 listen_summary = gr.Markdown(summary_markdown(summarize(studio.answers.rows())))

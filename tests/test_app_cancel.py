@@ -5,6 +5,7 @@ same answer; the page's config holds no server path; bad raw values name their f
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -81,14 +82,14 @@ def server(tmp_path_factory):
     studio.registry.loader = lambda source, device=None: gate.wrap(load_pipeline(source, device=device))
     demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
     try:
-        yield f"http://127.0.0.1:{args.port}/", studio, root, gate
+        yield f"http://127.0.0.1:{args.port}/", studio, root, gate, demo
     finally:
         demo.close()
 
 
 @pytest.fixture(scope="module")
 def client(server):
-    url, _, root, _ = server
+    url, _, root, *_ = server
     return Client(url, verbose=False, download_files=str(root / "downloads"))
 
 
@@ -98,7 +99,7 @@ def loops_args(steps: int, variations: int = 1, seconds: float = 0.2) -> list:
 
 
 def test_a_cancelled_job_stops_within_a_step_writes_nothing_and_frees_the_worker(client, server):
-    _, studio, _, gate = server
+    _, studio, _, gate, _ = server
     client.predict(*loops_args(1), api_name="/loops")  # loads the model
     written = set(studio.store.root.rglob("*.wav"))
     gate.steps, gate.hold_at, gate.error = 0, 3, None
@@ -137,7 +138,7 @@ def test_uploads_over_the_limit_are_refused(server, tmp_path):
 
 
 def test_unlisted_model_values_all_get_one_answer(client, server, tmp_path):
-    _, _, root, _ = server
+    _, _, root, *_ = server
     uploaded = tmp_path / "uploaded"
     uploaded.mkdir()
     (uploaded / "model_index.json").write_text(json.dumps({"_class_name": "MelDiffusionPipeline"}))
@@ -151,7 +152,7 @@ def test_unlisted_model_values_all_get_one_answer(client, server, tmp_path):
 
 
 def test_the_page_config_carries_no_server_path(server):
-    url, studio, root, _ = server
+    url, studio, root, *_ = server
     config = httpx.get(url + "config", timeout=PATIENCE).text
     assert str(root) not in config and str(Path.cwd()) not in config
     assert str(studio.store.root) not in config
@@ -165,3 +166,46 @@ def test_bad_raw_values_get_an_error_naming_the_field(server):
     stream = httpx.get(url + f"gradio_api/call/loops/{event}", timeout=PATIENCE).text
     assert "event: error" in stream and '"error": null' not in stream
     assert "Variations must be a number" in stream
+
+
+@pytest.mark.browser
+def test_browser_shows_progress_in_user_units_and_stop_cancels(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python package playwright is not installed")
+    from tests.test_app_server import CHROMIUM_FLAGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); set CHROMIUM_PATH to use another")
+    url, studio, _, gate, demo = server
+    written = set(studio.store.root.rglob("*.wav"))
+    gate.steps, gate.hold_at, gate.error = 0, 3, None
+    gate.reached.clear(), gate.release.clear(), gate.ended.clear()
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        except sync_api.Error as error:
+            pytest.skip(f"{executable} does not start: {str(error).splitlines()[0]}")
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url, timeout=60_000)
+            page.get_by_role("button", name="Generate loops").click(timeout=60_000)
+            assert gate.reached.wait(PATIENCE)
+            # Step 2's report reached the page, next to the status line above the outputs.
+            page.get_by_text("Variation 1 of 2 · window 1 of").first.wait_for(timeout=60_000)
+            page.get_by_text("step 2 of 20").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(Path(os.environ.get("APP_SCREENSHOT_DIR") or tmp_path) / "app_progress.png"))
+            page.locator("#loops-stop").click(timeout=60_000)
+            # Let the cancel reach the server (its queue drops the event) before the held step goes on.
+            for _ in range(PATIENCE * 10):
+                if not demo._queue.event_ids_to_events:
+                    break
+                page.wait_for_timeout(100)
+            gate.release.set()
+            assert gate.ended.wait(PATIENCE)
+        finally:
+            gate.release.set()
+            browser.close()
+    gate.hold_at = None
+    assert isinstance(gate.error, GenerationCancelled)
+    assert gate.steps <= 4
+    assert set(studio.store.root.rglob("*.wav")) == written
