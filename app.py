@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Diffusion music studio: loops, text to audio, audio to audio and a blind listening test.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to listen on (0.0.0.0 for every interface; default %(default)s)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to listen on (default %(default)s)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--model-dir", default=None,
@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="generations run at once per tab (each tab has its own queue); more wait in "
                              "that tab's queue (default %(default)s)")
     parser.add_argument("--max-parallel", type=int, default=None,
-                        help="generations run at once across all tabs (default: one per --threads share of "
-                             "the CPU cores, at most 4, on CPU; 2 on a GPU)")
+                        help="generations run at once across all tabs (default: 1 on CPUs with up to 4 "
+                             "cores, measured fastest there; else cores / --threads, at most 4; 2 on a GPU)")
     parser.add_argument("--threads", type=int, default=default_torch_threads(),
                         help="torch CPU threads (default %(default)s: measured fastest on small, busy "
                              "machines, see benchmarks/bench_threads.py and docs/app.md)")
@@ -178,7 +178,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
 
     def queue(tab: str) -> dict:
         """One queue per tab, so a long text job does not hold up the Loops tab."""
-        return dict(concurrency_limit=concurrency, concurrency_id=tab)
+        return {"concurrency_limit": concurrency, "concurrency_id": tab}
 
     def model_info(label: str | None) -> str:
         if not label:
@@ -511,9 +511,9 @@ def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
 
 def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
     """`demo.launch` keyword arguments: address, sharing, look, and the output folder served."""
-    return dict(server_name=args.host, server_port=args.port, share=args.share,
-                allowed_paths=[str(studio.store.root)], theme=gr.themes.Soft(), css=CSS,
-                max_file_size=round(args.max_upload_mb * 1024 * 1024))
+    return {"server_name": args.host, "server_port": args.port, "share": args.share,
+            "allowed_paths": [str(studio.store.root)], "theme": gr.themes.Soft(), "css": CSS,
+            "max_file_size": round(args.max_upload_mb * 1024 * 1024)}
 
 
 def main(argv: list[str] | None = None) -> None:

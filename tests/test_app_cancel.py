@@ -21,8 +21,8 @@ from webapp.jobs import GenerationCancelled
 from webapp.registry import UNKNOWN_MODEL
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Seconds the tests wait for the server at most (a bound against hanging, never a timed assertion).
@@ -113,7 +113,7 @@ def test_a_cancelled_job_stops_within_a_step_writes_nothing_and_frees_the_worker
     assert gate.steps <= 4  # stopped at the step after the cancel
     assert set(studio.store.root.rglob("*.wav")) == written
     gate.hold_at = None
-    seed, status, *_ = client.predict(*loops_args(2), api_name="/loops")  # the worker is free again
+    _, status, *_ = client.predict(*loops_args(2), api_name="/loops")  # the worker is free again
     assert "**Seed 1**" in status
 
 
@@ -160,7 +160,7 @@ def test_the_page_config_carries_no_server_path(server):
 
 def test_bad_raw_values_get_an_error_naming_the_field(server):
     url, *_ = server
-    body = '{"data": [%s, "abc", NaN, false, 1, "model default", 1, 0, 0, ""]}' % json.dumps(LOOPS)
+    body = '{"data": [' + json.dumps(LOOPS) + ', "abc", NaN, false, 1, "model default", 1, 0, 0, ""]}'
     event = httpx.post(url + "gradio_api/call/loops", content=body, headers={"content-type": "application/json"},
                        timeout=PATIENCE).json()["event_id"]
     stream = httpx.get(url + f"gradio_api/call/loops/{event}", timeout=PATIENCE).text

@@ -23,7 +23,12 @@ from webapp.budget import Budget, Request, windows_for
 from webapp.checks import MAX_PROMPT_CHARS, name_bad_values, read_upload
 from webapp.files import OutputStore
 from webapp.handlers import check_broken
-from webapp.jobs import GenerationCancelled, WorkerSlots, default_parallel_jobs, default_torch_threads
+from webapp.jobs import (
+    GenerationCancelled,
+    WorkerSlots,
+    default_parallel_jobs,
+    default_torch_threads,
+)
 from webapp.progress import StepReporter, duration_text
 from webapp.registry import UNKNOWN_MODEL, ModelRegistry
 

@@ -76,7 +76,7 @@ def name_bad_values(component: gr.components.Component, label: str | None = None
             return original(payload)
         except gr.Error as error:
             raise gr.Error(f"{label}: {error.message}", print_exception=False) from None
-        except Exception:  # Gradio's own type checks: say which field, never `error: null`
+        except Exception:  # noqa: BLE001 (Gradio's own type checks: say which field, never `error: null`)
             raise gr.Error(f"{label}: {str(payload)[:80]!r} is not a value this field takes.",
                            print_exception=False) from None
 
@@ -140,10 +140,10 @@ def read_upload(
     try:
         info = sf.info(path)
         seconds, channels = info.duration, info.channels
-    except Exception:  # not a format libsndfile knows (mp3 on old builds, m4a, webm): ask librosa
+    except Exception:  # noqa: BLE001 (not a format libsndfile knows (mp3 on old builds, m4a, webm): ask librosa)
         try:
             seconds, channels = librosa.get_duration(path=path), None
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (any decoder failure is the upload's problem)
             raise gr.Error(f"Could not read {path.name} as audio ({type(error).__name__}). "
                            "Upload a WAV, FLAC, OGG or MP3 file.") from None
     if seconds > max_seconds:
@@ -155,11 +155,11 @@ def read_upload(
     try:
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
         audio = samples.T
-    except Exception:
+    except Exception:  # noqa: BLE001 (libsndfile cannot decode it: try librosa's decoders)
         try:
             audio, sample_rate = librosa.load(path, sr=None, mono=False)
             audio = np.atleast_2d(audio).astype(np.float32)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (any decoder failure is the upload's problem)
             raise gr.Error(f"Could not decode {path.name} ({type(error).__name__}: {error}).") from None
     if audio.size == 0:
         raise gr.Error(f"{path.name} holds no samples.")

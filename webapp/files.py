@@ -41,7 +41,7 @@ def generation_metadata(task: str, params: dict[str, object]) -> dict[str, str]:
     """Metadata of one output: the task, every parameter (as text), the software and the UTC time."""
     metadata = {"task": task}
     metadata.update({key: format_value(value) for key, value in params.items() if value is not None})
-    metadata["created_utc"] = _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata["created_utc"] = _datetime.datetime.now(_datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return metadata
 
 
@@ -68,7 +68,7 @@ class OutputStore:
 
         Example: `loop_checkpoints-loops_seed1234_steps20_ddim_v2_124.0bpm_20261121-064501_3f2a.wav`.
         """
-        now = _datetime.datetime.now(_datetime.timezone.utc)
+        now = _datetime.datetime.now(_datetime.UTC)
         parts = [slug(task)]
         for key in NAME_KEYS:
             value = params.get(key)

@@ -33,6 +33,7 @@ from webapp.files import OutputStore
 from webapp.listening_test import REAL, AnswerLog, Trial, assign_sides, match_loudness, new_trial_id, utc_now
 from webapp.progress import Progress, StepReporter
 from webapp.registry import ModelChoice, ModelRegistry, public_path
+
 SCHEDULER_CHOICES = ["model default", *SCHEDULERS]
 MODES = ("variation", "inpaint region", "outpaint around region", "continue")
 MODE_HELP = {

@@ -323,7 +323,7 @@ class ModelRegistry:
             except FileNotFoundError as error:
                 raise gr.Error(f"{choice.label}: {self._public(error, choice)} Press 'Rescan models' to refresh "
                                "the list.") from None
-            except Exception as error:  # a broken or foreign checkpoint must not take the server down
+            except Exception as error:  # noqa: BLE001 (a broken or foreign checkpoint must not take the server down)
                 raise gr.Error(f"Could not load {choice.label}: {type(error).__name__}: "
                                f"{self._public(error, choice)}") from None
             with self._state_lock:
