@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="generations run at once per tab (each tab has its own queue); more wait in "
                              "that tab's queue (default %(default)s)")
     parser.add_argument("--max-parallel", type=int, default=None,
-                        help="generations run at once across all tabs (default: 1 on CPUs with up to 4 "
-                             "cores, measured fastest there; else cores / --threads, at most 4; 2 on a GPU)")
+                        help="generations run at once across all tabs (default: CPU cores / --threads, "
+                             "1 to 4, on CPU; 2 on a GPU)")
     parser.add_argument("--threads", type=int, default=default_torch_threads(),
                         help="torch CPU threads (default %(default)s: measured fastest on small, busy "
                              "machines, see benchmarks/bench_threads.py and docs/app.md)")

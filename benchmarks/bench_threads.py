@@ -67,13 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     rows = []
     for parallel in (1, 2):
+        # Thread counts interleaved within each repeat, so a change in the machine's load hits all alike.
+        times: dict[int, list[float]] = {count: [] for count in args.threads}
         for count in args.threads:
             torch.set_num_threads(count)
             timed(pipelines[:1], 1.0, 2)  # warm-up
-            # Two requests use two pipelines, as two tabs would use two models.
-            times = [timed(pipelines[:parallel], args.seconds, args.steps) for _ in range(args.repeats)]
-            rows.append({"parallel_requests": parallel, "threads": count, "median_s": round(statistics.median(times), 3),
-                         "min_s": round(min(times), 3), "max_s": round(max(times), 3)})
+        for _ in range(args.repeats):
+            for count in args.threads:
+                torch.set_num_threads(count)
+                # Two requests use two pipelines, as two tabs would use two models.
+                times[count].append(timed(pipelines[:parallel], args.seconds, args.steps))
+        for count in args.threads:
+            rows.append({"parallel_requests": parallel, "threads": count,
+                         "median_s": round(statistics.median(times[count]), 3),
+                         "min_s": round(min(times[count]), 3), "max_s": round(max(times[count]), 3)})
             print(rows[-1], flush=True)
     result = {
         "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_default_threads": default_threads,

@@ -346,7 +346,8 @@ def test_outputs_are_pruned_by_size_keeping_the_newest(tmp_path):
 
 def test_threads_flag_and_measured_defaults(tmp_path, checkpoints):
     assert default_torch_threads(cores=2) == 1 and default_torch_threads(cores=16) == 4
-    assert default_parallel_jobs(1, "cpu", cores=2) == 1 and default_parallel_jobs(4, "cpu", cores=16) == 4
+    assert default_parallel_jobs(1, "cpu", cores=2) == 2 and default_parallel_jobs(2, "cpu", cores=2) == 1
+    assert default_parallel_jobs(4, "cpu", cores=64) == 4
     assert app.parse_args([]).threads == default_torch_threads()
     before = torch.get_num_threads()
     try:

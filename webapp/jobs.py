@@ -58,25 +58,23 @@ def event_cancelled_check() -> Callable[[], bool]:
 
 def default_torch_threads(cores: int | None = None) -> int:
     """Torch CPU threads per process: 1 on machines with up to 4 cores, where one thread measured
-    fastest under load (`benchmarks/bench_threads.py`: results in `benchmarks/results/threads.json`),
-    else a quarter of the cores (not measured here: the app runs several jobs at once, and each uses
-    the whole pool)."""
+    fastest for a request on a busy machine (`benchmarks/bench_threads.py`, results in
+    `benchmarks/results/threads*.json`), else a quarter of the cores (not measured here: the app
+    runs several jobs at once, and they share one pool)."""
     cores = cores or os.cpu_count() or 1
     return 1 if cores <= 4 else max(1, cores // 4)
 
 
 def default_parallel_jobs(threads: int, device: str = "auto", cores: int | None = None) -> int:
     """Generations at once across tabs. On a GPU 2 (a second job fills the GPU while the first runs
-    its CPU parts). On CPU with up to 4 cores 1: on the 2-core test machine two jobs at once took
-    about 5x as long as one (`benchmarks/results/threads.json`), so running them one after the other
-    finishes both sooner; on larger machines one job per `threads` share of the cores, at most 4."""
+    its CPU parts). On CPU one per `threads` share of the cores, 1 to 4: on the 2-core test machine
+    two one-thread jobs at once took as long as the same two one after the other
+    (`benchmarks/results/threads.json`), so a short Loops job need not wait for a long text job."""
     import torch
 
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         return 2
     cores = cores or os.cpu_count() or 1
-    if cores <= 4:
-        return 1
     return min(4, max(1, cores // max(1, threads)))
 
 
