@@ -209,3 +209,43 @@ def test_browser_shows_progress_in_user_units_and_stop_cancels(server, tmp_path)
     assert isinstance(gate.error, GenerationCancelled)
     assert gate.steps <= 4
     assert set(studio.store.root.rglob("*.wav")) == written
+
+
+@pytest.mark.browser
+def test_closing_the_browser_tab_stops_the_job(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python package playwright is not installed")
+    from tests.test_app_server import CHROMIUM_FLAGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); set CHROMIUM_PATH to use another")
+    url, studio, _, gate, demo = server
+    written = set(studio.store.root.rglob("*.wav"))
+    gate.steps, gate.hold_at, gate.error = 0, 3, None
+    gate.reached.clear(), gate.release.clear(), gate.ended.clear()
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        except sync_api.Error as error:
+            pytest.skip(f"{executable} does not start: {str(error).splitlines()[0]}")
+        try:
+            page = browser.new_page()
+            page.goto(url, timeout=60_000)
+            page.get_by_role("button", name="Generate loops").click(timeout=60_000)
+            assert gate.reached.wait(PATIENCE)
+            page.close()
+            # Gradio notices the closed event stream and marks the session's running event dead.
+            waiting = threading.Event()
+            for _ in range(PATIENCE * 10):
+                events = list(demo._queue.event_ids_to_events.values())
+                if all(not event.alive for event in events):
+                    break
+                waiting.wait(0.1)
+        finally:
+            gate.release.set()
+            browser.close()
+    assert gate.ended.wait(PATIENCE)
+    gate.hold_at = None
+    assert isinstance(gate.error, GenerationCancelled)
+    assert gate.steps <= 4
+    assert set(studio.store.root.rglob("*.wav")) == written
