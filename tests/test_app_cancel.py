@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -192,7 +193,9 @@ def test_browser_shows_progress_in_user_units_and_stop_cancels(server, tmp_path)
             assert gate.reached.wait(PATIENCE)
             # Step 2's report reached the page, next to the status line above the outputs.
             page.get_by_text("Variation 1 of 2 · window 1 of").first.wait_for(timeout=60_000)
-            page.get_by_text("step 2 of 20").first.wait_for(timeout=60_000)
+            progress = page.get_by_text("step 2 of 20").first
+            progress.wait_for(timeout=60_000)
+            assert re.search(r"about \d+ (s|min)", progress.inner_text())  # time left
             page.screenshot(path=str(Path(os.environ.get("APP_SCREENSHOT_DIR") or tmp_path) / "app_progress.png"))
             page.locator("#loops-stop").click(timeout=60_000)
             # Let the cancel reach the server (its queue drops the event) before the held step goes on.
