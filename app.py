@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
+import torch
 
+from webapp.budget import default_max_work
+from webapp.checks import name_bad_values
 from webapp.files import OutputStore
 from webapp.handlers import MODE_HELP, MODES, SCHEDULER_CHOICES, Result, Studio, StudioLimits
+from webapp.jobs import WorkerSlots, as_job, default_parallel_jobs, default_torch_threads
 from webapp.listening_test import PROTOCOL, AnswerLog, summarize, summary_markdown
-from webapp.registry import ModelRegistry, default_model_dirs
+from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs, public_path
 
 ROOT = Path(__file__).resolve().parent
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -25,6 +30,7 @@ SLOTS = 4
 GPU_SECONDS = 120
 CSS = """
 .slot-title p { margin: 0; }
+.job-status { min-height: 4.5em; }
 #studio-banner { font-size: 0.9em; }
 """
 
@@ -34,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Diffusion music studio: loops, text to audio, audio to audio and a blind listening test.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to listen on (0.0.0.0 for every interface; default %(default)s)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to listen on (default %(default)s)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--model-dir", default=None,
@@ -49,7 +55,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default=str(ROOT / "outputs" / "app"),
                         help="where generated files and listening-test answers go (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1,
-                        help="generations run at once; more wait in the queue (default %(default)s)")
+                        help="generations run at once per tab (each tab has its own queue); more wait in "
+                             "that tab's queue (default %(default)s)")
+    parser.add_argument("--max-parallel", type=int, default=None,
+                        help="generations run at once across all tabs (default: CPU cores / --threads, "
+                             "1 to 4, on CPU; 2 on a GPU)")
+    parser.add_argument("--threads", type=int, default=default_torch_threads(),
+                        help="torch CPU threads (default %(default)s: measured fastest on small, busy "
+                             "machines, see benchmarks/bench_threads.py and docs/app.md)")
+    parser.add_argument("--max-work", type=int, default=None,
+                        help="compute budget of one request, in clips x model windows x denoising steps; "
+                             "larger requests are refused with what to reduce (default: "
+                             "600 on CPU, 6000 on a GPU)")
+    parser.add_argument("--max-upload-mb", type=float, default=50.0,
+                        help="largest upload accepted, in MB (default %(default)s)")
+    parser.add_argument("--temp-max-age", type=float, default=120.0,
+                        help="minutes Gradio's temporary copies of uploads and outputs are kept "
+                             "(default %(default)s)")
+    parser.add_argument("--keep-outputs", type=int, default=2000,
+                        help="newest generated WAVs kept in --output-dir; older ones are deleted "
+                             "(default %(default)s)")
+    parser.add_argument("--keep-output-mb", type=float, default=2000.0,
+                        help="most MB of generated WAVs kept in --output-dir (default %(default)s)")
+    parser.add_argument("--allow-hub-model", action="append", default=[], metavar="OWNER/NAME",
+                        help="add a hub model id to the picker (repeatable); only listed models can be "
+                             "loaded")
     parser.add_argument("--max-loaded-models", type=int, default=2,
                         help="pipelines kept in memory (default %(default)s)")
     parser.add_argument("--max-steps", type=int, default=StudioLimits.max_steps,
@@ -58,24 +88,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="longest clip or continuation one request may ask for, in s (default %(default)s)")
     parser.add_argument("--max-input-seconds", type=float, default=StudioLimits.max_input_seconds,
                         help="longest upload, in s (default %(default)s)")
-    parser.add_argument("--custom-models", action=argparse.BooleanOptionalAction, default=not ON_SPACE,
-                        help="let users type a folder path or hub id into the model picker "
-                             "(default: on, off on a Space)")
+    parser.add_argument("--custom-models", action=argparse.BooleanOptionalAction, default=False,
+                        help="let users type any folder path or hub id into the model picker (default: "
+                             "off; only for a trusted local user: it lets a visitor load any server "
+                             "folder or download any hub repository)")
     parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=ON_SPACE,
                         help="load the default local checkpoints at start-up rather than on the first click "
                              "(default: off, on for a Space, where ZeroGPU wants models loaded at start-up)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for hub_id in args.allow_hub_model:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", hub_id) or len(hub_id) > 96:
+            parser.error(f"--allow-hub-model takes a hub id like 'owner/name', got {hub_id!r}")
+    for flag in ("concurrency", "threads", "max_steps"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    for flag in ("max_parallel", "max_work"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.max_upload_mb <= 0 or args.temp_max_age <= 0:
+        parser.error("--max-upload-mb and --temp-max-age must be positive")
+    return args
 
 
 def build_studio(args: argparse.Namespace) -> Studio:
     """The handlers, model registry and output folder the command line asks for."""
+    hub_models = {**HUB_MODELS, **{hub_id: HUB_MODELS.get(hub_id) for hub_id in args.allow_hub_model}}
     registry = ModelRegistry(
         bundled_dir=args.checkpoints_dir, model_dirs=default_model_dirs(args.model_dir), device=args.device,
-        max_loaded=args.max_loaded_models, allow_custom=args.custom_models,
+        hub_models=hub_models, max_loaded=args.max_loaded_models, allow_custom=args.custom_models,
     )
-    store = OutputStore(args.output_dir)
+    store = OutputStore(args.output_dir, max_files=args.keep_outputs, max_megabytes=args.keep_output_mb)
     limits = StudioLimits(max_steps=args.max_steps, max_seconds=args.max_seconds,
-                          max_input_seconds=args.max_input_seconds)
+                          max_input_seconds=args.max_input_seconds,
+                          max_work=args.max_work or default_max_work(args.device))
     answers = AnswerLog(Path(args.output_dir) / "listening_test" / "answers.csv")
     return Studio(registry, store, limits, answers, real_dir=args.real_dir)
 
@@ -119,10 +164,21 @@ def _slot_updates(result: Result, with_loops: bool) -> list:
     return updates
 
 
-def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
-    """The page. `concurrency`: generations running at once across all tabs."""
+def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = None,
+              delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The page.
+
+    Args:
+        concurrency: generations running at once per tab (each tab has its own queue).
+        slots: generations running at once across all tabs (None: no shared limit).
+        delete_cache: Gradio's `(every, older_than)` in seconds for its temporary files.
+    """
     registry, limits = studio.registry, studio.limits
-    generation = dict(concurrency_limit=concurrency, concurrency_id="generation")
+    job = as_job(slots)
+
+    def queue(tab: str) -> dict:
+        """One queue per tab, so a long text job does not hold up the Loops tab."""
+        return {"concurrency_limit": concurrency, "concurrency_id": tab}
 
     def model_info(label: str | None) -> str:
         if not label:
@@ -133,7 +189,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
             return f"⚠️ {error.message}"
         kind = {True: "text model", False: "unconditional (no prompt)", None: "loaded on first use"}[
             choice.text_conditioned]
-        return f"`{choice.source}` · {kind}"
+        return f"`{choice.name}` · {kind}"
 
     def is_text_model(label: str | None) -> bool:
         """Whether the picked model may take a prompt (text models, and typed-in ones not loaded yet)."""
@@ -142,17 +198,19 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
         except gr.Error:
             return False
 
-    with gr.Blocks(title="Diffusion music studio") as demo:
+    with gr.Blocks(title="Diffusion music studio", delete_cache=delete_cache) as demo:
         gr.Markdown("# Diffusion music studio\nLoops, text to audio and audio to audio with mel-spectrogram "
                     "diffusion models, and a blind listening test. Every output has a download button and "
                     "carries its settings (model, seed, steps...) in its file name and WAV metadata.")
         banner = gr.Markdown(registry.status_markdown(), elem_id="studio-banner")
 
         # ---- Loops ---------------------------------------------------------------------------
+        # Model pickers take any value, so every value reaches `ModelRegistry.resolve`, which loads only
+        # the models it lists and answers everything else with one "unknown model" message.
         with gr.Tab("Loops", id="loops"):
             with gr.Row():
                 loops_model = gr.Dropdown(registry.labels(needs_text=False), value=registry.default_label(False),
-                                          label="Model", allow_custom_value=registry.allow_custom, scale=4,
+                                          label="Model", allow_custom_value=True, scale=4,
                                           elem_id="loops-model")
                 rescan = gr.Button("Rescan models", scale=1, size="sm")
             loops_model_info = gr.Markdown(model_info(registry.default_label(False)))
@@ -170,8 +228,10 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     loops_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
                                               label="Clip length (s; 0 = two bars at the tempo, or one window for other models)")
                     loops_bpm = gr.Number(value=0, minimum=0, maximum=300, label="Tempo (BPM; 0 = the model's own tempo, or detected)")
-            loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate")
-            loops_status = gr.Markdown()
+            with gr.Row():
+                loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate", scale=4)
+                loops_stop = gr.Button("Stop", variant="stop", elem_id="loops-stop", scale=1)
+            loops_status = gr.Markdown(elem_id="loops-status", elem_classes="job-status")
             loops_slots: list = []
             for index in range(SLOTS):
                 with gr.Column(visible=False, variant="panel") as column:
@@ -189,7 +249,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
         # ---- Text to audio -------------------------------------------------------------------
         with gr.Tab("Text to audio", id="text"):
             text_model = gr.Dropdown(registry.labels(needs_text=True), value=registry.default_label(True),
-                                     label="Model (text models)", allow_custom_value=registry.allow_custom)
+                                     label="Model (text models)", allow_custom_value=True)
             text_model_info = gr.Markdown(model_info(registry.default_label(True)))
             text_prompt = gr.Textbox(label="Prompt", lines=2,
                                      placeholder="lo-fi hip hop beat, 85 BPM, dusty piano, vinyl crackle")
@@ -204,8 +264,10 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     text_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     text_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale")
                     text_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
-            text_button = gr.Button("Generate", variant="primary")
-            text_status = gr.Markdown()
+            with gr.Row():
+                text_button = gr.Button("Generate", variant="primary", scale=4)
+                text_stop = gr.Button("Stop", variant="stop", scale=1)
+            text_status = gr.Markdown(elem_classes="job-status")
             text_slots: list = []
             for index in range(SLOTS):
                 with gr.Column(visible=False, variant="panel") as column:
@@ -218,7 +280,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
         # ---- Audio to audio ------------------------------------------------------------------
         with gr.Tab("Audio to audio", id="audio"):
             audio_model = gr.Dropdown(registry.labels(), value=registry.default_label(), label="Model",
-                                      allow_custom_value=registry.allow_custom)
+                                      allow_custom_value=True)
             audio_model_info = gr.Markdown(model_info(registry.default_label()))
             audio_input = gr.Audio(label="Input: upload or record", sources=["upload", "microphone"],
                                    type="filepath")
@@ -242,8 +304,10 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     audio_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     audio_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale (text models)")
                     audio_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
-            audio_button = gr.Button("Generate", variant="primary")
-            audio_status = gr.Markdown()
+            with gr.Row():
+                audio_button = gr.Button("Generate", variant="primary", scale=4)
+                audio_stop = gr.Button("Stop", variant="stop", scale=1)
+            audio_status = gr.Markdown(elem_classes="job-status")
             with gr.Row():
                 audio_in_picture = _spectrogram("Input mel spectrogram")
                 audio_out_picture = _spectrogram("Output mel spectrogram")
@@ -259,10 +323,10 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                 listen_listener = gr.Textbox(label="Listener (optional)", placeholder="your name or initials")
             with gr.Row():
                 listen_model_a = gr.Dropdown(registry.labels(), value=registry.default_label(), label="Checkpoint 1",
-                                             allow_custom_value=registry.allow_custom)
+                                             allow_custom_value=True)
                 other = [label for label in registry.labels() if label != registry.default_label()]
                 listen_model_b = gr.Dropdown(registry.labels(), value=(other or [None])[0], label="Checkpoint 2",
-                                             allow_custom_value=registry.allow_custom)
+                                             allow_custom_value=True)
             with gr.Accordion("Settings", open=False):
                 with gr.Row():
                     listen_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
@@ -270,8 +334,10 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                                                label="Clip length (s; 0 = two bars at the tempo, or one window for other models)")
                     listen_vocoder = gr.Checkbox(value=True, label="Vocoder-matched real clips (mel models)")
                 listen_prompt = gr.Textbox(label="Prompt for text models (real clips use their caption)")
-                gr.Markdown(f"Real clips: `{studio.real_dir}` ({len(studio.real_clips())} files).")
-            listen_next = gr.Button("Next pair", variant="primary")
+                gr.Markdown(f"Real clips: `{public_path(studio.real_dir or '-')}` ({len(studio.real_clips())} files).")
+            with gr.Row():
+                listen_next = gr.Button("Next pair", variant="primary", scale=4)
+                listen_stop = gr.Button("Stop", variant="stop", scale=1)
             with gr.Row():
                 listen_a = gr.Audio(label="A", type="filepath", interactive=False)
                 listen_b = gr.Audio(label="B", type="filepath", interactive=False)
@@ -279,7 +345,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                 answer_a = gr.Button("A is better")
                 answer_same = gr.Button("Same / can't tell")
                 answer_b = gr.Button("B is better")
-            listen_status = gr.Markdown()
+            listen_status = gr.Markdown(elem_classes="job-status")
             listen_trial = gr.State(None)
             with gr.Accordion("Results (for the experimenter)", open=False):
                 listen_summary = gr.Markdown(summary_markdown(summarize(studio.answers.rows())))
@@ -288,6 +354,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     listen_file = gr.File(label="Answers (CSV)", interactive=False)
 
         # ---- Wiring ----------------------------------------------------------------------------
+        @job
         @on_gpu
         def run_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds, bpm, prompt,
                       progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
@@ -295,13 +362,16 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                                            bpm, prompt, progress=progress)
             return [result.seed, result.status, *_slot_updates(result, with_loops=True)]
 
-        loops_button.click(
+        loops_event = loops_button.click(
             run_loops,
             [loops_model, loops_variations, loops_seed, loops_randomize, loops_steps, loops_scheduler, loops_repeats,
              loops_seconds, loops_bpm, loops_prompt],
-            [loops_seed, loops_status, *loops_slots], api_name="loops", **generation,
+            [loops_seed, loops_status, *loops_slots], api_name="loops", show_progress_on=loops_status,
+            **queue("loops"),
         )
+        loops_stop.click(None, None, None, cancels=[loops_event], api_visibility="private")
 
+        @job
         @on_gpu
         def run_text(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed, randomize, outputs,
                      progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
@@ -309,13 +379,16 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                                           randomize, outputs, progress=progress)
             return [result.seed, result.status, *_slot_updates(result, with_loops=False)]
 
-        text_button.click(
+        text_event = text_button.click(
             run_text,
             [text_model, text_prompt, text_negative, text_seconds, text_start, text_guidance, text_steps,
              text_scheduler, text_seed, text_randomize, text_outputs],
-            [text_seed, text_status, *text_slots], api_name="text_to_audio", **generation,
+            [text_seed, text_status, *text_slots], api_name="text_to_audio", show_progress_on=text_status,
+            **queue("text"),
         )
+        text_stop.click(None, None, None, cancels=[text_event], api_visibility="private")
 
+        @job
         @on_gpu
         def run_audio(model, audio, mode, strength, prompt, negative, start, end, extend, steps, scheduler, guidance,
                       seed, randomize, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
@@ -324,25 +397,29 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
             output = result.outputs[0]
             return [result.seed, result.status, result.input_spectrogram, output.spectrogram, str(output.audio_path)]
 
-        audio_button.click(
+        audio_event = audio_button.click(
             run_audio,
             [audio_model, audio_input, audio_mode, audio_strength, audio_prompt, audio_negative, audio_region_start,
              audio_region_end, audio_extend, audio_steps, audio_scheduler, audio_guidance, audio_seed,
              audio_randomize],
             [audio_seed, audio_status, audio_in_picture, audio_out_picture, audio_output],
-            api_name="audio_to_audio", **generation,
+            api_name="audio_to_audio", show_progress_on=audio_status, **queue("audio"),
         )
+        audio_stop.click(None, None, None, cancels=[audio_event], api_visibility="private")
 
+        @job
         @on_gpu
         def run_next(mode, model_a, model_b, steps, seconds, prompt, vocoder, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
             result = studio.listening_next(mode, model_a, model_b, steps, seconds, prompt, vocoder, progress=progress)
             return result.trial, result.clip_a, result.clip_b, result.status
 
-        listen_next.click(
+        listen_event = listen_next.click(
             run_next,
             [listen_mode, listen_model_a, listen_model_b, listen_steps, listen_seconds, listen_prompt, listen_vocoder],
-            [listen_trial, listen_a, listen_b, listen_status], api_name="listening_next", **generation,
+            [listen_trial, listen_a, listen_b, listen_status], api_name="listening_next",
+            show_progress_on=listen_status, **queue("listening"),
         )
+        listen_stop.click(None, None, None, cancels=[listen_event], api_visibility="private")
 
         def answer_with(answer: str) -> Callable:
             def record(trial, listener):
@@ -399,6 +476,9 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     *[gr.update(choices=registry.labels()) for _ in range(3)]]
 
         rescan.click(rescan_models, None, [banner, *dropdowns], api_name="rescan_models")
+        for block in demo.blocks.values():  # bad raw API values get an error naming the field
+            if isinstance(block, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.Checkbox, gr.Textbox)):
+                name_bad_values(block)
     return demo
 
 
@@ -416,10 +496,14 @@ def preload(studio: Studio) -> None:
 
 def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
     """The queued app and its handlers, as the command line asks."""
+    torch.set_num_threads(args.threads)
     studio = build_studio(args)
     if args.preload:
         preload(studio)
-    demo = build_app(studio, concurrency=args.concurrency)
+    parallel = args.max_parallel or default_parallel_jobs(args.threads, args.device)
+    age = round(args.temp_max_age * 60)
+    demo = build_app(studio, concurrency=args.concurrency, slots=WorkerSlots(parallel),
+                     delete_cache=(max(60, age // 4), age))
     # Waiting requests beyond max_size are turned away with a "queue full" message, not left hanging.
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     return demo, studio
@@ -427,8 +511,9 @@ def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
 
 def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
     """`demo.launch` keyword arguments: address, sharing, look, and the output folder served."""
-    return dict(server_name=args.host, server_port=args.port, share=args.share,
-                allowed_paths=[str(studio.store.root)], theme=gr.themes.Soft(), css=CSS)
+    return {"server_name": args.host, "server_port": args.port, "share": args.share,
+            "allowed_paths": [str(studio.store.root)], "theme": gr.themes.Soft(), "css": CSS,
+            "max_file_size": round(args.max_upload_mb * 1024 * 1024)}
 
 
 def main(argv: list[str] | None = None) -> None:

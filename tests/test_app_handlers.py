@@ -117,7 +117,7 @@ def test_gated_and_unreachable_hub_models_give_clear_errors(checkpoints, monkeyp
 
 def test_typed_in_models_only_when_allowed(checkpoints):
     closed = ModelRegistry(bundled_dir=None, device="cpu", allow_custom=False)
-    with pytest.raises(gr.Error, match="not one of this app's models"):
+    with pytest.raises(gr.Error, match="Unknown model"):
         closed.resolve(str(checkpoints / "loops"))
     open_ = ModelRegistry(bundled_dir=None, device="cpu", allow_custom=True)
     choice = open_.resolve(str(checkpoints / "text"))
@@ -209,7 +209,7 @@ def test_short_clips_warn_but_keep_the_raw_audio_and_seeds_reproduce(studio):
     assert len(result.notes) == 2 and "raw clip is still here" in result.status
     fractions = [fraction for fraction, _ in progress.calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert any("Variation 2/2: step 1/1" in description for _, description in progress.calls)
+    assert any("Variation 2 of 2 · step 1 of 1" in description for _, description in progress.calls)
 
     again = studio.generate_loops(LOOPS, variations=1, seed=6, randomize_seed=False, steps=1, clip_seconds=0.25)
     np.testing.assert_array_equal(samples_of(again.outputs[0].audio_path), samples_of(result.outputs[1].audio_path))

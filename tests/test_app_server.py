@@ -37,6 +37,7 @@ def server(tmp_path_factory):
         "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
         "--model-dir", str(root / "runs"), "--real-dir", str(write_real_clips(root / "real")),
         "--output-dir", str(root / "outputs"), "--device", "cpu", "--max-steps", "50", "--preload",
+        "--max-work", "100000",  # the tiny models' 0.256 s windows make a default clip 21 windows long
     ])
     demo, studio = app.create(args)
     demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)

@@ -15,6 +15,9 @@ import soundfile as sf
 from models.audio import MAX_CHANNELS, prepare_audio
 
 MAX_SEED = 2**32 - 1
+# Longest prompt, in characters, on every tab (the text encoders read far fewer tokens; a longer
+# text would only bloat file names and WAV metadata).
+MAX_PROMPT_CHARS = 500
 # Peak below which an input counts as silence (-80 dBFS).
 SILENCE_PEAK = 1e-4
 
@@ -41,6 +44,43 @@ def check_float(label: str, value: object, low: float, high: float, unit: str = 
         bracket = "(" if low_open else "["
         raise gr.Error(f"{label} must be in {bracket}{low:g}, {high:g}]{unit}, got {value!r}.")
     return number
+
+
+def check_prompt(label: str, value: object) -> str:
+    """A prompt as stripped text of at most `MAX_PROMPT_CHARS` characters ("" for none), or `gr.Error`."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise gr.Error(f"{label} must be text, got {type(value).__name__}.")
+    text = value.strip()
+    if len(text) > MAX_PROMPT_CHARS:
+        raise gr.Error(f"{label} is {len(text):,} characters long; keep it to {MAX_PROMPT_CHARS}.")
+    return text
+
+
+def name_bad_values(component: gr.components.Component, label: str | None = None) -> None:
+    """Make `component` refuse a bad raw API value (a string for a slider, NaN for a number) with a
+    `gr.Error` naming the field, where Gradio's own check would answer `error: null`, and prefix
+    Gradio's own range errors ("Value 61 is greater than maximum value 60.0.") with the field's name."""
+    label = label or getattr(component, "label", None) or type(component).__name__
+    original = component.preprocess
+    numeric = isinstance(component, (gr.Number, gr.Slider))
+
+    def preprocess(payload):
+        if numeric and payload is not None:
+            if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+                raise gr.Error(f"{label} must be a number, got {payload!r}.", print_exception=False)
+            if not math.isfinite(payload):
+                raise gr.Error(f"{label} must be a finite number, got {payload!r}.", print_exception=False)
+        try:
+            return original(payload)
+        except gr.Error as error:
+            raise gr.Error(f"{label}: {error.message}", print_exception=False) from None
+        except Exception:  # noqa: BLE001 (Gradio's own type checks: say which field, never `error: null`)
+            raise gr.Error(f"{label}: {str(payload)[:80]!r} is not a value this field takes.",
+                           print_exception=False) from None
+
+    component.preprocess = preprocess
 
 
 def pick_seed(seed: object, randomize: bool, rng: random.Random | None = None) -> int:
@@ -100,10 +140,10 @@ def read_upload(
     try:
         info = sf.info(path)
         seconds, channels = info.duration, info.channels
-    except Exception:  # not a format libsndfile knows (mp3 on old builds, m4a, webm): ask librosa
+    except Exception:  # noqa: BLE001 (not a format libsndfile knows (mp3 on old builds, m4a, webm): ask librosa)
         try:
             seconds, channels = librosa.get_duration(path=path), None
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (any decoder failure is the upload's problem)
             raise gr.Error(f"Could not read {path.name} as audio ({type(error).__name__}). "
                            "Upload a WAV, FLAC, OGG or MP3 file.") from None
     if seconds > max_seconds:
@@ -115,11 +155,11 @@ def read_upload(
     try:
         samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
         audio = samples.T
-    except Exception:
+    except Exception:  # noqa: BLE001 (libsndfile cannot decode it: try librosa's decoders)
         try:
             audio, sample_rate = librosa.load(path, sr=None, mono=False)
             audio = np.atleast_2d(audio).astype(np.float32)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (any decoder failure is the upload's problem)
             raise gr.Error(f"Could not decode {path.name} ({type(error).__name__}: {error}).") from None
     if audio.size == 0:
         raise gr.Error(f"{path.name} holds no samples.")
@@ -127,8 +167,8 @@ def read_upload(
         raise gr.Error(f"{path.name} contains NaN or infinite samples.")
     if float(np.abs(audio).max()) < SILENCE_PEAK:
         raise gr.Error(f"{path.name} is silent (peak below -80 dBFS): there is nothing to work from.")
-    try:
-        mono = prepare_audio(audio, sample_rate, target_sample_rate, max_seconds)
+    try:  # mixed down here, where the axes are known ([channels, samples]), however short the clip
+        mono = prepare_audio(audio.mean(axis=0), sample_rate, target_sample_rate, max_seconds)
     except ValueError as error:
         raise gr.Error(f"{path.name}: {error}") from None
     notes = []

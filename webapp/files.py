@@ -41,22 +41,26 @@ def generation_metadata(task: str, params: dict[str, object]) -> dict[str, str]:
     """Metadata of one output: the task, every parameter (as text), the software and the UTC time."""
     metadata = {"task": task}
     metadata.update({key: format_value(value) for key, value in params.items() if value is not None})
-    metadata["created_utc"] = _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata["created_utc"] = _datetime.datetime.now(_datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return metadata
 
 
 class OutputStore:
-    """A folder of generated files, one sub-folder per UTC day, pruned to the newest `max_files`.
+    """A folder of generated files, one sub-folder per UTC day, pruned to the newest `max_files` WAVs
+    and `max_megabytes` MB.
 
     Args:
         root: where files go (created on first write).
-        max_files: oldest files beyond this many are deleted after each write, so a long-running
+        max_files: oldest WAVs beyond this many are deleted after each write, so a long-running
             Space does not fill its disk; None keeps everything.
+        max_megabytes: oldest WAVs are deleted while all of them together take more than this many
+            MB (1 MB = 2**20 bytes); None: no size limit.
     """
 
-    def __init__(self, root: str | Path, max_files: int | None = 2000) -> None:
+    def __init__(self, root: str | Path, max_files: int | None = 2000, max_megabytes: float | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         self.max_files = max_files
+        self.max_bytes = None if max_megabytes is None else int(max_megabytes * 2**20)
         self._lock = threading.Lock()
 
     def path_for(self, task: str, params: dict[str, object], suffix: str = ".wav") -> Path:
@@ -64,7 +68,7 @@ class OutputStore:
 
         Example: `loop_checkpoints-loops_seed1234_steps20_ddim_v2_124.0bpm_20261121-064501_3f2a.wav`.
         """
-        now = _datetime.datetime.now(_datetime.timezone.utc)
+        now = _datetime.datetime.now(_datetime.UTC)
         parts = [slug(task)]
         for key in NAME_KEYS:
             value = params.get(key)
@@ -131,20 +135,32 @@ class OutputStore:
         return path
 
     def prune(self) -> None:
-        """Delete the oldest WAVs beyond `max_files` (and folders left empty). Other files, such as the
-        listening test's answers, are never touched."""
-        if self.max_files is None:
+        """Delete the oldest WAVs beyond `max_files` or `max_megabytes` (and folders left empty). Other
+        files, such as the listening test's answers, are never touched; the newest WAV is always kept."""
+        if self.max_files is None and self.max_bytes is None:
             return
         with self._lock:
-            files = [path for path in self.root.rglob("*.wav") if path.is_file()]
-            if len(files) <= self.max_files:
-                return
-            files.sort(key=lambda path: path.stat().st_mtime)
-            for path in files[: len(files) - self.max_files]:
+            files = []
+            for path in self.root.rglob("*.wav"):
+                try:
+                    stat = path.stat()
+                except OSError:  # deleted meanwhile
+                    continue
+                files.append((stat.st_mtime, stat.st_size, path))
+            files.sort()
+            total = sum(size for _, size, _ in files)
+            excess = 0 if self.max_files is None else max(0, len(files) - self.max_files)
+            removed = False
+            for index, (_, size, path) in enumerate(files[:-1]):
+                if index >= excess and (self.max_bytes is None or total <= self.max_bytes):
+                    break
                 path.unlink(missing_ok=True)
-            for folder in sorted(self.root.iterdir()):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+                total -= size
+                removed = True
+            if removed:
+                for folder in sorted(self.root.iterdir()):
+                    if folder.is_dir() and not any(folder.iterdir()):
+                        folder.rmdir()
 
 
 def _title(task: str, params: dict[str, object]) -> str:

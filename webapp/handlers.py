@@ -26,13 +26,14 @@ from models.loops import loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
 from models.schedulers import SCHEDULERS
 from models.stable_audio import StableAudioBackend
-from webapp.checks import MAX_SEED, check_float, check_int, pick_seed, read_upload
+from webapp.budget import CPU_MAX_WORK, Budget, Request, window_geometry, windows_for
+from webapp.checks import MAX_SEED, check_float, check_int, check_prompt, pick_seed, read_upload
 from webapp.display import colorize, spectrogram_of
 from webapp.files import OutputStore
 from webapp.listening_test import REAL, AnswerLog, Trial, assign_sides, match_loudness, new_trial_id, utc_now
-from webapp.registry import ModelChoice, ModelRegistry
+from webapp.progress import Progress, StepReporter
+from webapp.registry import ModelChoice, ModelRegistry, public_path
 
-Progress = Callable[..., object]
 SCHEDULER_CHOICES = ["model default", *SCHEDULERS]
 MODES = ("variation", "inpaint region", "outpaint around region", "continue")
 MODE_HELP = {
@@ -54,6 +55,7 @@ class StudioLimits:
         max_input_seconds: longest upload in seconds.
         max_outputs: variations / outputs per click.
         max_repeats: loop repeats in one file.
+        max_work: clips x windows x steps one request may ask for (`webapp.budget`).
     """
 
     max_steps: int = 250
@@ -61,6 +63,7 @@ class StudioLimits:
     max_input_seconds: float = 120.0
     max_outputs: int = 4
     max_repeats: int = 16
+    max_work: int = CPU_MAX_WORK
 
 
 @dataclass
@@ -114,12 +117,15 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def check_broken(notes: list[str], what: str, audio: np.ndarray, sample_rate: int) -> None:
-    """Warn when a generated clip is near-silent, a noise slab, has a dropout or clips (the detector of
-    `benchmarks/bench_quality.py`, which flags no real corpus clip)."""
+def check_broken(notes: list[str], what: str, audio: np.ndarray, sample_rate: int) -> list[str]:
+    """Warn when a generated clip is near-silent (loudest frame below -45 dBFS RMS), a noise slab, has a
+    dropout or clips (the detector of `benchmarks/bench_quality.py`, which flags no real corpus clip),
+    offering to regenerate; returns the reasons ("silent", "noise", "dropout", "clipped")."""
     reasons = broken_reasons(clip_checks(audio, sample_rate))
     if reasons:
-        _warn(notes, f"{what} sounds broken ({', '.join(reasons)}): try another seed.")
+        _warn(notes, f"{what} sounds broken ({', '.join(reasons)}): press Generate again with "
+                     "'Random seed' ticked (or another seed) to regenerate.")
+    return reasons
 
 
 def _warn(notes: list[str], message: str) -> None:
@@ -175,25 +181,6 @@ def default_seconds(pipeline: object, bpm: float | None = None) -> float:
     return float(min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
 
 
-class StepReporter:
-    """Maps pipelines' `(steps_done, steps_total)` callbacks of several calls onto one progress bar."""
-
-    def __init__(self, progress: Progress | None, calls: int, what: str) -> None:
-        self.progress, self.calls, self.what = progress, max(1, calls), what
-
-    def report(self, fraction: float, description: str) -> None:
-        if self.progress is not None:
-            self.progress(min(1.0, max(0.0, fraction)), desc=description)
-
-    def for_call(self, index: int) -> Callable[[int, int], None]:
-        def callback(steps_done: int, steps_total: int) -> None:
-            within = steps_done / steps_total if steps_total else 1.0
-            self.report((index + within) / self.calls,
-                        f"{self.what} {index + 1}/{self.calls}: step {steps_done}/{steps_total}")
-
-        return callback
-
-
 class Studio:
     """The app's handlers around a model registry, an output folder and a listening-test log.
 
@@ -221,8 +208,27 @@ class Studio:
         self.answers = answers or AnswerLog(store.root / "listening_test" / "answers.csv")
         self.real_dir = None if real_dir is None else Path(real_dir).expanduser()
         self.rng = rng or random.SystemRandom()
+        self.budget = Budget(self.limits.max_work)
 
     # ---- shared steps ----------------------------------------------------------------------
+
+    def plan(self, reporter: StepReporter, choice: ModelChoice, pipeline: object, clips: int, seconds: float,
+             steps: int, clips_label: str, seconds_label: str) -> Request:
+        """Check a request against the compute budget (`gr.Error` naming what to reduce) and show its
+        estimated time before generating. `seconds`: each clip's length in seconds."""
+        request = Request(clips, windows_for(pipeline, seconds), steps, clips_label, seconds_label,
+                          geometry=window_geometry(pipeline))
+        self.budget.check(request)
+        reporter.steps = steps
+        estimate = self.budget.estimate_text(choice.source, request)
+        reporter.report(0.0, f"{plural(clips, 'clip')} x {plural(request.windows, 'window')} x "
+                             f"{plural(steps, 'step')}" + (f": {estimate}" if estimate else ""))
+        return request
+
+    def finish(self, reporter: StepReporter, choice: ModelChoice) -> None:
+        """Remember how fast this model ran (for the next estimate) and close the progress bar."""
+        self.budget.record(choice.source, reporter.seconds_per_step)
+        reporter.report(1.0, "Done")
 
     def check_steps(self, steps: object, pipeline: object | None = None) -> int:
         high = min(self.limits.max_steps, int(getattr(pipeline, "max_inference_steps", self.limits.max_steps)))
@@ -339,6 +345,7 @@ class Studio:
         clip_seconds = 0.0 if clip_seconds in (None, "") else check_float(
             "Clip length", clip_seconds, 0.0, self.limits.max_seconds, " s")
         bpm = 0.0 if bpm in (None, "") else check_float("BPM", bpm, 0.0, 300.0)
+        prompt = check_prompt("Prompt", prompt)
         if 0 < bpm < 30:
             raise gr.Error(f"BPM must be 0 (detect) or from 30 to 300, got {bpm:g}.")
         seed = pick_seed(seed, randomize_seed)
@@ -357,15 +364,18 @@ class Studio:
             tempo = asked or model_tempo(pipeline)
             tempo_line = tempo_note(pipeline, asked)
             seconds = clip_seconds or default_seconds(pipeline, tempo)
+            self.plan(reporter, choice, pipeline, variations, seconds, steps, "Variations", "Clip length")
             outputs = []
             for index in range(variations):
                 variation_seed = (seed + index) % (MAX_SEED + 1)
                 generated = self.generate(pipeline, variation_seed, steps, prompt=prompt, seconds_total=seconds,
                                           progress_callback=reporter.for_call(index), bpm=tempo)
                 audio = generated.audios[0]
-                params = dict(model=choice.short_name, model_source=choice.source, prompt=prompt or None,
+                reporter.check()  # a request cancelled during the last step writes nothing
+                params = dict(model=choice.short_name, model_source=choice.name, prompt=prompt or None,
                               seed=variation_seed, steps=steps, scheduler=scheduler_used, seconds_total=seconds,
                               variation=index + 1, sample_rate=generated.sample_rate)
+                broken = check_broken(notes, f"Variation {index + 1}", audio, generated.sample_rate)
                 clip_path = self.store.write_audio("clip", audio, generated.sample_rate, params)
                 seconds_out = audio.shape[-1] / generated.sample_rate
                 output = Output(
@@ -373,6 +383,8 @@ class Studio:
                     seconds=seconds_out, title=f"Variation {index + 1} · seed {variation_seed} · {seconds_out:.2f} s",
                 )
                 try:
+                    if "silent" in broken:  # a tempo "found" in near-silence would be noise
+                        raise ValueError("the clip is near-silent")
                     if model_tempo(pipeline):  # bars from sample 0 at a known tempo, by construction
                         loop = loop_from_downbeat(audio.mean(axis=0), generated.sample_rate, tempo, repeats=repeats)
                     else:
@@ -386,9 +398,8 @@ class Studio:
                     source = "estimated" if loop.bpm_estimated else "given"
                     output.loop_info = (f"**{loop.bpm:.1f} BPM** ({source}) · {loop.bars} bar(s) of "
                                         f"{loop.beats_per_bar} · tiled ×{loop.repeats} = {loop.seconds_total:.2f} s")
-                check_broken(notes, f"Variation {index + 1}", audio, generated.sample_rate)
                 outputs.append(output)
-        reporter.report(1.0, "Done")
+            self.finish(reporter, choice)
         lines = [f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
                  f"`{choice.name}`"]
         lines += [tempo_line] if tempo_line else []
@@ -429,8 +440,8 @@ class Studio:
         prompt = (prompt or "").strip()
         if not prompt:
             raise gr.Error("Write a prompt first, e.g. 'lo-fi hip hop beat, 85 BPM, dusty piano'.")
-        if len(prompt) > 500:
-            raise gr.Error(f"The prompt is {len(prompt)} characters long; keep it under 500.")
+        prompt = check_prompt("Prompt", prompt)
+        negative_prompt = check_prompt("Negative prompt", negative_prompt)
         seconds_total = check_float("Duration", seconds_total, 0.0, self.limits.max_seconds, " s", low_open=True)
         seconds_start = check_float("Start offset", seconds_start, 0.0, 3600.0, " s")
         guidance_scale = check_float("Guidance scale", guidance_scale, 0.0, 30.0)
@@ -453,6 +464,7 @@ class Studio:
             scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
             tempo = bpm_from_prompt(prompt) if model_tempo(pipeline) else None
             tempo_line = tempo_note(pipeline, tempo)
+            self.plan(reporter, choice, pipeline, num_outputs, seconds_total, steps, "Outputs", "Duration")
             outputs = []
             for index in range(num_outputs):
                 output_seed = (seed + index) % (MAX_SEED + 1)
@@ -462,7 +474,8 @@ class Studio:
                                           bpm=tempo)
                 samples = round(seconds_total * generated.sample_rate)
                 audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
-                params = dict(model=choice.short_name, model_source=choice.source, prompt=prompt,
+                reporter.check()  # a request cancelled during the last step writes nothing
+                params = dict(model=choice.short_name, model_source=choice.name, prompt=prompt,
                               negative_prompt=negative_prompt or None, seed=output_seed, steps=steps,
                               scheduler=scheduler_used, seconds_total=seconds_total, seconds_start=seconds_start,
                               guidance_scale=guidance_scale, sample_rate=generated.sample_rate)
@@ -471,7 +484,7 @@ class Studio:
                 check_broken(notes, f"Output {index + 1}", audio, generated.sample_rate)
                 outputs.append(Output(path, self.picture(generated, audio), output_seed, seconds_out,
                                       f"Output {index + 1} · seed {output_seed} · {seconds_out:.2f} s"))
-        reporter.report(1.0, "Done")
+            self.finish(reporter, choice)
         lines = [f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(steps, 'step')} · "
                  f"guidance {guidance_scale:g} · {seconds_total:g} s from {seconds_start:g} s · `{choice.name}`"]
         lines += [tempo_line] if tempo_line else []
@@ -512,6 +525,8 @@ class Studio:
             raise gr.Error(f"Mode must be one of {', '.join(MODES)}, got {mode!r}.")
         strength = check_float("Strength", strength, 0.0, 1.0)
         guidance_scale = check_float("Guidance scale", guidance_scale, 0.0, 30.0)
+        prompt = check_prompt("Prompt", prompt)
+        negative_prompt = check_prompt("Negative prompt", negative_prompt)
         if mode == "continue":
             extend_seconds = check_float("Continue by", extend_seconds, 0.0, self.limits.max_seconds, " s",
                                          low_open=True)
@@ -543,6 +558,10 @@ class Studio:
                     _warn(notes, f"Region end {region_end:g} s is past the clip's end; using {seconds_in:.2f} s.")
                 region_end = min(region_end, seconds_in)
                 if mode == "outpaint around region":
+                    if region_start <= 0.0 and region_end >= seconds_in - 1e-6:
+                        raise gr.Error(f"The region {region_start:g}–{region_end:g} s keeps the whole "
+                                       f"{seconds_in:.2f} s clip, so there is nothing to regenerate; make it "
+                                       "shorter than the clip.")
                     keep_regions = [(region_start, region_end)]
                 else:
                     keep_regions = [(a, b) for a, b in [(0.0, region_start), (region_end, seconds_in)] if b > a]
@@ -562,6 +581,8 @@ class Studio:
             audio_in, rate_in = upload.for_model(model_channels(pipeline))
             seconds_out = min(seconds_in, getattr(pipeline, "max_seconds_total", math.inf)) if is_stable_audio(
                 pipeline) else None
+            self.plan(reporter, choice, pipeline, 1, seconds_in + (extend_in_s or 0.0), steps, "Outputs",
+                      "Input length")
             generated = self.generate(
                 pipeline, seed, steps, prompt=prompt, negative_prompt=negative_prompt, seconds_total=seconds_out,
                 guidance_scale=guidance_scale if pipeline.is_text_conditioned else None, audio=audio_in,
@@ -569,17 +590,19 @@ class Studio:
                 extend_in_s=extend_in_s, progress_callback=reporter.for_call(0),
             )
             audio = generated.audios[0]
-            params = dict(model=choice.short_name, model_source=choice.source, mode=mode, prompt=prompt or None,
+            reporter.check()  # a request cancelled during the last step writes nothing
+            params = dict(model=choice.short_name, model_source=choice.name, mode=mode, prompt=prompt or None,
                           negative_prompt=negative_prompt or None, seed=seed, steps=steps, scheduler=scheduler_used,
                           strength=strength, keep_regions_in_s=keep_regions, extend_in_s=extend_in_s,
                           input_file=Path(str(audio_path)).name, input_seconds=round(seconds_in, 3),
                           sample_rate=generated.sample_rate)
             path = self.store.write_audio(mode.split()[0], audio, generated.sample_rate, params)
+            check_broken(notes, "The output", audio, generated.sample_rate)
+            self.finish(reporter, choice)
         seconds = audio.shape[-1] / generated.sample_rate
         # Both pictures drawn the same way, so input and output can be compared bin for bin.
         output = Output(path, spectrogram_of(audio, generated.sample_rate), seed, seconds,
                         f"{mode} · seed {seed} · {seconds:.2f} s")
-        reporter.report(1.0, "Done")
         detail = {"variation": f"strength {strength:g}", "continue": f"+{extend_in_s or 0:g} s",
                   "inpaint region": f"regenerated {region_start:g}–{region_end:g} s at strength {strength:g}",
                   "outpaint around region": f"kept {region_start:g}–{region_end:g} s, rest at strength {strength:g}"}
@@ -623,6 +646,8 @@ class Studio:
             if pipeline.is_text_conditioned and not prompt:
                 raise gr.Error(f"{choice.name} is a text model: give the listening test a prompt.")
             steps = self.check_steps(steps, pipeline)
+            if index == 0:
+                self.plan(reporter, choice, pipeline, 2, seconds, steps, "Clips", "Clip length")
             generated = self.generate(pipeline, seed, steps, prompt=prompt if pipeline.is_text_conditioned else "",
                                       seconds_total=seconds, progress_callback=reporter.for_call(index))
             return generated.audios[0], generated.sample_rate
@@ -656,7 +681,7 @@ class Studio:
         seconds = 0.0 if seconds in (None, "") else check_float("Clip length", seconds, 0.0, self.limits.max_seconds,
                                                                 " s")
         seed = pick_seed(None, True, self.rng)
-        prompt = (prompt or "").strip()
+        prompt = check_prompt("Prompt", prompt)
         reporter = StepReporter(progress, 2, "Clip")
         reporter.report(0.0, "Loading...")
         real_clip = ""
@@ -673,7 +698,7 @@ class Studio:
         else:
             clips = self.real_clips()
             if not clips:
-                raise gr.Error(f"No real clips found under {self.real_dir or '(no folder given)'}; start the app with "
+                raise gr.Error(f"No real clips found under {public_path(self.real_dir or '(no folder given)')}; start the app with "
                                "--real-dir pointing at a folder of WAV/FLAC files.")
             clip = clips[self.rng.randrange(len(clips))]
             real_clip = str(clip.relative_to(self.real_dir))
@@ -707,6 +732,12 @@ class Studio:
         if pair[0].shape[0] != pair[1].shape[0]:
             pair = [audio.mean(axis=0, keepdims=True) for audio in pair]
         length = min(audio.shape[-1] for audio in pair)
+        generated = pair if mode == "two checkpoints" else pair[:1]
+        if any("silent" in broken_reasons(clip_checks(audio, rate)) for audio in generated):
+            # Loudness matching would lift its noise floor to the other clip's level.
+            raise gr.Error("A generated clip came out near-silent, so this pair is not used. Press 'Next pair' "
+                           "for another.")
+        reporter.check()  # a request cancelled during the last step writes nothing
         try:
             pair, level = match_loudness([audio[:, :length] for audio in pair])
         except ValueError as error:

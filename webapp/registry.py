@@ -1,6 +1,12 @@
 """The model picker and the pipeline cache: bundled checkpoints (`checkpoints/<name>/`), checkpoint
 folders found under a model directory (e.g. training output), and hub ids loaded on demand.
 
+Only what the picker lists can be loaded (bundled, `--model-dir`, and an allow-list of hub ids,
+extended by `--allow-hub-model`): any other value gets the same `UNKNOWN_MODEL` message, whether it
+names an existing folder, a missing one, an uploaded one or a hub repository, so the field tells a
+visitor nothing about the server's files. `--custom-models` (off by default) opens typed-in paths and
+hub ids for a trusted local user.
+
 A pipeline is loaded once and kept (the `max_loaded` most recently used stay in memory); calls on
 one pipeline are serialised by its own lock, because schedulers keep per-call state.
 """
@@ -43,6 +49,10 @@ HUB_MODELS = {
 ORIGIN_NOTES = {"bundled": "bundled", "local": "model dir", "hub": "hub, downloads on first use", "custom": "custom"}
 # Folders searched this deep below a model directory (e.g. runs/<run>/checkpoint-<step>/).
 MAX_SEARCH_DEPTH = 4
+# The one answer to every model value that is not in the list.
+UNKNOWN_MODEL = "Unknown model: pick one from the list."
+# Longest model value looked at (labels and hub ids are far shorter).
+MAX_MODEL_VALUE = 300
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,19 @@ class ModelChoice:
 
 
 def read_class_name(folder: Path) -> str | None:
-    """`_class_name` of `folder/model_index.json`, or None when missing or unreadable."""
+    """`_class_name` of `folder/model_index.json`, or None when missing, unreadable or not a string."""
     try:
-        return json.loads((folder / "model_index.json").read_text()).get("_class_name")
+        name = json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name")
     except (OSError, ValueError, AttributeError):
         return None
+    return name if isinstance(name, str) else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed while searching
+        return 0.0
 
 
 def find_checkpoints(root: str | Path, max_depth: int = MAX_SEARCH_DEPTH) -> list[Path]:
@@ -89,7 +107,11 @@ def find_checkpoints(root: str | Path, max_depth: int = MAX_SEARCH_DEPTH) -> lis
     found: list[Path] = []
 
     def walk(folder: Path, depth: int) -> None:
-        if (folder / "model_index.json").is_file():
+        try:
+            is_checkpoint = (folder / "model_index.json").is_file()
+        except OSError:
+            return
+        if is_checkpoint:
             if read_class_name(folder) in RUNNABLE_CLASSES:
                 found.append(folder)
             return
@@ -103,7 +125,7 @@ def find_checkpoints(root: str | Path, max_depth: int = MAX_SEARCH_DEPTH) -> lis
             walk(child, depth + 1)
 
     walk(root, 0)
-    return sorted(found, key=lambda folder: (folder / "model_index.json").stat().st_mtime, reverse=True)
+    return sorted(found, key=lambda folder: _mtime(folder / "model_index.json"), reverse=True)
 
 
 class ModelRegistry:
@@ -113,9 +135,11 @@ class ModelRegistry:
         bundled_dir: the repository's `checkpoints/` folder (bundled checkpoints, offline).
         model_dirs: more folders to search for checkpoints (e.g. training output).
         device: "auto" (CUDA in half precision when present, else CPU), "cpu", "cuda" or "cuda:N".
-        hub_models: hub ids offered in the picker, with whether each takes text.
+        hub_models: hub ids offered in the picker, with whether each takes text (None: unknown until
+            loaded); default `HUB_MODELS`.
         max_loaded: pipelines kept in memory at once (least recently used ones are dropped).
-        allow_custom: whether a typed-in folder path or hub id may be loaded (off on a public Space).
+        allow_custom: whether a typed-in folder path or hub id may be loaded (off by default; never
+            on a public server: it lets visitors load any folder of the server, or download any repo).
         loader: `load_pipeline` or a stand-in with its signature (tests).
     """
 
@@ -124,9 +148,9 @@ class ModelRegistry:
         bundled_dir: str | Path | None = "checkpoints",
         model_dirs: list[str | Path] | tuple = (),
         device: str = "auto",
-        hub_models: dict[str, bool] | None = None,
+        hub_models: dict[str, bool | None] | None = None,
         max_loaded: int = 2,
-        allow_custom: bool = True,
+        allow_custom: bool = False,
         loader: Callable = load_pipeline,
     ) -> None:
         self.bundled_dir = None if bundled_dir is None else Path(bundled_dir).expanduser()
@@ -212,7 +236,7 @@ class ModelRegistry:
 
     def status_markdown(self) -> str:
         """One paragraph for the top of the page: which checkpoints were found, or what to do."""
-        searched = [str(folder) for folder in [self.bundled_dir, *self.model_dirs] if folder is not None]
+        searched = [public_path(folder) for folder in [self.bundled_dir, *self.model_dirs] if folder is not None]
         local = self.local_choices
         if not local:
             return (
@@ -225,19 +249,31 @@ class ModelRegistry:
         return f"{len(local)} local checkpoint(s): {names}. Hub models download on first use."
 
     def resolve(self, value: str | None) -> ModelChoice:
-        """The choice for a picker value: a label, or (when allowed) a typed folder path or hub id."""
-        if value is None or str(value).strip() == "":
+        """The choice for a picker value: a label (or a listed model's name or hub id), or, with
+        `allow_custom`, a typed folder path or hub id. Anything else raises `gr.Error(UNKNOWN_MODEL)`."""
+        if value is None or (isinstance(value, str) and value.strip() == ""):
             raise gr.Error("Pick a model first.")
-        value = str(value).strip()
+        if not isinstance(value, str) or len(value) > MAX_MODEL_VALUE:
+            raise gr.Error(UNKNOWN_MODEL)
+        value = value.strip()
         if value in self._choices:
             return self._choices[value]
         for choice in self.choices:
-            if value == choice.source:
+            if value == choice.name:  # "checkpoints/loops", a hub id
                 return choice
         if not self.allow_custom:
-            raise gr.Error(f"{value!r} is not one of this app's models; pick one from the list.")
+            raise gr.Error(UNKNOWN_MODEL)
+        return self._resolve_custom(value)
+
+    @staticmethod
+    def _resolve_custom(value: str) -> ModelChoice:
+        """A typed folder path or hub id (`allow_custom` only: a trusted local user)."""
         folder = Path(value).expanduser()
-        if folder.is_dir():
+        try:
+            is_folder = folder.is_dir()
+        except OSError:  # e.g. a name too long for the file system
+            raise gr.Error(UNKNOWN_MODEL) from None
+        if is_folder:
             class_name = read_class_name(folder)
             if class_name not in RUNNABLE_CLASSES:
                 raise gr.Error(f"{value} is not a checkpoint this app can run (model_index.json class "
@@ -250,9 +286,11 @@ class ModelRegistry:
     # ---- loading and caching ---------------------------------------------------------------
 
     def _cache_key(self, choice: ModelChoice) -> str:
-        index = Path(choice.source) / "model_index.json"
         # A folder re-saved by a training run is reloaded: its model_index.json is rewritten.
-        stamp = index.stat().st_mtime_ns if index.is_file() else 0
+        try:
+            stamp = (Path(choice.source) / "model_index.json").stat().st_mtime_ns
+        except OSError:  # a hub id, or a folder gone
+            stamp = 0
         return f"{choice.source}@{stamp}"
 
     def is_loaded(self, value: str) -> bool:
@@ -283,9 +321,11 @@ class ModelRegistry:
             except ModelUnavailableError as error:
                 raise gr.Error(str(error)) from None
             except FileNotFoundError as error:
-                raise gr.Error(f"{choice.label}: {error} Press 'Rescan models' to refresh the list.") from None
-            except Exception as error:  # a broken or foreign checkpoint must not take the server down
-                raise gr.Error(f"Could not load {choice.label}: {type(error).__name__}: {error}") from None
+                raise gr.Error(f"{choice.label}: {self._public(error, choice)} Press 'Rescan models' to refresh "
+                               "the list.") from None
+            except Exception as error:  # noqa: BLE001 (a broken or foreign checkpoint must not take the server down)
+                raise gr.Error(f"Could not load {choice.label}: {type(error).__name__}: "
+                               f"{self._public(error, choice)}") from None
             with self._state_lock:
                 self._loaded[key] = pipeline
                 while len(self._loaded) > self.max_loaded:
@@ -294,6 +334,11 @@ class ModelRegistry:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             return pipeline
+
+    @staticmethod
+    def _public(error: Exception, choice: ModelChoice) -> str:
+        """An error's text with the checkpoint's server path replaced by its public name."""
+        return str(error).replace(choice.source, choice.name)
 
     @contextmanager
     def use(self, value: str, on_status: Callable[[str], None] | None = None) -> Iterator[tuple[ModelChoice, object]]:
@@ -304,6 +349,16 @@ class ModelRegistry:
             lock = self._use_locks.setdefault(choice.source, threading.Lock())
         with lock:
             yield choice, pipeline
+
+
+def public_path(path: str | os.PathLike) -> str:
+    """`path` as a page may show it: relative to the working folder when inside it, else its last
+    part only, so the page never shows where the server keeps its files."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return path.name
 
 
 def default_model_dirs(model_dir: str | os.PathLike | None) -> list[Path]:

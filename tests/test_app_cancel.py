@@ -1,0 +1,254 @@
+"""The app as a server under hostile use (issue 13), through `gradio_client` and raw HTTP on
+127.0.0.1: a cancelled job stops within a step and writes nothing, and the worker serves the next
+request; oversized requests and uploads are refused with a message; every unlisted model value gets the
+same answer; the page's config holds no server path; bad raw values name their field."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+import app
+from models.loading import load_pipeline
+from tests.test_app_support import LOOPS, free_port, save_checkpoints, write_real_clips
+from webapp.jobs import GenerationCancelled
+from webapp.registry import UNKNOWN_MODEL
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Seconds the tests wait for the server at most (a bound against hanging, never a timed assertion).
+PATIENCE = 120
+
+
+class Gate:
+    """Wraps a pipeline: counts its denoising steps, and can hold a run after a given step until
+    released, so a test cancels a job that is certainly mid-generation."""
+
+    def __init__(self) -> None:
+        self.hold_at: int | None = None
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.steps = 0
+        self.ended = threading.Event()
+        self.error: BaseException | None = None
+
+    def wrap(self, pipeline):
+        gate = self
+
+        class Gated:
+            def __getattr__(self, name):
+                return getattr(pipeline, name)
+
+            def __call__(self, *args, progress_callback=None, **kwargs):
+                def on_step(done: int, total: int) -> None:
+                    gate.steps += 1
+                    if gate.hold_at is not None and gate.steps == gate.hold_at:
+                        gate.reached.set()
+                        gate.release.wait(PATIENCE)
+                    if progress_callback is not None:
+                        progress_callback(done, total)
+
+                try:
+                    return pipeline(*args, progress_callback=on_step, **kwargs)
+                except BaseException as error:
+                    gate.error = error
+                    raise
+                finally:
+                    gate.ended.set()
+
+        return Gated()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app-hostile")
+    checkpoints = save_checkpoints(root)
+    args = app.parse_args([
+        "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
+        "--real-dir", str(write_real_clips(root / "real")), "--output-dir", str(root / "outputs"),
+        "--device", "cpu", "--max-steps", "1000", "--max-work", "2000", "--max-upload-mb", "0.05",
+    ])
+    demo, studio = app.create(args)
+    gate = Gate()
+    studio.registry.loader = lambda source, device=None: gate.wrap(load_pipeline(source, device=device))
+    demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{args.port}/", studio, root, gate, demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    url, _, root, *_ = server
+    return Client(url, verbose=False, download_files=str(root / "downloads"))
+
+
+def loops_args(steps: int, variations: int = 1, seconds: float = 0.2) -> list:
+    """/loops inputs: model, variations, seed, randomize, steps, scheduler, repeats, seconds, bpm, prompt."""
+    return [LOOPS, variations, 1, False, steps, "model default", 1, seconds, 0, ""]
+
+
+def test_a_cancelled_job_stops_within_a_step_writes_nothing_and_frees_the_worker(client, server):
+    _, studio, _, gate, _ = server
+    client.predict(*loops_args(1), api_name="/loops")  # loads the model
+    written = set(studio.store.root.rglob("*.wav"))
+    gate.steps, gate.hold_at, gate.error = 0, 3, None
+    gate.reached.clear(), gate.release.clear(), gate.ended.clear()
+    job = client.submit(*loops_args(800, variations=2), api_name="/loops")  # 1,600 steps if left alone
+    assert gate.reached.wait(PATIENCE)
+    job.cancel()
+    gate.release.set()
+    assert gate.ended.wait(PATIENCE)
+    assert isinstance(gate.error, GenerationCancelled)
+    assert gate.steps <= 4  # stopped at the step after the cancel
+    assert set(studio.store.root.rglob("*.wav")) == written
+    gate.hold_at = None
+    _, status, *_ = client.predict(*loops_args(2), api_name="/loops")  # the worker is free again
+    assert "**Seed 1**" in status
+
+
+def test_an_oversized_request_is_refused_with_what_to_reduce(client):
+    with pytest.raises(AppError, match="too large for this server.*reduce"):
+        client.predict(*loops_args(1000, variations=4, seconds=4.0), api_name="/loops")
+
+
+def test_uploads_over_the_limit_are_refused(server, tmp_path):
+    url, *_ = server
+    big = tmp_path / "big.wav"
+    sf.write(big, np.random.default_rng(0).normal(0, 0.1, 60_000).astype(np.float32), 16_000)  # 120 kB
+    with big.open("rb") as file:
+        response = httpx.post(url + "gradio_api/upload", files={"files": ("big.wav", file, "audio/wav")},
+                              timeout=PATIENCE)
+    assert response.status_code == 413
+    small = tmp_path / "small.wav"
+    sf.write(small, np.zeros(1000, dtype=np.float32), 16_000)
+    with small.open("rb") as file:
+        assert httpx.post(url + "gradio_api/upload", files={"files": ("small.wav", file, "audio/wav")},
+                          timeout=PATIENCE).status_code == 200
+
+
+def test_unlisted_model_values_all_get_one_answer(client, server, tmp_path):
+    _, _, root, *_ = server
+    uploaded = tmp_path / "uploaded"
+    uploaded.mkdir()
+    (uploaded / "model_index.json").write_text(json.dumps({"_class_name": "MelDiffusionPipeline"}))
+    answers = set()
+    for value in [str(root / "checkpoints" / "loops"), str(root / "nowhere"), str(uploaded), "someone/model",
+                  "z" * 5000]:
+        with pytest.raises(AppError) as error:
+            client.predict(value, 1, 0, True, 1, "model default", 1, 0.2, 0, "", api_name="/loops")
+        answers.add(str(error.value))
+    assert answers == {UNKNOWN_MODEL}
+
+
+def test_the_page_config_carries_no_server_path(server):
+    url, studio, root, *_ = server
+    config = httpx.get(url + "config", timeout=PATIENCE).text
+    assert str(root) not in config and str(Path.cwd()) not in config
+    assert str(studio.store.root) not in config
+
+
+def test_bad_raw_values_get_an_error_naming_the_field(server):
+    url, *_ = server
+    body = '{"data": [' + json.dumps(LOOPS) + ', "abc", NaN, false, 1, "model default", 1, 0, 0, ""]}'
+    event = httpx.post(url + "gradio_api/call/loops", content=body, headers={"content-type": "application/json"},
+                       timeout=PATIENCE).json()["event_id"]
+    stream = httpx.get(url + f"gradio_api/call/loops/{event}", timeout=PATIENCE).text
+    assert "event: error" in stream and '"error": null' not in stream
+    assert "Variations must be a number" in stream
+
+
+@pytest.mark.browser
+def test_browser_shows_progress_in_user_units_and_stop_cancels(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python package playwright is not installed")
+    from tests.test_app_server import CHROMIUM_FLAGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); set CHROMIUM_PATH to use another")
+    url, studio, _, gate, demo = server
+    written = set(studio.store.root.rglob("*.wav"))
+    gate.steps, gate.hold_at, gate.error = 0, 3, None
+    gate.reached.clear(), gate.release.clear(), gate.ended.clear()
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        except sync_api.Error as error:
+            pytest.skip(f"{executable} does not start: {str(error).splitlines()[0]}")
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url, timeout=60_000)
+            page.get_by_role("button", name="Generate loops").click(timeout=60_000)
+            assert gate.reached.wait(PATIENCE)
+            # Step 2's report reached the page, next to the status line above the outputs.
+            page.get_by_text("Variation 1 of 2 · window 1 of").first.wait_for(timeout=60_000)
+            progress = page.get_by_text("step 2 of 20").first
+            progress.wait_for(timeout=60_000)
+            assert re.search(r"about \d+ (s|min)", progress.inner_text())  # time left
+            page.screenshot(path=str(Path(os.environ.get("APP_SCREENSHOT_DIR") or tmp_path) / "app_progress.png"))
+            page.locator("#loops-stop").click(timeout=60_000)
+            # Let the cancel reach the server (its queue drops the event) before the held step goes on.
+            for _ in range(PATIENCE * 10):
+                if not demo._queue.event_ids_to_events:
+                    break
+                page.wait_for_timeout(100)
+            gate.release.set()
+            assert gate.ended.wait(PATIENCE)
+        finally:
+            gate.release.set()
+            browser.close()
+    gate.hold_at = None
+    assert isinstance(gate.error, GenerationCancelled)
+    assert gate.steps <= 4
+    assert set(studio.store.root.rglob("*.wav")) == written
+
+
+@pytest.mark.browser
+def test_closing_the_browser_tab_stops_the_job(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python package playwright is not installed")
+    from tests.test_app_server import CHROMIUM_FLAGS, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); set CHROMIUM_PATH to use another")
+    url, studio, _, gate, demo = server
+    written = set(studio.store.root.rglob("*.wav"))
+    gate.steps, gate.hold_at, gate.error = 0, 3, None
+    gate.reached.clear(), gate.release.clear(), gate.ended.clear()
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        except sync_api.Error as error:
+            pytest.skip(f"{executable} does not start: {str(error).splitlines()[0]}")
+        try:
+            page = browser.new_page()
+            page.goto(url, timeout=60_000)
+            page.get_by_role("button", name="Generate loops").click(timeout=60_000)
+            assert gate.reached.wait(PATIENCE)
+            page.close()
+            # Gradio notices the closed event stream and marks the session's running event dead.
+            waiting = threading.Event()
+            for _ in range(PATIENCE * 10):
+                events = list(demo._queue.event_ids_to_events.values())
+                if all(not event.alive for event in events):
+                    break
+                waiting.wait(0.1)
+        finally:
+            gate.release.set()
+            browser.close()
+    assert gate.ended.wait(PATIENCE)
+    gate.hold_at = None
+    assert isinstance(gate.error, GenerationCancelled)
+    assert gate.steps <= 4
+    assert set(studio.store.root.rglob("*.wav")) == written

@@ -1,0 +1,128 @@
+"""The compute budget of one request: clips x windows x denoising steps ("window-steps"), checked
+before any generation so that one legal request cannot hold a worker for an hour, and the time it
+should take, estimated from the speed this server measured on earlier requests.
+
+A window is one pass of the model over its mel window (4.1 s for the bundled models); a longer clip
+is grown window by window, so its cost grows with its length. Stable Audio makes a whole clip in one
+window.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import gradio as gr
+
+from webapp.progress import duration_text
+
+# Default window-steps per request: about 4 minutes of the bundled text model on a 2-core CPU at one
+# thread (0.4 s per window-step, `benchmarks/results/bundled.json`), 10x that on a GPU.
+CPU_MAX_WORK = 600
+GPU_MAX_WORK = 6000
+
+
+def default_max_work(device: str = "auto") -> int:
+    """The default budget for the device the app runs on (`--device`)."""
+    import torch
+
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return GPU_MAX_WORK if on_gpu else CPU_MAX_WORK
+
+
+def window_geometry(pipeline: object) -> tuple[float, float] | None:
+    """(first window, each further window) in seconds of a windowed model (the overlap carried into a
+    continued window is not new audio); None for models without windows (Stable Audio)."""
+    window = float(getattr(pipeline, "window_seconds", 0.0) or 0.0)
+    if window <= 0:
+        return None
+    overlap = float(getattr(pipeline, "default_overlap_in_s", window / 4) or 0.0)
+    return window, max(window - overlap, 1e-3)
+
+
+def windows_for(pipeline: object, seconds: float) -> int:
+    """Model windows needed for a clip of `seconds` seconds: 1 up to the first window, then one per
+    further window; 1 for models without windows."""
+    geometry = window_geometry(pipeline)
+    if geometry is None or seconds <= geometry[0]:
+        return 1
+    return 1 + math.ceil((seconds - geometry[0]) / geometry[1] - 1e-9)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a request asks for, in the units of its tab.
+
+    Attributes:
+        clips: clips made (variations, outputs, the two sides of a listening trial).
+        windows: model windows per clip.
+        steps: denoising steps per window.
+        clips_label, seconds_label, steps_label: the controls that set them, as the tab names them.
+        geometry: `window_geometry` of the model (None: the length costs nothing more).
+    """
+
+    clips: int
+    windows: int
+    steps: int
+    clips_label: str = "Outputs"
+    seconds_label: str = "Duration"
+    steps_label: str = "Steps"
+    geometry: tuple[float, float] | None = None
+
+    @property
+    def work(self) -> int:
+        return self.clips * self.windows * self.steps
+
+
+class Budget:
+    """Checks requests against `max_work` window-steps and estimates their time.
+
+    Args:
+        max_work: most window-steps one request may ask for.
+    """
+
+    def __init__(self, max_work: int = CPU_MAX_WORK) -> None:
+        self.max_work = max(1, int(max_work))
+        self._seconds_per_step: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, request: Request) -> None:
+        """Raise `gr.Error` naming what to reduce, and to what, when `request` is over the budget."""
+        if request.work <= self.max_work:
+            return
+        options = []
+        most_clips = self.max_work // (request.windows * request.steps)
+        if 1 <= most_clips < request.clips:
+            options.append(f"{request.clips_label} to {most_clips}")
+        most_windows = self.max_work // (request.clips * request.steps)
+        if request.geometry and 1 <= most_windows < request.windows:
+            first, further = request.geometry
+            longest = first + (most_windows - 1) * further
+            options.append(f"{request.seconds_label} to {math.floor(longest * 10) / 10:g} s or less")
+        most_steps = self.max_work // (request.clips * request.windows)
+        if 1 <= most_steps < request.steps:
+            options.append(f"{request.steps_label} to {most_steps}")
+        advice = ("reduce " + ", or ".join(options)) if options else (
+            f"reduce {request.clips_label}, {request.seconds_label} and {request.steps_label} together")
+        raise gr.Error(
+            f"This request is too large for this server: {request.clips} clip(s) x {request.windows} window(s) "
+            f"x {request.steps} steps = {request.work:,} window-steps, over the limit of {self.max_work:,} "
+            f"per request. To fit, {advice}.")
+
+    def record(self, model: str, seconds_per_step: float | None) -> None:
+        """Remember the measured speed of `model` (a running average of recent requests)."""
+        if not seconds_per_step or not math.isfinite(seconds_per_step):
+            return
+        with self._lock:
+            old = self._seconds_per_step.get(model)
+            self._seconds_per_step[model] = seconds_per_step if old is None else 0.7 * old + 0.3 * seconds_per_step
+
+    def estimate_seconds(self, model: str, request: Request) -> float | None:
+        """Expected seconds for `request` on `model`, or None before the server has timed that model."""
+        speed = self._seconds_per_step.get(model)
+        return None if speed is None else speed * request.work
+
+    def estimate_text(self, model: str, request: Request) -> str:
+        """"about 40 s" or "" (no estimate yet)."""
+        seconds = self.estimate_seconds(model, request)
+        return "" if seconds is None else f"about {duration_text(seconds)}"

@@ -1,0 +1,131 @@
+"""A generation request as a job: stopped when its Gradio event is cancelled (the Stop button, a
+`gradio_client` `job.cancel()`, a closed browser tab), and run in one of a fixed number of worker
+slots shared by every tab.
+
+Gradio cancels a running event by cancelling its asyncio task, but a synchronous handler keeps
+running in its worker thread, and Gradio frees the queue slot at once: cancelled work would run to
+the end, stack up behind new requests and write its files. So each job asks, at every denoising step
+(the pipelines' `progress_callback`), whether its event is still alive, and raises
+`GenerationCancelled` when it is not: the model is released and no output file is written.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import gradio as gr
+
+Function = TypeVar("Function", bound=Callable)
+# Seconds between cancellation checks while a job waits for a worker slot.
+POLL_S = 0.25
+
+
+class GenerationCancelled(Exception):
+    """The request was cancelled (Stop, `job.cancel()`, a closed tab): stop now and write nothing."""
+
+
+def never_cancelled() -> bool:
+    return False
+
+
+def event_cancelled_check() -> Callable[[], bool]:
+    """A check, for the worker thread running the current Gradio event, that says whether the event was
+    cancelled or its client went away; outside a queued Gradio event (tests, scripts) it is never true.
+
+    Gradio keeps a running event in its queue's `event_ids_to_events` until the run ends, and drops it
+    there when `/cancel` cancels the run; a client that disconnects marks it not `alive`. Gradio offers
+    no public call for this (checked on gradio 6.x; `tests/test_app_cancel.py` catches a change).
+    """
+    from gradio.context import LocalContext
+
+    blocks = LocalContext.blocks.get(None)
+    event_id = LocalContext.event_id.get(None)
+    events = getattr(getattr(blocks, "_queue", None), "event_ids_to_events", None)
+    if not event_id or not isinstance(events, dict):
+        return never_cancelled
+    if event_id not in events:  # the event is not a queued run (e.g. a direct call)
+        return never_cancelled
+
+    def cancelled() -> bool:
+        event = events.get(event_id)
+        return event is None or not getattr(event, "alive", True)
+
+    return cancelled
+
+
+def default_torch_threads(cores: int | None = None) -> int:
+    """Torch CPU threads per process: 1 on machines with up to 4 cores, where one thread measured
+    fastest for a request on a busy machine (`benchmarks/bench_threads.py`, results in
+    `benchmarks/results/threads*.json`), else a quarter of the cores (not measured here: the app
+    runs several jobs at once, and they share one pool)."""
+    cores = cores or os.cpu_count() or 1
+    return 1 if cores <= 4 else max(1, cores // 4)
+
+
+def default_parallel_jobs(threads: int, device: str = "auto", cores: int | None = None) -> int:
+    """Generations at once across tabs. On a GPU 2 (a second job fills the GPU while the first runs
+    its CPU parts). On CPU one per `threads` share of the cores, 1 to 4: on the 2-core test machine
+    two one-thread jobs at once took as long as the same two one after the other
+    (`benchmarks/results/threads.json`), so a short Loops job need not wait for a long text job."""
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return 2
+    cores = cores or os.cpu_count() or 1
+    return min(4, max(1, cores // max(1, threads)))
+
+
+class WorkerSlots:
+    """At most `count` generations at once across all tabs (each tab has its own queue, so a long
+    text job does not block the Loops tab, but together they must not oversubscribe the machine).
+
+    Args:
+        count: generations allowed to run at the same time.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = max(1, int(count))
+        self._semaphore = threading.BoundedSemaphore(self.count)
+
+    def acquire(self, cancelled: Callable[[], bool], on_wait: Callable[[], None] | None = None) -> None:
+        """Wait for a free slot; raises `GenerationCancelled` if the request is cancelled meanwhile."""
+        if self._semaphore.acquire(blocking=False):
+            return
+        if on_wait is not None:
+            on_wait()
+        while not self._semaphore.acquire(timeout=POLL_S):
+            if cancelled():
+                raise GenerationCancelled
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+def as_job(slots: WorkerSlots | None = None) -> Callable[[Function], Function]:
+    """Decorator for a Gradio generation handler: runs it in a worker slot, and turns a cancellation
+    into a quiet `gr.Error` (the browser has stopped listening by then; API callers see "cancelled")."""
+
+    def decorate(function: Function) -> Function:
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            cancelled = event_cancelled_check()
+            try:
+                if slots is not None:
+                    progress = next((value for value in (*args, *kwargs.values()) if isinstance(value, gr.Progress)),
+                                    None)
+                    slots.acquire(cancelled, on_wait=None if progress is None else functools.partial(
+                        progress, 0.0, desc="Waiting for a free worker (another tab is generating)..."))
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    if slots is not None:
+                        slots.release()
+            except GenerationCancelled:
+                raise gr.Error("Stopped: nothing was saved.", print_exception=False) from None
+
+        return run  # type: ignore[return-value]
+
+    return decorate
