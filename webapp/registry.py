@@ -234,6 +234,10 @@ class ModelRegistry:
         for choice in self.choices:
             if value == choice.source:
                 return choice
+        # The label without its origin note ("checkpoints/loops"), so nobody has to type the middle dot.
+        named = [choice for choice in self.choices if value == choice.name]
+        if len(named) == 1:
+            return named[0]
         if not self.allow_custom:
             raise gr.Error(f"{value!r} is not one of this app's models; pick one from the list.")
         folder = Path(value).expanduser()
