@@ -154,7 +154,8 @@ def test_results_need_the_experimenter_key_and_answers_reveal_nothing(tmp_path, 
         with pytest.raises(gr.Error, match="for the experimenter"):
             studio.listening_results(key)
     summaries, answers = studio.listening_results("secret")
-    assert summaries[0].trials == 2 and answers == studio.answers.path
+    assert summaries[0].trials == 2 and answers.read_bytes() == studio.answers.path.read_bytes()
+    assert answers.parent != studio.answers.path.parent
     with pytest.raises(gr.Error, match="unknown"):
         studio.listening_answer_by_id("nope", "A")
     with pytest.raises(gr.Error, match="answered already"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +249,7 @@ class Studio:
         self.results_key = results_key or new_results_key()
         self.trials = PendingTrials()
         self._captions: dict[str, TrainingCaptions | None] = {}
+        self._listening_settings: dict[str, object] | None = None
 
     # ---- shared steps ----------------------------------------------------------------------
 
@@ -707,6 +710,47 @@ class Studio:
         labels = [choice.label for choice in pair] or [self.registry.default_label(), None]
         return {"mode": "two checkpoints", "model_a": labels[0], "model_b": labels[1], "modes": modes}
 
+    def listening_settings(self) -> dict[str, object]:
+        """What "Next pair" makes now: the experimenter's saved settings, else `listening_defaults`.
+
+        Keys: mode, model_a, model_b, steps, seconds, prompt, vocoder_matched (`listening_next`'s arguments).
+        """
+        if self._listening_settings is not None:
+            return dict(self._listening_settings)
+        defaults = self.listening_defaults()
+        return {"mode": defaults["mode"], "model_a": defaults["model_a"], "model_b": defaults["model_b"],
+                "steps": 20, "seconds": 0.0, "prompt": "", "vocoder_matched": True}
+
+    def set_listening_settings(self, key: str | None, mode: str, model_a: str, model_b: str | None = None,
+                               steps: int = 20, seconds: float = 0.0, prompt: str = "",
+                               vocoder_matched: bool = True) -> str:
+        """Save what every listener's "Next pair" makes (the experimenter's key only). The values are
+        checked now, so a listener never meets a settings error; returns a status line."""
+        self.check_results_key(key)
+        if mode not in LISTENING_MODES:
+            raise gr.Error(f"Mode must be one of {', '.join(LISTENING_MODES)}, got {mode!r}.")
+        first = self.registry.resolve(model_a)
+        if mode == "two checkpoints":
+            if model_b in (None, "") or self.registry.resolve(model_b).source == first.source:
+                raise gr.Error("Checkpoint 2: pick a second checkpoint, different from checkpoint 1.")
+        elif not self.real_clips_for(first):
+            raise gr.Error(f"No real clips found under {self.real_dir or '(no folder given)'}.")
+        settings = {"mode": mode, "model_a": model_a, "model_b": model_b if mode == "two checkpoints" else None,
+                    "steps": check_int("Steps", steps, 1, self.limits.max_steps),
+                    "seconds": 0.0 if seconds in (None, "") else check_float(
+                        "Clip length", seconds, 0.0, self.limits.max_seconds, " s"),
+                    "prompt": (prompt or "").strip()[:MAX_PROMPT_CHARACTERS], "vocoder_matched": bool(vocoder_matched)}
+        self._listening_settings = settings
+        pair = f"`{first.name}` vs " + (f"`{self.registry.resolve(model_b).name}`" if mode == "two checkpoints"
+                                         else "real clips")
+        return f"Saved: listeners now hear {pair}, {plural(settings['steps'], 'step')}."
+
+    def check_results_key(self, key: object) -> None:
+        """`gr.Error` unless `key` is the experimenter's key (the same message however close it is)."""
+        if not key_matches(key, self.results_key):
+            raise gr.Error("Listening-test results and settings are for the experimenter: give the key set "
+                           "with --listening-key (or printed when the app started).")
+
     def listening_prompt(self, choices: list[ModelChoice], pipelines: list[object]) -> str:
         """A training caption to prompt the text side(s) of a pair with: one the unconditional side was
         trained on (so both sides make the same kind of clip), else one of the first model's; "" when no
@@ -863,6 +907,18 @@ class Studio:
         # Nothing here may tell the listener which system was on which side, or how others answered.
         return trial, f"Recorded **{answer}** for trial `{trial.trial_id}`. Press 'Next pair' to go on."
 
+    def uploaded_path(self, audio: object) -> str:
+        """The server path of a file an API client sent (`{"path": ...}` after `/gradio_api/upload`).
+        It must lie in Gradio's upload folder: a client may not point the server at its other files."""
+        path = audio.get("path") if isinstance(audio, dict) else getattr(audio, "path", audio)
+        if not isinstance(path, str) or not path:
+            raise gr.Error("Audio: upload a file (gradio_client.handle_file('clip.wav')).")
+        from gradio.utils import get_upload_folder, is_in_or_equal
+
+        if not is_in_or_equal(path, get_upload_folder()):
+            raise gr.Error("Audio: send the file itself (gradio_client.handle_file), not a server path.")
+        return path
+
     def listening_answer_by_id(self, trial_id: str, answer: str, listener: str = "") -> Trial:
         """Record an answer to a trial handed out earlier, by its id (API clients keep no page state)."""
         trial = self.trials.get(trial_id)
@@ -876,8 +932,18 @@ class Studio:
 
         Raises:
             gr.Error: `key` is not the experimenter key (`--listening-key`); the same message however close.
+
+        Returns:
+            The summaries and a copy of the answers CSV (None before the first answer).
         """
-        if not key_matches(key, self.results_key):
-            raise gr.Error("Listening-test results are for the experimenter: give the key set with "
-                           "--listening-key (or printed when the app started).")
-        return summarize(self.answers.rows()), (self.answers.path if self.answers.path.exists() else None)
+        self.check_results_key(key)
+        if not self.answers.path.exists():
+            return [], None
+        # A copy to hand out, in a folder of the served output store with an unguessable name: the log's
+        # own folder is blocked from serving (`app.launch_options`). The previous copy is removed.
+        exports = self.store.root / "results"
+        shutil.rmtree(exports, ignore_errors=True)
+        export = exports / secrets.token_hex(16) / "answers.csv"
+        export.parent.mkdir(parents=True)
+        shutil.copyfile(self.answers.path, export)
+        return summarize(self.answers.rows()), export
