@@ -98,14 +98,15 @@ def _spectrogram(label: str = "Mel spectrogram") -> gr.Image:
     return gr.Image(label=label, type="pil", interactive=False, height=180, format="png")
 
 
-def _seed_controls(label: str = "Seed") -> tuple[gr.Number, gr.Checkbox]:
+def _seed_controls(label: str = "Seed") -> tuple[gr.Textbox, gr.Checkbox]:
     with gr.Row():
-        seed = gr.Number(label=label, value=None, precision=0, minimum=0, placeholder="random",
-                         info="empty while 'Random seed' is ticked; the seed used is shown after each run")
+        # A text box, not a number field: a number field shows 0 when empty, which reads as "seed 0".
+        seed = gr.Textbox(label=label, value="", placeholder="random", max_lines=1,
+                          info="empty while 'Random seed' is ticked; the seed used is shown after each run")
         randomize = gr.Checkbox(label="Random seed", value=True)
     # Typing a seed means "use this one"; ticking random again empties the field.
     seed.input(lambda: False, None, randomize, api_visibility="private")
-    randomize.input(lambda random_seed, value: None if random_seed else value, [randomize, seed], seed,
+    randomize.input(lambda random_seed, value: "" if random_seed else value, [randomize, seed], seed,
                     api_visibility="private")
     return seed, randomize
 
@@ -220,14 +221,15 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     text_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     text_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale")
                     text_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
-            text_button = gr.Button("Generate", variant="primary")
+            text_button = gr.Button("Generate", variant="primary", elem_id="text-generate")
             text_status = gr.Markdown()
             text_slots: list = []
             for index in range(SLOTS):
                 with gr.Column(visible=False, variant="panel") as column:
                     title = gr.Markdown(elem_classes="slot-title")
                     with gr.Row():
-                        clip = gr.Audio(label=f"Output {index + 1}", type="filepath", interactive=False)
+                        clip = gr.Audio(label=f"Output {index + 1}", type="filepath", interactive=False,
+                                        elem_id=f"text-clip-{index}")
                         picture = _spectrogram()
                 text_slots += [column, title, clip, picture]
 
@@ -237,7 +239,7 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                                       allow_custom_value=registry.allow_custom)
             audio_model_info = gr.Markdown(model_info(registry.default_label()))
             audio_input = gr.Audio(label="Input: upload or record", sources=["upload", "microphone"],
-                                   type="filepath")
+                                   type="filepath", elem_id="audio-input")
             audio_mode = gr.Radio(list(MODES), value="variation", label="Mode",
                                   info="; ".join(f"{mode}: {help_text}" for mode, help_text in MODE_HELP.items()))
             with gr.Row():
@@ -258,12 +260,12 @@ def build_app(studio: Studio, concurrency: int = 1) -> gr.Blocks:
                     audio_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     audio_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale (text models)")
                     audio_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
-            audio_button = gr.Button("Generate", variant="primary")
+            audio_button = gr.Button("Generate", variant="primary", elem_id="audio-generate")
             audio_status = gr.Markdown()
             with gr.Row():
                 audio_in_picture = _spectrogram("Input mel spectrogram")
                 audio_out_picture = _spectrogram("Output mel spectrogram")
-            audio_output = gr.Audio(label="Output", type="filepath", interactive=False)
+            audio_output = gr.Audio(label="Output", type="filepath", interactive=False, elem_id="audio-output")
 
         # ---- Listening test ------------------------------------------------------------------
         with gr.Tab("Listening test", id="listening"):
