@@ -15,14 +15,21 @@ import pytest
 import soundfile as sf
 
 import app
-from tests.test_app_support import LATENT, LOOPS, TEXT, free_port, save_checkpoints, write_real_clips
+from tests.test_app_support import (
+    LATENT,
+    LOOPS,
+    TEXT,
+    free_port,
+    save_checkpoints,
+    write_real_clips,
+)
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.api import GENERATION_ENDPOINTS, OTHER_ENDPOINTS
 from webapp.captions import CAPTIONS_FILE, summarize_captions
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "experimenter-key-for-tests"
@@ -122,17 +129,17 @@ def test_audio_to_audio_returns_named_fields(client, tmp_path):
     assert "44100 Hz" in result["status"]
 
 
-@pytest.mark.parametrize("endpoint, arguments, field", [
-    ("/loops", dict(steps=10**6), "Steps must be a whole number from 1 to 50"),
-    ("/loops", dict(variations=9), "Variations must be a whole number from 1 to 4"),
-    ("/loops", dict(clip_seconds=1.0, bpm=120), "Clip length must be 0"),
-    ("/loops", dict(bpm=12), "BPM must be"),
-    ("/loops", dict(seed=-1), "Seed must be"),
-    ("/text_to_audio", dict(prompt="drums", seconds_total=61), "Duration must be in"),
-    ("/text_to_audio", dict(prompt="drums", guidance_scale=99), "Guidance scale must be"),
-    ("/text_to_audio", dict(prompt="drums", model="checkpoints/loops"), "does not take text"),
-    ("/loops", dict(model="no/such/model/here"), "No model folder"),
-    ("/listening_answer", dict(trial_id="nope", answer="A"), "unknown"),
+@pytest.mark.parametrize(("endpoint", "arguments", "field"), [
+    ("/loops", {"steps": 10**6}, "Steps must be a whole number from 1 to 50"),
+    ("/loops", {"variations": 9}, "Variations must be a whole number from 1 to 4"),
+    ("/loops", {"clip_seconds": 1.0, "bpm": 120}, "Clip length must be 0"),
+    ("/loops", {"bpm": 12}, "BPM must be"),
+    ("/loops", {"seed": -1}, "Seed must be"),
+    ("/text_to_audio", {"prompt": "drums", "seconds_total": 61}, "Duration must be in"),
+    ("/text_to_audio", {"prompt": "drums", "guidance_scale": 99}, "Guidance scale must be"),
+    ("/text_to_audio", {"prompt": "drums", "model": "checkpoints/loops"}, "does not take text"),
+    ("/loops", {"model": "no/such/model/here"}, "No model folder"),
+    ("/listening_answer", {"trial_id": "nope", "answer": "A"}, "unknown"),
 ])
 def test_range_errors_name_the_field(client, endpoint, arguments, field):
     with pytest.raises(AppError, match=re.escape(field)):
@@ -141,7 +148,7 @@ def test_range_errors_name_the_field(client, endpoint, arguments, field):
 
 def test_an_api_client_cannot_point_the_server_at_its_files(server):
     """A raw request naming a server path, not an upload, is refused (gradio_client would upload it)."""
-    url, studio, _ = server
+    _, studio, _ = server
     for path in ("/etc/hostname", str(studio.answers.path)):
         with pytest.raises(Exception, match="send the file itself"):
             studio.uploaded_path({"path": path, "meta": {"_type": "gradio.FileData"}})
@@ -184,7 +191,7 @@ def test_the_page_events_are_not_part_of_the_api(client):
 
 
 def test_rescan_through_models(client, server):
-    _, studio, root = server
+    _, _, root = server
     shutil.copytree(root / "checkpoints" / "loops", root / "runs" / "fresh" / "checkpoint-1")
     names = [model["name"] for model in client.predict(rescan=True, api_name="/models")["models"]]
     assert "runs/fresh/checkpoint-1" in names
@@ -197,7 +204,7 @@ def test_the_documented_client_examples_run(server, tmp_path, monkeypatch):
     url, _, _ = server
     text = DOCS.read_text()
     section = text[text.index("## API"):]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) >= 5, "one gradio_client example per tab"
     clip = tmp_path / "my-clip.wav"
     sf.write(clip, drum_like_signal(0.5, SAMPLE_RATE), SAMPLE_RATE)

@@ -6,6 +6,7 @@ import csv
 import json
 import random
 import shutil
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -13,9 +14,21 @@ import pytest
 import soundfile as sf
 
 from models.audio import prepare_audio
-from tests.test_app_support import LATENT, LOOPS, TEXT, make_studio, save_checkpoints, write_real_clips
+from tests.test_app_support import (
+    LATENT,
+    LOOPS,
+    TEXT,
+    make_studio,
+    save_checkpoints,
+    write_real_clips,
+)
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
-from webapp.captions import CAPTIONS_FILE, capabilities_markdown, load_training_captions, summarize_captions
+from webapp.captions import (
+    CAPTIONS_FILE,
+    capabilities_markdown,
+    load_training_captions,
+    summarize_captions,
+)
 from webapp.files import OutputStore
 from webapp.handlers import Studio, StudioLimits
 from webapp.listening_test import AnswerLog, Trial, csv_safe
@@ -173,7 +186,7 @@ def test_a_studio_without_a_key_gets_a_random_one(tmp_path, checkpoints):
 def test_bundled_text_model_offers_its_own_training_captions():
     captions = load_training_captions("checkpoints/text")
     assert captions is not None and captions.clips == 3198 and len(captions.examples) >= 6
-    train = {line.split("/")[1] for line in open("checkpoints/text/train_files.txt")}
+    train = {line.split("/")[1] for line in Path("checkpoints/text/train_files.txt").read_text().split()}
     assert set(captions.subsets) == train
     assert {"kit_loop", "part", "chorale"} <= set(captions.kinds)
     text = capabilities_markdown(captions, text_conditioned=True)

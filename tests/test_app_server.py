@@ -1,6 +1,6 @@
 """The app as a server on a free localhost port, on tiny random checkpoints: its command line, and a
-headless Chromium (Debian `chromium`, driven by Playwright) that runs each tab with its defaults and
-screenshots it (the API through `gradio_client`: tests/test_app_api.py)."""
+headless Chromium (Debian `chromium`, driven by Playwright) that generates a loop and screenshots it
+(the other tabs: tests/test_app_browser.py; the API through `gradio_client`: tests/test_app_api.py)."""
 from __future__ import annotations
 
 import os
@@ -8,18 +8,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
 import app
 from webapp.handlers import MIN_DEFAULT_SECONDS
-from tests.test_app_support import LATENT, LOOPS, TEXT, free_port, save_checkpoints, write_real_clips
-from tests.tiny_models import SAMPLE_RATE, drum_like_signal
+from tests.test_app_support import TEXT, free_port, save_checkpoints, write_real_clips
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
