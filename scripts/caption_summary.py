@@ -11,7 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from webapp.captions import CAPTIONS_FILE, MAX_EXAMPLES, corpus_rows_for, read_train_files, summarize_captions
+from webapp.captions import (
+    CAPTIONS_FILE,
+    MAX_EXAMPLES,
+    corpus_rows_for,
+    read_train_files,
+    summarize_captions,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -268,3 +268,20 @@ def test_sixteen_bit_writes_switch_to_float_rather_than_clip(tmp_path):
     hot = store.write_audio("text", np.full((1, 64), 1.25, np.float32), 8000, {"seed": 2})
     assert sf.info(quiet).subtype == "PCM_16" and sf.info(hot).subtype == "FLOAT"
     assert sf.read(hot, dtype="float32")[0].max() == pytest.approx(1.25)
+
+
+def test_caption_summary_script_writes_captions_json(tmp_path, capsys):
+    from scripts.caption_summary import main
+
+    corpus = tmp_path / "corpus"
+    (corpus / "train").mkdir(parents=True)
+    (corpus / "train" / "metadata.jsonl").write_text(json.dumps(
+        {"file_name": "drums/a.flac", "text": "house drums, 124 BPM", "kind": "kit_loop", "bpm": 124}) + "\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "train_files.txt").write_text("train/drums/a.flac\n")
+    assert main([str(model), "--corpus", str(corpus)]) == 0
+    assert load_training_captions(model).examples == ["house drums, 124 BPM"]
+    assert main([str(model), "--corpus", str(tmp_path / "nowhere")]) == 2
+    assert main([str(tmp_path), "--corpus", str(corpus)]) == 2  # no train_files.txt
+    assert "no corpus folder" in capsys.readouterr().err
