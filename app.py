@@ -14,13 +14,14 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from webapp.api import GENERATION_ENDPOINTS, register_api
 from webapp.budget import default_max_work
 from webapp.checks import name_bad_values
 from webapp.files import OutputStore
 from webapp.handlers import MODE_HELP, MODES, SCHEDULER_CHOICES, Result, Studio, StudioLimits
 from webapp.jobs import WorkerSlots, as_job, default_parallel_jobs, default_torch_threads
-from webapp.listening_test import PROTOCOL, AnswerLog, summarize, summary_markdown
-from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs, public_path
+from webapp.listening_test import PROTOCOL, AnswerLog, summary_markdown
+from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
 
 ROOT = Path(__file__).resolve().parent
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -52,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto (CUDA in half precision when present, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--real-dir", default=str(ROOT / "data" / "corpus" / "test"),
                         help="real clips for the listening test (default %(default)s)")
+    parser.add_argument("--listening-key", default=os.environ.get("LISTENING_TEST_KEY"),
+                        help="the experimenter's key to the listening-test results (the Experimenter page and "
+                             "/listening_results); default: $LISTENING_TEST_KEY, else a random key printed at "
+                             "start-up. Listeners never see results")
     parser.add_argument("--output-dir", default=str(ROOT / "outputs" / "app"),
                         help="where generated files and listening-test answers go (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1,
@@ -122,7 +127,7 @@ def build_studio(args: argparse.Namespace) -> Studio:
                           max_input_seconds=args.max_input_seconds,
                           max_work=args.max_work or default_max_work(args.device))
     answers = AnswerLog(Path(args.output_dir) / "listening_test" / "answers.csv")
-    return Studio(registry, store, limits, answers, real_dir=args.real_dir)
+    return Studio(registry, store, limits, answers, real_dir=args.real_dir, results_key=args.listening_key)
 
 
 def on_gpu(function: Callable) -> Callable:
@@ -138,10 +143,16 @@ def _spectrogram(label: str = "Mel spectrogram") -> gr.Image:
     return gr.Image(label=label, type="pil", interactive=False, height=180, format="png")
 
 
-def _seed_controls(label: str = "Seed") -> tuple[gr.Number, gr.Checkbox]:
+def _seed_controls(label: str = "Seed") -> tuple[gr.Textbox, gr.Checkbox]:
     with gr.Row():
-        seed = gr.Number(label=label, value=0, precision=0, minimum=0, info="the seed used is shown after each run")
+        # A text box, not a number field: a number field shows 0 when empty, which reads as "seed 0".
+        seed = gr.Textbox(label=label, value="", placeholder="random", max_lines=1,
+                          info="empty while 'Random seed' is ticked; the seed used is shown after each run")
         randomize = gr.Checkbox(label="Random seed", value=True)
+    # Typing a seed means "use this one"; ticking random again empties the field.
+    seed.input(lambda: False, None, randomize, api_visibility="private")
+    randomize.input(lambda random_seed, value: "" if random_seed else value, [randomize, seed], seed,
+                    api_visibility="private")
     return seed, randomize
 
 
@@ -189,7 +200,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             return f"⚠️ {error.message}"
         kind = {True: "text model", False: "unconditional (no prompt)", None: "loaded on first use"}[
             choice.text_conditioned]
-        return f"`{choice.name}` · {kind}"
+        return f"`{choice.name}` · {kind}  \n{studio.model_capabilities(label)}"
 
     def is_text_model(label: str | None) -> bool:
         """Whether the picked model may take a prompt (text models, and typed-in ones not loaded yet)."""
@@ -226,7 +237,8 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                     loops_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
                 with gr.Row():
                     loops_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
-                                              label="Clip length (s; 0 = two bars at the tempo, or one window for other models)")
+                                              label="Clip length (s; 0 = two bars at the tempo; else at least one "
+                                                    "bar: 2 s at 120 BPM)")
                     loops_bpm = gr.Number(value=0, minimum=0, maximum=300, label="Tempo (BPM; 0 = the model's own tempo, or detected)")
             with gr.Row():
                 loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate", scale=4)
@@ -251,8 +263,13 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             text_model = gr.Dropdown(registry.labels(needs_text=True), value=registry.default_label(True),
                                      label="Model (text models)", allow_custom_value=True)
             text_model_info = gr.Markdown(model_info(registry.default_label(True)))
-            text_prompt = gr.Textbox(label="Prompt", lines=2,
-                                     placeholder="lo-fi hip hop beat, 85 BPM, dusty piano, vinyl crackle")
+            text_examples_now = studio.example_prompts(registry.default_label(True))
+            text_prompt = gr.Textbox(label="Prompt", lines=2, elem_id="text-prompt",
+                                     placeholder=(text_examples_now or ["a genre, instruments, a key and a tempo"])[0])
+            # Captions the selected model was trained on: words it knows, in the order it heard them.
+            text_examples = gr.Dataset(components=[text_prompt], samples=[[text] for text in text_examples_now],
+                                       label="Example prompts from the model's training captions (click one)",
+                                       visible=bool(text_examples_now), elem_id="text-examples")
             text_negative = gr.Textbox(label="Negative prompt", placeholder="distorted, noisy")
             with gr.Row():
                 text_seconds = gr.Slider(0.5, limits.max_seconds, value=5.0, step=0.5, label="Duration (s)")
@@ -265,7 +282,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                     text_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale")
                     text_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
             with gr.Row():
-                text_button = gr.Button("Generate", variant="primary", scale=4)
+                text_button = gr.Button("Generate", variant="primary", scale=4, elem_id="text-generate")
                 text_stop = gr.Button("Stop", variant="stop", scale=1)
             text_status = gr.Markdown(elem_classes="job-status")
             text_slots: list = []
@@ -273,7 +290,8 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                 with gr.Column(visible=False, variant="panel") as column:
                     title = gr.Markdown(elem_classes="slot-title")
                     with gr.Row():
-                        clip = gr.Audio(label=f"Output {index + 1}", type="filepath", interactive=False)
+                        clip = gr.Audio(label=f"Output {index + 1}", type="filepath", interactive=False,
+                                        elem_id=f"text-clip-{index}")
                         picture = _spectrogram()
                 text_slots += [column, title, clip, picture]
 
@@ -283,7 +301,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                                       allow_custom_value=True)
             audio_model_info = gr.Markdown(model_info(registry.default_label()))
             audio_input = gr.Audio(label="Input: upload or record", sources=["upload", "microphone"],
-                                   type="filepath")
+                                   type="filepath", elem_id="audio-input")
             audio_mode = gr.Radio(list(MODES), value="variation", label="Mode",
                                   info="; ".join(f"{mode}: {help_text}" for mode, help_text in MODE_HELP.items()))
             with gr.Row():
@@ -305,53 +323,34 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                     audio_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale (text models)")
                     audio_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
             with gr.Row():
-                audio_button = gr.Button("Generate", variant="primary", scale=4)
+                audio_button = gr.Button("Generate", variant="primary", scale=4, elem_id="audio-generate")
                 audio_stop = gr.Button("Stop", variant="stop", scale=1)
             audio_status = gr.Markdown(elem_classes="job-status")
             with gr.Row():
                 audio_in_picture = _spectrogram("Input mel spectrogram")
                 audio_out_picture = _spectrogram("Output mel spectrogram")
-            audio_output = gr.Audio(label="Output", type="filepath", interactive=False)
+            audio_output = gr.Audio(label="Output", type="filepath", interactive=False, elem_id="audio-output")
 
         # ---- Listening test ------------------------------------------------------------------
         with gr.Tab("Listening test", id="listening"):
-            gr.Markdown(f"**{PROTOCOL['question']}** Listen to both clips, then answer. Sides are random and the "
-                        "files carry no names or metadata; answers go to a CSV file with the protocol beside it.")
+            gr.Markdown(f"**{PROTOCOL['question']}** Press *Next pair*, listen to both clips, then answer. "
+                        "Which system plays as A is drawn at random every time and the files carry no names "
+                        "or metadata. The experimenter chooses what is compared and reads the results on a "
+                        "separate page.")
+            listen_listener = gr.Textbox(label="Listener (optional)", placeholder="your name or initials",
+                                         max_length=80)
             with gr.Row():
-                listen_mode = gr.Radio(["two checkpoints", "generated vs real"], value="two checkpoints",
-                                       label="Compare")
-                listen_listener = gr.Textbox(label="Listener (optional)", placeholder="your name or initials")
-            with gr.Row():
-                listen_model_a = gr.Dropdown(registry.labels(), value=registry.default_label(), label="Checkpoint 1",
-                                             allow_custom_value=True)
-                other = [label for label in registry.labels() if label != registry.default_label()]
-                listen_model_b = gr.Dropdown(registry.labels(), value=(other or [None])[0], label="Checkpoint 2",
-                                             allow_custom_value=True)
-            with gr.Accordion("Settings", open=False):
-                with gr.Row():
-                    listen_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
-                    listen_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
-                                               label="Clip length (s; 0 = two bars at the tempo, or one window for other models)")
-                    listen_vocoder = gr.Checkbox(value=True, label="Vocoder-matched real clips (mel models)")
-                listen_prompt = gr.Textbox(label="Prompt for text models (real clips use their caption)")
-                gr.Markdown(f"Real clips: `{public_path(studio.real_dir or '-')}` ({len(studio.real_clips())} files).")
-            with gr.Row():
-                listen_next = gr.Button("Next pair", variant="primary", scale=4)
+                listen_next = gr.Button("Next pair", variant="primary", scale=4, elem_id="listen-next")
                 listen_stop = gr.Button("Stop", variant="stop", scale=1)
+            listen_status = gr.Markdown(elem_id="listen-status", elem_classes="job-status")
             with gr.Row():
-                listen_a = gr.Audio(label="A", type="filepath", interactive=False)
-                listen_b = gr.Audio(label="B", type="filepath", interactive=False)
+                listen_a = gr.Audio(label="A", type="filepath", interactive=False, elem_id="listen-a")
+                listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listen-b")
             with gr.Row():
-                answer_a = gr.Button("A is better")
-                answer_same = gr.Button("Same / can't tell")
-                answer_b = gr.Button("B is better")
-            listen_status = gr.Markdown(elem_classes="job-status")
+                answer_a = gr.Button("A is better", elem_id="answer-a")
+                answer_same = gr.Button("Same / can't tell", elem_id="answer-same")
+                answer_b = gr.Button("B is better", elem_id="answer-b")
             listen_trial = gr.State(None)
-            with gr.Accordion("Results (for the experimenter)", open=False):
-                listen_summary = gr.Markdown(summary_markdown(summarize(studio.answers.rows())))
-                with gr.Row():
-                    listen_refresh = gr.Button("Refresh summary", size="sm")
-                    listen_file = gr.File(label="Answers (CSV)", interactive=False)
 
         # ---- Wiring ----------------------------------------------------------------------------
         @job
@@ -366,8 +365,8 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             run_loops,
             [loops_model, loops_variations, loops_seed, loops_randomize, loops_steps, loops_scheduler, loops_repeats,
              loops_seconds, loops_bpm, loops_prompt],
-            [loops_seed, loops_status, *loops_slots], api_name="loops", show_progress_on=loops_status,
-            **queue("loops"),
+            [loops_seed, loops_status, *loops_slots], api_name="ui_loops", api_visibility="private",
+            show_progress_on=loops_status, **queue("loops"),
         )
         loops_stop.click(None, None, None, cancels=[loops_event], api_visibility="private")
 
@@ -383,8 +382,8 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             run_text,
             [text_model, text_prompt, text_negative, text_seconds, text_start, text_guidance, text_steps,
              text_scheduler, text_seed, text_randomize, text_outputs],
-            [text_seed, text_status, *text_slots], api_name="text_to_audio", show_progress_on=text_status,
-            **queue("text"),
+            [text_seed, text_status, *text_slots], api_name="ui_text_to_audio", api_visibility="private",
+            show_progress_on=text_status, **queue("text"),
         )
         text_stop.click(None, None, None, cancels=[text_event], api_visibility="private")
 
@@ -403,54 +402,43 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
              audio_region_end, audio_extend, audio_steps, audio_scheduler, audio_guidance, audio_seed,
              audio_randomize],
             [audio_seed, audio_status, audio_in_picture, audio_out_picture, audio_output],
-            api_name="audio_to_audio", show_progress_on=audio_status, **queue("audio"),
+            api_name="ui_audio_to_audio", api_visibility="private", show_progress_on=audio_status, **queue("audio"),
         )
         audio_stop.click(None, None, None, cancels=[audio_event], api_visibility="private")
 
         @job
         @on_gpu
-        def run_next(mode, model_a, model_b, steps, seconds, prompt, vocoder, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
-            result = studio.listening_next(mode, model_a, model_b, steps, seconds, prompt, vocoder, progress=progress)
+        def run_next(progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
+            result = studio.listening_next(**studio.listening_settings(), progress=progress)
             return result.trial, result.clip_a, result.clip_b, result.status
 
-        listen_event = listen_next.click(
-            run_next,
-            [listen_mode, listen_model_a, listen_model_b, listen_steps, listen_seconds, listen_prompt, listen_vocoder],
-            [listen_trial, listen_a, listen_b, listen_status], api_name="listening_next",
-            show_progress_on=listen_status, **queue("listening"),
-        )
+        listen_event = listen_next.click(run_next, None, [listen_trial, listen_a, listen_b, listen_status],
+                                         api_name="ui_listening_next", api_visibility="private",
+                                         show_progress_on=listen_status, **queue("listening"))
         listen_stop.click(None, None, None, cancels=[listen_event], api_visibility="private")
 
         def answer_with(answer: str) -> Callable:
             def record(trial, listener):
-                trial, status = studio.listening_answer(trial, answer, listener)
-                return trial, status, summary_markdown(summarize(studio.answers.rows())), _answers_file()
+                return studio.listening_answer(trial, answer, listener)
 
             return record
 
-        def _answers_file() -> str | None:
-            return str(studio.answers.path) if studio.answers.path.exists() else None
-
         for button, answer in ((answer_a, "A"), (answer_b, "B"), (answer_same, "same")):
-            button.click(answer_with(answer), [listen_trial, listen_listener],
-                         [listen_trial, listen_status, listen_summary, listen_file],
-                         api_name=f"listening_answer_{answer.lower()}")
-
-        def refresh_summary():
-            return summary_markdown(summarize(studio.answers.rows())), _answers_file()
-
-        listen_refresh.click(refresh_summary, None, [listen_summary, listen_file], api_name="listening_summary")
-
-        def show_second(mode):
-            return gr.update(visible=mode == "two checkpoints")
-
-        listen_mode.change(show_second, listen_mode, listen_model_b, api_visibility="private")
+            button.click(answer_with(answer), [listen_trial, listen_listener], [listen_trial, listen_status],
+                         api_name=f"ui_listening_answer_{answer.lower()}", api_visibility="private")
 
         def on_loops_model(label):
             return model_info(label), gr.update(visible=is_text_model(label))
 
         loops_model.change(on_loops_model, loops_model, [loops_model_info, loops_prompt], api_visibility="private")
-        text_model.change(model_info, text_model, text_model_info, api_visibility="private")
+        def on_text_model(label):
+            examples = studio.example_prompts(label)
+            return (model_info(label), gr.Dataset(samples=[[text] for text in examples], visible=bool(examples)),
+                    gr.update(placeholder=(examples or ["a genre, instruments, a key and a tempo"])[0]))
+
+        text_model.change(on_text_model, text_model, [text_model_info, text_examples, text_prompt],
+                          api_visibility="private")
+        text_examples.click(lambda sample: sample[0], text_examples, text_prompt, api_visibility="private")
         def on_audio_model(label):
             visible = is_text_model(label)
             return model_info(label), gr.update(visible=visible), gr.update(visible=visible)
@@ -466,20 +454,74 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
         audio_mode.change(on_audio_mode, audio_mode, [audio_strength, audio_region_start, audio_region_end,
                                                      audio_extend], api_visibility="private")
 
-        dropdowns = [loops_model, text_model, audio_model, listen_model_a, listen_model_b]
+        dropdowns = [loops_model, text_model, audio_model]
 
         def rescan_models():
             """Search the model folders again (new checkpoints from training appear)."""
             registry.refresh()
             return [registry.status_markdown(), gr.update(choices=registry.labels(needs_text=False)),
-                    gr.update(choices=registry.labels(needs_text=True)),
-                    *[gr.update(choices=registry.labels()) for _ in range(3)]]
+                    gr.update(choices=registry.labels(needs_text=True)), gr.update(choices=registry.labels())]
 
-        rescan.click(rescan_models, None, [banner, *dropdowns], api_name="rescan_models")
+        rescan.click(rescan_models, None, [banner, *dropdowns], api_name="ui_rescan_models", api_visibility="private")
+
+        # ---- API: named endpoints with structured results, apart from the layout (webapp/api.py) ----
+        tab_of = {"loops": "loops", "text_to_audio": "text", "audio_to_audio": "audio", "listening_next": "listening"}
+        register_api(studio, wrap=lambda function: job(on_gpu(function)),
+                     queue_options={name: queue(tab_of[name]) for name in GENERATION_ENDPOINTS})
         for block in demo.blocks.values():  # bad raw API values get an error naming the field
             if isinstance(block, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.Checkbox, gr.Textbox)):
                 name_bad_values(block)
+    with demo.route("Experimenter", "experimenter", show_in_navbar=False):
+        build_experimenter_page(studio)
     return demo
+
+
+def build_experimenter_page(studio: Studio) -> None:
+    """The listening test's experimenter page (`/experimenter`, not linked from the listeners' page):
+    what listeners compare, and the results, both behind the experimenter key."""
+    registry, limits = studio.registry, studio.limits
+    settings = studio.listening_settings()
+    modes = studio.listening_defaults()["modes"]
+    gr.Markdown("# Listening test: experimenter\nChoose what listeners compare and read their answers. Both need "
+                "the key given with `--listening-key` (or printed when the app started). Listeners use the "
+                "*Listening test* tab of the main page and never see results.")
+    key = gr.Textbox(label="Experimenter key", type="password", elem_id="experimenter-key")
+    with gr.Accordion("What listeners compare", open=True):
+        with gr.Row():
+            mode = gr.Radio(modes, value=settings["mode"], label="Compare",
+                            info=f"generated vs real needs real clips: {len(studio.real_clips())} found")
+            model_a = gr.Dropdown(registry.labels(), value=settings["model_a"], label="Checkpoint 1",
+                                  allow_custom_value=registry.allow_custom)
+            model_b = gr.Dropdown(registry.labels(), value=settings["model_b"], label="Checkpoint 2",
+                                  allow_custom_value=registry.allow_custom,
+                                  visible=settings["mode"] == "two checkpoints")
+        with gr.Row():
+            steps = gr.Slider(1, limits.max_steps, value=settings["steps"], step=1, label="Steps")
+            seconds = gr.Number(value=settings["seconds"], minimum=0, maximum=limits.max_seconds,
+                                label="Clip length (s; 0 = two bars at the prompt's tempo, or one window)")
+            vocoder = gr.Checkbox(value=settings["vocoder_matched"], label="Vocoder-matched real clips (mel models)",
+                                  visible=settings["mode"] == "generated vs real")
+        prompt = gr.Textbox(label="Prompt for text models (empty: each real clip's caption, or a caption the "
+                                  "models were trained on)", value=settings["prompt"])
+        save = gr.Button("Save settings", variant="primary")
+        saved = gr.Markdown()
+    with gr.Accordion("Results", open=True):
+        show = gr.Button("Show results")
+        summary = gr.Markdown()
+        answers_file = gr.File(label="Answers (CSV)", interactive=False)
+
+    def on_mode(value):
+        return gr.update(visible=value == "two checkpoints"), gr.update(visible=value == "generated vs real")
+
+    mode.change(on_mode, mode, [model_b, vocoder], api_visibility="private")
+    save.click(studio.set_listening_settings, [key, mode, model_a, model_b, steps, seconds, prompt, vocoder], saved,
+               api_visibility="private")
+
+    def show_results(given_key):
+        summaries, path = studio.listening_results(given_key)
+        return summary_markdown(summaries), None if path is None else str(path)
+
+    show.click(show_results, key, [summary, answers_file], api_visibility="private")
 
 
 def preload(studio: Studio) -> None:
@@ -513,12 +555,16 @@ def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
     """`demo.launch` keyword arguments: address, sharing, look, and the output folder served."""
     return {"server_name": args.host, "server_port": args.port, "share": args.share,
             "allowed_paths": [str(studio.store.root)], "theme": gr.themes.Soft(), "css": CSS,
-            "max_file_size": round(args.max_upload_mb * 1024 * 1024)}
+            "max_file_size": round(args.max_upload_mb * 1024 * 1024),
+            # Listeners' names and answers are the experimenter's only (see Studio.listening_results).
+            "blocked_paths": [str(studio.answers.path.parent)]}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     demo, studio = create(args)
+    if not args.listening_key:
+        print(f"Listening-test experimenter key (results and settings at /experimenter): {studio.results_key}")
     demo.launch(**launch_options(args, studio))
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import random
+import re
 import shutil
 
 import gradio as gr
@@ -200,18 +201,22 @@ def test_loop_wav_has_loop_points_tempo_and_generation_parameters(studio):
     assert "120.0 BPM" in output.loop_info and "120.0bpm" in output.loop_path.name
 
 
-def test_short_clips_warn_but_keep_the_raw_audio_and_seeds_reproduce(studio):
+def test_clips_shorter_than_a_bar_are_refused_and_seeds_reproduce(studio):
+    with pytest.raises(gr.Error, match=r"Clip length must be 0 \(two bars\) or at least one bar: 2.00 s at 120 BPM"):
+        studio.generate_loops(LOOPS, variations=1, steps=1, clip_seconds=0.25, bpm=120)
+    with pytest.raises(gr.Error, match="at least one bar: 4.00 s at 60 BPM, got 3"):
+        studio.generate_loops(LOOPS, variations=1, steps=1, clip_seconds=3, bpm=60)
     progress = ProgressLog()
-    result = studio.generate_loops(LOOPS, variations=2, seed=5, randomize_seed=False, steps=1, clip_seconds=0.25,
-                                   progress=progress)
+    result = studio.generate_loops(LOOPS, variations=2, seed=5, randomize_seed=False, steps=1, clip_seconds=2.0,
+                                   bpm=120, progress=progress)
     assert [output.seed for output in result.outputs] == [5, 6]
-    assert all(output.loop_path is None and "too short" in output.loop_info for output in result.outputs)
-    assert len(result.notes) == 2 and "raw clip is still here" in result.status
     fractions = [fraction for fraction, _ in progress.calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert any("Variation 2 of 2 · step 1 of 1" in description for _, description in progress.calls)
+    assert any(re.search(r"Variation 2 of 2 · (window \d+ of \d+ · )?step 1 of 1", description)
+               for _, description in progress.calls)
 
-    again = studio.generate_loops(LOOPS, variations=1, seed=6, randomize_seed=False, steps=1, clip_seconds=0.25)
+    again = studio.generate_loops(LOOPS, variations=1, seed=6, randomize_seed=False, steps=1, clip_seconds=2.0,
+                                  bpm=120)
     np.testing.assert_array_equal(samples_of(again.outputs[0].audio_path), samples_of(result.outputs[1].audio_path))
     other = studio.generate_loops(LOOPS, variations=1, seed=None, randomize_seed=True, steps=1)
     assert f"**Seed {other.seed}**" in other.status

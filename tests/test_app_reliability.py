@@ -5,6 +5,7 @@ pruning by size, paths kept out of metadata, worker slots, and the --threads fla
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import gradio as gr
@@ -92,7 +93,7 @@ def test_a_cancelled_request_stops_at_the_next_step_and_writes_nothing(studio, m
     cancel_after(monkeypatch, checks=5)
     with pytest.raises(GenerationCancelled):
         if tab == "loops":
-            studio.generate_loops(LOOPS, variations=2, steps=30, clip_seconds=0.2, progress=progress)
+            studio.generate_loops(LOOPS, variations=2, steps=30, clip_seconds=0.8, bpm=300, progress=progress)
         elif tab == "text":
             studio.text_to_audio(TEXT, "drums", seconds_total=0.2, steps=30, num_outputs=2, progress=progress)
         else:
@@ -104,7 +105,7 @@ def test_a_cancelled_request_stops_at_the_next_step_and_writes_nothing(studio, m
     assert wavs(studio) == []
     monkeypatch.undo()
     # The model's lock was released: the next request runs.
-    result = studio.generate_loops(LOOPS, variations=1, steps=2, clip_seconds=0.2)
+    result = studio.generate_loops(LOOPS, variations=1, steps=2, clip_seconds=0.8, bpm=300)
     assert len(wavs(studio)) >= 1 and result.outputs
 
 
@@ -176,18 +177,18 @@ def test_handlers_check_the_budget_before_generating(tmp_path, checkpoints):
     with pytest.raises(gr.Error, match="reduce Outputs to 2"):
         studio.text_to_audio(TEXT, "drums", seconds_total=0.2, steps=20, num_outputs=3)
     with pytest.raises(gr.Error, match="Variations to 1"):
-        studio.generate_loops(LOOPS, variations=4, steps=40, clip_seconds=0.2)
+        studio.generate_loops(LOOPS, variations=4, steps=12, clip_seconds=0.8, bpm=300)
     assert wavs(studio) == []
 
 
 def test_the_estimate_appears_once_the_model_was_timed(tmp_path, checkpoints):
     studio = make_studio(tmp_path, checkpoints)
     first, second = ProgressLog(), ProgressLog()
-    studio.generate_loops(LOOPS, variations=1, steps=3, clip_seconds=0.2, progress=first)
-    studio.generate_loops(LOOPS, variations=1, steps=3, clip_seconds=0.2, progress=second)
+    studio.generate_loops(LOOPS, variations=1, steps=3, clip_seconds=0.8, bpm=300, progress=first)
+    studio.generate_loops(LOOPS, variations=1, steps=3, clip_seconds=0.8, bpm=300, progress=second)
     plans = [description for _, description in first.calls + second.calls if description.startswith("1 clip x")]
-    assert plans[0] == "1 clip x 1 window x 3 steps"  # not timed yet
-    assert plans[1].startswith("1 clip x 1 window x 3 steps: about ")
+    assert re.fullmatch(r"1 clip x \d+ windows? x 3 steps", plans[0])  # not timed yet
+    assert re.match(r"1 clip x \d+ windows? x 3 steps: about ", plans[1])
 
 
 # ---- 5. the model field ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The app as a server on a free localhost port, on tiny random checkpoints: every tab's endpoint
-through `gradio_client`, bad input answered with a clear error while the server keeps serving, and a
-headless Chromium (Debian `chromium`, driven by Playwright) that generates a loop and screenshots it."""
+"""The app as a server on a free localhost port, on tiny random checkpoints: its command line, and a
+headless Chromium (Debian `chromium`, driven by Playwright) that generates a loop and screenshots it
+(the other tabs: tests/test_app_browser.py; the API through `gradio_client`: tests/test_app_api.py)."""
 from __future__ import annotations
 
 import os
@@ -8,18 +8,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
 import app
 from webapp.handlers import MIN_DEFAULT_SECONDS
-from tests.test_app_support import LATENT, LOOPS, TEXT, free_port, save_checkpoints, write_real_clips
-from tests.tiny_models import SAMPLE_RATE, drum_like_signal
+from tests.test_app_support import TEXT, free_port, save_checkpoints, write_real_clips
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,85 +69,7 @@ def test_preload_loads_the_default_checkpoints_at_start(server):
     assert studio.registry.is_loaded(TEXT)
 
 
-def test_api_lists_every_tab(client):
-    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/loops", "/text_to_audio", "/audio_to_audio", "/listening_next", "/listening_answer_a",
-            "/listening_answer_b", "/listening_answer_same", "/listening_summary", "/rescan_models"} <= endpoints
-
-
-def test_loops_endpoint(client):
-    result = client.predict(LOOPS, 2, 11, False, 2, "ddim", 4, 0, 0, "", api_name="/loops")
-    seed, status, *slots = result
-    assert seed == 11 and "**Seed 11**" in status
-    title, clip, picture, loop_player, loop_file = slots[:5]
-    assert "seed 11" in title and "seed 12" in slots[5]
-    assert wav_length(clip) == round(MIN_DEFAULT_SECONDS * SAMPLE_RATE) and Path(picture).suffix == ".png"
-    assert loop_file is not None and Path(loop_file).suffix == ".wav"  # the 4 s default holds whole bars
-    assert slots[10:] == [""] + [None] * 4 + [""] + [None] * 4  # slots 3 and 4 stay empty
-
-
-def test_text_to_audio_endpoint(client):
-    seed, status, title, clip, picture, *rest = client.predict(
-        TEXT, "punchy drums", "", 0.5, 0, 3.0, 1, "model default", 21, False, 1, api_name="/text_to_audio")
-    assert seed == 21 and "0.5 s" in status
-    assert wav_length(clip) == round(0.5 * SAMPLE_RATE) and Path(picture).exists()
-    assert rest == ["", None, None] * 3
-
-
-def test_audio_to_audio_endpoint(client, tmp_path):
-    upload = tmp_path / "in.wav"
-    sf.write(upload, np.stack([drum_like_signal(0.4, 44_100)] * 2, axis=1) * 0.5, 44_100)
-    seed, status, input_picture, output_picture, output = client.predict(
-        LOOPS, handle_file(str(upload)), "continue", 0.5, "", "", 0, 0, 0.2, 1, "model default", 3.0, 9, False,
-        api_name="/audio_to_audio")
-    assert seed == 9 and "continue" in status and "44100 Hz" in status
-    assert wav_length(output) == round(0.6 * SAMPLE_RATE)
-    assert Path(input_picture).exists() and Path(output_picture).exists()
-
-
-def test_listening_test_endpoints_record_answers(client, server):
-    _, studio, _ = server
-    clip_a, clip_b, status = client.predict("two checkpoints", LOOPS, LATENT, 1, 0, "", True,
-                                            api_name="/listening_next")
-    assert "ready" in status and wav_length(clip_a) == wav_length(clip_b)
-    status, summary, answers = client.predict("tester", api_name="/listening_answer_b")
-    assert "Recorded **B**" in status and "| `checkpoints/latent` | `checkpoints/loops` | 1 |" in summary
-    assert Path(answers).read_text().count("\n") == 2  # header and one answer
-    rows = studio.answers.rows()
-    assert rows[-1]["listener"] == "tester" and rows[-1]["answer"] == "B"
-
-    with pytest.raises(AppError, match="answered already"):
-        client.predict("tester", api_name="/listening_answer_a")
-    clip_a, clip_b, _ = client.predict("generated vs real", LOOPS, LATENT, 1, 0, "", True,
-                                       api_name="/listening_next")
-    client.predict("", api_name="/listening_answer_same")
-    summary, _ = client.predict(api_name="/listening_summary")
-    assert "`checkpoints/loops` | `real` | 1 | 0 | 0 | 1 |" in summary
-
-
-def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, tmp_path):
-    corrupt = tmp_path / "broken.wav"
-    corrupt.write_bytes(b"this is not audio at all" * 10)
-    with pytest.raises(AppError, match="Could not read broken.wav"):
-        client.predict(LOOPS, handle_file(str(corrupt)), "variation", 0.5, "", "", 0, 0, 1, 1, "model default", 3.0,
-                       0, True, api_name="/audio_to_audio")
-    with pytest.raises(AppError, match="greater than maximum"):
-        client.predict(LOOPS, 1, 0, True, 10**6, "model default", 1, 0, 0, "", api_name="/loops")
-    with pytest.raises(AppError, match="unreachable"):
-        client.predict("teticio/audio-diffusion-256 · hub, downloads on first use", 1, 0, True, 1, "model default",
-                       1, 0, 0, "", api_name="/loops")
-    with pytest.raises(AppError, match="does not take text"):
-        client.predict(LOOPS, "drums", "", 1.0, 0, 3.0, 1, "model default", 0, True, 1, api_name="/text_to_audio")
-    seed, status, *_ = client.predict(LOOPS, 1, 3, False, 1, "model default", 1, 0, 0, "", api_name="/loops")
-    assert seed == 3 and "**Seed 3**" in status
-
-
-def test_rescan_finds_a_checkpoint_saved_while_running(client, server):
-    _, studio, root = server
-    shutil.copytree(root / "checkpoints" / "loops", root / "runs" / "fresh" / "checkpoint-1")
-    banner, *_ = client.predict(api_name="/rescan_models")
-    assert "runs/fresh/checkpoint-1" in banner
-    assert "runs/fresh/checkpoint-1 · model dir" in studio.registry.labels()
+# The API's endpoints and their structured results: tests/test_app_api.py.
 
 
 # ---- the page in a real browser ---------------------------------------------------------------

@@ -98,16 +98,23 @@ class OutputStore:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / ("_".join(parts) + suffix)
 
-    def write_audio(self, task: str, audio: np.ndarray, sample_rate: int, params: dict[str, object]) -> Path:
-        """Write `audio` (`[channels, samples]` or `[samples]`, float in [-1, 1], at `sample_rate` Hz)
-        as a 16-bit WAV named and tagged with `params`."""
+    def write_audio(self, task: str, audio: np.ndarray, sample_rate: int, params: dict[str, object],
+                    subtype: str | None = None) -> Path:
+        """Write `audio` (`[channels, samples]` or `[samples]`, float, at `sample_rate` Hz) as a WAV named
+        and tagged with `params`.
+
+        `subtype`: "PCM_16", or "FLOAT" (32-bit float, every sample kept exactly, peaks past full scale
+        too: what audio-to-audio uses so kept regions come back unchanged). None: 16-bit, unless a peak
+        passes full scale, which 16 bits would hard-clip; then float."""
         path = self.path_for(task, params)
         metadata = generation_metadata(task, params)
         frames = np.asarray(audio, dtype=np.float32)
         frames = frames[None] if frames.ndim == 1 else frames
-        with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[0], subtype="PCM_16",
+        if subtype is None:
+            subtype = "FLOAT" if frames.size and float(np.abs(frames).max()) > 1.0 else "PCM_16"
+        with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[0], subtype=subtype,
                           format="WAV") as file:
-            file.write(np.clip(frames.T, -1.0, 1.0))
+            file.write(frames.T if subtype == "FLOAT" else np.clip(frames.T, -1.0, 1.0))
             file.title = _title(task, params)
             file.software = SOFTWARE
             file.comment = json.dumps(metadata, ensure_ascii=True)

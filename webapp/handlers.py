@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +29,29 @@ from models.outputs import GeneratedAudio
 from models.schedulers import SCHEDULERS
 from models.stable_audio import StableAudioBackend
 from webapp.budget import CPU_MAX_WORK, Budget, Request, window_geometry, windows_for
+from webapp.captions import (
+    TrainingCaptions,
+    capabilities_markdown,
+    load_training_captions,
+    training_subsets,
+)
 from webapp.checks import MAX_SEED, check_float, check_int, check_prompt, pick_seed, read_upload
 from webapp.display import colorize, spectrogram_of
 from webapp.files import OutputStore
-from webapp.listening_test import REAL, AnswerLog, Trial, assign_sides, match_loudness, new_trial_id, utc_now
+from webapp.listening_test import (
+    REAL,
+    AnswerLog,
+    PairSummary,
+    PendingTrials,
+    Trial,
+    assign_sides,
+    key_matches,
+    match_loudness,
+    new_results_key,
+    new_trial_id,
+    summarize,
+    utc_now,
+)
 from webapp.progress import Progress, StepReporter
 from webapp.registry import ModelChoice, ModelRegistry, public_path
 
@@ -42,6 +63,8 @@ MODE_HELP = {
     "outpaint around region": "keeps start..end and regenerates the rest",
     "continue": "keeps the clip and adds N seconds after it",
 }
+LISTENING_MODES = ("two checkpoints", "generated vs real")
+MAX_PROMPT_CHARACTERS = 500
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 
 
@@ -191,6 +214,7 @@ class Studio:
         answers: the listening test's answer log.
         real_dir: folder of real clips for "generated vs real" trials (searched recursively).
         rng: random source of sides and real clips (seeded in tests).
+        results_key: the experimenter's key to the listening-test results (a random one when None).
     """
 
     def __init__(
@@ -201,6 +225,7 @@ class Studio:
         answers: AnswerLog | None = None,
         real_dir: str | Path | None = None,
         rng: random.Random | None = None,
+        results_key: str | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -209,6 +234,10 @@ class Studio:
         self.real_dir = None if real_dir is None else Path(real_dir).expanduser()
         self.rng = rng or random.SystemRandom()
         self.budget = Budget(self.limits.max_work)
+        self.results_key = results_key or new_results_key()
+        self.trials = PendingTrials()
+        self._captions: dict[str, TrainingCaptions | None] = {}
+        self._listening_settings: dict[str, object] | None = None
 
     # ---- shared steps ----------------------------------------------------------------------
 
@@ -331,7 +360,9 @@ class Studio:
         """`variations` clips, each made into a seamless loop tiled `repeats` times.
 
         Args:
-            clip_seconds: length of each generated clip in seconds (0: `default_seconds`, the model's window, at least 4 s).
+            clip_seconds: length of each generated clip in seconds: 0 for `default_seconds` (two bars at the
+                tempo; one window, at least 4 s, for other models), else at least one bar at the tempo (120
+                BPM when unknown).
             bpm: the loop's tempo in BPM (0: named in the prompt, else estimated from the clip).
             prompt: for text models (ignored, with a warning, by unconditional ones).
         Returns:
@@ -363,6 +394,10 @@ class Studio:
             # tempo is then known exactly, never estimated.
             tempo = asked or model_tempo(pipeline)
             tempo_line = tempo_note(pipeline, asked)
+            bar_seconds = 240.0 / (tempo or 120.0)  # a loop needs one whole 4/4 bar
+            if clip_seconds and clip_seconds < bar_seconds - 1e-6:
+                raise gr.Error(f"Clip length must be 0 (two bars) or at least one bar: {bar_seconds:.2f} s at "
+                               f"{tempo or 120.0:g} BPM, got {clip_seconds:g} s.")
             seconds = clip_seconds or default_seconds(pipeline, tempo)
             self.plan(reporter, choice, pipeline, variations, seconds, steps, "Variations", "Clip length")
             outputs = []
@@ -596,7 +631,8 @@ class Studio:
                           strength=strength, keep_regions_in_s=keep_regions, extend_in_s=extend_in_s,
                           input_file=Path(str(audio_path)).name, input_seconds=round(seconds_in, 3),
                           sample_rate=generated.sample_rate)
-            path = self.store.write_audio(mode.split()[0], audio, generated.sample_rate, params)
+            # Float WAV: kept regions are the input's own samples, which may pass full scale once resampled.
+            path = self.store.write_audio(mode.split()[0], audio, generated.sample_rate, params, subtype="FLOAT")
             check_broken(notes, "The output", audio, generated.sample_rate)
             self.finish(reporter, choice)
         seconds = audio.shape[-1] / generated.sample_rate
@@ -639,17 +675,122 @@ class Studio:
                 break
         return ""
 
+    def training_captions(self, choice: ModelChoice) -> TrainingCaptions | None:
+        """What a local checkpoint was trained on (`webapp.captions`), None for hub models and folders
+        that do not say; read once per checkpoint."""
+        if choice.origin in ("hub", "custom") and not Path(choice.source).is_dir():
+            return None
+        if choice.source not in self._captions:
+            corpus = [self.real_dir.parent] if self.real_dir is not None else []
+            self._captions[choice.source] = load_training_captions(choice.source, corpus)
+        return self._captions[choice.source]
+
+    def example_prompts(self, model: str | None) -> list[str]:
+        """Training captions of `model` to offer as example prompts ([] when unknown)."""
+        try:
+            captions = self.training_captions(self.registry.resolve(model))
+        except gr.Error:
+            return []
+        return list(captions.examples) if captions else []
+
+    def model_capabilities(self, model: str | None) -> str:
+        """A short Markdown statement of what `model` was trained on and cannot do."""
+        try:
+            choice = self.registry.resolve(model)
+        except gr.Error:
+            return ""
+        return capabilities_markdown(self.training_captions(choice), choice.text_conditioned)
+
+    def real_clips_for(self, choice: ModelChoice) -> list[Path]:
+        """Real clips of the kinds `choice` was trained on (the corpus folders of its `train_files.txt`:
+        only drums for a drum model), or every real clip when that is unknown or matches none."""
+        clips = self.real_clips()
+        subsets = training_subsets(choice.source) if Path(choice.source).is_dir() else set()
+        matching = [clip for clip in clips if clip.relative_to(self.real_dir).parts[0] in subsets]
+        return matching or clips
+
+    def listening_defaults(self) -> dict[str, str | None]:
+        """The listening test's opening settings, a comparison that runs as it is: generated vs real (a
+        text model prompted with each real clip's caption) when real clips are on disk, else two local
+        checkpoints, of the same kind when there are two (an unconditional and a text model otherwise,
+        the text model prompted with the other's training captions so both make the same kind of clip).
+
+        Returns:
+            {"mode", "model_a", "model_b", "modes"}: "modes" lists the modes that can run.
+        """
+        local = self.registry.local_choices
+        text = [choice for choice in local if choice.text_conditioned]
+        unconditional = [choice for choice in local if not choice.text_conditioned]
+        modes = ["two checkpoints"] + (["generated vs real"] if self.real_clips() else [])
+        pair: list[ModelChoice] = next((group[:2] for group in (unconditional, text) if len(group) >= 2), [])
+        if not pair and unconditional and text:
+            pair = [unconditional[0], text[0]]
+        if "generated vs real" in modes and local:
+            first = (text or unconditional)[0]
+            second = next((choice for choice in pair if choice is not first), None)
+            return {"mode": "generated vs real", "model_a": first.label,
+                    "model_b": None if second is None else second.label, "modes": modes}
+        labels = [choice.label for choice in pair] or [self.registry.default_label(), None]
+        return {"mode": "two checkpoints", "model_a": labels[0], "model_b": labels[1], "modes": modes}
+
+    def listening_settings(self) -> dict[str, object]:
+        """What "Next pair" makes now: the experimenter's saved settings, else `listening_defaults`.
+
+        Keys: mode, model_a, model_b, steps, seconds, prompt, vocoder_matched (`listening_next`'s arguments).
+        """
+        if self._listening_settings is not None:
+            return dict(self._listening_settings)
+        defaults = self.listening_defaults()
+        return {"mode": defaults["mode"], "model_a": defaults["model_a"], "model_b": defaults["model_b"],
+                "steps": 20, "seconds": 0.0, "prompt": "", "vocoder_matched": True}
+
+    def set_listening_settings(self, key: str | None, mode: str, model_a: str, model_b: str | None = None,
+                               steps: int = 20, seconds: float = 0.0, prompt: str = "",
+                               vocoder_matched: bool = True) -> str:
+        """Save what every listener's "Next pair" makes (the experimenter's key only). The values are
+        checked now, so a listener never meets a settings error; returns a status line."""
+        self.check_results_key(key)
+        if mode not in LISTENING_MODES:
+            raise gr.Error(f"Mode must be one of {', '.join(LISTENING_MODES)}, got {mode!r}.")
+        first = self.registry.resolve(model_a)
+        if mode == "two checkpoints":
+            if model_b in (None, "") or self.registry.resolve(model_b).source == first.source:
+                raise gr.Error("Checkpoint 2: pick a second checkpoint, different from checkpoint 1.")
+        elif not self.real_clips_for(first):
+            raise gr.Error(f"No real clips found under {self.real_dir or '(no folder given)'}.")
+        settings = {"mode": mode, "model_a": model_a, "model_b": model_b if mode == "two checkpoints" else None,
+                    "steps": check_int("Steps", steps, 1, self.limits.max_steps),
+                    "seconds": 0.0 if seconds in (None, "") else check_float(
+                        "Clip length", seconds, 0.0, self.limits.max_seconds, " s"),
+                    "prompt": (prompt or "").strip()[:MAX_PROMPT_CHARACTERS], "vocoder_matched": bool(vocoder_matched)}
+        self._listening_settings = settings
+        pair = f"`{first.name}` vs " + (f"`{self.registry.resolve(model_b).name}`" if mode == "two checkpoints"
+                                         else "real clips")
+        return f"Saved: listeners now hear {pair}, {plural(settings['steps'], 'step')}."
+
+    def check_results_key(self, key: object) -> None:
+        """`gr.Error` unless `key` is the experimenter's key (the same message however close it is)."""
+        if not key_matches(key, self.results_key):
+            raise gr.Error("Listening-test results and settings are for the experimenter: give the key set "
+                           "with --listening-key (or printed when the app started).")
+
+    def listening_prompt(self, choices: list[ModelChoice], pipelines: list[object]) -> str:
+        """A training caption to prompt the text side(s) of a pair with: one the unconditional side was
+        trained on (so both sides make the same kind of clip), else one of the first model's; "" when no
+        folder lists training captions."""
+        unconditional = [choice for choice, pipeline in zip(choices, pipelines) if not pipeline.is_text_conditioned]
+        for choice in unconditional + choices:
+            captions = self.training_captions(choice)
+            if captions and captions.examples:
+                return captions.examples[self.rng.randrange(len(captions.examples))]
+        return ""
+
     def _listening_clip(self, choice: ModelChoice, seed: int, steps: int, seconds: float, prompt: str,
-                        reporter: StepReporter, index: int, notes: list[str]) -> tuple[np.ndarray, int]:
+                        bpm: float | None, reporter: StepReporter, index: int) -> tuple[np.ndarray, int]:
         """One side's clip: float32 `[channels, samples]` and its rate in Hz."""
         with self.registry.use(choice.label) as (_, pipeline):
-            if pipeline.is_text_conditioned and not prompt:
-                raise gr.Error(f"{choice.name} is a text model: give the listening test a prompt.")
-            steps = self.check_steps(steps, pipeline)
-            if index == 0:
-                self.plan(reporter, choice, pipeline, 2, seconds, steps, "Clips", "Clip length")
             generated = self.generate(pipeline, seed, steps, prompt=prompt if pipeline.is_text_conditioned else "",
-                                      seconds_total=seconds, progress_callback=reporter.for_call(index))
+                                      seconds_total=seconds, progress_callback=reporter.for_call(index), bpm=bpm)
             return generated.audios[0], generated.sample_rate
 
     def listening_next(
@@ -663,48 +804,69 @@ class Studio:
         vocoder_matched: bool = True,
         progress: Progress | None = None,
     ) -> TrialResult:
-        """Make the next blind pair.
+        """Make the next blind pair. Every setting is checked before anything is generated.
 
         Args:
-            mode: "two checkpoints" (model_a vs model_b, same seed and settings) or "generated vs real"
-                (model_a vs a random segment of a clip under `real_dir`).
-            seconds: clip length in seconds (0: `default_seconds` of model_a).
-            prompt: for text models (generated vs real uses the real clip's caption when it has one).
+            mode: "two checkpoints" (model_a vs model_b, same seed, settings and prompt) or "generated vs
+                real" (model_a vs a random segment of a random real clip of the kinds model_a was trained on).
+            seconds: clip length in seconds (0: `default_seconds` of model_a at the prompt's tempo).
+            prompt: for text models. Empty: generated vs real uses the real clip's caption; two
+                checkpoints use a training caption (`listening_prompt`).
             vocoder_matched: send real clips through the model's own mel + Griffin-Lim first (mel models).
         """
         # 1. Check inputs
         notes: list[str] = []
-        if mode not in ("two checkpoints", "generated vs real"):
-            raise gr.Error(f"Mode must be 'two checkpoints' or 'generated vs real', got {mode!r}.")
+        if mode not in LISTENING_MODES:
+            raise gr.Error(f"Mode must be one of {', '.join(LISTENING_MODES)}, got {mode!r}.")
         first = self.registry.resolve(model_a)
         steps = check_int("Steps", steps, 1, self.limits.max_steps)
         seconds = 0.0 if seconds in (None, "") else check_float("Clip length", seconds, 0.0, self.limits.max_seconds,
                                                                 " s")
-        seed = pick_seed(None, True, self.rng)
         prompt = check_prompt("Prompt", prompt)
-        reporter = StepReporter(progress, 2, "Clip")
-        reporter.report(0.0, "Loading...")
-        real_clip = ""
+        choices, clip, real_clip = [first], None, ""
         if mode == "two checkpoints":
+            if model_b in (None, ""):
+                raise gr.Error("Checkpoint 2: pick a second checkpoint to compare with checkpoint 1.")
             second = self.registry.resolve(model_b)
             if second.source == first.source:
                 raise gr.Error("Pick two different checkpoints to compare.")
-            if not seconds:
-                seconds = default_seconds(self.registry.load(first.label))
-            audio_first, rate_first = self._listening_clip(first, seed, steps, seconds, prompt, reporter, 0, notes)
-            audio_second, rate_second = self._listening_clip(second, seed, steps, seconds, prompt, reporter, 1, notes)
-            systems = (first.name, second.name)
-            matched = False
+            choices.append(second)
         else:
-            clips = self.real_clips()
+            clips = self.real_clips_for(first)
             if not clips:
-                raise gr.Error(f"No real clips found under {public_path(self.real_dir or '(no folder given)')}; start the app with "
-                               "--real-dir pointing at a folder of WAV/FLAC files.")
+                raise gr.Error(f"No real clips found under {public_path(self.real_dir or '(no folder given)')}: "
+                               "compare two checkpoints, or start the app with --real-dir pointing at a folder "
+                               "of WAV/FLAC files.")
             clip = clips[self.rng.randrange(len(clips))]
-            real_clip = str(clip.relative_to(self.real_dir))
+            real_clip = clip.relative_to(self.real_dir).as_posix()
+        reporter = StepReporter(progress, 2, "Clip")
+        reporter.report(0.0, "Loading...")
+        # 2. Check the settings against the models, still before generating
+        pipelines = [self.registry.load(choice.label) for choice in choices]
+        for pipeline in pipelines:
+            self.check_steps(steps, pipeline)
+        text_sides = [choice for choice, pipeline in zip(choices, pipelines) if pipeline.is_text_conditioned]
+        if clip is not None and text_sides:
+            prompt = self.caption_of(clip) or prompt
+        if text_sides and not prompt:
+            prompt = self.listening_prompt(choices, pipelines)
+        if text_sides and not prompt:
+            raise gr.Error(f"{text_sides[0].name} is a text model: write a prompt under Settings (no training "
+                           "captions were found to draw one from).")
+        tempo = bpm_from_prompt(prompt) if prompt else None
+        seconds = seconds or default_seconds(pipelines[0], tempo)
+        self.plan(reporter, first, pipelines[0], 2, seconds, steps, "Clips", "Clip length")
+        seed = pick_seed(None, True, self.rng)
+        # 3. Generate both sides
+        matched = False
+        if clip is None:
+            audio_first, rate_first = self._listening_clip(first, seed, steps, seconds, prompt, tempo, reporter, 0)
+            audio_second, rate_second = self._listening_clip(choices[1], seed, steps, seconds, prompt, tempo,
+                                                             reporter, 1)
+            systems = (first.name, choices[1].name)
+        else:
             with self.registry.use(first.label) as (_, pipeline):
                 rate_first = pipeline.sample_rate
-                seconds = seconds or default_seconds(pipeline)
                 try:
                     real = load_audio(clip, rate_first, max_seconds=600.0)
                 except ValueError as error:
@@ -713,16 +875,14 @@ class Studio:
                 start = self.rng.randrange(len(real) - length + 1)
                 real = real[start : start + length]
                 seconds = length / rate_first
-                if pipeline.is_text_conditioned:
-                    prompt = self.caption_of(clip) or prompt
                 matched = bool(vocoder_matched) and hasattr(pipeline, "set_scheduler")
                 if matched:  # strength 0: the input's own mel reconstruction, no denoising
                     real = self.generate(pipeline, seed, 1, prompt=prompt, audio=real, audio_sampling_rate=rate_first,
                                          strength=0.0).audios[0, 0][:length]
-            audio_first, _ = self._listening_clip(first, seed, steps, seconds, prompt, reporter, 0, notes)
+            audio_first, _ = self._listening_clip(first, seed, steps, seconds, prompt, tempo, reporter, 0)
             audio_second, rate_second = real[None], rate_first
             systems = (first.name, REAL)
-        # 2. Same rate, channels, length and level for both
+        # 4. Same rate, channels, length and level for both
         rate = min(rate_first, rate_second)
         pair = []
         for audio, audio_rate in ((audio_first, rate_first), (audio_second, rate_second)):
@@ -742,7 +902,7 @@ class Studio:
             pair, level = match_loudness([audio[:, :length] for audio in pair])
         except ValueError as error:
             raise gr.Error(f"{error} Try another pair.") from None
-        # 3. Random sides, neutral files
+        # 5. Random sides, neutral files
         system_a, system_b = assign_sides(systems[0], systems[1], self.rng)
         by_system = dict(zip(systems, pair))
         trial_id = new_trial_id()
@@ -750,8 +910,10 @@ class Studio:
         clip_b = self.store.write_plain(f"trial-{trial_id}-B", by_system[system_b].T, rate)
         trial = Trial(trial_id, "checkpoints" if mode == "two checkpoints" else REAL, system_a, system_b, str(clip_a),
                       str(clip_b), seed, length / rate, steps, prompt, real_clip, matched, level, utc_now())
+        self.trials.add(trial)
         reporter.report(1.0, "Ready")
-        status = self.status([f"Trial `{trial_id}` ready: listen to both, then answer."], notes)
+        heard = f" Both were made from: *{prompt}*." if prompt and clip is None else ""
+        status = self.status([f"Trial `{trial_id}` ready: listen to both, then answer.{heard}"], notes)
         return TrialResult(trial, str(clip_a), str(clip_b), status)
 
     def listening_answer(self, trial: Trial | None, answer: str, listener: str = "") -> tuple[Trial | None, str]:
@@ -767,8 +929,50 @@ class Studio:
             raise gr.Error("No pair to answer yet: press 'Next pair' first.")
         if trial.answered:
             raise gr.Error("This pair is answered already: press 'Next pair' for a new one.")
-        self.answers.record(trial, answer, listener)
+        if len(str(listener or "")) > 200:
+            raise gr.Error("Listener: keep the name under 200 characters.")
+        self.answers.record(trial, answer, str(listener or ""))
         trial.answered = True
-        answered = len(self.answers.rows())
-        return trial, (f"Recorded **{answer}** for trial `{trial.trial_id}` ({answered} answer(s) in the log). "
-                       "Press 'Next pair' to go on.")
+        # Nothing here may tell the listener which system was on which side, or how others answered.
+        return trial, f"Recorded **{answer}** for trial `{trial.trial_id}`. Press 'Next pair' to go on."
+
+    def uploaded_path(self, audio: object) -> str:
+        """The server path of a file an API client sent (`{"path": ...}` after `/gradio_api/upload`).
+        It must lie in Gradio's upload folder: a client may not point the server at its other files."""
+        path = audio.get("path") if isinstance(audio, dict) else getattr(audio, "path", audio)
+        if not isinstance(path, str) or not path:
+            raise gr.Error("Audio: upload a file (gradio_client.handle_file('clip.wav')).")
+        from gradio.utils import get_upload_folder, is_in_or_equal
+
+        if not is_in_or_equal(path, get_upload_folder()):
+            raise gr.Error("Audio: send the file itself (gradio_client.handle_file), not a server path.")
+        return path
+
+    def listening_answer_by_id(self, trial_id: str, answer: str, listener: str = "") -> Trial:
+        """Record an answer to a trial handed out earlier, by its id (API clients keep no page state)."""
+        trial = self.trials.get(trial_id)
+        if trial is None:
+            raise gr.Error(f"Trial id {str(trial_id)[:40]!r} is unknown (or too old): call /listening_next first.")
+        trial, _ = self.listening_answer(trial, answer, listener)
+        return trial
+
+    def listening_results(self, key: str | None) -> tuple[list[PairSummary], Path | None]:
+        """The answers so far, for the experimenter only: the per-pair summaries and the answers CSV.
+
+        Raises:
+            gr.Error: `key` is not the experimenter key (`--listening-key`); the same message however close.
+
+        Returns:
+            The summaries and a copy of the answers CSV (None before the first answer).
+        """
+        self.check_results_key(key)
+        if not self.answers.path.exists():
+            return [], None
+        # A copy to hand out, in a folder of the served output store with an unguessable name: the log's
+        # own folder is blocked from serving (`app.launch_options`). The previous copy is removed.
+        exports = self.store.root / "results"
+        shutil.rmtree(exports, ignore_errors=True)
+        export = exports / secrets.token_hex(16) / "answers.csv"
+        export.parent.mkdir(parents=True)
+        shutil.copyfile(self.answers.path, export)
+        return summarize(self.answers.rows()), export

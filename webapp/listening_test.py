@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import datetime as _datetime
+import hmac
 import json
 import math
 import random
+import secrets
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,6 +55,28 @@ CSV_FIELDS = [
     "preferred", "seed", "seconds", "steps", "prompt", "real_clip", "vocoder_matched", "level_dbfs",
     "trial_created_utc",
 ]
+
+
+# A cell starting with one of these is a formula to a spreadsheet (CWE-1236).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Free-text columns of the CSV (numbers such as level_dbfs may start with "-" and are left alone).
+TEXT_FIELDS = ("listener", "system_a", "system_b", "preferred", "prompt", "real_clip", "trial_id", "mode")
+
+
+def csv_safe(text: str) -> str:
+    """`text` as a spreadsheet shows it, never runs it: a cell that starts like a formula gets a leading
+    apostrophe (OWASP's advice against CSV injection, CWE-1236)."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def key_matches(given: object, expected: str) -> bool:
+    """Whether `given` is the experimenter's key (compared in constant time)."""
+    return isinstance(given, str) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def new_results_key() -> str:
+    """A random experimenter key for a run that was started without one."""
+    return secrets.token_urlsafe(12)
 
 
 def utc_now() -> str:
@@ -141,6 +166,7 @@ class AnswerLog:
             "prompt": trial.prompt, "real_clip": trial.real_clip, "vocoder_matched": str(trial.vocoder_matched),
             "level_dbfs": f"{trial.level_dbfs:.2f}", "trial_created_utc": trial.created_utc,
         }
+        row.update({key: csv_safe(row[key]) for key in TEXT_FIELDS})
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new_file = not self.path.exists() or self.path.stat().st_size == 0
@@ -159,6 +185,26 @@ class AnswerLog:
             return []
         with self._lock, self.path.open(newline="", encoding="utf-8") as file:
             return list(csv.DictReader(file))
+
+
+class PendingTrials:
+    """Trials handed out and not yet forgotten, by id, so an API client can answer one by its id
+    (the page keeps its trial in `gr.State`). The oldest are dropped beyond `max_trials`."""
+
+    def __init__(self, max_trials: int = 1000) -> None:
+        self.max_trials = max_trials
+        self._trials: OrderedDict[str, Trial] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, trial: Trial) -> None:
+        with self._lock:
+            self._trials[trial.trial_id] = trial
+            while len(self._trials) > self.max_trials:
+                self._trials.popitem(last=False)
+
+    def get(self, trial_id: str) -> Trial | None:
+        with self._lock:
+            return self._trials.get(str(trial_id))
 
 
 @dataclass

@@ -261,6 +261,10 @@ class ModelRegistry:
         for choice in self.choices:
             if value == choice.name:  # "checkpoints/loops", a hub id
                 return choice
+        # The label without its origin note ("checkpoints/loops"), so nobody has to type the middle dot.
+        named = [choice for choice in self.choices if value == choice.name]
+        if len(named) == 1:
+            return named[0]
         if not self.allow_custom:
             raise gr.Error(UNKNOWN_MODEL)
         return self._resolve_custom(value)
