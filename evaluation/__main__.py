@@ -17,6 +17,130 @@ from pathlib import Path
 import numpy as np
 
 
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed as one line, exit status 2."""
+
+
+class EvaluationArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (not usage + error) and exits with status 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded(text, int, 1, None, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded(text, int, 0, None, "an integer >= 0")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _bounded(text, float, 0.0, None, "a number >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _bounded(text, float, 0.0, None, "a number > 0")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a rate strictly between 0 and 1 (0.01 = 1%)."""
+    value = _bounded(text, float, 0.0, 1.0, "a rate between 0 and 1, e.g. 0.01 for 1%")
+    if value in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate strictly between 0 and 1, e.g. 0.01 for 1%"
+        )
+    return value
+
+
+def _bounded(text: str, kind: type, low: float | None, high: float | None, wanted: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+    if (
+        (kind is float and not np.isfinite(value))
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+    return value
+
+
+def check_folder(path: str, what: str) -> None:
+    """Refuse a missing folder before any model is loaded."""
+    if not Path(path).exists():
+        raise UserError(f"{what} folder not found: {path}")
+    if not Path(path).is_dir():
+        raise UserError(f"{what} is not a folder: {path}")
+
+
+def check_writable(path: str | None, what: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done (no lost work)."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file name")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
+        with open(target, "a"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as error:
+        raise UserError(
+            f"cannot write {what} {path} ({error.strerror or error}); choose a writable path"
+        ) from error
+
+
+def check_writable_folder(path: str, what: str) -> None:
+    """Refuse an output folder that cannot be created or written."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"cannot write {what} {path} ({error.strerror or error}); choose a writable folder"
+        ) from error
+
+
+def check_metadata_text(folder: str) -> None:
+    """A folder's metadata.jsonl must be UTF-8 text (the error otherwise names neither file nor line)."""
+    metadata = Path(folder) / "metadata.jsonl"
+    if not metadata.is_file():
+        return
+    try:
+        metadata.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{metadata} is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON lines"
+        ) from error
+
+
+def check_embedder_name(name: str) -> None:
+    from evaluation.embedders import EMBEDDERS
+
+    if name not in EMBEDDERS:
+        raise UserError(
+            f"unknown embedder {name!r}; choose one of {', '.join(sorted(EMBEDDERS))} "
+            "(python -m evaluation list-embedders)"
+        )
+
+
 def _embedder_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("embedding")
@@ -34,7 +158,7 @@ def _embedder_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=32,
         help="clips embedded per forward pass (default %(default)s)",
     )
@@ -59,8 +183,20 @@ def _embedder_options() -> argparse.ArgumentParser:
     return parent
 
 
+def _debug_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error instead of one line",
+    )
+    return parent
+
+
 def _load_embedder(args: argparse.Namespace):
     from evaluation.embedders import get_embedder
+
+    check_embedder_name(args.embedder)
 
     kwargs: dict = {"batch_size": args.batch_size, "device": args.device}
     if args.embedder_checkpoint:
@@ -107,6 +243,8 @@ def cmd_list_embedders(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
+    check_folder(args.directory, "audio")
+    check_writable(args.out, "--out")
     embedder = _load_embedder(args)
     result = _embed(args, embedder, args.directory, min_clips=1)
     if args.out:
@@ -128,6 +266,9 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_fad(args: argparse.Namespace) -> None:
     from evaluation.compare import distance_scores
 
+    check_folder(args.reference, "reference")
+    check_folder(args.evaluated, "evaluated")
+    check_writable(args.json, "--json")
     embedder = _load_embedder(args)
     reference, evaluated = (
         _embed(args, embedder, args.reference),
@@ -150,13 +291,20 @@ def cmd_fad(args: argparse.Namespace) -> None:
 def cmd_clap_score(args: argparse.Namespace) -> None:
     from evaluation.clap_score import clap_score, find_caption_file, read_captions
 
-    embedder = _load_embedder(args)
+    check_folder(args.directory, "audio")
+    check_writable(args.json, "--json")
     captions_path = args.captions or find_caption_file(args.directory)
     if captions_path is None:
-        raise SystemExit(
+        raise UserError(
             f"no metadata.jsonl in {args.directory}; pass --captions FILE (.jsonl or .csv)"
         )
     captions = read_captions(captions_path, args.file_column, args.text_column)
+    embedder = _load_embedder(args)
+    if not embedder.supports_text:
+        raise UserError(
+            f"embedder {args.embedder!r} has no text tower; clap-score needs a text-audio embedder "
+            "such as clap-bundled or clap-laion"
+        )
     audio = _embed(args, embedder, args.directory)
     result = clap_score(
         embedder, audio, captions, args.allow_unpaired, args.bootstrap, args.seed
@@ -169,6 +317,11 @@ def cmd_clap_score(args: argparse.Namespace) -> None:
 def cmd_memorization(args: argparse.Namespace) -> None:
     from evaluation.memorization import CopyDetector, memorization_report
 
+    check_folder(args.generated, "generated")
+    check_folder(args.train, "training")
+    if args.baseline:
+        check_folder(args.baseline, "baseline")
+    check_writable(args.json, "--json")
     embedder = _load_embedder(args)
     generated, train = _embed(args, embedder, args.generated), _embed(args, embedder, args.train)
     baseline = _embed(args, embedder, args.baseline) if args.baseline else None
@@ -184,6 +337,11 @@ def cmd_memorization(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from evaluation.compare import compare
 
+    check_folder(args.reference, "reference")
+    if args.train:
+        check_folder(args.train, "training")
+    check_metadata_text(args.reference)
+    check_writable_folder(args.out, "report folder --out")
     embedder = _load_embedder(args)
     report = compare(
         args.candidates,
@@ -215,7 +373,7 @@ def parse_where(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--where takes KEY=VALUE, got {pair!r}")
+            raise UserError(f"--where takes KEY=VALUE, got {pair!r}")
         where[key] = value
     return where
 
@@ -223,6 +381,9 @@ def parse_where(pairs: list[str] | None) -> dict[str, str]:
 def cmd_tempo(args: argparse.Namespace) -> None:
     from evaluation.tempo import tempo_adherence
 
+    check_folder(args.directory, "audio")
+    check_metadata_text(args.directory)
+    check_writable(args.out, "--out")
     result = tempo_adherence(
         args.directory,
         args.tolerance,
@@ -238,23 +399,28 @@ def cmd_tempo(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}", file=sys.stderr)
     print(result.summary())
     if result.clips_checked == 0:
-        raise SystemExit(f"no prompt in {args.directory}/metadata.jsonl names a BPM")
+        raise UserError(f"no prompt in {args.directory}/metadata.jsonl names a BPM")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = EvaluationArgumentParser(
         prog="python -m evaluation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    debug = _debug_option()
     common = _embedder_options()
 
-    p = sub.add_parser("list-embedders", help="show the embedder registry and what each needs")
+    p = sub.add_parser(
+        "list-embedders",
+        parents=[debug],
+        help="show the embedder registry, what each needs and whether it is usable now",
+    )
     p.set_defaults(func=cmd_list_embedders)
 
     p = sub.add_parser(
-        "embed", parents=[common], help="embed every audio file in a folder (fills the cache)"
+        "embed", parents=[common, debug], help="embed every audio file in a folder (fills the cache)"
     )
     p.add_argument("directory", help="folder of audio files (searched recursively)")
     p.add_argument(
@@ -265,13 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats = argparse.ArgumentParser(add_help=False)
     stats.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=500,
         help="bootstrap resamples for 95%% intervals (default %(default)s)",
     )
     stats.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="seed for resampling and FAD-inf subsets (default %(default)s)",
     )
@@ -282,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "fad",
-        parents=[common, stats],
+        parents=[common, stats, debug],
         help="FAD, FAD-inf and KAD between two folders, with intervals",
     )
     p.add_argument("reference", help="folder of reference (real) audio")
@@ -291,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "clap-score",
-        parents=[common, stats],
+        parents=[common, stats, debug],
         help="caption/audio agreement (text-audio embedders only)",
     )
     p.add_argument(
@@ -319,20 +485,20 @@ def build_parser() -> argparse.ArgumentParser:
     mem = argparse.ArgumentParser(add_help=False)
     mem.add_argument(
         "--fpr",
-        type=float,
+        type=probability,
         default=0.01,
         help="false-positive rate on the baseline that sets the thresholds (default %(default)s)",
     )
     mem.add_argument(
         "--min-overlap",
-        type=float,
+        type=non_negative_float,
         default=3.0,
         help="shortest overlap in seconds the copy detector accepts (default %(default)s)",
     )
 
     p = sub.add_parser(
         "memorization",
-        parents=[common, mem],
+        parents=[common, mem, debug],
         help="nearest training clip of every generated clip, copy detection",
     )
     p.add_argument("generated", help="folder of generated audio")
@@ -343,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="held-out real audio (never trained on) to calibrate thresholds; default: train against itself",
     )
     p.add_argument(
-        "--top-k", type=int, default=10, help="strongest matches listed (default %(default)s)"
+        "--top-k", type=positive_int, default=10, help="strongest matches listed (default %(default)s)"
     )
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     p.add_argument("--per-clip", action="store_true", help="include one row per generated clip")
@@ -351,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        parents=[common, mem],
+        parents=[common, mem, debug],
         help="full report over checkpoints and/or folders of audio",
     )
     p.add_argument(
@@ -374,44 +540,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--num-clips",
-        type=int,
+        type=positive_int,
         default=64,
         help="clips generated per checkpoint (default %(default)s)",
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=positive_int,
         default=1,
         help="worker processes generating clips, one torch thread each (clips are identical "
         "whatever the count; default %(default)s)",
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="clip i is generated with seed SEED+i; also seeds resampling (default %(default)s)",
     )
     p.add_argument(
         "--steps",
-        type=int,
+        type=positive_int,
         default=50,
         help="inference steps when generating (default %(default)s)",
     )
     p.add_argument(
         "--seconds",
-        type=float,
+        type=positive_float,
         default=5.0,
         help="length in seconds of every generated clip; unconditional checkpoints grow windows to it (default %(default)s)",
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=500,
         help="bootstrap resamples for intervals and paired tests (default %(default)s)",
     )
     p.add_argument(
         "--players",
-        type=int,
+        type=non_negative_int,
         default=6,
         help="audio players per candidate in the HTML report (default %(default)s)",
     )
@@ -419,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tempo",
+        parents=[debug],
         help="share of clips whose estimated tempo matches the BPM named in their prompt",
     )
     p.add_argument(
@@ -427,19 +594,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=positive_float,
         default=0.08,
         help="relative tolerance: 0.08 = within 8%% of the asked BPM, its half or double (default %(default)s)",
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=1000,
         help="bootstrap resamples for the 95%% interval of the share (default %(default)s)",
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="seed for the bootstrap and the chance-baseline permutations (default %(default)s)",
     )
@@ -465,9 +632,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the input is wrong" rather than "the code is wrong".
+
+    The library raises ValueError (bad values, too few clips, unreadable or silent audio, bad
+    metadata), FileNotFoundError / PermissionError (paths), ImportError (an optional package), and
+    `EmbedderUnavailableError` / `ModelUnavailableError` (weights that cannot be fetched offline).
+    Anything else is a bug and keeps its traceback.
+    """
+    from evaluation.embedders import EmbedderUnavailableError
+
+    errors: list[type[BaseException]] = [
+        UserError,
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        PermissionError,
+        ImportError,
+        EmbedderUnavailableError,
+    ]
+    try:
+        from models.hub import ModelUnavailableError
+
+        errors.append(ModelUnavailableError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def explain(error: BaseException) -> str:
+    """One line naming the problem and what to do."""
+    from evaluation.audio_io import AudioLoadError
+
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, AudioLoadError):
+        message += "; fix or remove the file, or pass --skip-bad to leave such files out"
+    elif isinstance(error, UnicodeDecodeError):
+        message = f"a text file is not UTF-8 ({message}); save it as UTF-8"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. User errors print one line to stderr and exit with status 2 (the full
+    traceback with --debug); a bug keeps its traceback."""
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except user_errors() as error:
+        if getattr(args, "debug", False):
+            raise
+        print(f"python -m evaluation {args.command}: error: {explain(error)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,7 +23,7 @@ from evaluation.fad import fad_inf, frechet_from_stats, gaussian_stats, per_clip
 from evaluation.features import limit_threads
 from evaluation.generate import generate_clips, has_audio, is_checkpoint
 from evaluation.kad import kernel_stats
-from evaluation.memorization import CopyDetector, memorization_report
+from evaluation.memorization import CopyDetector, check_calibration_size, memorization_report
 
 EVALUATION_VERSION = "0.1.0"
 PACKAGES = (
@@ -248,6 +248,10 @@ def compare(
         if train_dir
         else None
     )
+    if train is not None:  # refuse before generating anything
+        check_calibration_size(
+            len(reference), memorization_fpr, f"the reference set {reference_dir} (memorization baseline)"
+        )
     prompts, prompt_rows = reference_prompts(reference_dir) or (None, None)
     detector = CopyDetector()
     # 4. Score every candidate

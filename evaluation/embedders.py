@@ -36,6 +36,10 @@ FAD_EXTRA_HELP = (
 EMBEDDERS: dict[str, type[Embedder]] = {}
 
 
+class EmbedderUnavailableError(RuntimeError):
+    """An embedder's weights or packages cannot be had here (offline Hub, missing file); says what to do."""
+
+
 def register(cls: type[Embedder]) -> type[Embedder]:
     """Class decorator adding an embedder to `EMBEDDERS` under its `name`."""
     EMBEDDERS[cls.name] = cls
@@ -317,7 +321,7 @@ class ClapLaionEmbedder(Embedder):
             self.feature_extractor = ClapFeatureExtractor.from_pretrained(self.model_id)
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id)
         except OSError as error:
-            raise RuntimeError(
+            raise EmbedderUnavailableError(
                 f"cannot load {self.model_id!r} (clap-laion needs the Hugging Face Hub or a local copy; "
                 f"use clap-bundled offline): {error}"
             ) from error
