@@ -1,7 +1,8 @@
 """Command line for the evaluation package: `python -m evaluation SUBCOMMAND --help`.
 
 Each subcommand calls one library function: list-embedders -> embedders.available_embedders,
-embed -> embedding.embed_directory, fad -> compare.distance_scores, clap-score ->
+embed -> embedding.embed_directory, stats -> reference_stats.save_reference_stats,
+fad -> compare.distance_scores (FAD, FAD-inf, KAD, MAD, worst clips), clap-score ->
 clap_score.clap_score, memorization -> memorization.memorization_report, compare -> compare.compare,
 tempo -> tempo.tempo_adherence (share of clips whose estimated BPM matches the BPM in their prompt).
 Training the bundled CLAP is `python -m evaluation.train_clap`.
@@ -266,14 +267,12 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_fad(args: argparse.Namespace) -> None:
     from evaluation.compare import distance_scores
 
-    check_folder(args.reference, "reference")
+    check_reference(args.reference)
     check_folder(args.evaluated, "evaluated")
     check_writable(args.json, "--json")
     embedder = _load_embedder(args)
-    reference, evaluated = (
-        _embed(args, embedder, args.reference),
-        _embed(args, embedder, args.evaluated),
-    )
+    reference = _reference(args, embedder)
+    evaluated = _embed(args, embedder, args.evaluated)
     scores = distance_scores(reference, evaluated, args.bootstrap, args.seed)
     if not args.per_clip:
         scores.pop("per_clip")
@@ -286,6 +285,55 @@ def cmd_fad(args: argparse.Namespace) -> None:
         },
         args.json,
     )
+
+
+def check_reference(path: str) -> None:
+    """A reference is a folder of audio or a statistics file from `python -m evaluation stats`."""
+    from evaluation.reference_stats import is_stats_file
+
+    if is_stats_file(path):
+        if not Path(path).is_file():
+            raise UserError(f"reference statistics file not found: {path}")
+        return
+    check_folder(path, "reference")
+
+
+def _reference(args: argparse.Namespace, embedder):
+    """The embedded reference folder, or the statistics file checked against `embedder`."""
+    from evaluation.reference_stats import is_stats_file, load_reference_stats
+
+    if not is_stats_file(args.reference):
+        return _embed(args, embedder, args.reference)
+    reference = load_reference_stats(args.reference)
+    reference.check_embedder(embedder.describe())
+    return reference
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    from evaluation.clap_score import find_caption_file, read_captions
+    from evaluation.reference_stats import (
+        reference_stats_from_set,
+        save_reference_stats,
+    )
+
+    check_folder(args.directory, "reference")
+    check_metadata_text(args.directory)
+    check_writable(args.out, "--out")
+    if not args.out.lower().endswith(".npz"):
+        raise UserError(f"--out must end in .npz, got {args.out}")
+    caption_file = find_caption_file(args.directory)
+    captions = None
+    if caption_file is not None:
+        try:
+            captions = read_captions(caption_file)
+        except ValueError as error:
+            print(f"captions not stored ({error})", file=sys.stderr)
+    embedder = _load_embedder(args)
+    reference = _embed(args, embedder, args.directory)
+    stats = reference_stats_from_set(reference, captions, keep_embeddings=not args.stats_only)
+    save_reference_stats(stats, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    print(json.dumps({"embedder": reference.embedder, "set": stats.summary()}, indent=2))
 
 
 def cmd_clap_score(args: argparse.Namespace) -> None:
@@ -337,10 +385,11 @@ def cmd_memorization(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from evaluation.compare import compare
 
-    check_folder(args.reference, "reference")
+    check_reference(args.reference)
     if args.train:
         check_folder(args.train, "training")
-    check_metadata_text(args.reference)
+    if Path(args.reference).is_dir():
+        check_metadata_text(args.reference)
     check_writable_folder(args.out, "report folder --out")
     embedder = _load_embedder(args)
     report = compare(
@@ -428,6 +477,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_embed)
 
+    p = sub.add_parser(
+        "stats",
+        parents=[common, debug],
+        help="embed a reference folder once and write its statistics (mean, covariance, N, "
+        "protocol) to a .npz that fad and compare accept in place of the folder",
+    )
+    p.add_argument("directory", help="folder of reference audio (searched recursively)")
+    p.add_argument("--out", required=True, help="the .npz file to write")
+    p.add_argument(
+        "--stats-only",
+        action="store_true",
+        help="store only mean, covariance and N (fadtk style, smallest file); without the clip "
+        "embeddings, KAD, MAD and reference percentiles cannot be computed against the file",
+    )
+    p.set_defaults(func=cmd_stats)
+
     stats = argparse.ArgumentParser(add_help=False)
     stats.add_argument(
         "--bootstrap",
@@ -449,9 +514,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "fad",
         parents=[common, stats, debug],
-        help="FAD, FAD-inf and KAD between two folders, with intervals",
+        help="FAD, FAD-inf, KAD and MAD between two folders, with intervals, and the worst clips",
     )
-    p.add_argument("reference", help="folder of reference (real) audio")
+    p.add_argument(
+        "reference",
+        help="folder of reference (real) audio, or a .npz from `python -m evaluation stats` "
+        "(made with the same embedder)",
+    )
     p.add_argument("evaluated", help="folder of audio to judge")
     p.set_defaults(func=cmd_fad)
 
@@ -528,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         required=True,
-        help="folder of held-out real audio (also the memorization baseline)",
+        help="folder of held-out real audio (also the memorization baseline), or a .npz from "
+        "`python -m evaluation stats` (then memorization is calibrated on --train against itself)",
     )
     p.add_argument(
         "--train", default=None, help="folder of training audio for the memorization report"

@@ -380,6 +380,7 @@ def test_every_subcommand_explains_its_flags():
     assert set(subcommands) == {
         "list-embedders",
         "embed",
+        "stats",
         "fad",
         "clap-score",
         "memorization",
@@ -479,7 +480,14 @@ def test_worker_processes_generate_the_same_clips(tmp_path):
     checkpoint = tmp_path / "checkpoint"
     tiny_models.tiny_text_pipeline().save_pretrained(checkpoint)
     prompts = ["house drum loop, 124 BPM", "slow piano chords in C major", "funk break, 98 BPM"]
-    common = dict(num_clips=3, seed=3, num_inference_steps=2, seconds_total=0.4, prompts=prompts, progress=False)
+    common = {
+        "num_clips": 3,
+        "seed": 3,
+        "num_inference_steps": 2,
+        "seconds_total": 0.4,
+        "prompts": prompts,
+        "progress": False,
+    }
     one = generate_clips(checkpoint, tmp_path / "one", **common)
     two = generate_clips(checkpoint, tmp_path / "two", jobs=2, **common)
     assert (one / "metadata.jsonl").read_text() == (two / "metadata.jsonl").read_text()
