@@ -148,14 +148,17 @@ def _embedder_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--embedder",
         default="clap-bundled",
-        help="registry name: clap-bundled (offline default), mel-stats (no weights), clap-laion (Hub), "
-        "vggish / pann / encodec (need the frechet-audio-distance extra). Default: %(default)s",
+        help="registry name (python -m evaluation list-embedders shows all, with what each needs): "
+        "clap-bundled (offline default), mel-stats (no weights), vggish, pann-cnn14, "
+        "pann-cnn14-16k, openl3, clap-laion, clap-laion-music, mert-v1-95m, encodec-24khz. "
+        "Default: %(default)s",
     )
     group.add_argument(
         "--embedder-checkpoint",
         default=None,
-        help="weights for the embedder: a clap-bundled folder (default checkpoints/clap-bundled) or a "
-        "clap-laion Hub id / folder (default laion/larger_clap_music)",
+        help="weights for the embedder instead of its default: a clap-bundled folder, a weights "
+        "file (vggish, pann-cnn14, openl3) or a Hub id / local folder (clap-laion, "
+        "clap-laion-music, mert-v1-95m, encodec-24khz)",
     )
     group.add_argument(
         "--batch-size",
@@ -195,15 +198,12 @@ def _debug_option() -> argparse.ArgumentParser:
 
 
 def _load_embedder(args: argparse.Namespace):
-    from evaluation.embedders import get_embedder
+    from evaluation.embedders import EMBEDDERS, get_embedder
 
     check_embedder_name(args.embedder)
-
     kwargs: dict = {"batch_size": args.batch_size, "device": args.device}
     if args.embedder_checkpoint:
-        kwargs["checkpoint" if args.embedder == "clap-bundled" else "model_id"] = (
-            args.embedder_checkpoint
-        )
+        kwargs[EMBEDDERS[args.embedder].checkpoint_argument] = args.embedder_checkpoint
     return get_embedder(args.embedder, **kwargs)
 
 
@@ -237,10 +237,19 @@ def _emit(result: dict, json_path: str | None) -> None:
 
 
 def cmd_list_embedders(args: argparse.Namespace) -> None:
-    from evaluation.embedders import available_embedders
+    from evaluation.embedders import embedder_table
 
-    for name, line in available_embedders().items():
-        print(f"{name:14s} {line}")
+    rows = embedder_table()
+    if args.json_output:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        window = "whole clip" if row["window_s"] is None else f"{row['window_s']:g} s windows"
+        print(
+            f"{row['name']:17s} {'usable now' if row['usable_now'] else 'NOT usable now'}: "
+            f"{row['needs']}\n{'':17s} {row['description']}; {row['sample_rate_hz']} Hz, {window}; "
+            f"{row['pooling']}\n{'':17s} weights: {row['weight_source']}"
+        )
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
@@ -465,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list-embedders",
         parents=[debug],
         help="show the embedder registry, what each needs and whether it is usable now",
+    )
+    p.add_argument(
+        "--json", dest="json_output", action="store_true", help="print the table as JSON"
     )
     p.set_defaults(func=cmd_list_embedders)
 

@@ -146,7 +146,9 @@ def load_reference_stats(path: str | Path) -> ReferenceStats:
                 names=[str(n) for n in data["names"]],
                 durations_s=data["durations_s"].astype(np.float64),
                 embeddings=data["embeddings"].astype(np.float32) if "embeddings" in data else None,
-                captions=json.loads(str(data["captions_json"])) if "captions_json" in data else None,
+                captions=json.loads(str(data["captions_json"]))
+                if "captions_json" in data
+                else None,
                 source=str(data["source"]) or None,
                 path=path,
                 notes=json.loads(str(data["notes_json"])),

@@ -19,6 +19,15 @@ SR = 16000
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.fixture(autouse=True)
+def empty_torch_hub(tmp_path, monkeypatch):
+    """No cached torch.hub weights, whatever this machine has downloaded."""
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """Named folders for the cases: good sets, bad files, bad metadata."""
@@ -83,32 +92,90 @@ CASES = [
     ("unknown-embedder", ["fad", "{root}/good", "{root}/good2", "--embedder", "nope"], "unknown"),
     (
         "missing-checkpoint",
-        ["embed", "{root}/good", "--embedder", "clap-bundled", "--embedder-checkpoint",
-         "{root}/no-such-checkpoint", "--no-cache"],
+        [
+            "embed",
+            "{root}/good",
+            "--embedder",
+            "clap-bundled",
+            "--embedder-checkpoint",
+            "{root}/no-such-checkpoint",
+            "--no-cache",
+        ],
         "no clap-bundled checkpoint",
     ),
     (
         "offline-hub-embedder",
-        ["embed", "{root}/good", "--embedder", "clap-laion", "--embedder-checkpoint",
-         "nobody/no-such-clap", "--no-cache"],
+        [
+            "embed",
+            "{root}/good",
+            "--embedder",
+            "clap-laion",
+            "--embedder-checkpoint",
+            "nobody/no-such-clap",
+            "--no-cache",
+        ],
         "cannot load",
     ),
-    ("bootstrap-negative", ["fad", "{root}/good", "{root}/good2", *MEL, "--bootstrap", "-5"],
-     "--bootstrap"),
+    (
+        "offline-vggish",
+        ["embed", "{root}/good", "--embedder", "vggish", "--no-cache"],
+        "HF_HUB_OFFLINE",
+    ),
+    (
+        "offline-mert",
+        ["embed", "{root}/good", "--embedder", "mert-v1-95m", "--no-cache"],
+        "cannot load",
+    ),
+    (
+        "openl3-not-converted",
+        [
+            "embed",
+            "{root}/good",
+            "--embedder",
+            "openl3",
+            "--embedder-checkpoint",
+            "{root}/none.safetensors",
+            "--no-cache",
+        ],
+        "no converted weights",
+    ),
+    (
+        "bootstrap-negative",
+        ["fad", "{root}/good", "{root}/good2", *MEL, "--bootstrap", "-5"],
+        "--bootstrap",
+    ),
     ("batch-size-zero", ["embed", "{root}/good", *MEL, "--batch-size", "0"], "--batch-size"),
     ("seed-negative", ["fad", "{root}/good", "{root}/good2", *MEL, "--seed", "-1"], "--seed"),
-    ("fpr-above-one", ["memorization", "{root}/good", "--train", "{root}/good2", *MEL,
-                       "--fpr", "5"], "--fpr"),
-    ("top-k-negative", ["memorization", "{root}/good", "--train", "{root}/good2", *MEL,
-                        "--top-k", "-3"], "--top-k"),
-    ("min-overlap-negative", ["memorization", "{root}/good", "--train", "{root}/good2", *MEL,
-                              "--min-overlap", "-1"], "--min-overlap"),
-    ("bootstrap-not-a-number", ["fad", "{root}/good", "{root}/good2", *MEL, "--bootstrap", "x"],
-     "--bootstrap"),
-    ("unwritable-json", ["fad", "{root}/good", "{root}/good2", *MEL, "--json",
-                         "{root}/a-file/out.json"], "cannot write --json"),
-    ("json-is-a-folder", ["fad", "{root}/good", "{root}/good2", *MEL, "--json", "{root}/good"],
-     "is a folder"),
+    (
+        "fpr-above-one",
+        ["memorization", "{root}/good", "--train", "{root}/good2", *MEL, "--fpr", "5"],
+        "--fpr",
+    ),
+    (
+        "top-k-negative",
+        ["memorization", "{root}/good", "--train", "{root}/good2", *MEL, "--top-k", "-3"],
+        "--top-k",
+    ),
+    (
+        "min-overlap-negative",
+        ["memorization", "{root}/good", "--train", "{root}/good2", *MEL, "--min-overlap", "-1"],
+        "--min-overlap",
+    ),
+    (
+        "bootstrap-not-a-number",
+        ["fad", "{root}/good", "{root}/good2", *MEL, "--bootstrap", "x"],
+        "--bootstrap",
+    ),
+    (
+        "unwritable-json",
+        ["fad", "{root}/good", "{root}/good2", *MEL, "--json", "{root}/a-file/out.json"],
+        "cannot write --json",
+    ),
+    (
+        "json-is-a-folder",
+        ["fad", "{root}/good", "{root}/good2", *MEL, "--json", "{root}/good"],
+        "is a folder",
+    ),
     (
         "memorization-train-too-small",
         ["memorization", "{root}/good", "--train", "{root}/two", *MEL],
@@ -116,32 +183,73 @@ CASES = [
     ),
     (
         "memorization-baseline-too-small",
-        ["memorization", "{root}/good", "--train", "{root}/two", "--baseline", "{root}/good2",
-         *MEL, "--fpr", "0.1"],
+        [
+            "memorization",
+            "{root}/good",
+            "--train",
+            "{root}/two",
+            "--baseline",
+            "{root}/good2",
+            *MEL,
+            "--fpr",
+            "0.1",
+        ],
         "needs at least 10",
     ),
     ("clap-score-bad-json", ["clap-score", "{root}/badjson", *MEL], "not valid JSON"),
     ("clap-score-not-object", ["clap-score", "{root}/notobject", *MEL], "JSON object"),
     ("clap-score-non-utf8", ["clap-score", "{root}/latin1", *MEL], "not UTF-8"),
     ("clap-score-no-text-tower", ["clap-score", "{root}/good", *MEL], "no text tower"),
-    ("clap-score-no-captions", ["clap-score", "{root}/badjson", *MEL, "--captions",
-                                "{root}/missing.jsonl"], "not found"),
+    (
+        "clap-score-no-captions",
+        ["clap-score", "{root}/badjson", *MEL, "--captions", "{root}/missing.jsonl"],
+        "not found",
+    ),
     ("tempo-non-utf8", ["tempo", "{root}/latin1", "--quiet"], "not UTF-8"),
     ("tempo-bad-json", ["tempo", "{root}/badjson", "--quiet"], "not valid JSON"),
     ("tempo-missing-folder", ["tempo", "{root}/nope", "--quiet"], "not found"),
     ("tempo-bad-where", ["tempo", "{root}/good", "--quiet", "--where", "bpm"], "KEY=VALUE"),
-    ("compare-missing-reference", ["compare", "{root}/good", "--reference", "{root}/nope", *MEL],
-     "not found"),
-    ("compare-missing-checkpoint", ["compare", "{root}/no-such-checkpoint", "--reference",
-                                    "{root}/good", "--out", "{root}/out", *MEL], "no-such"),
-    ("compare-num-clips-zero", ["compare", "{root}/good", "--reference", "{root}/good2",
-                                "--num-clips", "0", *MEL], "--num-clips"),
-    ("compare-seconds-negative", ["compare", "{root}/good", "--reference", "{root}/good2",
-                                  "--seconds", "-2", *MEL], "--seconds"),
+    (
+        "compare-missing-reference",
+        ["compare", "{root}/good", "--reference", "{root}/nope", *MEL],
+        "not found",
+    ),
+    (
+        "compare-missing-checkpoint",
+        [
+            "compare",
+            "{root}/no-such-checkpoint",
+            "--reference",
+            "{root}/good",
+            "--out",
+            "{root}/out",
+            *MEL,
+        ],
+        "no-such",
+    ),
+    (
+        "compare-num-clips-zero",
+        ["compare", "{root}/good", "--reference", "{root}/good2", "--num-clips", "0", *MEL],
+        "--num-clips",
+    ),
+    (
+        "compare-seconds-negative",
+        ["compare", "{root}/good", "--reference", "{root}/good2", "--seconds", "-2", *MEL],
+        "--seconds",
+    ),
     (
         "compare-reference-too-small-for-memorization",
-        ["compare", "{root}/good", "--reference", "{root}/good2", "--train", "{root}/two",
-         "--out", "{root}/out", *MEL],
+        [
+            "compare",
+            "{root}/good",
+            "--reference",
+            "{root}/good2",
+            "--train",
+            "{root}/two",
+            "--out",
+            "{root}/out",
+            *MEL,
+        ],
         "needs at least 100",
     ),
 ]
@@ -176,8 +284,15 @@ def test_a_real_bug_keeps_its_traceback(folders, monkeypatch):
 
 def test_the_process_exit_status_is_2(folders):
     result = subprocess.run(
-        [sys.executable, "-m", "evaluation", "fad", str(folders / "good"), str(folders / "nope"),
-         *MEL],
+        [
+            sys.executable,
+            "-m",
+            "evaluation",
+            "fad",
+            str(folders / "good"),
+            str(folders / "nope"),
+            *MEL,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

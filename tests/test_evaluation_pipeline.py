@@ -108,9 +108,21 @@ def test_cache_hits_on_rerun_and_invalidates_on_file_or_version_change(tmp_path)
 
 
 def test_registry_holds_the_issue_embedders_and_rejects_unknown_names():
-    assert {"clap-laion", "clap-bundled", "mel-stats", "vggish", "pann", "encodec"} <= set(
-        EMBEDDERS
-    )
+    assert {
+        "clap-laion",
+        "clap-laion-music",
+        "clap-bundled",
+        "mel-stats",
+        "vggish",
+        "pann-cnn14",
+        "pann-cnn14-16k",
+        "openl3",
+        "mert-v1-95m",
+        "encodec-24khz",
+        "fadpkg-vggish",
+        "fadpkg-pann",
+        "fadpkg-encodec",
+    } <= set(EMBEDDERS)
     with pytest.raises(ValueError, match="unknown embedder"):
         get_embedder("nope")
 
@@ -120,7 +132,7 @@ def test_registry_holds_the_issue_embedders_and_rejects_unknown_names():
 )
 def test_optional_extra_embedders_explain_how_to_install():
     with pytest.raises(ImportError, match="frechet-audio-distance"):
-        get_embedder("vggish")
+        get_embedder("fadpkg-vggish")
 
 
 def test_optional_extra_embedders_mean_pool_the_packages_frames(monkeypatch):
@@ -142,7 +154,7 @@ def test_optional_extra_embedders_mean_pool_the_packages_frames(monkeypatch):
     fake = type(importlib.util)("frechet_audio_distance")
     fake.FrechetAudioDistance, fake.__version__ = FakeFrechetAudioDistance, "0.3.4"
     monkeypatch.setitem(__import__("sys").modules, "frechet_audio_distance", fake)
-    embedder = get_embedder("vggish")
+    embedder = get_embedder("fadpkg-vggish")
     vectors = embedder.embed_audio(
         [np.ones(3 * SR, np.float32) * 0.1, np.ones(2 * SR, np.float32) * 0.1], SR
     )
