@@ -86,7 +86,9 @@ def check_folder(path: str, what: str) -> None:
 
 def check_writable(path: str | None, what: str) -> None:
     """Refuse an output path that cannot be written, before any work is done (no lost work)."""
-    if not path:
+    from evaluation import distributed
+
+    if not path or not distributed.is_main_process():  # only process 0 writes
         return
     target = Path(path)
     if target.is_dir():
@@ -201,7 +203,9 @@ def _load_embedder(args: argparse.Namespace):
     from evaluation.embedders import EMBEDDERS, get_embedder
 
     check_embedder_name(args.embedder)
-    kwargs: dict = {"batch_size": args.batch_size, "device": args.device}
+    from evaluation.distributed import device_for_rank
+
+    kwargs: dict = {"batch_size": args.batch_size, "device": device_for_rank(args.device)}
     if args.embedder_checkpoint:
         kwargs[EMBEDDERS[args.embedder].checkpoint_argument] = args.embedder_checkpoint
     return get_embedder(args.embedder, **kwargs)
@@ -228,6 +232,10 @@ def _embed(args: argparse.Namespace, embedder, directory: str, min_clips: int = 
 
 
 def _emit(result: dict, json_path: str | None) -> None:
+    from evaluation import distributed
+
+    if not distributed.is_main_process():
+        return
     text = json.dumps(result, indent=2, allow_nan=False)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
@@ -257,6 +265,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
     check_writable(args.out, "--out")
     embedder = _load_embedder(args)
     result = _embed(args, embedder, args.directory, min_clips=1)
+    if not is_main_process():
+        return
     if args.out:
         np.savez(
             args.out,
@@ -340,6 +350,8 @@ def cmd_stats(args: argparse.Namespace) -> None:
     embedder = _load_embedder(args)
     reference = _embed(args, embedder, args.directory)
     stats = reference_stats_from_set(reference, captions, keep_embeddings=not args.stats_only)
+    if not is_main_process():
+        return
     save_reference_stats(stats, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
     print(json.dumps({"embedder": reference.embedder, "set": stats.summary()}, indent=2))
@@ -421,7 +433,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         jobs=args.jobs,
     )
-    for kind, path in report["files"].items():
+    for kind, path in report.get("files", {}).items():
         print(f"{kind}: {path}")
 
 
@@ -451,7 +463,7 @@ def cmd_tempo(args: argparse.Namespace) -> None:
         "skip" if args.skip_bad else "raise",
         where=parse_where(args.where),
     )
-    if args.out:
+    if args.out and is_main_process():
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
@@ -754,10 +766,21 @@ def explain(error: BaseException) -> str:
     return message
 
 
+def is_main_process() -> bool:
+    from evaluation import distributed
+
+    return distributed.is_main_process()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. User errors print one line to stderr and exit with status 2 (the full
-    traceback with --debug); a bug keeps its traceback."""
+    traceback with --debug); a bug keeps its traceback. Under `accelerate launch` (or torchrun)
+    the clips are sharded over the processes and process 0 prints and writes the results."""
+    from evaluation import distributed
+
     args = build_parser().parse_args(argv)
+    if distributed.init_from_environment() and not distributed.is_main_process():
+        args.quiet = True
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation import distributed
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score, find_caption_file, read_captions, read_metadata_rows
@@ -401,7 +402,7 @@ def compare(
         "candidates": results,
         "paired_tests": tests,
     }
-    if write:
+    if write and distributed.is_main_process():
         from evaluation.report import write_reports
 
         report["files"] = {

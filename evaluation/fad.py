@@ -240,11 +240,18 @@ class FADMetric(Metric):
             raise ValueError(f"embeddings must be [batch, dim], got {tuple(embeddings.shape)}")
         (self.reference if real else self.evaluated).append(embeddings)
 
+    @staticmethod
+    def _concatenated(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
+        # after a DDP sync a "cat" list state is one tensor, so test for an empty list explicitly
+        if isinstance(state, list) and not state:
+            return np.zeros((0, 0))
+        return dim_zero_cat(state).cpu().numpy()
+
     def reference_embeddings(self) -> np.ndarray:
-        return dim_zero_cat(self.reference).cpu().numpy() if self.reference else np.zeros((0, 0))
+        return self._concatenated(self.reference)
 
     def evaluated_embeddings(self) -> np.ndarray:
-        return dim_zero_cat(self.evaluated).cpu().numpy() if self.evaluated else np.zeros((0, 0))
+        return self._concatenated(self.evaluated)
 
     def compute(self) -> torch.Tensor:
         return torch.tensor(
