@@ -164,8 +164,14 @@ def _distance_scores(
 def per_clip_rows(
     reference: GaussianStats, evaluated: EmbeddingSet, reference_embeddings: np.ndarray | None
 ) -> list[dict]:
-    """One row per evaluated clip, worst first: its FAD contribution (FAD with it minus FAD
-    without it), Mahalanobis score to the reference Gaussian and its reference percentile."""
+    """One row per evaluated clip, worst first: its Mahalanobis score to the reference Gaussian
+    (the sort key), its reference percentile and its FAD contribution (FAD with it minus FAD
+    without it).
+
+    Ranked by the score, not the contribution: measured on the corpus (clap-bundled, 256-d, 120
+    test clips, one clip degraded by 0 dB noise + clipping), the score ranked the planted clip
+    worst at 3 of 3 positions and the leave-one-out contribution ranked it 93rd-95th; with fewer
+    clips than dimensions the covariance terms of FAD dominate and a single outlier can lower it."""
     ev = evaluated.embeddings.astype(np.float64)
     scores, percentiles = per_clip_scores(reference, ev, reference_embeddings=reference_embeddings)
     contributions = fad_contributions(reference, ev) if len(ev) >= 3 else scores * np.nan
@@ -180,8 +186,7 @@ def per_clip_rows(
         }
         for i in range(len(names))
     ]
-    key = contributions if len(ev) >= 3 else scores
-    return [rows[i] for i in np.argsort(-key, kind="stable")]
+    return [rows[i] for i in np.argsort(-scores, kind="stable")]
 
 
 def step_of(label: str) -> int | None:

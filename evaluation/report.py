@@ -223,18 +223,18 @@ def markdown_report(report: dict) -> str:
             f"## Worst clips: {entry['label']}",
             "",
             (
-                "FAD contribution = FAD with the clip - FAD without it (positive: the clip pulls "
-                "the set away from the reference); score = Mahalanobis distance to the reference "
-                "Gaussian; percentile = share of reference clips that score lower."
+                "Sorted by score = squared Mahalanobis distance to the reference Gaussian; "
+                "percentile = share of reference clips that score lower; FAD contribution = FAD "
+                "with the clip - FAD without it (unreliable with fewer clips than dimensions)."
             ),
             "",
-            "| clip | FAD contribution | score | reference percentile |",
+            "| clip | score | reference percentile | FAD contribution |",
             "|---|---|---|---|",
         ]
         for row in worst[:10]:
             lines.append(
-                f"| {row['file']} | {_fmt(row.get('fad_contribution'))} | {_fmt(row['score'])} | "
-                f"{_fmt(row.get('reference_percentile'), 3)} |"
+                f"| {row['file']} | {_fmt(row['score'])} | "
+                f"{_fmt(row.get('reference_percentile'), 3)} | {_fmt(row.get('fad_contribution'))} |"
             )
     for entry in report["candidates"]:
         mem = entry.get("memorization")
@@ -309,14 +309,15 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
         worst = entry.get("worst_clips") or []
         if worst:
             block.append(
-                "<h3>Worst clips: largest contribution to FAD (listen to find what is wrong)</h3>"
+                "<h3>Worst clips: furthest from the reference set (listen to find what is wrong)</h3>"
                 "<div class='players worst'>"
             )
             block += [
                 player(
                     row["path"],
-                    f"{row['file']}: FAD contribution {_fmt(row.get('fad_contribution'))}, "
-                    f"reference percentile {_fmt(row.get('reference_percentile'), 3)}",
+                    f"{row['file']}: score {_fmt(row['score'])}, reference percentile "
+                    f"{_fmt(row.get('reference_percentile'), 3)}, FAD contribution "
+                    f"{_fmt(row.get('fad_contribution'))}",
                 )
                 for row in worst[:max_players]
             ]
