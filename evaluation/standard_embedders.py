@@ -331,7 +331,7 @@ class ClapLaionMusicEmbedder(ClapLaionEmbedder):
     name = "clap-laion-music"
     description = "LAION CLAP music checkpoint via transformers ClapModel, 512-d (fadtk's pick)"
     default_model_id = "laion/larger_clap_music"
-    weight_source = "Hugging Face laion/larger_clap_music (LAION-CLAP music_audioset_epoch_15)"
+    weight_source = "Hugging Face laion/larger_clap_music (LAION-CLAP, music + speech + general)"
 
 
 class HubModelEmbedder(Embedder):
