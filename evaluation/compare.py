@@ -133,6 +133,12 @@ def _distance_scores(
         out["kad"] = {**kad_result.to_dict(), "bandwidth": kernels.bandwidth}
         quantised = mad_stats(ref_embeddings, ev, seed=seed)
         mad_result = bootstrap_ci(quantised.mad, len(ev), n_bootstrap, seed=seed)
+        mad_result.ci_low = max(mad_result.ci_low, 0.0)  # MAD >= 0; the bias shift can cross 0
+        if quantised.num_clusters < 5:
+            out["notes"].append(
+                f"MAD uses {quantised.num_clusters} clusters (one per 10 clips of the smaller set): "
+                "coarse; use 50 or more clips per set"
+            )
         out["mad"] = {
             **mad_result.to_dict(),
             "num_clusters": quantised.num_clusters,
