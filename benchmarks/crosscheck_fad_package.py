@@ -15,7 +15,7 @@ Protocols compared like with like:
   Gaussians to every 0.96 s frame embedding of every file; so does `frame_level_vggish_fad` here,
   with our port. The project's `vggish` embedder pools each clip to its mean frame first (one
   vector per clip, like every embedder here); that clip-level FAD is printed too, and is NOT
-  comparable with published VGGish numbers.
+  comparable with published VGGish numbers (`python -m evaluation fad --frame-level` is).
 - PANN: the package embeds each file whole (one 2048-d vector per clip), as `pann-cnn14-16k` does.
 The result table (markdown) is written next to `--out`.
 """
@@ -27,10 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from evaluation.audio_io import list_audio_files, load_clip
+from evaluation.compare import frame_level_fad
 from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_directory
 from evaluation.fad import fad
@@ -39,17 +36,9 @@ from evaluation.fad import fad
 def frame_level_vggish_fad(reference_dir: Path, evaluated_dir: Path) -> float:
     """FAD over all 0.96 s VGGish frame embeddings (the package's / Google's protocol), our port."""
     embedder = get_embedder("vggish")
-    from evaluation.vggish import vggish_log_mel_examples
-
-    def frames(folder: Path) -> np.ndarray:
-        out = []
-        for path in list_audio_files(folder):
-            waveform, _ = load_clip(path, embedder.sample_rate)
-            with torch.no_grad():
-                out.append(embedder.model(vggish_log_mel_examples(waveform)).numpy())
-        return np.concatenate(out)
-
-    return fad(frames(reference_dir), frames(evaluated_dir))
+    reference = embed_directory(embedder, reference_dir, progress=False)
+    evaluated = embed_directory(embedder, evaluated_dir, progress=False)
+    return frame_level_fad(embedder, reference, evaluated)["value"]
 
 
 def package_fad(model_name: str, reference_dir: Path, evaluated_dir: Path) -> float:

@@ -293,6 +293,16 @@ def cmd_fad(args: argparse.Namespace) -> None:
     reference = _reference(args, embedder)
     evaluated = _embed(args, embedder, args.evaluated)
     scores = distance_scores(reference, evaluated, args.bootstrap, args.seed)
+    if args.frame_level:
+        from evaluation.compare import frame_level_fad
+        from evaluation.reference_stats import ReferenceStats
+
+        if isinstance(reference, ReferenceStats):
+            raise UserError("--frame-level needs the reference audio folder, not a .npz")
+        try:
+            scores["fad_frame_level"] = frame_level_fad(embedder, reference, evaluated)
+        except NotImplementedError as error:
+            raise UserError(str(error)) from error
     if not args.per_clip:
         scores.pop("per_clip")
     _emit(
@@ -546,6 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(made with the same embedder)",
     )
     p.add_argument("evaluated", help="folder of audio to judge")
+    p.add_argument(
+        "--frame-level",
+        action="store_true",
+        help="also report FAD fitted to every frame embedding (vggish: each 0.96 s example), the "
+        "protocol of Google's FAD and published VGGish numbers; needs a reference folder",
+    )
     p.set_defaults(func=cmd_fad)
 
     p = sub.add_parser(

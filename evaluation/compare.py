@@ -195,6 +195,30 @@ def per_clip_rows(
     return [rows[i] for i in np.argsort(-scores, kind="stable")]
 
 
+def frame_level_fad(embedder: Embedder, reference: EmbeddingSet, evaluated: EmbeddingSet) -> dict:
+    """FAD with the Gaussians fitted to every frame embedding of every clip (not to clip means):
+    the protocol of Google's FAD, the `frechet-audio-distance` package and published VGGish FADs
+    (e.g. MusicGen's model card). Uses the clips already kept in both sets; no interval."""
+    from evaluation.audio_io import load_clip
+
+    def frames(clips: EmbeddingSet) -> np.ndarray:
+        return np.concatenate(
+            [embedder.frame_embeddings(load_clip(p, embedder.sample_rate)[0]) for p in clips.paths]
+        )
+
+    reference_frames, evaluated_frames = frames(reference), frames(evaluated)
+    with limit_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rank warnings concern clip counts, not frame counts
+        value = frechet_from_stats(
+            gaussian_stats(reference_frames), gaussian_stats(evaluated_frames)
+        )
+    return {
+        "value": value,
+        "num_reference_frames": len(reference_frames),
+        "num_evaluated_frames": len(evaluated_frames),
+    }
+
+
 def step_of(label: str) -> int | None:
     """Training step from a name like `checkpoint-1000`, `step_2000` or `run/5000`, else None."""
     match = re.search(r"(\d+)(?!.*\d)", Path(label).name)

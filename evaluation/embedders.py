@@ -220,6 +220,13 @@ class Embedder(abc.ABC):
         pooled = pooled.float()
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
+    def frame_embeddings(self, waveform: np.ndarray) -> np.ndarray:
+        """`[frames, dim]` frame embeddings of one mono clip at `sample_rate`, for frame-level FAD
+        (the protocol of Google's FAD and published VGGish numbers). Only some embedders have it."""
+        raise NotImplementedError(
+            f"embedder {self.name!r} has no frame-level embeddings; --frame-level needs vggish"
+        )
+
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """Caption embeddings `[batch, dim]` in the audio space (text-audio embedders only)."""
         raise NotImplementedError(

@@ -196,22 +196,23 @@ class VggishEmbedder(WeightsFileEmbedder):
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()
-    def _embed_segments(self, segments: list[np.ndarray]) -> np.ndarray:
+    def frame_embeddings(self, waveform: np.ndarray) -> np.ndarray:
+        """`[examples, 128]`: one vector per 0.96 s example of a 16 kHz mono clip."""
         from evaluation.vggish import vggish_log_mel_examples
 
-        out = []
-        for segment in segments:
-            examples = vggish_log_mel_examples(segment).to(self.device)
-            frames = torch.cat(
-                [
-                    self.model(examples[i : i + self.batch_size])
-                    for i in range(0, len(examples), self.batch_size)
-                ]
-            )
-            if self.postprocess:
-                frames = self.model.postprocess(frames)
-            out.append(frames.mean(dim=0).cpu().numpy())
-        return np.stack(out).astype(np.float32)
+        examples = vggish_log_mel_examples(waveform).to(self.device)
+        frames = torch.cat(
+            [
+                self.model(examples[i : i + self.batch_size])
+                for i in range(0, len(examples), self.batch_size)
+            ]
+        )
+        if self.postprocess:
+            frames = self.model.postprocess(frames)
+        return frames.cpu().numpy().astype(np.float32)
+
+    def _embed_segments(self, segments: list[np.ndarray]) -> np.ndarray:
+        return np.stack([self.frame_embeddings(s).mean(axis=0) for s in segments])
 
 
 @register

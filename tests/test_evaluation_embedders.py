@@ -230,3 +230,46 @@ def test_list_embedders_shows_every_embedder_and_whether_it_is_usable(capsys):
     assert main(["list-embedders"]) == 0
     text = capsys.readouterr().out
     assert all(name in text for name in EMBEDDERS) and "usable now" in text
+
+
+def test_frame_level_fad_fits_every_vggish_example(tmp_path, capsys):
+    from evaluation.fad import fad
+    from evaluation.vggish import vggish_log_mel_examples
+
+    kwargs, _ = tiny_vggish(tmp_path)
+    for name, seeds, seconds in (("reference", range(4), 3.0), ("evaluated", range(10, 13), 2.0)):
+        for i, seed in enumerate(seeds):
+            write_clip(
+                tmp_path / name / f"clip-{i}.wav", synthetic_clip(seed, seconds, 16000), 16000
+            )
+    argv = [
+        "fad",
+        str(tmp_path / "reference"),
+        str(tmp_path / "evaluated"),
+        "--embedder",
+        "vggish",
+        "--embedder-checkpoint",
+        kwargs["weights"],
+        "--no-cache",
+        "--quiet",
+        "--bootstrap",
+        "5",
+    ]
+    assert main([*argv, "--frame-level"]) == 0
+    result = json.loads(capsys.readouterr().out)["fad_frame_level"]
+    assert result["num_reference_frames"] == 4 * 3 and result["num_evaluated_frames"] == 3 * 2
+    embedder = get_embedder("vggish", **kwargs)
+
+    def frames(folder):
+        clips = sorted(folder.iterdir())
+        from evaluation.audio_io import load_clip
+
+        waves = [load_clip(p, 16000)[0] for p in clips]
+        return np.concatenate(
+            [embedder.model(vggish_log_mel_examples(w)).detach().numpy() for w in waves]
+        )
+
+    expected = fad(frames(tmp_path / "reference"), frames(tmp_path / "evaluated"))
+    assert result["value"] == pytest.approx(expected, rel=1e-6)
+    assert main([*argv[:5], "--embedder", "mel-stats", "--no-cache", "--frame-level"]) == 2
+    assert "no frame-level embeddings" in capsys.readouterr().err
