@@ -1,7 +1,8 @@
 """Command line for the evaluation package: `python -m evaluation SUBCOMMAND --help`.
 
 Each subcommand calls one library function: list-embedders -> embedders.available_embedders,
-embed -> embedding.embed_directory, fad -> compare.distance_scores, clap-score ->
+embed -> embedding.embed_directory, stats -> reference_stats.save_reference_stats,
+fad -> compare.distance_scores (FAD, FAD-inf, KAD, MAD, worst clips), clap-score ->
 clap_score.clap_score, memorization -> memorization.memorization_report, compare -> compare.compare,
 tempo -> tempo.tempo_adherence (share of clips whose estimated BPM matches the BPM in their prompt).
 Training the bundled CLAP is `python -m evaluation.train_clap`.
@@ -17,24 +18,153 @@ from pathlib import Path
 import numpy as np
 
 
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed as one line, exit status 2."""
+
+
+class EvaluationArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (not usage + error) and exits with status 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded(text, int, 1, None, "an integer >= 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded(text, int, 0, None, "an integer >= 0")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _bounded(text, float, 0.0, None, "a number >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _bounded(text, float, 0.0, None, "a number > 0")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a rate strictly between 0 and 1 (0.01 = 1%)."""
+    value = _bounded(text, float, 0.0, 1.0, "a rate between 0 and 1, e.g. 0.01 for 1%")
+    if value in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate strictly between 0 and 1, e.g. 0.01 for 1%"
+        )
+    return value
+
+
+def _bounded(text: str, kind: type, low: float | None, high: float | None, wanted: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+    if (
+        (kind is float and not np.isfinite(value))
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+    return value
+
+
+def check_folder(path: str, what: str) -> None:
+    """Refuse a missing folder before any model is loaded."""
+    if not Path(path).exists():
+        raise UserError(f"{what} folder not found: {path}")
+    if not Path(path).is_dir():
+        raise UserError(f"{what} is not a folder: {path}")
+
+
+def check_writable(path: str | None, what: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done (no lost work)."""
+    from evaluation import distributed
+
+    if not path or not distributed.is_main_process():  # only process 0 writes
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file name")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
+        with open(target, "a"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as error:
+        raise UserError(
+            f"cannot write {what} {path} ({error.strerror or error}); choose a writable path"
+        ) from error
+
+
+def check_writable_folder(path: str, what: str) -> None:
+    """Refuse an output folder that cannot be created or written."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"cannot write {what} {path} ({error.strerror or error}); choose a writable folder"
+        ) from error
+
+
+def check_metadata_text(folder: str) -> None:
+    """A folder's metadata.jsonl must be UTF-8 text (the error otherwise names neither file nor line)."""
+    metadata = Path(folder) / "metadata.jsonl"
+    if not metadata.is_file():
+        return
+    try:
+        metadata.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"{metadata} is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON lines"
+        ) from error
+
+
+def check_embedder_name(name: str) -> None:
+    from evaluation.embedders import EMBEDDERS
+
+    if name not in EMBEDDERS:
+        raise UserError(
+            f"unknown embedder {name!r}; choose one of {', '.join(sorted(EMBEDDERS))} "
+            "(python -m evaluation list-embedders)"
+        )
+
+
 def _embedder_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("embedding")
     group.add_argument(
         "--embedder",
         default="clap-bundled",
-        help="registry name: clap-bundled (offline default), mel-stats (no weights), clap-laion (Hub), "
-        "vggish / pann / encodec (need the frechet-audio-distance extra). Default: %(default)s",
+        help="registry name (python -m evaluation list-embedders shows all, with what each needs): "
+        "clap-bundled (offline default), mel-stats (no weights), vggish, pann-cnn14, "
+        "pann-cnn14-16k, openl3, clap-laion, clap-laion-music, mert-v1-95m, encodec-24khz. "
+        "Default: %(default)s",
     )
     group.add_argument(
         "--embedder-checkpoint",
         default=None,
-        help="weights for the embedder: a clap-bundled folder (default checkpoints/clap-bundled) or a "
-        "clap-laion Hub id / folder (default laion/larger_clap_music)",
+        help="weights for the embedder instead of its default: a clap-bundled folder, a weights "
+        "file (vggish, pann-cnn14, openl3) or a Hub id / local folder (clap-laion, "
+        "clap-laion-music, mert-v1-95m, encodec-24khz)",
     )
     group.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=32,
         help="clips embedded per forward pass (default %(default)s)",
     )
@@ -59,14 +189,25 @@ def _embedder_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _load_embedder(args: argparse.Namespace):
-    from evaluation.embedders import get_embedder
+def _debug_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error instead of one line",
+    )
+    return parent
 
-    kwargs: dict = {"batch_size": args.batch_size, "device": args.device}
+
+def _load_embedder(args: argparse.Namespace):
+    from evaluation.embedders import EMBEDDERS, get_embedder
+
+    check_embedder_name(args.embedder)
+    from evaluation.distributed import device_for_rank
+
+    kwargs: dict = {"batch_size": args.batch_size, "device": device_for_rank(args.device)}
     if args.embedder_checkpoint:
-        kwargs["checkpoint" if args.embedder == "clap-bundled" else "model_id"] = (
-            args.embedder_checkpoint
-        )
+        kwargs[EMBEDDERS[args.embedder].checkpoint_argument] = args.embedder_checkpoint
     return get_embedder(args.embedder, **kwargs)
 
 
@@ -91,6 +232,10 @@ def _embed(args: argparse.Namespace, embedder, directory: str, min_clips: int = 
 
 
 def _emit(result: dict, json_path: str | None) -> None:
+    from evaluation import distributed
+
+    if not distributed.is_main_process():
+        return
     text = json.dumps(result, indent=2, allow_nan=False)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
@@ -100,15 +245,28 @@ def _emit(result: dict, json_path: str | None) -> None:
 
 
 def cmd_list_embedders(args: argparse.Namespace) -> None:
-    from evaluation.embedders import available_embedders
+    from evaluation.embedders import embedder_table
 
-    for name, line in available_embedders().items():
-        print(f"{name:14s} {line}")
+    rows = embedder_table()
+    if args.json_output:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        window = "whole clip" if row["window_s"] is None else f"{row['window_s']:g} s windows"
+        print(
+            f"{row['name']:17s} {'usable now' if row['usable_now'] else 'NOT usable now'}: "
+            f"{row['needs']}\n{'':17s} {row['description']}; {row['sample_rate_hz']} Hz, {window}; "
+            f"{row['pooling']}\n{'':17s} weights: {row['weight_source']}"
+        )
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
+    check_folder(args.directory, "audio")
+    check_writable(args.out, "--out")
     embedder = _load_embedder(args)
     result = _embed(args, embedder, args.directory, min_clips=1)
+    if not is_main_process():
+        return
     if args.out:
         np.savez(
             args.out,
@@ -128,12 +286,23 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_fad(args: argparse.Namespace) -> None:
     from evaluation.compare import distance_scores
 
+    check_reference(args.reference)
+    check_folder(args.evaluated, "evaluated")
+    check_writable(args.json, "--json")
     embedder = _load_embedder(args)
-    reference, evaluated = (
-        _embed(args, embedder, args.reference),
-        _embed(args, embedder, args.evaluated),
-    )
+    reference = _reference(args, embedder)
+    evaluated = _embed(args, embedder, args.evaluated)
     scores = distance_scores(reference, evaluated, args.bootstrap, args.seed)
+    if args.frame_level:
+        from evaluation.compare import frame_level_fad
+        from evaluation.reference_stats import ReferenceStats
+
+        if isinstance(reference, ReferenceStats):
+            raise UserError("--frame-level needs the reference audio folder, not a .npz")
+        try:
+            scores["fad_frame_level"] = frame_level_fad(embedder, reference, evaluated)
+        except NotImplementedError as error:
+            raise UserError(str(error)) from error
     if not args.per_clip:
         scores.pop("per_clip")
     _emit(
@@ -147,16 +316,74 @@ def cmd_fad(args: argparse.Namespace) -> None:
     )
 
 
+def check_reference(path: str) -> None:
+    """A reference is a folder of audio or a statistics file from `python -m evaluation stats`."""
+    from evaluation.reference_stats import is_stats_file
+
+    if is_stats_file(path):
+        if not Path(path).is_file():
+            raise UserError(f"reference statistics file not found: {path}")
+        return
+    check_folder(path, "reference")
+
+
+def _reference(args: argparse.Namespace, embedder):
+    """The embedded reference folder, or the statistics file checked against `embedder`."""
+    from evaluation.reference_stats import is_stats_file, load_reference_stats
+
+    if not is_stats_file(args.reference):
+        return _embed(args, embedder, args.reference)
+    reference = load_reference_stats(args.reference)
+    reference.check_embedder(embedder.describe())
+    return reference
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    from evaluation.clap_score import find_caption_file, read_captions
+    from evaluation.reference_stats import (
+        reference_stats_from_set,
+        save_reference_stats,
+    )
+
+    check_folder(args.directory, "reference")
+    check_metadata_text(args.directory)
+    check_writable(args.out, "--out")
+    if not args.out.lower().endswith(".npz"):
+        raise UserError(f"--out must end in .npz, got {args.out}")
+    caption_file = find_caption_file(args.directory)
+    captions = None
+    if caption_file is not None:
+        try:
+            captions = read_captions(caption_file)
+        except ValueError as error:
+            print(f"captions not stored ({error})", file=sys.stderr)
+    embedder = _load_embedder(args)
+    reference = _embed(args, embedder, args.directory)
+    stats = reference_stats_from_set(reference, captions, keep_embeddings=not args.stats_only)
+    if not is_main_process():
+        return
+    save_reference_stats(stats, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    print(json.dumps({"embedder": reference.embedder, "set": stats.summary()}, indent=2))
+
+
 def cmd_clap_score(args: argparse.Namespace) -> None:
     from evaluation.clap_score import clap_score, find_caption_file, read_captions
 
-    embedder = _load_embedder(args)
+    check_folder(args.directory, "audio")
+    check_writable(args.json, "--json")
     captions_path = args.captions or find_caption_file(args.directory)
     if captions_path is None:
-        raise SystemExit(
+        raise UserError(
             f"no metadata.jsonl in {args.directory}; pass --captions FILE (.jsonl or .csv)"
         )
     captions = read_captions(captions_path, args.file_column, args.text_column)
+    embedder = _load_embedder(args)
+    if not embedder.supports_text:
+        raise UserError(
+            f"embedder {args.embedder!r} has no text tower; clap-score needs a text-audio embedder "
+            "such as clap-bundled or clap-laion"
+        )
     audio = _embed(args, embedder, args.directory)
     result = clap_score(
         embedder, audio, captions, args.allow_unpaired, args.bootstrap, args.seed
@@ -169,6 +396,11 @@ def cmd_clap_score(args: argparse.Namespace) -> None:
 def cmd_memorization(args: argparse.Namespace) -> None:
     from evaluation.memorization import CopyDetector, memorization_report
 
+    check_folder(args.generated, "generated")
+    check_folder(args.train, "training")
+    if args.baseline:
+        check_folder(args.baseline, "baseline")
+    check_writable(args.json, "--json")
     embedder = _load_embedder(args)
     generated, train = _embed(args, embedder, args.generated), _embed(args, embedder, args.train)
     baseline = _embed(args, embedder, args.baseline) if args.baseline else None
@@ -184,6 +416,12 @@ def cmd_memorization(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from evaluation.compare import compare
 
+    check_reference(args.reference)
+    if args.train:
+        check_folder(args.train, "training")
+    if Path(args.reference).is_dir():
+        check_metadata_text(args.reference)
+    check_writable_folder(args.out, "report folder --out")
     embedder = _load_embedder(args)
     report = compare(
         args.candidates,
@@ -205,7 +443,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         jobs=args.jobs,
     )
-    for kind, path in report["files"].items():
+    for kind, path in report.get("files", {}).items():
         print(f"{kind}: {path}")
 
 
@@ -215,7 +453,7 @@ def parse_where(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--where takes KEY=VALUE, got {pair!r}")
+            raise UserError(f"--where takes KEY=VALUE, got {pair!r}")
         where[key] = value
     return where
 
@@ -223,6 +461,9 @@ def parse_where(pairs: list[str] | None) -> dict[str, str]:
 def cmd_tempo(args: argparse.Namespace) -> None:
     from evaluation.tempo import tempo_adherence
 
+    check_folder(args.directory, "audio")
+    check_metadata_text(args.directory)
+    check_writable(args.out, "--out")
     result = tempo_adherence(
         args.directory,
         args.tolerance,
@@ -232,29 +473,37 @@ def cmd_tempo(args: argparse.Namespace) -> None:
         "skip" if args.skip_bad else "raise",
         where=parse_where(args.where),
     )
-    if args.out:
+    if args.out and is_main_process():
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     print(result.summary())
     if result.clips_checked == 0:
-        raise SystemExit(f"no prompt in {args.directory}/metadata.jsonl names a BPM")
+        raise UserError(f"no prompt in {args.directory}/metadata.jsonl names a BPM")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = EvaluationArgumentParser(
         prog="python -m evaluation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    debug = _debug_option()
     common = _embedder_options()
 
-    p = sub.add_parser("list-embedders", help="show the embedder registry and what each needs")
+    p = sub.add_parser(
+        "list-embedders",
+        parents=[debug],
+        help="show the embedder registry, what each needs and whether it is usable now",
+    )
+    p.add_argument(
+        "--json", dest="json_output", action="store_true", help="print the table as JSON"
+    )
     p.set_defaults(func=cmd_list_embedders)
 
     p = sub.add_parser(
-        "embed", parents=[common], help="embed every audio file in a folder (fills the cache)"
+        "embed", parents=[common, debug], help="embed every audio file in a folder (fills the cache)"
     )
     p.add_argument("directory", help="folder of audio files (searched recursively)")
     p.add_argument(
@@ -262,16 +511,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_embed)
 
+    p = sub.add_parser(
+        "stats",
+        parents=[common, debug],
+        help="embed a reference folder once and write its statistics (mean, covariance, N, "
+        "protocol) to a .npz that fad and compare accept in place of the folder",
+    )
+    p.add_argument("directory", help="folder of reference audio (searched recursively)")
+    p.add_argument("--out", required=True, help="the .npz file to write")
+    p.add_argument(
+        "--stats-only",
+        action="store_true",
+        help="store only mean, covariance and N (fadtk style, smallest file); without the clip "
+        "embeddings, KAD, MAD and reference percentiles cannot be computed against the file",
+    )
+    p.set_defaults(func=cmd_stats)
+
     stats = argparse.ArgumentParser(add_help=False)
     stats.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=500,
         help="bootstrap resamples for 95%% intervals (default %(default)s)",
     )
     stats.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="seed for resampling and FAD-inf subsets (default %(default)s)",
     )
@@ -282,16 +547,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "fad",
-        parents=[common, stats],
-        help="FAD, FAD-inf and KAD between two folders, with intervals",
+        parents=[common, stats, debug],
+        help="FAD, FAD-inf, KAD and MAD between two folders, with intervals, and the worst clips",
     )
-    p.add_argument("reference", help="folder of reference (real) audio")
+    p.add_argument(
+        "reference",
+        help="folder of reference (real) audio, or a .npz from `python -m evaluation stats` "
+        "(made with the same embedder)",
+    )
     p.add_argument("evaluated", help="folder of audio to judge")
+    p.add_argument(
+        "--frame-level",
+        action="store_true",
+        help="also report FAD fitted to every frame embedding (vggish: each 0.96 s example), the "
+        "protocol of Google's FAD and published VGGish numbers; needs a reference folder",
+    )
     p.set_defaults(func=cmd_fad)
 
     p = sub.add_parser(
         "clap-score",
-        parents=[common, stats],
+        parents=[common, stats, debug],
         help="caption/audio agreement (text-audio embedders only)",
     )
     p.add_argument(
@@ -319,20 +594,20 @@ def build_parser() -> argparse.ArgumentParser:
     mem = argparse.ArgumentParser(add_help=False)
     mem.add_argument(
         "--fpr",
-        type=float,
+        type=probability,
         default=0.01,
         help="false-positive rate on the baseline that sets the thresholds (default %(default)s)",
     )
     mem.add_argument(
         "--min-overlap",
-        type=float,
+        type=non_negative_float,
         default=3.0,
         help="shortest overlap in seconds the copy detector accepts (default %(default)s)",
     )
 
     p = sub.add_parser(
         "memorization",
-        parents=[common, mem],
+        parents=[common, mem, debug],
         help="nearest training clip of every generated clip, copy detection",
     )
     p.add_argument("generated", help="folder of generated audio")
@@ -343,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="held-out real audio (never trained on) to calibrate thresholds; default: train against itself",
     )
     p.add_argument(
-        "--top-k", type=int, default=10, help="strongest matches listed (default %(default)s)"
+        "--top-k", type=positive_int, default=10, help="strongest matches listed (default %(default)s)"
     )
     p.add_argument("--json", default=None, help="also write the result to this JSON file")
     p.add_argument("--per-clip", action="store_true", help="include one row per generated clip")
@@ -351,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        parents=[common, mem],
+        parents=[common, mem, debug],
         help="full report over checkpoints and/or folders of audio",
     )
     p.add_argument(
@@ -362,7 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         required=True,
-        help="folder of held-out real audio (also the memorization baseline)",
+        help="folder of held-out real audio (also the memorization baseline), or a .npz from "
+        "`python -m evaluation stats` (then memorization is calibrated on --train against itself)",
     )
     p.add_argument(
         "--train", default=None, help="folder of training audio for the memorization report"
@@ -374,44 +650,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--num-clips",
-        type=int,
+        type=positive_int,
         default=64,
         help="clips generated per checkpoint (default %(default)s)",
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=positive_int,
         default=1,
         help="worker processes generating clips, one torch thread each (clips are identical "
         "whatever the count; default %(default)s)",
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="clip i is generated with seed SEED+i; also seeds resampling (default %(default)s)",
     )
     p.add_argument(
         "--steps",
-        type=int,
+        type=positive_int,
         default=50,
         help="inference steps when generating (default %(default)s)",
     )
     p.add_argument(
         "--seconds",
-        type=float,
+        type=positive_float,
         default=5.0,
         help="length in seconds of every generated clip; unconditional checkpoints grow windows to it (default %(default)s)",
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=500,
         help="bootstrap resamples for intervals and paired tests (default %(default)s)",
     )
     p.add_argument(
         "--players",
-        type=int,
+        type=non_negative_int,
         default=6,
         help="audio players per candidate in the HTML report (default %(default)s)",
     )
@@ -419,6 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tempo",
+        parents=[debug],
         help="share of clips whose estimated tempo matches the BPM named in their prompt",
     )
     p.add_argument(
@@ -427,19 +704,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=positive_float,
         default=0.08,
         help="relative tolerance: 0.08 = within 8%% of the asked BPM, its half or double (default %(default)s)",
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=positive_int,
         default=1000,
         help="bootstrap resamples for the 95%% interval of the share (default %(default)s)",
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="seed for the bootstrap and the chance-baseline permutations (default %(default)s)",
     )
@@ -465,9 +742,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the input is wrong" rather than "the code is wrong".
+
+    The library raises ValueError (bad values, too few clips, unreadable or silent audio, bad
+    metadata), FileNotFoundError / PermissionError (paths), ImportError (an optional package), and
+    `EmbedderUnavailableError` / `ModelUnavailableError` (weights that cannot be fetched offline).
+    Anything else is a bug and keeps its traceback.
+    """
+    from evaluation.embedders import EmbedderUnavailableError
+
+    errors: list[type[BaseException]] = [
+        UserError,
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        PermissionError,
+        ImportError,
+        EmbedderUnavailableError,
+    ]
+    try:
+        from models.hub import ModelUnavailableError
+
+        errors.append(ModelUnavailableError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def explain(error: BaseException) -> str:
+    """One line naming the problem and what to do."""
+    from evaluation.audio_io import AudioLoadError
+
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, AudioLoadError):
+        message += "; fix or remove the file, or pass --skip-bad to leave such files out"
+    elif isinstance(error, UnicodeDecodeError):
+        message = f"a text file is not UTF-8 ({message}); save it as UTF-8"
+    return message
+
+
+def is_main_process() -> bool:
+    from evaluation import distributed
+
+    return distributed.is_main_process()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. User errors print one line to stderr and exit with status 2 (the full
+    traceback with --debug); a bug keeps its traceback. Under `accelerate launch` (or torchrun)
+    the clips are sharded over the processes and process 0 prints and writes the results."""
+    from evaluation import distributed
+
     args = build_parser().parse_args(argv)
-    args.func(args)
+    if distributed.init_from_environment() and not distributed.is_main_process():
+        args.quiet = True
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except user_errors() as error:
+        if getattr(args, "debug", False):
+            raise
+        print(f"python -m evaluation {args.command}: error: {explain(error)}", file=sys.stderr)
+        return 2
     return 0
 
 

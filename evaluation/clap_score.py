@@ -27,13 +27,25 @@ class CaptionPairingError(ValueError):
 def read_metadata_rows(path: str | Path) -> list[dict]:
     """Every row of a JSONL metadata file (audiofolder `metadata.jsonl`), blank lines skipped."""
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CaptionPairingError(
+            f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON lines"
+        ) from error
     rows = []
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise CaptionPairingError(f"{path}:{line_number}: not valid JSON ({error})") from error
+            if not isinstance(row, dict):
+                raise CaptionPairingError(
+                    f"{path}:{line_number}: each line must be a JSON object like "
+                    '{"file_name": ..., "text": ...}'
+                )
+            rows.append(row)
     return rows
 
 

@@ -36,6 +36,10 @@ FAD_EXTRA_HELP = (
 EMBEDDERS: dict[str, type[Embedder]] = {}
 
 
+class EmbedderUnavailableError(RuntimeError):
+    """An embedder's weights or packages cannot be had here (offline Hub, missing file); says what to do."""
+
+
 def register(cls: type[Embedder]) -> type[Embedder]:
     """Class decorator adding an embedder to `EMBEDDERS` under its `name`."""
     EMBEDDERS[cls.name] = cls
@@ -54,6 +58,26 @@ def get_embedder(name: str, **kwargs) -> Embedder:
 def available_embedders() -> dict[str, str]:
     """Registry name -> one line saying what it is and whether it can run here."""
     return {name: cls.availability() for name, cls in sorted(EMBEDDERS.items())}
+
+
+def embedder_table() -> list[dict]:
+    """One row per registered embedder: usable now, what it needs, rate, window, pooling, source."""
+    rows = []
+    for name, cls in sorted(EMBEDDERS.items()):
+        usable, needs = cls.usable_now()
+        rows.append(
+            {
+                "name": name,
+                "usable_now": usable,
+                "needs": needs,
+                "description": cls.description,
+                "sample_rate_hz": cls.sample_rate,
+                "window_s": cls.window_seconds,
+                "pooling": cls.pooling,
+                "weight_source": cls.weight_source,
+            }
+        )
+    return rows
 
 
 def file_sha256_short(path: Path) -> str:
@@ -109,14 +133,22 @@ class Embedder(abc.ABC):
     supports_text: bool = False
     normalize: bool = False  # L2-normalise pooled clip vectors (for cosine spaces like CLAP)
     code_version: str = "1"
+    checkpoint_argument: ClassVar[str] = "model_id"  # what --embedder-checkpoint sets
+    weight_source: ClassVar[str] = "no weights"
 
     def __init__(self, batch_size: int = 32, device: str | torch.device = "cpu") -> None:
         self.batch_size = batch_size
         self.device = torch.device(device)
 
     @classmethod
+    def usable_now(cls) -> tuple[bool, str]:
+        """Whether it can run here now (no network needed), and what it needs."""
+        return True, "nothing (no weights)"
+
+    @classmethod
     def availability(cls) -> str:
-        return cls.description
+        usable, needs = cls.usable_now()
+        return f"{cls.description} [{'usable now' if usable else 'NOT usable now'}: {needs}]"
 
     @abc.abstractmethod
     def load_model(self) -> None:
@@ -188,6 +220,13 @@ class Embedder(abc.ABC):
         pooled = pooled.float()
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
+    def frame_embeddings(self, waveform: np.ndarray) -> np.ndarray:
+        """`[frames, dim]` frame embeddings of one mono clip at `sample_rate`, for frame-level FAD
+        (the protocol of Google's FAD and published VGGish numbers). Only some embedders have it."""
+        raise NotImplementedError(
+            f"embedder {self.name!r} has no frame-level embeddings; --frame-level needs vggish"
+        )
+
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """Caption embeddings `[batch, dim]` in the audio space (text-audio embedders only)."""
         raise NotImplementedError(
@@ -242,6 +281,8 @@ class ClapBundledEmbedder(Embedder):
     pooling = "duration-weighted mean of L2-normalised 10 s window embeddings, re-normalised"
     supports_text = True
     normalize = True
+    checkpoint_argument = "checkpoint"
+    weight_source = "this repository: checkpoints/clap-bundled (trained by evaluation.train_clap)"
 
     def __init__(
         self, checkpoint: str | Path | None = None, text_encoder: str | None = None, **kwargs
@@ -252,11 +293,10 @@ class ClapBundledEmbedder(Embedder):
         self.model = None
 
     @classmethod
-    def availability(cls) -> str:
-        shipped = (DEFAULT_CLAP_BUNDLED_DIR / "model.safetensors").exists()
-        return cls.description + (
-            "" if shipped else " [checkpoint missing: run python -m evaluation.train_clap]"
-        )
+    def usable_now(cls) -> tuple[bool, str]:
+        if (DEFAULT_CLAP_BUNDLED_DIR / "model.safetensors").exists():
+            return True, "the bundled checkpoint (offline)"
+        return False, "checkpoint missing: run python -m evaluation.train_clap"
 
     def load_model(self) -> None:
         if self.model is None:
@@ -295,17 +335,27 @@ class ClapLaionEmbedder(Embedder):
     """LAION CLAP through transformers `ClapModel` (default `laion/larger_clap_music`, from the Hub)."""
 
     name = "clap-laion"
-    description = "LAION CLAP via transformers (laion/larger_clap_music), 512-d, needs the Hub or a local copy"
+    description = "LAION CLAP general-audio checkpoint via transformers ClapModel, 512-d"
+    default_model_id = "laion/larger_clap_general"
+    weight_source = "Hugging Face laion/larger_clap_general (LAION-CLAP, general audio + music)"
     sample_rate = 48000
     window_seconds = 10.0  # = the feature extractor's max length, so it never crops at random
     pooling = "duration-weighted mean of L2-normalised 10 s window embeddings, re-normalised"
     supports_text = True
     normalize = True
 
-    def __init__(self, model_id: str = "laion/larger_clap_music", **kwargs) -> None:
+    def __init__(self, model_id: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.model_id = model_id
+        self.model_id = model_id or self.default_model_id
         self.model = None
+
+    @classmethod
+    def usable_now(cls) -> tuple[bool, str]:
+        from evaluation.standard_embedders import hub_cached
+
+        if hub_cached(cls.default_model_id):
+            return True, f"{cls.default_model_id} in the Hugging Face cache"
+        return False, f"downloads {cls.default_model_id} once (needs internet)"
 
     def load_model(self) -> None:
         if self.model is not None:
@@ -317,7 +367,7 @@ class ClapLaionEmbedder(Embedder):
             self.feature_extractor = ClapFeatureExtractor.from_pretrained(self.model_id)
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_id)
         except OSError as error:
-            raise RuntimeError(
+            raise EmbedderUnavailableError(
                 f"cannot load {self.model_id!r} (clap-laion needs the Hugging Face Hub or a local copy; "
                 f"use clap-bundled offline): {error}"
             ) from error
@@ -378,10 +428,12 @@ class FadExtraEmbedder(Embedder):
     model_name: ClassVar[str]
     pooling = "mean over the model's frames"
 
+    weight_source = "whatever the frechet-audio-distance package downloads (its own URLs)"
+
     @classmethod
-    def availability(cls) -> str:
+    def usable_now(cls) -> tuple[bool, str]:
         installed = importlib.util.find_spec("frechet_audio_distance") is not None
-        return cls.description + ("" if installed else " [needs the frechet-audio-distance extra]")
+        return installed, "the frechet-audio-distance extra in its own environment (cross-checks)"
 
     def load_model(self) -> None:
         if getattr(self, "backend", None) is not None:
@@ -417,24 +469,28 @@ class FadExtraEmbedder(Embedder):
 
 
 @register
-class VggishEmbedder(FadExtraEmbedder):
-    name = "vggish"
+class FadPackageVggishEmbedder(FadExtraEmbedder):
+    name = "fadpkg-vggish"
     model_name = "vggish"
-    description = "VGGish (0.96 s frames, 128-d) via frechet-audio-distance"
+    description = "VGGish (0.96 s frames, 128-d) via the frechet-audio-distance package"
     sample_rate = 16000
 
 
 @register
-class PannEmbedder(FadExtraEmbedder):
-    name = "pann"
+class FadPackagePannEmbedder(FadExtraEmbedder):
+    name = "fadpkg-pann"
     model_name = "pann"
-    description = "PANN Cnn14-16k (whole clip, 2048-d) via frechet-audio-distance"
+    description = "PANN Cnn14-16k (whole clip, 2048-d) via the frechet-audio-distance package"
     sample_rate = 16000
 
 
 @register
-class EncodecEmbedder(FadExtraEmbedder):
-    name = "encodec"
+class FadPackageEncodecEmbedder(FadExtraEmbedder):
+    name = "fadpkg-encodec"
     model_name = "encodec"
-    description = "EnCodec 24 kHz encoder latents (75 frames/s, 128-d) via frechet-audio-distance"
+    description = "EnCodec 24 kHz latents (75 frames/s, 128-d) via the frechet-audio-distance package"
     sample_rate = 24000
+
+
+# the field's standard embedders register themselves on import (kept in their own module)
+from evaluation import standard_embedders  # noqa: F401

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from evaluation import distributed
 from evaluation.audio_io import LoadNotes, file_sha256, list_audio_files, load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.embedders import Embedder
@@ -117,6 +118,66 @@ def embed_files(
     )
 
 
+def embed_files_sharded(
+    embedder: Embedder,
+    paths: list[Path],
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 32,
+    on_error: str = "raise",
+    root: Path | None = None,
+    progress: bool = True,
+    description: str = "embedding",
+) -> EmbeddingSet:
+    """`embed_files` with each process of a distributed run taking every world_size-th file; the
+    shards are gathered back into `paths` order on every process, so the set (and every metric
+    computed from it) is the one-process set. An error on any process is raised on all of them."""
+    try:
+        local = embed_files(
+            embedder,
+            distributed.shard(paths),
+            cache,
+            batch_size,
+            on_error,
+            root,
+            progress and distributed.is_main_process(),
+            description,
+        )
+        payload = (
+            "ok",
+            [str(p) for p in local.paths],
+            local.embeddings,
+            local.durations_s,
+            local.notes,
+            local.cache_hits,
+        )
+    except Exception as error:  # noqa: BLE001  (re-raised below on every process)
+        payload = ("error", error)
+    parts = distributed.gather(payload)
+    for part in parts:
+        if part[0] == "error":
+            raise part[1]
+    vectors, durations, notes, hits = {}, {}, [], 0
+    for _, names, embeddings, durations_s, part_notes, part_hits in parts:
+        for name, vector, duration in zip(names, embeddings, durations_s):
+            vectors[name], durations[name] = vector, duration
+        notes += part_notes
+        hits += part_hits
+    kept = [p for p in paths if str(p) in vectors]
+    return EmbeddingSet(
+        paths=kept,
+        embeddings=(
+            np.stack([vectors[str(p)] for p in kept]).astype(np.float32)
+            if kept
+            else np.zeros((0, 0), dtype=np.float32)
+        ),
+        durations_s=np.array([durations[str(p)] for p in kept], dtype=np.float64),
+        embedder=embedder.describe(),
+        root=root,
+        notes=notes,
+        cache_hits=hits,
+    )
+
+
 def embed_directory(
     embedder: Embedder,
     directory: str | Path,
@@ -133,7 +194,8 @@ def embed_directory(
         raise ValueError(
             f"{directory} holds {len(paths)} audio file(s); at least {min_clips} are needed"
         )
-    result = embed_files(
+    embed = embed_files_sharded if distributed.world_size() > 1 else embed_files
+    result = embed(
         embedder,
         paths,
         cache,

@@ -133,7 +133,7 @@ def fad_inf(
     ref.with_sqrt()
     rng = np.random.default_rng(seed)
     sizes = sorted(
-        {int(round(n)) for n in np.linspace(max(2, min_fraction * count), count, num_points)}
+        {round(n) for n in np.linspace(max(2, min_fraction * count), count, num_points)}
     )
     fads = []
     for size in sizes:
@@ -151,19 +151,28 @@ def fad_inf(
 
 
 def per_clip_scores(
-    reference: np.ndarray, evaluated: np.ndarray, shrinkage: float = 0.1
+    reference: np.ndarray | GaussianStats,
+    evaluated: np.ndarray,
+    shrinkage: float = 0.1,
+    reference_embeddings: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """How far each evaluated clip lies from the reference distribution.
 
     Returns `(scores, percentiles)`: the squared Mahalanobis distance of each clip to the reference
     Gaussian (covariance shrunk towards `tr(S)/dim * I` by `shrinkage`, so it is invertible for any
     N), and the share (0-100) of reference clips that score lower. Percentiles near 100 mark clips
-    unlike anything in the reference set: the ones pulling FAD up.
+    unlike anything in the reference set: the ones pulling FAD up. `reference` is the reference
+    embeddings `[M, dim]` or their `GaussianStats` (from a `.npz`); with stats only, percentiles
+    need `reference_embeddings` and are NaN without them.
     """
-    ref = np.asarray(reference, dtype=np.float64)
     ev = np.asarray(evaluated, dtype=np.float64)
-    stats = gaussian_stats(ref, warn_rank=False)
-    dim = ref.shape[1]
+    if isinstance(reference, GaussianStats):
+        stats = reference
+        ref = None if reference_embeddings is None else np.asarray(reference_embeddings, np.float64)
+    else:
+        ref = np.asarray(reference, dtype=np.float64)
+        stats = gaussian_stats(ref, warn_rank=False)
+    dim = len(stats.mean)
     covariance = (1 - shrinkage) * stats.covariance + shrinkage * np.trace(
         stats.covariance
     ) / dim * np.eye(dim)
@@ -175,9 +184,37 @@ def per_clip_scores(
         return np.einsum("nd,de,ne->n", centred, precision, centred)
 
     scores = mahalanobis(ev)
+    if ref is None:
+        return scores, np.full(len(scores), np.nan)
     ref_scores = np.sort(mahalanobis(ref))
     percentiles = 100.0 * np.searchsorted(ref_scores, scores, side="right") / len(ref_scores)
     return scores, percentiles
+
+
+def fad_contributions(reference: GaussianStats, evaluated: np.ndarray) -> np.ndarray:
+    """Each evaluated clip's contribution to FAD: FAD(all clips) - FAD(all but that clip) `[N]`.
+
+    Positive: the set is further from the reference with the clip than without it (fadtk's
+    per-song idea, as a leave-one-out difference so it adds up against the set's own FAD).
+    Needs N >= 3. The left-out covariances are rank-one downdates of the full one (exact).
+    """
+    ev = np.asarray(evaluated, dtype=np.float64)
+    count = len(ev)
+    if count < 3:
+        raise ValueError(f"per-clip FAD contributions need at least 3 clips, got {count}")
+    reference.with_sqrt()
+    full = gaussian_stats(ev, warn_rank=False)
+    total = frechet_from_stats(reference, full)
+    out = np.empty(count)
+    for i in range(count):
+        # mean and unbiased covariance without clip i, from the full-set sums
+        centred = ev[i] - full.mean
+        mean = (count * full.mean - ev[i]) / (count - 1)
+        covariance = (
+            (count - 1) * full.covariance - count / (count - 1) * np.outer(centred, centred)
+        ) / (count - 2)
+        out[i] = total - frechet_from_stats(reference, GaussianStats(mean, covariance, count - 1))
+    return out
 
 
 class FADMetric(Metric):
@@ -203,11 +240,18 @@ class FADMetric(Metric):
             raise ValueError(f"embeddings must be [batch, dim], got {tuple(embeddings.shape)}")
         (self.reference if real else self.evaluated).append(embeddings)
 
+    @staticmethod
+    def _concatenated(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
+        # after a DDP sync a "cat" list state is one tensor, so test for an empty list explicitly
+        if isinstance(state, list) and not state:
+            return np.zeros((0, 0))
+        return dim_zero_cat(state).cpu().numpy()
+
     def reference_embeddings(self) -> np.ndarray:
-        return dim_zero_cat(self.reference).cpu().numpy() if self.reference else np.zeros((0, 0))
+        return self._concatenated(self.reference)
 
     def evaluated_embeddings(self) -> np.ndarray:
-        return dim_zero_cat(self.evaluated).cpu().numpy() if self.evaluated else np.zeros((0, 0))
+        return self._concatenated(self.evaluated)
 
     def compute(self) -> torch.Tensor:
         return torch.tensor(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from evaluation import distributed
 from evaluation.audio_io import AUDIO_EXTENSIONS, write_clip
 
 CHECKPOINT_MARKERS = ("model_index.json", "unet", "transformer", "scheduler")
@@ -198,6 +199,11 @@ def generate_clips(
     desc = f"generating ({Path(str(checkpoint)).name})"
     if jobs > 1 and not pipeline_given:
         rows = _generate_in_workers(str(checkpoint), device, task, jobs, desc, progress)
+    elif distributed.world_size() > 1:
+        rows = _generate_sharded(pipeline, task, desc, progress)
+        if not distributed.is_main_process():
+            distributed.barrier()  # process 0 writes the metadata and the manifest
+            return out_dir
     else:
         rows = [task.run(pipeline, index) for index in tqdm(range(num_clips), desc=desc, unit="clip", disable=not progress)]
     # 4. Write metadata and the manifest last, so an interrupted run is never reused
@@ -209,4 +215,23 @@ def generate_clips(
     manifest.write_text(
         json.dumps({"settings": settings, "sample_rate_hz": sample_rate_hz}, indent=2) + "\n"
     )
+    if distributed.world_size() > 1:
+        distributed.barrier()
     return out_dir
+
+
+def _generate_sharded(pipeline, task: ClipTask, desc: str, progress: bool) -> list[dict]:
+    """Clips of `task` split over the processes of a distributed run (clip i on process
+    i % world_size); every process gets all rows back, sorted by seed. Clip i is the same as in a
+    one-process run: it depends only on its seed and prompt."""
+    indices = distributed.shard_indices(task.num_clips)
+    show = progress and distributed.is_main_process()
+    try:
+        payload = ("ok", [task.run(pipeline, i) for i in tqdm(indices, desc=desc, unit="clip", disable=not show)])
+    except Exception as error:  # noqa: BLE001  (re-raised below on every process)
+        payload = ("error", error)
+    parts = distributed.gather(payload)
+    for status, value in parts:
+        if status == "error":
+            raise value
+    return sorted((row for _, rows in parts for row in rows), key=lambda row: row["seed"])

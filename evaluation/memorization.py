@@ -10,7 +10,7 @@ Thresholds are calibrated on a held-out-vs-train baseline at a chosen false-posi
 from __future__ import annotations
 
 import importlib.util
-import warnings
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,17 +279,33 @@ class CopyDetector:
         )
 
 
-def calibrate_threshold(baseline_scores: np.ndarray, false_positive_rate: float = 0.01) -> float:
-    """Score above which only `false_positive_rate` of held-out (never trained on) clips fall."""
-    baseline_scores = np.asarray(baseline_scores, dtype=np.float64)
-    if len(baseline_scores) == 0:
-        raise ValueError("threshold calibration needs baseline scores")
-    if len(baseline_scores) < 1 / false_positive_rate:
-        warnings.warn(
-            f"only {len(baseline_scores)} baseline clips: a {false_positive_rate:.1%} false-positive threshold "
-            "is not resolved; it falls back to the highest baseline score",
-            stacklevel=2,
+def min_calibration_clips(false_positive_rate: float) -> int:
+    """Fewest calibration clips that resolve a `false_positive_rate` threshold (100 for 1%)."""
+    if not 0 < false_positive_rate < 1:
+        raise ValueError(
+            f"false-positive rate must be between 0 and 1 (0.01 = 1%), got {false_positive_rate}"
         )
+    return math.ceil(1 / false_positive_rate - 1e-9)
+
+
+def check_calibration_size(num_clips: int, false_positive_rate: float, what: str) -> None:
+    """Refuse a calibration set too small for the rate: with 2 clips a "1%" threshold is the
+    lowest score of a pair, and every generated clip would be flagged as a copy."""
+    needed = min_calibration_clips(false_positive_rate)
+    if num_clips < needed:
+        raise ValueError(
+            f"{what} has {num_clips} clip(s): calibrating a {false_positive_rate:.2%} false-positive "
+            f"threshold needs at least {needed}; add clips, or raise --fpr to "
+            f"{1 / max(num_clips, 1):.3g} or more"
+        )
+
+
+def calibrate_threshold(baseline_scores: np.ndarray, false_positive_rate: float = 0.01) -> float:
+    """Score above which only `false_positive_rate` of held-out (never trained on) clips fall.
+
+    Needs at least `min_calibration_clips(false_positive_rate)` scores (ValueError otherwise)."""
+    baseline_scores = np.asarray(baseline_scores, dtype=np.float64)
+    check_calibration_size(len(baseline_scores), false_positive_rate, "the baseline")
     return float(np.quantile(baseline_scores, 1 - false_positive_rate, method="higher"))
 
 
@@ -337,6 +353,14 @@ def memorization_report(
     Without a baseline, thresholds come from train against itself (each clip's nearest *other*
     training clip), which is stricter when the training set holds near-duplicates; a note says so.
     """
+    if baseline is not None:
+        check_calibration_size(
+            len(baseline), false_positive_rate, "the held-out baseline set (--baseline)"
+        )
+    else:
+        check_calibration_size(
+            len(train), false_positive_rate, "the training set (calibrated against itself)"
+        )
     detector = detector or CopyDetector()
     train_names = train.names()
     notes = []

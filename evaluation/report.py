@@ -23,6 +23,23 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
+def _interval(result: dict | None) -> str:
+    """`value [low, high]` of a bootstrap result, or n/a when the metric was not computed."""
+    if not result:
+        return "n/a"
+    return f"{_fmt(result['value'])} [{_fmt(result['ci_low'])}, {_fmt(result['ci_high'])}]"
+
+
+def _test(result: dict | None) -> str:
+    """`difference [low, high] | p` cells of a paired test, or n/a cells."""
+    if not result:
+        return "n/a | n/a"
+    return (
+        f"{_fmt(result['difference'])} [{_fmt(result['ci_low'])}, {_fmt(result['ci_high'])}] | "
+        f"{result['p_value']:.3f}"
+    )
+
+
 def audio_data_uri(path: str | Path) -> str:
     """The clip (first 10 s, mono, 22.05 kHz) as an MP3 data URI (WAV when MP3 encoding is unavailable)."""
     waveform, rate = load_clip(path, PLAYER_RATE_HZ)
@@ -41,7 +58,7 @@ def audio_data_uri(path: str | Path) -> str:
 def player(path: str | Path, caption: str) -> str:
     try:
         source = audio_data_uri(path)
-    except Exception as error:  # a report must still be written when one clip cannot be read
+    except Exception as error:  # noqa: BLE001  (a report must still be written when one clip cannot be read)
         return f"<div class='player'>{html.escape(caption)}: cannot embed ({html.escape(str(error))})</div>"
     return f"<figure class='player'><figcaption>{html.escape(caption)}</figcaption><audio controls preload='none' src='{source}'></audio></figure>"
 
@@ -160,20 +177,17 @@ def markdown_report(report: dict) -> str:
     lines = [
         "# Evaluation report",
         "",
-        f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
-        f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; {manifest['n_bootstrap']} bootstrap resamples (95% intervals).",
+        (
+            f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
+            f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; {manifest['n_bootstrap']} bootstrap resamples (95% intervals)."
+        ),
         "",
-        "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | CLAP score [95% CI]; mismatched captions, margin [95% CI] | memorized share |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | MAD [95% CI] | CLAP score [95% CI]; mismatched captions, margin [95% CI] | memorized share |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["candidates"]:
         d = entry["distances"]
-        fad_part = (
-            f"{_fmt(d['fad']['value'])} [{_fmt(d['fad']['ci_low'])}, {_fmt(d['fad']['ci_high'])}]"
-        )
-        kad_part = (
-            f"{_fmt(d['kad']['value'])} [{_fmt(d['kad']['ci_low'])}, {_fmt(d['kad']['ci_high'])}]"
-        )
+        fad_part, kad_part, mad_part = _interval(d["fad"]), _interval(d["kad"]), _interval(d.get("mad"))
         inf_part = _fmt(d["fad_inf"]["value"]) if d.get("fad_inf") else "n/a"
         clap = entry.get("clap_score")
         clap_part = (
@@ -185,21 +199,42 @@ def markdown_report(report: dict) -> str:
         mem = entry.get("memorization")
         mem_part = f"{mem['share_above']['either']:.1%}" if mem else "n/a"
         lines.append(
-            f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {clap_part} | {mem_part} |"
+            f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {mad_part} | {clap_part} | {mem_part} |"
         )
     if report.get("paired_tests"):
         lines += [
             "",
             "## Paired tests (A - B; lower is better; p: one-sided bootstrap p-value that A is not better)",
             "",
-            "| A | B | paired | FAD diff [CI] | p | KAD diff [CI] | p |",
-            "|---|---|---|---|---|---|---|",
+            "| A | B | paired | FAD diff [CI] | p | KAD diff [CI] | p | MAD diff [CI] | p |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for test in report["paired_tests"]:
-            f, k = test["fad"], test["kad"]
             lines.append(
-                f"| {test['a']} | {test['b']} | {test['paired']} | {_fmt(f['difference'])} [{_fmt(f['ci_low'])}, {_fmt(f['ci_high'])}] | {f['p_value']:.3f} | "
-                f"{_fmt(k['difference'])} [{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}] | {k['p_value']:.3f} |"
+                f"| {test['a']} | {test['b']} | {test['paired']} | {_test(test['fad'])} | "
+                f"{_test(test['kad'])} | {_test(test.get('mad'))} |"
+            )
+    for entry in report["candidates"]:
+        worst = entry["distances"].get("per_clip") or entry["distances"].get("outliers") or []
+        if not worst:
+            continue
+        lines += [
+            "",
+            f"## Worst clips: {entry['label']}",
+            "",
+            (
+                "Sorted by score = squared Mahalanobis distance to the reference Gaussian; "
+                "percentile = share of reference clips that score lower; FAD contribution = FAD "
+                "with the clip - FAD without it (unreliable with fewer clips than dimensions)."
+            ),
+            "",
+            "| clip | score | reference percentile | FAD contribution |",
+            "|---|---|---|---|",
+        ]
+        for row in worst[:10]:
+            lines.append(
+                f"| {row['file']} | {_fmt(row['score'])} | "
+                f"{_fmt(row.get('reference_percentile'), 3)} | {_fmt(row.get('fad_contribution'))} |"
             )
     for entry in report["candidates"]:
         mem = entry.get("memorization")
@@ -209,10 +244,12 @@ def markdown_report(report: dict) -> str:
             "",
             f"## Memorization: {entry['label']}",
             "",
-            f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on {mem['baseline']['name']} "
-            f"({mem['baseline']['num_clips']} clips): embedding similarity > {mem['thresholds']['embedding_similarity']:.3f}, "
-            f"copy score > {mem['thresholds']['copy_score']:.3f}. Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
-            f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}.",
+            (
+                f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on {mem['baseline']['name']} "
+                f"({mem['baseline']['num_clips']} clips): embedding similarity > {mem['thresholds']['embedding_similarity']:.3f}, "
+                f"copy score > {mem['thresholds']['copy_score']:.3f}. Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
+                f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}."
+            ),
             "",
             "| generated | nearest train (copy) | copy score | offset (s) | nearest train (embedding) | similarity |",
             "|---|---|---|---|---|---|",
@@ -236,7 +273,13 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
     candidates = report["candidates"]
     labels = [c["label"] for c in candidates]
     sections = []
-    for key, title in (("fad", "FAD (lower is better)"), ("kad", "KAD (lower is better)")):
+    for key, title in (
+        ("fad", "FAD (lower is better)"),
+        ("kad", "KAD (lower is better)"),
+        ("mad", "MAD (lower is better)"),
+    ):
+        if not all(c["distances"].get(key) for c in candidates):
+            continue
         sections.append(
             svg_interval_chart(
                 labels,
@@ -263,6 +306,22 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
             for path in entry.get("players", [])[:max_players]
         ]
         block.append("</div>")
+        worst = entry.get("worst_clips") or []
+        if worst:
+            block.append(
+                "<h3>Worst clips: furthest from the reference set (listen to find what is wrong)</h3>"
+                "<div class='players worst'>"
+            )
+            block += [
+                player(
+                    row["path"],
+                    f"{row['file']}: score {_fmt(row['score'])}, reference percentile "
+                    f"{_fmt(row.get('reference_percentile'), 3)}, FAD contribution "
+                    f"{_fmt(row.get('fad_contribution'))}",
+                )
+                for row in worst[:max_players]
+            ]
+            block.append("</div>")
         mem = entry.get("memorization")
         if mem:
             share = mem["share_above"]

@@ -101,10 +101,11 @@ def test_memorization_report_lists_nearest_training_files(tmp_path, planted):
         name: embed_directory(embedder, tmp_path / name, cache=None, progress=False)
         for name in ("train", "valid", "generated")
     }
-    with pytest.warns(UserWarning, match="baseline clips"):
-        result = memorization_report(
-            sets["generated"], sets["train"], sets["valid"], progress=False
-        )
+    with pytest.raises(ValueError, match="needs at least 100"):
+        memorization_report(sets["generated"], sets["train"], sets["valid"], progress=False)
+    result = memorization_report(
+        sets["generated"], sets["train"], sets["valid"], false_positive_rate=0.05, progress=False
+    )
     rows = {row["file"]: row for row in result.rows}
     for i in range(3):
         assert rows[f"generated-{i:02d}.flac"]["copy_train_file"] == f"train-{i:02d}.flac"
