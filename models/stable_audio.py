@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import librosa
 import numpy as np
@@ -19,8 +19,9 @@ import torch
 from diffusers import StableAudioPipeline
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.utils.torch_utils import randn_tensor
+
 from .device import pick_device, pick_dtype
-from .hub import ModelUnavailableError, explain_unavailable
+from .hub import explain_unavailable
 from .outputs import GeneratedAudio
 
 logger = logging.getLogger(__name__)

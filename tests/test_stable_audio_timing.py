@@ -6,9 +6,17 @@ import torch
 
 pytest.importorskip("torchsde", reason="CosineDPMSolverMultistepScheduler needs torchsde")
 
-from tests.test_stable_audio import SAMPLE_RATE, backend, seeded  # noqa: E402,F401
+from models.stable_audio import StableAudioBackend
+from tests.test_stable_audio import SAMPLE_RATE, seeded, tiny_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore:Should have:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory) -> StableAudioBackend:
+    model_dir = tmp_path_factory.mktemp("tiny-stable-audio-timing")
+    tiny_pipeline().save_pretrained(model_dir)
+    return StableAudioBackend.from_pretrained(model_dir, device="cpu")
 
 
 def reference_window(backend, prompt, seconds_start, seconds_end, steps, seed):
