@@ -21,7 +21,7 @@ from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.utils.torch_utils import randn_tensor
 
 from .device import pick_device, pick_dtype
-from .hub import explain_unavailable
+from .hub import ModelUnavailableError, explain_unavailable
 from .outputs import GeneratedAudio
 
 logger = logging.getLogger(__name__)
@@ -606,3 +606,6 @@ def _is_real(value: object) -> bool:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+__all__ = ["DEFAULT_MODEL_ID", "ModelUnavailableError", "StableAudioBackend", "mel_image"]
