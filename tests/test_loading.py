@@ -45,9 +45,10 @@ def test_text_pipeline_is_saved_without_its_text_encoder_and_reloads_it(tmp_path
     loaded = load_pipeline(tmp_path, device="cpu")
     assert isinstance(loaded, TextToMelPipeline) and loaded.text_encoder is not None
     kwargs = dict(prompt="techno drum loop, 130 BPM", seconds_total=0.3, num_inference_steps=3)
-    # Float noise in the reloaded text encoder is amplified a little by Griffin-Lim: 1e-4 of full scale.
+    # Float noise in the reloaded text encoder is amplified a little by Griffin-Lim: 2e-4 of full scale
+    # (1e-4 was exceeded by one sample in 2400 once the phases came from the caller's seed).
     np.testing.assert_allclose(loaded(generator=seeded(), **kwargs).audios, pipe(generator=seeded(), **kwargs).audios,
-                               atol=1e-4)
+                               atol=2e-4)
 
 
 @pytest.mark.parametrize("latent", [False, True])
