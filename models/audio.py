@@ -90,8 +90,3 @@ def load_audio(path: str | Path, target_sample_rate: int, max_seconds: float | N
             raise ValueError(f"Cannot read audio file {path.name}: {error}") from error
     return prepare_audio(audio, sampling_rate, target_sample_rate, max_seconds)
 
-
-def peak_normalize(audio: np.ndarray, peak: float = 0.95) -> np.ndarray:
-    """Scale so the largest absolute sample is `peak` (silence is left as it is)."""
-    largest = float(np.abs(audio).max()) if audio.size else 0.0
-    return audio if largest < 1e-9 else (audio * (peak / largest)).astype(np.float32)
