@@ -90,3 +90,27 @@ def load_audio(path: str | Path, target_sample_rate: int, max_seconds: float | N
             raise ValueError(f"Cannot read audio file {path.name}: {error}") from error
     return prepare_audio(audio, sampling_rate, target_sample_rate, max_seconds)
 
+
+
+def prepare_audio_channels(
+    audio: np.ndarray | torch.Tensor,
+    sampling_rate: int | None,
+    target_sample_rate: int,
+    channels: int,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Check input audio and return it as float32 `[channels, samples]` at `target_sample_rate` Hz,
+    for multichannel models: the same checks as `prepare_audio`; audio with `channels` channels keeps
+    them, anything else is mixed to mono and copied to every channel.
+    """
+    mono = prepare_audio(audio, sampling_rate, target_sample_rate, max_seconds)  # the checks, once
+    array = audio.detach().float().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if array.ndim == 2 and min(array.shape) == channels and channels > 1:
+        if np.issubdtype(array.dtype, np.integer):
+            array = array.astype(np.float32) / np.iinfo(array.dtype).max
+        layered = array.astype(np.float32) if array.shape[0] == channels else array.T.astype(np.float32)
+        if int(sampling_rate) != target_sample_rate:
+            layered = librosa.resample(layered, orig_sr=int(sampling_rate), target_sr=target_sample_rate,
+                                       res_type="soxr_hq", axis=-1)
+        return np.ascontiguousarray(layered, dtype=np.float32)
+    return np.ascontiguousarray(np.repeat(mono[None], channels, axis=0), dtype=np.float32)

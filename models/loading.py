@@ -102,11 +102,14 @@ def load_pipeline(
         scheduler: swap the saved scheduler for one of `models.schedulers.SCHEDULERS` (mel pipelines).
 
     Returns:
-        `MelDiffusionPipeline`, `TextToMelPipeline` or `StableAudioBackend`.
+        `MelDiffusionPipeline`, `TextToMelPipeline`, `StableAudioBackend` or `StableAudio3Backend`
+        (`stabilityai/stable-audio-3-*` or a folder saved by `StableAudio3Pipeline`).
     """
     device = pick_device(device)
     torch_dtype = pick_dtype(device, torch_dtype)
     name = os.fspath(name_or_path)
+    if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/stable-audio-3"):
+        return _load_stable_audio_3(name, device, torch_dtype)
     if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/"):
         return _load_stable_audio(name, device, torch_dtype)
     folder = resolve_model_folder(name, allow_patterns=_TETICIO_PATTERNS + ["projection_model/*", "text_encoder/*",
@@ -114,6 +117,8 @@ def load_pipeline(
     class_name = read_model_index(folder).get("_class_name")
     if class_name == "StableAudioPipeline":
         return _load_stable_audio(str(folder), device, torch_dtype)
+    if class_name == "StableAudio3Pipeline":
+        return _load_stable_audio_3(str(folder), device, torch_dtype)
     if class_name in _AUDIO_DIFFUSION_CLASSES:
         pipeline = load_audio_diffusion_folder(folder)
     elif class_name == MelDiffusionPipeline.__name__:
@@ -128,6 +133,12 @@ def load_pipeline(
         pipeline.set_scheduler(scheduler)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device=device, dtype=torch_dtype)
+
+
+def _load_stable_audio_3(name: str, device: torch.device, torch_dtype: torch.dtype):
+    from models.stable_audio_3 import StableAudio3Backend
+
+    return StableAudio3Backend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
 
 
 def _load_stable_audio(name: str, device: torch.device, torch_dtype: torch.dtype):
