@@ -103,11 +103,14 @@ def load_pipeline(
 
     Returns:
         `MelDiffusionPipeline`, `TextToMelPipeline`, `StableAudioBackend` or `StableAudio3Backend`
-        (`stabilityai/stable-audio-3-*` or a folder saved by `StableAudio3Pipeline`).
+        (`stabilityai/stable-audio-3-*` or a folder saved by `StableAudio3Pipeline`) or `AceStepBackend`
+        (`ACE-Step/*` diffusers repos or a folder saved by `AceStepPipeline`).
     """
     device = pick_device(device)
     torch_dtype = pick_dtype(device, torch_dtype)
     name = os.fspath(name_or_path)
+    if not Path(name).expanduser().is_dir() and name.startswith("ACE-Step/"):
+        return _load_ace_step(name, device, torch_dtype)
     if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/stable-audio-3"):
         return _load_stable_audio_3(name, device, torch_dtype)
     if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/"):
@@ -119,6 +122,8 @@ def load_pipeline(
         return _load_stable_audio(str(folder), device, torch_dtype)
     if class_name == "StableAudio3Pipeline":
         return _load_stable_audio_3(str(folder), device, torch_dtype)
+    if class_name == "AceStepPipeline":
+        return _load_ace_step(str(folder), device, torch_dtype)
     if class_name in _AUDIO_DIFFUSION_CLASSES:
         pipeline = load_audio_diffusion_folder(folder)
     elif class_name == MelDiffusionPipeline.__name__:
@@ -133,6 +138,12 @@ def load_pipeline(
         pipeline.set_scheduler(scheduler)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device=device, dtype=torch_dtype)
+
+
+def _load_ace_step(name: str, device: torch.device, torch_dtype: torch.dtype):
+    from models.ace_step import AceStepBackend
+
+    return AceStepBackend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
 
 
 def _load_stable_audio_3(name: str, device: torch.device, torch_dtype: torch.dtype):

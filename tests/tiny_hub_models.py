@@ -55,3 +55,49 @@ def tiny_stable_audio_3(max_seconds: float = 4.0) -> StableAudio3Pipeline:
     scheduler = FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)
     return StableAudio3Pipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                                 duration_embedder=duration_embedder, transformer=transformer, scheduler=scheduler)
+
+
+ACE_SAMPLE_RATE = 8000
+
+
+def tiny_ace_step():
+    """An `AceStepPipeline` (ACE-Step 1.5, turbo) of the real classes with random weights: a tiny
+    Qwen3 text encoder and word-level tokenizer, Oobleck VAE, DiT, condition encoder and the audio
+    tokenizer / detokenizer that source-audio (cover) generation needs."""
+    from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+    from diffusers.pipelines.ace_step.modeling_ace_step import (
+        AceStepAudioTokenDetokenizer,
+        AceStepAudioTokenizer,
+        AceStepConditionEncoder,
+    )
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    words = ["<pad>", "<unk>", "<|endoftext|>", "en", "[verse]", "la", *SA3_WORDS]
+    word_level = Tokenizer(models.WordLevel(vocab={word: i for i, word in enumerate(words)}, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="<unk>", pad_token="<pad>",
+                                        eos_token="<|endoftext|>", model_max_length=64)
+    torch.manual_seed(0)
+    latent = 4
+    text_encoder = Qwen3Model(Qwen3Config(vocab_size=len(words), hidden_size=16, intermediate_size=32,
+                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, head_dim=8))
+    vae = AutoencoderOobleck(encoder_hidden_size=2 * latent, downsampling_ratios=[2, 4], channel_multiples=[1, 2],
+                             decoder_channels=4, decoder_input_channels=latent, audio_channels=2,
+                             sampling_rate=ACE_SAMPLE_RATE)
+    blocks = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_key_value_heads": 1,
+              "head_dim": 8, "sliding_window": 16}
+    transformer = AceStepTransformer1DModel(num_hidden_layers=1, in_channels=3 * latent,
+                                            audio_acoustic_hidden_dim=latent, patch_size=2, is_turbo=True, **blocks)
+    condition_encoder = AceStepConditionEncoder(text_hidden_dim=16, timbre_hidden_dim=latent,
+                                                num_lyric_encoder_hidden_layers=1,
+                                                num_timbre_encoder_hidden_layers=1, **blocks)
+    audio_tokenizer = AceStepAudioTokenizer(audio_acoustic_hidden_dim=latent, pool_window_size=5, fsq_dim=16,
+                                            fsq_input_levels=[3, 3], num_attention_pooler_hidden_layers=1, **blocks)
+    audio_token_detokenizer = AceStepAudioTokenDetokenizer(audio_acoustic_hidden_dim=latent, pool_window_size=5,
+                                                           num_attention_pooler_hidden_layers=1, **blocks)
+    return AceStepPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
+                           condition_encoder=condition_encoder,
+                           scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0),
+                           audio_tokenizer=audio_tokenizer, audio_token_detokenizer=audio_token_detokenizer)
