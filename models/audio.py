@@ -83,7 +83,7 @@ def load_audio(path: str | Path, target_sample_rate: int, max_seconds: float | N
     path = Path(path)
     try:
         audio, sampling_rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception:  # soundfile lacks some codecs (e.g. older libsndfile and mp3): let librosa try.
+    except (RuntimeError, OSError):  # soundfile lacks some codecs (older libsndfile: mp3): librosa tries.
         try:
             audio, sampling_rate = librosa.load(path, sr=None, mono=False)
         except Exception as error:

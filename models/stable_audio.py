@@ -145,7 +145,7 @@ class StableAudioBackend:
                 raise ValueError(f"`prompt` must be a string or a list of strings, got {prompt!r}.")
             num_prompts = len(prompt)
         else:
-            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt)}.")
+            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt)}.")  # noqa: TRY004 (callers catch ValueError for bad input)
 
         if negative_prompt is not None and not isinstance(negative_prompt, str):
             if not isinstance(negative_prompt, (list, tuple)) or not all(
