@@ -20,6 +20,7 @@ from diffusers import StableAudioPipeline
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.utils.torch_utils import randn_tensor
 
+from .audio import prepare_audio_channels
 from .device import pick_device, pick_dtype
 from .hub import ModelUnavailableError, explain_unavailable
 from .outputs import GeneratedAudio
@@ -33,8 +34,6 @@ MIN_AUDIO_SAMPLING_RATE = 8_000
 MAX_AUDIO_SAMPLING_RATE = 192_000
 MAX_AUDIO_CHANNELS = 8
 MAX_INFERENCE_STEPS = 1000
-# Peak amplitude (about -100 dBFS) below which the input audio counts as silent.
-SILENCE_PEAK = 1e-5
 
 # Display spectrograms: the loudest bin is white, `_MEL_TOP_DB` below it or quieter is black.
 _MEL_N_FFT = 2048
@@ -233,10 +232,6 @@ class StableAudioBackend:
                 f"`audio_sampling_rate` must be given with `audio`, in [{MIN_AUDIO_SAMPLING_RATE}, "
                 f"{MAX_AUDIO_SAMPLING_RATE}] Hz, got {audio_sampling_rate}."
             )
-        if np.abs(_channels_first(audio)).max() < SILENCE_PEAK:
-            logger.warning(
-                "Input audio is silent (peak below -100 dBFS): audio-to-audio starts from silence."
-            )
 
     @torch.no_grad()
     def __call__(
@@ -375,16 +370,8 @@ class StableAudioBackend:
         channel; any other count is averaged to mono first), cut to `num_samples` and placed at
         the start of an otherwise silent window.
         """
-        audio = _channels_first(audio)
-        if int(audio_sampling_rate) != self.sample_rate:
-            audio = librosa.resample(
-                audio, orig_sr=int(audio_sampling_rate), target_sr=self.sample_rate, axis=-1
-            )
-        if audio.shape[0] != self.channels:
-            if audio.shape[0] != 1:
-                audio = audio.mean(axis=0, keepdims=True)
-            audio = np.repeat(audio, self.channels, axis=0)
-
+        # The one intake of models/audio.py (checks, mixdown, resampling; it warns on silence).
+        audio = prepare_audio_channels(audio, audio_sampling_rate, self.sample_rate, self.channels)
         audio = audio[:, :num_samples]
         window = np.zeros((self.channels, self.window_length), dtype=np.float32)
         window[:, : audio.shape[1]] = audio
@@ -583,18 +570,6 @@ def mel_image(waveform: np.ndarray, sample_rate: int) -> PIL.Image.Image:
     decibels = librosa.power_to_db(power, ref=np.max, amin=_MEL_AMIN, top_db=_MEL_TOP_DB)
     pixels = np.clip((decibels + _MEL_TOP_DB) / _MEL_TOP_DB * 255.0, 0, 255).astype(np.uint8)
     return PIL.Image.fromarray(np.ascontiguousarray(pixels[::-1]))
-
-
-def _channels_first(audio: np.ndarray) -> np.ndarray:
-    """Float32 `[channels, samples]` from `[samples]` or 2-D audio whose shorter axis is channels
-    (the rule of `models.audio.to_mono`); integer PCM is scaled to [-1, 1]."""
-    audio = np.asarray(audio)
-    if np.issubdtype(audio.dtype, np.integer):
-        audio = audio.astype(np.float32) / np.iinfo(audio.dtype).max
-    audio = audio.astype(np.float32, copy=False)
-    if audio.ndim == 1:
-        return audio[np.newaxis]
-    return audio if audio.shape[0] <= audio.shape[1] else audio.T
 
 
 def _is_real(value: object) -> bool:
