@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from models.backends import as_generator
 from models.loading import load_pipeline
 
 APP_STEPS = 20  # webapp/handlers.py: the steps slider's default
@@ -32,12 +33,10 @@ PROMPT_BPM = 124.0
 def generate(pipeline, seconds: float, seed: int):
     """One clip of `seconds` seconds at the app's defaults."""
     generator = torch.Generator("cpu").manual_seed(seed)
-    tempo = {"bpm": PROMPT_BPM} if getattr(pipeline, "reference_bpm", None) else {}
-    if getattr(pipeline, "is_text_conditioned", False):
-        return pipeline(prompt=[PROMPT], seconds_total=seconds, num_inference_steps=APP_STEPS,
-                        guidance_scale=APP_GUIDANCE, generator=generator, **tempo)
-    return pipeline(batch_size=1, audio_length_in_s=seconds, num_inference_steps=APP_STEPS, generator=generator,
-                    **tempo)
+    backend = as_generator(pipeline)
+    text = backend.capabilities.text
+    return backend.generate(PROMPT if text else None, duration_s=seconds, generator=generator, steps=APP_STEPS,
+                            guidance=APP_GUIDANCE if text else None, bpm=PROMPT_BPM)
 
 
 def generate_once(pipeline, seconds: float, seed: int) -> float:

@@ -33,11 +33,6 @@ class LoadNotes:
     mixed_channels: Counter = field(default_factory=Counter)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def merge(self, other: LoadNotes) -> None:
-        self.resampled_from_hz.update(other.resampled_from_hz)
-        self.mixed_channels.update(other.mixed_channels)
-        self.skipped.extend(other.skipped)
-
     def lines(self, target_rate_hz: int | None = None) -> list[str]:
         """Human-readable notes for reports."""
         notes = []

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from evaluation import distributed
 from evaluation.audio_io import AUDIO_EXTENSIONS, write_clip
+from models.backends import as_generator
 
 CHECKPOINT_MARKERS = ("model_index.json", "unet", "transformer", "scheduler")
 
@@ -72,23 +73,20 @@ class ClipTask:
         clip_seed = self.seed + index
         generator = torch.Generator("cpu").manual_seed(clip_seed)
         row = {"file_name": f"clip_{index:05d}_seed{clip_seed}.flac", "seed": clip_seed}
-        if getattr(pipeline, "is_text_conditioned", False):
+        backend = as_generator(pipeline)
+        prompt, bpm = None, None
+        if backend.capabilities.text:
             prompt_index = prompt_position(index, self.num_clips, len(self.prompts))
-            row["text"] = self.prompts[prompt_index]
-            tempo = {}
+            prompt = row["text"] = self.prompts[prompt_index]
             if self.prompt_rows is not None:
                 row["reference"] = self.prompt_rows[prompt_index]
                 # Tempo-normalised models are stretched to the reference clip's tempo, as the app does
                 # with the BPM its prompt names.
                 bpm = row["reference"].get("bpm") if isinstance(row["reference"], dict) else None
-                if bpm and getattr(pipeline, "reference_bpm", None):
-                    tempo = {"bpm": float(bpm)}
-                    row["bpm"] = float(bpm)
-            output = pipeline(prompt=[row["text"]], seconds_total=self.seconds_total,
-                              num_inference_steps=self.num_inference_steps, generator=generator, **tempo)
-        else:
-            output = pipeline(batch_size=1, generator=generator, num_inference_steps=self.num_inference_steps,
-                              audio_length_in_s=self.seconds_total)
+        output = backend.generate(prompt, duration_s=self.seconds_total, generator=generator,
+                                  steps=self.num_inference_steps, bpm=float(bpm) if bpm else None)
+        if output.settings.get("bpm"):
+            row["bpm"] = float(output.settings["bpm"])
         audio = np.asarray(output.audios[0], dtype=np.float32)
         write_clip(self.out_dir / row["file_name"], audio, int(output.sample_rate))
         row["sample_rate_hz"] = int(output.sample_rate)
@@ -186,7 +184,7 @@ def generate_clips(
                 "generating from a checkpoint needs models/loading.py (load_pipeline)"
             ) from error
         pipeline = load_pipeline(str(checkpoint), device=device)
-    text_conditioned = bool(getattr(pipeline, "is_text_conditioned", False))
+    text_conditioned = as_generator(pipeline).capabilities.text
     if text_conditioned and not prompts:
         raise ValueError(
             f"{checkpoint} is text-conditioned: pass prompts (e.g. the reference set's captions)"

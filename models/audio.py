@@ -83,7 +83,7 @@ def load_audio(path: str | Path, target_sample_rate: int, max_seconds: float | N
     path = Path(path)
     try:
         audio, sampling_rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception:  # soundfile lacks some codecs (e.g. older libsndfile and mp3): let librosa try.
+    except (RuntimeError, OSError):  # soundfile lacks some codecs (older libsndfile: mp3): librosa tries.
         try:
             audio, sampling_rate = librosa.load(path, sr=None, mono=False)
         except Exception as error:
@@ -91,7 +91,26 @@ def load_audio(path: str | Path, target_sample_rate: int, max_seconds: float | N
     return prepare_audio(audio, sampling_rate, target_sample_rate, max_seconds)
 
 
-def peak_normalize(audio: np.ndarray, peak: float = 0.95) -> np.ndarray:
-    """Scale so the largest absolute sample is `peak` (silence is left as it is)."""
-    largest = float(np.abs(audio).max()) if audio.size else 0.0
-    return audio if largest < 1e-9 else (audio * (peak / largest)).astype(np.float32)
+
+def prepare_audio_channels(
+    audio: np.ndarray | torch.Tensor,
+    sampling_rate: int | None,
+    target_sample_rate: int,
+    channels: int,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Check input audio and return it as float32 `[channels, samples]` at `target_sample_rate` Hz,
+    for multichannel models: the same checks as `prepare_audio`; audio with `channels` channels keeps
+    them, anything else is mixed to mono and copied to every channel.
+    """
+    mono = prepare_audio(audio, sampling_rate, target_sample_rate, max_seconds)  # the checks, once
+    array = audio.detach().float().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if array.ndim == 2 and min(array.shape) == channels and channels > 1:
+        if np.issubdtype(array.dtype, np.integer):
+            array = array.astype(np.float32) / np.iinfo(array.dtype).max
+        layered = array.astype(np.float32) if array.shape[0] == channels else array.T.astype(np.float32)
+        if int(sampling_rate) != target_sample_rate:
+            layered = librosa.resample(layered, orig_sr=int(sampling_rate), target_sr=target_sample_rate,
+                                       res_type="soxr_hq", axis=-1)
+        return np.ascontiguousarray(layered, dtype=np.float32)
+    return np.ascontiguousarray(np.repeat(mono[None], channels, axis=0), dtype=np.float32)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import diffusers
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from models.device import pick_device, pick_dtype
 from models.hub import ModelUnavailableError, explain_unavailable
@@ -24,6 +24,12 @@ from models.schedulers import bound_scheduler
 _TETICIO_PATTERNS = ["model_index.json", "mel/*", "unet/*", "scheduler/*", "vqvae/*", "vae/*"]
 # Pipelines saved by audio-diffusion / diffusers' deprecated AudioDiffusionPipeline.
 _AUDIO_DIFFUSION_CLASSES = {"AudioDiffusionPipeline", "LatentAudioDiffusionPipeline"}
+# The sampler and step count teticio's DDPM-trained repos run with by default. Their saved
+# `DDPMScheduler` is meant for all 1000 training steps (audio-diffusion's own default); at the app's
+# 20 steps its ancestral noise is far too coarse. DDIM is exact for the same DDPM training objective
+# (Song et al. 2021), and at 50 steps it is what teticio's DDIM repos use.
+# benchmarks/bench_teticio_sampler.py compares these on a random-weight teticio-format model.
+TETICIO_DDPM_DEFAULT = ("ddim", 50)
 
 
 def resolve_model_folder(name_or_path: str | os.PathLike, allow_patterns: list[str] | None = None) -> Path:
@@ -58,17 +64,26 @@ def read_model_index(folder: Path) -> dict:
 
 
 def load_audio_diffusion_folder(folder: Path) -> MelDiffusionPipeline:
-    """A folder laid out like teticio/audio-diffusion-* (`mel/`, `unet/`, `scheduler/`, optional `vqvae/`)."""
+    """A folder laid out like teticio/audio-diffusion-* (`mel/`, `unet/`, `scheduler/`, optional `vqvae/`).
+
+    DDPM-trained repos get `TETICIO_DDPM_DEFAULT` (DDIM, 50 steps by default) instead of their saved
+    1000-step `DDPMScheduler`.
+    """
     index = read_model_index(folder)
     scheduler_class = getattr(diffusers, index["scheduler"][1])
     vae_folder = next((name for name in ("vqvae", "vae") if index.get(name, [None])[0] and (folder / name).is_dir()),
                       None)
-    return MelDiffusionPipeline(
+    pipeline = MelDiffusionPipeline(
         unet=UNet2DModel.from_pretrained(folder, subfolder="unet"),
         scheduler=scheduler_class.from_pretrained(folder, subfolder="scheduler"),
         mel=Mel.from_pretrained(folder, subfolder="mel"),
         vae=AutoencoderKL.from_pretrained(folder, subfolder=vae_folder) if vae_folder else None,
     )
+    if isinstance(pipeline.scheduler, DDPMScheduler):
+        name, steps = TETICIO_DDPM_DEFAULT
+        pipeline.set_scheduler(name)
+        pipeline.default_num_inference_steps = steps
+    return pipeline
 
 
 def load_pipeline(
@@ -87,11 +102,17 @@ def load_pipeline(
         scheduler: swap the saved scheduler for one of `models.schedulers.SCHEDULERS` (mel pipelines).
 
     Returns:
-        `MelDiffusionPipeline`, `TextToMelPipeline` or `StableAudioBackend`.
+        `MelDiffusionPipeline`, `TextToMelPipeline`, `StableAudioBackend` or `StableAudio3Backend`
+        (`stabilityai/stable-audio-3-*` or a folder saved by `StableAudio3Pipeline`) or `AceStepBackend`
+        (`ACE-Step/*` diffusers repos or a folder saved by `AceStepPipeline`).
     """
     device = pick_device(device)
     torch_dtype = pick_dtype(device, torch_dtype)
     name = os.fspath(name_or_path)
+    if not Path(name).expanduser().is_dir() and name.startswith("ACE-Step/"):
+        return _load_ace_step(name, device, torch_dtype)
+    if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/stable-audio-3"):
+        return _load_stable_audio_3(name, device, torch_dtype)
     if not Path(name).expanduser().is_dir() and name.startswith("stabilityai/"):
         return _load_stable_audio(name, device, torch_dtype)
     folder = resolve_model_folder(name, allow_patterns=_TETICIO_PATTERNS + ["projection_model/*", "text_encoder/*",
@@ -99,6 +120,10 @@ def load_pipeline(
     class_name = read_model_index(folder).get("_class_name")
     if class_name == "StableAudioPipeline":
         return _load_stable_audio(str(folder), device, torch_dtype)
+    if class_name == "StableAudio3Pipeline":
+        return _load_stable_audio_3(str(folder), device, torch_dtype)
+    if class_name == "AceStepPipeline":
+        return _load_ace_step(str(folder), device, torch_dtype)
     if class_name in _AUDIO_DIFFUSION_CLASSES:
         pipeline = load_audio_diffusion_folder(folder)
     elif class_name == MelDiffusionPipeline.__name__:
@@ -115,10 +140,22 @@ def load_pipeline(
     return pipeline.to(device=device, dtype=torch_dtype)
 
 
+def _load_ace_step(name: str, device: torch.device, torch_dtype: torch.dtype):
+    from models.ace_step import AceStepBackend
+
+    return AceStepBackend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
+
+
+def _load_stable_audio_3(name: str, device: torch.device, torch_dtype: torch.dtype):
+    from models.stable_audio_3 import StableAudio3Backend
+
+    return StableAudio3Backend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
+
+
 def _load_stable_audio(name: str, device: torch.device, torch_dtype: torch.dtype):
     from models.stable_audio import StableAudioBackend
 
     return StableAudioBackend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
 
 
-__all__ = ["load_pipeline", "resolve_model_folder", "ModelUnavailableError"]
+__all__ = ["TETICIO_DDPM_DEFAULT", "ModelUnavailableError", "load_pipeline", "resolve_model_folder"]

@@ -1,21 +1,27 @@
 """Stages shared by the mel diffusion pipelines: mel windows in and out, the masked denoising loop, continuation.
 
-A model sees one window of `x_res` STFT frames (`Mel.seconds_per_image` seconds). Longer audio is
-cut into windows, and longer outputs are grown window by window, each new window keeping the
+A model sees one window of `x_res` STFT frames (`Mel.seconds_per_image` seconds). Longer input audio
+is cut into windows that overlap by `overlap` frames, each denoised on its own and crossfaded (in
+dB) into the previous one; longer outputs are grown window by window, each new window keeping the
 last `overlap` frames of the previous one as context (outpainting) and crossfading into it.
+
+Subclasses implement one hook, `noise_predictor(call, first_frames)`: the model's noise prediction
+for a batch of windows (their conditioning). Everything else runs here, top to bottom.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from models.audio import prepare_audio
-from models.mel import Mel
 from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
 from models.stretch import samples_at_tempo, time_stretch
@@ -25,10 +31,28 @@ OUTPUT_PEAK = 10 ** (-1 / 20)
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressCallback = Callable[[int, int], None]
-# (batch, init images or None, strength, keep mask or None, first frame of each item's window, on_step) -> images
-WindowSampler = Callable[
-    [int, "torch.Tensor | None", float, "torch.Tensor | None", torch.Tensor, Callable[[], None]], torch.Tensor
-]
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+@dataclass
+class WindowCall:
+    """What one pipeline call fixes for every window it denoises.
+
+    Attributes:
+        batch_size: outputs of the call (a list `generator` has one generator per output).
+        num_inference_steps: denoising steps per window.
+        generator: one generator, one per output, or None.
+        eta: DDIM's eta (0 = deterministic sampling).
+        conditioning: whatever the subclass's `noise_predictor` needs (e.g. encoded prompts).
+        on_step: called after every denoising step (progress and cancellation).
+    """
+
+    batch_size: int
+    num_inference_steps: int
+    generator: Generators
+    eta: float = 0.0
+    conditioning: object = None
+    on_step: Callable[[], None] = lambda: None
 
 
 class MelPipelineBase(DiffusionPipeline):
@@ -38,7 +62,10 @@ class MelPipelineBase(DiffusionPipeline):
     `vae.encode(mel image) * scaling_factor`, as in teticio's latent-audio-diffusion checkpoints.
     """
 
-    _optional_components = ["vae"]
+    _optional_components: ClassVar[list[str]] = ["vae"]
+    # No `model_cpu_offload_seq`: the mel front end (`Mel`) and Griffin-Lim run on `self.device`
+    # between the models, which accelerate's offload hooks do not move; `enable_model_cpu_offload()`
+    # therefore refuses with diffusers' own error instead of failing half-way. The models are small.
     # Longest audio accepted as input and longest audio generated, in seconds.
     max_input_length_in_s: float = 120.0
     max_audio_length_in_s: float = 120.0
@@ -173,43 +200,93 @@ class MelPipelineBase(DiffusionPipeline):
         """Checked float32 mono input audio at the model's sample rate."""
         return prepare_audio(audio, audio_sampling_rate, self.sample_rate, self.max_input_length_in_s)
 
-    def audio_to_windows(self, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cut mono audio into consecutive model windows.
+    def window_starts(self, num_frames: int, overlap_frames: int = 0) -> torch.Tensor:
+        """First frame of each window covering `num_frames` frames, windows `overlap_frames` apart
+        less than a window (`[num_windows]`, long)."""
+        stride = self.window_frames - overlap_frames
+        extra = max(0, num_frames - self.window_frames)
+        return torch.arange(1 + math.ceil(extra / stride)) * stride
+
+    def audio_to_windows(self, audio: np.ndarray, overlap_frames: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut mono audio into model windows starting at `window_starts(frames, overlap_frames)`.
 
         Returns:
             images: `[num_windows, 1, y_res, x_res]` in [-1, 1], each scaled to its own loudest bin.
             window_peak_db: `[num_windows]`, each window's loudest mel bin in dB, to restore the
                 relative levels of the windows when they are joined again.
         """
-        frames = self.mel.frames_for_samples(len(audio))
-        num_windows = max(1, math.ceil(frames / self.window_frames))
-        num_samples = num_windows * self.window_frames * self.mel.config.hop_length - 1
+        starts = self.window_starts(self.mel.frames_for_samples(len(audio)), overlap_frames)
+        total_frames = int(starts[-1]) + self.window_frames
+        # `frames * hop - 1` samples give exactly `frames` centred frames (as audio-diffusion does).
+        num_samples = total_frames * self.mel.config.hop_length - 1
         padded = np.zeros(num_samples, dtype=np.float32)
         padded[: min(len(audio), num_samples)] = audio[:num_samples]
-        power = self.mel.audio_to_mel_power(torch.from_numpy(padded)[None].to(self.device))
-        windows = power[0].reshape(self.mel.config.y_res, num_windows, self.window_frames).permute(1, 0, 2)
+        power = self.mel.audio_to_mel_power(torch.from_numpy(padded)[None].to(self.device))[0]
+        windows = torch.stack([power[:, start : start + self.window_frames] for start in starts.tolist()])
         peak_db = 10.0 * torch.log10(windows.amax(dim=(1, 2)).clamp_min(1e-10))
         return self.mel.power_to_image(windows), peak_db
 
-    def windows_to_frames(self, images: torch.Tensor, window_peak_db: torch.Tensor | None = None) -> torch.Tensor:
-        """Join `[batch * num_windows, 1, y, x]` window images (window-major per item) into
-        `[batch, 1, y, num_windows * x]` mel power images with each window's level restored."""
+    def windows_to_frames(
+        self, images: torch.Tensor, window_peak_db: torch.Tensor | None = None, overlap_frames: int = 0
+    ) -> torch.Tensor:
+        """Join `[batch * num_windows, 1, y, x]` window images (window-major per item), cut with
+        `audio_to_windows(..., overlap_frames)`, into mel power `[batch, 1, y, frames]`: each window's
+        level restored, overlapping frames crossfaded linearly in dB (as continuation does)."""
         num_windows = 1 if window_peak_db is None else len(window_peak_db)
         power = self.mel.image_to_mel_power(images)  # [batch * windows, y, x]
         if window_peak_db is not None:
             gains = torch.pow(10.0, window_peak_db.to(power.device) / 10.0).repeat(power.shape[0] // num_windows)
             power = power * gains[:, None, None]
         batch = power.shape[0] // num_windows
-        power = power.reshape(batch, num_windows, *power.shape[1:]).permute(0, 2, 1, 3)
-        return power.reshape(batch, 1, power.shape[1], -1)
+        windows = power.reshape(batch, num_windows, 1, *power.shape[1:])
+        frames = windows[:, 0]
+        for index in range(1, num_windows):
+            frames = self.crossfade(frames, windows[:, index], overlap_frames)
+        return frames
 
-    def frames_to_audio(self, mel_power: torch.Tensor, num_samples: int) -> np.ndarray:
-        """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (Griffin-Lim), peak-safe."""
+    @staticmethod
+    def crossfade(frames: torch.Tensor, window: torch.Tensor, overlap_frames: int) -> torch.Tensor:
+        """Append mel power `window` `[batch, 1, y, x]` to `frames` `[batch, 1, y, n]`, its first
+        `overlap_frames` columns fading linearly (in dB) from the last columns of `frames`."""
+        if overlap_frames == 0:
+            return torch.cat([frames, window], dim=-1)
+        ramp = torch.linspace(0.0, 1.0, overlap_frames, device=frames.device)
+        joined_db = torch.lerp(
+            10.0 * torch.log10(frames[..., -overlap_frames:].clamp_min(1e-10)),
+            10.0 * torch.log10(window[..., :overlap_frames].clamp_min(1e-10)),
+            ramp,
+        )
+        return torch.cat(
+            [frames[..., :-overlap_frames], torch.pow(10.0, joined_db / 10.0), window[..., overlap_frames:]], dim=-1
+        )
+
+    @staticmethod
+    def phase_seeds(generator: Generators, batch_size: int) -> list[int]:
+        """Seeds of Griffin-Lim's initial phases for `batch_size` outputs, drawn from the caller's
+        generator(s) before anything else: one generator gives the batch one phase pattern (an image
+        sounds the same whatever batch it is in), a list one per output; None a fixed seed (0)."""
+        if isinstance(generator, list):
+            generators_for_windows(generator, batch_size, batch_size)
+            return [_draw_seed(item) for item in generator]
+        return [0 if generator is None else _draw_seed(generator)] * batch_size
+
+    def frames_to_audio(
+        self, mel_power: torch.Tensor, num_samples: int, phase_seeds: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (Griffin-Lim), peak-safe.
+
+        Args:
+            phase_seeds: one seed of the initial phases per item (`phase_seeds`); None: seed 0.
+        """
         magnitude = self.mel.mel_to_magnitude(mel_power[:, 0].float())
         length = max(num_samples, magnitude.shape[-1] * self.mel.config.hop_length)
-        # One item at a time: on CPU a batch of 8 ran ~2.5x slower per item (its STFTs fall out of
-        # cache). Results are the same, the initial phases being shared by the batch.
-        audio = torch.cat([self.mel.griffin_lim(item[None], length=length) for item in magnitude])
+        seeds = [0] * len(magnitude) if phase_seeds is None else list(phase_seeds)
+        # One item at a time: on CPU a batch of 8 ran ~2.5x slower per item (its STFTs fall out of cache).
+        audio = torch.cat([
+            self.mel.griffin_lim(item[None], length=length,
+                                 generator=torch.Generator(device=magnitude.device).manual_seed(seed))
+            for item, seed in zip(magnitude, seeds)
+        ])
         audio = audio[:, :num_samples].detach().cpu().numpy()
         peaks = np.abs(audio).max(axis=1, keepdims=True)
         # Level is relative (mel images are normalised), so only guard against clipping.
@@ -244,15 +321,19 @@ class MelPipelineBase(DiffusionPipeline):
         return latents.float().clamp(-1.0, 1.0)
 
     def keep_mask_for_windows(
-        self, keep_regions_in_s: Sequence[tuple[float, float]], num_windows: int
+        self, keep_regions_in_s: Sequence[tuple[float, float]], window_starts: torch.Tensor
     ) -> torch.Tensor:
-        """Mask `[num_windows, 1, 1, latent_frames]`, 1 where every frame of a latent column lies in a kept region."""
+        """Mask `[num_windows, 1, 1, latent_frames]`, 1 where every frame of a latent column lies in a kept region.
+
+        Args:
+            window_starts: first frame of each window (`window_starts`).
+        """
         seconds_per_frame = self.mel.config.hop_length / self.sample_rate
-        frame_times = torch.arange(num_windows * self.window_frames) * seconds_per_frame
+        frame_times = (window_starts[:, None] + torch.arange(self.window_frames)).float() * seconds_per_frame
         keep = torch.zeros_like(frame_times)
         for start_s, end_s in keep_regions_in_s:
             keep[(frame_times >= start_s) & (frame_times + seconds_per_frame <= end_s + 1e-9)] = 1.0
-        keep = keep.reshape(num_windows, 1, 1, self.window_frames)
+        keep = keep.reshape(len(window_starts), 1, 1, self.window_frames)
         factor = self.vae_scale_factor
         # A latent column is kept only if all the frames it spans are kept (min-pool).
         keep = -torch.nn.functional.max_pool2d(-keep, kernel_size=(1, factor)) if factor > 1 else keep
@@ -262,8 +343,6 @@ class MelPipelineBase(DiffusionPipeline):
 
     def prepare_extra_step_kwargs(self, generator: torch.Generator | list | None, eta: float) -> dict:
         """`eta` and `generator` for schedulers whose `step` accepts them (DDIM's eta, DDPM's noise)."""
-        import inspect
-
         accepted = set(inspect.signature(self.scheduler.step).parameters)
         extra = {}
         if "eta" in accepted:
@@ -336,43 +415,46 @@ class MelPipelineBase(DiffusionPipeline):
                 on_step()
         return latents
 
-    def denoise_images(
+    def noise_predictor(self, call: WindowCall, first_frames: torch.Tensor) -> NoisePredictor:
+        """The hook subclasses implement: the model's `(scaled latents, timestep) -> noise` for a batch
+        of windows starting `first_frames` frames (`[batch]`) into the output, with the call's
+        conditioning (`call.conditioning`)."""
+        raise NotImplementedError
+
+    def sample_windows(
         self,
-        predict_noise: NoisePredictor,
-        batch: int,
-        num_inference_steps: int,
-        generator: torch.Generator | list[torch.Generator] | None,
+        call: WindowCall,
         init_images: torch.Tensor | None,
         strength: float,
         keep_mask: torch.Tensor | None,
-        eta: float,
-        on_step: Callable[[], None] | None,
+        first_frames: torch.Tensor,
     ) -> torch.Tensor:
-        """`denoise` from and to mel images in [-1, 1] `[batch, 1, y, x_res]` (through the vae if any)."""
+        """Denoise a batch of windows: mel images in [-1, 1] `[batch, 1, y, x_res]` (through the vae if any).
+
+        Args:
+            init_images: the windows' input images (variation, in/outpainting, continuation) or None.
+            strength, keep_mask: as in `denoise`.
+            first_frames: `[batch]` each window's first frame in the output, item-major (each output's
+                windows in turn); `batch` is a multiple of `call.batch_size`.
+        """
+        batch = len(first_frames)
         init_latents = None if init_images is None else self.encode_images(init_images)
         latents = self.denoise(
-            predict_noise, self.latent_shape(batch), num_inference_steps, generator,
-            init_latents=init_latents, strength=strength, keep_mask=keep_mask, eta=eta, on_step=on_step,
+            self.noise_predictor(call, first_frames), self.latent_shape(batch), call.num_inference_steps,
+            generators_for_windows(call.generator, call.batch_size, batch), init_latents=init_latents,
+            strength=strength, keep_mask=keep_mask, eta=call.eta, on_step=call.on_step,
         )
         return self.decode_latents(latents)
 
     # ---- continuation ----------------------------------------------------------------------
 
     def extend_frames(
-        self,
-        frames: torch.Tensor,
-        extra_frames: int,
-        overlap_frames: int,
-        sample_window: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+        self, call: WindowCall, frames: torch.Tensor, extra_frames: int, overlap_frames: int
     ) -> torch.Tensor:
         """Grow mel power images `[batch, 1, y, frames]` by `extra_frames` columns, window by window.
 
         Each new window keeps the last `overlap_frames` columns as context and regenerates the rest;
         the regenerated context crossfades linearly (in dB) into the existing columns.
-
-        Args:
-            sample_window: `(init_images [batch, 1, y, x_res] in [-1, 1], keep_mask, first_frame) ->
-                images [batch, 1, y, x_res]`, where `first_frame` is the window's offset in frames.
         """
         target = frames.shape[-1] + extra_frames
         keep = torch.zeros(1, 1, 1, self.window_frames)
@@ -387,18 +469,10 @@ class MelPipelineBase(DiffusionPipeline):
             init = torch.full((frames.shape[0], 1, self.mel.config.y_res, self.window_frames), -1.0,
                               device=frames.device)
             init[..., :overlap_frames] = context_image
-            window = sample_window(init, keep.to(self.device), frames.shape[-1] - overlap_frames)
+            first_frames = torch.full((frames.shape[0],), frames.shape[-1] - overlap_frames)
+            window = self.sample_windows(call, init, 1.0, keep.to(self.device), first_frames)
             window_power = self.mel.image_to_mel_power(window).unsqueeze(1) * torch.pow(10.0, reference_db / 10.0)
-            ramp = torch.linspace(0.0, 1.0, overlap_frames, device=frames.device)
-            joined_db = torch.lerp(
-                10.0 * torch.log10(context.clamp_min(1e-10)),
-                10.0 * torch.log10(window_power[..., :overlap_frames].clamp_min(1e-10)),
-                ramp,
-            )
-            frames = torch.cat(
-                [frames[..., :-overlap_frames], torch.pow(10.0, joined_db / 10.0), window_power[..., overlap_frames:]],
-                dim=-1,
-            )
+            frames = self.crossfade(frames, window_power, overlap_frames)
         return frames[..., :target]
 
     def splice_original(
@@ -441,10 +515,8 @@ class MelPipelineBase(DiffusionPipeline):
 
     def generate_frames(
         self,
-        sample_windows: WindowSampler,
-        batch_size: int,
+        call: WindowCall,
         num_samples: int,
-        num_inference_steps: int,
         original: np.ndarray | None,
         strength: float,
         keep_regions_in_s: Sequence[tuple[float, float]] | None,
@@ -452,50 +524,43 @@ class MelPipelineBase(DiffusionPipeline):
         overlap_in_s: float,
         progress_callback: ProgressCallback | None,
     ) -> torch.Tensor:
-        """Mel power `[batch_size, 1, y, frames]` covering `num_samples` samples.
+        """Mel power `[call.batch_size, 1, y, frames]` covering `num_samples` samples.
 
-        Variation / in-outpainting denoise every window of `original`; continuation starts from the
-        input's frames; otherwise the first window is generated from noise. Then the frames grow
-        window by window until they cover `num_samples`.
+        Variation / in-outpainting denoise every (overlapping) window of `original`; continuation
+        starts from the input's frames; otherwise the first window is generated from noise. Then the
+        frames grow window by window until they cover `num_samples`. `progress_callback` is called
+        as `(steps_done, steps_total)` after every denoising step.
         """
-        hop = self.mel.config.hop_length
-        overlap_frames = max(1, round(overlap_in_s * self.sample_rate / hop))
+        # 1. Count the steps to report progress
+        batch_size = call.batch_size
+        generators_for_windows(call.generator, batch_size, batch_size)  # a wrong-length list fails here
+        overlap_frames = max(1, round(overlap_in_s * self.sample_rate / self.mel.config.hop_length))
         total_frames = self.mel.frames_for_samples(num_samples)
-        steps_total = self.count_steps(original, total_frames, overlap_frames, num_inference_steps, strength, extend)
+        steps_total = self.count_steps(original, total_frames, overlap_frames, call.num_inference_steps, strength,
+                                       extend)
         with self.progress_bar(total=steps_total) as bar:
-            steps_done = 0
+            call.on_step = StepCounter(steps_total, bar, progress_callback)
 
-            def on_step() -> None:
-                nonlocal steps_done
-                steps_done += 1
-                bar.update()
-                if progress_callback is not None:
-                    progress_callback(steps_done, steps_total)
-
+            # 2. The first frames: the input's windows denoised, the input itself, or one new window
             if original is not None and not extend:
-                windows, peak_db = self.audio_to_windows(original)
-                num_windows = windows.shape[0]
+                windows, peak_db = self.audio_to_windows(original, overlap_frames)
+                starts = self.window_starts(self.mel.frames_for_samples(len(original)), overlap_frames)
                 keep_mask = None
                 if keep_regions_in_s:
-                    keep_mask = self.keep_mask_for_windows(keep_regions_in_s, num_windows).repeat(batch_size, 1, 1, 1)
-                first_frames = (torch.arange(num_windows) * self.window_frames).repeat(batch_size)
-                images = sample_windows(batch_size * num_windows, windows.repeat(batch_size, 1, 1, 1), strength,
-                                        keep_mask, first_frames, on_step)
-                frames = self.windows_to_frames(images, peak_db)
+                    keep_mask = self.keep_mask_for_windows(keep_regions_in_s, starts).repeat(batch_size, 1, 1, 1)
+                images = self.sample_windows(call, windows.repeat(batch_size, 1, 1, 1), strength, keep_mask,
+                                             starts.repeat(batch_size))
+                frames = self.windows_to_frames(images, peak_db, overlap_frames)
             elif original is not None:
                 frames = self.mel.audio_to_mel_power(torch.from_numpy(original)[None].to(self.device))
                 frames = frames[:, None].repeat(batch_size, 1, 1, 1)
             else:
-                images = sample_windows(batch_size, None, 1.0, None, torch.zeros(batch_size, dtype=torch.long), on_step)
+                images = self.sample_windows(call, None, 1.0, None, torch.zeros(batch_size, dtype=torch.long))
                 frames = self.windows_to_frames(images)
 
+            # 3. Grow to the asked length
             if frames.shape[-1] < total_frames:
-                frames = self.extend_frames(
-                    frames, total_frames - frames.shape[-1], overlap_frames,
-                    lambda init, keep, first_frame: sample_windows(
-                        batch_size, init, 1.0, keep, torch.full((batch_size,), first_frame), on_step
-                    ),
-                )
+                frames = self.extend_frames(call, frames, total_frames - frames.shape[-1], overlap_frames)
         return frames[..., :total_frames]
 
     def frames_to_output(
@@ -506,10 +571,11 @@ class MelPipelineBase(DiffusionPipeline):
         keep_regions_in_s: Sequence[tuple[float, float]] | None,
         extend: bool,
         overlap_in_s: float,
+        phase_seeds: Sequence[int] | None = None,
     ) -> GeneratedAudio:
         """Griffin-Lim to exactly `num_samples` samples at a usable level, the original waveform put back
         where it was kept (in/outpainting, continuation), and display pictures."""
-        audios = self.set_level(self.frames_to_audio(frames, num_samples), original)
+        audios = self.set_level(self.frames_to_audio(frames, num_samples, phase_seeds), original)
         if original is not None and (keep_regions_in_s or extend):
             overlap_samples = round(overlap_in_s * self.sample_rate)
             keep = self.kept_samples(num_samples, keep_regions_in_s, len(original), overlap_samples)
@@ -534,7 +600,7 @@ class MelPipelineBase(DiffusionPipeline):
         strength: float, extend: bool,
     ) -> int:
         """Denoising steps a call will run, for progress reporting."""
-        if original is not None and not extend:
+        if original is not None and not extend:  # all the input's windows in one batch
             return num_inference_steps - min(num_inference_steps, round(num_inference_steps * (1 - strength)))
         have = self.mel.frames_for_samples(len(original)) if original is not None else self.window_frames
         steps = 0 if original is not None else num_inference_steps
@@ -554,3 +620,34 @@ class MelPipelineBase(DiffusionPipeline):
         else:  # continuation: the input is kept up to the middle of the overlap
             keep[: max(0, input_samples - overlap_samples // 2)] = True
         return keep
+
+
+class StepCounter:
+    """Counts denoising steps: advances the tqdm bar and calls `progress_callback(steps_done, steps_total)`."""
+
+    def __init__(self, steps_total: int, bar, progress_callback: ProgressCallback | None) -> None:
+        self.steps_done, self.steps_total = 0, steps_total
+        self.bar, self.progress_callback = bar, progress_callback
+
+    def __call__(self) -> None:
+        self.steps_done += 1
+        self.bar.update()
+        if self.progress_callback is not None:
+            self.progress_callback(self.steps_done, self.steps_total)
+
+
+def generators_for_windows(generator: Generators, batch_size: int, batch: int) -> Generators:
+    """The call's generator(s) for a batch of `batch` windows, item-major: a list of `batch_size`
+    generators becomes one per window, each output's generator drawing the noise of all its windows."""
+    if not isinstance(generator, list):
+        return generator
+    if len(generator) != batch_size:
+        raise ValueError(f"Got {len(generator)} generators for {batch_size} outputs: pass one generator, "
+                         "or one per output.")
+    repeats = batch // batch_size
+    return [item for item in generator for _ in range(repeats)]
+
+
+def _draw_seed(generator: torch.Generator) -> int:
+    """A seed drawn from `generator` (on its own device), for a generator of another device or purpose."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())

@@ -14,7 +14,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from models.mel import Mel
 from models.outputs import GeneratedAudio
-from models.pipeline_base import MelPipelineBase, ProgressCallback
+from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
 
 
 class MelDiffusionPipeline(MelPipelineBase):
@@ -29,7 +29,6 @@ class MelDiffusionPipeline(MelPipelineBase):
 
     is_text_conditioned = False
     default_num_inference_steps = 20
-    model_cpu_offload_seq = "unet->vae"
 
     def __init__(
         self,
@@ -46,6 +45,10 @@ class MelDiffusionPipeline(MelPipelineBase):
 
     def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timestep).sample
+
+    def noise_predictor(self, call: WindowCall, first_frames: torch.Tensor) -> NoisePredictor:
+        """Unconditional: the same prediction for every window."""
+        return self.predict_noise
 
     @torch.no_grad()
     def __call__(
@@ -107,18 +110,16 @@ class MelDiffusionPipeline(MelPipelineBase):
         else:
             num_samples = output_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
 
-        # 3. Denoise: the input's windows, or generated windows, grown to num_samples
-        def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
-            return self.denoise_images(self.predict_noise, batch, num_inference_steps, generator, init_images,
-                                       strength, keep_mask, eta, on_step)
+        phase_seeds = self.phase_seeds(generator, batch_size)
 
-        frames = self.generate_frames(
-            sample_windows, batch_size, num_samples, num_inference_steps, original, strength,
-            keep_regions_in_s, bool(extend_in_s), overlap_in_s, progress_callback,
-        )
+        # 3. Denoise: the input's windows, or generated windows, grown to num_samples
+        call = WindowCall(batch_size, num_inference_steps, generator, eta)
+        frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),
+                                      overlap_in_s, progress_callback)
 
         # 4. Mel -> audio (Griffin-Lim), exactly num_samples long, original put back where kept
-        output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s), overlap_in_s)
+        output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s),
+                                       overlap_in_s, phase_seeds)
 
         # 5. From the reference tempo to the asked one, exactly output_samples long
         output.audios = self.stretch_to(output.audios, output_samples)

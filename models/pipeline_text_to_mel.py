@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,8 +24,27 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.mel import Mel
 from models.outputs import GeneratedAudio
-from models.pipeline_base import MelPipelineBase, ProgressCallback
+from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
+
+
+@dataclass
+class TextConditioning:
+    """What a text call conditions every window on (`WindowCall.conditioning`).
+
+    Attributes:
+        text, negative_text: projected prompt states `[prompts, tokens, dim]` and masks (`encode_prompt`),
+            one row per prompt; None for the negative without guidance.
+        seconds_start: where the output starts in the piece, in seconds (at the reference tempo).
+        piece_seconds: the piece's total duration, in seconds (at the reference tempo).
+        guidance_scale: classifier-free guidance; <= 1 disables it.
+    """
+
+    text: tuple[torch.Tensor, torch.Tensor]
+    negative_text: tuple[torch.Tensor, torch.Tensor] | None
+    seconds_start: float
+    piece_seconds: float
+    guidance_scale: float
 
 
 class TextToMelPipeline(MelPipelineBase):
@@ -44,8 +65,7 @@ class TextToMelPipeline(MelPipelineBase):
     is_text_conditioned = True
     default_num_inference_steps = 20
     default_guidance_scale = 3.0
-    _optional_components = ["vae", "text_encoder", "tokenizer"]
-    model_cpu_offload_seq = "text_encoder->projection_model->unet->vae"
+    _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer"]
 
     def __init__(
         self,
@@ -88,7 +108,7 @@ class TextToMelPipeline(MelPipelineBase):
             self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> "TextToMelPipeline":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> TextToMelPipeline:
         """Load a saved pipeline; a text encoder saved without it is loaded by `text_encoder_name_or_path`."""
         if "text_encoder" not in kwargs:
             index = _read_model_index(pretrained_model_name_or_path, kwargs)
@@ -142,12 +162,12 @@ class TextToMelPipeline(MelPipelineBase):
         """
         timing_tokens, timing_vector = self.encode_duration(seconds_start, seconds_total)
         timing_mask = torch.ones(timing_tokens.shape[:2], dtype=text_mask.dtype, device=text_mask.device)
-        return dict(
-            encoder_hidden_states=torch.cat([text_hidden, timing_tokens.to(text_hidden.device)], dim=1).to(
+        return {
+            "encoder_hidden_states": torch.cat([text_hidden, timing_tokens.to(text_hidden.device)], dim=1).to(
                 self.unet.dtype),
-            encoder_attention_mask=torch.cat([text_mask, timing_mask], dim=1),
-            class_labels=timing_vector.to(self.unet.dtype) if self.unet.config.class_embed_type else None,
-        )
+            "encoder_attention_mask": torch.cat([text_mask, timing_mask], dim=1),
+            "class_labels": timing_vector.to(self.unet.dtype) if self.unet.config.class_embed_type else None,
+        }
 
     def make_noise_predictor(
         self,
@@ -175,6 +195,23 @@ class TextToMelPipeline(MelPipelineBase):
 
         return predict
 
+    def noise_predictor(self, call: WindowCall, first_frames: torch.Tensor) -> NoisePredictor:
+        """Guided noise prediction for windows starting `first_frames` frames into the output: each
+        window is told where it starts in the piece (capped at `max_window_start_s`, the latest start
+        the model was trained on) and how long the piece is."""
+        conditioning: TextConditioning = call.conditioning
+        batch = len(first_frames)
+        seconds_per_frame = self.mel.config.hop_length / self.sample_rate
+        window_start = conditioning.seconds_start + first_frames.float() * seconds_per_frame
+        latest_start = self.config.get("max_window_start_s")
+        if latest_start is not None:
+            window_start = window_start.clamp(max=float(latest_start))
+        negative = conditioning.negative_text
+        return self.make_noise_predictor(
+            _per_item(conditioning.text, batch), None if negative is None else _per_item(negative, batch),
+            window_start, torch.full((batch,), conditioning.piece_seconds), conditioning.guidance_scale,
+        )
+
     # ---- checks ----------------------------------------------------------------------------
 
     def check_inputs(
@@ -199,6 +236,23 @@ class TextToMelPipeline(MelPipelineBase):
             raise ValueError(f"guidance_scale must be in [0, 30], got {guidance_scale!r}.")
         if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
             raise ValueError(f"num_waveforms_per_prompt must be a positive integer, got {num_waveforms_per_prompt!r}.")
+
+    def check_timing(self, piece_seconds: float, tempo_ratio: float = 1.0) -> None:
+        """Refuse a piece longer than the timing embedders represent (they clamp larger values, so
+        every later window would be conditioned as the end of the piece), as diffusers'
+        `StableAudioPipeline` refuses an `audio_end_in_s` above its projection's `max_value`.
+
+        Args:
+            piece_seconds: `seconds_start + seconds_total` in seconds at the reference tempo.
+            tempo_ratio: reference-tempo seconds per output second (1 without a `bpm`).
+        """
+        if piece_seconds > self.max_seconds_total + 1e-6:
+            raise ValueError(
+                f"seconds_start + seconds_total must be at most {self.max_seconds_total / tempo_ratio:.2f} s "
+                f"for this model (its timing conditioning represents pieces up to {self.max_seconds_total:g} s"
+                f"{' at its reference tempo' if tempo_ratio != 1.0 else ''}), got "
+                f"{piece_seconds / tempo_ratio:.2f} s."
+            )
 
     # ---- generation ------------------------------------------------------------------------
 
@@ -231,14 +285,15 @@ class TextToMelPipeline(MelPipelineBase):
             negative_prompt: what to steer away from (the unconditional branch of guidance).
             seconds_start: where the clip starts inside the imagined piece, in seconds.
             seconds_total: output duration in seconds (default: one window). The model is told the
-                piece lasts `seconds_start + seconds_total` seconds; the output is exactly
-                `seconds_total` seconds long. Durations longer than a window are continued windows.
+                piece lasts `seconds_start + seconds_total` seconds (at most `max_seconds_total`,
+                what its timing embedders represent); the output is exactly `seconds_total`
+                seconds long. Durations longer than a window are continued windows.
             num_inference_steps: denoising steps per window.
             guidance_scale: classifier-free guidance; <= 1 disables it.
             audio, audio_sampling_rate, strength, keep_regions_in_s, extend_in_s, overlap_in_s, eta,
             progress_callback: as in `MelDiffusionPipeline.__call__` (audio-to-audio with a prompt).
-                With `audio`, the output is as long as the input (plus `extend_in_s`) and
-                `seconds_total` only conditions the model.
+                With `audio`, the output is as long as the input (plus `extend_in_s`): leave
+                `seconds_total` unset.
             bpm: tempo of the output in BPM, for tempo-normalised models: the clip is generated at
                 `reference_bpm` (timing conditioning in seconds at that tempo) and time-stretched to
                 exactly `seconds_total` seconds at `bpm` (None: the reference tempo).
@@ -260,6 +315,9 @@ class TextToMelPipeline(MelPipelineBase):
             num_inference_steps, strength, batch_size, audio, keep_regions_in_s, extend_in_s, overlap_in_s
         )
         self.check_bpm(bpm, audio)
+        if audio is not None and seconds_total is not None:
+            raise ValueError("seconds_total is the output duration; with audio the output is as long as the "
+                             "input (plus extend_in_s), so leave seconds_total unset.")
 
         # 2. Define call parameters (timing in seconds at the reference tempo when there is one)
         original = None if audio is None else self.prepare_input_audio(audio, audio_sampling_rate)
@@ -271,46 +329,35 @@ class TextToMelPipeline(MelPipelineBase):
             seconds_start, seconds_total = seconds_start * tempo_ratio, num_samples / self.sample_rate
         else:
             num_samples = output_samples = len(original) + round((extend_in_s or 0.0) * self.sample_rate)
-            seconds_total = num_samples / self.sample_rate if seconds_total is None else seconds_total
+            seconds_total = num_samples / self.sample_rate
         piece_seconds = seconds_start + seconds_total
+        self.check_timing(piece_seconds, tempo_ratio=num_samples / output_samples)
+        phase_seeds = self.phase_seeds(generator, batch_size)
 
         # 3. Encode input prompt (and the negative prompt for guidance)
         text = self.encode_prompt(prompts)
         negative_text = self.encode_prompt(negative_prompts or [""]) if guidance_scale > 1.0 else None
 
-        def per_item(encoded: tuple[torch.Tensor, torch.Tensor], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-            """Expand prompt encodings to `batch` items (prompt-major, then waveforms, then windows)."""
-            hidden, mask = encoded
-            repeat = batch // hidden.shape[0]
-            return hidden.repeat_interleave(repeat, 0), mask.repeat_interleave(repeat, 0)
-
         # 4. Denoise every window with its own timing: the window's start in the piece
-        seconds_per_frame = self.mel.config.hop_length / self.sample_rate
-
-        latest_start = self.config.get("max_window_start_s")
-
-        def sample_windows(batch, init_images, strength, keep_mask, first_frames, on_step):
-            window_start = seconds_start + first_frames.float() * seconds_per_frame
-            if latest_start is not None:
-                window_start = window_start.clamp(max=float(latest_start))
-            predict_noise = self.make_noise_predictor(
-                per_item(text, batch), None if negative_text is None else per_item(negative_text, batch),
-                window_start, torch.full((batch,), piece_seconds), guidance_scale,
-            )
-            return self.denoise_images(predict_noise, batch, num_inference_steps, generator, init_images,
-                                       strength, keep_mask, eta, on_step)
-
-        frames = self.generate_frames(
-            sample_windows, batch_size, num_samples, num_inference_steps, original, strength,
-            keep_regions_in_s, bool(extend_in_s), overlap_in_s, progress_callback,
-        )
+        conditioning = TextConditioning(text, negative_text, seconds_start, piece_seconds, guidance_scale)
+        call = WindowCall(batch_size, num_inference_steps, generator, eta, conditioning)
+        frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),
+                                      overlap_in_s, progress_callback)
 
         # 5. Mel -> audio, trimmed to exactly num_samples; original put back where kept
-        output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s), overlap_in_s)
+        output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s),
+                                       overlap_in_s, phase_seeds)
 
         # 6. From the reference tempo to the asked one, exactly output_samples long
         output.audios = self.stretch_to(output.audios, output_samples)
         return output if return_dict else output.to_tuple()
+
+
+def _per_item(encoded: tuple[torch.Tensor, torch.Tensor], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expand prompt encodings `[prompts, ...]` to `batch` items (prompt-major, then waveforms, then windows)."""
+    hidden, mask = encoded
+    repeat = batch // hidden.shape[0]
+    return hidden.repeat_interleave(repeat, 0), mask.repeat_interleave(repeat, 0)
 
 
 def _read_model_index(name_or_path: str | Path, kwargs: dict) -> dict:

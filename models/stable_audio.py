@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import librosa
 import numpy as np
@@ -19,6 +19,8 @@ import torch
 from diffusers import StableAudioPipeline
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.utils.torch_utils import randn_tensor
+
+from .audio import prepare_audio_channels
 from .device import pick_device, pick_dtype
 from .hub import ModelUnavailableError, explain_unavailable
 from .outputs import GeneratedAudio
@@ -32,8 +34,6 @@ MIN_AUDIO_SAMPLING_RATE = 8_000
 MAX_AUDIO_SAMPLING_RATE = 192_000
 MAX_AUDIO_CHANNELS = 8
 MAX_INFERENCE_STEPS = 1000
-# Peak amplitude (about -100 dBFS) below which the input audio counts as silent.
-SILENCE_PEAK = 1e-5
 
 # Display spectrograms: the loudest bin is white, `_MEL_TOP_DB` below it or quieter is black.
 _MEL_N_FFT = 2048
@@ -50,8 +50,14 @@ class StableAudioBackend:
             audio-to-audio).
         sample_rate: output sample rate in Hz (44100 for the real model).
         channels: output channels (2 for the real model).
-        max_seconds_total: length of the model's window in seconds; `seconds_start +
-            seconds_total` may not exceed it (about 47.55 s for the real model).
+        max_seconds_total: length of the model's window in seconds, the longest clip one call
+            returns (about 47.55 s for the real model).
+        max_timing_seconds: largest `seconds_start + seconds_total` the timing conditioning
+            represents (512 s for the real model).
+
+    Timing follows stable-audio-tools: the model's window starts at `seconds_start` in a piece
+    that ends at `seconds_start + seconds_total`; sample 0 of the window is the start time, and
+    the returned clip is the window's first `seconds_total` seconds.
         is_text_conditioned: always True: the prompt steers generation.
 
     Not safe to call from two threads at once: calls share the pipeline's scheduler state.
@@ -66,6 +72,9 @@ class StableAudioBackend:
         self.hop_length = int(pipeline.vae.hop_length)
         self.window_length = int(pipeline.transformer.config.sample_size) * self.hop_length
         self.max_seconds_total = self.window_length / self.sample_rate
+        # Largest `seconds_start + seconds_total` the timing embedders tell apart (512 s for the
+        # real model); they clamp anything above it.
+        self.max_timing_seconds = float(pipeline.projection_model.config.max_value)
 
     @classmethod
     def from_pretrained(
@@ -135,7 +144,7 @@ class StableAudioBackend:
                 raise ValueError(f"`prompt` must be a string or a list of strings, got {prompt!r}.")
             num_prompts = len(prompt)
         else:
-            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt)}.")
+            raise ValueError(f"`prompt` must be a string or a list of strings, got {type(prompt)}.")  # noqa: TRY004 (callers catch ValueError for bad input)
 
         if negative_prompt is not None and not isinstance(negative_prompt, str):
             if not isinstance(negative_prompt, (list, tuple)) or not all(
@@ -158,11 +167,17 @@ class StableAudioBackend:
         if not _is_real(seconds_total) or seconds_total <= 0:
             raise ValueError(f"`seconds_total` must be a finite number > 0 s, got {seconds_total}.")
         # A hair of tolerance so that `seconds_total=backend.max_seconds_total` itself is accepted.
-        if seconds_start + seconds_total > self.max_seconds_total + 1e-9:
+        if seconds_total > self.max_seconds_total + 1e-9:
             raise ValueError(
-                f"`seconds_start + seconds_total` must be <= {self.max_seconds_total:.3f} s (the "
-                f"model's window), got {seconds_start} + {seconds_total} = "
-                f"{seconds_start + seconds_total} s."
+                f"`seconds_total` must be <= {self.max_seconds_total:.3f} s (the model's window), "
+                f"got {seconds_total} s."
+            )
+        # The timing embedders clamp larger values: a later end would be conditioned as this one.
+        if seconds_start + seconds_total > self.max_timing_seconds + 1e-9:
+            raise ValueError(
+                f"`seconds_start + seconds_total` must be <= {self.max_timing_seconds:g} s (the "
+                f"largest time the model's timing conditioning represents), got {seconds_start} + "
+                f"{seconds_total} = {seconds_start + seconds_total} s."
             )
         if round(seconds_total * self.sample_rate) < 1:
             raise ValueError(
@@ -217,10 +232,6 @@ class StableAudioBackend:
                 f"`audio_sampling_rate` must be given with `audio`, in [{MIN_AUDIO_SAMPLING_RATE}, "
                 f"{MAX_AUDIO_SAMPLING_RATE}] Hz, got {audio_sampling_rate}."
             )
-        if np.abs(_channels_first(audio)).max() < SILENCE_PEAK:
-            logger.warning(
-                "Input audio is silent (peak below -100 dBFS): audio-to-audio starts from silence."
-            )
 
     @torch.no_grad()
     def __call__(
@@ -244,9 +255,11 @@ class StableAudioBackend:
         Args:
             prompt: what to generate; a list makes a batch.
             negative_prompt: what to steer away from; one string for all prompts or one per prompt.
-            seconds_start: timing conditioning in s: where in a longer piece the clip starts.
-            seconds_total: length of the returned audio in s; `seconds_start + seconds_total` must
-                not exceed `max_seconds_total`.
+            seconds_start: where in a longer piece the returned clip starts, in s (timing
+                conditioning; sample 0 of the output is this time of the piece).
+            seconds_total: length of the returned audio in s, at most `max_seconds_total`; the
+                piece is conditioned to end with the clip, at `seconds_start + seconds_total`
+                (at most `max_timing_seconds`).
             num_inference_steps: denoising steps of the full schedule (audio-to-audio runs the last
                 `floor(strength * num_inference_steps)` of them).
             guidance_scale: classifier-free guidance weight; <= 1 turns guidance off.
@@ -256,7 +269,7 @@ class StableAudioBackend:
                 channels (`[channels, samples]` or soundfile's `[samples, channels]`), float in
                 [-1, 1] or integer PCM (as `models.audio` takes it). It is resampled, mixed to the
                 model's channels, cut to `seconds_total` (or padded with silence) and placed at
-                `seconds_start` in the model's window. The same audio is used for every prompt
+                the start of the model's window. The same audio is used for every prompt
                 and waveform.
             audio_sampling_rate: sample rate of `audio` in Hz, 8 kHz to 192 kHz.
             strength: how far the output may move from `audio`: 0 returns the input's VAE
@@ -297,16 +310,11 @@ class StableAudioBackend:
         # diffusers conditions on the clip's end time (`audio_end_in_s`), not on its length.
         seconds_end = seconds_start + seconds_total
         num_samples = round(seconds_total * self.sample_rate)
-        waveform_start = min(
-            round(seconds_start * self.sample_rate), self.window_length - num_samples
-        )
 
-        # 3. Prepare the init audio: resampled, channel-matched and placed in the model's window
+        # 3. Prepare the init audio: resampled, channel-matched, at the start of the window
         init_waveform = None
         if audio is not None:
-            init_waveform = self.prepare_init_waveform(
-                audio, audio_sampling_rate, waveform_start, num_samples
-            )
+            init_waveform = self.prepare_init_waveform(audio, audio_sampling_rate, num_samples)
 
         # 4. Denoise: diffusers' own loop from noise, ours from the init audio
         if init_waveform is None:
@@ -336,9 +344,11 @@ class StableAudioBackend:
                 progress_callback,
             )
 
-        # 5. Decode and trim to exactly `seconds_total`
+        # 5. Decode and keep the window's first `seconds_total` (sample 0 is `seconds_start`;
+        # diffusers' own pipeline cuts `[start, end]` out of the window instead, which runs past
+        # the piece's end for any start > 0)
         waveforms = self.pipeline.vae.decode(latents).sample
-        waveforms = waveforms[:, :, waveform_start : waveform_start + num_samples]
+        waveforms = waveforms[:, :, :num_samples]
         audios = np.clip(waveforms.float().cpu().numpy(), -1.0, 1.0).astype(np.float32)
 
         # 6. Display spectrograms and output
@@ -352,28 +362,19 @@ class StableAudioBackend:
         self,
         audio: np.ndarray,
         audio_sampling_rate: int,
-        waveform_start: int,
         num_samples: int,
     ) -> torch.Tensor:
         """Init audio as the model's input: `[1, channels, window_length]` at `sample_rate`.
 
         The audio is resampled, mixed to the model's channel count (mono is copied to every
         channel; any other count is averaged to mono first), cut to `num_samples` and placed at
-        `waveform_start` (samples) in an otherwise silent window.
+        the start of an otherwise silent window.
         """
-        audio = _channels_first(audio)
-        if int(audio_sampling_rate) != self.sample_rate:
-            audio = librosa.resample(
-                audio, orig_sr=int(audio_sampling_rate), target_sr=self.sample_rate, axis=-1
-            )
-        if audio.shape[0] != self.channels:
-            if audio.shape[0] != 1:
-                audio = audio.mean(axis=0, keepdims=True)
-            audio = np.repeat(audio, self.channels, axis=0)
-
+        # The one intake of models/audio.py (checks, mixdown, resampling; it warns on silence).
+        audio = prepare_audio_channels(audio, audio_sampling_rate, self.sample_rate, self.channels)
         audio = audio[:, :num_samples]
         window = np.zeros((self.channels, self.window_length), dtype=np.float32)
-        window[:, waveform_start : waveform_start + audio.shape[1]] = audio
+        window[:, : audio.shape[1]] = audio
         vae = self.pipeline.vae
         return torch.from_numpy(window)[np.newaxis].to(device=self.device, dtype=vae.dtype)
 
@@ -571,18 +572,6 @@ def mel_image(waveform: np.ndarray, sample_rate: int) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.ascontiguousarray(pixels[::-1]))
 
 
-def _channels_first(audio: np.ndarray) -> np.ndarray:
-    """Float32 `[channels, samples]` from `[samples]` or 2-D audio whose shorter axis is channels
-    (the rule of `models.audio.to_mono`); integer PCM is scaled to [-1, 1]."""
-    audio = np.asarray(audio)
-    if np.issubdtype(audio.dtype, np.integer):
-        audio = audio.astype(np.float32) / np.iinfo(audio.dtype).max
-    audio = audio.astype(np.float32, copy=False)
-    if audio.ndim == 1:
-        return audio[np.newaxis]
-    return audio if audio.shape[0] <= audio.shape[1] else audio.T
-
-
 def _is_real(value: object) -> bool:
     """A finite real number (bools excluded)."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
@@ -592,3 +581,6 @@ def _is_real(value: object) -> bool:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+__all__ = ["DEFAULT_MODEL_ID", "ModelUnavailableError", "StableAudioBackend", "mel_image"]

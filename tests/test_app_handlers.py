@@ -180,22 +180,24 @@ def test_96_khz_six_channel_upload_is_mixed_down_and_resampled(tmp_path):
 # ---- loops ------------------------------------------------------------------------------------
 
 def test_loop_wav_has_loop_points_tempo_and_generation_parameters(studio):
-    result = studio.generate_loops(LOOPS, variations=1, seed=7, randomize_seed=False, steps=1, scheduler="ddim",
+    # The tiny random model's clip must hold a detectable beat for a loop to be cut: seed 3 gives one
+    # (seed 7 stopped doing so when Griffin-Lim's phases began to follow the seed).
+    result = studio.generate_loops(LOOPS, variations=1, seed=3, randomize_seed=False, steps=1, scheduler="ddim",
                                    repeats=2, clip_seconds=2.2, bpm=120)
-    assert result.seed == 7 and "**Seed 7**" in result.status
+    assert result.seed == 3 and "**Seed 3**" in result.status
     (output,) = result.outputs
     assert samples_of(output.audio_path).shape == (1, round(2.2 * SAMPLE_RATE))
     clip_metadata = read_wav_metadata(output.audio_path)
-    assert (clip_metadata["seed"], clip_metadata["steps"], clip_metadata["scheduler"]) == ("7", "1", "ddim")
+    assert (clip_metadata["seed"], clip_metadata["steps"], clip_metadata["scheduler"]) == ("3", "1", "ddim")
     assert clip_metadata["model"] == "loops" and clip_metadata["task"] == "clip"
-    assert "seed7" in output.audio_path.name and "steps1" in output.audio_path.name
+    assert "seed3" in output.audio_path.name and "steps1" in output.audio_path.name
 
     assert output.loop_path is not None and output.bpm == pytest.approx(120.0)
     loop_audio = samples_of(output.loop_path)
     assert read_loop_points(output.loop_path) == (0, loop_audio.shape[-1])
     loop_metadata = read_wav_metadata(output.loop_path)
     assert loop_metadata["bpm"] == "120.000" and loop_metadata["bpm_source"] == "given"
-    assert loop_metadata["repeats"] == "2" and loop_metadata["seed"] == "7"
+    assert loop_metadata["repeats"] == "2" and loop_metadata["seed"] == "3"
     one_bar = round(4 * 60 / 120 * SAMPLE_RATE)
     assert loop_audio.shape[-1] == 2 * one_bar * int(loop_metadata["bars"])
     assert "120.0 BPM" in output.loop_info and "120.0bpm" in output.loop_path.name
@@ -261,7 +263,7 @@ def test_text_tab_refuses_what_it_cannot_do(studio):
         studio.text_to_audio(TEXT, "   ", steps=1)
     with pytest.raises(gr.Error, match="Duration"):
         studio.text_to_audio(TEXT, "drums", seconds_total=-1)
-    with pytest.raises(gr.Error, match="Start offset must be at most"):
+    with pytest.raises(gr.Error, match="Start offset \\+ duration must be at most"):
         studio.text_to_audio(TEXT, "drums", seconds_total=1, seconds_start=500, steps=1)
 
 
@@ -331,7 +333,9 @@ def test_stable_audio_models_say_which_modes_they_lack(tmp_path, checkpoints, cl
     with pytest.raises(gr.Error, match="variations only"):
         studio.audio_to_audio(label, str(clip_file), "continue", steps=1)
     with pytest.raises(gr.Error, match="Start offset \\+ duration must be at most"):
-        studio.text_to_audio(label, "piano", seconds_total=0.05, seconds_start=1.0, steps=1)
+        studio.text_to_audio(label, "piano", seconds_total=0.05, seconds_start=64.0, steps=1)
+    with pytest.raises(gr.Error, match="Duration must be at most"):
+        studio.text_to_audio(label, "piano", seconds_total=0.1, steps=1)
     result = studio.text_to_audio(label, "piano", seconds_total=0.05, steps=2, seed=1, randomize_seed=False)
     assert samples_of(result.outputs[0].audio_path).shape == (2, round(0.05 * backend.sample_rate))
 

@@ -5,15 +5,21 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from models.hub import ModelUnavailableError
 from diffusers import DDIMScheduler
 
+from models.hub import ModelUnavailableError
 from models.loading import load_pipeline
-from models.schedulers import SCHEDULERS
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
-from tests.tiny_models import SAMPLE_RATE, tiny_mel, tiny_mel_pipeline, tiny_text_pipeline, tiny_unet, tiny_vae
+from models.schedulers import SCHEDULERS
+from tests.tiny_models import (
+    SAMPLE_RATE,
+    tiny_mel,
+    tiny_mel_pipeline,
+    tiny_text_pipeline,
+    tiny_unet,
+    tiny_vae,
+)
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -44,10 +50,11 @@ def test_text_pipeline_is_saved_without_its_text_encoder_and_reloads_it(tmp_path
     assert index["text_encoder_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
     loaded = load_pipeline(tmp_path, device="cpu")
     assert isinstance(loaded, TextToMelPipeline) and loaded.text_encoder is not None
-    kwargs = dict(prompt="techno drum loop, 130 BPM", seconds_total=0.3, num_inference_steps=3)
-    # Float noise in the reloaded text encoder is amplified a little by Griffin-Lim: 1e-4 of full scale.
+    kwargs = {"prompt": "techno drum loop, 130 BPM", "seconds_total": 0.3, "num_inference_steps": 3}
+    # Float noise in the reloaded text encoder is amplified a little by Griffin-Lim: 2e-4 of full scale
+    # (1e-4 was exceeded by one sample in 2400 once the phases came from the caller's seed).
     np.testing.assert_allclose(loaded(generator=seeded(), **kwargs).audios, pipe(generator=seeded(), **kwargs).audios,
-                               atol=1e-4)
+                               atol=2e-4)
 
 
 @pytest.mark.parametrize("latent", [False, True])

@@ -9,23 +9,23 @@ import torch
 
 pytest.importorskip("torchsde", reason="CosineDPMSolverMultistepScheduler needs torchsde")
 
-from diffusers import (  # noqa: E402
+from diffusers import (
     AutoencoderOobleck,
     CosineDPMSolverMultistepScheduler,
     StableAudioDiTModel,
     StableAudioPipeline,
 )
-from diffusers.pipelines.stable_audio import StableAudioProjectionModel  # noqa: E402
-from huggingface_hub.errors import GatedRepoError  # noqa: E402
-from transformers import T5Config, T5EncoderModel, T5Tokenizer  # noqa: E402
+from diffusers.pipelines.stable_audio import StableAudioProjectionModel
+from huggingface_hub.errors import GatedRepoError
+from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-from models.outputs import GeneratedAudio  # noqa: E402
-from models.stable_audio import ModelUnavailableError, StableAudioBackend, mel_image  # noqa: E402
+from models.outputs import GeneratedAudio
+from models.stable_audio import ModelUnavailableError, StableAudioBackend, mel_image
 
 SAMPLE_RATE = 16_000
 HOP_LENGTH = 8  # product of the VAE's downsampling ratios
 SAMPLE_SIZE = 128  # latent frames: a window of 128 * 8 / 16000 = 0.064 s
-WORDS = "a warm bright piano bass drum loop pad synth kick snare".split()
+WORDS = ["a", "warm", "bright", "piano", "bass", "drum", "loop", "pad", "synth", "kick", "snare"]
 
 # The torchsde Brownian tree is queried down to sigma 0, below its sigma_min, on the last step.
 pytestmark = pytest.mark.filterwarnings("ignore:Should have:UserWarning")
@@ -177,10 +177,10 @@ def test_larger_strength_moves_further_from_the_input(backend):
 @pytest.mark.parametrize("negative_prompt", [None, "snare"])
 def test_strength_one_ignores_the_input_like_text_to_audio(backend, negative_prompt):
     # Also shows that our denoising loop is diffusers' own, guidance and conditioning included.
-    kwargs = dict(
-        negative_prompt=negative_prompt, seconds_total=0.05, num_inference_steps=3,
-        guidance_scale=3.0,
-    )
+    kwargs = {
+        "negative_prompt": negative_prompt, "seconds_total": 0.05, "num_inference_steps": 3,
+        "guidance_scale": 3.0,
+    }
     from_text = backend("kick snare", generator=seeded(5), **kwargs).audios
     from_audio = backend(
         "kick snare", generator=seeded(5), audio=chirp(0.05), audio_sampling_rate=SAMPLE_RATE,
@@ -218,28 +218,29 @@ def test_input_audio_is_resampled_and_channel_matched(backend):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(prompt=[]), "empty list"),
-        (dict(prompt=["a", "b"], negative_prompt=["c"]), "negative_prompt"),
-        (dict(seconds_total=0.0), "seconds_total"),
-        (dict(seconds_total=-1.0), "seconds_total"),
-        (dict(seconds_start=-0.01), "seconds_start"),
-        (dict(seconds_start=0.04, seconds_total=0.03), r"<= 0\.064 s"),
-        (dict(num_inference_steps=0), r"\[1, 1000\]"),
-        (dict(num_inference_steps=5000), r"\[1, 1000\]"),
-        (dict(guidance_scale=-1.0), "guidance_scale"),
-        (dict(guidance_scale=0.5), "guidance_scale"),
-        (dict(num_waveforms_per_prompt=0), "num_waveforms_per_prompt"),
-        (dict(audio=np.zeros(8000), audio_sampling_rate=SAMPLE_RATE, strength=1.5), "strength"),
-        (dict(audio=np.zeros(8000), audio_sampling_rate=SAMPLE_RATE, strength=-0.1), "strength"),
-        (dict(audio=np.zeros(0), audio_sampling_rate=SAMPLE_RATE), "empty"),
-        (dict(audio=np.array([0.1, np.nan]), audio_sampling_rate=SAMPLE_RATE), "NaN"),
-        (dict(audio=np.array([0.1, np.inf]), audio_sampling_rate=SAMPLE_RATE), "infinite"),
-        (dict(audio=np.zeros((800, 20)) + 0.1, audio_sampling_rate=SAMPLE_RATE), "20 channels"),
-        (dict(audio=np.zeros((1, 2, 800)) + 0.1, audio_sampling_rate=SAMPLE_RATE), "shape"),
-        (dict(audio=chirp(0.01)), "audio_sampling_rate"),
-        (dict(audio=chirp(0.01), audio_sampling_rate=4000), r"\[8000, 192000\] Hz"),
-        (dict(audio=chirp(0.01), audio_sampling_rate=0), "audio_sampling_rate"),
-        (dict(audio=chirp(0.01), audio_sampling_rate=384_000), "audio_sampling_rate"),
+        ({"prompt": []}, "empty list"),
+        ({"prompt": ["a", "b"], "negative_prompt": ["c"]}, "negative_prompt"),
+        ({"seconds_total": 0.0}, "seconds_total"),
+        ({"seconds_total": -1.0}, "seconds_total"),
+        ({"seconds_start": -0.01}, "seconds_start"),
+        ({"seconds_total": 0.07}, r"seconds_total` must be <= 0\.064 s"),
+        ({"seconds_start": 63.99, "seconds_total": 0.03}, r"<= 64 s \(the largest time"),
+        ({"num_inference_steps": 0}, r"\[1, 1000\]"),
+        ({"num_inference_steps": 5000}, r"\[1, 1000\]"),
+        ({"guidance_scale": -1.0}, "guidance_scale"),
+        ({"guidance_scale": 0.5}, "guidance_scale"),
+        ({"num_waveforms_per_prompt": 0}, "num_waveforms_per_prompt"),
+        ({"audio": np.zeros(8000), "audio_sampling_rate": SAMPLE_RATE, "strength": 1.5}, "strength"),
+        ({"audio": np.zeros(8000), "audio_sampling_rate": SAMPLE_RATE, "strength": -0.1}, "strength"),
+        ({"audio": np.zeros(0), "audio_sampling_rate": SAMPLE_RATE}, "empty"),
+        ({"audio": np.array([0.1, np.nan]), "audio_sampling_rate": SAMPLE_RATE}, "NaN"),
+        ({"audio": np.array([0.1, np.inf]), "audio_sampling_rate": SAMPLE_RATE}, "infinite"),
+        ({"audio": np.zeros((800, 20)) + 0.1, "audio_sampling_rate": SAMPLE_RATE}, "20 channels"),
+        ({"audio": np.zeros((1, 2, 800)) + 0.1, "audio_sampling_rate": SAMPLE_RATE}, "shape"),
+        ({"audio": chirp(0.01)}, "audio_sampling_rate"),
+        ({"audio": chirp(0.01), "audio_sampling_rate": 4000}, r"\[8000, 192000\] Hz"),
+        ({"audio": chirp(0.01), "audio_sampling_rate": 0}, "audio_sampling_rate"),
+        ({"audio": chirp(0.01), "audio_sampling_rate": 384_000}, "audio_sampling_rate"),
     ],
 )
 def test_bad_input_raises_value_error_naming_it(backend, kwargs, message):

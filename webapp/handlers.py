@@ -24,6 +24,7 @@ import torch
 from evaluation import tempo
 from evaluation.quality import broken_reasons, clip_checks
 from models.audio import load_audio
+from models.backends import as_generator
 from models.loops import loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
 from models.schedulers import SCHEDULERS
@@ -299,29 +300,15 @@ class Studio:
         any device). `bpm` reaches tempo-normalised models only (generation from scratch). Raises `gr.Error`
         for inputs the model refuses."""
         generator = torch.Generator().manual_seed(int(seed))
-        negative_prompt = negative_prompt or None
-        tempo = {"bpm": bpm} if bpm and model_tempo(pipeline) and audio is None else {}
         try:
-            if is_stable_audio(pipeline):
-                if keep_regions_in_s or extend_in_s:
-                    raise gr.Error("Stable Audio Open does text-to-audio and variations here; inpainting, "
-                                   "outpainting and continuation need one of the mel models.")
-                kwargs = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
-                return pipeline(prompt, negative_prompt=negative_prompt, seconds_start=seconds_start,
-                                seconds_total=seconds_total or default_seconds(pipeline), num_inference_steps=steps,
-                                generator=generator, audio=audio, audio_sampling_rate=audio_sampling_rate,
-                                strength=strength, progress_callback=progress_callback, **kwargs)
-            if pipeline.is_text_conditioned:
-                return pipeline(prompt, negative_prompt=negative_prompt, seconds_start=seconds_start,
-                                seconds_total=seconds_total, num_inference_steps=steps, guidance_scale=guidance_scale,
-                                generator=generator, audio=audio, audio_sampling_rate=audio_sampling_rate,
-                                strength=strength, keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s,
-                                progress_callback=progress_callback, **tempo)
-            return pipeline(batch_size=1, num_inference_steps=steps, generator=generator, audio=audio,
-                            audio_sampling_rate=audio_sampling_rate, strength=strength,
-                            keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s,
-                            audio_length_in_s=None if audio is not None else seconds_total,
-                            progress_callback=progress_callback, **tempo)
+            backend = as_generator(pipeline)
+            return backend.generate(
+                (prompt or None) if backend.capabilities.text else None, duration_s=seconds_total,
+                generator=generator, steps=steps, guidance=guidance_scale, negative_prompt=negative_prompt,
+                audio=audio, audio_sampling_rate=audio_sampling_rate, strength=strength,
+                keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s, seconds_start=seconds_start, bpm=bpm,
+                progress_callback=progress_callback,
+            )
         except ValueError as error:
             raise gr.Error(str(error)) from None
         except torch.cuda.OutOfMemoryError:
@@ -490,12 +477,14 @@ class Studio:
                 raise gr.Error(f"{choice.name} does not take text. Pick a text model here, or make loops from "
                                "it in the Loops tab.")
             steps = self.check_steps(steps, pipeline)
-            limit = float(getattr(pipeline, "max_seconds_total", math.inf))
-            if is_stable_audio(pipeline) and seconds_start + seconds_total > limit + 1e-9:
+            capabilities = as_generator(pipeline).capabilities
+            if seconds_total > capabilities.max_duration_s + 1e-9:
+                raise gr.Error(f"Duration must be at most {capabilities.max_duration_s:.1f} s for {choice.name}, "
+                               f"got {seconds_total:g} s.")
+            limit = capabilities.max_piece_s
+            if limit is not None and seconds_start + seconds_total > limit + 1e-9:
                 raise gr.Error(f"Start offset + duration must be at most {limit:.1f} s for {choice.name}, got "
                                f"{seconds_start + seconds_total:g} s.")
-            if seconds_start > limit:
-                raise gr.Error(f"Start offset must be at most {limit:g} s for {choice.name}, got {seconds_start:g} s.")
             scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
             tempo = bpm_from_prompt(prompt) if model_tempo(pipeline) else None
             tempo_line = tempo_note(pipeline, tempo)

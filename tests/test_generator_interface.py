@@ -1,0 +1,74 @@
+"""Every backend behind `models.generator.AudioGenerator`: capabilities, exact durations, seeds,
+settings used, and clear errors for modes a backend lacks."""
+import numpy as np
+import pytest
+import torch
+
+from models.backends import MelBackend, as_generator
+from models.generator import AudioGenerator
+from tests.tiny_models import SAMPLE_RATE, drum_like_signal, tiny_mel_pipeline, tiny_text_pipeline
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def loops():
+    return as_generator(tiny_mel_pipeline(), name="tiny loops")
+
+
+@pytest.fixture(scope="module")
+def text():
+    return as_generator(tiny_text_pipeline(max_seconds=2.0), name="tiny text")
+
+
+def test_capabilities_say_what_each_backend_can_do(loops, text):
+    assert isinstance(loops, MelBackend) and isinstance(loops, AudioGenerator)
+    assert loops.capabilities.unconditional and not loops.capabilities.text
+    assert text.capabilities.text and not text.capabilities.unconditional
+    assert text.capabilities.max_duration_s == 2.0 == text.capabilities.max_piece_s
+    assert loops.capabilities.sample_rate == SAMPLE_RATE and loops.capabilities.channels == 1
+    assert "inpainting" in loops.capabilities.modes()
+
+
+@pytest.mark.parametrize("seconds", [0.1, 0.7])
+def test_exact_durations_reproducible_seeds_and_settings(loops, text, seconds):
+    for backend, prompt in [(loops, None), (text, "drum loop")]:
+        first = backend.generate(prompt, duration_s=seconds, generator=seeded(1), steps=2)
+        again = backend.generate(prompt, duration_s=seconds, generator=seeded(1), steps=2)
+        assert first.audios.shape == (1, 1, round(seconds * SAMPLE_RATE)) and first.sample_rate == SAMPLE_RATE
+        np.testing.assert_array_equal(first.audios, again.audios)
+        assert first.settings["steps"] == 2 and first.settings["duration_s"] == pytest.approx(seconds)
+
+
+def test_audio_modes_through_the_interface(loops):
+    clip = drum_like_signal(0.6)
+    common = {"audio": clip, "audio_sampling_rate": SAMPLE_RATE, "generator": seeded(), "steps": 2}
+    assert loops.generate(strength=0.5, **common).audios.shape == (1, 1, clip.size)
+    assert loops.generate(keep_regions_in_s=[(0.0, 0.2)], **common).audios.shape == (1, 1, clip.size)
+    assert loops.generate(extend_in_s=0.3, **common).audios.shape == (1, 1, clip.size + round(0.3 * SAMPLE_RATE))
+
+
+def test_modes_a_backend_lacks_are_refused_clearly(loops, text):
+    with pytest.raises(ValueError, match="does not take text"):
+        loops.generate("a prompt", duration_s=0.1, steps=1)
+    with pytest.raises(ValueError, match="needs a prompt"):
+        text.generate(None, duration_s=0.1, steps=1)
+    with pytest.raises(ValueError, match="duration_s applies to generation from scratch"):
+        loops.generate(duration_s=0.1, audio=drum_like_signal(0.3), audio_sampling_rate=SAMPLE_RATE, steps=1)
+    with pytest.raises(ValueError, match="No generation backend"):
+        as_generator(object())
+
+
+def test_stable_audio_open_offers_variations_only(tmp_path):
+    pytest.importorskip("torchsde")
+    from models.stable_audio import StableAudioBackend
+    from tests.test_stable_audio import tiny_pipeline
+
+    backend = as_generator(StableAudioBackend(tiny_pipeline()))
+    assert backend.capabilities.channels == 2 and not backend.capabilities.inpaint
+    out = backend.generate("piano", duration_s=0.05, generator=seeded(), steps=2)
+    assert out.audios.shape == (1, 2, round(0.05 * backend.capabilities.sample_rate))
+    with pytest.raises(ValueError, match="cannot inpaint"):
+        backend.generate("piano", audio=np.zeros(800), audio_sampling_rate=16000, keep_regions_in_s=[(0, 0.01)])

@@ -1,0 +1,125 @@
+"""Long inputs and seeds in the mel pipelines: overlapping windows crossfaded, one generator per
+output across all its windows, Griffin-Lim seeded by the caller, timing the model cannot represent
+refused, CPU offload refused honestly."""
+import numpy as np
+import pytest
+import torch
+
+from tests.tiny_models import SAMPLE_RATE, drum_like_signal, tiny_mel_pipeline, tiny_text_pipeline
+
+STEPS = 3
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_mel_pipeline()
+
+
+@pytest.fixture(scope="module")
+def text_pipe():
+    return tiny_text_pipeline(max_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def long_clip() -> np.ndarray:
+    return drum_like_signal(0.9)  # three and a half 0.256 s windows
+
+
+def overlap_frames(pipe) -> int:
+    return round(pipe.default_overlap_in_s * pipe.sample_rate / pipe.mel.config.hop_length)
+
+
+def test_windows_overlap_cover_the_input_and_join_back_to_its_mel(pipe):
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, round(0.9 * SAMPLE_RATE)).astype(np.float32)
+    overlap = overlap_frames(pipe)
+    frames = pipe.mel.frames_for_samples(noise.size)
+    starts = pipe.window_starts(frames, overlap)
+    assert starts[0] == 0 and int(starts[-1]) + pipe.window_frames >= frames
+    assert torch.all(starts.diff() == pipe.window_frames - overlap)
+    images, peak_db = pipe.audio_to_windows(noise, overlap)
+    assert images.shape == (len(starts), 1, pipe.mel.config.y_res, pipe.window_frames)
+    joined = pipe.windows_to_frames(images, peak_db, overlap)[..., :frames]
+    expected = pipe.mel.audio_to_mel_power(torch.from_numpy(noise)[None])[:, None, :, :frames]
+    np.testing.assert_allclose(10 * np.log10(joined.numpy()), 10 * np.log10(expected.numpy()), atol=1e-3)
+
+
+def test_long_variation_denoises_overlapping_windows(pipe, long_clip, monkeypatch):
+    seen = []
+    original = type(pipe).noise_predictor
+
+    def spy(self, call, first_frames):
+        seen.append(first_frames.tolist())
+        return original(self, call, first_frames)
+
+    monkeypatch.setattr(type(pipe), "noise_predictor", spy)
+    out = pipe(batch_size=2, audio=long_clip, audio_sampling_rate=SAMPLE_RATE, strength=0.5,
+               num_inference_steps=STEPS, generator=seeded())
+    starts = pipe.window_starts(pipe.mel.frames_for_samples(long_clip.size), overlap_frames(pipe)).tolist()
+    assert seen == [starts * 2]
+    assert out.audios.shape == (2, 1, long_clip.size)
+
+
+@pytest.mark.parametrize("mode", ["variation", "inpaint"])
+def test_a_generator_list_seeds_each_output_across_all_its_windows(pipe, long_clip, mode):
+    kwargs = {"audio": long_clip, "audio_sampling_rate": SAMPLE_RATE, "num_inference_steps": STEPS,
+              "strength": 0.6}
+    if mode == "inpaint":
+        kwargs["keep_regions_in_s"] = [(0.0, 0.3), (0.6, 0.9)]
+    both = pipe(batch_size=2, generator=[seeded(1), seeded(2)], **kwargs).audios
+    first = pipe(batch_size=1, generator=[seeded(1)], **kwargs).audios
+    second = pipe(batch_size=1, generator=[seeded(2)], **kwargs).audios
+    assert both.shape == (2, 1, long_clip.size)
+    np.testing.assert_allclose(both[0], first[0], atol=1e-4)
+    np.testing.assert_allclose(both[1], second[0], atol=1e-4)
+    assert not np.allclose(both[0], both[1], atol=1e-3)
+
+
+def test_a_generator_list_of_the_wrong_length_is_refused(pipe, long_clip):
+    with pytest.raises(ValueError, match="2 generators for 3 outputs"):
+        pipe(batch_size=3, generator=[seeded(1), seeded(2)], audio=long_clip, audio_sampling_rate=SAMPLE_RATE,
+             num_inference_steps=1)
+
+
+def test_griffin_lim_phases_come_from_the_callers_generator(pipe, long_clip):
+    def reconstruct(seed):
+        # strength 0: the denoiser leaves the input as it is, only Griffin-Lim's phases are random
+        return pipe(audio=long_clip, audio_sampling_rate=SAMPLE_RATE, strength=0.0, generator=seeded(seed)).audios
+
+    np.testing.assert_array_equal(reconstruct(1), reconstruct(1))
+    assert not np.allclose(reconstruct(1), reconstruct(2), atol=1e-3)
+
+
+def test_text_timing_beyond_the_embedder_is_refused(text_pipe):
+    assert text_pipe.max_seconds_total == 1.0
+    with pytest.raises(ValueError, match=r"at most 1\.00 s for this model \(its timing conditioning"):
+        text_pipe("drum loop", seconds_total=1.2, num_inference_steps=1)
+    with pytest.raises(ValueError, match=r"seconds_start \+ seconds_total must be at most"):
+        text_pipe("drum loop", seconds_start=0.9, seconds_total=0.2, num_inference_steps=1)
+    with pytest.raises(ValueError, match="at most"):
+        text_pipe("drum loop", audio=drum_like_signal(1.1), audio_sampling_rate=SAMPLE_RATE, num_inference_steps=1)
+    out = text_pipe("drum loop", seconds_start=0.5, seconds_total=0.5, num_inference_steps=1)
+    assert out.audios.shape == (1, 1, round(0.5 * SAMPLE_RATE))
+
+
+def test_text_seconds_total_has_one_meaning(text_pipe):
+    with pytest.raises(ValueError, match="leave seconds_total unset"):
+        text_pipe("drum loop", audio=drum_like_signal(0.3), audio_sampling_rate=SAMPLE_RATE, seconds_total=0.5,
+                  num_inference_steps=1)
+
+
+@pytest.mark.parametrize("factory", [tiny_mel_pipeline, tiny_text_pipeline])
+def test_cpu_offload_is_refused_rather_than_half_working(factory):
+    with pytest.raises(ValueError, match="model_cpu_offload_seq"):
+        factory().enable_model_cpu_offload()
+
+
+def test_progress_callback_still_counts_every_step_of_a_long_variation(pipe, long_clip):
+    calls = []
+    pipe(audio=long_clip, audio_sampling_rate=SAMPLE_RATE, strength=1.0, num_inference_steps=STEPS,
+         extend_in_s=0.3, generator=seeded(), progress_callback=lambda done, total: calls.append((done, total)))
+    total = calls[0][1]
+    assert calls == [(step, total) for step in range(1, total + 1)]
