@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from models.stretch import time_stretch
 from models.tempo import (  # noqa: F401  (re-exported: callers of models.loops keep these names)
     ATTACK_WINDOW_IN_S,
     GIVEN_BPM_RANGE,
@@ -89,8 +90,9 @@ class Loop:
     """A tiled, seamless loop ready to write.
 
     Attributes:
-        audio: float32 mono waveform, `repeats` identical cycles, peak at most 1 (scaled down
-            as a whole when the input or the crossfade would go past full scale).
+        audio: float32 waveform, `[samples]` (mono) or `[channels, samples]` (an export), `repeats`
+            identical cycles, peak at most 1 (scaled down as a whole when the input or the crossfade
+            would go past full scale).
         sample_rate: Hz.
         bpm: tempo in BPM; `loop_length == round(bars * beats_per_bar * 60 / bpm * sample_rate)`.
         bars: whole bars in one cycle.
@@ -123,7 +125,7 @@ class Loop:
     @property
     def loop_length(self) -> int:
         """Samples in one cycle."""
-        return len(self.audio) // self.repeats
+        return self.audio.shape[-1] // self.repeats
 
     @property
     def beats_total(self) -> int:
@@ -133,7 +135,7 @@ class Loop:
     @property
     def seconds_total(self) -> float:
         """Duration of the whole file in seconds."""
-        return len(self.audio) / self.sample_rate
+        return self.audio.shape[-1] / self.sample_rate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class Loop:
 
 def _check_int(name: str, value: int, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004
     if value < low or (high is not None and value > high):
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {allowed}, got {value}")
@@ -172,7 +174,7 @@ def _check_crossfade(crossfade_in_s: float) -> float:
 
 def bar_length_in_samples(bars: int, beats_per_bar: int, bpm: float, sample_rate: int) -> int:
     """`round(bars * beats_per_bar * 60 / bpm * sample_rate)`: the length of whole bars."""
-    return int(round(bars * beats_per_bar * 60.0 / bpm * sample_rate))
+    return round(bars * beats_per_bar * 60.0 / bpm * sample_rate)
 
 
 def _downbeat_phase(tempo: TempoEstimate, beats_per_bar: int) -> int:
@@ -394,7 +396,6 @@ def loop_from_downbeat(
     bpm = _check_bpm(bpm)
     repeats = _check_int("repeats", repeats, 1)
     beats_per_bar = _check_int("beats_per_bar", beats_per_bar, 1, 16)
-    bar = bar_length_in_samples(1, beats_per_bar, bpm, sample_rate)
     bars = 1
     while bar_length_in_samples(bars + 1, beats_per_bar, bpm, sample_rate) <= len(audio):
         bars += 1
@@ -422,6 +423,32 @@ def loop_from_downbeat(
                 repeats=repeats, loop_start=0, loop_end=len(tiled), source_start=0, bpm_estimated=False,
                 seam_jump_ratio=seam_jump_ratio(cycle),
                 pulse_clarity=estimate_tempo(cycle, sample_rate, bpm=bpm).pulse_clarity)
+
+def stretch_loop(loop: Loop, bpm: float) -> Loop:
+    """`loop` time-stretched (Rubber Band, pitch unchanged) from its tempo to `bpm`: each cycle becomes
+    exactly `bar_length_in_samples(bars, beats_per_bar, bpm, sample_rate)` samples.
+
+    For clips whose tempo was estimated (models trained without a reference tempo): `make_loop` finds
+    the tempo and the downbeat and cuts whole bars, this makes them the asked tempo. The cycle is
+    stretched circularly (three copies, the middle one kept), so the seam stays as smooth as it was.
+    """
+    bpm = _check_bpm(bpm)
+    audio = np.asarray(loop.audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"stretch_loop takes a mono loop, got audio of shape {audio.shape}")
+    length = bar_length_in_samples(loop.bars, loop.beats_per_bar, bpm, loop.sample_rate)
+    cycle = audio[: loop.loop_length]
+    if length == len(cycle):
+        stretched = cycle.copy()
+    else:
+        stretched = time_stretch(np.tile(cycle, 3), loop.sample_rate, 3 * length)[length : 2 * length]
+    peak = float(np.max(np.abs(stretched)))
+    if peak > 1.0:
+        stretched /= peak
+    tiled = tile(stretched, loop.repeats)
+    return replace(loop, audio=tiled, bpm=bpm, loop_start=0, loop_end=len(tiled),
+                   seam_jump_ratio=seam_jump_ratio(stretched))
+
 
 # ---------------------------------------------------------------------------------------------
 # WAV with loop points
@@ -498,7 +525,7 @@ def _info_payload(loop: Loop, metadata: dict[str, str]) -> bytes:
     comment: dict[str, str] = {}
     for key, value in metadata.items():
         if not isinstance(key, str):
-            raise ValueError(f"metadata keys must be strings, got {key!r}")
+            raise ValueError(f"metadata keys must be strings, got {key!r}")  # noqa: TRY004
         if key in INFO_FIELDS and key != "comment":
             fields[INFO_FIELDS[key]] = str(value)
         else:
@@ -529,7 +556,8 @@ def write_loop_wav(
     metadata: dict[str, str] | None = None,
     bits_per_sample: int = 16,
 ) -> Path:
-    """Write `loop` as a mono PCM WAV (16 or 24 bit) with loop points and tempo.
+    """Write `loop` as a PCM WAV (16 or 24 bit; mono, or one channel per row of a `[channels, samples]`
+    `loop.audio`) with loop points and tempo.
 
     Chunks: `smpl` (unity note 60, sample period in ns, one forward loop over
     [loop.loop_start, loop.loop_end - 1], end inclusive as the spec has it), `acid` (tempo in
@@ -544,19 +572,21 @@ def write_loop_wav(
     if bits_per_sample not in (16, 24):
         raise ValueError(f"bits_per_sample must be 16 or 24, got {bits_per_sample!r}")
     audio = np.asarray(loop.audio)
-    if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
-        raise ValueError("loop.audio must be a non-empty 1-D waveform of finite samples")
-    if not 0 <= loop.loop_start < loop.loop_end <= len(audio):
+    audio = audio[None] if audio.ndim == 1 else audio
+    if audio.ndim != 2 or audio.size == 0 or not np.all(np.isfinite(audio)):
+        raise ValueError("loop.audio must be a non-empty [samples] or [channels, samples] waveform of finite samples")
+    if not 0 <= loop.loop_start < loop.loop_end <= audio.shape[-1]:
         raise ValueError(
             f"loop points [{loop.loop_start}, {loop.loop_end}) lie outside the "
-            f"{len(audio)} samples"
+            f"{audio.shape[-1]} samples"
         )
     # 2. Chunks
-    block_align = bits_per_sample // 8
+    channels = audio.shape[0]
+    block_align = channels * bits_per_sample // 8
     fmt = struct.pack(
         "<HHIIHH",
         1,  # PCM
-        1,  # mono
+        channels,
         loop.sample_rate,
         loop.sample_rate * block_align,
         block_align,
@@ -565,7 +595,7 @@ def write_loop_wav(
     body = b"WAVE" + b"".join(
         [
             _chunk(b"fmt ", fmt),
-            _chunk(b"data", _pcm_bytes(audio, bits_per_sample)),
+            _chunk(b"data", _pcm_bytes(audio.T.reshape(-1), bits_per_sample)),  # interleaved frames
             _chunk(b"smpl", _smpl_payload(loop)),
             _chunk(b"acid", _acid_payload(loop)),
             _chunk(b"LIST", _info_payload(loop, metadata or {})),
