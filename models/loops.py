@@ -42,6 +42,8 @@ from models.tempo import (  # noqa: F401  (re-exported: callers of models.loops 
 # Preferred loop lengths in bars, longest first.
 PREFERRED_BARS = (8, 4, 2, 1)
 DEFAULT_CROSSFADE_IN_S = 0.010
+# Below this pulse clarity an estimated tempo is a guess (see `TempoEstimate.pulse_clarity`).
+MIN_PULSE_CLARITY = 3.0
 # MIDI note that a sampler plays the loop at its original pitch (C4 = 60).
 UNITY_MIDI_NOTE = 60
 DEFAULT_SOFTWARE = "diffusion music studio (models/loops.py)"
@@ -446,8 +448,31 @@ def stretch_loop(loop: Loop, bpm: float) -> Loop:
     if peak > 1.0:
         stretched /= peak
     tiled = tile(stretched, loop.repeats)
-    return replace(loop, audio=tiled, bpm=bpm, loop_start=0, loop_end=len(tiled),
+    return replace(loop, audio=tiled, bpm=bpm, loop_start=0, loop_end=len(tiled), bpm_estimated=False,
                    seam_jump_ratio=seam_jump_ratio(stretched))
+
+
+def loop_at_tempo(
+    audio: np.ndarray,
+    sample_rate: int,
+    bpm: float,
+    repeats: int = 4,
+    beats_per_bar: int = 4,
+    max_bars: int = 8,
+) -> Loop:
+    """A loop at exactly `bpm` from a clip of unknown tempo (a model without a reference tempo):
+    estimate its tempo and downbeat, cut whole bars there (`make_loop`), stretch them to `bpm`
+    (`stretch_loop`). A clip without a clear beat (pulse clarity below `MIN_PULSE_CLARITY`), or too
+    short for a bar at its own tempo, has no tempo to stretch from: its bars are cut at `bpm` as is.
+    """
+    bpm = _check_bpm(bpm)
+    try:
+        loop = make_loop(audio, sample_rate, repeats, beats_per_bar, max_bars=max_bars)
+    except ValueError:
+        loop = None
+    if loop is None or loop.pulse_clarity < MIN_PULSE_CLARITY:
+        return make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=bpm, max_bars=max_bars)
+    return stretch_loop(loop, bpm)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -274,7 +274,9 @@ def test_variation_of_a_96_khz_six_channel_upload(studio, tmp_path):
     sf.write(path, np.repeat(drum_like_signal(0.5, 96_000)[:, None], 6, axis=1), 96_000)
     result = studio.audio_to_audio(LOOPS, str(path), "variation", strength=0.5, steps=2, seed=1,
                                    randomize_seed=False)
-    assert samples_of(result.outputs[0].audio_path).shape == (1, round(0.5 * SAMPLE_RATE))
+    # the model hears a mono mixdown at its rate; the result comes back in the upload's rate and channels
+    assert samples_of(result.outputs[0].audio_path).shape == (6, round(0.5 * 96_000))
+    assert sf.info(result.outputs[0].audio_path).samplerate == 96_000
     assert "mixed 6 channels down to mono" in result.status and "96000 Hz" in result.status
     assert result.input_spectrogram is not None and result.outputs[0].spectrogram is not None
     assert read_wav_metadata(result.outputs[0].audio_path)["input_file"] == "surround.wav"
