@@ -3,8 +3,10 @@ through `gradio_client`, bad input answered with a clear error while the server 
 headless Chromium (Debian `chromium`, driven by Playwright) that generates a loop and screenshots it."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import zipfile
 import tempfile
 from pathlib import Path
 
@@ -85,7 +87,14 @@ def test_loops_endpoint(client):
     assert "seed 11" in title and "seed 12" in slots[5]
     assert wav_length(clip) == round(MIN_DEFAULT_SECONDS * SAMPLE_RATE) and Path(picture).suffix == ".png"
     assert loop_file is not None and Path(loop_file).suffix == ".wav"  # the 4 s default holds whole bars
+    assert "seam" in title and "beat-interval CV" in title  # loop quality next to each loop
+    *slots, zip_file = slots
     assert slots[10:] == [""] + [None] * 4 + [""] + [None] * 4  # slots 3 and 4 stay empty
+    with zipfile.ZipFile(zip_file) as archive:  # both variations, clip and loop, each with its settings
+        names = archive.namelist()
+        assert len(names) == 8 and sum(name.endswith(".json") for name in names) == 4
+        sidecar = json.loads(archive.read(Path(Path(loop_file).name).with_suffix(".json").name))
+    assert sidecar["seed"] == 11 and sidecar["loop_file"] == Path(loop_file).name and "seam_spectral_ratio" in sidecar
 
 
 def test_text_to_audio_endpoint(client):
@@ -93,7 +102,17 @@ def test_text_to_audio_endpoint(client):
         TEXT, "punchy drums", "", 0.5, 0, 3.0, 1, "model default", 21, False, 1, api_name="/text_to_audio")
     assert seed == 21 and "0.5 s" in status
     assert wav_length(clip) == round(0.5 * SAMPLE_RATE) and Path(picture).exists()
-    assert rest == ["", None, None] * 3
+    *rest, zip_file = rest
+    assert rest == ["", None, None] * 3 and Path(zip_file).suffix == ".zip"
+
+
+def test_text_to_audio_exports_at_the_asked_rate_channels_and_format(client):
+    _, _, _, clip, *_ = client.predict(
+        TEXT, "punchy drums", "", 0.5, 0, 3.0, 1, "model default", 21, False, 1, 0, "keep", "48000", "stereo",
+        "FLAC 24-bit", api_name="/text_to_audio")
+    info = sf.info(clip)
+    assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_24", 48_000, 2)
+    assert info.frames == round(0.5 * 48_000)
 
 
 def test_audio_to_audio_endpoint(client, tmp_path):
@@ -103,7 +122,11 @@ def test_audio_to_audio_endpoint(client, tmp_path):
         LOOPS, handle_file(str(upload)), "continue", 0.5, "", "", 0, 0, 0.2, 1, "model default", 3.0, 9, False,
         api_name="/audio_to_audio")
     assert seed == 9 and "continue" in status and "44100 Hz" in status
-    assert wav_length(output) == round(0.6 * SAMPLE_RATE)
+    # back at the upload's 44.1 kHz stereo; the 0.4 s it kept are the upload's own samples
+    info = sf.info(output)
+    assert (info.samplerate, info.channels, info.frames) == (44_100, 2, round(0.6 * 44_100))
+    kept = round(0.4 * 44_100)
+    np.testing.assert_array_equal(sf.read(output, dtype="int16")[0][:kept], sf.read(upload, dtype="int16")[0])
     assert Path(input_picture).exists() and Path(output_picture).exists()
 
 
@@ -194,3 +217,45 @@ def test_browser_generates_a_loop_and_shows_an_audio_player(server, tmp_path):
         finally:
             browser.close()
     assert (screenshots / "app_loops.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_browser_sets_a_bpm_generates_and_downloads_the_loop_file(server, tmp_path):
+    """A producer's path: type a tempo, generate, download the loop; the file holds whole bars at exactly
+    that tempo, with its loop points and tempo chunk."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python package playwright is not installed")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); set CHROMIUM_PATH to use another")
+    url, _, _ = server
+    bpm, repeats = 100, 4
+    with sync_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        try:
+            browser = playwright.chromium.launch_persistent_context(
+                profile, executable_path=executable, headless=True, args=CHROMIUM_FLAGS, accept_downloads=True,
+                viewport={"width": 1280, "height": 1400},
+            )
+        except sync_api.Error as error:
+            pytest.skip(f"{executable} does not start: {str(error).splitlines()[0]}")
+        try:
+            page = browser.new_page()
+            page.goto(url, timeout=60_000)
+            page.locator("#loops-bpm input").fill(str(bpm))
+            page.get_by_role("button", name="Generate loops").click(timeout=60_000)
+            link = page.locator("#loops-file-0 a[download]").first
+            link.wait_for(state="attached", timeout=180_000)
+            with page.expect_download(timeout=60_000) as download_info:
+                link.click()
+            path = tmp_path / download_info.value.suggested_filename
+            download_info.value.save_as(path)
+        finally:
+            browser.close()
+    from models.loops import read_loop_points, read_wav_metadata
+
+    metadata = read_wav_metadata(path)
+    bars = int(metadata["bars"])
+    one_cycle = round(bars * 4 * 60 / bpm * SAMPLE_RATE)
+    assert path.suffix == ".wav" and f"{bpm:.1f}bpm" in path.name
+    assert sf.info(path).frames == repeats * one_cycle  # whole bars at exactly the asked tempo, to the sample
+    assert read_loop_points(path) == (0, repeats * one_cycle)
+    assert metadata["bpm"] == metadata["acid_bpm"] == f"{bpm:.3f}"
