@@ -126,9 +126,14 @@ def mean_chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     import librosa
 
     hop_length = 2 ** max(6, round(np.log2(CHROMA_HOP_IN_S * sample_rate)))
-    # librosa's seven octaves from C1 (32.7 Hz) end near 4 kHz, below the Nyquist frequency of 16 kHz audio.
+    # Seven octaves from C1 (32.7 Hz, up to 4 kHz) where the rate allows (16 kHz and up); fewer below, with the
+    # top filter's bandwidth kept under the Nyquist frequency.
+    fmin = float(librosa.note_to_hz("C1"))
+    octaves = int(min(7, np.floor(np.log2(0.42 * sample_rate / fmin))))
+    if octaves < 3:
+        raise ValueError(f"sample rate {sample_rate} Hz is too low to estimate a key (needs at least 1000 Hz)")
     chroma = librosa.feature.chroma_cqt(y=np.asarray(audio, dtype=np.float32), sr=sample_rate,
-                                        hop_length=hop_length)
+                                        hop_length=hop_length, fmin=fmin, n_octaves=octaves)
     return chroma.mean(axis=1)
 
 
