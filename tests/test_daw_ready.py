@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models.export import ExportSettings, available_formats, export_audio, export_loop, resample_cycle
+from models.export import (
+    ExportSettings,
+    available_formats,
+    export_audio,
+    export_loop,
+    resample_cycle,
+)
 from models.key import Key, estimate_key, parse_key, shift_to_key, smallest_shift
 from models.loop_quality import loop_quality, seam_spectral_ratio
 from models.loops import (
@@ -30,7 +36,7 @@ REFERENCE_BPM = 117.1875  # the bundled models' training tempo
 
 def downbeat_drums(bpm: float, bars: int, rate: int = RATE, seed: int = 0) -> np.ndarray:
     """`bars` bars of drums at `bpm` starting on a downbeat at sample 0 (what a tempo-normalised model makes)."""
-    audio, onsets, downbeats = drum_pattern(bpm, rate, seconds=0.3 + (bars + 2) * 240 / bpm, seed=seed)
+    audio, _, downbeats = drum_pattern(bpm, rate, seconds=0.3 + (bars + 2) * 240 / bpm, seed=seed)
     start = int(downbeats[0]) - round(0.002 * rate)
     return audio[start : start + bar_length_in_samples(bars, 4, bpm, rate)]
 

@@ -23,7 +23,7 @@ from evaluation.quality import broken_reasons, clip_checks
 from models import tempo
 from models.audio import load_audio
 from models.export import DEFAULT_FORMAT, ExportSettings, available_formats
-from models.key import Key, parse_key, shift_to_key
+from models.key import Key, key_names, parse_key, shift_to_key
 from models.loop_quality import loop_quality
 from models.loops import loop_at_tempo, loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
@@ -58,6 +58,7 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 EXPORT_RATE_CHOICES = ["model rate", "44100", "48000"]
 EXPORT_CHANNEL_CHOICES = ["as generated", "mono", "stereo"]
 NO_KEY = "keep"
+KEY_CHOICES = [NO_KEY, *key_names()]
 EXPORT_FORMAT_CHOICES = available_formats()
 
 
