@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from models.audio import load_audio
 from models.loading import load_pipeline
 from models.loop_quality import loop_quality
-from models.loops import loop_from_downbeat
+from models.loops import bar_length_in_samples, loop_from_downbeat
 from models.stretch import samples_at_tempo, stretcher_name, time_stretch
 from models.tempo import estimate_bpm, matching_factor
 
@@ -111,7 +111,7 @@ def corpus_loops(clips: list[tuple[Path, float]], bpm: float, sample_rate: int) 
         two_bars = round(2 * 4 * 60.0 / clip_bpm * sample_rate)
         if len(audio) < two_bars:
             continue
-        stretched = time_stretch(audio[:two_bars], sample_rate, samples_at_tempo(two_bars, clip_bpm, bpm))
+        stretched = time_stretch(audio[:two_bars], sample_rate, bar_length_in_samples(2, 4, bpm, sample_rate))
         loop = loop_from_downbeat(stretched, sample_rate, bpm, repeats=REPEATS)
         rows.append({"file": path.name, "clip_bpm": clip_bpm, **measure(loop, bpm)})
     return rows
@@ -169,6 +169,14 @@ def main(argv: list[str] | None = None) -> int:
                           "median_loop_cut_s": median(generated, "loop_s"),
                           "median_metrics_s": median(generated, "metrics_s"),
                           "generated_loops": generated, "corpus_loops": real})
+        write_results(args, pipeline, per_tempo)  # after every tempo, so a stopped run keeps what it measured
+    results = write_results(args, pipeline, per_tempo)
+    print_table(results)
+    return 0
+
+
+def write_results(args: argparse.Namespace, pipeline, per_tempo: list[dict]) -> dict:
+    """The results so far, written to `args.out`."""
     everything = [row for tempo in per_tempo for row in tempo["generated_loops"]]
     added = [row["stretch_s"] + row["loop_s"] for row in everything]
     results = {
@@ -183,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def print_table(results: dict) -> None:
+    """The per-tempo Markdown table and the overall line."""
+    per_tempo = results["per_tempo"]
     print("| target BPM | loops | within 2% | 95% CI | seam waveform (gen / real) | seam spectral (gen / real) "
           "| beat CV (gen / real) | generate s | stretch + cut s |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -199,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"overall: {100 * overall['share_within_2pct']:.1f}% of {overall['loops']} loops within 2% "
           f"(goal 95%); added {overall['median_added_s_per_loop']:.3f} s per loop against "
           f"{overall['median_generate_s_per_loop']:.2f} s to generate")
-    return 0
 
 
 if __name__ == "__main__":

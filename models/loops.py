@@ -424,7 +424,13 @@ def loop_from_downbeat(
     return Loop(audio=tiled, sample_rate=sample_rate, bpm=bpm, bars=bars, beats_per_bar=beats_per_bar,
                 repeats=repeats, loop_start=0, loop_end=len(tiled), source_start=0, bpm_estimated=False,
                 seam_jump_ratio=seam_jump_ratio(cycle),
-                pulse_clarity=estimate_tempo(cycle, sample_rate, bpm=bpm).pulse_clarity)
+                pulse_clarity=estimate_tempo(_long_enough(cycle, sample_rate), sample_rate, bpm=bpm).pulse_clarity)
+
+
+def _long_enough(cycle: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`cycle` repeated until it lasts `MIN_ANALYSIS_SECONDS` (a one-bar cycle above 120 BPM is shorter),
+    so its pulse can be measured the way the loop plays it."""
+    return np.tile(cycle, max(1, math.ceil(MIN_ANALYSIS_SECONDS * sample_rate / len(cycle))))
 
 def stretch_loop(loop: Loop, bpm: float) -> Loop:
     """`loop` time-stretched (Rubber Band, pitch unchanged) from its tempo to `bpm`: each cycle becomes

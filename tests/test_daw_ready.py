@@ -210,3 +210,10 @@ def test_kept_regions_are_the_inputs_own_samples_and_the_rest_matches_its_loudne
     continuation = splice_into_input(np.concatenate([generated, generated]), 8_000, original, rate, [(0.0, 3.0)])
     assert continuation.shape == (2, 6 * rate)
     np.testing.assert_array_equal(continuation[:, : 3 * rate], original)
+
+
+def test_a_one_bar_loop_above_120_bpm_is_shorter_than_the_tempo_analysis_window_and_still_loops():
+    bar = downbeat_drums(174.0, bars=1)  # 1.38 s
+    loop = loop_from_downbeat(bar, RATE, 174.0, repeats=2)
+    assert loop.bars == 1 and loop.loop_length == bar_length_in_samples(1, 4, 174.0, RATE)
+    assert loop.pulse_clarity > 0
