@@ -493,8 +493,8 @@ def test_loops_with_a_key_and_an_export_setting_carry_them_in_the_file_and_the_z
         sidecars = [json.loads(archive.read(name)) for name in archive.namelist() if name.endswith(".json")]
     assert len(sidecars) == 4 and {sidecar["seed"] for sidecar in sidecars} == {7, 8}
     assert all(sidecar["key_target"] == "A minor" for sidecar in sidecars)
-    for kwargs, message in [(dict(target_key="H dorian"), "not a key"), (dict(export_rate="fast"), "sample rate"),
-                            (dict(export_channels="surround"), "Export channels"),
-                            (dict(export_format="WAV 8-bit"), "Export format")]:
+    for kwargs, message in [({"target_key": "H dorian"}, "not a key"), ({"export_rate": "fast"}, "sample rate"),
+                            ({"export_channels": "surround"}, "Export channels"),
+                            ({"export_format": "WAV 8-bit"}, "Export format")]:
         with pytest.raises(gr.Error, match=message):
             studio.generate_loops(LOOPS, steps=1, **kwargs)

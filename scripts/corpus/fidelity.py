@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from evaluation.tempo import (  # noqa: F401  (re-exported: the one tempo module)
+from evaluation.tempo import (  # the one tempo module, re-exported here
     DEFAULT_TOLERANCE,
     OCTAVE_FACTORS,
     ONSET_HOP_SAMPLES,
