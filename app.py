@@ -18,7 +18,19 @@ from webapp.api import GENERATION_ENDPOINTS, register_api
 from webapp.budget import default_max_work
 from webapp.checks import name_bad_values
 from webapp.files import OutputStore
-from webapp.handlers import MODE_HELP, MODES, SCHEDULER_CHOICES, Result, Studio, StudioLimits
+from webapp.handlers import (
+    EXPORT_CHANNEL_CHOICES,
+    EXPORT_FORMAT_CHOICES,
+    EXPORT_RATE_CHOICES,
+    KEY_CHOICES,
+    MODE_HELP,
+    MODES,
+    NO_KEY,
+    SCHEDULER_CHOICES,
+    Result,
+    Studio,
+    StudioLimits,
+)
 from webapp.jobs import WorkerSlots, as_job, default_parallel_jobs, default_torch_threads
 from webapp.listening_test import PROTOCOL, AnswerLog, summary_markdown
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
@@ -156,6 +168,26 @@ def _seed_controls(label: str = "Seed") -> tuple[gr.Textbox, gr.Checkbox]:
     return seed, randomize
 
 
+def _key_and_export_controls(prefix: str) -> tuple[gr.Dropdown, gr.Dropdown, gr.Radio, gr.Dropdown]:
+    """Target key (in view) and the export settings (in an accordion) of the Loops and Text tabs."""
+    key = gr.Dropdown(KEY_CHOICES, value=NO_KEY, label="Key", allow_custom_value=True,
+                      info="estimate each clip's key and pitch-shift it by the smallest interval to this one",
+                      elem_id=f"{prefix}-key")
+    with gr.Accordion("Export (sample rate, channels, format)", open=False), gr.Row():
+        rate = gr.Dropdown(EXPORT_RATE_CHOICES, value=EXPORT_RATE_CHOICES[0], label="Sample rate (Hz)",
+                           info="resampled with soxr", elem_id=f"{prefix}-export-rate")
+        channels = gr.Radio(EXPORT_CHANNEL_CHOICES, value=EXPORT_CHANNEL_CHOICES[0], label="Channels")
+        file_format = gr.Dropdown(EXPORT_FORMAT_CHOICES, value=EXPORT_FORMAT_CHOICES[0], label="Format",
+                                  info="WAV keeps smpl loop points and the acid tempo; all formats carry "
+                                       "the settings")
+    return key, rate, channels, file_format
+
+
+# Clicks the Audio to audio tab after a "Send to audio to audio" button filled its input.
+SHOW_AUDIO_TAB_JS = ("() => { const tab = [...document.querySelectorAll('button[role=\"tab\"]')]"
+                     ".find(button => button.textContent.trim() === 'Audio to audio'); if (tab) tab.click(); }")
+
+
 def _slot_updates(result: Result, with_loops: bool) -> list:
     """Per output slot: visibility, caption, player, spectrogram (and the loop row's visibility, loop
     player and loop WAV). Visibility goes to layout blocks, which the API leaves out: API callers get
@@ -164,7 +196,8 @@ def _slot_updates(result: Result, with_loops: bool) -> list:
     for index in range(SLOTS):
         if index < len(result.outputs):
             output = result.outputs[index]
-            caption = f"**{output.title}**" + (f"  \n{output.loop_info}" if with_loops and output.loop_info else "")
+            info = output.loop_info if with_loops else output.key_info
+            caption = f"**{output.title}**" + (f"  \n{info}" if info else "")
             updates += [gr.update(visible=True), caption, str(output.audio_path), output.spectrogram]
             if with_loops:
                 loop = None if output.loop_path is None else str(output.loop_path)
@@ -239,12 +272,16 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                     loops_seconds = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
                                               label="Clip length (s; 0 = two bars at the tempo; else at least one "
                                                     "bar: 2 s at 120 BPM)")
-                    loops_bpm = gr.Number(value=0, minimum=0, maximum=300, label="Tempo (BPM; 0 = the model's own tempo, or detected)")
+            with gr.Row():
+                loops_bpm = gr.Number(value=0, minimum=0, maximum=300, elem_id="loops-bpm",
+                                      label="Tempo (BPM; 0 = the model's own tempo, or detected)")
+                loops_key, loops_rate, loops_channels, loops_format = _key_and_export_controls("loops")
             with gr.Row():
                 loops_button = gr.Button("Generate loops", variant="primary", elem_id="loops-generate", scale=4)
                 loops_stop = gr.Button("Stop", variant="stop", elem_id="loops-stop", scale=1)
             loops_status = gr.Markdown(elem_id="loops-status", elem_classes="job-status")
             loops_slots: list = []
+            send_buttons: list = []  # (button, the player whose file it sends)
             for index in range(SLOTS):
                 with gr.Column(visible=False, variant="panel") as column:
                     title = gr.Markdown(elem_classes="slot-title")
@@ -255,8 +292,13 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                     with gr.Row(visible=False) as loop_row:
                         loop_player = gr.Audio(label="Seamless loop (tiled)", type="filepath", interactive=False,
                                                loop=True)
-                        loop_file = gr.File(label="Loop WAV with loop points (smpl/acid)", interactive=False)
+                        loop_file = gr.File(label="Loop file (WAV: smpl loop points and acid tempo)",
+                                            interactive=False, elem_id=f"loops-file-{index}")
+                    send = gr.Button("Send to audio to audio", size="sm")
                 loops_slots += [column, title, clip, picture, loop_row, loop_player, loop_file]
+                send_buttons.append((send, clip))
+            loops_zip = gr.File(label="All variations: one zip, a JSON of the settings beside each file",
+                                interactive=False, elem_id="loops-zip")
 
         # ---- Text to audio -------------------------------------------------------------------
         with gr.Tab("Text to audio", id="text"):
@@ -275,6 +317,10 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                 text_seconds = gr.Slider(0.5, limits.max_seconds, value=5.0, step=0.5, label="Duration (s)")
                 text_start = gr.Number(value=0.0, minimum=0, label="Start offset in the piece (s)")
                 text_outputs = gr.Slider(1, limits.max_outputs, value=1, step=1, label="Outputs")
+            with gr.Row():
+                text_bpm = gr.Number(value=0, minimum=0, maximum=300, elem_id="text-bpm",
+                                     label="Tempo (BPM; 0 = the prompt's, else the model's own)")
+                text_key, text_rate, text_channels, text_format = _key_and_export_controls("text")
             text_seed, text_randomize = _seed_controls()
             with gr.Accordion("Sampler", open=False):
                 with gr.Row():
@@ -293,7 +339,11 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                         clip = gr.Audio(label=f"Output {index + 1}", type="filepath", interactive=False,
                                         elem_id=f"text-clip-{index}")
                         picture = _spectrogram()
+                    send = gr.Button("Send to audio to audio", size="sm")
                 text_slots += [column, title, clip, picture]
+                send_buttons.append((send, clip))
+            text_zip = gr.File(label="All outputs: one zip, a JSON of the settings beside each file",
+                               interactive=False)
 
         # ---- Audio to audio ------------------------------------------------------------------
         with gr.Tab("Audio to audio", id="audio"):
@@ -330,6 +380,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                 audio_in_picture = _spectrogram("Input mel spectrogram")
                 audio_out_picture = _spectrogram("Output mel spectrogram")
             audio_output = gr.Audio(label="Output", type="filepath", interactive=False, elem_id="audio-output")
+            audio_send = gr.Button("Use this output as the input", size="sm")
 
         # ---- Listening test ------------------------------------------------------------------
         with gr.Tab("Listening test", id="listening"):
@@ -356,16 +407,18 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
         @job
         @on_gpu
         def run_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds, bpm, prompt,
+                      key=NO_KEY, rate="model rate", channels="as generated", file_format="WAV 16-bit",
                       progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
             result = studio.generate_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds,
-                                           bpm, prompt, progress=progress)
-            return [result.seed, result.status, *_slot_updates(result, with_loops=True)]
+                                           bpm, prompt, key, rate, channels, file_format, progress=progress)
+            zip_file = None if result.zip_path is None else str(result.zip_path)
+            return [result.seed, result.status, *_slot_updates(result, with_loops=True), zip_file]
 
         loops_event = loops_button.click(
             run_loops,
             [loops_model, loops_variations, loops_seed, loops_randomize, loops_steps, loops_scheduler, loops_repeats,
-             loops_seconds, loops_bpm, loops_prompt],
-            [loops_seed, loops_status, *loops_slots], api_name="ui_loops", api_visibility="private",
+             loops_seconds, loops_bpm, loops_prompt, loops_key, loops_rate, loops_channels, loops_format],
+            [loops_seed, loops_status, *loops_slots, loops_zip], api_name="ui_loops", api_visibility="private",
             show_progress_on=loops_status, **queue("loops"),
         )
         loops_stop.click(None, None, None, cancels=[loops_event], api_visibility="private")
@@ -373,19 +426,32 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
         @job
         @on_gpu
         def run_text(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed, randomize, outputs,
+                     bpm=0, key=NO_KEY, rate="model rate", channels="as generated", file_format="WAV 16-bit",
                      progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
             result = studio.text_to_audio(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed,
-                                          randomize, outputs, progress=progress)
-            return [result.seed, result.status, *_slot_updates(result, with_loops=False)]
+                                          randomize, outputs, bpm, key, rate, channels, file_format,
+                                          progress=progress)
+            zip_file = None if result.zip_path is None else str(result.zip_path)
+            return [result.seed, result.status, *_slot_updates(result, with_loops=False), zip_file]
 
         text_event = text_button.click(
             run_text,
             [text_model, text_prompt, text_negative, text_seconds, text_start, text_guidance, text_steps,
-             text_scheduler, text_seed, text_randomize, text_outputs],
-            [text_seed, text_status, *text_slots], api_name="ui_text_to_audio", api_visibility="private",
+             text_scheduler, text_seed, text_randomize, text_outputs, text_bpm, text_key, text_rate, text_channels,
+             text_format],
+            [text_seed, text_status, *text_slots, text_zip], api_name="ui_text_to_audio", api_visibility="private",
             show_progress_on=text_status, **queue("text"),
         )
         text_stop.click(None, None, None, cancels=[text_event], api_visibility="private")
+
+        def send_to_audio(path):
+            if not path:
+                raise gr.Error("Nothing to send yet: generate first.")
+            return path
+
+        for send, player in [*send_buttons, (audio_send, audio_output)]:
+            send.click(send_to_audio, player, audio_input, api_visibility="private").then(
+                None, None, None, js=SHOW_AUDIO_TAB_JS)
 
         @job
         @on_gpu

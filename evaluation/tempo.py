@@ -3,8 +3,9 @@
 The one module for tempo checks: the corpus fidelity check (`scripts/corpus/fidelity.py`) and the
 evaluation of generated clips both use `estimate_bpm` and `bpm_matches` from here.
 
-- `estimate_bpm`: global tempo estimate in BPM (librosa onset strength on a fine 128-sample hop,
-  tempogram autocorrelation with a wide log-normal prior around 120 BPM).
+- `estimate_bpm`: global tempo estimate in BPM, delegated to `models.tempo` (the project's one tempo
+  estimator: onset envelope with a low band for kicks, librosa's tempogram, then a beat grid fitted
+  to the attacks). `bpm_matches`, `matching_factor` and `bpm_from_prompt` are re-exported from there.
 - `bpm_matches`: within a relative tolerance of the asked BPM, its half or its double (tempo
   octave errors are the estimator's commonest mistake and are not counted against the audio).
 - `bpm_from_prompt`: the BPM a caption / prompt asks for ("funk band in F minor, 107 BPM: ...").
@@ -18,85 +19,40 @@ Command line: `python -m evaluation tempo FOLDER`.
 from __future__ import annotations
 
 import json
-import math
-import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_TOLERANCE = 0.04  # relative; the corpus fidelity check (rendered audio, exact tempo)
+from models.tempo import (  # noqa: F401  (re-exported: the project's one tempo module)
+    DEFAULT_TOLERANCE,
+    OCTAVE_FACTORS,
+    bpm_from_prompt,
+    bpm_matches,
+    matching_factor,
+    onset_hop_samples,
+)
+from models.tempo import estimate_bpm as _estimate_bpm
+
 ADHERENCE_TOLERANCE = 0.08  # relative; generated audio (`tempo_adherence` default)
-ONSET_HOP_SAMPLES = 128  # 8 ms at 16 kHz: the tempo grid is ~1.6% at 120 BPM, not ~6% (512)
-ONSET_FFT_SAMPLES = 1024
-ONSET_MEL_BANDS = 64  # 2.4x faster than librosa's 2048 / 128 with the same agreement
-# librosa's tempo prior is log-normal around 120 BPM with a one-octave spread; two octaves
-# bias it less towards 120 BPM for a corpus spanning 60-180 BPM (on 500 clips of the first
-# build: 80.2% within 4% instead of 76.4%; librosa defaults at hop 512: 75.8%).
-TEMPO_PRIOR_OCTAVES = 2.0
-OCTAVE_FACTORS = (0.5, 1.0, 2.0)
 ANALYSIS_RATE_HZ = 16_000  # clips are resampled to this rate so the hop is always 8 ms
+ONSET_HOP_SAMPLES = onset_hop_samples(ANALYSIS_RATE_HZ)  # 128 = 8 ms at 16 kHz
 CHANCE_PERMUTATIONS = 20
 METADATA_FILE = "metadata.jsonl"
 
-# "107 BPM", "92.5 bpm", "120bpm", "120-BPM"; or "BPM: 120", "bpm=92.5"
-_BPM_AFTER_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*-?\s*bpm\b", re.IGNORECASE)
-_BPM_BEFORE_NUMBER = re.compile(r"\bbpm\s*[:=]\s*(\d+(?:\.\d+)?)(?![\w.])", re.IGNORECASE)
 
+def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = None) -> float:
+    """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz: `models.tempo.estimate_bpm`
+    (the one estimator the loops, the app and the benchmarks use), folded into [70, 180] BPM.
 
-def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int = ONSET_HOP_SAMPLES) -> float:
-    """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz (librosa onset
-    strength + tempogram autocorrelation, log-normal tempo prior around 120 BPM spread over
-    `TEMPO_PRIOR_OCTAVES` octaves). `hop_length` is in samples (128 = 8 ms at 16 kHz)."""
-    import librosa  # heavy (numba): only code that estimates tempo imports it
+    `hop_length` is accepted for older callers and ignored: the estimator picks its own ~6-8 ms hop.
 
-    onset_envelope = librosa.onset.onset_strength(
-        y=audio,
-        sr=sample_rate,
-        hop_length=hop_length,
-        n_fft=ONSET_FFT_SAMPLES,
-        n_mels=ONSET_MEL_BANDS,
-    )
-    tempo = librosa.feature.tempo(
-        onset_envelope=onset_envelope,
-        sr=sample_rate,
-        hop_length=hop_length,
-        std_bpm=TEMPO_PRIOR_OCTAVES,
-    )
-    return float(np.atleast_1d(tempo)[0])
-
-
-def matching_factor(
-    estimated_bpm: float, target_bpm: float, tolerance: float = DEFAULT_TOLERANCE
-) -> float | None:
-    """The tempo octave (1.0, then 0.5, then 2.0) of `target_bpm` that `estimated_bpm` lies
-    within `tolerance` (relative) of, or None when none does. Both in BPM."""
-    for factor in sorted(OCTAVE_FACTORS, key=lambda f: abs(math.log2(f))):
-        if abs(estimated_bpm - target_bpm * factor) <= tolerance * target_bpm * factor:
-            return factor
-    return None
-
-
-def bpm_matches(
-    estimated_bpm: float, target_bpm: float, tolerance: float = DEFAULT_TOLERANCE
-) -> bool:
-    """Whether `estimated_bpm` is within `tolerance` (relative) of the target, its half or
-    its double (tempo octave errors are allowed). Both in BPM."""
-    return matching_factor(estimated_bpm, target_bpm, tolerance) is not None
-
-
-def bpm_from_prompt(text: str) -> float | None:
-    """The tempo in BPM a caption / prompt asks for, or None when it names none.
-
-    Reads "107 BPM", "92.5 bpm", "120bpm", "120-BPM" (case-insensitive) and, failing those,
-    "BPM: 120" / "bpm=120". The first mention wins; zero is treated as no tempo.
+    Raises:
+        ValueError: silent, non-finite or shorter than 2 s audio.
     """
-    match = _BPM_AFTER_NUMBER.search(text) or _BPM_BEFORE_NUMBER.search(text)
-    if match is None:
-        return None
-    bpm = float(match.group(1))
-    return bpm if bpm > 0 else None
+    del hop_length
+    return _estimate_bpm(np.asarray(audio, dtype=np.float32), int(sample_rate))
 
 
 def read_prompts(path: str | Path) -> dict[str, str]:
@@ -304,13 +260,13 @@ def tempo_adherence(
     for name, asked in tqdm(wanted.items(), desc="tempo", disable=not progress):
         try:
             audio, rate_hz = load_clip(folder / name, ANALYSIS_RATE_HZ)
-        except AudioLoadError as error:
+            estimated = estimate_bpm(audio, rate_hz)
+        except (AudioLoadError, ValueError) as error:  # ValueError: too short or silent to time
             if on_error == "raise":
                 raise
             warnings.warn(f"skipping {name}: {error}", stacklevel=2)
             bad_files.append({"file": name, "reason": str(error)})
             continue
-        estimated = estimate_bpm(audio, rate_hz)
         factor = matching_factor(estimated, asked, tolerance)
         estimates.append(estimated)
         per_clip.append(

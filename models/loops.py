@@ -12,37 +12,38 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
-import librosa
 import numpy as np
-import scipy.signal
 
-# Tempo folding range (BPM): one octave plus, so every tempo has a representative in it.
-MIN_BPM = 70.0
-MAX_BPM = 180.0
-# A tempo given by the caller must be in this range (BPM).
-GIVEN_BPM_RANGE = (20.0, 400.0)
-# Shortest clip the tempo estimate trusts (seconds).
-MIN_ANALYSIS_SECONDS = 2.0
-# Below this peak the clip counts as silent (-80 dBFS).
-SILENCE_PEAK = 1e-4
+from models.stretch import time_stretch
+from models.tempo import (  # noqa: F401  (re-exported: callers of models.loops keep these names)
+    ATTACK_WINDOW_IN_S,
+    GIVEN_BPM_RANGE,
+    MAX_BPM,
+    MIN_ANALYSIS_SECONDS,
+    MIN_BPM,
+    SILENCE_PEAK,
+    ZERO_CROSSING_SEARCH_IN_S,
+    TempoEstimate,
+    _attack_sample,
+    _check_bpm,
+    _zero_crossing_at_or_before,
+    check_audio,
+    check_sample_rate,
+    estimate_bpm,
+    estimate_tempo,
+    fold_bpm,
+    onset_envelope,
+)
+
 # Preferred loop lengths in bars, longest first.
 PREFERRED_BARS = (8, 4, 2, 1)
 DEFAULT_CROSSFADE_IN_S = 0.010
-# Energy window of the attack detector (seconds): longer than one period of a 250 Hz tone.
-ATTACK_WINDOW_IN_S = 0.004
-# Attacks within this of the typical offset from the grid count as on the beat (seconds).
-GRID_TOLERANCE_IN_S = 0.010
-# How far the loop start may move back from the detected attack to a zero crossing (seconds).
-ZERO_CROSSING_SEARCH_IN_S = 0.002
-# Kicks and bass live below this (Hz); the band counts when within LOW_BAND_MIN_DB of the whole.
-LOW_BAND_HZ = 200.0
-LOW_BAND_MIN_DB = -30.0
-# Window after each beat whose level tells the accented downbeat (seconds).
-ACCENT_WINDOW_IN_S = 0.060
+# Below this pulse clarity an estimated tempo is a guess (see `TempoEstimate.pulse_clarity`).
+MIN_PULSE_CLARITY = 3.0
 # MIDI note that a sampler plays the loop at its original pitch (C4 = 60).
 UNITY_MIDI_NOTE = 60
 DEFAULT_SOFTWARE = "diffusion music studio (models/loops.py)"
@@ -63,40 +64,6 @@ INFO_FIELDS = {
 # Results
 # ---------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class TempoEstimate:
-    """A tempo and the regular beat grid that fits the clip.
-
-    Attributes:
-        bpm: tempo in beats per minute.
-        beat_samples: int64 sample index of every beat of the grid inside the clip, aligned to
-            the attacks of the onsets on the beat.
-        beat_strengths: level (RMS over `ACCENT_WINDOW_IN_S` from the beat) of each beat, scaled
-            so the loudest is 1; the accent pattern that tells the downbeat.
-        sample_rate: sample rate of the analysed clip in Hz.
-        pulse_clarity: onset energy on the grid relative to the average over the beat (noise and
-            pads score 1.5 to 3, a clear drum pattern 8 or more); below about 3 the tempo is a
-            guess.
-        estimated: False when `bpm` was given by the caller and only the grid phase was fitted.
-    """
-
-    bpm: float
-    beat_samples: np.ndarray
-    beat_strengths: np.ndarray
-    sample_rate: int
-    pulse_clarity: float
-    estimated: bool = True
-
-    @property
-    def beat_times_in_s(self) -> np.ndarray:
-        """Beat positions in seconds."""
-        return self.beat_samples / self.sample_rate
-
-    @property
-    def beat_period_in_s(self) -> float:
-        """Length of one beat in seconds."""
-        return 60.0 / self.bpm
 
 
 @dataclass(frozen=True)
@@ -125,8 +92,9 @@ class Loop:
     """A tiled, seamless loop ready to write.
 
     Attributes:
-        audio: float32 mono waveform, `repeats` identical cycles, peak at most 1 (scaled down
-            as a whole when the input or the crossfade would go past full scale).
+        audio: float32 waveform, `[samples]` (mono) or `[channels, samples]` (an export), `repeats`
+            identical cycles, peak at most 1 (scaled down as a whole when the input or the crossfade
+            would go past full scale).
         sample_rate: Hz.
         bpm: tempo in BPM; `loop_length == round(bars * beats_per_bar * 60 / bpm * sample_rate)`.
         bars: whole bars in one cycle.
@@ -159,7 +127,7 @@ class Loop:
     @property
     def loop_length(self) -> int:
         """Samples in one cycle."""
-        return len(self.audio) // self.repeats
+        return self.audio.shape[-1] // self.repeats
 
     @property
     def beats_total(self) -> int:
@@ -169,7 +137,7 @@ class Loop:
     @property
     def seconds_total(self) -> float:
         """Duration of the whole file in seconds."""
-        return len(self.audio) / self.sample_rate
+        return self.audio.shape[-1] / self.sample_rate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,56 +145,15 @@ class Loop:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_sample_rate(sample_rate: int) -> int:
-    """`sample_rate` as an int in Hz, or ValueError."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
-        raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate}")
-    return int(sample_rate)
-
-
-def check_audio(audio: np.ndarray) -> np.ndarray:
-    """`audio` (shape `[samples]` or `[1, samples]`) as a 1-D float32 array, or ValueError
-    naming the problem: not floating point, not mono, empty, NaN/inf, silent."""
-    array = np.asarray(audio)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"audio must be a float waveform in [-1, 1], got dtype {array.dtype}")
-    if array.ndim == 2 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim != 1:
-        raise ValueError(
-            f"audio must be mono, shape [samples] or [1, samples], got shape {array.shape}; "
-            "mix channels down first"
-        )
-    if array.size == 0:
-        raise ValueError("audio is empty (0 samples)")
-    bad = int(np.count_nonzero(~np.isfinite(array)))
-    if bad:
-        raise ValueError(f"audio contains {bad} NaN or infinite samples")
-    peak = float(np.max(np.abs(array)))
-    if peak < SILENCE_PEAK:
-        level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
-        raise ValueError(f"audio is silent (peak {level} dBFS, needs above -80 dBFS)")
-    return np.ascontiguousarray(array, dtype=np.float32)
-
 
 def _check_int(name: str, value: int, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004
     if value < low or (high is not None and value > high):
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {allowed}, got {value}")
     return int(value)
 
-
-def _check_bpm(bpm: float) -> float:
-    low, high = GIVEN_BPM_RANGE
-    if not isinstance(bpm, (int, float, np.number)) or not math.isfinite(bpm):
-        raise ValueError(f"bpm must be a finite number, got {bpm!r}")
-    if not low <= bpm <= high:
-        raise ValueError(f"bpm must be in [{low:g}, {high:g}] BPM, got {bpm:g}")
-    return float(bpm)
 
 
 def _check_crossfade(crossfade_in_s: float) -> float:
@@ -240,246 +167,6 @@ def _check_crossfade(crossfade_in_s: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _analysis_sizes(sample_rate: int) -> tuple[int, int]:
-    """(hop_length, n_fft) in samples: a ~6 ms hop for fine beat timing and librosa's ~93 ms
-    window (2048 samples at 22.05 kHz) scaled to the sample rate."""
-    hop_length = 2 ** max(5, round(math.log2(sample_rate * 0.0058)))
-    n_fft = 2 ** math.ceil(math.log2(sample_rate * 0.093))
-    return hop_length, n_fft
-
-
-def _low_band(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """`audio` low-passed at `LOW_BAND_HZ`: kicks and bass."""
-    sos = scipy.signal.butter(4, LOW_BAND_HZ, btype="low", fs=sample_rate, output="sos")
-    return scipy.signal.sosfilt(sos, audio.astype(np.float64))
-
-
-def _level_flux(signal: np.ndarray, hop_length: int) -> np.ndarray:
-    """Rise in level (dB per frame, rises only). A short RMS frame keeps the peaks at kicks and
-    bass notes one frame wide, which a mel band this low could not."""
-    rms = librosa.feature.rms(y=signal, frame_length=4 * hop_length, hop_length=hop_length)[0]
-    level = librosa.amplitude_to_db(rms, ref=np.max, top_db=80.0)
-    return np.maximum(0.0, np.diff(level, prepend=level[0]))
-
-
-def onset_envelope(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Onset strength per frame, and the hop between frames in samples.
-
-    librosa's full-band spectral flux, plus twice the level flux below `LOW_BAND_HZ` when the
-    clip has a kick or bass (that band within `LOW_BAND_MIN_DB` of the whole): off-beat
-    hi-hats dominate full-band flux, and without the low band the beat would lock onto them.
-    Each part is scaled by its mean, so they weigh as intended whatever their levels.
-    """
-    hop_length, n_fft = _analysis_sizes(sample_rate)
-    full = librosa.onset.onset_strength(
-        y=audio, sr=sample_rate, hop_length=hop_length, n_fft=n_fft
-    )
-    envelope = full.astype(np.float64) / max(float(full.mean()), 1e-12)
-    low = _low_band(audio, sample_rate)
-    low_band_db = 10 * math.log10(
-        max(float(np.mean(low**2)) / float(np.mean(audio.astype(np.float64) ** 2)), 1e-20)
-    )
-    flux = _level_flux(low, hop_length)[: len(envelope)]
-    if low_band_db > LOW_BAND_MIN_DB and flux.mean() > 0:
-        envelope[: len(flux)] += 2.0 * flux / float(flux.mean())
-    return envelope, hop_length
-
-
-def fold_bpm(bpm: float, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> float:
-    """`bpm` doubled or halved until it lies in [min_bpm, max_bpm] (max_bpm >= 2 * min_bpm)."""
-    if max_bpm < 2 * min_bpm:
-        raise ValueError(f"max_bpm must be at least 2 * min_bpm, got [{min_bpm}, {max_bpm}]")
-    while bpm < min_bpm:
-        bpm *= 2.0
-    while bpm > max_bpm:
-        bpm /= 2.0
-    return bpm
-
-
-def _fold_phase(envelope: np.ndarray, period_in_frames: float) -> tuple[float, float]:
-    """Fold the envelope at `period_in_frames` (epoch folding, one-frame bins) and return
-    (phase of the strongest bin in frames, strongest bin / mean bin)."""
-    bins = max(2, int(round(period_in_frames)))
-    frames = np.arange(len(envelope), dtype=np.float64)
-    positions = (frames % period_in_frames) * (bins / period_in_frames)
-    index = np.floor(positions).astype(np.int64) % bins
-    histogram = np.bincount(index, weights=envelope, minlength=bins)
-    # Small circular smoothing tolerates a few ms of timing jitter between beats.
-    histogram = 0.5 * histogram + 0.25 * (np.roll(histogram, 1) + np.roll(histogram, -1))
-    best = int(np.argmax(histogram))
-    left, centre, right = histogram[best - 1], histogram[best], histogram[(best + 1) % bins]
-    curvature = left - 2 * centre + right
-    offset = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
-    phase = ((best + 0.5 + offset) * period_in_frames / bins) % period_in_frames
-    return phase, float(centre / max(histogram.mean(), 1e-12))
-
-
-def _fit_period(envelope: np.ndarray, period_guess: float, search: float = 0.04) -> float:
-    """The beat period in frames within +-`search` of `period_guess` on which the onset envelope
-    folds most sharply. Steps are small enough that the last beat of the clip moves by at most a
-    quarter frame between neighbouring candidates, so the fit is as fine as the clip is long."""
-    relative_step = 0.25 / len(envelope)
-    coarse_step = 4 * relative_step
-    coarse = period_guess * (1 + np.arange(-search, search + coarse_step / 2, coarse_step))
-    scores = [_fold_phase(envelope, period)[1] for period in coarse]
-    centre = coarse[int(np.argmax(scores))]
-    fine = centre * (1 + np.arange(-coarse_step, coarse_step + relative_step / 2, relative_step))
-    scores = [_fold_phase(envelope, period)[1] for period in fine]
-    return float(fine[int(np.argmax(scores))])
-
-
-def _attack_sample(audio: np.ndarray, around: int, window: tuple[int, int], step: int) -> int:
-    """Sample in `around + window` where the level rises most, in dB, from the `step` samples
-    before it to the `step` samples after it: the attack of the onset near `around`. Exact for a
-    step onset; in dB so that a steady pad or bass under the hit does not mask it. `step` should
-    span a period of the lowest tone (a few ms), or that tone's own ripple reads as attacks."""
-    lo = max(0, around + window[0] - step)
-    hi = min(len(audio), around + window[1] + step)
-    if hi - lo <= 2 * step + 1:
-        return int(np.clip(around, 0, len(audio) - 1))
-    energy = np.concatenate([[0.0], np.cumsum(audio[lo:hi].astype(np.float64) ** 2)])
-    recent = energy[step:] - energy[:-step]  # energy of the `step` samples from each index on
-    floor = 1e-3 * float(recent.max()) + 1e-20  # -30 dB: ignore rises out of near-silence
-    rise = np.log(recent[step:] + floor) - np.log(recent[:-step] + floor)
-    return lo + int(np.argmax(rise)) + step
-
-
-def _zero_crossing_at_or_before(audio: np.ndarray, sample: int, max_shift: int) -> int:
-    """The latest sample within `max_shift` before `sample` where the waveform changes sign
-    (whichever side of the change is closer to zero), or `sample` when there is none."""
-    lo = max(1, sample - max_shift)
-    segment = audio[lo - 1 : sample + 1]
-    changes = np.nonzero(np.signbit(segment[:-1]) != np.signbit(segment[1:]))[0]
-    if len(changes) == 0:
-        return sample
-    after = lo + int(changes[-1])
-    return after if abs(audio[after]) <= abs(audio[after - 1]) else after - 1
-
-
-def _accents(audio: np.ndarray, beat_samples: np.ndarray, window: int) -> np.ndarray:
-    """RMS of the `window` samples from each beat on, scaled so the loudest beat is 1. Linear
-    level: log-compressed onset strength hides the few dB by which a downbeat stands out."""
-    segments = [audio[beat : beat + window].astype(np.float64) for beat in beat_samples]
-    levels = np.array([np.sqrt(np.mean(segment**2)) for segment in segments])
-    return levels / max(float(levels.max()), 1e-12)
-
-
-def _beat_grid(
-    audio: np.ndarray,
-    sample_rate: int,
-    envelope: np.ndarray,
-    hop_length: int,
-    bpm: float,
-    fit: bool,
-) -> TempoEstimate:
-    """Fit period (when `fit`) and phase of a regular beat grid to the onset envelope, then to
-    the attacks in the waveform, which are sample-accurate where the envelope is not (it peaks
-    some ms after an attack, in steps of one hop)."""
-    # 1. Grid from the envelope, in samples
-    period = 60.0 / bpm * sample_rate / hop_length
-    if fit:
-        period = _fit_period(envelope, period)
-    phase, clarity = _fold_phase(envelope, period)
-    beat_numbers = np.arange(int((len(envelope) - phase) / period) + 1)
-    period_in_samples = period * hop_length
-    grid = (phase + period * beat_numbers) * hop_length
-    # 2. Attack near each beat; the beats whose attack sits at the typical offset are on-beat
-    step = max(1, round(ATTACK_WINDOW_IN_S * sample_rate))
-    window = (-round(0.040 * sample_rate), round(0.020 * sample_rate))
-    attacks = np.array([_attack_sample(audio, int(round(g)), window, step) for g in grid])
-    offsets = attacks - grid
-    on_beat = np.abs(offsets - np.median(offsets)) < GRID_TOLERANCE_IN_S * sample_rate
-    # 3. Least-squares line through those attacks: the tempo to a fraction of a sample per
-    # beat. A fit far from the envelope's period means too few on-beat attacks to trust.
-    if fit and np.count_nonzero(on_beat) >= 4:
-        slope, intercept = np.polyfit(beat_numbers[on_beat], attacks[on_beat], 1)
-        if abs(slope / period_in_samples - 1) < 0.01:
-            period_in_samples = float(slope)
-            grid = intercept + slope * beat_numbers
-        else:
-            grid = grid + float(np.median(offsets))
-    else:
-        grid = grid + float(np.median(offsets))
-    # 4. Beats inside the clip and their accents
-    inside = (grid >= 0) & (grid < len(audio))
-    if not np.any(inside):
-        raise ValueError("no steady beat found in the audio (beat grid is empty)")
-    beat_samples = np.round(grid[inside]).astype(np.int64)
-    strengths = _accents(audio, beat_samples, round(ACCENT_WINDOW_IN_S * sample_rate))
-    return TempoEstimate(
-        bpm=60.0 * sample_rate / period_in_samples,
-        beat_samples=beat_samples,
-        beat_strengths=strengths,
-        sample_rate=sample_rate,
-        pulse_clarity=clarity,
-        estimated=fit,
-    )
-
-
-def estimate_tempo(
-    audio: np.ndarray,
-    sample_rate: int,
-    bpm: float | None = None,
-    min_bpm: float = MIN_BPM,
-    max_bpm: float = MAX_BPM,
-) -> TempoEstimate:
-    """Tempo (BPM) and beat grid (samples) of a clip. Deterministic.
-
-    librosa's tempo estimate gives the tempo to within its tempogram resolution (about 1%),
-    folded into [min_bpm, max_bpm] by doubling or halving. Epoch folding of the onset envelope
-    over the whole clip refines the period to a fraction of a frame and finds the phase; a
-    least-squares line through the sample-accurate attacks on the beat then gives the final grid
-    (tempo within 0.035% on drum patterns with 3 ms timing jitter, 16 to 48 kHz). With `bpm`
-    given (e.g. from a caption) the tempo is kept as is (no folding) and only the phase is fitted.
-
-    Octave errors: a clip whose pulse is ambiguous between double and half time is reported at
-    the octave librosa prefers (its prior is centred on 120 BPM) within the fold range.
-
-    A clip without a beat (pads, noise) still gets a tempo, but a meaningless one: check
-    `pulse_clarity` (below about 3: no clear beat; pass `bpm` instead).
-
-    Raises:
-        ValueError: bad audio (see `check_audio`), a clip shorter than `MIN_ANALYSIS_SECONDS`, or
-            no detectable beat.
-    """
-    # 1. Check inputs
-    sample_rate = check_sample_rate(sample_rate)
-    audio = check_audio(audio)
-    if bpm is not None:
-        bpm = _check_bpm(bpm)
-    seconds = len(audio) / sample_rate
-    if seconds < MIN_ANALYSIS_SECONDS:
-        raise ValueError(
-            f"audio is too short to estimate a tempo: {seconds:.2f} s, "
-            f"needs at least {MIN_ANALYSIS_SECONDS:.1f} s"
-        )
-    # 2. Onset envelope
-    envelope, hop_length = onset_envelope(audio, sample_rate)
-    # 3. Coarse tempo from librosa's beat tracker, folded into the musical range. Only its tempo
-    # stage (`librosa.feature.tempo`, which `beat_track` calls): a loop needs one fixed grid,
-    # not beats that follow drift, and skipping the tracker's dynamic programme also skips its
-    # numba compilation (about 4 s on the first call in a process).
-    if bpm is None:
-        tempo = librosa.feature.tempo(
-            onset_envelope=envelope, sr=sample_rate, hop_length=hop_length
-        )
-        coarse_bpm = float(np.atleast_1d(tempo)[0])
-        if not coarse_bpm > 0:
-            raise ValueError("no steady beat found in the audio (librosa found no tempo)")
-        bpm = fold_bpm(coarse_bpm, min_bpm, max_bpm)
-        fit = True
-    else:
-        fit = False
-    # 4. Refined beat grid
-    return _beat_grid(audio, sample_rate, envelope, hop_length, bpm, fit)
-
-
-def estimate_bpm(
-    audio: np.ndarray, sample_rate: int, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM
-) -> float:
-    """Tempo of a clip in BPM, folded into [min_bpm, max_bpm]; see `estimate_tempo`, which also
-    returns the beat positions."""
-    return estimate_tempo(audio, sample_rate, min_bpm=min_bpm, max_bpm=max_bpm).bpm
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +176,7 @@ def estimate_bpm(
 
 def bar_length_in_samples(bars: int, beats_per_bar: int, bpm: float, sample_rate: int) -> int:
     """`round(bars * beats_per_bar * 60 / bpm * sample_rate)`: the length of whole bars."""
-    return int(round(bars * beats_per_bar * 60.0 / bpm * sample_rate))
+    return round(bars * beats_per_bar * 60.0 / bpm * sample_rate)
 
 
 def _downbeat_phase(tempo: TempoEstimate, beats_per_bar: int) -> int:
@@ -711,7 +398,6 @@ def loop_from_downbeat(
     bpm = _check_bpm(bpm)
     repeats = _check_int("repeats", repeats, 1)
     beats_per_bar = _check_int("beats_per_bar", beats_per_bar, 1, 16)
-    bar = bar_length_in_samples(1, beats_per_bar, bpm, sample_rate)
     bars = 1
     while bar_length_in_samples(bars + 1, beats_per_bar, bpm, sample_rate) <= len(audio):
         bars += 1
@@ -738,7 +424,62 @@ def loop_from_downbeat(
     return Loop(audio=tiled, sample_rate=sample_rate, bpm=bpm, bars=bars, beats_per_bar=beats_per_bar,
                 repeats=repeats, loop_start=0, loop_end=len(tiled), source_start=0, bpm_estimated=False,
                 seam_jump_ratio=seam_jump_ratio(cycle),
-                pulse_clarity=estimate_tempo(cycle, sample_rate, bpm=bpm).pulse_clarity)
+                pulse_clarity=estimate_tempo(_long_enough(cycle, sample_rate), sample_rate, bpm=bpm).pulse_clarity)
+
+
+def _long_enough(cycle: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`cycle` repeated until it lasts `MIN_ANALYSIS_SECONDS` (a one-bar cycle above 120 BPM is shorter),
+    so its pulse can be measured the way the loop plays it."""
+    return np.tile(cycle, max(1, math.ceil(MIN_ANALYSIS_SECONDS * sample_rate / len(cycle))))
+
+def stretch_loop(loop: Loop, bpm: float) -> Loop:
+    """`loop` time-stretched (Rubber Band, pitch unchanged) from its tempo to `bpm`: each cycle becomes
+    exactly `bar_length_in_samples(bars, beats_per_bar, bpm, sample_rate)` samples.
+
+    For clips whose tempo was estimated (models trained without a reference tempo): `make_loop` finds
+    the tempo and the downbeat and cuts whole bars, this makes them the asked tempo. The cycle is
+    stretched circularly (three copies, the middle one kept), so the seam stays as smooth as it was.
+    """
+    bpm = _check_bpm(bpm)
+    audio = np.asarray(loop.audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"stretch_loop takes a mono loop, got audio of shape {audio.shape}")
+    length = bar_length_in_samples(loop.bars, loop.beats_per_bar, bpm, loop.sample_rate)
+    cycle = audio[: loop.loop_length]
+    if length == len(cycle):
+        stretched = cycle.copy()
+    else:
+        stretched = time_stretch(np.tile(cycle, 3), loop.sample_rate, 3 * length)[length : 2 * length]
+    peak = float(np.max(np.abs(stretched)))
+    if peak > 1.0:
+        stretched /= peak
+    tiled = tile(stretched, loop.repeats)
+    return replace(loop, audio=tiled, bpm=bpm, loop_start=0, loop_end=len(tiled), bpm_estimated=False,
+                   seam_jump_ratio=seam_jump_ratio(stretched))
+
+
+def loop_at_tempo(
+    audio: np.ndarray,
+    sample_rate: int,
+    bpm: float,
+    repeats: int = 4,
+    beats_per_bar: int = 4,
+    max_bars: int = 8,
+) -> Loop:
+    """A loop at exactly `bpm` from a clip of unknown tempo (a model without a reference tempo):
+    estimate its tempo and downbeat, cut whole bars there (`make_loop`), stretch them to `bpm`
+    (`stretch_loop`). A clip without a clear beat (pulse clarity below `MIN_PULSE_CLARITY`), or too
+    short for a bar at its own tempo, has no tempo to stretch from: its bars are cut at `bpm` as is.
+    """
+    bpm = _check_bpm(bpm)
+    try:
+        loop = make_loop(audio, sample_rate, repeats, beats_per_bar, max_bars=max_bars)
+    except ValueError:
+        loop = None
+    if loop is None or loop.pulse_clarity < MIN_PULSE_CLARITY:
+        return make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=bpm, max_bars=max_bars)
+    return stretch_loop(loop, bpm)
+
 
 # ---------------------------------------------------------------------------------------------
 # WAV with loop points
@@ -815,7 +556,7 @@ def _info_payload(loop: Loop, metadata: dict[str, str]) -> bytes:
     comment: dict[str, str] = {}
     for key, value in metadata.items():
         if not isinstance(key, str):
-            raise ValueError(f"metadata keys must be strings, got {key!r}")
+            raise ValueError(f"metadata keys must be strings, got {key!r}")  # noqa: TRY004
         if key in INFO_FIELDS and key != "comment":
             fields[INFO_FIELDS[key]] = str(value)
         else:
@@ -846,7 +587,8 @@ def write_loop_wav(
     metadata: dict[str, str] | None = None,
     bits_per_sample: int = 16,
 ) -> Path:
-    """Write `loop` as a mono PCM WAV (16 or 24 bit) with loop points and tempo.
+    """Write `loop` as a PCM WAV (16 or 24 bit; mono, or one channel per row of a `[channels, samples]`
+    `loop.audio`) with loop points and tempo.
 
     Chunks: `smpl` (unity note 60, sample period in ns, one forward loop over
     [loop.loop_start, loop.loop_end - 1], end inclusive as the spec has it), `acid` (tempo in
@@ -861,19 +603,21 @@ def write_loop_wav(
     if bits_per_sample not in (16, 24):
         raise ValueError(f"bits_per_sample must be 16 or 24, got {bits_per_sample!r}")
     audio = np.asarray(loop.audio)
-    if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
-        raise ValueError("loop.audio must be a non-empty 1-D waveform of finite samples")
-    if not 0 <= loop.loop_start < loop.loop_end <= len(audio):
+    audio = audio[None] if audio.ndim == 1 else audio
+    if audio.ndim != 2 or audio.size == 0 or not np.all(np.isfinite(audio)):
+        raise ValueError("loop.audio must be a non-empty [samples] or [channels, samples] waveform of finite samples")
+    if not 0 <= loop.loop_start < loop.loop_end <= audio.shape[-1]:
         raise ValueError(
             f"loop points [{loop.loop_start}, {loop.loop_end}) lie outside the "
-            f"{len(audio)} samples"
+            f"{audio.shape[-1]} samples"
         )
     # 2. Chunks
-    block_align = bits_per_sample // 8
+    channels = audio.shape[0]
+    block_align = channels * bits_per_sample // 8
     fmt = struct.pack(
         "<HHIIHH",
         1,  # PCM
-        1,  # mono
+        channels,
         loop.sample_rate,
         loop.sample_rate * block_align,
         block_align,
@@ -882,7 +626,7 @@ def write_loop_wav(
     body = b"WAVE" + b"".join(
         [
             _chunk(b"fmt ", fmt),
-            _chunk(b"data", _pcm_bytes(audio, bits_per_sample)),
+            _chunk(b"data", _pcm_bytes(audio.T.reshape(-1), bits_per_sample)),  # interleaved frames
             _chunk(b"smpl", _smpl_payload(loop)),
             _chunk(b"acid", _acid_payload(loop)),
             _chunk(b"LIST", _info_payload(loop, metadata or {})),

@@ -1,4 +1,5 @@
-"""Time-stretching: change tempo without changing pitch, to an exact length in samples.
+"""Time-stretching and pitch-shifting: change tempo without changing pitch, to an exact length in
+samples, or pitch without changing length.
 
 Rubber Band (Debian's `rubberband-cli`, driven through `pyrubberband`) does the work: its R3
 ("fine") engine keeps drum transients sharp where a phase vocoder smears them. Without the binary,
@@ -69,6 +70,31 @@ def time_stretch(audio: np.ndarray, sample_rate: int, num_samples: int) -> np.nd
         warnings.warn(RUBBERBAND_HINT, stacklevel=2)
         stretched = librosa.effects.time_stretch(audio, rate=rate)
     return fit_length(np.asarray(stretched, dtype=np.float32), num_samples)
+
+
+def pitch_shift(audio: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
+    """Shift mono `audio` (float, `[samples]` at `sample_rate` Hz) by `semitones`, length unchanged.
+
+    Rubber Band's R3 engine with formants kept off (a loop's timbre moves with its pitch as a
+    sampler's would); librosa's phase vocoder and resampler without the binary (with a warning).
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1 or len(audio) == 0:
+        raise ValueError(f"pitch_shift takes non-empty mono audio [samples], got shape {audio.shape}.")
+    if not np.isfinite(semitones) or abs(semitones) > 24:
+        raise ValueError(f"semitones must be within [-24, 24], got {semitones!r}.")
+    if semitones == 0:
+        return audio.copy()
+    if rubberband_available():
+        import pyrubberband
+
+        shifted = pyrubberband.pitch_shift(audio, sample_rate, semitones, rbargs={"--fine": ""})
+    else:
+        import librosa
+
+        warnings.warn(RUBBERBAND_HINT, stacklevel=2)
+        shifted = librosa.effects.pitch_shift(audio, sr=sample_rate, n_steps=semitones)
+    return fit_length(np.asarray(shifted, dtype=np.float32), len(audio))
 
 
 def samples_at_tempo(num_samples: int, from_bpm: float, to_bpm: float) -> int:

@@ -4,8 +4,10 @@ the field, the listening test's privacy, the page's own events kept out of the A
 `gradio_client` examples of docs/app.md run as written."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import zipfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -79,7 +81,8 @@ def test_the_api_lists_the_named_endpoints_only(client):
     assert not info["unnamed_endpoints"]
     loops = info["named_endpoints"]["/loops"]
     assert [parameter["parameter_name"] for parameter in loops["parameters"]] == [
-        "model", "prompt", "variations", "seed", "steps", "scheduler", "clip_seconds", "bpm", "repeats"]
+        "model", "prompt", "variations", "seed", "steps", "scheduler", "clip_seconds", "bpm", "repeats", "key",
+        "export_rate", "export_channels", "export_format"]
     assert "outputs" in loops["description"]
 
 
@@ -125,7 +128,7 @@ def test_audio_to_audio_returns_named_fields(client, tmp_path):
                             extend_seconds=0.2, steps=1, seed=9, api_name="/audio_to_audio")
     (output,) = result["outputs"]
     assert result["seed"] == 9 and output["duration_s"] == pytest.approx(0.6)
-    assert sf.info(output["audio"]).subtype == "FLOAT"
+    assert sf.info(output["audio"]).subtype == "PCM_16"  # the 16-bit upload's own width
     assert result["settings"]["mode"] == "continue" and result["settings"]["input_file"] == "in.wav"
     assert "44100 Hz" in result["status"]
 
@@ -214,3 +217,37 @@ def test_the_documented_client_examples_run(server, tmp_path, monkeypatch):
     for block in blocks:
         code = block.replace("http://127.0.0.1:7860/", url).replace("YOUR-EXPERIMENTER-KEY", KEY)
         exec(compile(code, str(DOCS), "exec"), namespace)  # noqa: S102 (our own documentation)
+
+
+def test_loops_carry_seam_and_tempo_numbers_and_a_zip_of_settings(client):
+    result = client.predict(model="checkpoints/loops", variations=2, seed=11, steps=2, bpm=120, api_name="/loops")
+    first = result["outputs"][0]
+    assert first["loop"] is not None and Path(first["loop"]).suffix == ".wav"
+    assert {"seam_waveform_ratio", "seam_spectral_ratio", "beat_interval_cv"} <= set(first["loop_quality"])
+    assert "seam" in first["loop_info"] and "beat-interval CV" in first["loop_info"]
+    with zipfile.ZipFile(result["zip"]) as archive:  # both variations, clip and loop, each with its settings
+        names = archive.namelist()
+        assert len(names) == 8 and sum(name.endswith(".json") for name in names) == 4
+        sidecar = json.loads(archive.read(Path(Path(first["loop"]).name).with_suffix(".json").name))
+    assert sidecar["seed"] == 11 and sidecar["loop_file"] == Path(first["loop"]).name
+
+
+def test_text_to_audio_exports_at_the_asked_rate_channels_and_format(client):
+    result = client.predict(prompt="punchy drums", model="checkpoints/text", seconds_total=0.5, steps=1, seed=21,
+                            export_rate="48000", export_channels="stereo", export_format="FLAC 24-bit",
+                            api_name="/text_to_audio")
+    info = sf.info(result["outputs"][0]["audio"])
+    assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_24", 48_000, 2)
+    assert info.frames == round(0.5 * 48_000)
+
+
+def test_audio_to_audio_comes_back_in_the_uploads_rate_and_channels(client, tmp_path):
+    upload = tmp_path / "in.wav"
+    sf.write(upload, np.stack([drum_like_signal(0.4, 44_100)] * 2, axis=1) * 0.5, 44_100)
+    result = client.predict(audio=handle_file(str(upload)), mode="continue", model="checkpoints/loops",
+                            extend_seconds=0.2, steps=1, seed=9, api_name="/audio_to_audio")
+    output = result["outputs"][0]["audio"]
+    info = sf.info(output)
+    assert (info.samplerate, info.channels, info.frames) == (44_100, 2, round(0.6 * 44_100))
+    kept = round(0.4 * 44_100)  # the 0.4 s it kept are the upload's own samples
+    np.testing.assert_array_equal(sf.read(output, dtype="int16")[0][:kept], sf.read(upload, dtype="int16")[0])

@@ -281,7 +281,9 @@ def test_variation_of_a_96_khz_six_channel_upload(studio, tmp_path):
     sf.write(path, np.repeat(drum_like_signal(0.5, 96_000)[:, None], 6, axis=1), 96_000)
     result = studio.audio_to_audio(LOOPS, str(path), "variation", strength=0.5, steps=2, seed=1,
                                    randomize_seed=False)
-    assert samples_of(result.outputs[0].audio_path).shape == (1, round(0.5 * SAMPLE_RATE))
+    # the model hears a mono mixdown at its rate; the result comes back in the upload's rate and channels
+    assert samples_of(result.outputs[0].audio_path).shape == (6, round(0.5 * 96_000))
+    assert sf.info(result.outputs[0].audio_path).samplerate == 96_000
     assert "mixed 6 channels down to mono" in result.status and "96000 Hz" in result.status
     assert result.input_spectrogram is not None and result.outputs[0].spectrogram is not None
     assert read_wav_metadata(result.outputs[0].audio_path)["input_file"] == "surround.wav"
@@ -458,3 +460,50 @@ def test_broken_outputs_are_flagged_and_good_ones_are_not():
         beat[start:start + 3000] = np.sin(np.arange(3000) * 0.03) * np.exp(-np.arange(3000) / 500)
     check_broken(notes, "Variation 2", beat[None], rate)
     assert len(notes) == 1
+
+
+# ---- DAW-ready output (issue 12) --------------------------------------------------------------
+
+def test_stereo_44k_inpainting_comes_back_stereo_44k_with_the_kept_audio_bit_identical(studio, tmp_path):
+    path = tmp_path / "stereo.wav"
+    rate = 44_100
+    left, right = drum_like_signal(0.6, rate), drum_like_signal(0.6, rate, seed=1)
+    sf.write(path, 0.5 * np.stack([left, right], axis=1), rate, subtype="PCM_16")
+    result = studio.audio_to_audio(LOOPS, str(path), "inpaint region", strength=1.0, region_start=0.2,
+                                   region_end=0.4, steps=1, seed=2, randomize_seed=False)
+    out_path = result.outputs[0].audio_path
+    info = sf.info(out_path)
+    assert (info.samplerate, info.channels, info.subtype) == (rate, 2, "PCM_16")
+    original, output = sf.read(path, dtype="int16")[0], sf.read(out_path, dtype="int16")[0]
+    assert output.shape == original.shape
+    for start, end in [(0, round(0.2 * rate)), (round(0.4 * rate), len(original))]:
+        np.testing.assert_array_equal(output[start:end], original[start:end])
+    assert not np.array_equal(output[round(0.25 * rate): round(0.35 * rate)],
+                              original[round(0.25 * rate): round(0.35 * rate)])
+    assert "44100 Hz, 2 channels" in result.outputs[0].title
+
+
+def test_loops_with_a_key_and_an_export_setting_carry_them_in_the_file_and_the_zip(studio):
+    import zipfile
+
+    result = studio.generate_loops(LOOPS, variations=2, seed=7, randomize_seed=False, steps=1, repeats=2,
+                                   clip_seconds=2.2, bpm=120, target_key="A minor", export_rate="48000",
+                                   export_channels="stereo", export_format="WAV 24-bit")
+    for output in result.outputs:
+        assert output.key_info.startswith("Key: estimated") and "Key:" in output.loop_info
+        info = sf.info(output.loop_path)
+        assert (info.samplerate, info.channels, info.subtype) == (48_000, 2, "PCM_24")
+        bars = int(read_wav_metadata(output.loop_path)["bars"])
+        assert info.frames == 2 * round(bars * 4 * 60 / 120 * 48_000)
+        assert read_loop_points(output.loop_path) == (0, info.frames)
+        assert set(output.quality) == {"seam_waveform_ratio", "seam_spectral_ratio", "beat_interval_cv"}
+        assert "seam" in output.loop_info
+    with zipfile.ZipFile(result.zip_path) as archive:
+        sidecars = [json.loads(archive.read(name)) for name in archive.namelist() if name.endswith(".json")]
+    assert len(sidecars) == 4 and {sidecar["seed"] for sidecar in sidecars} == {7, 8}
+    assert all(sidecar["key_target"] == "A minor" for sidecar in sidecars)
+    for kwargs, message in [({"target_key": "H dorian"}, "not a key"), ({"export_rate": "fast"}, "sample rate"),
+                            ({"export_channels": "surround"}, "Export channels"),
+                            ({"export_format": "WAV 8-bit"}, "Export format")]:
+        with pytest.raises(gr.Error, match=message):
+            studio.generate_loops(LOOPS, steps=1, **kwargs)

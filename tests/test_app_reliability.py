@@ -59,6 +59,10 @@ class Quiet:
     def __init__(self, pipeline, gain: float) -> None:
         self._pipeline, self._gain = pipeline, gain
 
+    @property
+    def __class__(self):  # passes for the wrapped pipeline's class, as `unittest.mock` specs do
+        return type(self._pipeline)
+
     def __getattr__(self, name):
         return getattr(self._pipeline, name)
 

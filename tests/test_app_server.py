@@ -3,8 +3,10 @@ headless Chromium (Debian `chromium`, driven by Playwright) that generates a loo
 (the other tabs: tests/test_app_browser.py; the API through `gradio_client`: tests/test_app_api.py)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import zipfile
 import tempfile
 from pathlib import Path
 
@@ -114,3 +116,45 @@ def test_browser_generates_a_loop_and_shows_an_audio_player(server, tmp_path):
         finally:
             browser.close()
     assert (screenshots / "app_loops.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_browser_sets_a_bpm_generates_and_downloads_the_loop_file(server, tmp_path):
+    """A producer's path: type a tempo, generate, download the loop; the file holds whole bars at exactly
+    that tempo, with its loop points and tempo chunk."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the python package playwright is not installed")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium); set CHROMIUM_PATH to use another")
+    url, _, _ = server
+    bpm, repeats = 100, 4
+    with sync_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        try:
+            browser = playwright.chromium.launch_persistent_context(
+                profile, executable_path=executable, headless=True, args=CHROMIUM_FLAGS, accept_downloads=True,
+                viewport={"width": 1280, "height": 1400},
+            )
+        except sync_api.Error as error:
+            pytest.skip(f"{executable} does not start: {str(error).splitlines()[0]}")
+        try:
+            page = browser.new_page()
+            page.goto(url, timeout=60_000)
+            page.locator("#loops-bpm input").fill(str(bpm))
+            page.get_by_role("button", name="Generate loops").click(timeout=60_000)
+            link = page.locator("#loops-file-0 a[download]").first
+            link.wait_for(state="attached", timeout=180_000)
+            with page.expect_download(timeout=60_000) as download_info:
+                link.click()
+            path = tmp_path / download_info.value.suggested_filename
+            download_info.value.save_as(path)
+        finally:
+            browser.close()
+    from models.loops import read_loop_points, read_wav_metadata
+
+    metadata = read_wav_metadata(path)
+    bars = int(metadata["bars"])
+    one_cycle = round(bars * 4 * 60 / bpm * SAMPLE_RATE)
+    assert path.suffix == ".wav" and f"{bpm:.1f}bpm" in path.name
+    assert sf.info(path).frames == repeats * one_cycle  # whole bars at exactly the asked tempo, to the sample
+    assert read_loop_points(path) == (0, repeats * one_cycle)
+    assert metadata["bpm"] == metadata["acid_bpm"] == f"{bpm:.3f}"

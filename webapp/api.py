@@ -21,8 +21,9 @@ import gradio as gr
 import soundfile as sf
 from gradio.data_classes import FileData
 
+from models.export import DEFAULT_FORMAT
 from models.loops import read_wav_metadata
-from webapp.handlers import Output, Result, Studio
+from webapp.handlers import NO_KEY, Output, Result, Studio
 
 # Metadata that describes the file rather than the request (or holds a server path).
 NOT_SETTINGS = {"task", "title", "software", "comment", "created_utc", "model_source", "variation"}
@@ -61,8 +62,18 @@ def output_fields(output: Output) -> dict[str, Any]:
         "bpm": None if output.bpm is None else round(float(output.bpm), 3),
         "loop": file_field(output.loop_path),
         "loop_info": output.loop_info,
+        "key_info": output.key_info or None,
+        "loop_quality": dict(output.quality) if output.quality else None,
         "spectrogram_title": output.title,
     }
+
+
+def first_settings(result: Result) -> dict[str, Any]:
+    """The settings of a click's first output: as the handler recorded them, else from its WAV metadata."""
+    if not result.outputs:
+        return {}
+    recorded = {key: value for key, value in (result.outputs[0].settings or {}).items() if key not in NOT_SETTINGS}
+    return recorded or settings_of(result.outputs[0].audio_path)
 
 
 def result_fields(endpoint: str, model: str, result: Result) -> dict[str, Any]:
@@ -72,7 +83,8 @@ def result_fields(endpoint: str, model: str, result: Result) -> dict[str, Any]:
         "model": model,
         "seed": result.seed,
         "outputs": [output_fields(output) for output in result.outputs],
-        "settings": settings_of(result.outputs[0].audio_path) if result.outputs else {},
+        "settings": first_settings(result),
+        "zip": file_field(result.zip_path),
         "warnings": list(result.notes),
         "status": result.status,
     }
@@ -112,26 +124,35 @@ class StudioAPI:
 
     def loops(self, model: str = "", prompt: str = "", variations: int = 1, seed: int | None = None,
               steps: int = 20, scheduler: str = "model default", clip_seconds: float = 0.0, bpm: float = 0.0,
-              repeats: int = 4, *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
+              repeats: int = 4, key: str = NO_KEY, export_rate: str = "model rate",
+              export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
+              *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
         """Seamless loops (Loops tab). seed: None for a random one (output i uses seed + i). clip_seconds:
         0 for two bars at the tempo, else at least one bar. bpm: 0 for the prompt's or the model's tempo.
+        key: "keep" or a target key ("A minor"). export_rate: "model rate", "44100" or "48000";
+        export_channels: "as generated", "mono" or "stereo"; export_format: e.g. "WAV 24-bit", "FLAC 16-bit".
         Returns {endpoint, model, seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, loop,
-        loop_info}], settings, warnings, status}."""
+        loop_info, key_info, loop_quality}], settings, zip, warnings, status}."""
         value, name = self._model(model, False)
         result = self.studio.generate_loops(value, variations, seed, seed is None, steps, scheduler, repeats,
-                                            clip_seconds, bpm, prompt, progress=progress)
+                                            clip_seconds, bpm, prompt, key, export_rate, export_channels,
+                                            export_format, progress=progress)
         return result_fields("loops", name, result)
 
     def text_to_audio(self, prompt: str, model: str = "", negative_prompt: str = "", seconds_total: float = 5.0,
                       seconds_start: float = 0.0, guidance_scale: float = 3.0, steps: int = 20,
                       scheduler: str = "model default", seed: int | None = None, num_outputs: int = 1,
+                      bpm: float = 0.0, key: str = NO_KEY, export_rate: str = "model rate",
+                      export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
                       *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
-        """Clips of exactly seconds_total seconds from a prompt (Text to audio tab); a BPM in the prompt
-        sets the tempo of tempo-normalised models. Returns {endpoint, model, seed, outputs: [{audio, seed,
-        sample_rate, duration_s}], settings, warnings, status}."""
+        """Clips of exactly seconds_total seconds from a prompt (Text to audio tab). bpm: the tempo (0: the
+        prompt's, for tempo-normalised models); key and export_*: as for /loops. Returns {endpoint, model,
+        seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, key_info}], settings, zip, warnings,
+        status}."""
         value, name = self._model(model, True)
         result = self.studio.text_to_audio(value, prompt, negative_prompt, seconds_total, seconds_start,
                                            guidance_scale, steps, scheduler, seed, seed is None, num_outputs,
+                                           bpm, key, export_rate, export_channels, export_format,
                                            progress=progress)
         return result_fields("text_to_audio", name, result)
 

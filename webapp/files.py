@@ -9,17 +9,36 @@ import json
 import re
 import threading
 import uuid
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
 
+from models.export import DEFAULT_FORMAT, ExportSettings, export_audio, export_loop
 from models.loops import Loop, write_loop_wav
 
 SOFTWARE = "diffusion music studio (app)"
 # Parameters that go into a file name, in this order, when present (the rest is only in the metadata).
 NAME_KEYS = ("model", "mode", "prompt", "seed", "steps", "scheduler", "seconds_total", "strength", "variation", "bpm")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
+# What `prune` may delete: the audio this store writes and its batch zips.
+OUTPUT_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".zip"}
+
+
+class BatchItem(Protocol):
+    """One output of a batch: its files and the settings that made it (`webapp.handlers.Output`)."""
+
+    audio_path: Path
+    loop_path: Path | None
+    settings: dict
+
+
+def _is_plain(settings: ExportSettings | None) -> bool:
+    """True for no settings or the store's own default (16-bit WAV, the audio's own rate and channels)."""
+    return settings is None or settings == ExportSettings(None, None, DEFAULT_FORMAT)
 
 
 def slug(value: object, max_length: int = 40) -> str:
@@ -99,13 +118,19 @@ class OutputStore:
         return folder / ("_".join(parts) + suffix)
 
     def write_audio(self, task: str, audio: np.ndarray, sample_rate: int, params: dict[str, object],
-                    subtype: str | None = None) -> Path:
+                    subtype: str | None = None, settings: ExportSettings | None = None) -> Path:
         """Write `audio` (`[channels, samples]` or `[samples]`, float, at `sample_rate` Hz) as a WAV named
-        and tagged with `params`.
+        and tagged with `params`, or as `settings` ask (rate, channels, format; see `models.export`).
 
-        `subtype`: "PCM_16", or "FLOAT" (32-bit float, every sample kept exactly, peaks past full scale
-        too: what audio-to-audio uses so kept regions come back unchanged). None: 16-bit, unless a peak
-        passes full scale, which 16 bits would hard-clip; then float."""
+        `subtype`: "PCM_16", "PCM_24", or "FLOAT" (32-bit float, every sample kept exactly, peaks past full
+        scale too). None: 16-bit, unless a peak passes full scale, which 16 bits would hard-clip; then float."""
+        if not _is_plain(settings):
+            path = self.path_for(task, params, settings.suffix)
+            metadata = generation_metadata(task, params)
+            metadata.update(title=_title(task, params), software=SOFTWARE)
+            path = export_audio(path, audio, sample_rate, settings, metadata)
+            self.prune()
+            return path
         path = self.path_for(task, params)
         metadata = generation_metadata(task, params)
         frames = np.asarray(audio, dtype=np.float32)
@@ -121,13 +146,34 @@ class OutputStore:
         self.prune()
         return path
 
-    def write_loop(self, loop: Loop, params: dict[str, object]) -> Path:
-        """Write a tiled loop as a WAV with loop points (`smpl`), tempo (`acid`) and `params` (INFO)."""
+    def write_loop(self, loop: Loop, params: dict[str, object], settings: ExportSettings | None = None) -> Path:
+        """Write a tiled loop as a WAV with loop points (`smpl`), tempo (`acid`) and `params` (INFO), at
+        the loop's rate, mono, 16-bit; or as `settings` ask (`models.export.export_loop`)."""
         params = {**params, "bpm": round(loop.bpm, 1)}
-        path = self.path_for("loop", params)
+        suffix = ".wav" if settings is None else settings.suffix
+        path = self.path_for("loop", params, suffix)
         metadata = generation_metadata("loop", params)
         metadata.update(title=_title("loop", params), software=SOFTWARE)
-        write_loop_wav(path, loop, metadata=metadata)
+        if _is_plain(settings):
+            write_loop_wav(path, loop, metadata=metadata)
+        else:
+            path = export_loop(path, loop, settings, metadata)
+        self.prune()
+        return path
+
+    def write_batch(self, task: str, items: Sequence[BatchItem]) -> Path | None:
+        """One zip of a batch's files (each clip and loop) with a JSON sidecar of its settings beside each
+        (`name.wav` -> `name.json`). None when the batch has no files."""
+        files = [(path, item.settings) for item in items for path in (item.audio_path, item.loop_path)
+                 if path is not None and Path(path).is_file()]
+        if not files:
+            return None
+        path = self.path_for(f"{task}-batch", {}, ".zip")
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for file, settings in files:
+                archive.write(file, Path(file).name)
+                sidecar = {"file": Path(file).name, **{key: _jsonable(value) for key, value in settings.items()}}
+                archive.writestr(Path(file).with_suffix(".json").name, json.dumps(sidecar, indent=2, sort_keys=True))
         self.prune()
         return path
 
@@ -142,18 +188,22 @@ class OutputStore:
         return path
 
     def prune(self) -> None:
-        """Delete the oldest WAVs beyond `max_files` or `max_megabytes` (and folders left empty). Other
-        files, such as the listening test's answers, are never touched; the newest WAV is always kept."""
+        """Delete the oldest outputs (audio files and batch zips) beyond `max_files` or `max_megabytes` (and
+        folders left empty). Other files, such as the listening test's answers, are never touched; the newest
+        output is always kept."""
         if self.max_files is None and self.max_bytes is None:
             return
         with self._lock:
             files = []
-            for path in self.root.rglob("*.wav"):
+            for path in self.root.rglob("*"):
+                if path.suffix not in OUTPUT_SUFFIXES:
+                    continue
                 try:
                     stat = path.stat()
                 except OSError:  # deleted meanwhile
                     continue
-                files.append((stat.st_mtime, stat.st_size, path))
+                if path.is_file():
+                    files.append((stat.st_mtime, stat.st_size, path))
             files.sort()
             total = sum(size for _, size, _ in files)
             excess = 0 if self.max_files is None else max(0, len(files) - self.max_files)
@@ -168,6 +218,17 @@ class OutputStore:
                 for folder in sorted(self.root.iterdir()):
                     if folder.is_dir() and not any(folder.iterdir()):
                         folder.rmdir()
+
+
+def _jsonable(value: object) -> object:
+    """`value` as JSON can hold it: numbers, text, lists and None as they are; anything else as text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def _title(task: str, params: dict[str, object]) -> str:

@@ -21,13 +21,17 @@ import numpy as np
 import PIL.Image
 import torch
 
-from evaluation import tempo
 from evaluation.quality import broken_reasons, clip_checks
+from models import tempo
 from models.audio import load_audio
 from models.backends import as_generator
-from models.loops import loop_from_downbeat, make_loop
+from models.export import DEFAULT_FORMAT, ExportSettings, available_formats
+from models.key import Key, key_names, parse_key, shift_to_key
+from models.loop_quality import loop_quality
+from models.loops import loop_at_tempo, loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
 from models.schedulers import SCHEDULERS
+from models.splice import splice_into_input
 from models.stable_audio import StableAudioBackend
 from webapp.budget import CPU_MAX_WORK, Budget, Request, window_geometry, windows_for
 from webapp.captions import (
@@ -67,6 +71,12 @@ MODE_HELP = {
 LISTENING_MODES = ("two checkpoints", "generated vs real")
 MAX_PROMPT_CHARACTERS = 500
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
+# Export controls: "model rate" keeps the model's own sample rate.
+EXPORT_RATE_CHOICES = ["model rate", "44100", "48000"]
+EXPORT_CHANNEL_CHOICES = ["as generated", "mono", "stereo"]
+NO_KEY = "keep"
+KEY_CHOICES = [NO_KEY, *key_names()]
+EXPORT_FORMAT_CHOICES = available_formats()
 
 
 @dataclass
@@ -103,6 +113,9 @@ class Output:
         loop_path: the tiled seamless loop (WAV with smpl/acid loop points), when one was found.
         bpm: the loop's tempo in BPM.
         loop_info: tempo, bars and repeats, or why there is no loop.
+        key_info: the estimated key and the pitch shift applied (when a target key was asked).
+        quality: the loop's seam and tempo-stability numbers (`models.loop_quality.LoopQuality.to_dict`).
+        settings: everything that made this output (the JSON sidecar in the batch zip).
     """
 
     audio_path: Path
@@ -113,6 +126,9 @@ class Output:
     loop_path: Path | None = None
     bpm: float | None = None
     loop_info: str = ""
+    key_info: str = ""
+    quality: dict | None = None
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,6 +140,7 @@ class Result:
     status: str
     notes: list[str] = field(default_factory=list)
     input_spectrogram: PIL.Image.Image | None = None
+    zip_path: Path | None = None
 
 
 @dataclass
@@ -162,6 +179,20 @@ def bpm_from_prompt(prompt: str | None) -> float | None:
     """The tempo named in a prompt ("house loop, 124 BPM" -> 124.0) if a loop can use it (30-300), else None."""
     bpm = tempo.bpm_from_prompt(prompt or "")
     return bpm if bpm is not None and 30 <= bpm <= 300 else None
+
+
+def upload_subtype(path: str | Path) -> str:
+    """The sample format to write an audio-to-audio result in: float for float uploads, 24-bit for 24/32-bit
+    ones, else 16-bit (either way the kept samples of the upload come back bit for bit)."""
+    import soundfile as sf
+
+    try:
+        subtype = sf.info(str(path)).subtype
+    except (sf.SoundFileError, RuntimeError):  # formats libsndfile cannot read (decoded by librosa)
+        return "PCM_16"
+    if subtype in ("FLOAT", "DOUBLE"):
+        return "FLOAT"  # float uploads may pass full scale; PCM would clip their kept samples
+    return "PCM_24" if subtype in ("PCM_24", "PCM_32") else "PCM_16"
 
 
 def is_stable_audio(pipeline: object) -> bool:
@@ -203,6 +234,54 @@ def default_seconds(pipeline: object, bpm: float | None = None) -> float:
     if window:
         return max(window, MIN_DEFAULT_SECONDS)
     return float(min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
+
+
+def export_settings(rate: object = "model rate", channels: object = "as generated",
+                    file_format: object = DEFAULT_FORMAT) -> ExportSettings:
+    """The export controls as `ExportSettings`, or `gr.Error` naming the control and the choices."""
+    if rate in (None, "", "model rate"):
+        sample_rate = None
+    else:
+        try:
+            sample_rate = int(float(str(rate)))
+        except ValueError:
+            raise gr.Error(f"Export sample rate must be 'model rate', 44100 or 48000, got {rate!r}.") from None
+    if channels not in (None, "", *EXPORT_CHANNEL_CHOICES):
+        raise gr.Error(f"Export channels must be one of {', '.join(EXPORT_CHANNEL_CHOICES)}, got {channels!r}.")
+    count = {"mono": 1, "stereo": 2}.get(str(channels))
+    try:
+        return ExportSettings(sample_rate, count, str(file_format or DEFAULT_FORMAT)).check()
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+
+
+def check_key(target_key: object) -> Key | None:
+    """The target key control as a `Key` (None: keep the generated key), or `gr.Error`."""
+    if target_key in (None, "", NO_KEY):
+        return None
+    try:
+        return parse_key(str(target_key))
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+
+
+def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: list[str], what: str
+              ) -> tuple[np.ndarray, str, dict]:
+    """`audio` (`[channels, samples]`) pitch-shifted to `key` by the smallest interval, a line saying what
+    was estimated and done, and those facts for the metadata. Unchanged without a key."""
+    if key is None:
+        return audio, "", {}
+    try:
+        shifted, shift = shift_to_key(audio, sample_rate, key)
+    except ValueError as error:
+        _warn(notes, f"{what}: key not changed ({error}).")
+        return audio, "", {}
+    if not shift.estimate.confident:
+        _warn(notes, f"{what}: no clear key (clarity {shift.estimate.clarity:.2f}); shifted anyway from the best "
+                     f"guess, {shift.estimate.key.name}.")
+    facts = {"key_estimated": shift.estimate.key.name, "key_clarity": round(shift.estimate.clarity, 3),
+             "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name}
+    return shifted.astype(np.float32), "Key: " + shift.describe(), facts
 
 
 class Studio:
@@ -342,6 +421,10 @@ class Studio:
         clip_seconds: float = 0.0,
         bpm: float = 0.0,
         prompt: str = "",
+        target_key: str = "",
+        export_rate: object = "model rate",
+        export_channels: object = "as generated",
+        export_format: str = DEFAULT_FORMAT,
         progress: Progress | None = None,
     ) -> Result:
         """`variations` clips, each made into a seamless loop tiled `repeats` times.
@@ -350,8 +433,13 @@ class Studio:
             clip_seconds: length of each generated clip in seconds: 0 for `default_seconds` (two bars at the
                 tempo; one window, at least 4 s, for other models), else at least one bar at the tempo (120
                 BPM when unknown).
-            bpm: the loop's tempo in BPM (0: named in the prompt, else estimated from the clip).
+            bpm: the loop's tempo in BPM (0: named in the prompt, else estimated from the clip). Tempo-normalised
+                models are stretched from their reference tempo; others are estimated, cut at the downbeat
+                and stretched to it.
             prompt: for text models (ignored, with a warning, by unconditional ones).
+            target_key: e.g. "A minor": each clip is pitch-shifted by the smallest interval from its
+                estimated key ("" or "keep": unchanged).
+            export_rate, export_channels, export_format: how the loop file is written (see `export_settings`).
         Returns:
             One `Output` per variation: the raw clip, its spectrogram and, when a loop was found,
             the tiled loop WAV with loop points and its tempo. Variation i uses seed `seed + i`.
@@ -366,6 +454,8 @@ class Studio:
         prompt = check_prompt("Prompt", prompt)
         if 0 < bpm < 30:
             raise gr.Error(f"BPM must be 0 (detect) or from 30 to 300, got {bpm:g}.")
+        key = check_key(target_key)
+        settings = export_settings(export_rate, export_channels, export_format)
         seed = pick_seed(seed, randomize_seed)
         reporter = StepReporter(progress, variations, "Variation")
         reporter.report(0.0, "Loading the model...")
@@ -392,40 +482,58 @@ class Studio:
                 variation_seed = (seed + index) % (MAX_SEED + 1)
                 generated = self.generate(pipeline, variation_seed, steps, prompt=prompt, seconds_total=seconds,
                                           progress_callback=reporter.for_call(index), bpm=tempo)
-                audio = generated.audios[0]
+                audio, key_line, key_facts = apply_key(generated.audios[0], generated.sample_rate, key, notes,
+                                                       f"Variation {index + 1}")
                 reporter.check()  # a request cancelled during the last step writes nothing
                 params = dict(model=choice.short_name, model_source=choice.name, prompt=prompt or None,
                               seed=variation_seed, steps=steps, scheduler=scheduler_used, seconds_total=seconds,
-                              variation=index + 1, sample_rate=generated.sample_rate)
+                              variation=index + 1, sample_rate=generated.sample_rate, asked_bpm=asked or None,
+                              **key_facts)
                 broken = check_broken(notes, f"Variation {index + 1}", audio, generated.sample_rate)
                 clip_path = self.store.write_audio("clip", audio, generated.sample_rate, params)
                 seconds_out = audio.shape[-1] / generated.sample_rate
                 output = Output(
                     audio_path=clip_path, spectrogram=self.picture(generated, audio), seed=variation_seed,
                     seconds=seconds_out, title=f"Variation {index + 1} · seed {variation_seed} · {seconds_out:.2f} s",
+                    key_info=key_line, settings={**params, "file": clip_path.name},
                 )
                 try:
                     if "silent" in broken:  # a tempo "found" in near-silence would be noise
                         raise ValueError("the clip is near-silent")
+                    mono = audio.mean(axis=0)
                     if model_tempo(pipeline):  # bars from sample 0 at a known tempo, by construction
-                        loop = loop_from_downbeat(audio.mean(axis=0), generated.sample_rate, tempo, repeats=repeats)
+                        loop = loop_from_downbeat(mono, generated.sample_rate, tempo, repeats=repeats)
+                    elif asked:  # tempo and downbeat estimated, whole bars stretched to the asked tempo
+                        loop = loop_at_tempo(mono, generated.sample_rate, asked, repeats=repeats)
                     else:
-                        loop = make_loop(audio.mean(axis=0), generated.sample_rate, repeats=repeats, bpm=tempo)
+                        loop = make_loop(mono, generated.sample_rate, repeats=repeats)
                 except ValueError as error:
                     output.loop_info = f"No loop: {error}"
                     _warn(notes, f"Variation {index + 1}: no loop extracted ({error}); the raw clip is still here.")
                 else:
-                    output.loop_path = self.store.write_loop(loop, {**params, "repeats": repeats})
+                    quality = loop_quality(loop)
+                    output.quality = quality.to_dict()
+                    loop_params = {**params, "repeats": repeats, **{f"loop_{k}": v for k, v in output.quality.items()}}
+                    output.loop_path = self.store.write_loop(loop, loop_params, settings)
                     output.bpm = loop.bpm
                     source = "estimated" if loop.bpm_estimated else "given"
                     output.loop_info = (f"**{loop.bpm:.1f} BPM** ({source}) · {loop.bars} bar(s) of "
-                                        f"{loop.beats_per_bar} · tiled ×{loop.repeats} = {loop.seconds_total:.2f} s")
+                                        f"{loop.beats_per_bar} · tiled ×{loop.repeats} = {loop.seconds_total:.2f} s  \n"
+                                        f"{quality.describe()}")
+                    output.settings.update(loop_file=output.loop_path.name, bpm=round(loop.bpm, 3), bars=loop.bars,
+                                           beats_per_bar=loop.beats_per_bar, repeats=repeats,
+                                           bpm_source=source, export=settings.file_format,
+                                           export_sample_rate=settings.sample_rate or generated.sample_rate,
+                                           export_channels=settings.channels or 1, **output.quality)
+                if key_line:
+                    output.loop_info = (output.loop_info + "  \n" + key_line).strip()
                 outputs.append(output)
             self.finish(reporter, choice)
         lines = [f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
                  f"`{choice.name}`"]
         lines += [tempo_line] if tempo_line else []
-        return Result(outputs, seed, self.status(lines, notes), notes)
+        zip_path = self.store.write_batch("loops", outputs)
+        return Result(outputs, seed, self.status(lines, notes), notes, zip_path=zip_path)
 
     @staticmethod
     def picture(generated: GeneratedAudio, audio: np.ndarray, index: int = 0) -> PIL.Image.Image:
@@ -449,6 +557,11 @@ class Studio:
         seed: int | None = None,
         randomize_seed: bool = True,
         num_outputs: int = 1,
+        bpm: float = 0.0,
+        target_key: str = "",
+        export_rate: object = "model rate",
+        export_channels: object = "as generated",
+        export_format: str = DEFAULT_FORMAT,
         progress: Progress | None = None,
     ) -> Result:
         """`num_outputs` clips of exactly `seconds_total` seconds from a prompt (output i: seed + i).
@@ -456,6 +569,9 @@ class Studio:
         Args:
             seconds_start: where the clip sits in the imagined piece, in seconds (timing conditioning).
             guidance_scale: classifier-free guidance; <= 1 turns it off.
+            bpm: tempo in BPM for tempo-normalised models (0: the prompt's, else the model's own).
+            target_key: e.g. "A minor": pitch-shift each output by the smallest interval from its estimated key.
+            export_rate, export_channels, export_format: how the files are written (see `export_settings`).
         """
         # 1. Check inputs
         notes: list[str] = []
@@ -468,6 +584,11 @@ class Studio:
         seconds_start = check_float("Start offset", seconds_start, 0.0, 3600.0, " s")
         guidance_scale = check_float("Guidance scale", guidance_scale, 0.0, 30.0)
         num_outputs = check_int("Outputs", num_outputs, 1, self.limits.max_outputs)
+        bpm = 0.0 if bpm in (None, "") else check_float("BPM", bpm, 0.0, 300.0)
+        if 0 < bpm < 30:
+            raise gr.Error(f"BPM must be 0 (from the prompt) or from 30 to 300, got {bpm:g}.")
+        key = check_key(target_key)
+        settings = export_settings(export_rate, export_channels, export_format)
         seed = pick_seed(seed, randomize_seed)
         reporter = StepReporter(progress, num_outputs, "Output")
         reporter.report(0.0, "Loading the model...")
@@ -486,7 +607,10 @@ class Studio:
                 raise gr.Error(f"Start offset + duration must be at most {limit:.1f} s for {choice.name}, got "
                                f"{seconds_start + seconds_total:g} s.")
             scheduler_used = self.apply_scheduler(pipeline, scheduler, notes)
-            tempo = bpm_from_prompt(prompt) if model_tempo(pipeline) else None
+            tempo = (bpm or bpm_from_prompt(prompt)) if model_tempo(pipeline) else None
+            if bpm and not model_tempo(pipeline):
+                _warn(notes, f"{choice.name} has no reference tempo to stretch from, so BPM is not applied here; "
+                             "the Loops tab estimates its tempo and stretches whole bars to the BPM.")
             tempo_line = tempo_note(pipeline, tempo)
             self.plan(reporter, choice, pipeline, num_outputs, seconds_total, steps, "Outputs", "Duration")
             outputs = []
@@ -498,21 +622,27 @@ class Studio:
                                           bpm=tempo)
                 samples = round(seconds_total * generated.sample_rate)
                 audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
+                audio, key_line, key_facts = apply_key(audio, generated.sample_rate, key, notes, f"Output {index + 1}")
                 reporter.check()  # a request cancelled during the last step writes nothing
                 params = dict(model=choice.short_name, model_source=choice.name, prompt=prompt,
                               negative_prompt=negative_prompt or None, seed=output_seed, steps=steps,
                               scheduler=scheduler_used, seconds_total=seconds_total, seconds_start=seconds_start,
-                              guidance_scale=guidance_scale, sample_rate=generated.sample_rate)
-                path = self.store.write_audio("text", audio, generated.sample_rate, params)
+                              guidance_scale=guidance_scale, sample_rate=generated.sample_rate, bpm=tempo,
+                              **key_facts)
+                path = self.store.write_audio("text", audio, generated.sample_rate, params, settings=settings)
                 seconds_out = audio.shape[-1] / generated.sample_rate
                 check_broken(notes, f"Output {index + 1}", audio, generated.sample_rate)
-                outputs.append(Output(path, self.picture(generated, audio), output_seed, seconds_out,
-                                      f"Output {index + 1} · seed {output_seed} · {seconds_out:.2f} s"))
+                title = f"Output {index + 1} · seed {output_seed} · {seconds_out:.2f} s" + (
+                    f" · {tempo:g} BPM" if tempo else "")
+                outputs.append(Output(path, self.picture(generated, audio), output_seed, seconds_out, title,
+                                      bpm=tempo, key_info=key_line,
+                                      settings={**params, "file": path.name, "export": settings.file_format}))
             self.finish(reporter, choice)
         lines = [f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(steps, 'step')} · "
                  f"guidance {guidance_scale:g} · {seconds_total:g} s from {seconds_start:g} s · `{choice.name}`"]
         lines += [tempo_line] if tempo_line else []
-        return Result(outputs, seed, self.status(lines, notes), notes)
+        zip_path = self.store.write_batch("text", outputs)
+        return Result(outputs, seed, self.status(lines, notes), notes, zip_path=zip_path)
 
     # ---- Audio to audio tab ------------------------------------------------------------------
 
@@ -613,28 +743,34 @@ class Studio:
                 audio_sampling_rate=rate_in, strength=strength, keep_regions_in_s=keep_regions,
                 extend_in_s=extend_in_s, progress_callback=reporter.for_call(0),
             )
-            audio = generated.audios[0]
+            # 5. Back to the input's rate and channels, its loudness, and its own samples where kept
+            kept = keep_regions if keep_regions else [(0.0, seconds_in)] if mode == "continue" else None
             reporter.check()  # a request cancelled during the last step writes nothing
+            audio = splice_into_input(generated.audios[0], generated.sample_rate, upload.audio, upload.sample_rate,
+                                      kept)
+            rate = upload.sample_rate
             params = dict(model=choice.short_name, model_source=choice.name, mode=mode, prompt=prompt or None,
                           negative_prompt=negative_prompt or None, seed=seed, steps=steps, scheduler=scheduler_used,
                           strength=strength, keep_regions_in_s=keep_regions, extend_in_s=extend_in_s,
                           input_file=Path(str(audio_path)).name, input_seconds=round(seconds_in, 3),
-                          sample_rate=generated.sample_rate)
-            # Float WAV: kept regions are the input's own samples, which may pass full scale once resampled.
-            path = self.store.write_audio(mode.split()[0], audio, generated.sample_rate, params, subtype="FLOAT")
-            check_broken(notes, "The output", audio, generated.sample_rate)
+                          sample_rate=rate, channels=audio.shape[0], model_sample_rate=generated.sample_rate)
+            # Float when the result passes full scale (a hot upload, loudness matching): never hard-clip it.
+            subtype = "FLOAT" if np.abs(audio).max(initial=0.0) > 1.0 else upload_subtype(audio_path)
+            path = self.store.write_audio(mode.split()[0], audio, rate, params, subtype=subtype)
+            check_broken(notes, "The output", audio, rate)
             self.finish(reporter, choice)
-        seconds = audio.shape[-1] / generated.sample_rate
+        seconds = audio.shape[-1] / rate
         # Both pictures drawn the same way, so input and output can be compared bin for bin.
-        output = Output(path, spectrogram_of(audio, generated.sample_rate), seed, seconds,
-                        f"{mode} · seed {seed} · {seconds:.2f} s")
+        output = Output(path, spectrogram_of(audio, rate), seed, seconds,
+                        f"{mode} · seed {seed} · {seconds:.2f} s · {rate} Hz, {plural(audio.shape[0], 'channel')}",
+                        settings={**params, "file": path.name})
         detail = {"variation": f"strength {strength:g}", "continue": f"+{extend_in_s or 0:g} s",
                   "inpaint region": f"regenerated {region_start:g}–{region_end:g} s at strength {strength:g}",
                   "outpaint around region": f"kept {region_start:g}–{region_end:g} s, rest at strength {strength:g}"}
         lines = [f"**Seed {seed}** · {mode}: {detail[mode]} · {plural(steps, 'step')} · `{choice.name}` · input "
                  f"{seconds_in:.2f} s" + (f" ({'; '.join(upload.notes)})" if upload.notes else "")]
         return Result([output], seed, self.status(lines, notes), notes,
-                      input_spectrogram=spectrogram_of(upload.mono, pipeline.sample_rate))
+                      input_spectrogram=spectrogram_of(upload.audio, upload.sample_rate))
 
     # ---- Listening test tab -------------------------------------------------------------------
 
