@@ -322,8 +322,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                                      label="Tempo (BPM; 0 = the prompt's, else the model's own)")
                 text_key, text_rate, text_channels, text_format = _key_and_export_controls("text")
             text_seed, text_randomize = _seed_controls()
-            with gr.Accordion("Sampler", open=False):
-                with gr.Row():
+            with gr.Accordion("Sampler", open=False), gr.Row():
                     text_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     text_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale")
                     text_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
@@ -367,8 +366,7 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                 audio_negative = gr.Textbox(label="Negative prompt (text models)",
                                             visible=is_text_model(registry.default_label()))
             audio_seed, audio_randomize = _seed_controls()
-            with gr.Accordion("Sampler", open=False):
-                with gr.Row():
+            with gr.Accordion("Sampler", open=False), gr.Row():
                     audio_steps = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
                     audio_guidance = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale (text models)")
                     audio_scheduler = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")

@@ -87,18 +87,19 @@ def median_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
+def seeded_call(pipeline, **kwargs):
+    """A no-argument call of `pipeline` with `kwargs` and a fresh generator seeded 0 each time."""
+    return lambda: pipeline(generator=torch.Generator().manual_seed(0), **kwargs)
+
+
 def time_generation(ours, theirs, batch_sizes, repeats, reference_steps, default_scheduler, default_steps) -> list[dict]:
     rows = []
     for batch in batch_sizes:
-        generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
         ours.set_scheduler("ddim")
-        theirs_s = median_seconds(lambda: theirs(batch_size=batch, steps=reference_steps, generator=generator()),
-                                  repeats)
-        ours_equal_s = median_seconds(
-            lambda: ours(batch_size=batch, num_inference_steps=reference_steps, generator=generator()), repeats)
+        theirs_s = median_seconds(seeded_call(theirs, batch_size=batch, steps=reference_steps), repeats)
+        ours_equal_s = median_seconds(seeded_call(ours, batch_size=batch, num_inference_steps=reference_steps), repeats)
         ours.set_scheduler(default_scheduler)
-        ours_default_s = median_seconds(
-            lambda: ours(batch_size=batch, num_inference_steps=default_steps, generator=generator()), repeats)
+        ours_default_s = median_seconds(seeded_call(ours, batch_size=batch, num_inference_steps=default_steps), repeats)
         rows.append(dict(batch=batch, audio_diffusion_ddim_s_per_clip=theirs_s / batch,
                          ours_ddim_s_per_clip=ours_equal_s / batch, ours_default_s_per_clip=ours_default_s / batch,
                          speedup_equal_steps=theirs_s / ours_equal_s, speedup_default=theirs_s / ours_default_s))
@@ -186,21 +187,21 @@ def main() -> None:
 
 def markdown(results: dict) -> str:
     default = results["default"]
-    lines = [f"Model: {results['model']['checkpoint']} ({results['model']['parameters_m']:.1f} M parameters), "
+    lines = [(f"Model: {results['model']['checkpoint']} ({results['model']['parameters_m']:.1f} M parameters), "
              f"{results['model']['mel']['y_res']}x{results['model']['mel']['x_res']} mel, "
-             f"load average {results['machine']['load_average'][0]:.1f}", "",
-             f"| batch | AudioDiffusionPipeline DDIM-50 s/clip | ours DDIM-50 s/clip | ours {default['scheduler']}-"
-             f"{default['steps']} s/clip | speed-up equal steps | speed-up default |", "|---|---|---|---|---|---|"]
+             f"load average {results['machine']['load_average'][0]:.1f}"), "",
+             (f"| batch | AudioDiffusionPipeline DDIM-50 s/clip | ours DDIM-50 s/clip | ours {default['scheduler']}-"
+             f"{default['steps']} s/clip | speed-up equal steps | speed-up default |"), "|---|---|---|---|---|---|"]
     for row in results["generation"]:
         lines.append(f"| {row['batch']} | {row['audio_diffusion_ddim_s_per_clip']:.2f} | {row['ours_ddim_s_per_clip']:.2f}"
                      f" | {row['ours_default_s_per_clip']:.2f} | {row['speedup_equal_steps']:.1f}x"
                      f" | {row['speedup_default']:.1f}x |")
     trip = results["round_trip"]
     lines += ["", "| mel round trip | seconds | x real time | spectral convergence |", "|---|---|---|---|",
-              f"| ours (torch, {trip['griffin_lim_iterations']} it) | {trip['ours_s']:.3f} | {trip['ours_x_realtime']:.0f}"
-              f" | {trip['ours_spectral_convergence']:.3f} |",
-              f"| librosa mel_to_audio | {trip['librosa_s']:.3f} | {trip['librosa_x_realtime']:.0f}"
-              f" | {trip['librosa_spectral_convergence']:.3f} |",
+              (f"| ours (torch, {trip['griffin_lim_iterations']} it) | {trip['ours_s']:.3f} | {trip['ours_x_realtime']:.0f}"
+              f" | {trip['ours_spectral_convergence']:.3f} |"),
+              (f"| librosa mel_to_audio | {trip['librosa_s']:.3f} | {trip['librosa_x_realtime']:.0f}"
+              f" | {trip['librosa_spectral_convergence']:.3f} |"),
               "", "| sampler | mean abs error vs DDIM-250 (image units) |", "|---|---|"]
     lines += [f"| {name} | {error:.4f} |" for name, error in results["sampler_error_vs_exact"].items()]
     return "\n".join(lines)

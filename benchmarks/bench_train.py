@@ -24,7 +24,13 @@ from models.pipeline_text_to_mel import TextToMelPipeline
 from models.training.autoencoder import AutoencoderRoundTrip, autoencoder_loss
 from models.training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
 from models.training.presets import (
-    PRESETS, Preset, build_conditional_unet, build_projection, build_unet, build_vae, count_parameters,
+    PRESETS,
+    Preset,
+    build_conditional_unet,
+    build_projection,
+    build_unet,
+    build_vae,
+    count_parameters,
 )
 
 MODELS = ("unconditional", "text", "vae", "latent-unconditional", "latent-text")

@@ -43,7 +43,7 @@ def synthetic_clip(
     style = style or STYLES[int(rng.integers(len(STYLES)))]
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    num_samples = int(round(seconds * sample_rate))
+    num_samples = round(seconds * sample_rate)
     out = np.zeros(num_samples)
     bpm = rng.uniform(70, 150)
     beat = int(sample_rate * 60 / bpm)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import zipfile
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np

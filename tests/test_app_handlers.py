@@ -8,6 +8,7 @@ import math
 import random
 import re
 import shutil
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -354,7 +355,8 @@ def test_blind_pair_of_two_checkpoints_is_neutral_level_matched_and_recorded(stu
     assert rms[0] == pytest.approx(rms[1], rel=0.02)
     for path in (result.clip_a, result.clip_b):
         assert "trial-" in path and read_wav_metadata(path) == {}
-        assert b"loops" not in open(path, "rb").read() and b"latent" not in open(path, "rb").read()
+        content = Path(path).read_bytes()
+        assert b"loops" not in content and b"latent" not in content
 
     trial, status = studio.listening_answer(trial, "A", "tester")
     assert "Recorded **A**" in status and "checkpoints/" not in status

@@ -3,10 +3,8 @@ headless Chromium (Debian `chromium`, driven by Playwright) that generates a loo
 (the other tabs: tests/test_app_browser.py; the API through `gradio_client`: tests/test_app_api.py)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import zipfile
 import tempfile
 from pathlib import Path
 
@@ -14,8 +12,9 @@ import pytest
 import soundfile as sf
 
 import app
-from webapp.handlers import MIN_DEFAULT_SECONDS
 from tests.test_app_support import TEXT, free_port, save_checkpoints, write_real_clips
+from tests.tiny_models import SAMPLE_RATE
+from webapp.handlers import MIN_DEFAULT_SECONDS
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402

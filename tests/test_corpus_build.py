@@ -45,7 +45,7 @@ def test_clips_are_mono_flac_of_the_planned_length(synthetic_build):
         info = sf.info(str(path))
         assert info.format == "FLAC" and info.channels == 1
         assert info.samplerate == SAMPLE_RATE
-        assert info.frames == int(round(spec.seconds_total * SAMPLE_RATE))
+        assert info.frames == round(spec.seconds_total * SAMPLE_RATE)
         audio, _ = sf.read(str(path))
         assert np.abs(audio).max() > 0.05, "clip is silent"
         assert np.abs(audio).max() <= 1.0
@@ -63,7 +63,7 @@ def test_metadata_follows_the_audiofolder_layout(synthetic_build):
             for field in ("text", "bpm", "key", "genre", "instruments", "source", "license",
                           "license_class", "seconds_total"):
                 assert field in row
-            assert f"{int(round(row['bpm']))} BPM" in row["text"]
+            assert f"{round(row['bpm'])} BPM" in row["text"]
             assert row["genre"] in row["text"]
     assert total == len(rows)
     index = writer.read_jsonl(out_dir / "corpus.jsonl")

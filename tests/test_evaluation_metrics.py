@@ -1,6 +1,7 @@
 """Metric core of `evaluation/`: Frechet distance vs scipy, FAD floor and planted degradations,
 FAD-inf, KAD, bootstrap intervals, the paired test and the torchmetrics classes."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -95,7 +96,7 @@ def test_fad_of_real_split_is_the_floor_and_rises_monotonically_with_degradation
         ):
             values = [fad(e["reference"], e[name]) for name in family]
             assert floor < values[0], (family, floor, values)
-            assert all(a < b for a, b in zip(values, values[1:])), (family, values)
+            assert all(a < b for a, b in itertools.pairwise(values)), (family, values)
 
 
 def test_kad_is_near_zero_for_real_split_and_rises_with_noise(degradation_embeddings):
@@ -103,7 +104,7 @@ def test_kad_is_near_zero_for_real_split_and_rises_with_noise(degradation_embedd
     floor = kad(e["reference"], e["real"])
     values = [kad(e["reference"], e[f"noise{snr}"]) for snr in (30, 20, 10, 0)]
     assert abs(floor) < values[0]
-    assert all(a < b for a, b in zip(values, values[1:]))
+    assert all(a < b for a, b in itertools.pairwise(values))
 
 
 def test_kad_bandwidth_comes_from_the_reference_set():

@@ -123,7 +123,7 @@ def test_given_bpm_is_kept_exactly(pattern):
 
 
 def test_crop_is_whole_bars_from_a_downbeat(pattern):
-    bpm, audio, _, downbeats = pattern
+    _bpm, audio, _, downbeats = pattern
     tempo = loops.estimate_tempo(audio, SAMPLE_RATE)
     crop = loops.crop_to_bars(audio, SAMPLE_RATE, tempo)
     assert crop.length == round(crop.bars * 4 * 60 / tempo.bpm * SAMPLE_RATE)
@@ -272,7 +272,7 @@ def test_wav_round_trip(loop_100, tmp_path, bits):
     info = soundfile.info(str(path))
     assert (info.samplerate, info.channels, info.frames) == (SAMPLE_RATE, 1, len(loop.audio))
     assert info.subtype == f"PCM_{bits}"
-    audio, sample_rate = soundfile.read(str(path), dtype="float64")
+    audio, _sample_rate = soundfile.read(str(path), dtype="float64")
     step = 2.0 ** (1 - bits)
     assert np.max(np.abs(audio - loop.audio)) <= step / 2 + 1e-12
     via_librosa, _ = librosa.load(str(path), sr=None)

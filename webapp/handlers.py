@@ -529,8 +529,8 @@ class Studio:
                     output.loop_info = (output.loop_info + "  \n" + key_line).strip()
                 outputs.append(output)
             self.finish(reporter, choice)
-        lines = [f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
-                 f"`{choice.name}`"]
+        lines = [(f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(steps, 'step')} · {scheduler_used} · "
+                 f"`{choice.name}`")]
         lines += [tempo_line] if tempo_line else []
         zip_path = self.store.write_batch("loops", outputs)
         return Result(outputs, seed, self.status(lines, notes), notes, zip_path=zip_path)
@@ -638,8 +638,8 @@ class Studio:
                                       bpm=tempo, key_info=key_line,
                                       settings={**params, "file": path.name, "export": settings.file_format}))
             self.finish(reporter, choice)
-        lines = [f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(steps, 'step')} · "
-                 f"guidance {guidance_scale:g} · {seconds_total:g} s from {seconds_start:g} s · `{choice.name}`"]
+        lines = [(f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(steps, 'step')} · "
+                 f"guidance {guidance_scale:g} · {seconds_total:g} s from {seconds_start:g} s · `{choice.name}`")]
         lines += [tempo_line] if tempo_line else []
         zip_path = self.store.write_batch("text", outputs)
         return Result(outputs, seed, self.status(lines, notes), notes, zip_path=zip_path)

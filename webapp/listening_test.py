@@ -80,7 +80,7 @@ def new_results_key() -> str:
 
 
 def utc_now() -> str:
-    return _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _datetime.datetime.now(_datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -266,8 +266,8 @@ def summary_markdown(summaries: list[PairSummary]) -> str:
     if not summaries:
         return "No answers yet."
     lines = [
-        "| first system | second system | answers | first wins | second wins | same | first's win rate "
-        "| 95% interval | p (vs 50%) | picked side A |",
+        ("| first system | second system | answers | first wins | second wins | same | first's win rate "
+        "| 95% interval | p (vs 50%) | picked side A |"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
 

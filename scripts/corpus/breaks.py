@@ -7,6 +7,7 @@ so captions stay exact after any speed change.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def _fade_slice(segment: np.ndarray, sample_rate: int) -> np.ndarray:
 def slice_loop(audio: np.ndarray, num_slices: int) -> list[np.ndarray]:
     """Cut a loop into `num_slices` equal slices (boundaries rounded to samples)."""
     bounds = np.round(np.linspace(0, len(audio), num_slices + 1)).astype(int)
-    return [audio[start:end].copy() for start, end in zip(bounds[:-1], bounds[1:])]
+    return [audio[start:end].copy() for start, end in itertools.pairwise(bounds)]
 
 
 def resequence_slices(num_slices: int, rng: np.random.Generator,
@@ -140,7 +141,7 @@ def render_break(loop: BreakLoop, speed_factor: float, chop: bool, seconds_total
     one_pass = np.concatenate(pieces)
     bars = max(loop.beats // 4, 1)
     start_bar = int(rng.integers(bars))
-    start = int(round(start_bar * len(one_pass) / bars))
-    num_samples = int(round(seconds_total * sample_rate))
+    start = round(start_bar * len(one_pass) / bars)
+    num_samples = round(seconds_total * sample_rate)
     repeats = int(np.ceil((num_samples + start) / len(one_pass))) + 1
     return np.tile(one_pass, repeats)[start:start + num_samples].astype(np.float32), bpm

@@ -25,7 +25,7 @@ def with_article(noun_phrase: str) -> str:
 
 def format_bpm(bpm: float) -> str:
     """Tempo as captions write it: "92 BPM" (rounded to a whole BPM)."""
-    return f"{int(round(bpm))} BPM"
+    return f"{round(bpm)} BPM"
 
 
 def _pick(templates: tuple[str, ...], rng: np.random.Generator) -> str:

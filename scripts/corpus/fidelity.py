@@ -126,8 +126,8 @@ def format_report(report: dict) -> str:
     def percent(share: float | None) -> str:
         return "n/a" if share is None else f"{100 * share:.1f}%"
 
-    lines = [f"BPM fidelity: {percent(report['share_within'])} of {report['clips']} clips "
-             f"within {100 * report['tolerance']:.0f}% (half/double allowed)"]
+    lines = [(f"BPM fidelity: {percent(report['share_within'])} of {report['clips']} clips "
+             f"within {100 * report['tolerance']:.0f}% (half/double allowed)")]
     for field in ("by_subset", "by_kind", "by_genre"):
         lines.append(f"  {field[3:]}:")
         for name, stats in report[field].items():

@@ -102,7 +102,7 @@ class FluidSynthRenderer:
 
         Notes starting at or after the clip end are dropped; sounding notes are cut by the end.
         """
-        num_samples = int(round(seconds_total * self.sample_rate))
+        num_samples = round(seconds_total * self.sample_rate)
         messages = []
         for note in notes:
             if note.onset_seconds >= seconds_total:
@@ -116,7 +116,7 @@ class FluidSynthRenderer:
             chunks = []
             position = 0
             for time_seconds, kind, channel, pitch, velocity in messages:
-                target = min(int(round(time_seconds * self.sample_rate)), num_samples)
+                target = min(round(time_seconds * self.sample_rate), num_samples)
                 if target > position:
                     chunks.append(self._render_frames(synth, target - position))
                     position = target

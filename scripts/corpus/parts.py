@@ -142,7 +142,7 @@ def arpeggio_part(chords: list[Chord], beats_per_chord: float, total_beats: floa
             tones = tones[::-1]
         elif direction == "up-down":
             tones = tones + tones[-2:0:-1]
-        steps = int(round(beats_per_chord / note_beats))
+        steps = round(beats_per_chord / note_beats)
         for step in range(steps):
             pitch = (int(rng.choice(tones)) if direction == "random"
                      else tones[step % len(tones)])

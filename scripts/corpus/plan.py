@@ -349,7 +349,7 @@ def plan_chorales(catalog: SourceCatalog, count: int, seed: int,
 def subset_counts(num_clips: int, subsets: tuple[str, ...]) -> dict[str, int]:
     """Clips per requested subset: `DEFAULT_SUBSET_SHARES` renormalised over `subsets`."""
     total_share = sum(DEFAULT_SUBSET_SHARES[name] for name in subsets)
-    counts = {name: int(round(num_clips * DEFAULT_SUBSET_SHARES[name] / total_share))
+    counts = {name: round(num_clips * DEFAULT_SUBSET_SHARES[name] / total_share)
               for name in subsets}
     counts[subsets[0]] += num_clips - sum(counts.values())
     return counts
@@ -367,8 +367,8 @@ def plan_corpus(catalog: SourceCatalog, num_clips: int, seed: int, subsets: tupl
     specs: list[ClipSpec] = []
     if "drums" in counts:
         drums = counts["drums"]
-        kit_count = int(round(drums * DRUM_FAMILY_SHARES["kit_loop"]))
-        gm_count = int(round(drums * DRUM_FAMILY_SHARES["gm_drum_loop"]))
+        kit_count = round(drums * DRUM_FAMILY_SHARES["kit_loop"])
+        gm_count = round(drums * DRUM_FAMILY_SHARES["gm_drum_loop"])
         specs += plan_kit_loops(catalog, kit_count, seed, durations)
         specs += plan_gm_drum_loops(catalog, gm_count, seed, durations)
         specs += plan_breaks(catalog, drums - kit_count - gm_count, seed, durations)

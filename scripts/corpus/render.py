@@ -309,7 +309,7 @@ def render_clip(spec: ClipSpec, context: RenderContext) -> dict:
     rng = np.random.default_rng(spec.seed)
     clip = RENDERERS[spec.kind](spec, context, rng)
     sample_rate = context.config.sample_rate
-    audio = fit_length(clip.audio, int(round(spec.seconds_total * sample_rate)))
+    audio = fit_length(clip.audio, round(spec.seconds_total * sample_rate))
     audio = fade_edges(normalise_loudness(audio), sample_rate)
     relative_path = clip_relative_path(spec)
     write_flac(Path(context.config.out_dir) / spec.split / relative_path, audio, sample_rate)

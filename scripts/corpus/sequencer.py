@@ -6,6 +6,7 @@ hi-hat hit, as on a real hi-hat stand.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -105,7 +106,7 @@ def render_drum_hits(hits: list[TimedHit], voices: dict[str, tuple[DrumVoice, fl
         rng: picks among overlapping velocity layers (round robin in a real sampler).
         tuning_factor: playback speed of every sample (1.06 is about one semitone up).
     """
-    num_samples = int(round(seconds_total * sample_rate))
+    num_samples = round(seconds_total * sample_rate)
     mix = np.zeros(num_samples, dtype=np.float32)
     next_hat_onsets = _next_hi_hat_onsets(hits)
     for index, hit in enumerate(hits):
@@ -119,11 +120,11 @@ def render_drum_hits(hits: list[TimedHit], voices: dict[str, tuple[DrumVoice, fl
             sample = change_speed(sample, tuning_factor)
         gain = (hit.velocity ** 1.3) * layer.gain * voice.volume * fallback_gain
         gain *= ROLE_MIX_GAINS.get(hit.role, 0.5)
-        start = int(round(hit.onset_seconds * sample_rate))
+        start = round(hit.onset_seconds * sample_rate)
         length = min(len(sample), num_samples - start)
         choke_at = next_hat_onsets.get(index)
         if hit.role == "hat_open" and choke_at is not None:
-            length = min(length, int(round((choke_at - hit.onset_seconds) * sample_rate)))
+            length = min(length, round((choke_at - hit.onset_seconds) * sample_rate))
         if length <= 0:
             continue
         segment = sample[:length] * np.float32(gain)
@@ -138,7 +139,7 @@ def _next_hi_hat_onsets(hits: list[TimedHit]) -> dict[int, float]:
     """For each hi-hat hit index, the onset in seconds of the next hi-hat hit."""
     next_onsets: dict[int, float] = {}
     hat_indices = [i for i, hit in enumerate(hits) if hit.role in HI_HAT_ROLES]
-    for current, following in zip(hat_indices, hat_indices[1:]):
+    for current, following in itertools.pairwise(hat_indices):
         if hits[following].onset_seconds > hits[current].onset_seconds:
             next_onsets[current] = hits[following].onset_seconds
     return next_onsets

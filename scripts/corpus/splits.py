@@ -34,8 +34,8 @@ def assign_group_splits(groups: list[str], seed: int, family: str,
     rng = np.random.default_rng([seed, stable_int(family)])
     order = [unique_groups[i] for i in rng.permutation(len(unique_groups))]
     count = len(order)
-    n_valid = int(round(count * fractions[1]))
-    n_test = int(round(count * fractions[2]))
+    n_valid = round(count * fractions[1])
+    n_test = round(count * fractions[2])
     if count >= 3:
         n_valid = max(n_valid, 1) if fractions[1] > 0 else 0
         n_test = max(n_test, 1) if fractions[2] > 0 else 0

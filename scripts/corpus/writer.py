@@ -113,19 +113,19 @@ def write_attribution(out_dir: Path, rows: list[dict], catalog_kits: list) -> st
     lines = ["# Corpus attribution", ""]
     if corpus_class == SHARE_ALIKE:
         lines += [
-            "**This corpus contains share-alike material (GPL / CC-BY-SA), built with "
+            ("**This corpus contains share-alike material (GPL / CC-BY-SA), built with "
             "`--include-share-alike`.** Clips whose `license_class` is `share-alike` must be "
             "redistributed under their licence; filter on `license_class == \"permissive\"` "
-            "for a permissive subset.", "",
+            "for a permissive subset."), "",
         ]
     else:
         lines += [
-            "Every clip comes from permissive sources (CC0, MIT, public domain, CC-BY, or "
-            "GPL with a composition exception that leaves rendered music free).", "",
+            ("Every clip comes from permissive sources (CC0, MIT, public domain, CC-BY, or "
+            "GPL with a composition exception that leaves rendered music free)."), "",
         ]
     lines += [
-        "Each line of `metadata.jsonl` carries the clip's `license` (SPDX expression), "
-        "`license_class` and `attribution`.", "",
+        ("Each line of `metadata.jsonl` carries the clip's `license` (SPDX expression), "
+        "`license_class` and `attribution`."), "",
         "| Source | Author | Licence | Class | Clips | Where the licence was read |",
         "|---|---|---|---|---|---|",
     ]
