@@ -81,7 +81,9 @@ def bench(checkpoint: str, seconds: float, repeats: int, threads: list[int], dur
         "guidance_scale": APP_GUIDANCE if getattr(pipeline, "is_text_conditioned", False) else None,
         "repeats": repeats,
         "timings": rows,
-        "duration_checks": duration_checks(pipeline, durations) if getattr(pipeline, "is_text_conditioned", False) else [],
+        "duration_checks": (
+            duration_checks(pipeline, durations) if getattr(pipeline, "is_text_conditioned", False) else []
+        ),
     }
 
 
@@ -91,18 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", nargs="+", default=["checkpoints/loops", "checkpoints/text"],
                         help="pipeline folders or hub ids to time (default: the bundled loops and text)")
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds (default 4)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per setting; the median is reported (default 5)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs per setting; the median is reported (default 5)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch CPU thread counts to time (default 1 2)")
     parser.add_argument("--check-durations", type=float, nargs="*", default=[2.0, 3.3, 7.77, 10.0],
-                        help="text models: clip lengths in seconds whose exact sample count is checked (default 2 3.3 7.77 10)")
+                        help="text models: clip lengths in seconds whose exact sample count is checked "
+                             "(default 2 3.3 7.77 10)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bundled.json"),
                         help="JSON file for the results (default benchmarks/results/bundled.json)")
     args = parser.parse_args(argv)
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "cores": torch.get_num_threads()},
-        "runs": [bench(name, args.seconds, args.repeats, args.threads, args.check_durations) for name in args.checkpoints],
+        "runs": [bench(name, args.seconds, args.repeats, args.threads, args.check_durations)
+                 for name in args.checkpoints],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

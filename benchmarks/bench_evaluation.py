@@ -330,7 +330,10 @@ def markdown(results: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['dim']} | {r['num_clips']} | {r['ours']:.6f} | {r['scipy']:.6f} | {r['relative_error']:.1e} | {r['scipy_max_imag']:.1e} |"
+            (
+                f"| {r['dim']} | {r['num_clips']} | {r['ours']:.6f} | {r['scipy']:.6f} | {r['relative_error']:.1e} "
+                f"| {r['scipy_max_imag']:.1e} |"
+            )
             for r in results["frechet"]["rows"]
         ]
     if "degradations" in results:
@@ -338,7 +341,10 @@ def markdown(results: dict) -> str:
         for name, rows in d["embedders"].items():
             lines += [
                 "",
-                f"## Planted degradations ({name}; reference: valid split {d['num_reference']} clips, evaluated: test split {d['num_evaluated']} clips)",
+                (
+                    f"## Planted degradations ({name}; reference: valid split {d['num_reference']} clips, "
+                    f"evaluated: test split {d['num_evaluated']} clips)"
+                ),
                 "",
                 "| evaluated set | FAD | KAD |",
                 "|---|---|---|",
@@ -385,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     out_json = Path(args.out).with_suffix(".json")
     results = json.loads(out_json.read_text()) if out_json.exists() else {}
     results["machine"] = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
     )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

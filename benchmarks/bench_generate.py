@@ -92,7 +92,8 @@ def seeded_call(pipeline, **kwargs):
     return lambda: pipeline(generator=torch.Generator().manual_seed(0), **kwargs)
 
 
-def time_generation(ours, theirs, batch_sizes, repeats, reference_steps, default_scheduler, default_steps) -> list[dict]:
+def time_generation(ours, theirs, batch_sizes, repeats, reference_steps, default_scheduler,
+                    default_steps) -> list[dict]:
     rows = []
     for batch in batch_sizes:
         ours.set_scheduler("ddim")
@@ -193,13 +194,14 @@ def markdown(results: dict) -> str:
              (f"| batch | AudioDiffusionPipeline DDIM-50 s/clip | ours DDIM-50 s/clip | ours {default['scheduler']}-"
              f"{default['steps']} s/clip | speed-up equal steps | speed-up default |"), "|---|---|---|---|---|---|"]
     for row in results["generation"]:
-        lines.append(f"| {row['batch']} | {row['audio_diffusion_ddim_s_per_clip']:.2f} | {row['ours_ddim_s_per_clip']:.2f}"
+        lines.append(f"| {row['batch']} | {row['audio_diffusion_ddim_s_per_clip']:.2f}"
+                     f" | {row['ours_ddim_s_per_clip']:.2f}"
                      f" | {row['ours_default_s_per_clip']:.2f} | {row['speedup_equal_steps']:.1f}x"
                      f" | {row['speedup_default']:.1f}x |")
     trip = results["round_trip"]
     lines += ["", "| mel round trip | seconds | x real time | spectral convergence |", "|---|---|---|---|",
-              (f"| ours (torch, {trip['griffin_lim_iterations']} it) | {trip['ours_s']:.3f} | {trip['ours_x_realtime']:.0f}"
-              f" | {trip['ours_spectral_convergence']:.3f} |"),
+              (f"| ours (torch, {trip['griffin_lim_iterations']} it) | {trip['ours_s']:.3f}"
+              f" | {trip['ours_x_realtime']:.0f} | {trip['ours_spectral_convergence']:.3f} |"),
               (f"| librosa mel_to_audio | {trip['librosa_s']:.3f} | {trip['librosa_x_realtime']:.0f}"
               f" | {trip['librosa_spectral_convergence']:.3f} |"),
               "", "| sampler | mean abs error vs DDIM-250 (image units) |", "|---|---|"]

@@ -107,7 +107,8 @@ def write_real(rows: list[dict], seconds: float, folder: Path) -> list[Path]:
     return paths
 
 
-def generate(pipeline, rows: list[dict], kind: str, seconds: float, seed: int, folder: Path) -> tuple[list[Path], float]:
+def generate(pipeline, rows: list[dict], kind: str, seconds: float, seed: int,
+             folder: Path) -> tuple[list[Path], float]:
     """One clip per row (its caption as prompt, its tempo for tempo-normalised models); median seconds per clip."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, times = [], []

@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
                         help="models to time (default: all)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: each preset's)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps; the median is reported (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=5,
+                        help="timed steps; the median is reported (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default %(default)s)")
     parser.add_argument("--mixed-precision", choices=("no", "bf16"), default="no",
                         help="bf16 autocast on CPU, as accelerate's --mixed_precision bf16 (default %(default)s)")

@@ -677,7 +677,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds",
         type=positive_float,
         default=5.0,
-        help="length in seconds of every generated clip; unconditional checkpoints grow windows to it (default %(default)s)",
+        help=(
+            "length in seconds of every generated clip; unconditional checkpoints grow windows to it "
+            "(default %(default)s)"
+        ),
     )
     p.add_argument(
         "--bootstrap",

@@ -203,7 +203,10 @@ def generate_clips(
             distributed.barrier()  # process 0 writes the metadata and the manifest
             return out_dir
     else:
-        rows = [task.run(pipeline, index) for index in tqdm(range(num_clips), desc=desc, unit="clip", disable=not progress)]
+        rows = [
+            task.run(pipeline, index)
+            for index in tqdm(range(num_clips), desc=desc, unit="clip", disable=not progress)
+        ]
     # 4. Write metadata and the manifest last, so an interrupted run is never reused
     sample_rate_hz = rows[0]["sample_rate_hz"]
     with open(out_dir / "metadata.jsonl", "w", encoding="utf-8") as handle:

@@ -125,7 +125,10 @@ class CopyDetector:
 
     @property
     def cache_version(self) -> str:
-        return f"{self.version}-{self.sample_rate}-{self.log_mel.n_fft}-{self.log_mel.hop_length}-{self.log_mel.n_mels}-{self.floor_db}"
+        return (
+            f"{self.version}-{self.sample_rate}-{self.log_mel.n_fft}-{self.log_mel.hop_length}"
+            f"-{self.log_mel.n_mels}-{self.floor_db}"
+        )
 
     def describe(self) -> dict:
         return {

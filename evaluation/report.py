@@ -60,7 +60,10 @@ def player(path: str | Path, caption: str) -> str:
         source = audio_data_uri(path)
     except Exception as error:  # noqa: BLE001  (a report must still be written when one clip cannot be read)
         return f"<div class='player'>{html.escape(caption)}: cannot embed ({html.escape(str(error))})</div>"
-    return f"<figure class='player'><figcaption>{html.escape(caption)}</figcaption><audio controls preload='none' src='{source}'></audio></figure>"
+    return (
+        f"<figure class='player'><figcaption>{html.escape(caption)}</figcaption>"
+        f"<audio controls preload='none' src='{source}'></audio></figure>"
+    )
 
 
 def svg_interval_chart(
@@ -85,10 +88,16 @@ def svg_interval_chart(
         return margin_top + plot_h * (1 - (v - bottom) / span)
 
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{html.escape(title)}'>",
+        (
+            f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+            f"aria-label='{html.escape(title)}'>"
+        ),
         f"<text x='{width / 2}' y='18' text-anchor='middle' font-size='14'>{html.escape(title)}</text>",
         f"<line x1='{margin_left}' y1='{margin_top}' x2='{margin_left}' y2='{margin_top + plot_h}' stroke='#333'/>",
-        f"<line x1='{margin_left}' y1='{margin_top + plot_h}' x2='{margin_left + plot_w}' y2='{margin_top + plot_h}' stroke='#333'/>",
+        (
+            f"<line x1='{margin_left}' y1='{margin_top + plot_h}' x2='{margin_left + plot_w}' "
+            f"y2='{margin_top + plot_h}' stroke='#333'/>"
+        ),
     ]
     for tick in np.linspace(bottom, top, 5):
         parts.append(
@@ -106,13 +115,16 @@ def svg_interval_chart(
             f"<line x1='{x}' y1='{y(low)}' x2='{x}' y2='{y(high)}' stroke='#1f77b4' stroke-width='2'/>"
         )
         parts.append(
-            f"<line x1='{x - 6}' y1='{y(low)}' x2='{x + 6}' y2='{y(low)}' stroke='#1f77b4'/><line x1='{x - 6}' y1='{y(high)}' x2='{x + 6}' y2='{y(high)}' stroke='#1f77b4'/>"
+            f"<line x1='{x - 6}' y1='{y(low)}' x2='{x + 6}' y2='{y(low)}' stroke='#1f77b4'/>"
+            f"<line x1='{x - 6}' y1='{y(high)}' x2='{x + 6}' y2='{y(high)}' stroke='#1f77b4'/>"
         )
         parts.append(
-            f"<circle cx='{x}' cy='{y(value)}' r='4' fill='#1f77b4'><title>{html.escape(label)}: {value:.4g} [{low:.4g}, {high:.4g}]</title></circle>"
+            f"<circle cx='{x}' cy='{y(value)}' r='4' fill='#1f77b4'>"
+            f"<title>{html.escape(label)}: {value:.4g} [{low:.4g}, {high:.4g}]</title></circle>"
         )
         parts.append(
-            f"<text x='{x}' y='{margin_top + plot_h + 16}' text-anchor='middle' font-size='10'>{html.escape(Path(label).name[-18:])}</text>"
+            f"<text x='{x}' y='{margin_top + plot_h + 16}' text-anchor='middle' font-size='10'>"
+            f"{html.escape(Path(label).name[-18:])}</text>"
         )
     if len(points) > 1:
         parts.append(
@@ -143,17 +155,23 @@ def svg_histogram(
         return margin_left + plot_w * (v - lo) / ((hi - lo) or 1.0)
 
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{html.escape(title)}'>",
+        (
+            f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
+            f"aria-label='{html.escape(title)}'>"
+        ),
         f"<text x='{width / 2}' y='18' text-anchor='middle' font-size='14'>{html.escape(title)}</text>",
     ]
     for shares, colour in ((base, "#999999"), (gen, "#d62728")):
         for i, share in enumerate(shares):
             bar_h = plot_h * share / peak
             parts.append(
-                f"<rect x='{x(edges[i])}' y='{margin_top + plot_h - bar_h}' width='{max(x(edges[i + 1]) - x(edges[i]) - 1, 1)}' height='{bar_h}' fill='{colour}' fill-opacity='0.55'/>"
+                f"<rect x='{x(edges[i])}' y='{margin_top + plot_h - bar_h}' "
+                f"width='{max(x(edges[i + 1]) - x(edges[i]) - 1, 1)}' height='{bar_h}' "
+                f"fill='{colour}' fill-opacity='0.55'/>"
             )
     parts.append(
-        f"<line x1='{x(threshold)}' y1='{margin_top}' x2='{x(threshold)}' y2='{margin_top + plot_h}' stroke='#000' stroke-dasharray='4'/>"
+        f"<line x1='{x(threshold)}' y1='{margin_top}' x2='{x(threshold)}' y2='{margin_top + plot_h}' "
+        "stroke='#000' stroke-dasharray='4'/>"
     )
     right_half = x(threshold) > margin_left + plot_w / 2
     parts.append(
@@ -165,7 +183,8 @@ def svg_histogram(
             f"<text x='{x(tick)}' y='{margin_top + plot_h + 14}' text-anchor='middle' font-size='10'>{tick:.2f}</text>"
         )
     parts.append(
-        f"<text x='{margin_left}' y='{height - 6}' font-size='11'><tspan fill='#d62728'>generated</tspan>  <tspan fill='#777'>held-out baseline</tspan> (share of clips)</text></svg>"
+        f"<text x='{margin_left}' y='{height - 6}' font-size='11'><tspan fill='#d62728'>generated</tspan>  "
+        "<tspan fill='#777'>held-out baseline</tspan> (share of clips)</text></svg>"
     )
     return "".join(parts)
 
@@ -179,10 +198,14 @@ def markdown_report(report: dict) -> str:
         "",
         (
             f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
-            f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; {manifest['n_bootstrap']} bootstrap resamples (95% intervals)."
+            f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; "
+            f"{manifest['n_bootstrap']} bootstrap resamples (95% intervals)."
         ),
         "",
-        "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | MAD [95% CI] | CLAP score [95% CI]; mismatched captions, margin [95% CI] | memorized share |",
+        (
+            "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | MAD [95% CI] "
+            "| CLAP score [95% CI]; mismatched captions, margin [95% CI] | memorized share |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["candidates"]:
@@ -195,11 +218,15 @@ def markdown_report(report: dict) -> str:
         )
         if clap and clap.get("mismatched"):
             m = clap["mismatched"]
-            clap_part += f"; mismatched {m['mean']:.3f}, margin {m['margin']:.3f} [{m['margin_ci_low']:.3f}, {m['margin_ci_high']:.3f}]"
+            clap_part += (
+                f"; mismatched {m['mean']:.3f}, margin {m['margin']:.3f} "
+                f"[{m['margin_ci_low']:.3f}, {m['margin_ci_high']:.3f}]"
+            )
         mem = entry.get("memorization")
         mem_part = f"{mem['share_above']['either']:.1%}" if mem else "n/a"
         lines.append(
-            f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {mad_part} | {clap_part} | {mem_part} |"
+            f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {mad_part} "
+            f"| {clap_part} | {mem_part} |"
         )
     if report.get("paired_tests"):
         lines += [
@@ -245,9 +272,11 @@ def markdown_report(report: dict) -> str:
             f"## Memorization: {entry['label']}",
             "",
             (
-                f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on {mem['baseline']['name']} "
-                f"({mem['baseline']['num_clips']} clips): embedding similarity > {mem['thresholds']['embedding_similarity']:.3f}, "
-                f"copy score > {mem['thresholds']['copy_score']:.3f}. Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
+                f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on "
+                f"{mem['baseline']['name']} ({mem['baseline']['num_clips']} clips): embedding similarity > "
+                f"{mem['thresholds']['embedding_similarity']:.3f}, "
+                f"copy score > {mem['thresholds']['copy_score']:.3f}. "
+                f"Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
                 f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}."
             ),
             "",
@@ -256,7 +285,9 @@ def markdown_report(report: dict) -> str:
         ]
         for match in mem["top_matches"]:
             lines.append(
-                f"| {match['file']} | {match['copy_train_file']} | {match['copy_score']:.3f} | {match['copy_offset_s']:.2f} | {match['nearest_train_file']} | {match['embedding_similarity']:.3f} |"
+                f"| {match['file']} | {match['copy_train_file']} | {match['copy_score']:.3f} "
+                f"| {match['copy_offset_s']:.2f} | {match['nearest_train_file']} "
+                f"| {match['embedding_similarity']:.3f} |"
             )
     notes = [
         n
@@ -328,7 +359,8 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
             block.append(
                 f"<p>Above the thresholds (set at {mem['baseline']['false_positive_rate']:.0%} false positives on "
                 f"{html.escape(mem['baseline']['name'])}): copy score {share['copy_score']:.1%}, embedding "
-                f"{share['embedding_similarity']:.1%}, either {share['either']:.1%} of {len(mem['per_clip'])} clips.</p>"
+                f"{share['embedding_similarity']:.1%}, either {share['either']:.1%} "
+                f"of {len(mem['per_clip'])} clips.</p>"
             )
             for key, name in (
                 ("copy_score", "copy score"),
@@ -351,18 +383,23 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
                     + player(match["generated_path"], f"generated {match['file']}")
                     + player(
                         match["train_path"],
-                        f"train {match['copy_train_file']} (copy score {match['copy_score']:.3f}, offset {match['copy_offset_s']:.2f} s)",
+                        (
+                            f"train {match['copy_train_file']} (copy score {match['copy_score']:.3f}, "
+                            f"offset {match['copy_offset_s']:.2f} s)"
+                        ),
                     )
                     + "</div>"
                 )
         sections.append("".join(block))
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padding:1em}"
-        "figure.player{display:inline-block;margin:4px;font-size:12px}.pair{border-left:3px solid #d62728;margin:6px 0;padding-left:6px}"
+        "figure.player{display:inline-block;margin:4px;font-size:12px}"
+        ".pair{border-left:3px solid #d62728;margin:6px 0;padding-left:6px}"
         "pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"
     )
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>{style}</style></head><body>"
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
+        f"<style>{style}</style></head><body>"
         + "<h1>Evaluation report</h1>"
         + "".join(sections)
         + f"<h2>Tables</h2><pre>{html.escape(markdown)}</pre></body></html>"

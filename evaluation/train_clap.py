@@ -244,7 +244,8 @@ The project's own small CLAP model: the offline default embedder for FAD and CLA
 - Data: demo corpus `{corpus}` (built by `scripts/build_corpus.py`; see docs/corpus.md for sources and
   licences), train split {num_train} clips, model selection on valid split ({num_valid} clips).
 - Symmetric contrastive (InfoNCE) loss where clips sharing a caption are all positives; {crop_seconds} s
-  random crops, +-6 dB gain, SpecAugment-style masks; AdamW, warm-up + cosine LR peaking at {learning_rate} (schedule fitted to the time budget), batch
+  random crops, +-6 dB gain, SpecAugment-style masks; AdamW, warm-up + cosine LR peaking at {learning_rate} \
+(schedule fitted to the time budget), batch
   {batch_size}, {epochs_run} epochs ({steps} steps), {train_minutes:.1f} min on CPU, seed {seed}.
 - Reproduce: `python -m evaluation.train_clap --corpus {corpus} --out checkpoints/clap-bundled`.
   The learning-rate schedule follows the time budget (`--max-minutes`), so the number of steps

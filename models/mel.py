@@ -114,7 +114,8 @@ class Mel(ConfigMixin, SchedulerMixin):
         return self.filterbank(audio.device) @ power
 
     def power_to_image(self, mel_power: torch.Tensor) -> torch.Tensor:
-        """Mel power `[batch, y_res, frames]` -> images `[batch, 1, y_res, frames]` in [-1, 1] (dB re each image's max)."""
+        """Mel power `[batch, y_res, frames]` -> images `[batch, 1, y_res, frames]` in [-1, 1]
+        (dB re each image's max)."""
         db = 10.0 * torch.log10(mel_power.clamp_min(_AMIN))
         db = db - db.amax(dim=(-2, -1), keepdim=True)
         db = db.clamp_min(-float(self.config.top_db))

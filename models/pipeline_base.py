@@ -176,7 +176,8 @@ class MelPipelineBase(DiffusionPipeline):
         """Raise `ValueError` naming the offending argument and its allowed range."""
         if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= self.max_inference_steps:
             raise ValueError(
-                f"num_inference_steps must be an integer in [1, {self.max_inference_steps}], got {num_inference_steps!r}."
+                f"num_inference_steps must be an integer in [1, {self.max_inference_steps}], "
+                f"got {num_inference_steps!r}."
             )
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength!r}.")

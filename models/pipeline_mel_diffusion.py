@@ -1,4 +1,5 @@
-"""Unconditional mel-spectrogram diffusion (audio-diffusion): loops and breaks, variations, in/outpainting, continuation.
+"""Unconditional mel-spectrogram diffusion (audio-diffusion): loops and breaks, variations, in/outpainting,
+continuation.
 
 Audio is a mel "image" (see `models/mel.py`); a `UNet2DModel` denoises it, in pixel space or in the
 latent space of an optional `AutoencoderKL`; Griffin-Lim turns it back into audio at `sample_rate` Hz.

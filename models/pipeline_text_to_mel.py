@@ -113,7 +113,9 @@ class TextToMelPipeline(MelPipelineBase):
         if "text_encoder" not in kwargs:
             index = _read_model_index(pretrained_model_name_or_path, kwargs)
             if index.get("text_encoder", [None])[0] is None:
-                tokenizer, text_encoder = load_text_encoder(index.get("text_encoder_name_or_path", DEFAULT_TEXT_ENCODER))
+                tokenizer, text_encoder = load_text_encoder(
+                    index.get("text_encoder_name_or_path", DEFAULT_TEXT_ENCODER)
+                )
                 kwargs.update(text_encoder=text_encoder, tokenizer=tokenizer)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 

@@ -162,7 +162,8 @@ class StableAudio3Backend:
         common = {"prompt": prompt or "", "duration": duration, "num_inference_steps": steps,
                   "num_waveforms_per_prompt": num_outputs, "generator": generator,
                   "callback_on_step_end": _progress(progress_callback, steps)}
-        settings = {"backend": self.name, "steps": steps, "prompt": prompt, "duration_s": num_samples / self.sample_rate}
+        settings = {"backend": self.name, "steps": steps, "prompt": prompt,
+                    "duration_s": num_samples / self.sample_rate}
         if waveform is None:
             output = self.pipeline(guidance_scale=guidance, negative_prompt=negative_prompt or None, **common)
             settings.update(guidance=guidance, negative_prompt=negative_prompt or None)

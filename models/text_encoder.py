@@ -1,4 +1,5 @@
-"""Text encoders for prompts: all-MiniLM-L6-v2 by default (hub, else the offline PyPI copy), or any transformers encoder."""
+"""Text encoders for prompts: all-MiniLM-L6-v2 by default (hub, else the offline PyPI copy), or any
+transformers encoder."""
 from __future__ import annotations
 
 import logging

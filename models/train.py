@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = parser.add_argument_group("data")
     data.add_argument("--valid-fraction", type=float, default=0.1,
-                      help="share of files held out for validation when there is no valid/ folder (default %(default)s)")
+                      help="share of files held out for validation when there is no valid/ folder "
+                      "(default %(default)s)")
     data.add_argument("--seed", type=int, default=0, help="seeds the split, model init, data order, crops and noise "
                       "(default %(default)s)")
     data.add_argument("--caption-column", default="text", help="metadata field with the caption (default %(default)s)")
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--pad-short-clips", action="store_true",
                       help="unconditional/vae: keep clips shorter than one window as one window padded with silence")
     data.add_argument("--latent-crops", type=int, default=8,
-                      help="text + latent: random crops per file encoded once; one is drawn each epoch (default %(default)s)")
+                      help="text + latent: random crops per file encoded once; one is drawn each epoch "
+                      "(default %(default)s)")
 
     train = parser.add_argument_group("optimisation")
     train.add_argument("--max-steps", type=int, default=None, help="total optimizer steps (default: the preset's)")
@@ -110,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=None, help="per-device batch size (default: the preset's)")
     train.add_argument("--gradient-accumulation-steps", type=int, default=1,
                        help="micro-batches per optimizer step (default %(default)s)")
-    train.add_argument("--learning-rate", type=float, default=None, help="peak AdamW learning rate (default: the preset's)")
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="peak AdamW learning rate (default: the preset's)")
     train.add_argument("--warmup-steps", type=int, default=None,
                        help="linear warm-up steps before the cosine decay (default: 5%% of --max-steps, at most 500)")
     train.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default %(default)s)")
@@ -146,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: the longest train file, rounded up)")
     diffusion.add_argument("--text-encoder", default="sentence-transformers/all-MiniLM-L6-v2",
                            help="text: frozen encoder, hub id or folder (default %(default)s)")
-    diffusion.add_argument("--max-text-length", type=int, default=64, help="text: tokens per caption (default %(default)s)")
+    diffusion.add_argument("--max-text-length", type=int, default=64,
+                           help="text: tokens per caption (default %(default)s)")
 
     vae = parser.add_argument_group("autoencoder (--model vae)")
     vae.add_argument("--kl-weight", type=float, default=1e-4,
@@ -164,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoints.add_argument("--valid-items", type=int, default=64,
                              help="valid windows in the validation loss at each checkpoint (default %(default)s)")
     checkpoints.add_argument("--num-demos", type=int, default=2,
-                             help="demo generations (wav + png) beside each checkpoint, 0 for none (default %(default)s)")
-    checkpoints.add_argument("--demo-steps", type=int, default=20, help="inference steps of demos (default %(default)s)")
+                             help="demo generations (wav + png) beside each checkpoint, 0 for none "
+                             "(default %(default)s)")
+    checkpoints.add_argument("--demo-steps", type=int, default=20,
+                             help="inference steps of demos (default %(default)s)")
     checkpoints.add_argument("--demo-guidance-scale", type=float, default=3.0,
                              help="text: guidance scale of demos (default %(default)s)")
     checkpoints.add_argument("--demo-prompt", action="append", default=None,

@@ -115,7 +115,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.zero_terminal_snr and args.prediction_type == "epsilon":
         raise ValueError("--zero-terminal-snr needs --prediction-type v_prediction; pass --no-zero-terminal-snr.")
     if args.resume and args.init_from:
-        raise ValueError("Give --resume (continue this run folder) or --init-from (start from other weights), not both.")
+        raise ValueError("Give --resume (continue this run folder) or --init-from (start from other weights), "
+                         "not both.")
 
 
 def train(args: argparse.Namespace) -> Path:

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mel-bands", type=int, default=64, help="mel bands (image rows)")
     parser.add_argument("--top-db", type=int, default=80, help="dynamic range kept below each clip's peak, in dB")
     parser.add_argument("--frames-per-beat", type=int, default=32,
-                        help="STFT frames in one beat at the reference tempo (sets it: 32 -> 117.19 BPM at 16 kHz, hop 256)")
+                        help="STFT frames in one beat at the reference tempo "
+                             "(sets it: 32 -> 117.19 BPM at 16 kHz, hop 256)")
     parser.add_argument("--beats-per-bar", type=int, default=4, help="beats in a bar")
     parser.add_argument("--max-bars", type=float, default=3.0,
                         help="keep at most this many bars of each clip (0 = all), to bound the pack's size")
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds=np.array([seconds for _, seconds, _ in results], dtype=np.float32), text_embeddings=embeddings,
         empty_text_embedding=empty,
         info={"mel": mel_settings, "reference_bpm": target, "frames_per_beat": args.frames_per_beat,
-                  "beats_per_bar": args.beats_per_bar, "max_bars": args.max_bars, "text_encoder": args.text_encoder or None,
+                  "beats_per_bar": args.beats_per_bar, "max_bars": args.max_bars,
+                  "text_encoder": args.text_encoder or None,
                   "text_pooling": "mean" if args.text_encoder else None, "stretcher": stretcher_name(),
                   "corpus": str(args.corpus), "skipped_without_tempo": no_tempo},
     )

@@ -72,7 +72,8 @@ def export(checkpoint: Path, out_dir: Path, seeds: int = 2, steps: int = 20, max
     staging.rename(out_dir)
     if kept_card is not None:
         card.write_text(kept_card, encoding="utf-8")
-    result = {"source": str(checkpoint), "float16_mean_abs_image_error": round(error, 5), "seeds": seeds, "steps": steps}
+    result = {"source": str(checkpoint), "float16_mean_abs_image_error": round(error, 5), "seeds": seeds,
+              "steps": steps}
     (out_dir / "export.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -81,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("checkpoint", type=Path, help="training checkpoint folder (runs/<run>/checkpoint-N)")
-    parser.add_argument("out_dir", type=Path, help="folder to write (replaced; an existing README.md model card is kept)")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds generated to compare float16 with float32 (default 2)")
+    parser.add_argument("out_dir", type=Path,
+                        help="folder to write (replaced; an existing README.md model card is kept)")
+    parser.add_argument("--seeds", type=int, default=2,
+                        help="seeds generated to compare float16 with float32 (default 2)")
     parser.add_argument("--steps", type=int, default=20, help="inference steps of that comparison (default 20)")
     parser.add_argument("--max-image-error", type=float, default=0.02,
                         help="largest accepted mean absolute image difference, image units in [-1, 1] (default 0.02)")

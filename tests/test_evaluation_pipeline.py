@@ -448,9 +448,11 @@ def test_text_checkpoint_gets_prompts_recorded_for_clap_pairing(tmp_path):
     prompts = ["house drum loop, 124 BPM", "slow piano chords in C major"]
     with pytest.raises(ValueError, match="text-conditioned"):
         generate_clips(checkpoint, tmp_path / "none", 3, num_inference_steps=2, seconds_total=1.0, progress=False)
-    folder = generate_clips(checkpoint, tmp_path / "gen", 3, seed=5, num_inference_steps=2, seconds_total=1.0, prompts=prompts, progress=False)
+    folder = generate_clips(checkpoint, tmp_path / "gen", 3, seed=5, num_inference_steps=2, seconds_total=1.0,
+                            prompts=prompts, progress=False)
     captions = read_captions(folder / "metadata.jsonl")
-    assert captions == {"clip_00000_seed5.flac": prompts[0], "clip_00001_seed6.flac": prompts[1], "clip_00002_seed7.flac": prompts[0]}
+    assert captions == {"clip_00000_seed5.flac": prompts[0], "clip_00001_seed6.flac": prompts[1],
+                        "clip_00002_seed7.flac": prompts[0]}
     assert sf.info(folder / "clip_00000_seed5.flac").duration == pytest.approx(1.0, abs=0.05)
 
 

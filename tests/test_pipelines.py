@@ -1,4 +1,5 @@
-"""Mel diffusion pipelines on tiny random models: lengths, strength, masks, continuation, seeds, schedulers, bad input."""
+"""Mel diffusion pipelines on tiny random models: lengths, strength, masks, continuation, seeds, schedulers,
+bad input."""
 import numpy as np
 import pytest
 import torch

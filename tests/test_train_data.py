@@ -1,4 +1,5 @@
-"""Training data: audiofolder discovery, captions, the split by file, the mel cache, windows, crops, seeded order, bad input."""
+"""Training data: audiofolder discovery, captions, the split by file, the mel cache, windows, crops, seeded order,
+bad input."""
 import json
 import logging
 
@@ -114,7 +115,9 @@ def test_metadata_naming_missing_files_lists_them(folder):
     with (folder / "metadata.jsonl").open("a") as handle:
         handle.write(json.dumps({"file_name": "gone.wav", "text": "a deleted file"}) + "\n")
         handle.write(json.dumps({"file_name": "sub/also-gone.flac", "text": "another"}) + "\n")
-    with pytest.raises(DataError, match=r"(?s)2 metadata rows name files that do not exist:.*gone\.wav.*also-gone\.flac"):
+    with pytest.raises(
+        DataError, match=r"(?s)2 metadata rows name files that do not exist:.*gone\.wav.*also-gone\.flac"
+    ):
         discover_dataset(folder)
 
 
@@ -253,7 +256,8 @@ def test_order_is_seeded_and_every_epoch_is_a_permutation():
 
 def test_positions_partition_the_stream():
     # 2 processes x 3 accumulation rounds x batch 4: each step takes 24 new consecutive positions.
-    seen = [positions_for(step, micro, process, 4, 3, 2) for step in range(2) for micro in range(3) for process in range(2)]
+    seen = [positions_for(step, micro, process, 4, 3, 2)
+            for step in range(2) for micro in range(3) for process in range(2)]
     assert np.array_equal(np.sort(np.concatenate(seen)), np.arange(48))
 
 

@@ -1,4 +1,5 @@
-"""20-step training runs on synthetic audio: loss falls, checkpoints reload and generate, resume is exact, lists are disjoint."""
+"""20-step training runs on synthetic audio: loss falls, checkpoints reload and generate, resume is exact,
+lists are disjoint."""
 import json
 import shutil
 

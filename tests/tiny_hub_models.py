@@ -82,7 +82,8 @@ def tiny_ace_step():
     torch.manual_seed(0)
     latent = 4
     text_encoder = Qwen3Model(Qwen3Config(vocab_size=len(words), hidden_size=16, intermediate_size=32,
-                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, head_dim=8))
+                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                          head_dim=8))
     vae = AutoencoderOobleck(encoder_hidden_size=2 * latent, downsampling_ratios=[2, 4], channel_multiples=[1, 2],
                              decoder_channels=4, decoder_input_channels=latent, audio_channels=2,
                              sampling_rate=ACE_SAMPLE_RATE)

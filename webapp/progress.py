@@ -90,7 +90,8 @@ class StepReporter:
             self.seconds_in_steps = seconds_before + (self.clock() - started)
             within = steps_done / steps_total if steps_total else 1.0
             left_steps = (steps_total - steps_done) + (self.calls - index - 1) * steps_total
-            eta = "" if self.seconds_per_step is None else f" · about {duration_text(left_steps * self.seconds_per_step)} left"
+            eta = ("" if self.seconds_per_step is None
+                   else f" · about {duration_text(left_steps * self.seconds_per_step)} left")
             self.report((index + within) / self.calls,
                         f"{self.what} {index + 1} of {self.calls} · {self.step_text(steps_done, steps_total)}{eta}")
 

@@ -232,5 +232,5 @@ class WindowSource:
             keys.append(f"{file_mel.file.file_name}@{start}")
         stacked = torch.stack(inputs)
         inputs_tensor = db_to_images(stacked, self.top_db) if self.latents is None else stacked.float()
-        return Batch(inputs_tensor, torch.tensor(starts, dtype=torch.float32), torch.tensor(totals, dtype=torch.float32),
-                     captions, keys)
+        return Batch(inputs_tensor, torch.tensor(starts, dtype=torch.float32),
+                     torch.tensor(totals, dtype=torch.float32), captions, keys)

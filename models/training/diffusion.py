@@ -93,7 +93,8 @@ def resolve_vae_folder(path: str | Path) -> Path:
     if latest is not None and (latest / "vae" / "config.json").exists():
         return latest
     raise FileNotFoundError(f"No autoencoder at {path}: expected a folder with vae/config.json (a pipeline or a "
-                            f"`--model vae` checkpoint) or a `--model vae` run folder with {CHECKPOINT_PREFIX}* inside.")
+                            f"`--model vae` checkpoint) or a `--model vae` run folder with {CHECKPOINT_PREFIX}* "
+                            "inside.")
 
 
 def load_vae(path: str | Path) -> tuple[AutoencoderKL, Mel]:

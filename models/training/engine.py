@@ -64,7 +64,8 @@ def read_trainer_state(checkpoint: str | Path) -> dict:
     """The `trainer_state.json` of a checkpoint (step, arguments, data summary, time trained)."""
     path = Path(checkpoint) / STATE_FOLDER / TRAINER_STATE
     if not path.exists():
-        raise FileNotFoundError(f"{checkpoint} is not a complete training checkpoint (no {STATE_FOLDER}/{TRAINER_STATE}).")
+        raise FileNotFoundError(f"{checkpoint} is not a complete training checkpoint "
+                                f"(no {STATE_FOLDER}/{TRAINER_STATE}).")
     return json.loads(path.read_text())
 
 

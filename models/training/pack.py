@@ -37,7 +37,8 @@ class Pack:
     """Clips of a corpus as tempo-normalised 8-bit mel spectrograms, with captions and text embeddings.
 
     Attributes:
-        mel: `[y_res, total_frames]` uint8 in [0, LEVELS], every clip's frames one after another (dB re the clip's peak).
+        mel: `[y_res, total_frames]` uint8 in [0, LEVELS], every clip's frames one after another (dB re the
+            clip's peak).
         offsets: `[clips + 1]` first frame of each clip in `mel` (clip i is `mel[:, offsets[i]:offsets[i+1]]`).
         split, subset, file_name, sha256, caption: `[clips]` strings.
         bpm: `[clips]` the clip's own tempo in BPM (before stretching).

@@ -107,7 +107,8 @@ def prepare_training_data(
                         short, mel.seconds_per_image)
         return data
     window_seconds = mel.seconds_per_image
-    data.train_windows, data.stats = fixed_windows(train, mel.config.x_res, window_stride, silence_threshold_db, pad_short)
+    data.train_windows, data.stats = fixed_windows(train, mel.config.x_res, window_stride, silence_threshold_db,
+                                                   pad_short)
     data.valid_windows, valid_stats = fixed_windows(valid, mel.config.x_res, window_stride, silence_threshold_db,
                                                     pad_short)
     short = data.stats.short_files + valid_stats.short_files

@@ -40,7 +40,9 @@ class TextEmbeddings:
         self.hidden: dict[str, torch.Tensor] = {}
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_name)
         digest = hashlib.sha256(encoder_name.encode()).hexdigest()[:8]
-        self.cache_file = None if cache_dir is None else Path(cache_dir) / "text" / f"{safe}-{digest}-len{max_length}.pt"
+        self.cache_file = (
+            None if cache_dir is None else Path(cache_dir) / "text" / f"{safe}-{digest}-len{max_length}.pt"
+        )
 
     def prepare(self, captions: list[str], batch_size: int = 64, quiet: bool = False) -> None:
         """Encode the captions not cached yet ("" always included: the unconditional branch)."""
