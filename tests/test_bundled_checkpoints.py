@@ -22,7 +22,7 @@ def test_bundled_checkpoint_has_float16_weights_and_a_model_card(name):
     assert weights, f"no safetensors in {folder}"
     for path in weights:
         with safe_open(str(path), "pt") as handle:
-            assert {str(handle.get_tensor(key).dtype) for key in handle} == {"torch.float16"}, path
+            assert {str(handle.get_tensor(key).dtype) for key in handle.keys()} == {"torch.float16"}, path  # noqa: SIM118 (safe_open is not iterable)
     card = (folder / "README.md").read_text(encoding="utf-8")
     for heading in ("## Data", "## Training", "## Evaluation", "## Licence"):
         assert heading in card, (name, heading)

@@ -25,7 +25,7 @@ def test_export_writes_float16_weights_that_load_and_generate(tmp_path, make):
     assert main([str(checkpoint), str(out), "--seeds", "1", "--steps", "2"]) == 0
 
     with safe_open(str(out / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as weights:
-        assert {str(weights.get_tensor(key).dtype) for key in weights} == {"torch.float16"}
+        assert {str(weights.get_tensor(key).dtype) for key in weights.keys()} == {"torch.float16"}  # noqa: SIM118
     assert not (out / "training_state").exists()
     assert (out / "README.md").read_text() == "# card\n"  # the hand-written model card survives
     assert json.loads((out / "training_info.json").read_text()) == {"step": 10}

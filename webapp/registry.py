@@ -45,6 +45,11 @@ HUB_MODELS = {
     "teticio/latent-audio-diffusion-256": False,
     "teticio/latent-audio-diffusion-ddim-256": False,
     "stabilityai/stable-audio-open-1.0": True,
+    # Today's strongest open models (diffusers 0.42; models/stable_audio_3.py, models/ace_step.py):
+    # small-music runs on a CPU, medium and ACE-Step want a GPU.
+    "stabilityai/stable-audio-3-small-music": True,
+    "stabilityai/stable-audio-3-medium": True,
+    "ACE-Step/acestep-v15-xl-turbo-diffusers": True,
 }
 ORIGIN_NOTES = {"bundled": "bundled", "local": "model dir", "hub": "hub, downloads on first use", "custom": "custom"}
 # Folders searched this deep below a model directory (e.g. runs/<run>/checkpoint-<step>/).
