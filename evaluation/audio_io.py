@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
+from models.audio import mixdown, read_audio, resample  # noqa: F401  (resample re-exported for callers)
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
-SILENCE_PEAK = 1e-4  # -80 dBFS: below this a clip carries no usable signal
 
 
 class AudioLoadError(ValueError):
@@ -66,45 +66,26 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def resample(waveform: np.ndarray, orig_rate_hz: int, target_rate_hz: int) -> np.ndarray:
-    """Band-limited resampling (soxr, high quality) of a mono float waveform."""
-    if orig_rate_hz == target_rate_hz:
-        return waveform
-    return librosa.resample(
-        waveform, orig_sr=orig_rate_hz, target_sr=target_rate_hz, res_type="soxr_hq"
-    )
-
-
 def load_clip(
     path: str | Path, target_rate_hz: int | None = None, notes: LoadNotes | None = None
 ) -> tuple[np.ndarray, int]:
-    """Decode `path` to a mono float32 waveform at `target_rate_hz` (native rate when None).
+    """Decode `path` to a mono float32 waveform at `target_rate_hz` (native rate when None), through
+    the project's one reader (`models.audio.read_audio`), noting mixdowns and resampling in `notes`.
 
     Returns `(waveform, sample_rate_hz)`. Raises `AudioLoadError` for unreadable, empty or silent files.
     """
     path = Path(path)
     try:
-        data, rate_hz = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # soundfile raises several types; the file name is what matters
-        raise AudioLoadError(f"cannot read audio file {path}: {error}") from error
-    if data.size == 0:
-        raise AudioLoadError(f"empty audio file {path}")
-    if data.shape[1] > 1:
-        if notes is not None:
-            notes.mixed_channels[data.shape[1]] += 1
-        waveform = data.mean(axis=1)
-    else:
-        waveform = data[:, 0]
-    if not np.all(np.isfinite(waveform)):
-        raise AudioLoadError(f"audio file {path} contains NaN or infinite samples")
-    peak = float(np.abs(waveform).max())
-    if peak < SILENCE_PEAK:
-        raise AudioLoadError(f"silent audio file {path} (peak {peak:.2e} < {SILENCE_PEAK:.0e})")
+        audio, rate_hz = read_audio(path)
+    except ValueError as error:
+        raise AudioLoadError(f"cannot use audio file {path}: {error}") from error
+    if audio.shape[0] > 1 and notes is not None:
+        notes.mixed_channels[audio.shape[0]] += 1
+    waveform = mixdown(audio)
     if target_rate_hz is not None and rate_hz != target_rate_hz:
         if notes is not None:
             notes.resampled_from_hz[int(rate_hz)] += 1
-        waveform = resample(waveform, int(rate_hz), target_rate_hz)
-        rate_hz = target_rate_hz
+        waveform, rate_hz = resample(waveform, rate_hz, target_rate_hz), int(target_rate_hz)
     return np.ascontiguousarray(waveform, dtype=np.float32), int(rate_hz)
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from evaluation.audio_io import resample
 from evaluation.features import LogMel
+from models.audio import resample
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLAP_BUNDLED_DIR = REPO_ROOT / "checkpoints" / "clap-bundled"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
+from models.audio import resample
 from models.loops import Loop, bar_length_in_samples, loop_facts, write_loop_wav
 
 # Name shown to the user -> (libsndfile format, subtype, file suffix, WAV bits or None).
@@ -95,17 +95,6 @@ def match_channels(audio: np.ndarray, channels: int | None) -> np.ndarray:
         return audio
     mono = audio.mean(axis=0, keepdims=True)
     return np.repeat(mono, channels, axis=0)
-
-
-def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """`[channels, samples]` (or `[samples]`) audio resampled from `from_rate` to `to_rate` Hz with soxr
-    (its default high-quality filter), shape kept."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if int(from_rate) == int(to_rate):
-        return audio.copy()
-    frames = audio.T if audio.ndim == 2 else audio  # soxr takes [samples, channels]
-    resampled = soxr.resample(np.ascontiguousarray(frames), int(from_rate), int(to_rate))
-    return np.ascontiguousarray(resampled.T if audio.ndim == 2 else resampled, dtype=np.float32)
 
 
 def resample_cycle(cycle: np.ndarray, from_rate: int, to_rate: int, length: int) -> np.ndarray:

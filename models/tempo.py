@@ -20,6 +20,8 @@ import librosa
 import numpy as np
 import scipy.signal
 
+from models.audio import SILENCE_PEAK, check_not_silent, check_sample_rate_range  # noqa: F401  (SILENCE_PEAK re-exported)
+
 # Tempo folding range (BPM): one octave plus, so every tempo has a representative in it.
 MIN_BPM = 70.0
 MAX_BPM = 180.0
@@ -27,8 +29,6 @@ MAX_BPM = 180.0
 GIVEN_BPM_RANGE = (20.0, 400.0)
 # Shortest clip the tempo estimate trusts (seconds).
 MIN_ANALYSIS_SECONDS = 2.0
-# Below this peak the clip counts as silent (-80 dBFS).
-SILENCE_PEAK = 1e-4
 # Energy window of the attack detector (seconds): longer than one period of a 250 Hz tone.
 ATTACK_WINDOW_IN_S = 0.004
 # Attacks within this of the typical offset from the grid count as on the beat (seconds).
@@ -94,7 +94,7 @@ def check_sample_rate(sample_rate: int) -> int:
         raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")  # noqa: TRY004
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate}")
-    return int(sample_rate)
+    return check_sample_rate_range(int(sample_rate), "audio")
 
 
 def check_audio(audio: np.ndarray) -> np.ndarray:
@@ -115,10 +115,7 @@ def check_audio(audio: np.ndarray) -> np.ndarray:
     bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
         raise ValueError(f"audio contains {bad} NaN or infinite samples")
-    peak = float(np.max(np.abs(array)))
-    if peak < SILENCE_PEAK:
-        level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
-        raise ValueError(f"audio is silent (peak {level} dBFS, needs above -80 dBFS)")
+    check_not_silent(array, "audio")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 

@@ -8,18 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
-import librosa
 import numpy as np
-import soundfile as sf
 
-from models.audio import MAX_CHANNELS, prepare_audio
+from models.audio import mixdown, prepare_audio, read_audio
 
 MAX_SEED = 2**32 - 1
 # Longest prompt, in characters, on every tab (the text encoders read far fewer tokens; a longer
 # text would only bloat file names and WAV metadata).
 MAX_PROMPT_CHARS = 500
-# Peak below which an input counts as silence (-80 dBFS).
-SILENCE_PEAK = 1e-4
 
 
 def check_int(label: str, value: object, low: int, high: int) -> int:
@@ -134,43 +130,11 @@ def read_upload(
     if path is None or str(path) == "":
         raise gr.Error("Upload or record some audio first.")
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise gr.Error("The uploaded file is empty.")
-    # 1. Header: length and channels before decoding anything
-    try:
-        info = sf.info(path)
-        seconds, channels = info.duration, info.channels
-    except Exception:  # noqa: BLE001 (not a format libsndfile knows (mp3 on old builds, m4a, webm): ask librosa)
-        try:
-            seconds, channels = librosa.get_duration(path=path), None
-        except Exception as error:  # noqa: BLE001 (any decoder failure is the upload's problem)
-            raise gr.Error(f"Could not read {path.name} as audio ({type(error).__name__}). "
-                           "Upload a WAV, FLAC, OGG or MP3 file.") from None
-    if seconds > max_seconds:
-        raise gr.Error(f"{path.name} is {seconds:.1f} s long; at most {max_seconds:g} s is accepted here. "
-                       "Trim it to the part you want to work on.")
-    if channels is not None and channels > MAX_CHANNELS:
-        raise gr.Error(f"{path.name} has {channels} channels; at most {MAX_CHANNELS} are supported.")
-    # 2. Samples
-    try:
-        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-        audio = samples.T
-    except Exception:  # noqa: BLE001 (libsndfile cannot decode it: try librosa's decoders)
-        try:
-            audio, sample_rate = librosa.load(path, sr=None, mono=False)
-            audio = np.atleast_2d(audio).astype(np.float32)
-        except Exception as error:  # noqa: BLE001 (any decoder failure is the upload's problem)
-            raise gr.Error(f"Could not decode {path.name} ({type(error).__name__}: {error}).") from None
-    if audio.size == 0:
-        raise gr.Error(f"{path.name} holds no samples.")
-    if not np.isfinite(audio).all():
-        raise gr.Error(f"{path.name} contains NaN or infinite samples.")
-    if float(np.abs(audio).max()) < SILENCE_PEAK:
-        raise gr.Error(f"{path.name} is silent (peak below -80 dBFS): there is nothing to work from.")
-    try:  # mixed down here, where the axes are known ([channels, samples]), however short the clip
-        mono = prepare_audio(audio.mean(axis=0), sample_rate, target_sample_rate, max_seconds)
+    try:  # models.audio reads and checks every file; mixed down here, where the axes are known
+        audio, sample_rate = read_audio(path, max_seconds=max_seconds)
+        mono = prepare_audio(mixdown(audio), sample_rate, target_sample_rate, max_seconds)
     except ValueError as error:
-        raise gr.Error(f"{path.name}: {error}") from None
+        raise gr.Error(str(error)) from None
     notes = []
     if audio.shape[0] > model_channels:
         notes.append(f"mixed {audio.shape[0]} channels down to mono")
