@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.audio import SILENCE_PEAK
 from models.stretch import pitch_shift
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -159,7 +160,7 @@ def estimate_key(audio: np.ndarray, sample_rate: int) -> KeyEstimate:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
         raise ValueError(f"audio must be a non-empty mono waveform of finite samples, got shape {audio.shape}")
-    if float(np.max(np.abs(audio))) < 1e-4:
+    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
         raise ValueError("audio is silent (peak below -80 dBFS): no key to estimate")
     scores = key_correlations(mean_chroma(audio, sample_rate))
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
