@@ -24,7 +24,6 @@ from webapp.handlers import (
     EXPORT_RATE_CHOICES,
     KEY_CHOICES,
     MODE_HELP,
-    MODES,
     NO_KEY,
     SCHEDULER_CHOICES,
     Result,
@@ -314,7 +313,10 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
                                        visible=bool(text_examples_now), elem_id="text-examples")
             text_negative = gr.Textbox(label="Negative prompt", placeholder="distorted, noisy")
             with gr.Row():
-                text_seconds = gr.Slider(0.5, limits.max_seconds, value=5.0, step=0.5, label="Duration (s)")
+                # The slider ends at the picked model's longest clip (its backend's capabilities).
+                text_longest = studio.model_offers(registry.default_label(True), load=False)[1]
+                text_seconds = gr.Slider(0.5, text_longest, value=min(5.0, text_longest), step=0.5,
+                                         label="Duration (s)")
                 text_start = gr.Number(value=0.0, minimum=0, label="Start offset in the piece (s)")
                 text_outputs = gr.Slider(1, limits.max_outputs, value=1, step=1, label="Outputs")
             with gr.Row():
@@ -351,7 +353,8 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             audio_model_info = gr.Markdown(model_info(registry.default_label()))
             audio_input = gr.Audio(label="Input: upload or record", sources=["upload", "microphone"],
                                    type="filepath", elem_id="audio-input")
-            audio_mode = gr.Radio(list(MODES), value="variation", label="Mode",
+            audio_modes_now = studio.model_offers(registry.default_label(), load=False)[0]  # the model's modes
+            audio_mode = gr.Radio(audio_modes_now, value=audio_modes_now[0], label="Mode",
                                   info="; ".join(f"{mode}: {help_text}" for mode, help_text in MODE_HELP.items()))
             with gr.Row():
                 audio_strength = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Strength",
@@ -495,20 +498,24 @@ def build_app(studio: Studio, concurrency: int = 1, slots: WorkerSlots | None = 
             return model_info(label), gr.update(visible=is_text_model(label))
 
         loops_model.change(on_loops_model, loops_model, [loops_model_info, loops_prompt], api_visibility="private")
-        def on_text_model(label):
+        def on_text_model(label, seconds):
             examples = studio.example_prompts(label)
+            longest = studio.model_offers(label)[1]
             return (model_info(label), gr.Dataset(samples=[[text] for text in examples], visible=bool(examples)),
-                    gr.update(placeholder=(examples or ["a genre, instruments, a key and a tempo"])[0]))
+                    gr.update(placeholder=(examples or ["a genre, instruments, a key and a tempo"])[0]),
+                    gr.update(maximum=longest, value=min(float(seconds or 5.0), longest)))
 
-        text_model.change(on_text_model, text_model, [text_model_info, text_examples, text_prompt],
-                          api_visibility="private")
+        text_model.change(on_text_model, [text_model, text_seconds],
+                          [text_model_info, text_examples, text_prompt, text_seconds], api_visibility="private")
         text_examples.click(lambda sample: sample[0], text_examples, text_prompt, api_visibility="private")
-        def on_audio_model(label):
+        def on_audio_model(label, mode):
             visible = is_text_model(label)
-            return model_info(label), gr.update(visible=visible), gr.update(visible=visible)
+            modes = studio.model_offers(label)[0]
+            return (model_info(label), gr.update(visible=visible), gr.update(visible=visible),
+                    gr.update(choices=modes, value=mode if mode in modes else modes[0]))
 
-        audio_model.change(on_audio_model, audio_model, [audio_model_info, audio_prompt, audio_negative],
-                           api_visibility="private")
+        audio_model.change(on_audio_model, [audio_model, audio_mode],
+                           [audio_model_info, audio_prompt, audio_negative, audio_mode], api_visibility="private")
 
         def on_audio_mode(mode):
             regions = mode in ("inpaint region", "outpaint around region")

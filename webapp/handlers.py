@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
-import librosa
 import numpy as np
 import PIL.Image
 import torch
 
 from evaluation.quality import broken_reasons, clip_checks
 from models import tempo
-from models.audio import load_audio
+from models.audio import load_audio, resample
 from models.backends import as_generator
 from models.export import DEFAULT_FORMAT, ExportSettings, available_formats
 from models.key import Key, key_names, parse_key, shift_to_key
@@ -826,6 +825,24 @@ class Studio:
             return ""
         return capabilities_markdown(self.training_captions(choice), choice.text_conditioned)
 
+    def model_offers(self, model: str | None, load: bool = True) -> tuple[list[str], float]:
+        """(Audio to audio modes, longest Text to audio duration in seconds) that `model` supports, from
+        its backend's capabilities. A model not loaded yet is loaded when it is on disk and `load`; a hub
+        model is only downloaded when used, so until then every mode and `limits.max_seconds` are offered
+        (its request then gets the backend's clear refusal)."""
+        everything = (list(MODES), float(self.limits.max_seconds))
+        try:
+            choice = self.registry.resolve(model)
+            if not self.registry.is_loaded(model) and (not load or choice.origin in ("hub", "custom")):
+                return everything
+            capabilities = as_generator(self.registry.load(model)).capabilities
+        except (gr.Error, ValueError):
+            return everything
+        offered = {"variation": capabilities.audio_to_audio, "inpaint region": capabilities.inpaint,
+                   "outpaint around region": capabilities.inpaint, "continue": capabilities.continuation}
+        modes = [mode for mode in MODES if offered[mode]] or list(MODES)
+        return modes, float(min(self.limits.max_seconds, capabilities.max_duration_s))
+
     def real_clips_for(self, choice: ModelChoice) -> list[Path]:
         """Real clips of the kinds `choice` was trained on (the corpus folders of its `train_files.txt`:
         only drums for a drum model), or every real clip when that is unknown or matches none."""
@@ -1012,7 +1029,7 @@ class Studio:
         pair = []
         for audio, audio_rate in ((audio_first, rate_first), (audio_second, rate_second)):
             if audio_rate != rate:
-                audio = librosa.resample(audio, orig_sr=audio_rate, target_sr=rate, axis=-1, res_type="soxr_hq")
+                audio = resample(audio, audio_rate, rate)
             pair.append(audio)
         if pair[0].shape[0] != pair[1].shape[0]:
             pair = [audio.mean(axis=0, keepdims=True) for audio in pair]
