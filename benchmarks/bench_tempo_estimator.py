@@ -1,0 +1,92 @@
+"""Tempo estimator accuracy on real labelled clips: how often `models.tempo.estimate_tempo` is
+within 2% and 4% of the labelled BPM, with and without its tempo-octave choice (`octave_bpm`).
+
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_tempo_estimator
+
+Every clip of `--corpus` (default the test split) with a labelled `bpm` in its metadata.jsonl is
+read at its own sample rate, mixed to mono, and estimated twice in the same run: as shipped, and
+with the octave choice switched off (the octave librosa's prior picks within the fold range, the
+estimator before the octave choice). Reported per subset (drums, melodic, band, classical) and
+over all clips. Labels outside the fold range (70-180 BPM) cannot be met strictly by either.
+Results go to `--out` (JSON) and a Markdown table to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from models import tempo
+
+
+def read_clips(corpus: Path, limit: int | None) -> list[dict]:
+    """Rows of `corpus/metadata.jsonl` with a labelled bpm (the first `limit` of them)."""
+    rows = [json.loads(line) for line in (corpus / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if row.get("bpm")]
+    return rows[:limit] if limit else rows
+
+
+def estimate(audio: np.ndarray, sample_rate: int, octave_choice: bool) -> float | None:
+    """Estimated tempo in BPM, or None when the estimator rejects the clip."""
+    try:
+        if octave_choice:
+            return tempo.estimate_tempo(audio, sample_rate).bpm
+        # The estimator without its octave choice: keep the grid's own octave.
+        with mock.patch.object(tempo, "octave_bpm", lambda audio, sr, bpm, *args: bpm):
+            return tempo.estimate_tempo(audio, sample_rate).bpm
+    except ValueError:
+        return None
+
+
+def share_within(rows: list[dict], key: str, tolerance: float) -> float:
+    """Share of `rows` whose `key` estimate is within `tolerance` (relative) of the label."""
+    hits = [row[key] is not None and abs(row[key] / row["label"] - 1) <= tolerance for row in rows]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def summarise(rows: list[dict]) -> dict:
+    return {
+        "clips": len(rows),
+        **{f"{key}_within_{round(tol * 100)}pct": share_within(rows, key, tol)
+           for key in ("before", "after") for tol in (0.02, 0.04)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus/test"),
+                        help="folder with a metadata.jsonl giving each clip's file_name, bpm and subset "
+                             "(default data/corpus/test)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N labelled clips (default all)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tempo_estimator.json"),
+                        help="JSON file for the results (default benchmarks/results/tempo_estimator.json)")
+    args = parser.parse_args(argv)
+    rows = []
+    for clip in tqdm(read_clips(args.corpus, args.limit), desc="clips"):
+        audio, sample_rate = sf.read(args.corpus / clip["file_name"], dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        rows.append({"file_name": clip["file_name"], "subset": clip.get("subset", "?"), "label": float(clip["bpm"]),
+                     "before": estimate(audio, sample_rate, False), "after": estimate(audio, sample_rate, True)})
+    subsets = sorted({row["subset"] for row in rows})
+    summary = {subset: summarise([row for row in rows if row["subset"] == subset]) for subset in subsets}
+    summary["all"] = summarise(rows)
+    results = {"corpus": str(args.corpus), "python": platform.python_version(), "summary": summary, "clips": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print("| subset | clips | within 2% before | after | within 4% before | after |")
+    print("|---|---|---|---|---|---|")
+    for subset, s in summary.items():
+        print(f"| {subset} | {s['clips']} | {s['before_within_2pct']:.1%} | {s['after_within_2pct']:.1%} "
+              f"| {s['before_within_4pct']:.1%} | {s['after_within_4pct']:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
