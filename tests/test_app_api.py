@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import app
 from tests.test_app_support import (
     LATENT,
     LOOPS,
     TEXT,
-    free_port,
+    running_app,
     save_checkpoints,
-    write_real_clips,
 )
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.api import GENERATION_ENDPOINTS, OTHER_ENDPOINTS
@@ -51,18 +49,9 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app-api")
     checkpoints = save_checkpoints(root)
     describe_text_model(checkpoints)
-    args = app.parse_args([
-        "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
-        "--model-dir", str(root / "runs"), "--real-dir", str(write_real_clips(root / "real")),
-        "--output-dir", str(root / "outputs"), "--device", "cpu", "--max-steps", "50", "--listening-key", KEY,
-        "--max-work", "100000",  # the tiny models' 0.256 s windows make a default clip 21 windows long
-    ])
-    demo, studio = app.create(args)
-    demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{args.port}/", studio, root
-    finally:
-        demo.close()
+    # --max-work: the tiny models' 0.256 s windows make a default clip 21 windows long
+    with running_app(root, "--max-steps", "50", "--listening-key", KEY, "--max-work", "100000") as (url, studio, _):
+        yield url, studio, root
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import app
 from tests.test_app_api import EXAMPLES, KEY, describe_text_model
 from tests.test_app_server import CHROMIUM_FLAGS, chromium_path
-from tests.test_app_support import free_port, save_checkpoints, write_real_clips
+from tests.test_app_support import running_app, save_checkpoints
 from tests.tiny_models import drum_like_signal
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.browser]
@@ -28,18 +27,9 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app-browser")
     checkpoints = save_checkpoints(root)
     describe_text_model(checkpoints)
-    args = app.parse_args([
-        "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
-        "--model-dir", str(root / "runs"), "--real-dir", str(write_real_clips(root / "real")),
-        "--output-dir", str(root / "outputs"), "--device", "cpu", "--listening-key", KEY,
-        "--max-work", "100000",  # the tiny models' 0.256 s windows make a default clip 21 windows long
-    ])
-    demo, studio = app.create(args)
-    demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{args.port}/", studio, root
-    finally:
-        demo.close()
+    # --max-work: the tiny models' 0.256 s windows make a default clip 21 windows long
+    with running_app(root, "--listening-key", KEY, "--max-work", "100000") as (url, studio, _):
+        yield url, studio, root
 
 
 @pytest.fixture(scope="module")

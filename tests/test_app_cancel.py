@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import app
 from models.loading import load_pipeline
-from tests.test_app_support import LOOPS, free_port, save_checkpoints, write_real_clips
+from tests.test_app_support import LOOPS, running_app, save_checkpoints
 from webapp.jobs import GenerationCancelled
 from webapp.registry import UNKNOWN_MODEL
 
@@ -76,20 +75,15 @@ class Gate:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app-hostile")
-    checkpoints = save_checkpoints(root)
-    args = app.parse_args([
-        "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
-        "--real-dir", str(write_real_clips(root / "real")), "--output-dir", str(root / "outputs"),
-        "--device", "cpu", "--max-steps", "1000", "--max-work", "10000", "--max-upload-mb", "0.05",
-    ])
-    demo, studio = app.create(args)
+    save_checkpoints(root)
     gate = Gate()
-    studio.registry.loader = lambda source, device=None: gate.wrap(load_pipeline(source, device=device))
-    demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{args.port}/", studio, root, gate, demo
-    finally:
-        demo.close()
+
+    def gated_loader(studio):
+        studio.registry.loader = lambda source, device=None: gate.wrap(load_pipeline(source, device=device))
+
+    with running_app(root, "--max-steps", "1000", "--max-work", "10000", "--max-upload-mb", "0.05",
+                     prepare=gated_loader) as (url, studio, demo):
+        yield url, studio, root, gate, demo
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 import app
-from tests.test_app_support import TEXT, free_port, save_checkpoints, write_real_clips
+from tests.test_app_support import TEXT, running_app, save_checkpoints
 from tests.tiny_models import SAMPLE_RATE
 from webapp.handlers import MIN_DEFAULT_SECONDS
 
@@ -30,19 +30,10 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 def server(tmp_path_factory):
     """The app from its own command line, launched in this process; stopped after the module."""
     root = tmp_path_factory.mktemp("app-server")
-    checkpoints = save_checkpoints(root)
-    args = app.parse_args([
-        "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(checkpoints),
-        "--model-dir", str(root / "runs"), "--real-dir", str(write_real_clips(root / "real")),
-        "--output-dir", str(root / "outputs"), "--device", "cpu", "--max-steps", "50", "--preload",
-        "--max-work", "100000",  # the tiny models' 0.256 s windows make a default clip 21 windows long
-    ])
-    demo, studio = app.create(args)
-    demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{args.port}/", studio, root
-    finally:
-        demo.close()
+    save_checkpoints(root)
+    # --max-work: the tiny models' 0.256 s windows make a default clip 21 windows long
+    with running_app(root, "--max-steps", "50", "--preload", "--max-work", "100000") as (url, studio, _):
+        yield url, studio, root
 
 
 @pytest.fixture(scope="module")

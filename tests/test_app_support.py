@@ -1,10 +1,13 @@
 """Shared builders for the app tests (this module holds no tests): tiny random checkpoints saved like
-real ones, a studio pointed at them, real clips with captions, a free localhost port."""
+real ones, a studio pointed at them, real clips with captions, a free localhost port, the app running
+on that port."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(root: Path, *options: str, prepare: Callable[[Studio], None] | None = None
+                ) -> Iterator[tuple[str, Studio, object]]:
+    """The app from its own command line, launched in this process on a free localhost port, on the tiny
+    checkpoints of `root/checkpoints` (`save_checkpoints`), with real clips, model and output folders
+    under `root`, on the CPU; `options` are further flags. `prepare(studio)` runs before the launch.
+
+    Yields:
+        (the page's URL, the `Studio`, the Gradio `Blocks`); the server stops on exit.
+    """
+    import app
+
+    args = app.parse_args([
+        "--host", "127.0.0.1", "--port", str(free_port()), "--checkpoints-dir", str(root / "checkpoints"),
+        "--model-dir", str(root / "runs"), "--real-dir", str(write_real_clips(root / "real")),
+        "--output-dir", str(root / "outputs"), "--device", "cpu", *options,
+    ])
+    demo, studio = app.create(args)
+    if prepare is not None:
+        prepare(studio)
+    demo.launch(**app.launch_options(args, studio), prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{args.port}/", studio, demo
+    finally:
+        demo.close()
 
 
 class ProgressLog:
