@@ -123,7 +123,8 @@ class OutputStore:
         and tagged with `params`, or as `settings` ask (rate, channels, format; see `models.export`).
 
         `subtype`: "PCM_16", "PCM_24", or "FLOAT" (32-bit float, every sample kept exactly, peaks past full
-        scale too). None: 16-bit, unless a peak passes full scale, which 16 bits would hard-clip; then float."""
+        scale too); None: 16-bit. Audio with a peak past full scale, which PCM would hard-clip, is written
+        as float whatever the subtype."""
         if not _is_plain(settings):
             path = self.path_for(task, params, settings.suffix)
             metadata = generation_metadata(task, params)
@@ -135,8 +136,9 @@ class OutputStore:
         metadata = generation_metadata(task, params)
         frames = np.asarray(audio, dtype=np.float32)
         frames = frames[None] if frames.ndim == 1 else frames
-        if subtype is None:
-            subtype = "FLOAT" if frames.size and float(np.abs(frames).max()) > 1.0 else "PCM_16"
+        if frames.size and float(np.abs(frames).max()) > 1.0:
+            subtype = "FLOAT"  # PCM would hard-clip the peaks past full scale
+        subtype = subtype or "PCM_16"
         with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[0], subtype=subtype,
                           format="WAV") as file:
             file.write(frames.T if subtype == "FLOAT" else np.clip(frames.T, -1.0, 1.0))

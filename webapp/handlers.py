@@ -753,9 +753,7 @@ class Studio:
                           strength=strength, keep_regions_in_s=keep_regions, extend_in_s=extend_in_s,
                           input_file=Path(str(audio_path)).name, input_seconds=round(seconds_in, 3),
                           sample_rate=rate, channels=audio.shape[0], model_sample_rate=generated.sample_rate)
-            # Float when the result passes full scale (a hot upload, loudness matching): never hard-clip it.
-            subtype = "FLOAT" if np.abs(audio).max(initial=0.0) > 1.0 else upload_subtype(audio_path)
-            path = self.store.write_audio(mode.split()[0], audio, rate, params, subtype=subtype)
+            path = self.store.write_audio(mode.split()[0], audio, rate, params, subtype=upload_subtype(audio_path))
             check_broken(notes, "The output", audio, rate)
             self.finish(reporter, choice)
         seconds = audio.shape[-1] / rate
