@@ -48,8 +48,8 @@ from evaluation.quality import (
     pulse_clarity,
 )
 from models.loading import load_pipeline
-from models.stretch import samples_at_tempo, time_stretch
-from models.training.recipe import x0_estimate
+from music.stretch import samples_at_tempo, time_stretch
+from training.recipe import x0_estimate
 
 FAMILIES = ("drums", "bass", "chords", "melody", "chorale")
 RATE = 16000

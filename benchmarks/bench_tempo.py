@@ -7,12 +7,12 @@ For each target tempo, the bundled loops model (`--checkpoint`, loaded as the ap
 makes `--loops-per-tempo` clips of two bars at its reference tempo (117.1875 BPM) with the app's
 defaults (its scheduler, 20 steps), seeds 0, 1, 2, ...; each is then time-stretched to the target
 with Rubber Band (`pipeline.stretch_to`, what `pipeline(bpm=...)` does) and made into the app's
-loop file (`models.loops.loop_from_downbeat`, 4 repeats). Reported per tempo:
+loop file (`music.loops.loop_from_downbeat`, 4 repeats). Reported per tempo:
 
-- the share of loops whose tempo, estimated by the project's own estimator (`models.tempo`), is
+- the share of loops whose tempo, estimated by the project's own estimator (`music.tempo`), is
   within 2% of the target (strict, and with half/double tempo allowed), with a 95% Wilson interval;
   the issue's goal is at least 95% (the best published text-to-music model: about 61%);
-- seam metrics (`models.loop_quality`: waveform jump ratio, spectral seam ratio) and the
+- seam metrics (`music.loop_quality`: waveform jump ratio, spectral seam ratio) and the
   beat-interval CV, medians, for the generated loops and for real corpus clips (`--corpus`, the
   test split, clips with a labelled BPM) stretched from their labelled tempo to the target and cut
   the same way;
@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.audio import load_audio
 from models.loading import load_pipeline
-from models.loop_quality import loop_quality
-from models.loops import bar_length_in_samples, loop_from_downbeat
-from models.stretch import samples_at_tempo, stretcher_name, time_stretch
-from models.tempo import estimate_bpm, matching_factor
+from music.audio import load_audio
+from music.loop_quality import loop_quality
+from music.loops import bar_length_in_samples, loop_from_downbeat
+from music.stretch import samples_at_tempo, stretcher_name, time_stretch
+from music.tempo import estimate_bpm, matching_factor
 
 APP_STEPS = 20  # webapp/handlers.py: the steps slider's default
 REPEATS = 4  # the app's default loop repeats

@@ -1,4 +1,4 @@
-"""Tempo estimator accuracy on real labelled clips: how often `models.tempo.estimate_tempo` is
+"""Tempo estimator accuracy on real labelled clips: how often `music.tempo.estimate_tempo` is
 within 2% and 4% of the labelled BPM, with and without its tempo-octave choice (`octave_bpm`).
 
     OMP_NUM_THREADS=1 python -m benchmarks.bench_tempo_estimator
@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from models import tempo
+from music import tempo
 
 
 def read_clips(corpus: Path, limit: int | None) -> list[dict]:

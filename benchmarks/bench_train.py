@@ -21,9 +21,9 @@ import torch
 
 from models.mel import Mel
 from models.pipeline_text_to_mel import TextToMelPipeline
-from models.training.autoencoder import AutoencoderRoundTrip, autoencoder_loss
-from models.training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
-from models.training.presets import (
+from training.autoencoder import AutoencoderRoundTrip, autoencoder_loss
+from training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
+from training.presets import (
     PRESETS,
     Preset,
     build_conditional_unet,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from models.audio import mixdown, read_audio, resample  # noqa: F401  (resample re-exported for callers)
+from music.audio import mixdown, read_audio, resample  # noqa: F401  (resample re-exported for callers)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
 
@@ -70,7 +70,7 @@ def load_clip(
     path: str | Path, target_rate_hz: int | None = None, notes: LoadNotes | None = None
 ) -> tuple[np.ndarray, int]:
     """Decode `path` to a mono float32 waveform at `target_rate_hz` (native rate when None), through
-    the project's one reader (`models.audio.read_audio`), noting mixdowns and resampling in `notes`.
+    the project's one reader (`music.audio.read_audio`), noting mixdowns and resampling in `notes`.
 
     Returns `(waveform, sample_rate_hz)`. Raises `AudioLoadError` for unreadable, empty or silent files.
     """

@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from evaluation.features import LogMel
-from models.audio import resample
+from music.audio import resample
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLAP_BUNDLED_DIR = REPO_ROOT / "checkpoints" / "clap-bundled"

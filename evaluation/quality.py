@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from models.audio import resample
+from music.audio import resample
 
 ANALYSIS_RATE = 16000
 N_FFT = 1024

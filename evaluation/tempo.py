@@ -3,7 +3,7 @@
 The one module for tempo checks: the corpus fidelity check (`scripts/corpus/fidelity.py`) and the
 evaluation of generated clips both use `estimate_bpm` and `bpm_matches` from here.
 
-- `estimate_bpm`: global tempo estimate in BPM, delegated to `models.tempo` (the project's one tempo
+- `estimate_bpm`: global tempo estimate in BPM, delegated to `music.tempo` (the project's one tempo
   estimator: onset envelope with a low band for kicks, librosa's tempogram, then a beat grid fitted
   to the attacks). `bpm_matches`, `matching_factor` and `bpm_from_prompt` are re-exported from there.
 - `bpm_matches`: within a relative tolerance of the asked BPM, its half or its double (tempo
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.tempo import (  # noqa: F401  (re-exported: the project's one tempo module)
+from music.tempo import (  # noqa: F401  (re-exported: the project's one tempo module)
     DEFAULT_TOLERANCE,
     OCTAVE_FACTORS,
     bpm_from_prompt,
@@ -33,7 +33,7 @@ from models.tempo import (  # noqa: F401  (re-exported: the project's one tempo 
     matching_factor,
     onset_hop_samples,
 )
-from models.tempo import estimate_bpm as _estimate_bpm
+from music.tempo import estimate_bpm as _estimate_bpm
 
 ADHERENCE_TOLERANCE = 0.08  # relative; generated audio (`tempo_adherence` default)
 ANALYSIS_RATE_HZ = 16_000  # clips are resampled to this rate so the hop is always 8 ms
@@ -43,7 +43,7 @@ METADATA_FILE = "metadata.jsonl"
 
 
 def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = None) -> float:
-    """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz: `models.tempo.estimate_bpm`
+    """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz: `music.tempo.estimate_bpm`
     (the one estimator the loops, the app and the benchmarks use), folded into [70, 180] BPM.
 
     `hop_length` is accepted for older callers and ignored: the estimator picks its own ~6-8 ms hop.

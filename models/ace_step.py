@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from diffusers import AceStepPipeline
 
-from models.audio import prepare_audio_channels
 from models.device import pick_device, pick_dtype
 from models.generator import Capabilities, GenerationResult, ProgressCallback, check_mode
-from models.stable_audio import mel_image
 from models.stable_audio_3 import load_hub_pipeline, regions_to_regenerate
+from music.audio import prepare_audio_channels
+from music.spectrogram import mel_image
 
 DEFAULT_MODEL_ID = "ACE-Step/acestep-v15-xl-turbo-diffusers"
 MAX_SECONDS = 600.0

@@ -21,10 +21,10 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
-from models.audio import prepare_audio
 from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
-from models.stretch import samples_at_tempo, time_stretch
+from music.audio import prepare_audio
+from music.stretch import samples_at_tempo, time_stretch
 
 # Peak of a clip generated from scratch: -1 dBFS.
 OUTPUT_PEAK = 10 ** (-1 / 20)

@@ -12,18 +12,17 @@ import math
 import os
 from collections.abc import Callable
 
-import librosa
 import numpy as np
-import PIL.Image
 import torch
 from diffusers import StableAudioPipeline
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.utils.torch_utils import randn_tensor
 
-from .audio import prepare_audio_channels
-from .device import pick_device, pick_dtype
-from .hub import ModelUnavailableError, explain_unavailable
-from .outputs import GeneratedAudio
+from models.device import pick_device, pick_dtype
+from models.hub import ModelUnavailableError, explain_unavailable
+from models.outputs import GeneratedAudio
+from music.audio import prepare_audio_channels
+from music.spectrogram import mel_image
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +34,6 @@ MAX_AUDIO_SAMPLING_RATE = 192_000
 MAX_AUDIO_CHANNELS = 8
 MAX_INFERENCE_STEPS = 1000
 
-# Display spectrograms: the loudest bin is white, `_MEL_TOP_DB` below it or quieter is black.
-_MEL_N_FFT = 2048
-_MEL_N_MELS = 128
-_MEL_TOP_DB = 80.0
-_MEL_AMIN = 1e-10  # smallest power kept before taking logs (librosa's default)
 
 
 class StableAudioBackend:
@@ -267,7 +261,7 @@ class StableAudioBackend:
             generator: seeds the initial noise and the scheduler's stochastic noise.
             audio: init audio for audio-to-audio: `[samples]`, or 2-D with the shorter axis as
                 channels (`[channels, samples]` or soundfile's `[samples, channels]`), float in
-                [-1, 1] or integer PCM (as `models.audio` takes it). It is resampled, mixed to the
+                [-1, 1] or integer PCM (as `music.audio` takes it). It is resampled, mixed to the
                 model's channels, cut to `seconds_total` (or padded with silence) and placed at
                 the start of the model's window. The same audio is used for every prompt
                 and waveform.
@@ -370,7 +364,7 @@ class StableAudioBackend:
         channel; any other count is averaged to mono first), cut to `num_samples` and placed at
         the start of an otherwise silent window.
         """
-        # The one intake of models/audio.py (checks, mixdown, resampling; it warns on silence).
+        # The one intake of music/audio.py (checks, mixdown, resampling; it warns on silence).
         audio = prepare_audio_channels(audio, audio_sampling_rate, self.sample_rate, self.channels)
         audio = audio[:, :num_samples]
         window = np.zeros((self.channels, self.window_length), dtype=np.float32)
@@ -551,25 +545,6 @@ class StableAudioBackend:
             text_audio_duration_embeds.repeat_interleave(num_waveforms_per_prompt, dim=0),
             audio_duration_embeds.repeat_interleave(num_waveforms_per_prompt, dim=0),
         )
-
-
-def mel_image(waveform: np.ndarray, sample_rate: int) -> PIL.Image.Image:
-    """8-bit grey mel spectrogram of `waveform` (`[channels, samples]`, mixed to mono) for display.
-
-    Low frequencies at the bottom; white is the loudest bin, black `_MEL_TOP_DB` dB below it.
-    """
-    mono = np.asarray(waveform, dtype=np.float32).reshape(-1, np.shape(waveform)[-1]).mean(axis=0)
-    # Short clips get a shorter FFT (and fewer bands) so that no mel band is empty.
-    n_fft = min(_MEL_N_FFT, 2 ** max(5, int(math.log2(max(len(mono), 1)))))
-    n_mels = min(_MEL_N_MELS, n_fft // 16)
-    power = librosa.feature.melspectrogram(
-        y=mono, sr=sample_rate, n_fft=n_fft, hop_length=n_fft // 4, n_mels=n_mels
-    )
-    if power.max() <= _MEL_AMIN:  # silence: black, not "0 dB relative to itself"
-        return PIL.Image.fromarray(np.zeros(power.shape, dtype=np.uint8))
-    decibels = librosa.power_to_db(power, ref=np.max, amin=_MEL_AMIN, top_db=_MEL_TOP_DB)
-    pixels = np.clip((decibels + _MEL_TOP_DB) / _MEL_TOP_DB * 255.0, 0, 255).astype(np.uint8)
-    return PIL.Image.fromarray(np.ascontiguousarray(pixels[::-1]))
 
 
 def _is_real(value: object) -> bool:

@@ -20,11 +20,11 @@ from diffusers import (
     StableAudio3Pipeline,
 )
 
-from models.audio import prepare_audio_channels
 from models.device import pick_device, pick_dtype
 from models.generator import Capabilities, GenerationResult, ProgressCallback, check_mode
 from models.hub import ModelUnavailableError, explain_unavailable
-from models.stable_audio import mel_image
+from music.audio import prepare_audio_channels
+from music.spectrogram import mel_image
 
 DEFAULT_MODEL_ID = "stabilityai/stable-audio-3-small-music"
 MEDIUM_MODEL_ID = "stabilityai/stable-audio-3-medium"

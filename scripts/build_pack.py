@@ -1,9 +1,9 @@
 """Build a training data pack from a corpus folder: every train/valid clip stretched to one reference tempo,
-as 8-bit mel spectrograms with pooled caption embeddings, in one compressed file (see `models/training/pack.py`).
+as 8-bit mel spectrograms with pooled caption embeddings, in one compressed file (see `training/pack.py`).
 
     python -m scripts.build_pack data/corpus --out data/packs/corpus.npz
 
-The pack is what `python -m models.train_pack` reads, on CPU or GPU, with no audio or text encoder.
+The pack is what `python -m training.train_pack` reads, on CPU or GPU, with no audio or text encoder.
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.audio import load_audio
 from models.mel import Mel
-from models.stretch import samples_at_tempo, stretcher_name, time_stretch
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
-from models.training.data import DataError, read_metadata
-from models.training.mel_cache import file_sha256
-from models.training.pack import Pack, quantize, reference_bpm, save_pack
+from music.audio import load_audio
+from music.stretch import samples_at_tempo, stretcher_name, time_stretch
+from training.data import DataError, read_metadata
+from training.mel_cache import file_sha256
+from training.pack import Pack, quantize, reference_bpm, save_pack
 
 SPLITS = ("train", "valid")
 

@@ -7,7 +7,7 @@
 #   MIXED=no bash scripts/train_bundled_gpu.sh PACK OUT 0.2 --cpu --max-steps 4 --batch-size 4   # CPU smoke test
 #
 # Checkpoints are saved half-way and at the end (both are returned, to pick by measurement).
-# Extra arguments go to both `python -m models.train_pack` runs. docs/training.md explains the recipe.
+# Extra arguments go to both `python -m training.train_pack` runs. docs/training.md explains the recipe.
 # To continue shipped models instead of starting from scratch, name them (fresh optimizer, step count kept):
 #   LOOPS_INIT=checkpoints/loops TEXT_INIT=checkpoints/text bash scripts/train_bundled_gpu.sh PACK OUT 8
 set -euo pipefail
@@ -23,10 +23,10 @@ loops_init=(); text_init=()
 [ -n "${TEXT_INIT:-}" ] && text_init=(--init-from "$TEXT_INIT")
 common=(--mixed-precision "${MIXED:-bf16}" --max-minutes "$MINUTES" --checkpoint-minutes "$HALF"
         --keep-checkpoints 3 --log-every 100 --quiet)
-"$PYTHON" -m models.train_pack "$PACK" --model unconditional --subsets drums --output-dir "$OUT/loops" \
+"$PYTHON" -m training.train_pack "$PACK" --model unconditional --subsets drums --output-dir "$OUT/loops" \
     --batch-size "${LOOPS_BATCH:-64}" --dropout 0.1 "${loops_init[@]}" "${common[@]}" "$@" > "$OUT/loops.log" 2>&1 &
 loops=$!
-"$PYTHON" -m models.train_pack "$PACK" --model text --output-dir "$OUT/text" \
+"$PYTHON" -m training.train_pack "$PACK" --model text --output-dir "$OUT/text" \
     --batch-size "${TEXT_BATCH:-128}" "${text_init[@]}" "${common[@]}" "$@" > "$OUT/text.log" 2>&1 &
 text=$!
 status=0

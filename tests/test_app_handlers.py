@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from models.hub import ModelUnavailableError
-from models.loops import read_loop_points, read_wav_metadata
+from music.loops import read_loop_points, read_wav_metadata
 from tests.test_app_support import LATENT, LOOPS, TEXT, ProgressLog, make_studio, save_checkpoints
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.checks import check_float, check_int, pick_seed, read_upload

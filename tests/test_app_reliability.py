@@ -17,7 +17,7 @@ import torch
 import app
 import webapp.progress
 from models.loading import load_pipeline
-from models.loops import read_wav_metadata
+from music.loops import read_wav_metadata
 from tests.test_app_support import LOOPS, TEXT, ProgressLog, make_studio, save_checkpoints
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.budget import Budget, Request, windows_for

@@ -139,7 +139,7 @@ def test_browser_sets_a_bpm_generates_and_downloads_the_loop_file(server, tmp_pa
             download_info.value.save_as(path)
         finally:
             browser.close()
-    from models.loops import read_loop_points, read_wav_metadata
+    from music.loops import read_loop_points, read_wav_metadata
 
     metadata = read_wav_metadata(path)
     bars = int(metadata["bars"])

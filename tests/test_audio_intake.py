@@ -1,4 +1,4 @@
-"""`models.audio`: the one place audio enters (reader, limits, silence, mixdown, resampling), and
+"""`music.audio`: the one place audio enters (reader, limits, silence, mixdown, resampling), and
 the app's, evaluation's and loop analysis' intake going through it."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 
 from evaluation.audio_io import AudioLoadError, LoadNotes, load_clip
-from models import audio as intake
-from models.tempo import check_audio, check_sample_rate
+from music import audio as intake
+from music.tempo import check_audio, check_sample_rate
 from webapp.checks import read_upload
 
 

@@ -1,6 +1,6 @@
 """DAW-ready output (issue 12): exact tempo by construction, key shifts, loop-quality numbers, exports and
 audio-to-audio in the input's own format. Synthetic drums and chords written here, so every expectation is
-known; the estimators are the project's own (`models.tempo`, `models.key`)."""
+known; the estimators are the project's own (`music.tempo`, `music.key`)."""
 from __future__ import annotations
 
 import json
@@ -9,25 +9,25 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models.export import (
+from music.export import (
     ExportSettings,
     available_formats,
     export_audio,
     export_loop,
     resample_cycle,
 )
-from models.key import Key, estimate_key, parse_key, shift_to_key, smallest_shift
-from models.loop_quality import loop_quality, seam_spectral_ratio
-from models.loops import (
+from music.key import Key, estimate_key, parse_key, shift_to_key, smallest_shift
+from music.loop_quality import loop_quality, seam_spectral_ratio
+from music.loops import (
     bar_length_in_samples,
     loop_at_tempo,
     loop_from_downbeat,
     read_loop_points,
     read_wav_metadata,
 )
-from models.splice import splice_into_input
-from models.stretch import time_stretch
-from models.tempo import beat_interval_cv, estimate_bpm
+from music.splice import splice_into_input
+from music.stretch import time_stretch
+from music.tempo import beat_interval_cv, estimate_bpm
 from tests.test_loops import drum_pattern
 
 RATE = 16_000

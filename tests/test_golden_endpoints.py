@@ -12,13 +12,16 @@ Regenerate after an intended change of behaviour: `GOLDEN_UPDATE=1 python -m pyt
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import platform
 import re
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +55,7 @@ def machine() -> str:
 
 def audio_record(data: bytes) -> dict:
     """Hash and fingerprint of an audio file's decoded samples and its metadata (volatile keys left out)."""
-    from models.loops import read_wav_metadata
+    from music.loops import read_wav_metadata
 
     samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     digest = hashlib.sha256(samples.tobytes())
@@ -68,21 +71,13 @@ def audio_record(data: bytes) -> dict:
                                                for s in slices]}
 
 
-class _temporary:
-    """A named temporary file holding `data` (the WAV metadata reader takes a path)."""
-
-    def __init__(self, data: bytes) -> None:
-        import tempfile
-
-        self.file = tempfile.NamedTemporaryFile(suffix=".wav", delete=False)
-        self.file.write(data)
-        self.file.close()
-
-    def __enter__(self) -> str:
-        return self.file.name
-
-    def __exit__(self, *exc) -> None:
-        os.unlink(self.file.name)
+@contextlib.contextmanager
+def _temporary(data: bytes) -> Iterator[str]:
+    """A temporary WAV file holding `data` (the WAV metadata reader takes a path)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.wav"
+        path.write_bytes(data)
+        yield str(path)
 
 
 def file_record(path: str | None) -> dict | None:

@@ -1,4 +1,4 @@
-"""Tests for models/loops.py on synthetic drum patterns written here: kicks at a known tempo with
+"""Tests for music/loops.py on synthetic drum patterns written here: kicks at a known tempo with
 an accented downbeat, swung off-beat hi-hats, timing jitter and noise."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from models import loops
+from music import loops
 
 SAMPLE_RATE = 22050
 
@@ -248,7 +248,7 @@ def test_bad_sample_rate():
 
 
 def riff_chunks(path: Path) -> dict[bytes, bytes]:
-    """Top-level chunks of a RIFF file, parsed here independently of models/loops.py."""
+    """Top-level chunks of a RIFF file, parsed here independently of music/loops.py."""
     data = path.read_bytes()
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
@@ -347,7 +347,7 @@ def test_readers_reject_other_files(tmp_path):
 
 
 def test_a_clip_that_starts_on_a_downbeat_loops_whole_and_exactly_at_the_known_tempo():
-    from models.loops import loop_from_downbeat
+    from music.loops import loop_from_downbeat
 
     rate, bpm = 16000, 120.0
     beat = round(60 / bpm * rate)

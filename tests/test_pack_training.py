@@ -10,8 +10,8 @@ import torch
 
 from models.loading import load_pipeline
 from models.mel import Mel
-from models.stretch import samples_at_tempo, time_stretch
-from models.training.pack import (
+from music.stretch import samples_at_tempo, time_stretch
+from training.pack import (
     PackWindows,
     bar_windows,
     dequantize,
@@ -122,7 +122,7 @@ def test_text_windows_run_past_the_clip_end_as_silence(pack_file):
 
 
 def train(pack_file, output, *extra):
-    from models.train_pack import main
+    from training.train_pack import main
 
     return main([str(pack_file), "--preset", "micro", "--output-dir", str(output), "--cpu", "--threads", "1",
                  "--batch-size", "4", "--log-every", "1", "--valid-items", "4", "--warmup-steps", "1",

@@ -20,7 +20,8 @@ from huggingface_hub.errors import GatedRepoError
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from models.outputs import GeneratedAudio
-from models.stable_audio import ModelUnavailableError, StableAudioBackend, mel_image
+from models.stable_audio import ModelUnavailableError, StableAudioBackend
+from music.spectrogram import mel_image
 
 SAMPLE_RATE = 16_000
 HOP_LENGTH = 8  # product of the VAE's downsampling ratios

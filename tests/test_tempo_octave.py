@@ -1,10 +1,10 @@
-"""Tests for the tempo-octave choice of models/tempo.py (`octave_bpm`) on the synthetic drum
+"""Tests for the tempo-octave choice of music/tempo.py (`octave_bpm`) on the synthetic drum
 patterns of tests/test_loops.py: kicks on every beat, hi-hats off the beat."""
 from __future__ import annotations
 
 import pytest
 
-from models import tempo
+from music import tempo
 from tests.test_loops import SAMPLE_RATE, drum_pattern
 
 

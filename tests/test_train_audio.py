@@ -70,7 +70,7 @@ def write_folder(folder: Path, clips: list[tuple[str, np.ndarray, str]], caption
 
 
 def test_synthetic_clips_are_what_their_captions_say(tmp_path):
-    from models.audio import load_audio
+    from music.audio import load_audio
 
     folder = write_folder(tmp_path, synthetic_clips(6))
     for name, audio, caption in synthetic_clips(6):

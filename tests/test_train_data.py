@@ -7,22 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from models.audio import load_audio
 from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
-from models.training.batches import (
+from music.audio import load_audio
+from tests.test_train_audio import SAMPLE_RATE, clicks, sine, synthetic_clips, write_folder
+from tests.tiny_models import tiny_unet
+from training.batches import (
     SeededOrder,
     WindowSource,
     db_to_images,
     fixed_windows,
     positions_for,
 )
-from models.training.data import DataError, discover_dataset, read_split_lists, split_by_file
-from models.training.mel_cache import MelCache, file_sha256, load_file_mels
-from models.training.prepare import prepare_training_data
-from models.training.presets import PRESETS
-from tests.test_train_audio import SAMPLE_RATE, clicks, sine, synthetic_clips, write_folder
-from tests.tiny_models import tiny_unet
+from training.data import DataError, discover_dataset, read_split_lists, split_by_file
+from training.mel_cache import MelCache, file_sha256, load_file_mels
+from training.prepare import prepare_training_data
+from training.presets import PRESETS
 
 MICRO_MEL = PRESETS["micro"].mel  # 32 frames of 64 samples at 8 kHz: 0.256 s windows
 

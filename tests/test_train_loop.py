@@ -10,13 +10,13 @@ import torch
 
 from models.loading import load_pipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
-from models.train import fill_preset_defaults, main, merge_resumed_arguments, parse_arguments, train
-from models.training.data import read_split_lists
-from models.training.diffusion import TextTimingDenoiser
-from models.training.engine import checkpoint_folders, read_log, read_trainer_state
-from models.training.text_cache import TextEmbeddings
 from tests.test_train_audio import SAMPLE_RATE, synthetic_clips, write_folder
 from tests.tiny_models import tiny_text_pipeline
+from training.data import read_split_lists
+from training.diffusion import TextTimingDenoiser
+from training.engine import checkpoint_folders, read_log, read_trainer_state
+from training.text_cache import TextEmbeddings
+from training.train import fill_preset_defaults, main, merge_resumed_arguments, parse_arguments, train
 
 STEPS = 20
 

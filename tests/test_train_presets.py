@@ -3,8 +3,8 @@ import pytest
 
 from models.mel import Mel
 from models.pipeline_text_to_mel import TextToMelPipeline
-from models.training.diffusion import TextTimingDenoiser
-from models.training.presets import (
+from training.diffusion import TextTimingDenoiser
+from training.presets import (
     MEASURED,
     PRESETS,
     build_conditional_unet,

@@ -8,15 +8,15 @@ from diffusers import AutoencoderKL
 
 from models.loading import load_pipeline
 from models.mel import Mel
-from models.train import train
-from models.training.autoencoder import (
+from tests.test_train_audio import SAMPLE_RATE, synthetic_clips, write_folder
+from tests.test_train_loop import arguments
+from training.autoencoder import (
     AutoencoderRoundTrip,
     autoencoder_loss,
     mel_spectral_convergence,
 )
-from models.training.engine import read_log
-from tests.test_train_audio import SAMPLE_RATE, synthetic_clips, write_folder
-from tests.test_train_loop import arguments
+from training.engine import read_log
+from training.train import train
 
 STEPS = 30
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models.training.recipe import diffusion_loss, loss_weights, noise_schedule, x0_estimate
+from training.recipe import diffusion_loss, loss_weights, noise_schedule, x0_estimate
 
 
 def test_zero_terminal_snr_schedule_reaches_pure_noise_with_trailing_steps():

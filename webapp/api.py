@@ -21,8 +21,8 @@ import gradio as gr
 import soundfile as sf
 from gradio.data_classes import FileData
 
-from models.export import DEFAULT_FORMAT
-from models.loops import read_wav_metadata
+from music.export import DEFAULT_FORMAT
+from music.loops import read_wav_metadata
 from webapp.handlers import NO_KEY, Output, Result, Studio
 
 # Metadata that describes the file rather than the request (or holds a server path).

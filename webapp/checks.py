@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from models.audio import mixdown, prepare_audio, read_audio
+from music.audio import mixdown, prepare_audio, read_audio
 
 MAX_SEED = 2**32 - 1
 # Longest prompt, in characters, on every tab (the text encoders read far fewer tokens; a longer
@@ -130,7 +130,7 @@ def read_upload(
     if path is None or str(path) == "":
         raise gr.Error("Upload or record some audio first.")
     path = Path(path)
-    try:  # models.audio reads and checks every file; mixed down here, where the axes are known
+    try:  # music.audio reads and checks every file; mixed down here, where the axes are known
         audio, sample_rate = read_audio(path, max_seconds=max_seconds)
         mono = prepare_audio(mixdown(audio), sample_rate, target_sample_rate, max_seconds)
     except ValueError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import PIL.Image
 
-from models.stable_audio import mel_image
+from music.spectrogram import mel_image
 
 MIN_HEIGHT_IN_PX = 160
 MIN_WIDTH_IN_PX = 512

@@ -1,6 +1,6 @@
 """Output files of the app: WAVs named after their generation parameters, with every parameter in the
-WAV's LIST/INFO metadata (JSON in the comment field, as `models.loops.write_loop_wav` writes it, so
-`models.loops.read_wav_metadata` reads both kinds back).
+WAV's LIST/INFO metadata (JSON in the comment field, as `music.loops.write_loop_wav` writes it, so
+`music.loops.read_wav_metadata` reads both kinds back).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Protocol
 import numpy as np
 import soundfile as sf
 
-from models.export import DEFAULT_FORMAT, ExportSettings, export_audio, export_loop
-from models.loops import Loop, write_loop_wav
+from music.export import DEFAULT_FORMAT, ExportSettings, export_audio, export_loop
+from music.loops import Loop, write_loop_wav
 
 SOFTWARE = "diffusion music studio (app)"
 # Parameters that go into a file name, in this order, when present (the rest is only in the metadata).
@@ -120,7 +120,7 @@ class OutputStore:
     def write_audio(self, task: str, audio: np.ndarray, sample_rate: int, params: dict[str, object],
                     subtype: str | None = None, settings: ExportSettings | None = None) -> Path:
         """Write `audio` (`[channels, samples]` or `[samples]`, float, at `sample_rate` Hz) as a WAV named
-        and tagged with `params`, or as `settings` ask (rate, channels, format; see `models.export`).
+        and tagged with `params`, or as `settings` ask (rate, channels, format; see `music.export`).
 
         `subtype`: "PCM_16", "PCM_24", or "FLOAT" (32-bit float, every sample kept exactly, peaks past full
         scale too); None: 16-bit. Audio with a peak past full scale, which PCM would hard-clip, is written
@@ -150,7 +150,7 @@ class OutputStore:
 
     def write_loop(self, loop: Loop, params: dict[str, object], settings: ExportSettings | None = None) -> Path:
         """Write a tiled loop as a WAV with loop points (`smpl`), tempo (`acid`) and `params` (INFO), at
-        the loop's rate, mono, 16-bit; or as `settings` ask (`models.export.export_loop`)."""
+        the loop's rate, mono, 16-bit; or as `settings` ask (`music.export.export_loop`)."""
         params = {**params, "bpm": round(loop.bpm, 1)}
         suffix = ".wav" if settings is None else settings.suffix
         path = self.path_for("loop", params, suffix)

@@ -21,17 +21,17 @@ import PIL.Image
 import torch
 
 from evaluation.quality import broken_reasons, clip_checks
-from models import tempo
-from models.audio import load_audio, resample
 from models.backends import as_generator
-from models.export import DEFAULT_FORMAT, ExportSettings, available_formats
-from models.key import Key, key_names, parse_key, shift_to_key
-from models.loop_quality import loop_quality
-from models.loops import loop_at_tempo, loop_from_downbeat, make_loop
 from models.outputs import GeneratedAudio
 from models.schedulers import SCHEDULERS
-from models.splice import splice_into_input
 from models.stable_audio import StableAudioBackend
+from music import tempo
+from music.audio import load_audio, resample
+from music.export import DEFAULT_FORMAT, ExportSettings, available_formats
+from music.key import Key, key_names, parse_key, shift_to_key
+from music.loop_quality import loop_quality
+from music.loops import loop_at_tempo, loop_from_downbeat, make_loop
+from music.splice import splice_into_input
 from webapp.budget import CPU_MAX_WORK, Budget, Request, window_geometry, windows_for
 from webapp.captions import (
     TrainingCaptions,
@@ -113,7 +113,7 @@ class Output:
         bpm: the loop's tempo in BPM.
         loop_info: tempo, bars and repeats, or why there is no loop.
         key_info: the estimated key and the pitch shift applied (when a target key was asked).
-        quality: the loop's seam and tempo-stability numbers (`models.loop_quality.LoopQuality.to_dict`).
+        quality: the loop's seam and tempo-stability numbers (`music.loop_quality.LoopQuality.to_dict`).
         settings: everything that made this output (the JSON sidecar in the batch zip).
     """
 

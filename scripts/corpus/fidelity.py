@@ -1,4 +1,4 @@
-"""BPM fidelity check of a built corpus: the project's tempo estimate (`models.tempo`) of each clip against the
+"""BPM fidelity check of a built corpus: the project's tempo estimate (`music.tempo`) of each clip against the
 BPM in its caption; a clip matches when the estimate is within a tolerance (default 4%) of
 the BPM, half of it or twice it. Prints shares per subset, kind and genre, writes JSON.
 `estimate_bpm` / `bpm_matches` live in `evaluation.tempo` (re-exported here); generated
@@ -87,7 +87,7 @@ def check_corpus(corpus_dir: Path, jobs: int = 1, tolerance: float = DEFAULT_TOL
         "tolerance": tolerance,
         "octave_factors": list(OCTAVE_FACTORS),
         "hop_length_samples": ONSET_HOP_SAMPLES,
-        "estimator": "models.tempo.estimate_bpm",
+        "estimator": "music.tempo.estimate_bpm",
         "clips": len(results),
         "share_within": round(float(np.mean(matches)), 4) if matches else None,
         "by_subset": _shares(results, "subset"),

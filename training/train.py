@@ -1,10 +1,10 @@
-"""Train a mel diffusion pipeline from a folder of audio: `python -m models.train DATA_DIR --model ... --preset ...`.
+"""Train a mel diffusion pipeline from a folder of audio: `python -m training.train DATA_DIR --model ... --preset ...`.
 
 Models: `unconditional` (MelDiffusionPipeline: loops, breaks, variations), `text` (TextToMelPipeline:
 text + timing, Stable Audio style) and `vae` (the mel autoencoder whose latents `--vae` then trains
 either diffusion model on). Every checkpoint is a complete folder that `from_pretrained` loads,
 with training state for `--resume`, split lists and demos. Runs on CPU, one GPU, or many GPUs and
-nodes through `accelerate launch -m models.train ...` with no code change.
+nodes through `accelerate launch -m training.train ...` with no code change.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import logging
 import sys
 from pathlib import Path
 
-from models.training.data import DataError
-from models.training.presets import PRESETS, preset_table
+from training.data import DataError
+from training.presets import PRESETS, preset_table
 
-logger = logging.getLogger("models.train")
+logger = logging.getLogger("training.train")
 
 MODELS = ("unconditional", "text", "vae")
 
@@ -36,30 +36,30 @@ RUN_ARGUMENTS = {
 EXAMPLES = """\
 examples:
   # unconditional model on a folder of loops (fixed windows, silent ones skipped)
-  python -m models.train data/loops --model unconditional --preset tiny --output-dir runs/loops
+  python -m training.train data/loops --model unconditional --preset tiny --output-dir runs/loops
   # text + timing model on a captioned folder (metadata.jsonl with file_name, text)
-  python -m models.train data/corpus --model text --preset tiny --output-dir runs/text
+  python -m training.train data/corpus --model text --preset tiny --output-dir runs/text
   # latent models: fit the mel autoencoder, then train diffusion in its latent space
-  python -m models.train data/corpus --model vae --preset small --output-dir runs/vae-small
-  python -m models.train data/corpus --model text --preset small --vae runs/vae-small --output-dir runs/text-latent
+  python -m training.train data/corpus --model vae --preset small --output-dir runs/vae-small
+  python -m training.train data/corpus --model text --preset small --vae runs/vae-small --output-dir runs/text-latent
   # continue the newest checkpoint of a run for another 30 minutes
-  python -m models.train data/corpus --model text --output-dir runs/text --resume --max-minutes 30
+  python -m training.train data/corpus --model text --output-dir runs/text --resume --max-minutes 30
   # several GPUs / nodes, mixed precision
-  accelerate launch --multi_gpu -m models.train data/corpus --model text --preset base --mixed-precision bf16
+  accelerate launch --multi_gpu -m training.train data/corpus --model text --preset base --mixed-precision bf16
   # several CPU processes (accelerate launch --cpu starts only one)
-  torchrun --nproc_per_node 2 -m models.train data/corpus --model text --preset micro --cpu
+  torchrun --nproc_per_node 2 -m training.train data/corpus --model text --preset micro --cpu
 
 CPU tips: on a machine shared with other jobs, --threads 1 can be several times faster than
 oversubscribed threads; --mixed-precision bf16 roughly halves step time only on CPUs with bfloat16
 instructions (AVX-512 BF16 / AMX; emulated without them: 45x slower on an AVX2 EPYC); and
-  MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 python -m models.train ...
+  MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 python -m training.train ...
 cuts another 10-25 % (glibc stops returning memory to the system between steps).
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m models.train", description=__doc__ + "\npresets (parameters in M, seconds per optimizer step "
+        prog="python -m training.train", description=__doc__ + "\npresets (parameters in M, seconds per optimizer step "
         "at the preset's batch size; see docs/training.md):\n" + preset_table(),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -238,8 +238,8 @@ def check_arguments(args: argparse.Namespace) -> None:
                          "--model vae.")
     if not args.vae:
         from models.mel import Mel
-        from models.training.diffusion import mel_settings
-        from models.training.presets import check_shape
+        from training.diffusion import mel_settings
+        from training.presets import check_shape
 
         settings = mel_settings(args)
         preset = PRESETS[args.preset]
@@ -287,7 +287,7 @@ def train(args: argparse.Namespace) -> Path:
     """
     from accelerate.utils import set_seed
 
-    from models.training.engine import (
+    from training.engine import (
         LoopSettings,
         RunLog,
         checkpoint_folders,
@@ -328,11 +328,11 @@ def train(args: argparse.Namespace) -> Path:
     accelerator = make_accelerator(output_dir, args.mixed_precision, args.gradient_accumulation_steps, args.cpu)
     set_seed(args.seed)
     if args.model == "vae":
-        from models.training.autoencoder import AutoencoderTrainer
+        from training.autoencoder import AutoencoderTrainer
 
         trainer = AutoencoderTrainer(args, accelerator, resume_from)
     else:
-        from models.training.diffusion import DiffusionTrainer
+        from training.diffusion import DiffusionTrainer
 
         trainer = DiffusionTrainer(args, accelerator, resume_from)
     start_step = 0

@@ -1,12 +1,12 @@
 """How good a loop is, in numbers a producer can read next to it: the seam and the tempo.
 
 - Seam, waveform: the jump from the cycle's last sample to its first against the typical
-  sample-to-sample change inside it (`models.loops.seam_jump_ratio`); about 1 or below: no click.
+  sample-to-sample change inside it (`music.loops.seam_jump_ratio`); about 1 or below: no click.
 - Seam, spectrum: the log-spectral distance between the ~46 ms before and after the wrap point,
   against the median of the same distance at every hop inside the cycle. About 1: the wrap changes
   the sound no more than the loop's own transitions; a loop cut on a downbeat scores somewhat above
   1 (a hit lands there), so compare with real loops cut the same way (`benchmarks/bench_tempo.py`).
-- Tempo stability: the coefficient of variation of beat intervals (`models.tempo.beat_interval_cv`)
+- Tempo stability: the coefficient of variation of beat intervals (`music.tempo.beat_interval_cv`)
   over the tiled loop; 0 is perfectly steady.
 
 No reference audio is needed, so the app computes these for every loop it makes.
@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from models.loops import Loop, seam_jump_ratio
-from models.tempo import beat_interval_cv
+from music.loops import Loop, seam_jump_ratio
+from music.tempo import beat_interval_cv
 
 # Analysis window of the spectral seam measure (seconds) and hops per window.
 SEAM_WINDOW_IN_S = 0.046

@@ -1,5 +1,5 @@
 """Tempo: the one estimator of tempo (BPM), beat grid and downbeat accents in the project, and
-the tempo-stability metric. `models.loops` cuts bars with it, `evaluation.tempo` scores tempo
+the tempo-stability metric. `music.loops` cuts bars with it, `evaluation.tempo` scores tempo
 adherence with it, the app and `benchmarks/bench_tempo.py` report it.
 
 - `estimate_tempo`: tempo in BPM and a regular beat grid (samples) fitted to the attacks, plus each
@@ -20,7 +20,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
-from models.audio import SILENCE_PEAK, check_not_silent, check_sample_rate_range  # noqa: F401  (SILENCE_PEAK re-exported)
+from music.audio import SILENCE_PEAK, check_not_silent, check_sample_rate_range  # noqa: F401  (SILENCE_PEAK re-exported)
 
 # Tempo folding range (BPM): one octave plus, so every tempo has a representative in it.
 MIN_BPM = 70.0

@@ -24,14 +24,14 @@ from accelerate import Accelerator
 from diffusers import AutoencoderKL
 from diffusers.optimization import get_cosine_schedule_with_warmup
 
-from models.audio import load_audio
 from models.mel import Mel, spectral_convergence
-from models.training.batches import WindowSource, positions_for, seeded_generator
-from models.training.diffusion import mel_settings
-from models.training.engine import saved_arguments
-from models.training.mel_cache import FileMel
-from models.training.prepare import prepare_training_data
-from models.training.presets import PRESETS, build_vae, count_parameters
+from music.audio import load_audio
+from training.batches import WindowSource, positions_for, seeded_generator
+from training.diffusion import mel_settings
+from training.engine import saved_arguments
+from training.mel_cache import FileMel
+from training.prepare import prepare_training_data
+from training.presets import PRESETS, build_vae, count_parameters
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ or OGG where this system's libsndfile can encode them.
 
 Loops keep what makes them loops in any rate: each cycle is resampled circularly to exactly
 `bars * beats_per_bar * 60 / bpm` seconds at the new rate, and WAVs carry `smpl` loop points,
-the `acid` tempo and the settings (`models.loops.write_loop_wav`). FLAC, MP3 and OGG cannot hold
+the `acid` tempo and the settings (`music.loops.write_loop_wav`). FLAC, MP3 and OGG cannot hold
 `smpl`/`acid` chunks; their title/comment tags carry the tempo, loop points and settings as JSON.
 
 Typical use::
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from models.audio import resample
-from models.loops import Loop, bar_length_in_samples, loop_facts, write_loop_wav
+from music.audio import resample
+from music.loops import Loop, bar_length_in_samples, loop_facts, write_loop_wav
 
 # Name shown to the user -> (libsndfile format, subtype, file suffix, WAV bits or None).
 EXPORT_FORMATS: dict[str, tuple[str, str, str, int | None]] = {
@@ -35,7 +35,7 @@ EXPORT_FORMATS: dict[str, tuple[str, str, str, int | None]] = {
 DEFAULT_FORMAT = "WAV 16-bit"
 # Rates a DAW project runs at (Hz); None keeps the model's own rate.
 EXPORT_SAMPLE_RATES = (44_100, 48_000)
-SOFTWARE = "diffusion music studio (models/export.py)"
+SOFTWARE = "diffusion music studio (music/export.py)"
 
 
 def available_formats() -> list[str]:

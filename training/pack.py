@@ -1,7 +1,7 @@
 """Data packs: a corpus as tempo-normalised, downbeat-aligned mel spectrograms in one small file.
 
 A pack holds every clip of a corpus's train and valid splits stretched (Rubber Band, see
-`models/stretch.py`) from its own tempo to one reference tempo, so that a beat is exactly
+`music/stretch.py`) from its own tempo to one reference tempo, so that a beat is exactly
 `frames_per_beat` STFT frames and a bar `beats_per_bar` beats, starting on the clip's first
 downbeat (the corpus renders every clip from a bar line). A model trained on bar-aligned windows
 of a pack learns bars at one tempo; generation is stretched to the tempo the user asks for.

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.audio import load_audio
 from models.mel import Mel
-from models.training.data import AudioFile, SkippedFile
+from music.audio import load_audio
+from training.data import AudioFile, SkippedFile
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from models.mel import Mel
-from models.training.batches import cut_window, db_to_images, derive_seed
-from models.training.mel_cache import FileMel
+from training.batches import cut_window, db_to_images, derive_seed
+from training.mel_cache import FileMel
 
 
 def module_fingerprint(module: torch.nn.Module) -> str:

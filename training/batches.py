@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from models.training.mel_cache import SILENCE_DB, FileMel
+from training.mel_cache import SILENCE_DB, FileMel
 
 
 def derive_seed(*parts: object) -> int:

@@ -1,4 +1,4 @@
-"""Train a tempo-normalised mel diffusion pipeline from a data pack: `python -m models.train_pack PACK --model ...`.
+"""Train a tempo-normalised mel diffusion pipeline from a data pack: `python -m training.train_pack PACK --model ...`.
 
 The bundled `checkpoints/loops` and `checkpoints/text` are made this way (docs/training.md). The pack
 (`python -m scripts.build_pack`) holds the corpus as mel spectrograms stretched to one reference
@@ -13,30 +13,30 @@ import logging
 import sys
 from pathlib import Path
 
-from models.training.presets import PRESETS
+from training.presets import PRESETS
 
-logger = logging.getLogger("models.train_pack")
+logger = logging.getLogger("training.train_pack")
 
 EXAMPLES = """\
 examples:
   # GPU, about 8 minutes, bf16: the loops model on the pack's drum clips
-  python -m models.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
+  python -m training.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
       --output-dir runs/loops --mixed-precision bf16 --max-minutes 8
   # the text + timing model on every clip
-  python -m models.train_pack data/packs/corpus.npz --model text --output-dir runs/text \\
+  python -m training.train_pack data/packs/corpus.npz --model text --output-dir runs/text \\
       --mixed-precision bf16 --max-minutes 8
   # CPU, one core, 2.5 hours, resumable (re-run the same line to continue)
-  python -m models.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
+  python -m training.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
       --output-dir runs/loops-cpu --cpu --threads 1 --batch-size 16 --max-minutes 150 --resume
   # continue from a float16 checkpoint returned without its training state (fresh optimizer)
-  python -m models.train_pack data/packs/corpus.npz --model text --init-from checkpoints/text \\
+  python -m training.train_pack data/packs/corpus.npz --model text --init-from checkpoints/text \\
       --output-dir runs/text-more --max-minutes 8
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m models.train_pack", description=__doc__, epilog=EXAMPLES,
+        prog="python -m training.train_pack", description=__doc__, epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pack", help="data pack (.npz) written by `python -m scripts.build_pack`")
     parser.add_argument("--model", choices=("unconditional", "text"), required=True,
@@ -124,7 +124,7 @@ def train(args: argparse.Namespace) -> Path:
     import torch
     from accelerate.utils import set_seed
 
-    from models.training.engine import (
+    from training.engine import (
         LoopSettings,
         RunLog,
         checkpoint_folders,
@@ -134,7 +134,7 @@ def train(args: argparse.Namespace) -> Path:
         run_loop,
         saved_arguments,
     )
-    from models.training.pack_trainer import PackTrainer
+    from training.pack_trainer import PackTrainer
 
     preset = PRESETS[args.preset]
     if args.bar_roll is None:
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from models.training.pack_trainer import PackError
+    from training.pack_trainer import PackError
 
     try:
         train(args)

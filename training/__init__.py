@@ -1,4 +1,4 @@
-"""Training the mel diffusion pipelines from a folder of audio (`python -m models.train`).
+"""Training the mel diffusion pipelines from a folder of audio (`python -m training.train`).
 
 Modules, in the order data flows through them:
 - `data`: the audio folder (datasets `audiofolder` layout), captions from `metadata.jsonl`, the

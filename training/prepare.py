@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from models.mel import Mel
-from models.training.batches import WindowStats, fixed_windows
-from models.training.data import DataError, DataSplits, SkippedFile, discover_dataset
-from models.training.mel_cache import FileMel, MelCache, load_file_mels
+from training.batches import WindowStats, fixed_windows
+from training.data import DataError, DataSplits, SkippedFile, discover_dataset
+from training.mel_cache import FileMel, MelCache, load_file_mels
 
 logger = logging.getLogger(__name__)
 

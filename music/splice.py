@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.audio import resample
-from models.export import as_channels_first, match_channels
+from music.audio import resample
+from music.export import as_channels_first, match_channels
 
 DEFAULT_CROSSFADE_IN_S = 0.010
 # Gains outside this range mean one side is near-silent; the gain is clamped (dB).

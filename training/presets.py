@@ -1,4 +1,4 @@
-"""Model sizes for `python -m models.train --preset`: mel settings, UNet / autoencoder shapes and training defaults.
+"""Model sizes for `python -m training.train --preset`: mel settings, UNet / autoencoder shapes and training defaults.
 
 CPU presets keep attention out of high resolutions (it dominates the step time there): the UNets
 attend (self- and cross-attention) only in their lowest-resolution levels and the autoencoders
@@ -88,7 +88,7 @@ PRESETS: dict[str, Preset] = {
         channels=(16, 32, 64, 128, 128), attention_levels=2, layers_per_block=2, conditioning_dim=128, heads=4,
         latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
         batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
-        about="tempo-normalised packs (models.train_pack): 64 x 256 mel at 16 kHz, two bars at 117.19 BPM (4.1 s)",
+        about="tempo-normalised packs (training.train_pack): 64 x 256 mel at 16 kHz, two bars at 117.19 BPM (4.1 s)",
     ),
     "small": Preset(
         name="small",

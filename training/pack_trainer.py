@@ -1,10 +1,10 @@
-"""Trainer for tempo-normalised models from a data pack (`models/training/pack.py`): the bundled checkpoints' recipe.
+"""Trainer for tempo-normalised models from a data pack (`training/pack.py`): the bundled checkpoints' recipe.
 
 Every window is two bars at the pack's reference tempo, starting on a downbeat, so a small model
 learns a drum grid instead of a blur of tempos. The data lives on the training device and a batch
 is cut by index arithmetic, so a GPU step is a handful of kernels, not a Python loop over files.
 
-Runs through the same loop as `models.train` (`models/training/engine.py`): accelerate mixed
+Runs through the same loop as `training.train` (`training/engine.py`): accelerate mixed
 precision, EMA weights, `--max-minutes` / `--max-steps` budgets, checkpoints that `--resume` continues.
 A checkpoint folder is a float16 pipeline (what ships) plus `training_state/` (fp32 weights,
 optimizer, EMA) for `--resume`; `--init-from` continues from a pipeline folder alone (a checkpoint
@@ -29,18 +29,18 @@ from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
-from models.training.batches import seeded_generator
-from models.training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
-from models.training.engine import ema_weights, saved_arguments
-from models.training.pack import Pack, PackWindows, bar_windows, load_pack
-from models.training.presets import (
+from training.batches import seeded_generator
+from training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
+from training.engine import ema_weights, saved_arguments
+from training.pack import Pack, PackWindows, bar_windows, load_pack
+from training.presets import (
     PRESETS,
     build_conditional_unet,
     build_projection,
     build_unet,
     count_parameters,
 )
-from models.training.recipe import diffusion_loss, noise_schedule
+from training.recipe import diffusion_loss, noise_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class PackTrainer:
     """Trains `MelDiffusionPipeline` (`args.model == "unconditional"`) or `TextToMelPipeline` (`"text"`) from a pack.
 
     Args:
-        args: the parsed `python -m models.train_pack` arguments.
+        args: the parsed `python -m training.train_pack` arguments.
         accelerator: from `engine.make_accelerator`.
         resume_from: a checkpoint or pipeline folder whose weights to start from.
         start_step: the step the run continues at.

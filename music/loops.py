@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.stretch import time_stretch
-from models.tempo import (  # noqa: F401  (re-exported: callers of models.loops keep these names)
+from music.stretch import time_stretch
+from music.tempo import (  # noqa: F401  (re-exported: callers of music.loops keep these names)
     ATTACK_WINDOW_IN_S,
     GIVEN_BPM_RANGE,
     MAX_BPM,
@@ -46,7 +46,7 @@ DEFAULT_CROSSFADE_IN_S = 0.010
 MIN_PULSE_CLARITY = 3.0
 # MIDI note that a sampler plays the loop at its original pitch (C4 = 60).
 UNITY_MIDI_NOTE = 60
-DEFAULT_SOFTWARE = "diffusion music studio (models/loops.py)"
+DEFAULT_SOFTWARE = "diffusion music studio (music/loops.py)"
 
 # INFO chunk ids for metadata keys that have a standard field; other keys go into ICMT as JSON.
 INFO_FIELDS = {

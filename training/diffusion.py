@@ -27,25 +27,25 @@ from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
 from models.text_encoder import load_text_encoder, text_hidden_size
-from models.training.batches import Batch, WindowSource, positions_for, seeded_generator
-from models.training.engine import (
+from training.batches import Batch, WindowSource, positions_for, seeded_generator
+from training.engine import (
     CHECKPOINT_PREFIX,
     ema_weights,
     latest_checkpoint,
     saved_arguments,
 )
-from models.training.latents import LatentCache
-from models.training.mel_cache import default_cache_dir
-from models.training.prepare import prepare_training_data
-from models.training.presets import (
+from training.latents import LatentCache
+from training.mel_cache import default_cache_dir
+from training.prepare import prepare_training_data
+from training.presets import (
     PRESETS,
     build_conditional_unet,
     build_projection,
     build_unet,
     count_parameters,
 )
-from models.training.recipe import diffusion_loss, noise_schedule
-from models.training.text_cache import TextEmbeddings
+from training.recipe import diffusion_loss, noise_schedule
+from training.text_cache import TextEmbeddings
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class DiffusionTrainer:
     """Trains `MelDiffusionPipeline` (`args.model == "unconditional"`) or `TextToMelPipeline` (`"text"`).
 
     Args:
-        args: the parsed `python -m models.train` arguments.
+        args: the parsed `python -m training.train` arguments.
         accelerator: from `engine.make_accelerator`.
         resume_from: a checkpoint folder to rebuild the models from (its training state is loaded by the caller).
     """

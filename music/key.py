@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.audio import SILENCE_PEAK
-from models.stretch import pitch_shift
+from music.audio import SILENCE_PEAK
+from music.stretch import pitch_shift
 
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODES = ("major", "minor")
