@@ -25,8 +25,10 @@ from music.audio import SILENCE_PEAK, check_not_silent, check_sample_rate_range 
 # Tempo folding range (BPM): one octave plus, so every tempo has a representative in it.
 MIN_BPM = 70.0
 MAX_BPM = 180.0
-# A tempo given by the caller must be in this range (BPM).
-GIVEN_BPM_RANGE = (20.0, 400.0)
+# The one tempo range (BPM) a request may ask for or a caller may give: generation, stretching, loops,
+# the page and the API all check against it.
+BPM_RANGE = (30.0, 300.0)
+GIVEN_BPM_RANGE = BPM_RANGE  # former name, kept until its callers move (issue 21)
 # Shortest clip the tempo estimate trusts (seconds).
 MIN_ANALYSIS_SECONDS = 2.0
 # Energy window of the attack detector (seconds): longer than one period of a 250 Hz tone.
