@@ -458,23 +458,30 @@ class MelPipelineBase(DiffusionPipeline):
         the regenerated context crossfades linearly (in dB) into the existing columns.
         """
         target = frames.shape[-1] + extra_frames
-        keep = torch.zeros(1, 1, 1, self.window_frames)
-        keep[..., :overlap_frames] = 1.0
-        factor = self.vae_scale_factor
-        keep = -torch.nn.functional.max_pool2d(-keep, kernel_size=(1, factor)) if factor > 1 else keep
         while frames.shape[-1] < target:
-            context = frames[..., -overlap_frames:]
+            # An input shorter than the overlap (a clip under one window) is all context.
+            context_frames = min(overlap_frames, frames.shape[-1])
+            keep = self.context_mask(context_frames)
+            context = frames[..., -context_frames:]
             reference_db = 10.0 * torch.log10(context.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-10))
             # Scale the context so its loudest bin is 0 dB, as in training windows.
             context_image = self.mel.power_to_image(context[:, 0] / torch.pow(10.0, reference_db[:, 0] / 10.0))
             init = torch.full((frames.shape[0], 1, self.mel.config.y_res, self.window_frames), -1.0,
                               device=frames.device)
-            init[..., :overlap_frames] = context_image
-            first_frames = torch.full((frames.shape[0],), frames.shape[-1] - overlap_frames)
+            init[..., :context_frames] = context_image
+            first_frames = torch.full((frames.shape[0],), frames.shape[-1] - context_frames)
             window = self.sample_windows(call, init, 1.0, keep.to(self.device), first_frames)
             window_power = self.mel.image_to_mel_power(window).unsqueeze(1) * torch.pow(10.0, reference_db / 10.0)
-            frames = self.crossfade(frames, window_power, overlap_frames)
+            frames = self.crossfade(frames, window_power, context_frames)
         return frames[..., :target]
+
+    def context_mask(self, context_frames: int) -> torch.Tensor:
+        """`[1, 1, 1, window columns]` keep mask of a continuation window: 1 over its first `context_frames`
+        mel frames (in latent columns for latent models), 0 where it is generated."""
+        keep = torch.zeros(1, 1, 1, self.window_frames)
+        keep[..., :context_frames] = 1.0
+        factor = self.vae_scale_factor
+        return -torch.nn.functional.max_pool2d(-keep, kernel_size=(1, factor)) if factor > 1 else keep
 
     def splice_original(
         self, generated: np.ndarray, original: np.ndarray, keep_in_samples: np.ndarray, crossfade_samples: int
@@ -604,9 +611,11 @@ class MelPipelineBase(DiffusionPipeline):
         if original is not None and not extend:  # all the input's windows in one batch
             return num_inference_steps - min(num_inference_steps, round(num_inference_steps * (1 - strength)))
         have = self.mel.frames_for_samples(len(original)) if original is not None else self.window_frames
-        steps = 0 if original is not None else num_inference_steps
-        new_per_window = self.window_frames - overlap_frames
-        return steps + max(0, -(-(total_frames - have) // new_per_window)) * num_inference_steps
+        windows = 0 if original is not None else 1
+        while have < total_frames:  # as `extend_frames` grows them: a short input is all context
+            have += self.window_frames - min(overlap_frames, have)
+            windows += 1
+        return windows * num_inference_steps
 
     def kept_samples(
         self, num_samples: int, keep_regions_in_s: Sequence[tuple[float, float]] | None, input_samples: int,

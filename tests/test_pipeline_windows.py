@@ -123,3 +123,20 @@ def test_progress_callback_still_counts_every_step_of_a_long_variation(pipe, lon
          extend_in_s=0.3, generator=seeded(), progress_callback=lambda done, total: calls.append((done, total)))
     total = calls[0][1]
     assert calls == [(step, total) for step in range(1, total + 1)]
+
+
+@pytest.mark.parametrize("latent", [False, True])
+def test_continuation_works_for_every_input_length_at_the_edges(latent):
+    """Continue inputs of 1 sample, 10 ms, under one overlap, just under and over one window (issue 24:
+    inputs shorter than the overlap failed with a tensor size mismatch), exact in length, progress complete."""
+    pipe = tiny_mel_pipeline(latent=latent)
+    window = round(pipe.window_seconds * pipe.sample_rate)
+    overlap = round(pipe.default_overlap_in_s * pipe.sample_rate)
+    for samples in (1, round(0.01 * SAMPLE_RATE), overlap - 1, window - 1, window + 1):
+        audio = drum_like_signal(samples / SAMPLE_RATE + 1e-3)[:samples]
+        calls = []
+        out = pipe(audio=audio, audio_sampling_rate=SAMPLE_RATE, extend_in_s=0.3, num_inference_steps=2,
+                   generator=seeded(), progress_callback=lambda done, total: calls.append((done, total)))
+        assert out.audios.shape[-1] == samples + round(0.3 * SAMPLE_RATE), samples
+        assert np.isfinite(out.audios).all()
+        assert calls and calls[-1][0] == calls[-1][1], f"progress ends complete for {samples} samples"
