@@ -134,9 +134,9 @@ def test_continuation_works_for_every_input_length_at_the_edges(latent):
     overlap = round(pipe.default_overlap_in_s * pipe.sample_rate)
     for samples in (1, round(0.01 * SAMPLE_RATE), overlap - 1, window - 1, window + 1):
         audio = drum_like_signal(samples / SAMPLE_RATE + 1e-3)[:samples]
-        calls = []
+        calls: list[tuple[int, int]] = []
         out = pipe(audio=audio, audio_sampling_rate=SAMPLE_RATE, extend_in_s=0.3, num_inference_steps=2,
-                   generator=seeded(), progress_callback=lambda done, total: calls.append((done, total)))
+                   generator=seeded(), progress_callback=lambda done, total, calls=calls: calls.append((done, total)))
         assert out.audios.shape[-1] == samples + round(0.3 * SAMPLE_RATE), samples
         assert np.isfinite(out.audios).all()
         assert calls and calls[-1][0] == calls[-1][1], f"progress ends complete for {samples} samples"
