@@ -8,7 +8,6 @@ Metric code only sees `Embedder`; which model runs is a name looked up in `EMBED
 from __future__ import annotations
 
 import abc
-import hashlib
 import importlib
 import importlib.util
 import math
@@ -22,6 +21,7 @@ from torch.nn import functional as F
 
 from evaluation.features import LogMel
 from music.audio import resample
+from music.audiofolder import file_sha256
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLAP_BUNDLED_DIR = REPO_ROOT / "checkpoints" / "clap-bundled"
@@ -78,14 +78,6 @@ def embedder_table() -> list[dict]:
             }
         )
     return rows
-
-
-def file_sha256_short(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def fixed_windows(
@@ -304,7 +296,7 @@ class ClapBundledEmbedder(Embedder):
 
             self.model = BundledClap.from_pretrained(self.checkpoint).to(self.device)
             self.sample_rate = self.model.sample_rate
-            self._weights_hash = file_sha256_short(self.checkpoint / "model.safetensors")
+            self._weights_hash = file_sha256(self.checkpoint / "model.safetensors")[:16]
 
     @property
     def version(self) -> str:
@@ -375,7 +367,7 @@ class ClapLaionEmbedder(Embedder):
         self.window_seconds = self.feature_extractor.nb_max_samples / self.sample_rate
         local = Path(self.model_id)
         if local.is_dir() and (local / "model.safetensors").exists():
-            self._revision = file_sha256_short(local / "model.safetensors")
+            self._revision = file_sha256(local / "model.safetensors")[:16]
         else:
             self._revision = str(
                 getattr(self.model.config, "_commit_hash", None) or "unknown-revision"

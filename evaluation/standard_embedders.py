@@ -25,9 +25,9 @@ from evaluation.embedders import (
     Embedder,
     EmbedderUnavailableError,
     batches_by_length,
-    file_sha256_short,
     register,
 )
+from music.audiofolder import file_sha256
 
 
 def offline() -> bool:
@@ -183,7 +183,7 @@ class VggishEmbedder(WeightsFileEmbedder):
             embedding_size=state["embeddings.4.weight"].shape[0],
         )
         model.load_state_dict(state, strict=True)
-        self._weights_hash = file_sha256_short(path)
+        self._weights_hash = file_sha256(path)[:16]
         if self.postprocess:
             pca_path = (
                 path.with_name("vggish_pca_params.pth")
@@ -240,7 +240,7 @@ class PannCnn14Embedder(WeightsFileEmbedder):
             PANN_CHECKPOINTS[self.sample_rate], widths, state["fc_audioset.weight"].shape[0]
         )
         load_cnn14_state(model, checkpoint)
-        self._weights_hash = file_sha256_short(path)
+        self._weights_hash = file_sha256(path)[:16]
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()
@@ -307,7 +307,7 @@ class OpenL3Embedder(WeightsFileEmbedder):
         widths = tuple(state[f"convs.{i}.weight"].shape[0] for i in (0, 2, 4, 6))
         model = OpenL3Music(widths)
         model.load_state_dict(state, strict=True)
-        self._weights_hash = file_sha256_short(path)
+        self._weights_hash = file_sha256(path)[:16]
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()
@@ -358,7 +358,7 @@ class HubModelEmbedder(Embedder):
         folder = hub_snapshot(self.model_id, self.name, self.hub_patterns)
         weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
         self._revision = (
-            file_sha256_short(weights[0]) if weights else folder.name[:16] or "unknown-revision"
+            file_sha256(weights[0])[:16] if weights else folder.name[:16] or "unknown-revision"
         )
         return folder
 

@@ -18,13 +18,13 @@ Command line: `python -m evaluation tempo FOLDER`.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from music.audiofolder import METADATA_JSONL, read_captions, read_rows
 from music.tempo import (  # noqa: F401  (re-exported: the project's one tempo module)
     DEFAULT_TOLERANCE,
     OCTAVE_FACTORS,
@@ -39,7 +39,6 @@ ADHERENCE_TOLERANCE = 0.08  # relative; generated audio (`tempo_adherence` defau
 ANALYSIS_RATE_HZ = 16_000  # clips are resampled to this rate so the hop is always 8 ms
 ONSET_HOP_SAMPLES = onset_hop_samples(ANALYSIS_RATE_HZ)  # 128 = 8 ms at 16 kHz
 CHANCE_PERMUTATIONS = 20
-METADATA_FILE = "metadata.jsonl"
 
 
 def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = None) -> float:
@@ -55,29 +54,6 @@ def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = N
     return _estimate_bpm(np.asarray(audio, dtype=np.float32), int(sample_rate))
 
 
-def read_prompts(path: str | Path) -> dict[str, str]:
-    """File name (relative to the file's folder, POSIX) -> prompt, from a `metadata.jsonl`
-    (rows with `file_name` and `text`). The rules of `evaluation.clap_score.read_captions`
-    without importing torch (seconds): bad JSON, missing keys and two different prompts for one
-    file are errors (ValueError naming the line); an empty prompt is kept (it names no BPM)."""
-    path = Path(path)
-    prompts: dict[str, str] = {}
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from error
-        if not isinstance(row, dict) or "file_name" not in row or "text" not in row:
-            raise ValueError(f"{path}:{line_number}: needs keys 'file_name' and 'text'")
-        name, text = Path(str(row["file_name"])).as_posix(), str(row["text"]).strip()
-        if prompts.get(name, text) != text:
-            raise ValueError(f"{path}: {name} has two different prompts")
-        prompts[name] = text
-    return prompts
-
-
 def rows_matching(path: str | Path, where: dict[str, str]) -> set[str]:
     """File names of the `metadata.jsonl` rows whose fields (or their `reference` row's) equal `where`."""
 
@@ -85,13 +61,8 @@ def rows_matching(path: str | Path, where: dict[str, str]) -> set[str]:
         reference = row.get("reference")
         return row[key] if key in row else (reference or {}).get(key) if isinstance(reference, dict) else None
 
-    selected = set()
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if all(str(value(row, key)) == wanted for key, wanted in where.items()):
-                selected.add(Path(str(row["file_name"])).as_posix())
-    return selected
+    return {Path(str(row["file_name"])).as_posix() for row in read_rows(path)
+            if all(str(value(row, key)) == wanted for key, wanted in where.items())}
 
 
 @dataclass
@@ -238,10 +209,10 @@ def tempo_adherence(
     if tolerance <= 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     folder = Path(folder)
-    caption_file = folder / METADATA_FILE
+    caption_file = folder / METADATA_JSONL
     if not caption_file.is_file():
-        raise FileNotFoundError(f"no {METADATA_FILE} in {folder}")
-    captions = read_prompts(caption_file)
+        raise FileNotFoundError(f"no {METADATA_JSONL} in {folder}")
+    captions = read_captions(caption_file, allow_empty=True)  # an empty prompt names no BPM: skipped
     if where:
         selected = rows_matching(caption_file, where)
         captions = {name: text for name, text in captions.items() if name in selected}

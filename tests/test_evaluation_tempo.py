@@ -14,7 +14,6 @@ from evaluation.tempo import (
     bpm_matches,
     chance_share,
     matching_factor,
-    read_prompts,
     tempo_adherence,
 )
 
@@ -140,25 +139,6 @@ def test_chance_share_counts_deranged_matches():
     assert chance_share(estimated, asked, 0.08, permutations=5) == 1.0
     assert chance_share(np.array([90.0, 130.0]), np.array([90.0, 130.0]), 0.08) == 0.0
     assert chance_share(np.array([90.0]), np.array([90.0]), 0.08) is None
-
-
-def test_read_prompts_rejects_bad_rows(tmp_path):
-    path = tmp_path / "metadata.jsonl"
-    path.write_text(
-        '{"file_name": "./a.wav", "text": " 90 BPM "}\n\n{"file_name": "b.wav", "text": ""}\n'
-    )
-    assert read_prompts(path) == {"a.wav": "90 BPM", "b.wav": ""}
-    path.write_text(
-        '{"file_name": "a.wav", "text": "90 BPM"}\n{"file_name": "a.wav", "text": "91 BPM"}\n'
-    )
-    with pytest.raises(ValueError, match="two different prompts"):
-        read_prompts(path)
-    path.write_text('{"file_name": "a.wav"}\n')
-    with pytest.raises(ValueError, match=":1: needs keys"):
-        read_prompts(path)
-    path.write_text("{not json\n")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        read_prompts(path)
 
 
 def test_bad_and_missing_files(tmp_path):
