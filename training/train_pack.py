@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from models.model_index import is_pipeline_folder
 from training.presets import PRESETS
 
 logger = logging.getLogger("training.train_pack")
@@ -153,7 +154,7 @@ def train(args: argparse.Namespace) -> Path:
         raise ValueError(f"{output_dir} already holds checkpoints: pass --resume to continue, or another --output-dir.")
     if args.init_from is not None:
         info_file = Path(args.init_from) / "training_info.json"
-        if not (Path(args.init_from) / "model_index.json").exists():
+        if not is_pipeline_folder(args.init_from):
             raise FileNotFoundError(f"--init-from {args.init_from} is not a pipeline folder (no model_index.json).")
         resume_from = Path(args.init_from)
         start_step = int(json.loads(info_file.read_text()).get("step", 0)) if info_file.exists() else 0
