@@ -754,7 +754,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     `EmbedderUnavailableError` / `ModelUnavailableError` (weights that cannot be fetched offline).
     Anything else is a bug and keeps its traceback.
     """
-    from evaluation.embedders import EmbedderUnavailableError
+    from evaluation.embedder_base import EmbedderUnavailableError
 
     errors: list[type[BaseException]] = [
         UserError,

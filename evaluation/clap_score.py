@@ -14,7 +14,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from evaluation.bootstrap import bootstrap_ci
-from evaluation.embedders import Embedder
+from evaluation.embedder_base import Embedder
 from evaluation.embedding import EmbeddingSet
 from music.audiofolder import MetadataError
 

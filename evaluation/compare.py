@@ -18,7 +18,8 @@ from evaluation import distributed
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score
-from evaluation.embedders import Embedder, get_embedder
+from evaluation.embedder_base import Embedder
+from evaluation.embedders import get_embedder
 from evaluation.embedding import EmbeddingSet, embed_directory
 from evaluation.fad import (
     GaussianStats,

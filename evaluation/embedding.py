@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from evaluation import distributed
 from evaluation.audio_io import LoadNotes, load_clips
 from evaluation.cache import EmbeddingCache
-from evaluation.embedders import Embedder
+from evaluation.embedder_base import Embedder
 from music.audiofolder import file_sha256, find_audio_files
 
 
