@@ -1,4 +1,4 @@
-"""Reading clips for evaluation: list audio files, decode, mix to mono, resample to a target rate (Hz).
+"""Reading clips for evaluation: decode, mix to mono, resample to a target rate (Hz).
 
 Problems never pass silently: unreadable files raise `AudioLoadError` (or are skipped with a
 warning when asked), silent files (peak below -80 dBFS) are skipped with a warning, and every
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from music.audio import mixdown, read_audio, resample  # noqa: F401  (resample re-exported for callers)
+from music.audio import mixdown, read_audio, resample
 
 
 class AudioLoadError(ValueError):

@@ -1,14 +1,9 @@
 """Tempo adherence: does audio keep the tempo (BPM) its prompt asked for?
 
-The one module for tempo checks: the corpus fidelity check (`scripts/corpus/fidelity.py`) and the
-evaluation of generated clips both use `estimate_bpm` and `bpm_matches` from here.
+The tempo estimate (`estimate_bpm`), the match rule (`bpm_matches`: within a relative tolerance of the
+asked BPM, its half or its double) and the BPM a prompt asks for (`bpm_from_prompt`) are `music.tempo`'s, the
+ones the corpus fidelity check (`scripts/corpus/fidelity.py`) uses too.
 
-- `estimate_bpm`: global tempo estimate in BPM, delegated to `music.tempo` (the project's one tempo
-  estimator: onset envelope with a low band for kicks, librosa's tempogram, then a beat grid fitted
-  to the attacks). `bpm_matches`, `matching_factor` and `bpm_from_prompt` are re-exported from there.
-- `bpm_matches`: within a relative tolerance of the asked BPM, its half or its double (tempo
-  octave errors are the estimator's commonest mistake and are not counted against the audio).
-- `bpm_from_prompt`: the BPM a caption / prompt asks for ("funk band in F minor, 107 BPM: ...").
 - `tempo_adherence`: over a folder with `metadata.jsonl`, the share of clips whose estimated tempo
   matches their prompt's BPM, a bootstrap 95% interval, and a chance baseline (each clip's estimate
   against another clip's asked BPM) so "within 8%" can be read against what happens by accident.
@@ -25,33 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from music.audiofolder import METADATA_JSONL, read_captions, read_rows
-from music.tempo import (  # noqa: F401  (re-exported: the project's one tempo module)
-    DEFAULT_TOLERANCE,
+from music.tempo import (
     OCTAVE_FACTORS,
     bpm_from_prompt,
     bpm_matches,
+    estimate_bpm,
     matching_factor,
     onset_hop_samples,
 )
-from music.tempo import estimate_bpm as _estimate_bpm
 
 ADHERENCE_TOLERANCE = 0.08  # relative; generated audio (`tempo_adherence` default)
 ANALYSIS_RATE_HZ = 16_000  # clips are resampled to this rate so the hop is always 8 ms
 ONSET_HOP_SAMPLES = onset_hop_samples(ANALYSIS_RATE_HZ)  # 128 = 8 ms at 16 kHz
 CHANCE_PERMUTATIONS = 20
-
-
-def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = None) -> float:
-    """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz: `music.tempo.estimate_bpm`
-    (the one estimator the loops, the app and the benchmarks use), folded into [70, 180] BPM.
-
-    `hop_length` is accepted for older callers and ignored: the estimator picks its own ~6-8 ms hop.
-
-    Raises:
-        ValueError: silent, non-finite or shorter than 2 s audio.
-    """
-    del hop_length
-    return _estimate_bpm(np.asarray(audio, dtype=np.float32), int(sample_rate))
 
 
 def rows_matching(path: str | Path, where: dict[str, str]) -> set[str]:

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from music.audiofolder import read_rows
+from music.tempo import bpm_matches, estimate_bpm
 from scripts import build_corpus
 from scripts.corpus import fidelity, writer
 from scripts.corpus.plan import DurationPolicy, SourceCatalog, plan_corpus
@@ -129,7 +130,7 @@ def test_click_track_tempo_is_estimated():
     for beat in np.arange(0, 8, 60.0 / bpm):
         start = int(beat * SAMPLE_RATE)
         audio[start:start + 64] += click[: len(audio) - start]
-    assert fidelity.bpm_matches(fidelity.estimate_bpm(audio, SAMPLE_RATE), bpm)
+    assert bpm_matches(estimate_bpm(audio, SAMPLE_RATE), bpm)
 
 
 def test_cli_validates_arguments_before_work(tmp_path):

@@ -8,14 +8,8 @@ import pytest
 
 from evaluation.__main__ import main
 from evaluation.audio_io import AudioLoadError, write_clip
-from evaluation.tempo import (
-    ADHERENCE_TOLERANCE,
-    bpm_from_prompt,
-    bpm_matches,
-    chance_share,
-    matching_factor,
-    tempo_adherence,
-)
+from evaluation.tempo import ADHERENCE_TOLERANCE, chance_share, tempo_adherence
+from music.tempo import bpm_from_prompt, bpm_matches, matching_factor
 
 SAMPLE_RATE_HZ = 16_000
 SECONDS = 6.0
@@ -80,15 +74,6 @@ def test_bpm_match_tolerance_and_octaves():
     assert matching_factor(59.0, 120.0) == 0.5
     assert matching_factor(238.0, 120.0) == 2.0
     assert matching_factor(180.0, 120.0) is None
-
-
-def test_fidelity_reexports_the_same_functions():
-    from evaluation import tempo
-    from scripts.corpus import fidelity
-
-    assert fidelity.estimate_bpm is tempo.estimate_bpm
-    assert fidelity.bpm_matches is tempo.bpm_matches
-    assert fidelity.DEFAULT_TOLERANCE == tempo.DEFAULT_TOLERANCE == 0.04
 
 
 def test_matching_prompts_give_full_share_above_chance(kick_folder):

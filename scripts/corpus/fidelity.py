@@ -1,8 +1,7 @@
 """BPM fidelity check of a built corpus: the project's tempo estimate (`music.tempo`) of each clip against the
 BPM in its caption; a clip matches when the estimate is within a tolerance (default 4%) of
 the BPM, half of it or twice it. Prints shares per subset, kind and genre, writes JSON.
-`estimate_bpm` / `bpm_matches` live in `evaluation.tempo` (re-exported here); generated
-audio is checked against its prompts with `python -m evaluation tempo FOLDER`.
+Generated audio is checked against its prompts with `python -m evaluation tempo FOLDER`.
 
     python -m scripts.corpus.fidelity data/corpus
 """
@@ -20,14 +19,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from evaluation.tempo import (  # the one tempo module, re-exported here
-    DEFAULT_TOLERANCE,
-    OCTAVE_FACTORS,
-    ONSET_HOP_SAMPLES,
-    bpm_matches,
-    estimate_bpm,
-)
+from evaluation.tempo import ONSET_HOP_SAMPLES
 from music.audiofolder import METADATA_JSONL, read_rows, write_rows
+from music.tempo import DEFAULT_TOLERANCE, OCTAVE_FACTORS, bpm_matches, estimate_bpm
 from scripts.corpus.splits import SPLIT_NAMES
 from scripts.corpus.writer import CORPUS_INDEX
 
