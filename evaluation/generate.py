@@ -15,9 +15,10 @@ from tqdm.auto import tqdm
 from evaluation import distributed
 from evaluation.audio_io import write_clip
 from models.backends import as_generator
+from models.model_index import MODEL_INDEX
 from music.audiofolder import AUDIO_EXTENSIONS, METADATA_JSONL, write_rows
 
-CHECKPOINT_MARKERS = ("model_index.json", "unet", "transformer", "scheduler")
+CHECKPOINT_MARKERS = (MODEL_INDEX, "unet", "transformer", "scheduler")
 
 
 def is_checkpoint(path: str | Path) -> bool:
