@@ -27,7 +27,7 @@ import scipy.linalg
 
 from evaluation.audio_io import load_clip
 from evaluation.cache import EmbeddingCache
-from evaluation.clap_score import clap_score, mismatched_captions, read_captions
+from evaluation.clap_score import clap_score, mismatched_captions
 from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_directory, embed_files
 from evaluation.fad import fad, frechet_distance, gaussian_stats
@@ -35,6 +35,7 @@ from evaluation.features import limit_threads
 from evaluation.kad import kad
 from evaluation.memorization import CopyDetector, calibrate_threshold, nearest_neighbours
 from evaluation.synthetic import add_noise, hard_clip, low_pass, planted_copy, synthetic_clip
+from music.audiofolder import METADATA_JSONL, read_captions, read_rows
 
 SR = 16000
 
@@ -76,12 +77,7 @@ def bench_frechet() -> dict:
 def split_files(
     corpus: Path, split: str, limit: int | None = None, five_seconds: bool = False
 ) -> list[Path]:
-    rows = [
-        json.loads(line)
-        for line in (corpus / split / "metadata.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    rows = sorted(rows, key=lambda r: r["file_name"])
+    rows = sorted(read_rows(corpus / split / METADATA_JSONL), key=lambda r: r["file_name"])
     if five_seconds:
         rows = [r for r in rows if abs(float(r.get("seconds_total") or 0) - 5.0) < 1e-6]
     return [corpus / split / r["file_name"] for r in rows][:limit]
@@ -217,7 +213,7 @@ def bench_memorization(
 
 
 def split_kinds(corpus: Path, split: str) -> list[str]:
-    rows = [json.loads(line) for line in (corpus / split / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_rows(corpus / split / METADATA_JSONL)
     return [str(r.get("kind")) for r in sorted(rows, key=lambda r: r["file_name"])]
 
 
@@ -252,7 +248,7 @@ def bench_memorization_synthetic(
 def bench_clap(corpus: Path, seed: int = 0) -> dict:
     embedder = get_embedder("clap-bundled", batch_size=64)
     audio = embed_directory(embedder, corpus / "test", cache=None, progress=False)
-    captions = read_captions(corpus / "test" / "metadata.jsonl")
+    captions = read_captions(corpus / "test" / METADATA_JSONL)
     names = audio.names()
     shuffled = dict(zip(names, mismatched_captions([captions[n] for n in names], seed)))
     matched = clap_score(embedder, audio, captions, seed=seed)

@@ -48,6 +48,7 @@ from evaluation.quality import (
     pulse_clarity,
 )
 from models.loading import load_pipeline
+from music.audiofolder import METADATA_JSONL, read_rows
 from music.stretch import samples_at_tempo, time_stretch
 from training.recipe import x0_estimate
 
@@ -67,8 +68,7 @@ def family_of(row: dict) -> str | None:
 def corpus_rows(corpus: Path, split: str, seconds: float) -> list[dict]:
     """Metadata rows of a split with their audio path and family; clips shorter than `seconds` are left out."""
     rows = []
-    for line in (corpus / split / "metadata.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in read_rows(corpus / split / METADATA_JSONL):
         if row["seconds_total"] + 1e-6 >= seconds:
             rows.append(dict(row, path=str(corpus / split / row["file_name"]), family=family_of(row)))
     return rows

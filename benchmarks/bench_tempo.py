@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from models.loading import load_pipeline
 from music.audio import load_audio
+from music.audiofolder import METADATA_JSONL, read_rows
 from music.loop_quality import loop_quality
 from music.loops import bar_length_in_samples, loop_from_downbeat
 from music.stretch import samples_at_tempo, stretcher_name, time_stretch
@@ -96,7 +97,7 @@ def generated_loops(pipeline, bpm: float, count: int) -> list[dict]:
 
 def corpus_clips(corpus: Path, count: int) -> list[tuple[Path, float]]:
     """The first `count` clips (in file order, every subset) with a labelled BPM, from a metadata.jsonl."""
-    rows = [json.loads(line) for line in (corpus / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_rows(corpus / METADATA_JSONL)
     clips = [(corpus / row["file_name"], float(row["bpm"])) for row in rows if row.get("bpm")]
     step = max(1, len(clips) // count)
     return clips[::step][:count]

@@ -23,11 +23,12 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from music import tempo
+from music.audiofolder import METADATA_JSONL, read_rows
 
 
 def read_clips(corpus: Path, limit: int | None) -> list[dict]:
     """Rows of `corpus/metadata.jsonl` with a labelled bpm (the first `limit` of them)."""
-    rows = [json.loads(line) for line in (corpus / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_rows(corpus / METADATA_JSONL)
     rows = [row for row in rows if row.get("bpm")]
     return rows[:limit] if limit else rows
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from music.audiofolder import metadata_file, read_captions
+
 
 class UserError(Exception):
     """A mistake in the command line or its inputs: printed as one line, exit status 2."""
@@ -339,7 +341,6 @@ def _reference(args: argparse.Namespace, embedder):
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    from evaluation.clap_score import find_caption_file, read_captions
     from evaluation.reference_stats import (
         reference_stats_from_set,
         save_reference_stats,
@@ -350,7 +351,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
     check_writable(args.out, "--out")
     if not args.out.lower().endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out}")
-    caption_file = find_caption_file(args.directory)
+    caption_file = metadata_file(args.directory)
     captions = None
     if caption_file is not None:
         try:
@@ -368,11 +369,11 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_clap_score(args: argparse.Namespace) -> None:
-    from evaluation.clap_score import clap_score, find_caption_file, read_captions
+    from evaluation.clap_score import clap_score
 
     check_folder(args.directory, "audio")
     check_writable(args.json, "--json")
-    captions_path = args.captions or find_caption_file(args.directory)
+    captions_path = args.captions or metadata_file(args.directory)
     if captions_path is None:
         raise UserError(
             f"no metadata.jsonl in {args.directory}; pass --captions FILE (.jsonl or .csv)"
@@ -753,7 +754,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     `EmbedderUnavailableError` / `ModelUnavailableError` (weights that cannot be fetched offline).
     Anything else is a bug and keeps its traceback.
     """
-    from evaluation.embedders import EmbedderUnavailableError
+    from evaluation.embedder_base import EmbedderUnavailableError
 
     errors: list[type[BaseException]] = [
         UserError,

@@ -1,4 +1,4 @@
-"""Reading clips for evaluation: list audio files, decode, mix to mono, resample to a target rate (Hz).
+"""Reading clips for evaluation: decode, mix to mono, resample to a target rate (Hz).
 
 Problems never pass silently: unreadable files raise `AudioLoadError` (or are skipped with a
 warning when asked), silent files (peak below -80 dBFS) are skipped with a warning, and every
@@ -7,7 +7,6 @@ resampling or channel mix is written down as a note that ends up in the report.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from music.audio import mixdown, read_audio, resample  # noqa: F401  (resample re-exported for callers)
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif")
+from music.audio import mixdown, read_audio, resample
 
 
 class AudioLoadError(ValueError):
@@ -43,27 +40,6 @@ class LoadNotes:
         for path, reason in self.skipped:
             notes.append(f"skipped {path}: {reason}")
         return notes
-
-
-def list_audio_files(directory: str | Path, recursive: bool = True) -> list[Path]:
-    """Audio files under `directory`, sorted by path (never relies on file-system listing order)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"not a directory: {directory}")
-    pattern = "**/*" if recursive else "*"
-    files = [
-        p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-    ]
-    return sorted(files)
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of the file's bytes (the cache key: a changed file gets a new key)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_clip(

@@ -4,8 +4,6 @@ text embedding, paired by file name through `metadata.jsonl` or a CSV with an ex
 
 from __future__ import annotations
 
-import csv
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,83 +14,14 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from evaluation.bootstrap import bootstrap_ci
-from evaluation.embedders import Embedder
+from evaluation.embedder_base import Embedder
 from evaluation.embedding import EmbeddingSet
+from music.audiofolder import MetadataError
 
 
-class CaptionPairingError(ValueError):
-    """Audio files without captions (or a caption file that cannot be read); lists the offenders."""
-
-
-def read_metadata_rows(path: str | Path) -> list[dict]:
-    """Every row of a JSONL metadata file (audiofolder `metadata.jsonl`), blank lines skipped."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise CaptionPairingError(
-            f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON lines"
-        ) from error
-    rows = []
-    for line_number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CaptionPairingError(f"{path}:{line_number}: not valid JSON ({error})") from error
-            if not isinstance(row, dict):
-                raise CaptionPairingError(
-                    f"{path}:{line_number}: each line must be a JSON object like "
-                    '{"file_name": ..., "text": ...}'
-                )
-            rows.append(row)
-    return rows
-
-
-def read_captions(
-    path: str | Path, file_column: str = "file_name", text_column: str = "text"
-) -> dict[str, str]:
-    """File name (relative to the caption file's folder, POSIX) -> caption, from JSONL or CSV.
-
-    JSONL rows need `file_column` and `text_column` keys (Hugging Face audiofolder style); a CSV
-    must name both columns in its header. Duplicate file names with different captions are errors.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CaptionPairingError(f"caption file not found: {path}")
-    rows: list[dict] = []
-    if path.suffix.lower() in (".jsonl", ".json"):
-        rows = read_metadata_rows(path)
-    elif path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in (file_column, text_column) if c not in (reader.fieldnames or [])]
-            if missing:
-                raise CaptionPairingError(
-                    f"{path}: missing column(s) {missing}; header is {reader.fieldnames}"
-                )
-            rows = list(reader)
-    else:
-        raise CaptionPairingError(f"captions must be .jsonl or .csv, got {path}")
-    captions: dict[str, str] = {}
-    for row_number, row in enumerate(rows, 1):
-        if file_column not in row or text_column not in row:
-            raise CaptionPairingError(
-                f"{path} row {row_number}: needs keys {file_column!r} and {text_column!r}"
-            )
-        name, text = Path(str(row[file_column])).as_posix(), str(row[text_column]).strip()
-        if not text:
-            raise CaptionPairingError(f"{path} row {row_number}: empty caption for {name}")
-        if name in captions and captions[name] != text:
-            raise CaptionPairingError(f"{path}: {name} has two different captions")
-        captions[name] = text
-    return captions
-
-
-def find_caption_file(directory: str | Path) -> Path | None:
-    """`metadata.jsonl` in `directory` when present (the corpus and generated folders write one)."""
-    candidate = Path(directory) / "metadata.jsonl"
-    return candidate if candidate.exists() else None
+class CaptionPairingError(MetadataError):
+    """Audio files without captions; lists the offenders. (Caption files are read by
+    `music.audiofolder.read_captions`, which raises its `MetadataError`.)"""
 
 
 def pair_captions(

@@ -10,9 +10,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evaluation import distributed
-from evaluation.audio_io import LoadNotes, file_sha256, list_audio_files, load_clips
+from evaluation.audio_io import LoadNotes, load_clips
 from evaluation.cache import EmbeddingCache
-from evaluation.embedders import Embedder
+from evaluation.embedder_base import Embedder
+from music.audiofolder import file_sha256, find_audio_files
 
 
 @dataclass
@@ -189,7 +190,7 @@ def embed_directory(
 ) -> EmbeddingSet:
     """Embed every audio file under `directory` (sorted by path); fewer than `min_clips` usable clips is an error."""
     directory = Path(directory)
-    paths = list_audio_files(directory)
+    paths = find_audio_files(directory)
     if len(paths) < min_clips:
         raise ValueError(
             f"{directory} holds {len(paths)} audio file(s); at least {min_clips} are needed"

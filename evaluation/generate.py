@@ -13,10 +13,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evaluation import distributed
-from evaluation.audio_io import AUDIO_EXTENSIONS, write_clip
+from evaluation.audio_io import write_clip
 from models.backends import as_generator
+from models.model_index import MODEL_INDEX
+from music.audiofolder import AUDIO_EXTENSIONS, METADATA_JSONL, write_rows
 
-CHECKPOINT_MARKERS = ("model_index.json", "unet", "transformer", "scheduler")
+CHECKPOINT_MARKERS = (MODEL_INDEX, "unet", "transformer", "scheduler")
 
 
 def is_checkpoint(path: str | Path) -> bool:
@@ -209,10 +211,9 @@ def generate_clips(
         ]
     # 4. Write metadata and the manifest last, so an interrupted run is never reused
     sample_rate_hz = rows[0]["sample_rate_hz"]
-    with open(out_dir / "metadata.jsonl", "w", encoding="utf-8") as handle:
-        for row in rows:
-            row.pop("sample_rate_hz")
-            handle.write(json.dumps(row) + "\n")
+    for row in rows:
+        row.pop("sample_rate_hz")
+    write_rows(out_dir / METADATA_JSONL, rows)
     manifest.write_text(
         json.dumps({"settings": settings, "sample_rate_hz": sample_rate_hz}, indent=2) + "\n"
     )

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evaluation.audio_io import file_sha256, load_clips
+from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.embedding import EmbeddingSet
 from evaluation.features import LogMel, limit_threads
+from music.audiofolder import file_sha256
 
 
 def _comparable(

@@ -19,15 +19,15 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
-from evaluation.embedders import (
-    ClapLaionEmbedder,
+from evaluation.embedder_base import (
     Embedder,
     EmbedderUnavailableError,
     batches_by_length,
-    file_sha256_short,
     register,
 )
+from music.audiofolder import file_sha256
 
 
 def offline() -> bool:
@@ -183,7 +183,7 @@ class VggishEmbedder(WeightsFileEmbedder):
             embedding_size=state["embeddings.4.weight"].shape[0],
         )
         model.load_state_dict(state, strict=True)
-        self._weights_hash = file_sha256_short(path)
+        self._weights_hash = file_sha256(path)[:16]
         if self.postprocess:
             pca_path = (
                 path.with_name("vggish_pca_params.pth")
@@ -240,7 +240,7 @@ class PannCnn14Embedder(WeightsFileEmbedder):
             PANN_CHECKPOINTS[self.sample_rate], widths, state["fc_audioset.weight"].shape[0]
         )
         load_cnn14_state(model, checkpoint)
-        self._weights_hash = file_sha256_short(path)
+        self._weights_hash = file_sha256(path)[:16]
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()
@@ -307,7 +307,7 @@ class OpenL3Embedder(WeightsFileEmbedder):
         widths = tuple(state[f"convs.{i}.weight"].shape[0] for i in (0, 2, 4, 6))
         model = OpenL3Music(widths)
         model.load_state_dict(state, strict=True)
-        self._weights_hash = file_sha256_short(path)
+        self._weights_hash = file_sha256(path)[:16]
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()
@@ -325,6 +325,96 @@ class OpenL3Embedder(WeightsFileEmbedder):
             )
             out.append(vectors.mean(dim=0).cpu().numpy())
         return np.stack(out).astype(np.float32)
+
+
+@register
+class ClapLaionEmbedder(Embedder):
+    """LAION CLAP through transformers `ClapModel` (default `laion/larger_clap_music`, from the Hub)."""
+
+    name = "clap-laion"
+    description = "LAION CLAP general-audio checkpoint via transformers ClapModel, 512-d"
+    default_model_id = "laion/larger_clap_general"
+    weight_source = "Hugging Face laion/larger_clap_general (LAION-CLAP, general audio + music)"
+    sample_rate = 48000
+    window_seconds = 10.0  # = the feature extractor's max length, so it never crops at random
+    pooling = "duration-weighted mean of L2-normalised 10 s window embeddings, re-normalised"
+    supports_text = True
+    normalize = True
+
+    def __init__(self, model_id: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model_id = model_id or self.default_model_id
+        self.model = None
+
+    @classmethod
+    def usable_now(cls) -> tuple[bool, str]:
+        if hub_cached(cls.default_model_id):
+            return True, f"{cls.default_model_id} in the Hugging Face cache"
+        return False, f"downloads {cls.default_model_id} once (needs internet)"
+
+    def load_model(self) -> None:
+        if self.model is not None:
+            return
+        from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel
+
+        try:
+            self.model = ClapModel.from_pretrained(self.model_id).to(self.device).eval()
+            self.feature_extractor = ClapFeatureExtractor.from_pretrained(self.model_id)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_id)
+        except OSError as error:
+            raise EmbedderUnavailableError(
+                f"cannot load {self.model_id!r} (clap-laion needs the Hugging Face Hub or a local copy; "
+                f"use clap-bundled offline): {error}"
+            ) from error
+        self.sample_rate = int(self.feature_extractor.sampling_rate)
+        self.window_seconds = self.feature_extractor.nb_max_samples / self.sample_rate
+        local = Path(self.model_id)
+        if local.is_dir() and (local / "model.safetensors").exists():
+            self._revision = file_sha256(local / "model.safetensors")[:16]
+        else:
+            self._revision = str(
+                getattr(self.model.config, "_commit_hash", None) or "unknown-revision"
+            )[:16]
+
+    @property
+    def version(self) -> str:
+        return f"{self.code_version}-{self.model_id.replace('/', '--')}-{self._revision}"
+
+    def describe(self) -> dict:
+        return {**super().describe(), "checkpoint": self.model_id, "revision": self._revision}
+
+    @staticmethod
+    def _features(output) -> torch.Tensor:
+        # transformers >= 5 returns a model output whose pooler_output is the projected embedding
+        return output.pooler_output if hasattr(output, "pooler_output") else output
+
+    @torch.no_grad()
+    def _embed_segments(self, segments: list[np.ndarray]) -> np.ndarray:
+        vectors = []
+        for start in range(0, len(segments), self.batch_size):
+            inputs = self.feature_extractor(
+                segments[start : start + self.batch_size],
+                sampling_rate=self.sample_rate,
+                return_tensors="pt",
+            ).to(self.device)
+            vectors.append(
+                F.normalize(self._features(self.model.get_audio_features(**inputs)), dim=-1).cpu()
+            )
+        return torch.cat(vectors).float().numpy()
+
+    @torch.no_grad()
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        vectors = []
+        for start in range(0, len(texts), self.batch_size):
+            inputs = self.tokenizer(
+                list(texts[start : start + self.batch_size]), padding=True, return_tensors="pt"
+            )
+            vectors.append(
+                F.normalize(
+                    self._features(self.model.get_text_features(**inputs.to(self.device))), dim=-1
+                ).cpu()
+            )
+        return torch.cat(vectors).float()
 
 
 @register
@@ -358,7 +448,7 @@ class HubModelEmbedder(Embedder):
         folder = hub_snapshot(self.model_id, self.name, self.hub_patterns)
         weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
         self._revision = (
-            file_sha256_short(weights[0]) if weights else folder.name[:16] or "unknown-revision"
+            file_sha256(weights[0])[:16] if weights else folder.name[:16] or "unknown-revision"
         )
         return folder
 

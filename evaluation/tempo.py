@@ -1,14 +1,9 @@
 """Tempo adherence: does audio keep the tempo (BPM) its prompt asked for?
 
-The one module for tempo checks: the corpus fidelity check (`scripts/corpus/fidelity.py`) and the
-evaluation of generated clips both use `estimate_bpm` and `bpm_matches` from here.
+The tempo estimate (`estimate_bpm`), the match rule (`bpm_matches`: within a relative tolerance of the
+asked BPM, its half or its double) and the BPM a prompt asks for (`bpm_from_prompt`) are `music.tempo`'s, the
+ones the corpus fidelity check (`scripts/corpus/fidelity.py`) uses too.
 
-- `estimate_bpm`: global tempo estimate in BPM, delegated to `music.tempo` (the project's one tempo
-  estimator: onset envelope with a low band for kicks, librosa's tempogram, then a beat grid fitted
-  to the attacks). `bpm_matches`, `matching_factor` and `bpm_from_prompt` are re-exported from there.
-- `bpm_matches`: within a relative tolerance of the asked BPM, its half or its double (tempo
-  octave errors are the estimator's commonest mistake and are not counted against the audio).
-- `bpm_from_prompt`: the BPM a caption / prompt asks for ("funk band in F minor, 107 BPM: ...").
 - `tempo_adherence`: over a folder with `metadata.jsonl`, the share of clips whose estimated tempo
   matches their prompt's BPM, a bootstrap 95% interval, and a chance baseline (each clip's estimate
   against another clip's asked BPM) so "within 8%" can be read against what happens by accident.
@@ -18,64 +13,26 @@ Command line: `python -m evaluation tempo FOLDER`.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from music.tempo import (  # noqa: F401  (re-exported: the project's one tempo module)
-    DEFAULT_TOLERANCE,
+from music.audiofolder import METADATA_JSONL, read_captions, read_rows
+from music.tempo import (
     OCTAVE_FACTORS,
     bpm_from_prompt,
     bpm_matches,
+    estimate_bpm,
     matching_factor,
     onset_hop_samples,
 )
-from music.tempo import estimate_bpm as _estimate_bpm
 
 ADHERENCE_TOLERANCE = 0.08  # relative; generated audio (`tempo_adherence` default)
 ANALYSIS_RATE_HZ = 16_000  # clips are resampled to this rate so the hop is always 8 ms
 ONSET_HOP_SAMPLES = onset_hop_samples(ANALYSIS_RATE_HZ)  # 128 = 8 ms at 16 kHz
 CHANCE_PERMUTATIONS = 20
-METADATA_FILE = "metadata.jsonl"
-
-
-def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = None) -> float:
-    """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz: `music.tempo.estimate_bpm`
-    (the one estimator the loops, the app and the benchmarks use), folded into [70, 180] BPM.
-
-    `hop_length` is accepted for older callers and ignored: the estimator picks its own ~6-8 ms hop.
-
-    Raises:
-        ValueError: silent, non-finite or shorter than 2 s audio.
-    """
-    del hop_length
-    return _estimate_bpm(np.asarray(audio, dtype=np.float32), int(sample_rate))
-
-
-def read_prompts(path: str | Path) -> dict[str, str]:
-    """File name (relative to the file's folder, POSIX) -> prompt, from a `metadata.jsonl`
-    (rows with `file_name` and `text`). The rules of `evaluation.clap_score.read_captions`
-    without importing torch (seconds): bad JSON, missing keys and two different prompts for one
-    file are errors (ValueError naming the line); an empty prompt is kept (it names no BPM)."""
-    path = Path(path)
-    prompts: dict[str, str] = {}
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from error
-        if not isinstance(row, dict) or "file_name" not in row or "text" not in row:
-            raise ValueError(f"{path}:{line_number}: needs keys 'file_name' and 'text'")
-        name, text = Path(str(row["file_name"])).as_posix(), str(row["text"]).strip()
-        if prompts.get(name, text) != text:
-            raise ValueError(f"{path}: {name} has two different prompts")
-        prompts[name] = text
-    return prompts
 
 
 def rows_matching(path: str | Path, where: dict[str, str]) -> set[str]:
@@ -85,13 +42,8 @@ def rows_matching(path: str | Path, where: dict[str, str]) -> set[str]:
         reference = row.get("reference")
         return row[key] if key in row else (reference or {}).get(key) if isinstance(reference, dict) else None
 
-    selected = set()
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if all(str(value(row, key)) == wanted for key, wanted in where.items()):
-                selected.add(Path(str(row["file_name"])).as_posix())
-    return selected
+    return {Path(str(row["file_name"])).as_posix() for row in read_rows(path)
+            if all(str(value(row, key)) == wanted for key, wanted in where.items())}
 
 
 @dataclass
@@ -238,10 +190,10 @@ def tempo_adherence(
     if tolerance <= 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     folder = Path(folder)
-    caption_file = folder / METADATA_FILE
+    caption_file = folder / METADATA_JSONL
     if not caption_file.is_file():
-        raise FileNotFoundError(f"no {METADATA_FILE} in {folder}")
-    captions = read_prompts(caption_file)
+        raise FileNotFoundError(f"no {METADATA_JSONL} in {folder}")
+    captions = read_captions(caption_file, allow_empty=True)  # an empty prompt names no BPM: skipped
     if where:
         selected = rows_matching(caption_file, where)
         captions = {name: text for name, text in captions.items() if name in selected}

@@ -28,6 +28,7 @@ from evaluation.clap_model import (
     minilm_location,
     retrieval_recall,
 )
+from music.audiofolder import METADATA_JSONL, read_captions, read_rows
 
 
 @dataclass
@@ -43,12 +44,12 @@ def read_split(
     split_dir: Path, model: BundledClap, progress: bool = True, max_clips: int | None = None
 ) -> list[CaptionedClip]:
     """Clips of one corpus split (`metadata.jsonl` with `file_name` and `text`) as log-mels at the model's rate."""
-    metadata = split_dir / "metadata.jsonl"
+    metadata = split_dir / METADATA_JSONL
     if not metadata.exists():
         raise FileNotFoundError(
             f"{metadata} not found: is the corpus built? (python -m scripts.build_corpus)"
         )
-    rows = [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]
+    rows = read_rows(metadata)
     rows = sorted(rows, key=lambda row: row["file_name"])[:max_clips]
     clips = []
     for row in tqdm(rows, desc=f"reading {split_dir.name}", unit="clip", disable=not progress):
@@ -307,12 +308,11 @@ def write_model_card(
 
 def shipped_test_metrics(out_dir: Path, test_dir: Path, batch_size: int = 64) -> dict:
     """R@1/R@10 of the saved checkpoint through the `clap-bundled` embedder (what users get)."""
-    from evaluation.clap_score import read_captions
     from evaluation.embedders import get_embedder
     from evaluation.embedding import embed_directory
 
     embedder = get_embedder("clap-bundled", checkpoint=out_dir, batch_size=batch_size)
-    captions = read_captions(test_dir / "metadata.jsonl")
+    captions = read_captions(test_dir / METADATA_JSONL)
     audio = embed_directory(embedder, test_dir, cache=None, progress=False)
     names = audio.names()
     texts = [captions[name] for name in names]

@@ -17,6 +17,7 @@ from models.generator import Capabilities, GenerationResult, ProgressCallback, c
 from models.stable_audio_3 import load_hub_pipeline, regions_to_regenerate
 from music.audio import prepare_audio_channels
 from music.spectrogram import mel_image
+from music.tempo import BPM_RANGE
 
 DEFAULT_MODEL_ID = "ACE-Step/acestep-v15-xl-turbo-diffusers"
 MAX_SECONDS = 600.0
@@ -98,8 +99,8 @@ class AceStepBackend:
         if audio is not None and duration_s is not None:
             raise ValueError("duration_s applies to generation from scratch; with audio the output is as long as "
                              "the input (plus extend_in_s).")
-        if bpm is not None and not 30 <= bpm <= 300:
-            raise ValueError(f"bpm must be in [30, 300], got {bpm!r}.")
+        if bpm is not None and not BPM_RANGE[0] <= bpm <= BPM_RANGE[1]:
+            raise ValueError(f"bpm must be in [{BPM_RANGE[0]:g}, {BPM_RANGE[1]:g}], got {bpm!r}.")
 
         # 2. The input at the model's rate and channels, and the output length in samples
         waveform = None

@@ -5,7 +5,6 @@ object with the same call interface (`GeneratedAudio` out, `sample_rate`, `is_te
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,12 +15,13 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 from models.device import pick_device, pick_dtype
 from models.hub import ModelUnavailableError, explain_unavailable
 from models.mel import Mel
+from models.model_index import MODEL_INDEX, read_model_index
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import bound_scheduler
 
 # Files of a teticio/audio-diffusion repo that the pipeline needs (skips the repos' demo media).
-_TETICIO_PATTERNS = ["model_index.json", "mel/*", "unet/*", "scheduler/*", "vqvae/*", "vae/*"]
+_TETICIO_PATTERNS = [MODEL_INDEX, "mel/*", "unet/*", "scheduler/*", "vqvae/*", "vae/*"]
 # Pipelines saved by audio-diffusion / diffusers' deprecated AudioDiffusionPipeline.
 _AUDIO_DIFFUSION_CLASSES = {"AudioDiffusionPipeline", "LatentAudioDiffusionPipeline"}
 # The sampler and step count teticio's DDPM-trained repos run with by default. Their saved
@@ -54,13 +54,6 @@ def resolve_model_folder(name_or_path: str | os.PathLike, allow_patterns: list[s
         if unavailable is None:
             raise
         raise unavailable from error
-
-
-def read_model_index(folder: Path) -> dict:
-    index_file = folder / "model_index.json"
-    if not index_file.exists():
-        raise FileNotFoundError(f"{folder} has no model_index.json: it is not a saved pipeline.")
-    return json.loads(index_file.read_text())
 
 
 def load_audio_diffusion_folder(folder: Path) -> MelDiffusionPipeline:

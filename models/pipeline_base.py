@@ -25,6 +25,7 @@ from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
 from music.audio import prepare_audio
 from music.stretch import samples_at_tempo, time_stretch
+from music.tempo import BPM_RANGE
 
 # Peak of a clip generated from scratch: -1 dBFS.
 OUTPUT_PEAK = 10 ** (-1 / 20)
@@ -122,8 +123,9 @@ class MelPipelineBase(DiffusionPipeline):
                              "makes its own tempo.")
         if audio is not None:
             raise ValueError("bpm applies to generation from scratch; audio-to-audio keeps the input's tempo.")
-        if not np.isfinite(bpm) or not 30.0 <= float(bpm) <= 300.0:
-            raise ValueError(f"bpm must be in [30, 300], got {bpm!r}.")
+        low, high = BPM_RANGE
+        if not np.isfinite(bpm) or not low <= float(bpm) <= high:
+            raise ValueError(f"bpm must be in [{low:g}, {high:g}], got {bpm!r}.")
 
     def samples_at_reference(self, num_samples: int, bpm: float | None) -> int:
         """How many samples at the reference tempo hold the music of `num_samples` samples at `bpm`."""

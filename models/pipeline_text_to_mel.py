@@ -9,7 +9,6 @@ longer durations are generated as continued windows.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.mel import Mel
+from models.model_index import read_model_index
 from models.outputs import GeneratedAudio
 from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
@@ -111,7 +111,8 @@ class TextToMelPipeline(MelPipelineBase):
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> TextToMelPipeline:
         """Load a saved pipeline; a text encoder saved without it is loaded by `text_encoder_name_or_path`."""
         if "text_encoder" not in kwargs:
-            index = _read_model_index(pretrained_model_name_or_path, kwargs)
+            index = read_model_index(pretrained_model_name_or_path, kwargs.get("revision"), kwargs.get("token"),
+                                     kwargs.get("cache_dir"))
             if index.get("text_encoder", [None])[0] is None:
                 tokenizer, text_encoder = load_text_encoder(
                     index.get("text_encoder_name_or_path", DEFAULT_TEXT_ENCODER)
@@ -360,15 +361,3 @@ def _per_item(encoded: tuple[torch.Tensor, torch.Tensor], batch: int) -> tuple[t
     hidden, mask = encoded
     repeat = batch // hidden.shape[0]
     return hidden.repeat_interleave(repeat, 0), mask.repeat_interleave(repeat, 0)
-
-
-def _read_model_index(name_or_path: str | Path, kwargs: dict) -> dict:
-    """`model_index.json` of a local folder or a hub repo."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return json.loads((path / "model_index.json").read_text())
-    from huggingface_hub import hf_hub_download
-
-    index_file = hf_hub_download(str(name_or_path), "model_index.json", revision=kwargs.get("revision"),
-                                 token=kwargs.get("token"), cache_dir=kwargs.get("cache_dir"))
-    return json.loads(Path(index_file).read_text())

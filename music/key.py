@@ -24,8 +24,13 @@ import numpy as np
 from music.audio import SILENCE_PEAK
 from music.stretch import pitch_shift
 
+# Pitch-class names, C first: the app's spelling (flats for black keys except C# and F#), and the demo
+# corpus captions' spelling (flats for every black key but F#), kept so the trained checkpoints' prompts match.
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+FLAT_PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MODES = ("major", "minor")
+# Semitones above the tonic of each scale degree.
+MODE_INTERVALS = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Krumhansl & Kessler (1982) probe-tone ratings, tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -48,8 +53,17 @@ class Key:
 
     @property
     def name(self) -> str:
-        """E.g. "A minor", "Eb major" (flats for black keys except F#)."""
-        return f"{PITCH_CLASSES[self.tonic % 12]} {self.mode}"
+        """The app's spelling, e.g. "A minor", "C# major", "Eb major" (flats for black keys except C#, F#)."""
+        return f"{pitch_class_name(self.tonic)} {self.mode}"
+
+    @property
+    def flat_name(self) -> str:
+        """The demo corpus captions' spelling, e.g. "Db major" (flats for black keys except F#)."""
+        return f"{pitch_class_name(self.tonic, flats=True)} {self.mode}"
+
+    def scale(self) -> tuple[int, ...]:
+        """Pitch classes (0-11) of the scale, tonic first."""
+        return tuple((self.tonic + step) % 12 for step in MODE_INTERVALS[self.mode])
 
     def relative(self) -> Key:
         """The relative key, with the same notes: A minor <-> C major."""
@@ -58,6 +72,7 @@ class Key:
         return Key((self.tonic - 3) % 12, "minor")
 
     def transposed(self, semitones: int) -> Key:
+        """The same mode `semitones` higher (lower when negative)."""
         return Key((self.tonic + semitones) % 12, self.mode)
 
 
@@ -117,9 +132,19 @@ def parse_key(text: str) -> Key:
     return Key(tonic % 12, "minor" if is_minor else "major")
 
 
+def pitch_class_name(pitch_class: int, flats: bool = False) -> str:
+    """Name of a pitch class (0 = C ... 11 = B): the app's spelling, or with `flats` the corpus captions'."""
+    return (FLAT_PITCH_CLASSES if flats else PITCH_CLASSES)[pitch_class % 12]
+
+
+def all_keys() -> list[Key]:
+    """The 24 major and minor keys, majors first, each from C up."""
+    return [Key(tonic, mode) for mode in MODES for tonic in range(12)]
+
+
 def key_names() -> list[str]:
     """All 24 key names, majors first, as `Key.name` writes them (for a dropdown)."""
-    return [Key(tonic, mode).name for mode in MODES for tonic in range(12)]
+    return [key.name for key in all_keys()]
 
 
 def mean_chroma(audio: np.ndarray, sample_rate: int) -> np.ndarray:

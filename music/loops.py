@@ -19,13 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from music.stretch import time_stretch
-from music.tempo import (  # noqa: F401  (re-exported: callers of music.loops keep these names)
+from music.tempo import (
     ATTACK_WINDOW_IN_S,
-    GIVEN_BPM_RANGE,
-    MAX_BPM,
     MIN_ANALYSIS_SECONDS,
-    MIN_BPM,
-    SILENCE_PEAK,
     ZERO_CROSSING_SEARCH_IN_S,
     TempoEstimate,
     _attack_sample,
@@ -33,10 +29,7 @@ from music.tempo import (  # noqa: F401  (re-exported: callers of music.loops ke
     _zero_crossing_at_or_before,
     check_audio,
     check_sample_rate,
-    estimate_bpm,
     estimate_tempo,
-    fold_bpm,
-    onset_envelope,
 )
 
 # Preferred loop lengths in bars, longest first.

@@ -20,7 +20,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
-from music.audio import SILENCE_PEAK, check_not_silent, check_sample_rate_range  # noqa: F401  (SILENCE_PEAK re-exported)
+from music.audio import check_not_silent, check_sample_rate_range
 
 # Tempo folding range (BPM): one octave plus, so every tempo has a representative in it.
 MIN_BPM = 70.0
@@ -28,7 +28,6 @@ MAX_BPM = 180.0
 # The one tempo range (BPM) a request may ask for or a caller may give: generation, stretching, loops,
 # the page and the API all check against it.
 BPM_RANGE = (30.0, 300.0)
-GIVEN_BPM_RANGE = BPM_RANGE  # former name, kept until its callers move (issue 21)
 # Shortest clip the tempo estimate trusts (seconds).
 MIN_ANALYSIS_SECONDS = 2.0
 # Energy window of the attack detector (seconds): longer than one period of a 250 Hz tone.
@@ -129,7 +128,7 @@ def check_audio(audio: np.ndarray) -> np.ndarray:
 
 
 def _check_bpm(bpm: float) -> float:
-    low, high = GIVEN_BPM_RANGE
+    low, high = BPM_RANGE
     if not isinstance(bpm, (int, float, np.number)) or not math.isfinite(bpm):
         raise ValueError(f"bpm must be a finite number, got {bpm!r}")
     if not low <= bpm <= high:

@@ -19,9 +19,9 @@ from tqdm import tqdm
 from models.mel import Mel
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
 from music.audio import load_audio
+from music.audiofolder import file_sha256, metadata_file
 from music.stretch import samples_at_tempo, stretcher_name, time_stretch
 from training.data import DataError, read_metadata
-from training.mel_cache import file_sha256
 from training.pack import Pack, quantize, reference_bpm, save_pack
 
 SPLITS = ("train", "valid")
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def read_rows(corpus: Path, split: str, bpm_column: str, caption_column: str) -> list[dict]:
     """Metadata rows of one split (read by the trainers' own `read_metadata`), with absolute paths."""
     folder = corpus / split
-    if not (folder / "metadata.jsonl").is_file() and not (folder / "metadata.csv").is_file():
+    if metadata_file(folder) is None:
         raise FileNotFoundError(f"{folder}/metadata.jsonl is missing: the pack needs one per split.")
     root = corpus.resolve()
     return [{"path": str(path), "file_name": path.relative_to(root).as_posix(), "split": split,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from models.loading import load_pipeline
+from models.model_index import is_pipeline_folder
 
 KEPT_FILES = ("training_info.json", "splits.json")
 
@@ -52,7 +53,7 @@ def half_precision_error(checkpoint: Path, half_folder: Path, seeds: int, steps:
 
 def export(checkpoint: Path, out_dir: Path, seeds: int = 2, steps: int = 20, max_image_error: float = 0.02) -> dict:
     """Write `checkpoint`'s pipeline to `out_dir` in float16; returns what was measured."""
-    if not (checkpoint / "model_index.json").exists():
+    if not is_pipeline_folder(checkpoint):
         raise FileNotFoundError(f"{checkpoint} is not a pipeline folder (no model_index.json)")
     pipeline = load_pipeline(str(checkpoint), device="cpu")
     staging = out_dir.with_name(out_dir.name + ".partial")

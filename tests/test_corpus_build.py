@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from music.audiofolder import read_rows
+from music.tempo import bpm_matches, estimate_bpm
 from scripts import build_corpus
 from scripts.corpus import fidelity, writer
 from scripts.corpus.plan import DurationPolicy, SourceCatalog, plan_corpus
@@ -55,7 +57,7 @@ def test_metadata_follows_the_audiofolder_layout(synthetic_build):
     out_dir, _, rows, _ = synthetic_build
     total = 0
     for split in SPLIT_NAMES:
-        split_rows = writer.read_jsonl(out_dir / split / "metadata.jsonl")
+        split_rows = read_rows(out_dir / split / "metadata.jsonl")
         total += len(split_rows)
         for row in split_rows:
             assert (out_dir / split / row["file_name"]).is_file()
@@ -66,7 +68,7 @@ def test_metadata_follows_the_audiofolder_layout(synthetic_build):
             assert f"{round(row['bpm'])} BPM" in row["text"]
             assert row["genre"] in row["text"]
     assert total == len(rows)
-    index = writer.read_jsonl(out_dir / "corpus.jsonl")
+    index = read_rows(out_dir / "corpus.jsonl")
     assert len({tuple(row) for row in index}) == 1, "every row needs the same keys"
     assert len(index) == len(rows)
     assert all((out_dir / row["file_name"]).is_file() for row in index)
@@ -104,12 +106,12 @@ def test_fidelity_check_reports_shares(synthetic_build):
     # synthetic loops at a steady tempo: most estimates must agree with the captions
     assert report["share_within"] >= 0.5
     assert fidelity.annotate_metadata(out_dir, report) == 12
-    index = writer.read_jsonl(out_dir / "corpus.jsonl")
+    index = read_rows(out_dir / "corpus.jsonl")
     checked = [row for row in index if row["bpm_verified"] is not None]
     assert len(checked) == 12
     assert all(isinstance(row["bpm_estimated"], float) for row in checked)
     split_rows = [row for split in SPLIT_NAMES
-                  for row in writer.read_jsonl(out_dir / split / "metadata.jsonl")]
+                  for row in read_rows(out_dir / split / "metadata.jsonl")]
     assert sum(row["bpm_verified"] is not None for row in split_rows) == 12
 
 
@@ -128,7 +130,7 @@ def test_click_track_tempo_is_estimated():
     for beat in np.arange(0, 8, 60.0 / bpm):
         start = int(beat * SAMPLE_RATE)
         audio[start:start + 64] += click[: len(audio) - start]
-    assert fidelity.bpm_matches(fidelity.estimate_bpm(audio, SAMPLE_RATE), bpm)
+    assert bpm_matches(estimate_bpm(audio, SAMPLE_RATE), bpm)
 
 
 def test_cli_validates_arguments_before_work(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from music.key import Key, all_keys, parse_key
 from scripts.corpus import captions
 from scripts.corpus.licenses import (
     GENERATED_MATERIAL,
@@ -38,7 +39,7 @@ from scripts.corpus.plan import (
     subset_counts,
 )
 from scripts.corpus.splits import SPLIT_NAMES, assign_group_splits, leaked_groups
-from scripts.corpus.theory import Key, chord_on_degree, key_from_name, voice_chord
+from scripts.corpus.theory import chord_on_degree, voice_chord
 from tests.test_corpus_fixtures import SYNTHETIC_LICENSE, SYNTHETIC_SA_LICENSE, synthetic_kit
 
 
@@ -132,8 +133,22 @@ def test_diatonic_chords_and_names():
     assert chord_on_degree(c_major, 7).name == "Bdim"
     assert chord_on_degree(c_major, 2, seventh=True).name == "Dm7"
     assert chord_on_degree(Key(9, "minor"), 5).name == "E"  # harmonic minor dominant
-    assert key_from_name("F# minor") == Key(6, "minor")
-    assert Key(11, "major").transposed(2).name == "Db major"
+    assert parse_key("F# minor") == Key(6, "minor")
+    assert Key(11, "major").transposed(2).flat_name == "Db major"
+
+
+# The corpus captions' spelling before `music.key.Key` became the one Key (scripts/corpus/theory.py had its own).
+CAPTION_PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+APP_PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def test_one_key_class_keeps_both_spellings_for_all_24_keys():
+    keys = all_keys()
+    assert len(set(keys)) == 24
+    for key in keys:
+        assert key.flat_name == f"{CAPTION_PITCH_CLASSES[key.tonic]} {key.mode}"
+        assert key.name == f"{APP_PITCH_CLASSES[key.tonic]} {key.mode}"
+        assert parse_key(key.flat_name) == key == parse_key(key.name)
 
 
 def test_close_voicing_stays_near_its_center():

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from music.audiofolder import read_rows
 from scripts.corpus import breaks, drumkits, fluid
 from scripts.corpus.licenses import NON_COMMERCIAL, PERMISSIVE, SHARE_ALIKE, UNKNOWN
 from scripts.corpus.parts import TimedNote
@@ -114,12 +115,11 @@ def test_mma_grooves_are_listed():
 @needs_music21
 def test_small_real_build(tmp_path):
     from scripts import build_corpus
-    from scripts.corpus import writer
 
     out_dir = tmp_path / "corpus"
     assert build_corpus.main(["--out", str(out_dir), "--max-clips", "16", "--jobs", "1",
                               "--skip-fidelity", "--num-clips", "400"]) == 0
-    rows = writer.read_jsonl(out_dir / "corpus.jsonl")
+    rows = read_rows(out_dir / "corpus.jsonl")
     assert len(rows) == 16
     assert {row["license_class"] for row in rows} == {PERMISSIVE}
     assert (out_dir / "ATTRIBUTION.md").is_file()

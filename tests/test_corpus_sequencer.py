@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from music.tempo import bpm_matches, estimate_bpm
 from scripts.corpus.drumkits import (
     ROLES,
     DrumVoice,
@@ -11,7 +12,6 @@ from scripts.corpus.drumkits import (
     parse_hydrogen_kit,
     role_from_instrument_name,
 )
-from scripts.corpus.fidelity import bpm_matches, estimate_bpm
 from scripts.corpus.patterns import (
     GENRES,
     PATTERN_BARS,

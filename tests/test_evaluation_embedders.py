@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from evaluation.__main__ import main
-from evaluation.audio_io import resample, write_clip
+from evaluation.audio_io import write_clip
 from evaluation.cache import EmbeddingCache
-from evaluation.embedders import EMBEDDERS, EmbedderUnavailableError, get_embedder
+from evaluation.embedder_base import EmbedderUnavailableError
+from evaluation.embedders import EMBEDDERS, get_embedder
 from evaluation.embedding import embed_directory
 from evaluation.synthetic import synthetic_clip
+from music.audio import resample
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -22,11 +22,11 @@ from evaluation.clap_score import (
     clap_score,
     mismatched_captions,
     pair_captions,
-    read_captions,
 )
 from evaluation.embedders import EMBEDDERS, get_embedder
 from evaluation.embedding import embed_directory
 from evaluation.synthetic import add_noise, synthetic_clip
+from music.audiofolder import MetadataError, read_captions
 
 SR = 16000
 
@@ -257,7 +257,7 @@ def test_captions_pair_by_file_name_never_by_order(tmp_path):
     assert texts == ["ay", "bee"] and indices == [0, 1]
     (tmp_path / "c.csv").write_text("path,caption\nsub/b.flac,bee\na.flac,ay\n")
     assert read_captions(tmp_path / "c.csv", file_column="path", text_column="caption") == captions
-    with pytest.raises(CaptionPairingError, match="missing column"):
+    with pytest.raises(MetadataError, match="missing column"):
         read_captions(tmp_path / "c.csv")
     with pytest.raises(CaptionPairingError, match="no caption"):
         pair_captions(["a.flac", "sub/b.flac", "c.flac"], captions)

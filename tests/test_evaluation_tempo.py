@@ -8,15 +8,8 @@ import pytest
 
 from evaluation.__main__ import main
 from evaluation.audio_io import AudioLoadError, write_clip
-from evaluation.tempo import (
-    ADHERENCE_TOLERANCE,
-    bpm_from_prompt,
-    bpm_matches,
-    chance_share,
-    matching_factor,
-    read_prompts,
-    tempo_adherence,
-)
+from evaluation.tempo import ADHERENCE_TOLERANCE, chance_share, tempo_adherence
+from music.tempo import bpm_from_prompt, bpm_matches, matching_factor
 
 SAMPLE_RATE_HZ = 16_000
 SECONDS = 6.0
@@ -83,15 +76,6 @@ def test_bpm_match_tolerance_and_octaves():
     assert matching_factor(180.0, 120.0) is None
 
 
-def test_fidelity_reexports_the_same_functions():
-    from evaluation import tempo
-    from scripts.corpus import fidelity
-
-    assert fidelity.estimate_bpm is tempo.estimate_bpm
-    assert fidelity.bpm_matches is tempo.bpm_matches
-    assert fidelity.DEFAULT_TOLERANCE == tempo.DEFAULT_TOLERANCE == 0.04
-
-
 def test_matching_prompts_give_full_share_above_chance(kick_folder):
     rows = [(name, f"kick drum loop, {bpm:g} BPM, punchy") for name, bpm in TRACKS.items()]
     write_metadata(kick_folder, rows + [("pad.wav", "ambient pad, no pulse")])
@@ -140,25 +124,6 @@ def test_chance_share_counts_deranged_matches():
     assert chance_share(estimated, asked, 0.08, permutations=5) == 1.0
     assert chance_share(np.array([90.0, 130.0]), np.array([90.0, 130.0]), 0.08) == 0.0
     assert chance_share(np.array([90.0]), np.array([90.0]), 0.08) is None
-
-
-def test_read_prompts_rejects_bad_rows(tmp_path):
-    path = tmp_path / "metadata.jsonl"
-    path.write_text(
-        '{"file_name": "./a.wav", "text": " 90 BPM "}\n\n{"file_name": "b.wav", "text": ""}\n'
-    )
-    assert read_prompts(path) == {"a.wav": "90 BPM", "b.wav": ""}
-    path.write_text(
-        '{"file_name": "a.wav", "text": "90 BPM"}\n{"file_name": "a.wav", "text": "91 BPM"}\n'
-    )
-    with pytest.raises(ValueError, match="two different prompts"):
-        read_prompts(path)
-    path.write_text('{"file_name": "a.wav"}\n')
-    with pytest.raises(ValueError, match=":1: needs keys"):
-        read_prompts(path)
-    path.write_text("{not json\n")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        read_prompts(path)
 
 
 def test_bad_and_missing_files(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 from music import loops
+from music.tempo import estimate_bpm, estimate_tempo, fold_bpm
 
 SAMPLE_RATE = 22050
 
@@ -82,10 +83,10 @@ def loop_100() -> loops.Loop:
 
 def test_estimated_bpm_within_2_percent_and_beats_on_kicks(pattern):
     bpm, audio, onsets, _ = pattern
-    tempo = loops.estimate_tempo(audio, SAMPLE_RATE)
+    tempo = estimate_tempo(audio, SAMPLE_RATE)
     # Measured: -0.005% (100 BPM) and +0.006% (128 BPM); 2% is the contract.
     assert abs(tempo.bpm - bpm) / bpm < 0.02, tempo.bpm
-    assert loops.estimate_bpm(audio, SAMPLE_RATE) == tempo.bpm  # deterministic
+    assert estimate_bpm(audio, SAMPLE_RATE) == tempo.bpm  # deterministic
     # Every beat of the pattern (before jitter) has a grid beat within 2 ms, across all 12 s.
     # Measured: at most 0.3 and 0.5 ms.
     nominal = (0.3 + np.arange(len(onsets)) * 60 / bpm) * SAMPLE_RATE
@@ -100,20 +101,20 @@ def test_clips_without_a_beat_report_low_pulse_clarity():
     noise = 0.3 * np.random.default_rng(1).standard_normal(len(seconds))
     pad = 0.3 * np.sin(2 * np.pi * 220 * seconds) + 0.2 * np.sin(2 * np.pi * 331 * seconds)
     for audio in (noise, pad):
-        assert loops.estimate_tempo(audio.astype(np.float32), SAMPLE_RATE).pulse_clarity < 3
+        assert estimate_tempo(audio.astype(np.float32), SAMPLE_RATE).pulse_clarity < 3
 
 
 def test_tempo_is_folded_into_musical_range():
-    assert loops.fold_bpm(45.0) == 90.0
-    assert loops.fold_bpm(256.0) == 128.0
-    assert loops.fold_bpm(128.0) == 128.0
+    assert fold_bpm(45.0) == 90.0
+    assert fold_bpm(256.0) == 128.0
+    assert fold_bpm(128.0) == 128.0
     with pytest.raises(ValueError, match="max_bpm"):
-        loops.fold_bpm(100.0, min_bpm=100.0, max_bpm=150.0)
+        fold_bpm(100.0, min_bpm=100.0, max_bpm=150.0)
 
 
 def test_given_bpm_is_kept_exactly(pattern):
     bpm, audio, _, _ = pattern
-    tempo = loops.estimate_tempo(audio, SAMPLE_RATE, bpm=bpm)
+    tempo = estimate_tempo(audio, SAMPLE_RATE, bpm=bpm)
     assert tempo.bpm == bpm and not tempo.estimated
 
 
@@ -124,7 +125,7 @@ def test_given_bpm_is_kept_exactly(pattern):
 
 def test_crop_is_whole_bars_from_a_downbeat(pattern):
     _bpm, audio, _, downbeats = pattern
-    tempo = loops.estimate_tempo(audio, SAMPLE_RATE)
+    tempo = estimate_tempo(audio, SAMPLE_RATE)
     crop = loops.crop_to_bars(audio, SAMPLE_RATE, tempo)
     assert crop.length == round(crop.bars * 4 * 60 / tempo.bpm * SAMPLE_RATE)
     assert crop.bars in loops.PREFERRED_BARS
@@ -142,7 +143,7 @@ def test_crop_is_whole_bars_from_a_downbeat(pattern):
 def test_seam_is_as_smooth_as_the_source(pattern):
     """A 311 Hz pad makes a plain cut click; the crossfaded seam must not."""
     bpm, audio, _, _ = pattern
-    tempo = loops.estimate_tempo(audio, SAMPLE_RATE, bpm=bpm)
+    tempo = estimate_tempo(audio, SAMPLE_RATE, bpm=bpm)
     crop = loops.crop_to_bars(audio, SAMPLE_RATE, tempo)
     crossfade = round(0.010 * SAMPLE_RATE)
     cycle = loops.seamless_cycle(audio, crop.start, crop.length, crossfade)
@@ -239,7 +240,7 @@ def test_bad_input_raises_value_error_naming_the_problem(audio, kwargs, message)
 
 def test_bad_sample_rate():
     with pytest.raises(ValueError, match="sample_rate"):
-        loops.estimate_bpm(np.ones(100, np.float32), 0)
+        estimate_bpm(np.ones(100, np.float32), 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from music.audio import load_audio
+from music.audiofolder import file_sha256
 from tests.test_train_audio import SAMPLE_RATE, clicks, sine, synthetic_clips, write_folder
 from tests.tiny_models import tiny_unet
 from training.batches import (
@@ -20,7 +21,7 @@ from training.batches import (
     positions_for,
 )
 from training.data import DataError, discover_dataset, read_split_lists, split_by_file
-from training.mel_cache import MelCache, file_sha256, load_file_mels
+from training.mel_cache import MelCache, load_file_mels
 from training.prepare import prepare_training_data
 from training.presets import PRESETS
 
@@ -126,7 +127,7 @@ def test_metadata_row_without_file_name_and_bad_json(folder):
     with pytest.raises(DataError, match="no 'file_name'"):
         discover_dataset(folder)
     (folder / "metadata.jsonl").write_text("{not json\n")
-    with pytest.raises(DataError, match="line 1: not valid JSON"):
+    with pytest.raises(DataError, match=":1: not valid JSON"):
         discover_dataset(folder)
 
 

@@ -8,7 +8,6 @@ split by file, seeded, so no file (or group of files, with `group_column`) is on
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -16,10 +15,17 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from music.audiofolder import (
+    AUDIO_EXTENSIONS,
+    METADATA_NAMES,
+    MetadataError,
+    find_audio_files,
+    is_visible,
+    read_rows,
+)
+
 logger = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff")
-METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
 # Folder names the `datasets` library recognises for each split.
 SPLIT_FOLDER_NAMES = {
     "train": ("train", "training"),
@@ -110,37 +116,6 @@ def read_split_lists(folder: str | Path) -> dict[str, list[Path]]:
 
 # ---- finding files and captions ----------------------------------------------------------------
 
-def _visible(path: Path, root: Path) -> bool:
-    """False for anything inside a hidden folder (`.cache`, `.git`) or a hidden file."""
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def find_audio_files(folder: Path) -> list[Path]:
-    """Audio files under `folder`, recursively, sorted by path (hidden files and folders skipped)."""
-    return sorted(
-        path for path in folder.rglob("*")
-        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file() and _visible(path, folder)
-    )
-
-
-def _read_rows(metadata_file: Path) -> list[dict]:
-    if metadata_file.suffix == ".csv":
-        with metadata_file.open(encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle))
-    rows = []
-    for number, line in enumerate(metadata_file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{metadata_file}, line {number}: not valid JSON ({error}).") from error
-        if not isinstance(row, dict):
-            raise DataError(f"{metadata_file}, line {number}: expected a JSON object, got {type(row).__name__}.")
-        rows.append(row)
-    return rows
-
-
 def read_metadata(folder: Path) -> dict[Path, dict]:
     """Metadata rows by absolute audio path, from every `metadata.jsonl`/`metadata.csv` under `folder`.
 
@@ -150,9 +125,13 @@ def read_metadata(folder: Path) -> dict[Path, dict]:
     rows_by_path: dict[Path, dict] = {}
     missing: list[str] = []
     for metadata_file in sorted(folder.rglob("metadata.*")):
-        if metadata_file.name not in METADATA_NAMES or not _visible(metadata_file, folder):
+        if metadata_file.name not in METADATA_NAMES or not is_visible(metadata_file, folder):
             continue
-        for number, row in enumerate(_read_rows(metadata_file), 1):
+        try:
+            rows = read_rows(metadata_file)
+        except MetadataError as error:
+            raise DataError(str(error)) from error
+        for number, row in enumerate(rows, 1):
             if not row.get("file_name"):
                 raise DataError(f"{metadata_file}, row {number}: no 'file_name' (the audiofolder convention "
                                 "names each file relative to the metadata file's folder).")

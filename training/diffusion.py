@@ -30,6 +30,7 @@ from models.text_encoder import load_text_encoder, text_hidden_size
 from training.batches import Batch, WindowSource, positions_for, seeded_generator
 from training.engine import (
     CHECKPOINT_PREFIX,
+    DenoiserTrainer,
     ema_weights,
     latest_checkpoint,
     saved_arguments,
@@ -109,7 +110,7 @@ def load_vae(path: str | Path) -> tuple[AutoencoderKL, Mel]:
 
 # ---- the trainer ---------------------------------------------------------------------------
 
-class DiffusionTrainer:
+class DiffusionTrainer(DenoiserTrainer):
     """Trains `MelDiffusionPipeline` (`args.model == "unconditional"`) or `TextToMelPipeline` (`"text"`).
 
     Args:
@@ -242,10 +243,6 @@ class DiffusionTrainer:
         latents = cache.fixed_bank(file_mels, windows, stride, quiet)
         return WindowSource(file_mels, mode="fixed", windows=windows, latents=latents, **common)
 
-    @property
-    def unwrapped(self) -> torch.nn.Module:
-        return self.accelerator.unwrap_model(self.denoiser)
-
     # ---- one step ----------------------------------------------------------------------------
 
     def model_inputs(self, batch: Batch) -> torch.Tensor:
@@ -299,28 +296,13 @@ class DiffusionTrainer:
 
     # ---- validation, saving -----------------------------------------------------------------
 
-    @torch.no_grad()
-    def valid_loss(self) -> float:
-        """Loss on a fixed set of valid windows with fixed noise (comparable across checkpoints)."""
-        denoiser = self.unwrapped.eval()
-        count = min(self.args.valid_items, len(self.valid_source))
-        total = 0.0
-        for start in range(0, count, self.args.batch_size):
-            positions = np.arange(start, min(count, start + self.args.batch_size))
-            batch = self.valid_source.batch(positions)
-            with self.accelerator.autocast():
-                loss = self.loss(denoiser, batch, seeded_generator(self.args.seed, "valid", start))
-            total += float(loss) * len(positions)
-        denoiser.train()
-        return total / count
+    def valid_size(self) -> int:
+        return len(self.valid_source) if self.valid_source is not None else 0
 
-    def validate(self, step: int) -> dict[str, float]:
-        if self.valid_source is None:
-            return {}
-        metrics = {"valid_loss": self.valid_loss()}
-        with ema_weights(self.ema, self.unwrapped):
-            metrics["valid_loss_ema"] = self.valid_loss()
-        return metrics
+    def valid_batch_loss(self, denoiser: torch.nn.Module, start: int, stop: int) -> torch.Tensor:
+        batch = self.valid_source.batch(np.arange(start, stop))
+        with self.accelerator.autocast():
+            return self.loss(denoiser, batch, seeded_generator(self.args.seed, "valid", start))
 
     def save_outputs(self, folder: Path, step: int) -> None:
         """The pipeline with EMA weights (loadable by `from_pretrained`), demos, split lists, training info."""

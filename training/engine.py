@@ -1,18 +1,22 @@
 """What every trainer shares: accelerate set-up, the step loop (progress bar with loss, steps/s and ETA; JSON-lines
 and TensorBoard logs), checkpoints every N steps keeping the last K, resuming from the latest one, and stopping
-cleanly at a step count, a time budget (minutes) or SIGINT/SIGTERM.
+cleanly at a step count, a time budget (minutes) or SIGINT/SIGTERM. Also the core of both training commands
+(`python -m training.train`, `python -m training.train_pack`): `run_training` (from parsed arguments to the last
+checkpoint), `command_main` (their `main`) and `DenoiserTrainer` (the validation loss both diffusion trainers use).
 
 A checkpoint folder `checkpoint-<step>/` is written under a temporary name and renamed when complete,
 so a run killed mid-save never leaves a half checkpoint that `--resume` would pick.
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import logging
 import math
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +37,10 @@ TRAINER_STATE = "trainer_state.json"
 LOG_FILE = "log.jsonl"
 # Logged numbers that are not quantities (the batch fingerprint): kept out of TensorBoard.
 NOT_SCALARS = {"batch"}
+
+
+class UsageError(ValueError):
+    """Arguments that do not fit together or a run folder used the wrong way; the message says how to fix it."""
 
 
 # ---- checkpoint folders --------------------------------------------------------------------
@@ -298,3 +306,136 @@ def _checkpoint(task: TrainingTask, settings: LoopSettings, step: int, log: RunL
     if task.accelerator.is_main_process:
         summary = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items())
         tqdm.write(f"step {step}: saved {folder}" + (f" ({summary})" if summary else ""))
+
+
+# ---- the core of both training commands ----------------------------------------------------
+
+class DenoiserTrainer:
+    """Base of the diffusion trainers (`DiffusionTrainer` from audio files, `PackTrainer` from a data pack): the
+    loss on fixed valid windows with fixed noise, with the live and the EMA weights.
+
+    A subclass sets `args` (with `valid_items` and `batch_size`), `accelerator`, `denoiser` (prepared by accelerate)
+    and `ema` (diffusers' `EMAModel`), and says how many valid windows it has and the loss of a run of them.
+    """
+
+    args: argparse.Namespace
+    accelerator: Accelerator
+    denoiser: torch.nn.Module
+    ema: object
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.denoiser)
+
+    def valid_size(self) -> int:
+        """How many valid windows there are (0: no validation)."""
+        raise NotImplementedError
+
+    def valid_batch_loss(self, denoiser: torch.nn.Module, start: int, stop: int) -> torch.Tensor:
+        """Mean loss of valid windows `start` to `stop - 1`, with noise seeded by `start` (the same every time)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def valid_loss(self) -> float:
+        """Loss on the first `valid_items` valid windows with fixed noise (comparable across checkpoints)."""
+        denoiser = self.unwrapped.eval()
+        count = min(self.args.valid_items, self.valid_size())
+        total = 0.0
+        for start in range(0, count, self.args.batch_size):
+            stop = min(count, start + self.args.batch_size)
+            total += float(self.valid_batch_loss(denoiser, start, stop)) * (stop - start)
+        denoiser.train()
+        return total / count
+
+    def validate(self, step: int) -> dict[str, float]:
+        """`valid_loss` with the live weights and with the EMA weights; empty without valid windows."""
+        if not self.valid_size():
+            return {}
+        metrics = {"valid_loss": self.valid_loss()}
+        with ema_weights(self.ema, self.unwrapped):
+            metrics["valid_loss_ema"] = self.valid_loss()
+        return metrics
+
+
+def start_checkpoint(output_dir: Path, resume: str | bool | None) -> Path | None:
+    """Where a run starts: the newest checkpoint of `output_dir` (`resume` True or "latest"; None when there is
+    none yet), the checkpoint folder `resume` names, or nothing (a new run).
+
+    Raises:
+        UsageError: a new run in a folder that already holds checkpoints.
+    """
+    if resume is True or resume == "latest":
+        latest = latest_checkpoint(output_dir)
+        if latest is None:
+            logger.info("No checkpoint in %s yet: starting a new run.", output_dir)
+        return latest
+    if resume:
+        return Path(resume)
+    if checkpoint_folders(output_dir):
+        raise UsageError(f"{output_dir} already holds checkpoints: pass --resume to continue that run, or choose "
+                         "another --output-dir.")
+    return None
+
+
+def run_training(args: argparse.Namespace, output_dir: Path, build_trainer: Callable[[Accelerator], TrainingTask],
+                 resume_from: Path | None = None, start_step: int = 0, seconds_trained: float = 0.0,
+                 gradient_accumulation_steps: int = 1, fast_gpu_math: bool = False) -> Path | None:
+    """One training run once its start is known; returns the last checkpoint folder.
+
+    The run folder, torch CPU threads (`args.threads`), TF32 matmuls and cuDNN autotuning on a GPU (with
+    `fast_gpu_math`), the accelerator (`args.mixed_precision`, `args.cpu`), the seed (`args.seed`), the trainer from
+    `build_trainer(accelerator)`, its saved training state when `resume_from` is given, `train_config.json`, then
+    `run_loop` under the budget of `args` (`max_steps`, `max_minutes`, `checkpoint_every`, `checkpoint_minutes`,
+    `keep_checkpoints`, `log_every`, `quiet`).
+
+    Args:
+        resume_from: a checkpoint whose training state (weights, optimizer, EMA, random states) to load; None to
+            start fresh (a trainer may still have taken weights from a pipeline folder).
+        start_step: the step the run continues at; `seconds_trained`: training time before this session.
+    """
+    from accelerate.utils import set_seed
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if fast_gpu_math and not args.cpu and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    accelerator = make_accelerator(output_dir, args.mixed_precision, gradient_accumulation_steps, args.cpu)
+    set_seed(args.seed)
+    trainer = build_trainer(accelerator)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from / STATE_FOLDER))
+        if isinstance(trainer, DenoiserTrainer):
+            trainer.ema.to(accelerator.device)  # its saved state loads on the CPU
+        logger.info("Resumed from %s at step %d.", resume_from, start_step)
+    if accelerator.is_main_process:
+        (output_dir / "train_config.json").write_text(json.dumps(saved_arguments(args), indent=1, default=str))
+    settings = LoopSettings(output_dir=output_dir, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                            checkpoint_every=args.checkpoint_every,
+                            checkpoint_minutes=getattr(args, "checkpoint_minutes", None),
+                            keep_checkpoints=args.keep_checkpoints, log_every=args.log_every, quiet=args.quiet)
+    log = RunLog(accelerator, output_dir, saved_arguments(args))
+    steps, reason = run_loop(trainer, settings, start_step, log, seconds_trained)
+    accelerator.end_training()
+    last = latest_checkpoint(output_dir)
+    if accelerator.is_main_process:
+        logger.info("Stopped at step %d (%s). Last checkpoint: %s", steps, reason, last)
+    return last
+
+
+def command_main(parse: Callable[[list[str] | None], argparse.Namespace],
+                 train: Callable[[argparse.Namespace], Path | None], argv: list[str] | None,
+                 user_errors: tuple[type[BaseException], ...]) -> int:
+    """`main` of a training command: parse `argv`, log INFO to stderr, `train`; one of `user_errors` prints
+    `error: <message>` and exits 2 (anything else is a bug and keeps its traceback)."""
+    args = parse(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        train(args)
+    except user_errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -9,7 +9,6 @@ same analysis but other window widths share entries; a file whose bytes change g
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from models.mel import Mel
 from music.audio import load_audio
+from music.audiofolder import file_sha256
 from training.data import AudioFile, SkippedFile
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["TRAINING_CACHE_DIR"])
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "diffusion-music-studio" / "training"
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def analysis_key(mel: Mel) -> str:

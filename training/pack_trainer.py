@@ -31,7 +31,7 @@ from models.pipeline_text_to_mel import TextToMelPipeline
 from models.schedulers import make_scheduler
 from training.batches import seeded_generator
 from training.diffusion import TextTimingDenoiser, UnconditionalDenoiser
-from training.engine import ema_weights, saved_arguments
+from training.engine import DenoiserTrainer, ema_weights, saved_arguments
 from training.pack import Pack, PackWindows, bar_windows, load_pack
 from training.presets import (
     PRESETS,
@@ -93,7 +93,7 @@ class LearningRate:
         return self.peak * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-class PackTrainer:
+class PackTrainer(DenoiserTrainer):
     """Trains `MelDiffusionPipeline` (`args.model == "unconditional"`) or `TextToMelPipeline` (`"text"`) from a pack.
 
     Args:
@@ -191,10 +191,6 @@ class PackTrainer:
             max_window_start_s=self.latest_start_s, **tempo,
         )
 
-    @property
-    def unwrapped(self) -> torch.nn.Module:
-        return self.accelerator.unwrap_model(self.denoiser)
-
     # ---- one step ------------------------------------------------------------------------------
 
     def batch(self, data: PackWindows, items: torch.Tensor, generator: torch.Generator | None,
@@ -257,27 +253,14 @@ class PackTrainer:
 
     # ---- validation, saving --------------------------------------------------------------------
 
-    @torch.no_grad()
-    def valid_loss(self) -> float:
-        """Loss on the first `valid_items` valid windows with fixed noise (comparable across checkpoints)."""
-        denoiser = self.unwrapped.eval()
-        count = min(self.args.valid_items, len(self.valid_data))
-        total = 0.0
-        for start in range(0, count, self.args.batch_size):
-            items = torch.arange(start, min(count, start + self.args.batch_size), device=self.accelerator.device)
-            images, conditioning = self.batch(self.valid_data, items, None, 0.0)
-            generator = torch.Generator(device=self.accelerator.device).manual_seed(start)
-            total += float(self.loss(denoiser, images, conditioning, generator)) * len(items)
-        denoiser.train()
-        return total / count
+    def valid_size(self) -> int:
+        return len(self.valid_data) if self.valid_data is not None else 0
 
-    def validate(self, step: int) -> dict[str, float]:
-        if self.valid_data is None:
-            return {}
-        metrics = {"valid_loss": self.valid_loss()}
-        with ema_weights(self.ema, self.unwrapped):
-            metrics["valid_loss_ema"] = self.valid_loss()
-        return metrics
+    def valid_batch_loss(self, denoiser: torch.nn.Module, start: int, stop: int) -> torch.Tensor:
+        items = torch.arange(start, stop, device=self.accelerator.device)
+        images, conditioning = self.batch(self.valid_data, items, None, 0.0)
+        generator = torch.Generator(device=self.accelerator.device).manual_seed(start)
+        return self.loss(denoiser, images, conditioning, generator)
 
     def save_outputs(self, folder: Path, step: int) -> None:
         """The float16 pipeline with EMA weights, the training clip list and `training_info.json`."""

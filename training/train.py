@@ -9,21 +9,18 @@ nodes through `accelerate launch -m training.train ...` with no code change.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 from training.data import DataError
+from training.engine import UsageError
 from training.presets import PRESETS, preset_table
 
 logger = logging.getLogger("training.train")
 
 MODELS = ("unconditional", "text", "vae")
 
-
-class UsageError(ValueError):
-    """Arguments that do not fit together or a run folder used the wrong way; the message says how to fix it."""
 
 # Arguments a resumed run may change; everything else is taken from the checkpoint so that the
 # model, data order and schedule stay those of the original run.
@@ -278,40 +275,20 @@ def push_to_hub(folder: Path, repo_id: str, private: bool) -> str:
     return f"https://huggingface.co/{repo_id}"
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(args: argparse.Namespace) -> Path | None:
     """Run training as `parse_arguments` gave the arguments; return the last checkpoint folder.
 
     Raises:
         DataError: unusable training data (empty folder, no captions for a text model, ...).
         UsageError, FileNotFoundError: bad arguments, or checkpoints that are not there.
     """
-    from accelerate.utils import set_seed
-
-    from training.engine import (
-        LoopSettings,
-        RunLog,
-        checkpoint_folders,
-        latest_checkpoint,
-        make_accelerator,
-        read_trainer_state,
-        run_loop,
-        saved_arguments,
-    )
+    from training.engine import read_trainer_state, run_training, start_checkpoint
 
     default_output_dir(args)
     output_dir = Path(args.output_dir)
 
-    # 1. Where to start: fresh, or from a checkpoint
-    resume_from = None
-    if args.resume == "latest":
-        resume_from = latest_checkpoint(output_dir)
-        if resume_from is None:
-            logger.info("No checkpoint in %s yet: starting a new run.", output_dir)
-    elif args.resume:
-        resume_from = Path(args.resume)
-    elif checkpoint_folders(output_dir):
-        raise UsageError(f"{output_dir} already holds checkpoints: pass --resume to continue that run, or choose "
-                         "another --output-dir.")
+    # 1. Where to start: fresh, or from a checkpoint (whose arguments the run keeps)
+    resume_from = start_checkpoint(output_dir, args.resume)
     state = {}
     if resume_from is not None:
         state = read_trainer_state(resume_from)
@@ -319,55 +296,31 @@ def train(args: argparse.Namespace) -> Path:
     fill_preset_defaults(args)
     check_arguments(args)
 
-    # 2. Accelerate, seeds, the trainer
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if args.threads:
-        import torch
+    # 2. The trainer, the loop (training/engine.py: the core `training.train_pack` shares)
+    def build_trainer(accelerator):
+        if args.model == "vae":
+            from training.autoencoder import AutoencoderTrainer
 
-        torch.set_num_threads(args.threads)
-    accelerator = make_accelerator(output_dir, args.mixed_precision, args.gradient_accumulation_steps, args.cpu)
-    set_seed(args.seed)
-    if args.model == "vae":
-        from training.autoencoder import AutoencoderTrainer
-
-        trainer = AutoencoderTrainer(args, accelerator, resume_from)
-    else:
+            return AutoencoderTrainer(args, accelerator, resume_from)
         from training.diffusion import DiffusionTrainer
 
-        trainer = DiffusionTrainer(args, accelerator, resume_from)
-    start_step = 0
-    if resume_from is not None:
-        accelerator.load_state(str(resume_from / "training_state"))
-        start_step = int(state["step"])
-        logger.info("Resumed from %s at step %d.", resume_from, start_step)
-    if accelerator.is_main_process:
-        (output_dir / "train_config.json").write_text(json.dumps(saved_arguments(args), indent=1, default=str))
+        return DiffusionTrainer(args, accelerator, resume_from)
 
-    # 3. Train
-    settings = LoopSettings(output_dir=output_dir, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                            checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-                            log_every=args.log_every, quiet=args.quiet)
-    log = RunLog(accelerator, output_dir, saved_arguments(args))
-    steps, reason = run_loop(trainer, settings, start_step, log, float(state.get("seconds_trained", 0.0)))
-    accelerator.end_training()
-    last = latest_checkpoint(output_dir)
-    if accelerator.is_main_process:
-        logger.info("Stopped at step %d (%s). Last checkpoint: %s", steps, reason, last)
-        if args.push_to_hub and last is not None:
-            logger.info("Uploaded to %s", push_to_hub(last, args.push_to_hub, args.hub_private))
+    last = run_training(args, output_dir, build_trainer, resume_from, int(state.get("step", 0)),
+                        float(state.get("seconds_trained", 0.0)), args.gradient_accumulation_steps)
+
+    # 3. Share the last checkpoint
+    from accelerate import PartialState
+
+    if args.push_to_hub and last is not None and PartialState().is_main_process:
+        logger.info("Uploaded to %s", push_to_hub(last, args.push_to_hub, args.hub_private))
     return last
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_arguments(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        train(args)
-    except (DataError, UsageError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    from training.engine import command_main
+
+    return command_main(parse_arguments, train, argv, (DataError, UsageError, FileNotFoundError))
 
 
 if __name__ == "__main__":

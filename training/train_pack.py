@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
+from models.model_index import is_pipeline_folder
 from training.presets import PRESETS
-
-logger = logging.getLogger("training.train_pack")
 
 EXAMPLES = """\
 examples:
@@ -119,21 +117,9 @@ def check_arguments(args: argparse.Namespace) -> None:
                          "not both.")
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(args: argparse.Namespace) -> Path | None:
     """Train as the arguments say; return the last checkpoint folder."""
-    import torch
-    from accelerate.utils import set_seed
-
-    from training.engine import (
-        LoopSettings,
-        RunLog,
-        checkpoint_folders,
-        latest_checkpoint,
-        make_accelerator,
-        read_trainer_state,
-        run_loop,
-        saved_arguments,
-    )
+    from training.engine import read_trainer_state, run_training, start_checkpoint
     from training.pack_trainer import PackTrainer
 
     preset = PRESETS[args.preset]
@@ -142,60 +128,28 @@ def train(args: argparse.Namespace) -> Path:
     args.batch_size = args.batch_size or preset.batch_size
     args.learning_rate = args.learning_rate or preset.learning_rate
     check_arguments(args)
-    output_dir = args.output_dir
-    resume_from, start_step, seconds_trained = None, 0, 0.0
-    if args.resume:
-        resume_from = latest_checkpoint(output_dir)
-        if resume_from is not None:
-            state = read_trainer_state(resume_from)
-            start_step, seconds_trained = int(state["step"]), float(state.get("seconds_trained", 0.0))
-    elif checkpoint_folders(output_dir):
-        raise ValueError(f"{output_dir} already holds checkpoints: pass --resume to continue, or another --output-dir.")
+
+    # 1. Where to start: fresh, the newest checkpoint (--resume), or the weights of a pipeline folder (--init-from)
+    resume_from = start_checkpoint(args.output_dir, bool(args.resume))
+    state = read_trainer_state(resume_from) if resume_from is not None else {}
+    start_step, weights_from = int(state.get("step", 0)), resume_from
     if args.init_from is not None:
         info_file = Path(args.init_from) / "training_info.json"
-        if not (Path(args.init_from) / "model_index.json").exists():
+        if not is_pipeline_folder(args.init_from):
             raise FileNotFoundError(f"--init-from {args.init_from} is not a pipeline folder (no model_index.json).")
-        resume_from = Path(args.init_from)
+        weights_from = Path(args.init_from)
         start_step = int(json.loads(info_file.read_text()).get("step", 0)) if info_file.exists() else 0
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not args.cpu and torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    accelerator = make_accelerator(output_dir, args.mixed_precision, 1, args.cpu)
-    set_seed(args.seed)
-    trainer = PackTrainer(args, accelerator, resume_from, start_step)
-    if args.resume and resume_from is not None:
-        accelerator.load_state(str(resume_from / "training_state"))
-        trainer.ema.to(accelerator.device)  # its saved state loads on the CPU
-        logger.info("Resumed from %s at step %d.", resume_from, start_step)
-    (output_dir / "train_config.json").write_text(json.dumps(saved_arguments(args), indent=1, default=str))
-    settings = LoopSettings(output_dir=output_dir, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                            checkpoint_every=args.checkpoint_every,
-                            checkpoint_minutes=args.checkpoint_minutes, keep_checkpoints=args.keep_checkpoints,
-                            log_every=args.log_every, quiet=args.quiet)
-    log = RunLog(accelerator, output_dir, saved_arguments(args))
-    steps, reason = run_loop(trainer, settings, start_step, log, seconds_trained)
-    accelerator.end_training()
-    last = latest_checkpoint(output_dir)
-    logger.info("Stopped at step %d (%s). Last checkpoint: %s", steps, reason, last)
-    return last
+
+    # 2. The trainer, the loop (training/engine.py: the core `training.train` shares)
+    return run_training(args, args.output_dir, lambda accelerator: PackTrainer(args, accelerator, weights_from,
+                                                                                start_step),
+                        resume_from, start_step, float(state.get("seconds_trained", 0.0)), fast_gpu_math=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from training.pack_trainer import PackError
+    from training.engine import command_main
 
-    try:
-        train(args)
-    except (PackError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return command_main(build_parser().parse_args, train, argv, (ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":

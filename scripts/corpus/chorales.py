@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from music.key import Key
 from scripts.corpus.parts import NoteEvent
-from scripts.corpus.theory import Key
 
 # Ensembles from the highest voice to the lowest: (name, GM programs).
 ENSEMBLES: dict[str, tuple[int, int, int, int]] = {

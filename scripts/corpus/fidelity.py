@@ -1,8 +1,7 @@
 """BPM fidelity check of a built corpus: the project's tempo estimate (`music.tempo`) of each clip against the
 BPM in its caption; a clip matches when the estimate is within a tolerance (default 4%) of
 the BPM, half of it or twice it. Prints shares per subset, kind and genre, writes JSON.
-`estimate_bpm` / `bpm_matches` live in `evaluation.tempo` (re-exported here); generated
-audio is checked against its prompts with `python -m evaluation tempo FOLDER`.
+Generated audio is checked against its prompts with `python -m evaluation tempo FOLDER`.
 
     python -m scripts.corpus.fidelity data/corpus
 """
@@ -20,15 +19,11 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from evaluation.tempo import (  # the one tempo module, re-exported here
-    DEFAULT_TOLERANCE,
-    OCTAVE_FACTORS,
-    ONSET_HOP_SAMPLES,
-    bpm_matches,
-    estimate_bpm,
-)
+from evaluation.tempo import ONSET_HOP_SAMPLES
+from music.audiofolder import METADATA_JSONL, read_rows, write_rows
+from music.tempo import DEFAULT_TOLERANCE, OCTAVE_FACTORS, bpm_matches, estimate_bpm
 from scripts.corpus.splits import SPLIT_NAMES
-from scripts.corpus.writer import CORPUS_INDEX, METADATA, read_jsonl, write_jsonl
+from scripts.corpus.writer import CORPUS_INDEX
 
 FIDELITY_FILE = "fidelity.json"
 
@@ -71,7 +66,7 @@ def check_corpus(corpus_dir: Path, jobs: int = 1, tolerance: float = DEFAULT_TOL
         max_clips: check only an evenly spaced sample of this many clips.
         progress: show a tqdm bar.
     """
-    rows = [row for row in read_jsonl(Path(corpus_dir) / CORPUS_INDEX) if row.get("bpm")]
+    rows = [row for row in read_rows(Path(corpus_dir) / CORPUS_INDEX) if row.get("bpm")]
     if max_clips is not None and max_clips < len(rows):
         rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, max_clips)]
     tasks = [(str(corpus_dir), row, tolerance) for row in rows]
@@ -107,17 +102,17 @@ def annotate_metadata(corpus_dir: Path, report: dict) -> int:
     by_clip = {result["clip_id"]: result for result in report["clips_detail"]}
     annotated = 0
     paths = [Path(corpus_dir) / CORPUS_INDEX]
-    paths += [Path(corpus_dir) / split / METADATA for split in SPLIT_NAMES]
+    paths += [Path(corpus_dir) / split / METADATA_JSONL for split in SPLIT_NAMES]
     for path in paths:
         if not path.is_file():
             continue
-        rows = read_jsonl(path)
+        rows = read_rows(path)
         for row in rows:
             result = by_clip.get(row.get("clip_id"))
             row["bpm_estimated"] = result["estimated_bpm"] if result else None
             row["bpm_verified"] = result["match"] if result else None
             annotated += result is not None and path.name == CORPUS_INDEX
-        write_jsonl(path, rows)
+        write_rows(path, rows)
     return annotated
 
 

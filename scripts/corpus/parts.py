@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from music.key import Key
 from scripts.corpus.patterns import BEATS_PER_BAR, DrumPattern
 from scripts.corpus.sequencer import swung_position_beats
-from scripts.corpus.theory import Chord, Key, nearest_pitch, voice_chord
+from scripts.corpus.theory import Chord, nearest_pitch, voice_chord
 
 DRUM_CHANNEL = 9
 

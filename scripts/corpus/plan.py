@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from music.key import all_keys
 from scripts.corpus import breaks, chorales, drumkits, fluid, mma
 from scripts.corpus.licenses import (
     SONIC_PI_SAMPLES,
@@ -23,7 +24,7 @@ from scripts.corpus.parts import GM_DRUM_KITS
 from scripts.corpus.patterns import GENRES
 from scripts.corpus.splits import DEFAULT_SPLIT_FRACTIONS, assign_group_splits, stable_int
 from scripts.corpus.styles import STYLES
-from scripts.corpus.theory import PROGRESSIONS, all_keys, key_from_name, progression_chords
+from scripts.corpus.theory import PROGRESSIONS, progression_chords
 
 SUBSETS = ("drums", "melodic", "band", "classical")
 DEFAULT_SUBSET_SHARES = {"drums": 0.45, "melodic": 0.30, "band": 0.15, "classical": 0.10}
@@ -233,7 +234,7 @@ def _piece_choices(style_name: str, rng: np.random.Generator) -> dict:
         progressions = PROGRESSIONS[key.mode]
     return {
         "style": style_name,
-        "key": key.name,
+        "key": key.flat_name,
         "bpm": _random_bpm(style.bpm_range, rng),
         "degrees": list(progressions[int(rng.integers(len(progressions)))]),
         "sevenths": bool(rng.random() < style.seventh_probability),
@@ -315,10 +316,10 @@ def plan_mma(catalog: SourceCatalog, count: int, seed: int,
         key = all_keys()[int(rng.integers(24))]
         progression = PROGRESSIONS[key.mode][int(rng.integers(len(PROGRESSIONS[key.mode])))]
         chord_names = [chord.name for chord in
-                       progression_chords(key_from_name(key.name), progression, False)]
+                       progression_chords(key, progression, False)]
         specs.append(ClipSpec(
             "", "band", "mma", "mma", f"mma:{groove.stem}", int(rng.integers(SEED_RANGE)),
-            durations.draw(rng), groove.genre, _random_bpm((80, 140), rng), key.name,
+            durations.draw(rng), groove.genre, _random_bpm((80, 140), rng), key.flat_name,
             {"groove": groove.name, "chords": chord_names}))
     return specs
 

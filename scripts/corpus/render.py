@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from music.key import parse_key
 from scripts.corpus import breaks, captions, chorales, mma
 from scripts.corpus.audio import fade_edges, fit_length, normalise_loudness, write_flac
 from scripts.corpus.fluid import ChannelSetup, FluidSynthRenderer
@@ -39,7 +40,7 @@ from scripts.corpus.patterns import generate_pattern
 from scripts.corpus.plan import ClipSpec, SourceCatalog, discover_sources
 from scripts.corpus.sequencer import instruments_played, render_drum_loop
 from scripts.corpus.styles import STYLES
-from scripts.corpus.theory import key_from_name, progression_chords
+from scripts.corpus.theory import progression_chords
 
 PART_HUMANISE_SECONDS = 0.004
 
@@ -163,7 +164,7 @@ def render_part(spec: ClipSpec, context: RenderContext,
                 rng: np.random.Generator) -> RenderedClip:
     """Chords, an arpeggio, a melody over chords, or a bass line on GM instruments."""
     params = spec.params
-    key = key_from_name(params["key"])
+    key = parse_key(params["key"])
     chords = progression_chords(key, tuple(params["degrees"]), params["sevenths"])
     beats_per_chord = params["beats_per_chord"]
     total_beats = _total_beats(spec)
@@ -199,10 +200,10 @@ def render_part(spec: ClipSpec, context: RenderContext,
                            PART_HUMANISE_SECONDS, rng)
     audio = context.fluid.render(notes, channels, spec.seconds_total)
     chord_names = [chord.name for chord in chords]
-    text = captions.part_caption(part, spec.genre, spec.bpm, key.name, program_name(program),
+    text = captions.part_caption(part, spec.genre, spec.bpm, key.flat_name, program_name(program),
                                  chord_names, rng, backing=backing)
     return RenderedClip(audio, text, instruments, "fluid-soundfont-gm",
-                        [FLUID_R3_GM, GENERATED_MATERIAL], key=key.name,
+                        [FLUID_R3_GM, GENERATED_MATERIAL], key=key.flat_name,
                         extra={"chords": chord_names, "part": part,
                                "piece": f"midi:{params['piece_seed']}"})
 
@@ -212,7 +213,7 @@ def render_band(spec: ClipSpec, context: RenderContext,
     """Drums, bass and chords (and a lead half of the time) on GM instruments."""
     params = spec.params
     style = STYLES[params["style"]]
-    key = key_from_name(params["key"])
+    key = parse_key(params["key"])
     chords = progression_chords(key, tuple(params["degrees"]), params["sevenths"])
     beats_per_chord = params["beats_per_chord"]
     total_beats = _total_beats(spec)
@@ -237,9 +238,9 @@ def render_band(spec: ClipSpec, context: RenderContext,
     notes = to_timed_notes(events, spec.bpm, pattern.swing, pattern.swing_unit_beats,
                            pattern.humanise_seconds, rng)
     audio = context.fluid.render(notes, channels, spec.seconds_total)
-    text = captions.band_caption(spec.genre, spec.bpm, key.name, instruments, rng)
+    text = captions.band_caption(spec.genre, spec.bpm, key.flat_name, instruments, rng)
     return RenderedClip(audio, text, instruments, "fluid-soundfont-gm",
-                        [FLUID_R3_GM, GENERATED_MATERIAL], key=key.name,
+                        [FLUID_R3_GM, GENERATED_MATERIAL], key=key.flat_name,
                         extra={"chords": [chord.name for chord in chords],
                                "pattern_seed": str(params["pattern_seed"]),
                                "piece": f"midi:{params['piece_seed']}"})
@@ -261,7 +262,7 @@ def render_chorale_clip(spec: ClipSpec, context: RenderContext,
     channels = {voice: ChannelSetup(program, 0, 100, 60)
                 for voice, program in enumerate(programs[: len(chorale.voices)])}
     audio = context.fluid.render(notes, channels, spec.seconds_total)
-    key = chorale.key.transposed(params["transpose"]).name
+    key = chorale.key.transposed(params["transpose"]).flat_name
     instruments = list(dict.fromkeys(program_name(p) for p in programs))
     text = captions.chorale_caption(params["title"], params["ensemble"], instruments, key,
                                     spec.bpm, rng)

@@ -1,16 +1,13 @@
-"""Keys, scales and chord progressions for generated MIDI parts (pitches as MIDI note numbers,
-pitch classes 0-11 with C = 0)."""
+"""Scales, chords and progressions for generated MIDI parts (pitches as MIDI note numbers, pitch
+classes 0-11 with C = 0). Keys are `music.key.Key`; captions spell them with `Key.flat_name` ("Db major")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-PITCH_CLASS_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MODE_INTERVALS = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-}
+from music.key import Key, pitch_class_name
+
 # Scale degrees (1-based) of common progressions, four chords each.
 PROGRESSIONS = {
     "major": (
@@ -28,27 +25,6 @@ _SEVENTH_SUFFIX = {(4, 7, 11): "maj7", (3, 7, 10): "m7", (4, 7, 10): "7", (3, 6,
 
 
 @dataclass(frozen=True)
-class Key:
-    """A musical key: tonic pitch class (0 = C) and mode (`major` or `minor`)."""
-
-    tonic: int
-    mode: str
-
-    @property
-    def name(self) -> str:
-        """Caption wording, e.g. "F# minor"."""
-        return f"{PITCH_CLASS_NAMES[self.tonic % 12]} {self.mode}"
-
-    def scale(self) -> tuple[int, ...]:
-        """Pitch classes of the scale, tonic first."""
-        return tuple((self.tonic + step) % 12 for step in MODE_INTERVALS[self.mode])
-
-    def transposed(self, semitones: int) -> Key:
-        """The same mode a number of semitones higher."""
-        return Key((self.tonic + semitones) % 12, self.mode)
-
-
-@dataclass(frozen=True)
 class Chord:
     """A chord: root pitch class and pitch classes (root first), named like "Am7"."""
 
@@ -62,18 +38,7 @@ class Chord:
         suffix = _SEVENTH_SUFFIX.get(intervals) if len(intervals) == 3 else None
         if suffix is None:
             suffix = _TRIAD_SUFFIX.get(intervals[:2], "")
-        return PITCH_CLASS_NAMES[self.root] + suffix
-
-
-def key_from_name(name: str) -> Key:
-    """Parse "A minor" / "Db major" back into a Key."""
-    tonic_name, mode = name.split()
-    return Key(PITCH_CLASS_NAMES.index(tonic_name), mode)
-
-
-def all_keys() -> list[Key]:
-    """The 24 major and minor keys."""
-    return [Key(tonic, mode) for mode in ("major", "minor") for tonic in range(12)]
+        return pitch_class_name(self.root, flats=True) + suffix
 
 
 def chord_on_degree(key: Key, degree: int, seventh: bool = False,

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from music.audiofolder import METADATA_JSONL, write_rows
 from scripts.corpus.licenses import (
     BACH_CHORALES,
     FLUID_R3_GM,
@@ -23,23 +24,8 @@ from scripts.corpus.splits import SPLIT_NAMES, leaked_groups
 CORPUS_INDEX = "corpus.jsonl"
 CORPUS_INFO = "corpus_info.json"
 ATTRIBUTION = "ATTRIBUTION.md"
-METADATA = "metadata.jsonl"
 # Fields that name the material a clip comes from; none may be shared between splits.
 LEAK_CHECK_FIELDS = ("group", "pattern_seed", "loop_file", "piece")
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write one JSON object a line (UTF-8)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Read a JSON-lines file."""
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def uniform_rows(rows: list[dict]) -> list[dict]:
@@ -83,9 +69,9 @@ def write_split_metadata(out_dir: Path, rows: list[dict]) -> dict[str, int]:
         split_rows = [row for row in rows if row["split"] == split]
         counts[split] = len(split_rows)
         if split_rows:
-            write_jsonl(out_dir / split / METADATA, split_rows)
+            write_rows(out_dir / split / METADATA_JSONL, split_rows)
     index_rows = [dict(row, file_name=f"{row['split']}/{row['file_name']}") for row in rows]
-    write_jsonl(out_dir / CORPUS_INDEX, index_rows)
+    write_rows(out_dir / CORPUS_INDEX, index_rows)
     return counts
 
 
