@@ -14,10 +14,11 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from studio.budget import default_max_work
+from studio.outputs import OutputStore
+from studio.trials import PROTOCOL, AnswerLog, summary_markdown
 from webapp.api import GENERATION_ENDPOINTS, register_api
-from webapp.budget import default_max_work
 from webapp.checks import name_bad_values
-from webapp.files import OutputStore
 from webapp.handlers import (
     EXPORT_CHANNEL_CHOICES,
     EXPORT_FORMAT_CHOICES,
@@ -31,7 +32,6 @@ from webapp.handlers import (
     StudioLimits,
 )
 from webapp.jobs import WorkerSlots, as_job, default_parallel_jobs, default_torch_threads
-from webapp.listening_test import PROTOCOL, AnswerLog, summary_markdown
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
 
 ROOT = Path(__file__).resolve().parent

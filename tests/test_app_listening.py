@@ -13,6 +13,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from studio.captions import (
+    CAPTIONS_FILE,
+    capabilities_markdown,
+    load_training_captions,
+    summarize_captions,
+)
+from studio.outputs import OutputStore
+from studio.trials import AnswerLog, Trial, csv_safe
 from tests.test_app_support import (
     LATENT,
     LOOPS,
@@ -22,15 +30,7 @@ from tests.test_app_support import (
     write_real_clips,
 )
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
-from webapp.captions import (
-    CAPTIONS_FILE,
-    capabilities_markdown,
-    load_training_captions,
-    summarize_captions,
-)
-from webapp.files import OutputStore
 from webapp.handlers import Studio, StudioLimits
-from webapp.listening_test import AnswerLog, Trial, csv_safe
 from webapp.registry import ModelRegistry
 
 pytestmark = [

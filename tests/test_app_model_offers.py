@@ -9,10 +9,10 @@ import pytest
 import app
 from models.backends import as_generator
 from models.loading import load_pipeline
+from studio.outputs import OutputStore
+from studio.trials import AnswerLog
 from tests.test_app_support import LOOPS, TEXT, save_checkpoints, write_real_clips
-from webapp.files import OutputStore
 from webapp.handlers import MODES, Studio, StudioLimits
-from webapp.listening_test import AnswerLog
 from webapp.registry import ModelRegistry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,6 +1,6 @@
-"""The Gradio studio's logic, kept apart from its layout (`app.py`): model picker and cache (`registry`),
-input checks (`checks`), output files with their parameters (`files`), spectrogram pictures
-(`display`), the tab handlers (`handlers`) and the blind listening test (`listening_test`).
+"""The Gradio page's logic, kept apart from its layout (`app.py`): model picker and cache (`registry`),
+thin tab handlers that build a `studio` request and run its workflow (`handlers`), the named API
+(`api`), jobs and cancellation (`jobs`), and the page's progress and toasts (`progress`).
 
-Arrows point one way: webapp -> models; `models/` knows nothing of the app.
+Arrows point one way: webapp -> studio -> models, music; `studio/` and `models/` know nothing of the app.
 """

@@ -27,6 +27,7 @@ import torch
 
 from models.hub import ModelUnavailableError
 from models.loading import load_pipeline
+from studio.outputs import public_path
 
 # Pipeline classes (`_class_name` in model_index.json) the app can run, and whether they take text.
 RUNNABLE_CLASSES = {
@@ -358,16 +359,6 @@ class ModelRegistry:
             lock = self._use_locks.setdefault(choice.source, threading.Lock())
         with lock:
             yield choice, pipeline
-
-
-def public_path(path: str | os.PathLike) -> str:
-    """`path` as a page may show it: relative to the working folder when inside it, else its last
-    part only, so the page never shows where the server keeps its files."""
-    path = Path(path).expanduser()
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return path.name
 
 
 def default_model_dirs(model_dir: str | os.PathLike | None) -> list[Path]:

@@ -12,9 +12,7 @@ import math
 import threading
 from dataclasses import dataclass
 
-import gradio as gr
-
-from webapp.progress import duration_text
+from studio.progress import duration_text
 
 # Default window-steps per request: about 4 minutes of the bundled text model on a 2-core CPU at one
 # thread (0.4 s per window-step, `benchmarks/results/bundled.json`), 10x that on a GPU.
@@ -87,7 +85,7 @@ class Budget:
         self._lock = threading.Lock()
 
     def check(self, request: Request) -> None:
-        """Raise `gr.Error` naming what to reduce, and to what, when `request` is over the budget."""
+        """Raise `ValueError` naming what to reduce, and to what, when `request` is over the budget."""
         if request.work <= self.max_work:
             return
         options = []
@@ -104,7 +102,7 @@ class Budget:
             options.append(f"{request.steps_label} to {most_steps}")
         advice = ("reduce " + ", or ".join(options)) if options else (
             f"reduce {request.clips_label}, {request.seconds_label} and {request.steps_label} together")
-        raise gr.Error(
+        raise ValueError(
             f"This request is too large for this server: {request.clips} clip(s) x {request.windows} window(s) "
             f"x {request.steps} steps = {request.work:,} window-steps, over the limit of {self.max_work:,} "
             f"per request. To fit, {advice}.")
