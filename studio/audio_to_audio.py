@@ -4,20 +4,19 @@ Seconds and Hz throughout.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.generator import Capabilities
 from music.splice import splice_into_input
 from studio.checks import Upload, pick_seed, read_upload
 from studio.generation import (
+    ModelChoice,
     Workspace,
-    apply_scheduler,
     check_broken,
     check_prompt_use,
+    choose_scheduler,
     generate,
-    is_stable_audio,
-    model_channels,
 )
 from studio.pictures import spectrogram_of
 from studio.progress import Feedback, Notes
@@ -48,15 +47,25 @@ class Edit:
     region_end: float
 
 
-def mode_as_edit(request: AudioToAudioRequest, choice: object, pipeline: object, seconds_in: float,
+def check_mode_offered(mode: str, choice: ModelChoice, capabilities: Capabilities) -> None:
+    """`ValueError` when the model does not offer `mode` (e.g. Stable Audio Open: variations only)."""
+    offered = {"variation": capabilities.audio_to_audio, "inpaint region": capabilities.inpaint,
+               "outpaint around region": capabilities.inpaint, "continue": capabilities.continuation}
+    if offered[mode]:
+        return
+    if capabilities.audio_to_audio and not capabilities.inpaint and not capabilities.continuation:
+        raise ValueError(f"{choice.name} does variations only here; '{mode}' needs one of the mel models.")
+    raise ValueError(f"{choice.name} cannot do '{mode}'; pick another mode or model.")
+
+
+def mode_as_edit(request: AudioToAudioRequest, choice: ModelChoice, capabilities: Capabilities, seconds_in: float,
                  notes: Notes) -> Edit:
     """The request's mode as regions kept / seconds added, for a `seconds_in`-second input; `ValueError`
     for a region or continuation the clip or the model cannot take."""
     mode, region_start, region_end = request.mode, request.region_start, request.region_end
-    if is_stable_audio(pipeline) and mode != "variation":
-        raise ValueError(f"{choice.name} does variations only here; '{mode}' needs one of the mel models.")
+    check_mode_offered(mode, choice, capabilities)
     if mode == "continue":
-        longest = float(getattr(pipeline, "max_audio_length_in_s", math.inf))
+        longest = capabilities.max_extended_s
         if seconds_in + request.extend_seconds > longest:
             raise ValueError(f"Clip + continuation would be {seconds_in + request.extend_seconds:.1f} s; "
                              f"{choice.name} makes at most {longest:g} s.")
@@ -79,10 +88,11 @@ def mode_as_edit(request: AudioToAudioRequest, choice: object, pipeline: object,
     return Edit(keep_regions, None, region_end)
 
 
-def read_input(workspace: Workspace, request: AudioToAudioRequest, pipeline: object, feedback: Feedback) -> Upload:
+def read_input(workspace: Workspace, request: AudioToAudioRequest, capabilities: Capabilities,
+               feedback: Feedback) -> Upload:
     """The upload, read at the model's rate and checked against the longest input."""
-    max_input = min(workspace.limits.max_input_seconds, float(getattr(pipeline, "max_input_length_in_s", math.inf)))
-    upload = read_upload(request.audio_path, pipeline.sample_rate, max_input, model_channels(pipeline))
+    max_input = min(workspace.limits.max_input_seconds, capabilities.max_input_s)
+    upload = read_upload(request.audio_path, capabilities.sample_rate, max_input, capabilities.channels)
     if upload.notes:
         feedback.info("Input " + "; ".join(upload.notes) + ".")
     return upload
@@ -112,28 +122,29 @@ def audio_to_audio(workspace: Workspace, request: AudioToAudioRequest, feedback:
     seed = pick_seed(request.seed, request.randomize_seed)
     reporter = feedback.reporter(1, "Clip")
     reporter.report(0.0, "Loading the model...")
-    with workspace.registry.use(request.model) as (choice, pipeline):
+    with workspace.registry.use(request.model) as (choice, model):
+        capabilities = model.capabilities
         # 2. Read the upload at the model's rate
-        steps = workspace.check_steps(request.steps, pipeline)
-        upload = read_input(workspace, request, pipeline, feedback)
-        seconds_in = upload.mono.shape[-1] / pipeline.sample_rate
+        steps = workspace.check_steps(request.steps, capabilities)
+        upload = read_input(workspace, request, capabilities, feedback)
+        seconds_in = upload.mono.shape[-1] / capabilities.sample_rate
         # 3. The mode as regions kept / seconds added
-        edit = mode_as_edit(request, choice, pipeline, seconds_in, notes)
-        if is_stable_audio(pipeline) and seconds_in > pipeline.max_seconds_total:
-            notes.warn(f"{choice.name} takes at most {pipeline.max_seconds_total:.1f} s; the input is cut there.")
-        prompt = check_prompt_use(choice, pipeline, request.prompt, notes)
-        scheduler_used = apply_scheduler(pipeline, request.scheduler, notes)
+        edit = mode_as_edit(request, choice, capabilities, seconds_in, notes)
+        longest = capabilities.max_duration_s
+        if capabilities.trims_input and seconds_in > longest:
+            notes.warn(f"{choice.name} takes at most {longest:.1f} s; the input is cut there.")
+        prompt = check_prompt_use(choice, capabilities, request.prompt, notes)
+        scheduler, scheduler_used = choose_scheduler(capabilities, request.scheduler, notes)
         # 4. Generate
-        audio_in, rate_in = upload.for_model(model_channels(pipeline))
-        seconds_out = min(seconds_in, getattr(pipeline, "max_seconds_total", math.inf)) if is_stable_audio(
-            pipeline) else None
-        workspace.plan(reporter, choice, pipeline, 1, seconds_in + (edit.extend_in_s or 0.0), steps, "Outputs",
+        audio_in, rate_in = upload.for_model(capabilities.channels)
+        seconds_out = min(seconds_in, longest) if capabilities.trims_input else None
+        workspace.plan(reporter, choice, capabilities, 1, seconds_in + (edit.extend_in_s or 0.0), steps, "Outputs",
                        "Input length")
         generated = generate(
-            pipeline, seed, steps, prompt=prompt, negative_prompt=request.negative_prompt, seconds_total=seconds_out,
-            guidance_scale=request.guidance_scale if pipeline.is_text_conditioned else None, audio=audio_in,
+            model, seed, steps, prompt=prompt, negative_prompt=request.negative_prompt, seconds_total=seconds_out,
+            guidance_scale=request.guidance_scale if capabilities.text else None, audio=audio_in,
             audio_sampling_rate=rate_in, strength=request.strength, keep_regions_in_s=edit.keep_regions,
-            extend_in_s=edit.extend_in_s, progress_callback=reporter.for_call(0),
+            extend_in_s=edit.extend_in_s, progress_callback=reporter.for_call(0), scheduler=scheduler,
         )
         # 5. Back to the input's rate and channels, its loudness, and its own samples where kept
         kept = edit.keep_regions if edit.keep_regions else [(0.0, seconds_in)] if request.mode == "continue" else None

@@ -17,9 +17,8 @@ import PIL.Image
 import torch
 
 from evaluation.quality import broken_reasons, clip_checks
-from models.backends import as_generator
+from models.generator import AudioGenerator, Capabilities, GenerationRequest
 from models.outputs import GeneratedAudio
-from models.stable_audio import StableAudioBackend
 from music import tempo
 from music.key import Key, shift_to_key
 from studio.budget import Budget, Request, window_geometry, windows_for
@@ -49,14 +48,14 @@ class ModelChoice(Protocol):
 
 
 class ModelSource(Protocol):
-    """Where workflows get their models: resolve a picker value, load it, use it one call at a time.
-    Unknown or broken models raise `ValueError` with a message for the user."""
+    """Where workflows get their models (`AudioGenerator`s): resolve a picker value, load it, use it one
+    call at a time. Unknown or broken models raise `ValueError` with a message for the user."""
 
     def resolve(self, value: str | None) -> ModelChoice: ...
 
-    def load(self, value: str) -> object: ...
+    def load(self, value: str) -> AudioGenerator: ...
 
-    def use(self, value: str) -> AbstractContextManager[tuple[ModelChoice, object]]: ...
+    def use(self, value: str) -> AbstractContextManager[tuple[ModelChoice, AudioGenerator]]: ...
 
     @property
     def local_choices(self) -> list[ModelChoice]: ...
@@ -72,22 +71,9 @@ def bpm_from_prompt(prompt: str | None) -> float | None:
     return bpm if bpm is not None and low <= bpm <= high else None
 
 
-def is_stable_audio(pipeline: object) -> bool:
-    return isinstance(pipeline, StableAudioBackend)
-
-
-def model_channels(pipeline: object) -> int:
-    return int(getattr(pipeline, "channels", 1))
-
-
-def model_tempo(pipeline: object) -> float | None:
-    """The reference tempo of a tempo-normalised model in BPM (its output is stretched to any tempo), else None."""
-    return getattr(pipeline, "reference_bpm", None)
-
-
-def tempo_note(pipeline: object, bpm: float | None) -> str:
+def tempo_note(capabilities: Capabilities, bpm: float | None) -> str:
     """A status line saying how a tempo-normalised model reached the output's tempo ("" for other models)."""
-    reference = model_tempo(pipeline)
+    reference = capabilities.reference_bpm
     if not reference:
         return ""
     if bpm:
@@ -95,17 +81,17 @@ def tempo_note(pipeline: object, bpm: float | None) -> str:
     return f"Made at the model's {reference:.2f} BPM; name a tempo (e.g. '90 BPM') to get another."
 
 
-def default_seconds(pipeline: object, bpm: float | None = None) -> float:
+def default_seconds(capabilities: Capabilities, bpm: float | None = None) -> float:
     """A model's default clip length in seconds: for tempo-normalised models, the bars of one window
-    at `bpm` (two bars); for other mel models one window but at least `MIN_DEFAULT_SECONDS`; 10 s for
-    Stable Audio."""
-    window = float(getattr(pipeline, "window_seconds", 0.0) or 0.0)
-    reference = model_tempo(pipeline)
+    at `bpm` (two bars); for other windowed models one window but at least `MIN_DEFAULT_SECONDS`; for
+    one-pass models 10 s (or their longest, when shorter)."""
+    window = capabilities.window_seconds or 0.0
+    reference = capabilities.reference_bpm
     if window and reference:
         return window * reference / (bpm or reference)
     if window:
         return max(window, MIN_DEFAULT_SECONDS)
-    return float(min(10.0, getattr(pipeline, "max_seconds_total", 10.0)))
+    return float(min(10.0, capabilities.max_duration_s))
 
 
 def check_broken(notes: Notes | list[str], what: str, audio: np.ndarray, sample_rate: int) -> list[str]:
@@ -154,7 +140,7 @@ def picture(generated: GeneratedAudio, audio: np.ndarray, index: int = 0) -> PIL
 
 
 def generate(
-    pipeline: object,
+    model: AudioGenerator,
     seed: int,
     steps: int,
     prompt: str = "",
@@ -169,20 +155,21 @@ def generate(
     extend_in_s: float | None = None,
     progress_callback: Callable[[int, int], None] | None = None,
     bpm: float | None = None,
+    scheduler: str | None = None,
 ) -> GeneratedAudio:
     """One clip from any backend, seeded by `seed` (a CPU generator, so a seed means the same noise on
-    any device). `bpm` reaches tempo-normalised models only (generation from scratch). Raises `ValueError`
-    for inputs the model refuses, and for running out of memory or a failed generation."""
+    any device). `bpm` reaches tempo-normalised models only (generation from scratch); `scheduler` is
+    used for this call only. Raises `ValueError` for inputs the model refuses, and for running out of
+    memory or a failed generation."""
     generator = torch.Generator().manual_seed(int(seed))
     try:
-        backend = as_generator(pipeline)
-        return backend.generate(
-            (prompt or None) if backend.capabilities.text else None, duration_s=seconds_total,
+        return model.generate(GenerationRequest(
+            (prompt or None) if model.capabilities.text else None, duration_s=seconds_total,
             generator=generator, steps=steps, guidance=guidance_scale, negative_prompt=negative_prompt,
             audio=audio, audio_sampling_rate=audio_sampling_rate, strength=strength,
             keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s, seconds_start=seconds_start, bpm=bpm,
-            progress_callback=progress_callback,
-        )
+            progress_callback=progress_callback, scheduler=scheduler,
+        ))
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         raise ValueError("Out of GPU memory: ask for fewer outputs, fewer seconds, or try again when the "
@@ -191,25 +178,24 @@ def generate(
         raise ValueError(f"Generation failed: {error}") from None
 
 
-def check_prompt_use(choice: ModelChoice, pipeline: object, prompt: str, notes: Notes) -> str:
+def check_prompt_use(choice: ModelChoice, capabilities: Capabilities, prompt: str, notes: Notes) -> str:
     """The prompt, with a warning when the model takes no text (it is then ignored)."""
     prompt = (prompt or "").strip()
-    if prompt and not pipeline.is_text_conditioned:
+    if prompt and not capabilities.text:
         notes.warn(f"{choice.name} does not take text; the prompt is ignored.")
     return prompt
 
 
-def apply_scheduler(pipeline: object, scheduler: str | None, notes: Notes) -> str:
-    """Switch a mel pipeline's scheduler (the cached pipeline keeps it until the next switch)."""
+def choose_scheduler(capabilities: Capabilities, scheduler: str | None, notes: Notes) -> tuple[str | None, str]:
+    """(the sampler to pass to this call, None for the model's own; its name for the records). A model
+    that keeps its own sampler gets a warning instead."""
     scheduler = check_scheduler(scheduler)
     if scheduler is None:
-        return getattr(pipeline, "scheduler_name", "default")
-    if not hasattr(pipeline, "set_scheduler"):
+        return None, capabilities.default_scheduler
+    if scheduler not in capabilities.schedulers:
         notes.warn(f"This model keeps its own sampler; scheduler {scheduler!r} is not used.")
-        return "default"
-    if getattr(pipeline, "scheduler_name", None) != scheduler:
-        pipeline.set_scheduler(scheduler)
-    return scheduler
+        return None, "default"
+    return scheduler, scheduler
 
 
 @dataclass
@@ -232,17 +218,16 @@ class Workspace:
         if self.budget is None:
             self.budget = Budget(self.limits.max_work)
 
-    def check_steps(self, steps: object, pipeline: object | None = None) -> int:
+    def check_steps(self, steps: object, capabilities: Capabilities) -> int:
         """Steps within the server's and the model's limit, or `ValueError`."""
-        high = min(self.limits.max_steps, int(getattr(pipeline, "max_inference_steps", self.limits.max_steps)))
-        return check_int("Steps", steps, 1, high)
+        return check_int("Steps", steps, 1, min(self.limits.max_steps, capabilities.max_steps))
 
-    def plan(self, reporter: StepReporter, choice: ModelChoice, pipeline: object, clips: int, seconds: float,
-             steps: int, clips_label: str, seconds_label: str) -> Request:
+    def plan(self, reporter: StepReporter, choice: ModelChoice, capabilities: Capabilities, clips: int,
+             seconds: float, steps: int, clips_label: str, seconds_label: str) -> Request:
         """Check a request against the compute budget (`ValueError` naming what to reduce) and show its
         estimated time before generating. `seconds`: each clip's length in seconds."""
-        request = Request(clips, windows_for(pipeline, seconds), steps, clips_label, seconds_label,
-                          geometry=window_geometry(pipeline))
+        request = Request(clips, windows_for(capabilities, seconds), steps, clips_label, seconds_label,
+                          geometry=window_geometry(capabilities))
         self.budget.check(request)
         reporter.steps = steps
         estimate = self.budget.estimate_text(choice.source, request)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.quality import broken_reasons, clip_checks
+from models.generator import AudioGenerator
 from music.audio import load_audio, resample
 from studio.captions import TrainingCaptions, load_training_captions, training_subsets
 from studio.checks import MAX_PROMPT_CHARS, pick_seed
@@ -191,11 +192,11 @@ class ListeningTest:
 
     # ---- a trial ------------------------------------------------------------------------------
 
-    def listening_prompt(self, choices: list[ModelChoice], pipelines: list[object]) -> str:
+    def listening_prompt(self, choices: list[ModelChoice], models: list[AudioGenerator]) -> str:
         """A training caption to prompt the text side(s) of a pair with: one the unconditional side was
         trained on (so both sides make the same kind of clip), else one of the first model's; "" when no
         folder lists training captions."""
-        unconditional = [choice for choice, pipeline in zip(choices, pipelines) if not pipeline.is_text_conditioned]
+        unconditional = [choice for choice, model in zip(choices, models) if not model.capabilities.text]
         for choice in unconditional + choices:
             captions = self.training_captions(choice)
             if captions and captions.examples:
@@ -205,8 +206,8 @@ class ListeningTest:
     def side(self, choice: ModelChoice, seed: int, steps: int, seconds: float, prompt: str, bpm: float | None,
              reporter: StepReporter, index: int) -> tuple[np.ndarray, int]:
         """One generated side's clip: float32 `[channels, samples]` and its rate in Hz."""
-        with self.registry.use(choice.label) as (_, pipeline):
-            generated = generate(pipeline, seed, steps, prompt=prompt if pipeline.is_text_conditioned else "",
+        with self.registry.use(choice.label) as (_, model):
+            generated = generate(model, seed, steps, prompt=prompt if model.capabilities.text else "",
                                  seconds_total=seconds, progress_callback=reporter.for_call(index), bpm=bpm)
             return generated.audios[0], generated.sample_rate
 
@@ -228,15 +229,15 @@ class ListeningTest:
                              "of WAV/FLAC files.")
         return [first], clips[self.rng.randrange(len(clips))]
 
-    def trial_prompt(self, request: ListeningTrialRequest, choices: list[ModelChoice], pipelines: list[object],
+    def trial_prompt(self, request: ListeningTrialRequest, choices: list[ModelChoice], models: list[AudioGenerator],
                      clip: Path | None) -> str:
         """The prompt of the text side(s): the request's, the real clip's caption, or a training caption."""
         prompt = request.prompt
-        text_sides = [choice for choice, pipeline in zip(choices, pipelines) if pipeline.is_text_conditioned]
+        text_sides = [choice for choice, model in zip(choices, models) if model.capabilities.text]
         if clip is not None and text_sides:
             prompt = self.caption_of(clip) or prompt
         if text_sides and not prompt:
-            prompt = self.listening_prompt(choices, pipelines)
+            prompt = self.listening_prompt(choices, models)
         if text_sides and not prompt:
             raise ValueError(f"{text_sides[0].name} is a text model: write a prompt under Settings (no training "
                              "captions were found to draw one from).")
@@ -247,8 +248,8 @@ class ListeningTest:
         """A random segment of `clip` as long as the generated side, at the model's rate, through the model's
         own mel + Griffin-Lim when `vocoder_matched` (mel models)."""
         real_clip = clip.relative_to(self.real_dir).as_posix()
-        with self.registry.use(first.label) as (_, pipeline):
-            rate = pipeline.sample_rate
+        with self.registry.use(first.label) as (_, model):
+            rate = model.capabilities.sample_rate
             try:
                 real = load_audio(clip, rate, max_seconds=600.0)
             except ValueError as error:
@@ -256,9 +257,9 @@ class ListeningTest:
             length = min(len(real), round(seconds * rate))
             start = self.rng.randrange(len(real) - length + 1)
             real = real[start : start + length]
-            matched = bool(request.vocoder_matched) and hasattr(pipeline, "set_scheduler")
+            matched = bool(request.vocoder_matched) and model.capabilities.griffin_lim
             if matched:  # strength 0: the input's own mel reconstruction, no denoising
-                real = generate(pipeline, seed, 1, prompt=prompt, audio=real, audio_sampling_rate=rate,
+                real = generate(model, seed, 1, prompt=prompt, audio=real, audio_sampling_rate=rate,
                                 strength=0.0).audios[0, 0][:length]
         return Pair((first.name, REAL), [(real[None], rate)], length / rate, real_clip, matched)
 
@@ -310,12 +311,14 @@ class ListeningTest:
         reporter = feedback.reporter(2, "Clip")
         reporter.report(0.0, "Loading...")
         # 2. Check the settings against the models, still before generating
-        pipelines = [self.registry.load(choice.label) for choice in choices]
-        for pipeline in pipelines:
-            self.workspace.check_steps(request.steps, pipeline)
-        prompt = self.trial_prompt(request, choices, pipelines, clip)
-        seconds = request.seconds or default_seconds(pipelines[0], tempo_of_prompt(prompt) if prompt else None)
-        self.workspace.plan(reporter, choices[0], pipelines[0], 2, seconds, request.steps, "Clips", "Clip length")
+        models = [self.registry.load(choice.label) for choice in choices]
+        for model in models:
+            self.workspace.check_steps(request.steps, model.capabilities)
+        prompt = self.trial_prompt(request, choices, models, clip)
+        seconds = request.seconds or default_seconds(models[0].capabilities,
+                                                     tempo_of_prompt(prompt) if prompt else None)
+        self.workspace.plan(reporter, choices[0], models[0].capabilities, 2, seconds, request.steps, "Clips",
+                            "Clip length")
         seed = pick_seed(None, True, self.rng)
         # 3. Generate both sides, 4. at the same rate, channels, length and level
         pair = self.make_pair(request, choices, clip, seed, seconds, prompt, reporter)

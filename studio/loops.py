@@ -8,21 +8,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.generator import AudioGenerator
 from music.export import ExportSettings
 from music.key import Key
 from music.loop_quality import loop_quality
 from music.loops import loop_at_tempo, loop_from_downbeat, make_loop
 from studio.checks import MAX_SEED, pick_seed
 from studio.generation import (
+    ModelChoice,
     Workspace,
     apply_key,
-    apply_scheduler,
     bpm_from_prompt,
     check_broken,
     check_prompt_use,
+    choose_scheduler,
     default_seconds,
     generate,
-    model_tempo,
     picture,
     tempo_note,
 )
@@ -36,8 +37,9 @@ class LoopPlan:
     """What every variation of one request shares, once the model is loaded.
 
     Attributes:
-        choice, pipeline: the model.
-        steps: denoising steps per window; scheduler: the sampler used.
+        choice, model: the model.
+        steps: denoising steps per window; scheduler: the sampler asked of the model (None: its own);
+            scheduler_used: the sampler's name.
         prompt: the prompt used ("" for unconditional models).
         asked: the tempo asked for (the request's, else the prompt's), in BPM, or None.
         tempo: the tempo generated at (asked, else the model's reference), in BPM, or None.
@@ -45,10 +47,11 @@ class LoopPlan:
         key: the target key; export: how loop files are written; repeats: loop tiling.
     """
 
-    choice: object
-    pipeline: object
+    choice: ModelChoice
+    model: AudioGenerator
     steps: int
-    scheduler: str
+    scheduler: str | None
+    scheduler_used: str
     prompt: str
     asked: float | None
     tempo: float | None
@@ -58,25 +61,26 @@ class LoopPlan:
     repeats: int
 
 
-def plan_loops(workspace: Workspace, request: LoopsRequest, choice: object, pipeline: object,
+def plan_loops(workspace: Workspace, request: LoopsRequest, choice: ModelChoice, model: AudioGenerator,
                notes: Notes) -> LoopPlan:
     """Check a loops request against the loaded model: steps, prompt, and a clip length of at least one bar."""
-    steps = workspace.check_steps(request.steps, pipeline)
-    scheduler = apply_scheduler(pipeline, request.scheduler, notes)
-    prompt = check_prompt_use(choice, pipeline, request.prompt, notes)
-    if pipeline.is_text_conditioned and not prompt:
+    capabilities = model.capabilities
+    steps = workspace.check_steps(request.steps, capabilities)
+    scheduler, scheduler_used = choose_scheduler(capabilities, request.scheduler, notes)
+    prompt = check_prompt_use(choice, capabilities, request.prompt, notes)
+    if capabilities.text and not prompt:
         raise ValueError(f"{choice.name} is a text model: write a prompt, e.g. 'funk drum loop, 100 BPM'.")
-    asked = request.bpm or (bpm_from_prompt(prompt) if pipeline.is_text_conditioned else None)
+    asked = request.bpm or (bpm_from_prompt(prompt) if capabilities.text else None)
     # A tempo-normalised model makes bars at its reference tempo, stretched to the asked one: the
     # tempo is then known exactly, never estimated.
-    tempo = asked or model_tempo(pipeline)
+    tempo = asked or capabilities.reference_bpm
     bar_seconds = 240.0 / (tempo or 120.0)  # a loop needs one whole 4/4 bar
     if request.clip_seconds and request.clip_seconds < bar_seconds - 1e-6:
         raise ValueError(f"Clip length must be 0 (two bars) or at least one bar: {bar_seconds:.2f} s at "
                          f"{tempo or 120.0:g} BPM, got {request.clip_seconds:g} s.")
-    seconds = request.clip_seconds or default_seconds(pipeline, tempo)
-    return LoopPlan(choice, pipeline, steps, scheduler, prompt, asked, tempo, seconds, request.key, request.export,
-                    request.repeats)
+    seconds = request.clip_seconds or default_seconds(capabilities, tempo)
+    return LoopPlan(choice, model, steps, scheduler, scheduler_used, prompt, asked, tempo, seconds, request.key,
+                    request.export, request.repeats)
 
 
 def cut_loop(plan: LoopPlan, audio: np.ndarray, sample_rate: int, broken: list[str]):
@@ -84,7 +88,7 @@ def cut_loop(plan: LoopPlan, audio: np.ndarray, sample_rate: int, broken: list[s
     if "silent" in broken:  # a tempo "found" in near-silence would be noise
         raise ValueError("the clip is near-silent")
     mono = audio.mean(axis=0)
-    if model_tempo(plan.pipeline):  # bars from sample 0 at a known tempo, by construction
+    if plan.model.capabilities.reference_bpm:  # bars from sample 0 at a known tempo, by construction
         return loop_from_downbeat(mono, sample_rate, plan.tempo, repeats=plan.repeats)
     if plan.asked:  # tempo and downbeat estimated, whole bars stretched to the asked tempo
         return loop_at_tempo(mono, sample_rate, plan.asked, repeats=plan.repeats)
@@ -113,12 +117,12 @@ def loop_variation(workspace: Workspace, plan: LoopPlan, index: int, seed: int, 
                    notes: Notes) -> Output:
     """Variation `index` (0-based) with seed `seed`: generated, keyed, written, and cut into a loop."""
     choice, what = plan.choice, f"Variation {index + 1}"
-    generated = generate(plan.pipeline, seed, plan.steps, prompt=plan.prompt, seconds_total=plan.seconds,
-                         progress_callback=reporter.for_call(index), bpm=plan.tempo)
+    generated = generate(plan.model, seed, plan.steps, prompt=plan.prompt, seconds_total=plan.seconds,
+                         progress_callback=reporter.for_call(index), bpm=plan.tempo, scheduler=plan.scheduler)
     audio, key_line, key_facts = apply_key(generated.audios[0], generated.sample_rate, plan.key, notes, what)
     reporter.check()  # a request cancelled during the last step writes nothing
     params = dict(model=choice.short_name, model_source=choice.name, prompt=plan.prompt or None,
-                  seed=seed, steps=plan.steps, scheduler=plan.scheduler, seconds_total=plan.seconds,
+                  seed=seed, steps=plan.steps, scheduler=plan.scheduler_used, seconds_total=plan.seconds,
                   variation=index + 1, sample_rate=generated.sample_rate, asked_bpm=plan.asked or None,
                   **key_facts)
     broken = check_broken(notes, what, audio, generated.sample_rate)
@@ -158,16 +162,16 @@ def make_loops(workspace: Workspace, request: LoopsRequest, feedback: Feedback |
     reporter = feedback.reporter(request.variations, "Variation")
     reporter.report(0.0, "Loading the model...")
     # 2. Generate, loop and write each variation
-    with workspace.registry.use(request.model) as (choice, pipeline):
-        plan = plan_loops(workspace, request, choice, pipeline, notes)
-        workspace.plan(reporter, choice, pipeline, request.variations, plan.seconds, plan.steps, "Variations",
+    with workspace.registry.use(request.model) as (choice, model):
+        plan = plan_loops(workspace, request, choice, model, notes)
+        workspace.plan(reporter, choice, model.capabilities, request.variations, plan.seconds, plan.steps, "Variations",
                        "Clip length")
         outputs = [loop_variation(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
                    for index in range(request.variations)]
         workspace.finish(reporter, choice)
     lines = [(f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(plan.steps, 'step')} · "
-              f"{plan.scheduler} · `{choice.name}`")]
-    tempo_line = tempo_note(pipeline, plan.asked)
+              f"{plan.scheduler_used} · `{choice.name}`")]
+    tempo_line = tempo_note(model.capabilities, plan.asked)
     lines += [tempo_line] if tempo_line else []
     zip_path = workspace.store.write_batch("loops", outputs)
     return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path)

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.backends import as_generator
+from models.generator import AudioGenerator
 from studio.checks import MAX_SEED, pick_seed
 from studio.generation import (
+    ModelChoice,
     Workspace,
     apply_key,
-    apply_scheduler,
     bpm_from_prompt,
     check_broken,
+    choose_scheduler,
     generate,
-    model_tempo,
     picture,
     tempo_note,
 )
@@ -27,24 +27,26 @@ from studio.results import Output, Result, plural, status_text
 @dataclass
 class TextPlan:
     """What every output of one request shares once the model is loaded: the model, the checked request,
-    the steps and sampler used, and the tempo generated at in BPM (None: the model's own)."""
+    the steps, the sampler asked of the model (None: its own) and its name, and the tempo generated at in
+    BPM (None: the model's own)."""
 
-    choice: object
-    pipeline: object
+    choice: ModelChoice
+    model: AudioGenerator
     request: TextToAudioRequest
     steps: int
-    scheduler: str
+    scheduler: str | None
+    scheduler_used: str
     tempo: float | None
 
 
-def plan_text(workspace: Workspace, request: TextToAudioRequest, choice: object, pipeline: object,
+def plan_text(workspace: Workspace, request: TextToAudioRequest, choice: ModelChoice, model: AudioGenerator,
               notes: Notes) -> TextPlan:
     """Check a text-to-audio request against the loaded model: text, steps, duration and timing limits."""
-    if not pipeline.is_text_conditioned:
+    capabilities = model.capabilities
+    if not capabilities.text:
         raise ValueError(f"{choice.name} does not take text. Pick a text model here, or make loops from "
                          "it in the Loops tab.")
-    steps = workspace.check_steps(request.steps, pipeline)
-    capabilities = as_generator(pipeline).capabilities
+    steps = workspace.check_steps(request.steps, capabilities)
     if request.seconds_total > capabilities.max_duration_s + 1e-9:
         raise ValueError(f"Duration must be at most {capabilities.max_duration_s:.1f} s for {choice.name}, "
                          f"got {request.seconds_total:g} s.")
@@ -52,12 +54,12 @@ def plan_text(workspace: Workspace, request: TextToAudioRequest, choice: object,
     if limit is not None and request.seconds_start + request.seconds_total > limit + 1e-9:
         raise ValueError(f"Start offset + duration must be at most {limit:.1f} s for {choice.name}, got "
                          f"{request.seconds_start + request.seconds_total:g} s.")
-    scheduler = apply_scheduler(pipeline, request.scheduler, notes)
-    tempo = (request.bpm or bpm_from_prompt(request.prompt)) if model_tempo(pipeline) else None
-    if request.bpm and not model_tempo(pipeline):
+    scheduler, scheduler_used = choose_scheduler(capabilities, request.scheduler, notes)
+    tempo = (request.bpm or bpm_from_prompt(request.prompt)) if capabilities.reference_bpm else None
+    if request.bpm and not capabilities.reference_bpm:
         notes.warn(f"{choice.name} has no reference tempo to stretch from, so BPM is not applied here; "
                    "the Loops tab estimates its tempo and stretches whole bars to the BPM.")
-    return TextPlan(choice, pipeline, request, steps, scheduler, tempo)
+    return TextPlan(choice, model, request, steps, scheduler, scheduler_used, tempo)
 
 
 def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, reporter: StepReporter,
@@ -65,18 +67,19 @@ def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, rep
     """Output `index` (0-based) with seed `seed`: generated, trimmed, keyed, written and checked."""
     request, choice, tempo = plan.request, plan.choice, plan.tempo
     export = request.export
-    generated = generate(plan.pipeline, seed, plan.steps, prompt=request.prompt,
+    generated = generate(plan.model, seed, plan.steps, prompt=request.prompt,
                          negative_prompt=request.negative_prompt, seconds_total=request.seconds_total,
                          seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
-                         progress_callback=reporter.for_call(index), bpm=tempo)
+                         progress_callback=reporter.for_call(index), bpm=tempo, scheduler=plan.scheduler)
     samples = round(request.seconds_total * generated.sample_rate)
     audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
     audio, key_line, key_facts = apply_key(audio, generated.sample_rate, request.key, notes, f"Output {index + 1}")
     reporter.check()  # a request cancelled during the last step writes nothing
     params = dict(model=choice.short_name, model_source=choice.name, prompt=request.prompt,
                   negative_prompt=request.negative_prompt or None, seed=seed, steps=plan.steps,
-                  scheduler=plan.scheduler, seconds_total=request.seconds_total, seconds_start=request.seconds_start,
-                  guidance_scale=request.guidance_scale, sample_rate=generated.sample_rate, bpm=tempo, **key_facts)
+                  scheduler=plan.scheduler_used, seconds_total=request.seconds_total,
+                  seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
+                  sample_rate=generated.sample_rate, bpm=tempo, **key_facts)
     path = workspace.store.write_audio("text", audio, generated.sample_rate, params, settings=export)
     seconds_out = audio.shape[-1] / generated.sample_rate
     check_broken(notes, f"Output {index + 1}", audio, generated.sample_rate)
@@ -100,9 +103,9 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
     reporter = feedback.reporter(request.num_outputs, "Output")
     reporter.report(0.0, "Loading the model...")
     # 2. Generate
-    with workspace.registry.use(request.model) as (choice, pipeline):
-        plan = plan_text(workspace, request, choice, pipeline, notes)
-        workspace.plan(reporter, choice, pipeline, request.num_outputs, request.seconds_total, plan.steps,
+    with workspace.registry.use(request.model) as (choice, model):
+        plan = plan_text(workspace, request, choice, model, notes)
+        workspace.plan(reporter, choice, model.capabilities, request.num_outputs, request.seconds_total, plan.steps,
                        "Outputs", "Duration")
         outputs = [text_output(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
                    for index in range(request.num_outputs)]
@@ -110,7 +113,7 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
     lines = [(f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(plan.steps, 'step')} · "
               f"guidance {request.guidance_scale:g} · {request.seconds_total:g} s from {request.seconds_start:g} s · "
               f"`{choice.name}`")]
-    tempo_line = tempo_note(pipeline, plan.tempo)
+    tempo_line = tempo_note(model.capabilities, plan.tempo)
     lines += [tempo_line] if tempo_line else []
     zip_path = workspace.store.write_batch("text", outputs)
     return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path)

@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -87,7 +88,7 @@ def test_pipelines_are_loaded_once_and_the_least_recent_is_dropped(checkpoints):
 
     def loader(source, device=None):
         calls.append(source)
-        return object()
+        return SimpleNamespace(name=source, capabilities=None, generate=print)  # any AudioGenerator
 
     registry = ModelRegistry(bundled_dir=checkpoints, device="cpu", max_loaded=1, loader=loader)
     first = registry.load(LOOPS)
@@ -326,10 +327,10 @@ def test_audio_tab_bad_requests(studio, clip_file):
 
 
 def test_stable_audio_models_say_which_modes_they_lack(tmp_path, checkpoints, clip_file):
-    from models.stable_audio import StableAudioBackend
+    from models.stable_audio import StableAudioOpenPipeline
     from tests.test_stable_audio import tiny_pipeline
 
-    backend = StableAudioBackend(tiny_pipeline())
+    backend = StableAudioOpenPipeline(tiny_pipeline())
     registry = ModelRegistry(bundled_dir=None, device="cpu", hub_models={"stabilityai/stable-audio-open-1.0": True},
                              loader=lambda source, device=None: backend)
     studio = Studio(registry, OutputStore(tmp_path / "outputs"))

@@ -96,7 +96,7 @@ def test_settings_a_pair_needs_are_checked_before_any_generation(tmp_path, check
     studio = studio_without_real_clips(tmp_path, checkpoints)
     calls = []
     for model in (LOOPS, TEXT):
-        pipeline = studio.registry.load(model)
+        pipeline = studio.registry.load(model).pipeline  # the mel pipeline inside the AudioGenerator
         original = pipeline.__call__
         pipeline.__class__ = type("Counted" + type(pipeline).__name__, (type(pipeline),),
                                   {"__call__": lambda self, *a, _original=original, **k: (calls.append(1),

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from models.backends import as_generator
 from music.export import DEFAULT_FORMAT
 from studio.audio_to_audio import audio_to_audio
 from studio.captions import capabilities_markdown
@@ -223,7 +222,7 @@ class Studio:
             choice = self.registry.resolve(model)
             if not self.registry.is_loaded(model) and (not load or choice.origin in ("hub", "custom")):
                 return everything
-            capabilities = as_generator(self.registry.load(model)).capabilities
+            capabilities = self.registry.load(model).capabilities
         except (gr.Error, ValueError):
             return everything
         offered = {"variation": capabilities.audio_to_audio, "inpaint region": capabilities.inpaint,
