@@ -75,3 +75,22 @@ def test_stable_audio_open_offers_variations_only(tmp_path):
     with pytest.raises(ValueError, match="cannot inpaint"):
         backend.generate(GenerationRequest("piano", audio=np.zeros(800), audio_sampling_rate=16000,
                                            keep_regions_in_s=[(0, 0.01)]))
+
+
+def test_a_requested_sampler_is_used_for_that_call_only():
+    """A sampler picked by one request must not change the shared (cached) model for the next one."""
+    model = as_generator(tiny_mel_pipeline(), name="tiny loops")
+    own = model.capabilities.default_scheduler
+    other = next(name for name in model.capabilities.schedulers if name != own)
+    request = GenerationRequest(duration_s=0.2, generator=seeded(1), steps=3, scheduler=other)
+    first = model.generate(request)
+    assert first.settings["scheduler"] == other
+    assert model.pipeline.scheduler_name == own  # the cached model keeps its own sampler
+    default = model.generate(GenerationRequest(duration_s=0.2, generator=seeded(1), steps=3))
+    assert default.settings["scheduler"] == own
+    assert not np.array_equal(default.audios, first.audios)  # the other sampler really was used
+    model.pipeline.set_scheduler(other)  # the same sampler as the pipeline's own gives the same clip
+    np.testing.assert_array_equal(model.generate(GenerationRequest(duration_s=0.2, generator=seeded(1), steps=3))
+                                  .audios, first.audios)
+    with pytest.raises(ValueError, match="cannot use scheduler 'warp'"):
+        model.generate(GenerationRequest(duration_s=0.2, steps=1, scheduler="warp"))
