@@ -14,11 +14,11 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from webapp.budget import default_max_work
-from webapp.files import OutputStore
+from studio.budget import default_max_work
+from studio.outputs import OutputStore
+from studio.trials import AnswerLog
 from webapp.handlers import Studio, StudioLimits
 from webapp.jobs import WorkerSlots, default_parallel_jobs, default_torch_threads
-from webapp.listening_test import AnswerLog
 from webapp.page import CSS, build_page
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
 

@@ -2,13 +2,15 @@
 
     python -m benchmarks.bench_bundled --checkpoints checkpoints/loops checkpoints/text --repeats 5
 
-Each checkpoint is loaded the way the app loads it (`models.loading.load_pipeline`) and generates one
-clip of `--seconds` seconds with the app's defaults (its default scheduler, 20 steps; text models:
-guidance scale 3.0 and a drum prompt; tempo-normalised models are stretched to the prompt's 124 BPM,
-as the app does), once to warm up and then `--repeats` timed runs per thread
-count; the median wall time and the real-time factor (seconds of audio per second of compute) are
-reported and written to `--out`. Text models also generate one clip at each `--check-durations`
-length (seconds) and record whether the output has exactly round(seconds x rate) samples.
+Each checkpoint is loaded the way the app loads it (`models.backends.load_generator`) and makes one
+clip of `--seconds` seconds through the app's own workflow with the app's defaults: text models the
+Text to audio workflow (`studio.text_to_audio`: its default scheduler, 20 steps, guidance scale 3.0, a
+drum prompt naming 124 BPM, which tempo-normalised models are stretched to), unconditional models the
+Loops workflow (`studio.loops`, 124 BPM, one variation, 4 repeats); the time includes what the user
+waits for (checks, loop cut, files). Once to warm up, then `--repeats` timed runs per thread count;
+the median wall time and the real-time factor (seconds of audio per second of compute) are reported
+and written to `--out`. Text models also make one clip at each `--check-durations` length (seconds)
+and record whether the written file has exactly round(seconds x rate) samples.
 """
 from __future__ import annotations
 
@@ -16,74 +18,91 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
+import soundfile as sf
 import torch
 
-from models.backends import as_generator
-from models.loading import load_pipeline
+from studio.generation import Workspace
+from studio.loops import make_loops
+from studio.model_source import OneModel
+from studio.outputs import OutputStore
+from studio.requests import LoopsRequest, StudioLimits, TextToAudioRequest
+from studio.text_to_audio import text_to_audio
 
-APP_STEPS = 20  # webapp/handlers.py: the steps slider's default
-APP_GUIDANCE = 3.0  # webapp/handlers.py: the text tab's guidance default
+APP_STEPS = TextToAudioRequest.steps  # the tabs' default steps
+APP_GUIDANCE = TextToAudioRequest.guidance_scale  # the Text to audio tab's default guidance
 PROMPT = "drum loop, house, 124 BPM, TR-909 kit with kick, snare and closed hi-hat"
 PROMPT_BPM = 124.0
 
 
-def generate(pipeline, seconds: float, seed: int):
-    """One clip of `seconds` seconds at the app's defaults."""
-    generator = torch.Generator("cpu").manual_seed(seed)
-    backend = as_generator(pipeline)
-    text = backend.capabilities.text
-    return backend.generate(PROMPT if text else None, duration_s=seconds, generator=generator, steps=APP_STEPS,
-                            guidance=APP_GUIDANCE if text else None, bpm=PROMPT_BPM)
+def generate(workspace: Workspace, checkpoint: str, seconds: float, seed: int) -> tuple[int, int]:
+    """One clip of `seconds` seconds through the app's workflow at its defaults: (samples, rate in Hz) of
+    the file it wrote."""
+    if workspace.registry.model.capabilities.text:
+        request = TextToAudioRequest(model=checkpoint, prompt=PROMPT, seconds_total=seconds, seed=seed,
+                                     randomize_seed=False)
+        result = text_to_audio(workspace, request)
+    else:
+        result = make_loops(workspace, LoopsRequest(model=checkpoint, seed=seed, randomize_seed=False,
+                                                    clip_seconds=seconds, bpm=PROMPT_BPM))
+    info = sf.info(str(result.outputs[0].audio_path))
+    return int(info.frames), int(info.samplerate)
 
 
-def generate_once(pipeline, seconds: float, seed: int) -> float:
-    """Wall seconds to generate one clip of `seconds` seconds (Griffin-Lim included)."""
+def generate_once(workspace: Workspace, checkpoint: str, seconds: float, seed: int) -> float:
+    """Wall seconds to make one clip of `seconds` seconds (Griffin-Lim, checks and files included)."""
     start = time.perf_counter()
-    output = generate(pipeline, seconds, seed)
+    samples, rate = generate(workspace, checkpoint, seconds, seed)
     elapsed = time.perf_counter() - start
-    samples = output.audios.shape[-1]
-    if samples != round(seconds * output.sample_rate):
-        raise RuntimeError(f"asked {seconds} s, got {samples / output.sample_rate:.4f} s")
+    if samples != round(seconds * rate):
+        raise RuntimeError(f"asked {seconds} s, got {samples / rate:.4f} s")
     return elapsed
 
 
-def duration_checks(pipeline, durations: list[float]) -> list[dict]:
-    """Asked seconds vs samples returned, one clip per duration."""
+def duration_checks(workspace: Workspace, checkpoint: str, durations: list[float]) -> list[dict]:
+    """Asked seconds vs samples written, one clip per duration."""
     rows = []
     for index, seconds in enumerate(durations):
-        output = generate(pipeline, seconds, seed=100 + index)
-        expected = round(seconds * output.sample_rate)
-        rows.append({"seconds": seconds, "expected_samples": expected, "samples": int(output.audios.shape[-1]),
-                     "exact": int(output.audios.shape[-1]) == expected})
+        samples, rate = generate(workspace, checkpoint, seconds, seed=100 + index)
+        expected = round(seconds * rate)
+        rows.append({"seconds": seconds, "expected_samples": expected, "samples": samples,
+                     "exact": samples == expected})
     return rows
 
 
 def bench(checkpoint: str, seconds: float, repeats: int, threads: list[int], durations: list[float]) -> dict:
-    pipeline = load_pipeline(checkpoint, device="cpu")
+    models = OneModel.from_source(checkpoint, device="cpu")
+    capabilities = models.model.capabilities
+    with tempfile.TemporaryDirectory() as folder:
+        workspace = Workspace(models, OutputStore(Path(folder)), StudioLimits())
+        return measure(workspace, checkpoint, capabilities, seconds, repeats, threads, durations)
+
+
+def measure(workspace: Workspace, checkpoint: str, capabilities, seconds: float, repeats: int, threads: list[int],
+            durations: list[float]) -> dict:
+    """The timings and duration checks of one checkpoint."""
     rows = []
     for count in threads:
         torch.set_num_threads(count)
-        generate_once(pipeline, seconds, seed=0)  # warm-up
-        times = [generate_once(pipeline, seconds, seed=1 + i) for i in range(repeats)]
+        generate_once(workspace, checkpoint, seconds, seed=0)  # warm-up
+        times = [generate_once(workspace, checkpoint, seconds, seed=1 + i) for i in range(repeats)]
         median = statistics.median(times)
         rows.append({"threads": count, "median_s": round(median, 3), "min_s": round(min(times), 3),
                      "max_s": round(max(times), 3), "realtime_factor": round(seconds / median, 2)})
     return {
         "checkpoint": checkpoint,
-        "pipeline": type(pipeline).__name__,
-        "scheduler": type(pipeline.scheduler).__name__,
-        "window_seconds": round(float(pipeline.window_seconds), 3),
+        "workflow": "studio.text_to_audio" if capabilities.text else "studio.loops",
+        "scheduler": capabilities.default_scheduler,
+        "window_seconds": round(float(capabilities.window_seconds or 0.0), 3),
         "seconds": seconds,
         "steps": APP_STEPS,
-        "guidance_scale": APP_GUIDANCE if getattr(pipeline, "is_text_conditioned", False) else None,
+        "guidance_scale": APP_GUIDANCE if capabilities.text else None,
         "repeats": repeats,
         "timings": rows,
-        "duration_checks": (
-            duration_checks(pipeline, durations) if getattr(pipeline, "is_text_conditioned", False) else []
-        ),
+        "duration_checks": duration_checks(workspace, checkpoint, durations) if capabilities.text else [],
     }
 
 

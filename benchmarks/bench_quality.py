@@ -5,9 +5,11 @@
 
 Real clips: the corpus's test split (loops: its drum clips; text: 13 clips from each of five
 contrasting families, drums, bass, chords, melody and chorale, with their captions as prompts),
-each cut to its first `--seconds`. Generations: one per real clip, at the app's defaults (the
-model's scheduler and step count, guidance 3, `--seconds` long, fixed seeds), at the real clip's
-tempo for tempo-normalised models (the app takes the BPM from the prompt or the BPM field).
+each cut to its first `--seconds`. Generations: one per real clip, made by the app's own workflows
+(text: `studio.text_to_audio` with the caption as prompt; loops: the raw clip of `studio.loops`), at
+the app's defaults (the model's scheduler and step count, guidance 3, `--seconds` long, fixed seeds),
+at the real clip's tempo for tempo-normalised models (the app takes the BPM from the prompt or the
+BPM field).
 
 Measures, each against the real clips in the same run:
 - broken-clip rate (`evaluation.quality.broken_reasons`; its rate on real test and valid clips is
@@ -47,9 +49,16 @@ from evaluation.quality import (
     clip_checks,
     pulse_clarity,
 )
+from models.backends import as_generator
 from models.loading import load_pipeline
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.stretch import samples_at_tempo, time_stretch
+from studio.generation import Workspace
+from studio.loops import make_loops
+from studio.model_source import OneModel
+from studio.outputs import OutputStore
+from studio.requests import LoopsRequest, StudioLimits, TextToAudioRequest
+from studio.text_to_audio import text_to_audio
 from training.recipe import x0_estimate
 
 FAMILIES = ("drums", "bass", "chords", "melody", "chorale")
@@ -107,23 +116,27 @@ def write_real(rows: list[dict], seconds: float, folder: Path) -> list[Path]:
     return paths
 
 
-def generate(pipeline, rows: list[dict], kind: str, seconds: float, seed: int,
-             folder: Path) -> tuple[list[Path], float]:
-    """One clip per row (its caption as prompt, its tempo for tempo-normalised models); median seconds per clip."""
+def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict], kind: str, seconds: float,
+             seed: int, folder: Path) -> tuple[list[Path], float]:
+    """One clip per row through the app's workflow (text: Text to audio with its caption as prompt; loops:
+    the Loops tab's raw clip), at its tempo for tempo-normalised models; median seconds per clip."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, times = [], []
-    tempo_model = getattr(pipeline, "reference_bpm", None) is not None
+    tempo_model = workspace.registry.model.capabilities.reference_bpm is not None
     for index, row in enumerate(tqdm(rows, desc=f"generating {kind}", unit="clip")):
-        generator = torch.Generator().manual_seed(seed + index)
-        bpm = float(row["bpm"]) if tempo_model and row.get("bpm") else None
+        bpm = float(row["bpm"]) if tempo_model and row.get("bpm") else 0.0
         started = time.perf_counter()
         if kind == "text":
-            output = pipeline(row["text"], seconds_total=seconds, generator=generator, bpm=bpm)
+            result = text_to_audio(workspace, TextToAudioRequest(
+                model=checkpoint, prompt=row["text"], seconds_total=seconds, steps=steps, seed=seed + index,
+                randomize_seed=False, bpm=bpm))
         else:
-            output = pipeline(audio_length_in_s=seconds, generator=generator, bpm=bpm)
+            result = make_loops(workspace, LoopsRequest(
+                model=checkpoint, clip_seconds=seconds, steps=steps, seed=seed + index, randomize_seed=False, bpm=bpm))
         times.append(time.perf_counter() - started)
+        audio, rate = sf.read(str(result.outputs[0].audio_path), dtype="float32")
         path = folder / f"gen-{index:03d}.wav"
-        sf.write(path, output.audios[0, 0], output.sample_rate)
+        sf.write(path, audio, rate)
         paths.append(path)
     return paths, float(np.median(times))
 
@@ -267,7 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         pipeline.default_num_inference_steps = args.steps
     label = f"{name}-{args.kind}-{pipeline.scheduler_name}-{pipeline.default_num_inference_steps}"
-    gen_paths, seconds_per_clip = generate(pipeline, rows, args.kind, args.seconds, args.seed, args.work_dir / label)
+    outputs = OutputStore(args.work_dir / f"{label}-workflow", max_files=100_000)
+    # The benchmark's own steps and lengths may exceed a public server's limits.
+    workspace = Workspace(OneModel(as_generator(pipeline), str(args.checkpoint)), outputs,
+                          StudioLimits(max_steps=1000, max_work=10**9))
+    steps = pipeline.default_num_inference_steps
+    gen_paths, seconds_per_clip = generate(workspace, str(args.checkpoint), steps, rows, args.kind, args.seconds,
+                                           args.seed, args.work_dir / label)
     gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
     result = {"checkpoint": str(args.checkpoint), "kind": args.kind, "num": len(rows), "seconds": args.seconds,
               "scheduler": pipeline.scheduler_name, "steps": pipeline.default_num_inference_steps,
@@ -357,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     # 7. Long clips: continued window by window, do they keep the level and the groove?
     if args.long_seconds:
         long_rows = rows[: args.long_num]
-        long_paths, _ = generate(pipeline, long_rows, args.kind, args.long_seconds, args.seed + 1000,
-                                 args.work_dir / f"{label}-long")
+        workspace.limits.max_seconds = max(workspace.limits.max_seconds, args.long_seconds)
+        long_paths, _ = generate(workspace, str(args.checkpoint), steps, long_rows, args.kind, args.long_seconds,
+                                 args.seed + 1000, args.work_dir / f"{label}-long")
         drifts, broken, clarity = [], [], []
         for audio in load_audio(long_paths):
             rms = [float(np.sqrt(np.mean(piece ** 2)) + 1e-9) for piece in (audio[: 2 * RATE], audio[-2 * RATE:])]

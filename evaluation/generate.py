@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from evaluation import distributed
 from evaluation.audio_io import write_clip
 from models.backends import as_generator
+from models.generator import GenerationRequest
 from models.model_index import MODEL_INDEX
 from music.audiofolder import AUDIO_EXTENSIONS, METADATA_JSONL, write_rows
 
@@ -85,8 +86,8 @@ class ClipTask:
                 # Tempo-normalised models are stretched to the reference clip's tempo, as the app does
                 # with the BPM its prompt names.
                 bpm = row["reference"].get("bpm") if isinstance(row["reference"], dict) else None
-        output = backend.generate(prompt, duration_s=self.seconds_total, generator=generator,
-                                  steps=self.num_inference_steps, bpm=float(bpm) if bpm else None)
+        output = backend.generate(GenerationRequest(prompt, duration_s=self.seconds_total, generator=generator,
+                                  steps=self.num_inference_steps, bpm=float(bpm) if bpm else None))
         if output.settings.get("bpm"):
             row["bpm"] = float(output.settings["bpm"])
         audio = np.asarray(output.audios[0], dtype=np.float32)

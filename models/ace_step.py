@@ -6,14 +6,13 @@ for the real models, 10 s to 10 min. The turbo checkpoints sample in 8 steps, gu
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from diffusers import AceStepPipeline
 
 from models.device import pick_device, pick_dtype
-from models.generator import Capabilities, GenerationResult, ProgressCallback, check_mode
+from models.generator import Capabilities, GenerationRequest, GenerationResult, ProgressCallback, check_mode
 from models.stable_audio_3 import load_hub_pipeline, regions_to_regenerate
 from music.audio import prepare_audio_channels
 from music.spectrogram import mel_image
@@ -66,47 +65,33 @@ class AceStepBackend:
                                      "ACE-Step wants a GPU with about 12 GB free; free memory or use a smaller model")
         return cls(pipeline, name=name)
 
-    def generate(
-        self,
-        prompt: str | None = None,
-        duration_s: float | None = None,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        negative_prompt: str | None = None,
-        audio: np.ndarray | None = None,
-        audio_sampling_rate: int | None = None,
-        strength: float = 1.0,
-        keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
-        extend_in_s: float | None = None,
-        seconds_start: float = 0.0,
-        bpm: float | None = None,
-        num_outputs: int = 1,
-        progress_callback: ProgressCallback | None = None,
-    ) -> GenerationResult:
+    def generate(self, request: GenerationRequest) -> GenerationResult:
         """See `models.generator.AudioGenerator.generate`. From scratch `duration_s` defaults to 30 s;
         `bpm` is passed to the model as its tempo metadata; a negative prompt and `seconds_start` do
         not apply. Inpainting regenerates one region: `keep_regions_in_s` must leave one gap."""
         # 1. Check inputs
-        check_mode(self.capabilities, self.name, prompt, audio, keep_regions_in_s, extend_in_s)
+        duration_s = request.duration_s
+        steps = request.steps
+        check_mode(self.capabilities, self.name, request)
         steps = self.capabilities.default_steps if steps is None else steps
         if not isinstance(steps, int) or not 1 <= steps <= self.capabilities.max_steps:
             raise ValueError(f"steps must be an integer in [1, {self.capabilities.max_steps}], got {steps!r}.")
-        if not isinstance(num_outputs, int) or num_outputs < 1:
-            raise ValueError(f"num_outputs must be a positive integer, got {num_outputs!r}.")
-        if seconds_start or negative_prompt:
+        if not isinstance(request.num_outputs, int) or request.num_outputs < 1:
+            raise ValueError(f"num_outputs must be a positive integer, got {request.num_outputs!r}.")
+        if request.seconds_start or request.negative_prompt:
             raise ValueError(f"{self.name} takes neither seconds_start nor a negative prompt.")
-        if audio is not None and duration_s is not None:
+        if request.audio is not None and duration_s is not None:
             raise ValueError("duration_s applies to generation from scratch; with audio the output is as long as "
                              "the input (plus extend_in_s).")
-        if bpm is not None and not BPM_RANGE[0] <= bpm <= BPM_RANGE[1]:
-            raise ValueError(f"bpm must be in [{BPM_RANGE[0]:g}, {BPM_RANGE[1]:g}], got {bpm!r}.")
+        if request.bpm is not None and not BPM_RANGE[0] <= request.bpm <= BPM_RANGE[1]:
+            raise ValueError(f"bpm must be in [{BPM_RANGE[0]:g}, {BPM_RANGE[1]:g}], got {request.bpm!r}.")
 
         # 2. The input at the model's rate and channels, and the output length in samples
         waveform = None
-        if audio is not None:
-            waveform = prepare_audio_channels(audio, audio_sampling_rate, self.sample_rate, self.channels, MAX_SECONDS)
-            num_samples = waveform.shape[-1] + round((extend_in_s or 0.0) * self.sample_rate)
+        if request.audio is not None:
+            waveform = prepare_audio_channels(request.audio, request.audio_sampling_rate, self.sample_rate,
+                                              self.channels, MAX_SECONDS)
+            num_samples = waveform.shape[-1] + round((request.extend_in_s or 0.0) * self.sample_rate)
         else:
             duration_s = 30.0 if duration_s is None else duration_s
             if not np.isfinite(duration_s) or duration_s <= 0:
@@ -118,11 +103,12 @@ class AceStepBackend:
         duration = (num_samples + 0.5) / self.sample_rate  # diffusers keeps int(duration * rate) samples
 
         # 3. Generate: text2music, cover (variation) or repaint (inpainting, continuation)
-        common = {"prompt": [prompt or ""] * num_outputs, "lyrics": "", "audio_duration": duration,
-                  "num_inference_steps": steps, "guidance_scale": 1.0 if guidance is None else float(guidance),
-                  "generator": generator, "bpm": None if bpm is None else round(bpm),
-                  "callback_on_step_end": _progress(progress_callback, steps)}
-        settings = {"backend": self.name, "steps": steps, "prompt": prompt, "bpm": common["bpm"],
+        guidance = 1.0 if request.guidance is None else float(request.guidance)
+        common = {"prompt": [request.prompt or ""] * request.num_outputs, "lyrics": "", "audio_duration": duration,
+                  "num_inference_steps": steps, "guidance_scale": guidance,
+                  "generator": request.generator, "bpm": None if request.bpm is None else round(request.bpm),
+                  "callback_on_step_end": _progress(request.progress_callback, steps)}
+        settings = {"backend": self.name, "steps": steps, "prompt": request.prompt, "bpm": common["bpm"],
                     "duration_s": num_samples / self.sample_rate}
         if waveform is None:
             output = self.pipeline(task_type="text2music", **common)
@@ -130,8 +116,8 @@ class AceStepBackend:
             padded = np.zeros((self.channels, num_samples), dtype=np.float32)
             padded[:, : waveform.shape[-1]] = waveform
             source = torch.from_numpy(padded)
-            if keep_regions_in_s or extend_in_s:
-                regenerated = regions_to_regenerate(keep_regions_in_s, waveform.shape[-1] / self.sample_rate,
+            if request.keep_regions_in_s or request.extend_in_s:
+                regenerated = regions_to_regenerate(request.keep_regions_in_s, waveform.shape[-1] / self.sample_rate,
                                                     num_samples / self.sample_rate)
                 if len(regenerated) != 1:
                     raise ValueError(f"{self.name} regenerates one region at a time; the kept regions leave "
@@ -139,13 +125,13 @@ class AceStepBackend:
                 (start, end), = regenerated
                 output = self.pipeline(task_type="repaint", src_audio=source, repainting_start=start,
                                        repainting_end=end, **common)
-                settings.update(keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s)
+                settings.update(keep_regions_in_s=request.keep_regions_in_s, extend_in_s=request.extend_in_s)
             else:
-                if not 0 <= strength <= 1:
-                    raise ValueError(f"strength must be in [0, 1], got {strength!r}.")
-                output = self.pipeline(task_type="cover", src_audio=source, audio_cover_strength=1.0 - strength,
+                if not 0 <= request.strength <= 1:
+                    raise ValueError(f"strength must be in [0, 1], got {request.strength!r}.")
+                output = self.pipeline(task_type="cover", src_audio=source, audio_cover_strength=1.0 - request.strength,
                                        **common)
-                settings.update(strength=strength)
+                settings.update(strength=request.strength)
 
         # 4. Exactly num_samples, float32 in [-1, 1], with display spectrograms
         audios = output.audios.float().cpu().numpy()[..., :num_samples]

@@ -5,6 +5,7 @@ family in it and is the one place where a backend is chosen.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -36,9 +37,19 @@ class Capabilities:
             (None: no timing conditioning).
         reference_bpm: the tempo a tempo-normalised model generates at (`bpm` stretches to another);
             None for models that make their own tempo.
-        schedulers: the sampler can be swapped (`models.schedulers.SCHEDULERS`).
+        schedulers: names of the samplers a call may pick (`models.schedulers.SCHEDULERS`); empty: the
+            model keeps its own.
+        default_scheduler: the sampler used when a call picks none ("default" when it cannot be named).
         default_steps: denoising steps used when the caller gives none.
         max_steps: most denoising steps a call may ask for.
+        window_seconds: the length of one model window in seconds (longer clips are grown window by
+            window); None for models that make a whole clip in one pass.
+        window_overlap_s: seconds of each further window that overlap the previous one (not new audio).
+        max_extended_s: longest input plus continuation (`extend_in_s`), in seconds.
+        trims_input: audio-to-audio output is `duration_s` long (default: the input's length, at most
+            `max_duration_s`), so a longer input is cut; otherwise the output follows the input.
+        griffin_lim: audio is made from mel power by Griffin-Lim, so an input at strength 0 comes back
+            through the model's own vocoder (a fair reference in listening tests).
     """
 
     text: bool
@@ -52,9 +63,15 @@ class Capabilities:
     channels: int
     reference_bpm: float | None = None
     max_piece_s: float | None = None
-    schedulers: bool = False
+    schedulers: tuple[str, ...] = ()
+    default_scheduler: str = "default"
     default_steps: int = 20
     max_steps: int = 1000
+    window_seconds: float | None = None
+    window_overlap_s: float = 0.0
+    max_extended_s: float = math.inf
+    trims_input: bool = False
+    griffin_lim: bool = False
 
     def modes(self) -> list[str]:
         """Names of the modes offered, for pickers and notes."""
@@ -73,6 +90,50 @@ class GenerationResult(GeneratedAudio):
     settings: dict = field(default_factory=dict)
 
 
+@dataclass
+class GenerationRequest:
+    """One call of a backend: what to make and how. Seconds and Hz throughout.
+
+    Attributes:
+        prompt: what to generate (text backends; required there, refused by the others).
+        duration_s: output length in seconds from scratch (None: the backend's default). With
+            `audio` the output is as long as the input plus `extend_in_s`.
+        generator: seeds everything random; a list gives one generator per output.
+        steps: denoising steps (None: `capabilities.default_steps`).
+        guidance: classifier-free guidance scale (None: the backend's default).
+        negative_prompt: what to steer away from (text backends).
+        audio, audio_sampling_rate: input audio (`[samples]` or 2-D, any channel layout) and
+            its rate in Hz, for audio-to-audio, inpainting and continuation.
+        strength: how far the output may move from `audio`: 0 keeps it, 1 ignores it.
+        keep_regions_in_s: inpainting: `(start_s, end_s)` regions of `audio` kept as they are.
+        extend_in_s: continuation: seconds added after `audio`.
+        seconds_start: where the output starts in the imagined piece, in seconds (text timing).
+        bpm: output tempo for tempo-normalised models generating from scratch; ignored otherwise
+            (the settings say whether it was used).
+        num_outputs: clips to make.
+        progress_callback: `(steps_done, steps_total)` after every denoising step.
+        scheduler: a sampler from `capabilities.schedulers` for this call only (None: the default);
+            the model keeps its own for the next call.
+    """
+
+    prompt: str | None = None
+    duration_s: float | None = None
+    generator: torch.Generator | list[torch.Generator] | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    negative_prompt: str | None = None
+    audio: np.ndarray | None = None
+    audio_sampling_rate: int | None = None
+    strength: float = 1.0
+    keep_regions_in_s: Sequence[tuple[float, float]] | None = None
+    extend_in_s: float | None = None
+    seconds_start: float = 0.0
+    bpm: float | None = None
+    num_outputs: int = 1
+    progress_callback: ProgressCallback | None = None
+    scheduler: str | None = None
+
+
 @runtime_checkable
 class AudioGenerator(Protocol):
     """A generation backend. `name` identifies it (hub id or folder); `pipeline` is the wrapped model."""
@@ -80,60 +141,27 @@ class AudioGenerator(Protocol):
     name: str
     capabilities: Capabilities
 
-    def generate(
-        self,
-        prompt: str | None = None,
-        duration_s: float | None = None,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        negative_prompt: str | None = None,
-        audio: np.ndarray | None = None,
-        audio_sampling_rate: int | None = None,
-        strength: float = 1.0,
-        keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
-        extend_in_s: float | None = None,
-        seconds_start: float = 0.0,
-        bpm: float | None = None,
-        num_outputs: int = 1,
-        progress_callback: ProgressCallback | None = None,
-    ) -> GenerationResult:
-        """Generate `num_outputs` clips.
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Generate `request.num_outputs` clips (see `GenerationRequest`).
 
-        Args:
-            prompt: what to generate (text backends; required there, refused by the others).
-            duration_s: output length in seconds from scratch (None: the backend's default). With
-                `audio` the output is as long as the input plus `extend_in_s`.
-            generator: seeds everything random; a list gives one generator per output.
-            steps: denoising steps (None: `capabilities.default_steps`).
-            guidance: classifier-free guidance scale (None: the backend's default).
-            negative_prompt: what to steer away from (text backends).
-            audio, audio_sampling_rate: input audio (`[samples]` or 2-D, any channel layout) and
-                its rate in Hz, for audio-to-audio, inpainting and continuation.
-            strength: how far the output may move from `audio`: 0 keeps it, 1 ignores it.
-            keep_regions_in_s: inpainting: `(start_s, end_s)` regions of `audio` kept as they are.
-            extend_in_s: continuation: seconds added after `audio`.
-            seconds_start: where the output starts in the imagined piece, in seconds (text timing).
-            bpm: output tempo for tempo-normalised models generating from scratch; ignored otherwise
-                (the settings say whether it was used).
-            num_outputs: clips to make.
-            progress_callback: `(steps_done, steps_total)` after every denoising step.
         Raises:
-            ValueError: naming the argument, for anything the backend cannot do or refuses.
+            ValueError: naming the field, for anything the backend cannot do or refuses.
         """
         ...
 
 
-def check_mode(capabilities: Capabilities, name: str, prompt: str | None, audio: object,
-               keep_regions_in_s: object, extend_in_s: object) -> None:
+def check_mode(capabilities: Capabilities, name: str, request: GenerationRequest) -> None:
     """Raise `ValueError` when a request needs a mode `capabilities` lacks (shared by every backend)."""
-    if prompt and not capabilities.text:
+    if request.scheduler and request.scheduler not in capabilities.schedulers:
+        offered = ", ".join(capabilities.schedulers) or "none: it keeps its own sampler"
+        raise ValueError(f"{name} cannot use scheduler {request.scheduler!r} (offered: {offered}).")
+    if request.prompt and not capabilities.text:
         raise ValueError(f"{name} does not take text; leave the prompt empty.")
-    if not prompt and capabilities.text and not capabilities.unconditional and audio is None:
+    if not request.prompt and capabilities.text and not capabilities.unconditional and request.audio is None:
         raise ValueError(f"{name} needs a prompt.")
-    if audio is not None and not capabilities.audio_to_audio:
+    if request.audio is not None and not capabilities.audio_to_audio:
         raise ValueError(f"{name} cannot take input audio.")
-    if keep_regions_in_s and not capabilities.inpaint:
+    if request.keep_regions_in_s and not capabilities.inpaint:
         raise ValueError(f"{name} cannot inpaint or outpaint (keep_regions_in_s).")
-    if extend_in_s and not capabilities.continuation:
+    if request.extend_in_s and not capabilities.continuation:
         raise ValueError(f"{name} cannot continue audio (extend_in_s).")

@@ -95,7 +95,7 @@ def load_pipeline(
         scheduler: swap the saved scheduler for one of `models.schedulers.SCHEDULERS` (mel pipelines).
 
     Returns:
-        `MelDiffusionPipeline`, `TextToMelPipeline`, `StableAudioBackend` or `StableAudio3Backend`
+        `MelDiffusionPipeline`, `TextToMelPipeline`, `StableAudioOpenPipeline` or `StableAudio3Backend`
         (`stabilityai/stable-audio-3-*` or a folder saved by `StableAudio3Pipeline`) or `AceStepBackend`
         (`ACE-Step/*` diffusers repos or a folder saved by `AceStepPipeline`).
     """
@@ -146,9 +146,9 @@ def _load_stable_audio_3(name: str, device: torch.device, torch_dtype: torch.dty
 
 
 def _load_stable_audio(name: str, device: torch.device, torch_dtype: torch.dtype):
-    from models.stable_audio import StableAudioBackend
+    from models.stable_audio import StableAudioOpenPipeline
 
-    return StableAudioBackend.from_pretrained(name, device=device, torch_dtype=torch_dtype)
+    return StableAudioOpenPipeline.from_pretrained(name, device=device, torch_dtype=torch_dtype)
 
 
 __all__ = ["TETICIO_DDPM_DEFAULT", "ModelUnavailableError", "load_pipeline", "resolve_model_folder"]

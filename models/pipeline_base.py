@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
 from models.outputs import GeneratedAudio
@@ -46,6 +46,7 @@ class WindowCall:
         eta: DDIM's eta (0 = deterministic sampling).
         conditioning: whatever the subclass's `noise_predictor` needs (e.g. encoded prompts).
         on_step: called after every denoising step (progress and cancellation).
+        scheduler: the sampler of this call (None: the pipeline's own); a call never changes the pipeline's.
     """
 
     batch_size: int
@@ -54,6 +55,7 @@ class WindowCall:
     eta: float = 0.0
     conditioning: object = None
     on_step: Callable[[], None] = lambda: None
+    scheduler: SchedulerMixin | None = None
 
 
 class MelPipelineBase(DiffusionPipeline):
@@ -162,6 +164,13 @@ class MelPipelineBase(DiffusionPipeline):
         (x0 bounded to [-1, 1] for pixel-space models)."""
         bounded = getattr(self, "vae", None) is None
         self.register_modules(scheduler=make_scheduler(name, self.scheduler.config, bounded=bounded))
+
+    def scheduler_for(self, name: str | None) -> SchedulerMixin | None:
+        """A fresh scheduler `name` for one call, on this pipeline's noise schedule (x0 bounded to [-1, 1] for
+        pixel-space models); None when `name` is None or the pipeline's own, which the call then uses."""
+        if name is None or name == self.scheduler_name:
+            return None
+        return make_scheduler(name, self.scheduler.config, bounded=getattr(self, "vae", None) is None)
 
     # ---- checks ----------------------------------------------------------------------------
 
@@ -344,9 +353,10 @@ class MelPipelineBase(DiffusionPipeline):
 
     # ---- the denoising loop ----------------------------------------------------------------
 
-    def prepare_extra_step_kwargs(self, generator: torch.Generator | list | None, eta: float) -> dict:
+    def prepare_extra_step_kwargs(self, generator: torch.Generator | list | None, eta: float,
+                                  scheduler: SchedulerMixin | None = None) -> dict:
         """`eta` and `generator` for schedulers whose `step` accepts them (DDIM's eta, DDPM's noise)."""
-        accepted = set(inspect.signature(self.scheduler.step).parameters)
+        accepted = set(inspect.signature((scheduler or self.scheduler).step).parameters)
         extra = {}
         if "eta" in accepted:
             extra["eta"] = eta
@@ -366,6 +376,7 @@ class MelPipelineBase(DiffusionPipeline):
         eta: float = 0.0,
         on_step: Callable[[], None] | None = None,
         noise: torch.Tensor | None = None,
+        scheduler: SchedulerMixin | None = None,
     ) -> torch.Tensor:
         """Run the scheduler from noise (or from `init_latents` noised according to `strength`) to latents.
 
@@ -375,10 +386,11 @@ class MelPipelineBase(DiffusionPipeline):
             init_latents: latents of the input audio, for variations and in/outpainting.
             strength: 1 starts from pure noise (input ignored except kept regions); 0 returns
                 `init_latents` unchanged; in between skips the first `(1 - strength)` of the steps.
+            scheduler: the sampler of this call (None: the pipeline's own).
             keep_mask: `[batch or 1, 1, 1, width]`, 1 where `init_latents` is kept: after every
                 step those columns are replaced by the input noised to the next step's level.
         """
-        scheduler = self.scheduler
+        scheduler = scheduler or self.scheduler
         scheduler.set_timesteps(num_inference_steps, device=self.device)
         dtype = self.denoiser.dtype
         if noise is None:
@@ -401,7 +413,7 @@ class MelPipelineBase(DiffusionPipeline):
             keep_mask = keep_mask.to(device=self.device, dtype=dtype)
             latents = keep_mask * scheduler.add_noise(init_latents, noise, timesteps[:1]) + (1 - keep_mask) * latents
 
-        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta, scheduler)
         autocast = self.cpu_autocast_dtype is not None and self.device.type == "cpu"
         for index, timestep in enumerate(timesteps):
             model_input = scheduler.scale_model_input(latents, timestep)
@@ -445,7 +457,7 @@ class MelPipelineBase(DiffusionPipeline):
         latents = self.denoise(
             self.noise_predictor(call, first_frames), self.latent_shape(batch), call.num_inference_steps,
             generators_for_windows(call.generator, call.batch_size, batch), init_latents=init_latents,
-            strength=strength, keep_mask=keep_mask, eta=call.eta, on_step=call.on_step,
+            strength=strength, keep_mask=keep_mask, eta=call.eta, on_step=call.on_step, scheduler=call.scheduler,
         )
         return self.decode_latents(latents)
 

@@ -67,6 +67,7 @@ class MelDiffusionPipeline(MelPipelineBase):
         eta: float = 0.0,
         bpm: float | None = None,
         progress_callback: ProgressCallback | None = None,
+        scheduler: str | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
         """Generate `batch_size` clips.
@@ -88,6 +89,8 @@ class MelDiffusionPipeline(MelPipelineBase):
                 `reference_bpm`, then time-stretched so that `audio_length_in_s` holds exactly that
                 many seconds at `bpm` (None: the reference tempo).
             progress_callback: called as `(steps_done, steps_total)` after each denoising step.
+            scheduler: a sampler for this call only (`models.schedulers.SCHEDULERS`; None: the pipeline's
+                own); the pipeline keeps its own for the next call.
         Returns:
             `GeneratedAudio` with `audios` `[batch_size, 1, samples]` at `sample_rate` Hz.
         """
@@ -114,7 +117,7 @@ class MelDiffusionPipeline(MelPipelineBase):
         phase_seeds = self.phase_seeds(generator, batch_size)
 
         # 3. Denoise: the input's windows, or generated windows, grown to num_samples
-        call = WindowCall(batch_size, num_inference_steps, generator, eta)
+        call = WindowCall(batch_size, num_inference_steps, generator, eta, scheduler=self.scheduler_for(scheduler))
         frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),
                                       overlap_in_s, progress_callback)
 

@@ -279,6 +279,7 @@ class TextToMelPipeline(MelPipelineBase):
         eta: float = 0.0,
         bpm: float | None = None,
         progress_callback: ProgressCallback | None = None,
+        scheduler: str | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
         """Generate `num_waveforms_per_prompt` clips per prompt.
@@ -294,7 +295,7 @@ class TextToMelPipeline(MelPipelineBase):
             num_inference_steps: denoising steps per window.
             guidance_scale: classifier-free guidance; <= 1 disables it.
             audio, audio_sampling_rate, strength, keep_regions_in_s, extend_in_s, overlap_in_s, eta,
-            progress_callback: as in `MelDiffusionPipeline.__call__` (audio-to-audio with a prompt).
+            progress_callback, scheduler: as in `MelDiffusionPipeline.__call__` (audio-to-audio with a prompt).
                 With `audio`, the output is as long as the input (plus `extend_in_s`): leave
                 `seconds_total` unset.
             bpm: tempo of the output in BPM, for tempo-normalised models: the clip is generated at
@@ -343,7 +344,8 @@ class TextToMelPipeline(MelPipelineBase):
 
         # 4. Denoise every window with its own timing: the window's start in the piece
         conditioning = TextConditioning(text, negative_text, seconds_start, piece_seconds, guidance_scale)
-        call = WindowCall(batch_size, num_inference_steps, generator, eta, conditioning)
+        call = WindowCall(batch_size, num_inference_steps, generator, eta, conditioning,
+                          scheduler=self.scheduler_for(scheduler))
         frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),
                                       overlap_in_s, progress_callback)
 

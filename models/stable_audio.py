@@ -36,7 +36,7 @@ MAX_INFERENCE_STEPS = 1000
 
 
 
-class StableAudioBackend:
+class StableAudioOpenPipeline:
     """`StableAudioPipeline` with the project's call interface (see `__call__`).
 
     Attributes:
@@ -76,7 +76,7 @@ class StableAudioBackend:
         name_or_path: str | os.PathLike = DEFAULT_MODEL_ID,
         device: str | torch.device | None = None,
         torch_dtype: torch.dtype | None = None,
-    ) -> StableAudioBackend:
+    ) -> StableAudioOpenPipeline:
         """Load a hub id or a local folder laid out like `stabilityai/stable-audio-open-1.0`.
 
         Args:
@@ -558,4 +558,4 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-__all__ = ["DEFAULT_MODEL_ID", "ModelUnavailableError", "StableAudioBackend", "mel_image"]
+__all__ = ["DEFAULT_MODEL_ID", "ModelUnavailableError", "StableAudioOpenPipeline", "mel_image"]

@@ -21,7 +21,7 @@ from diffusers import (
 )
 
 from models.device import pick_device, pick_dtype
-from models.generator import Capabilities, GenerationResult, ProgressCallback, check_mode
+from models.generator import Capabilities, GenerationRequest, GenerationResult, ProgressCallback, check_mode
 from models.hub import ModelUnavailableError, explain_unavailable
 from music.audio import prepare_audio_channels
 from music.spectrogram import mel_image
@@ -103,50 +103,36 @@ class StableAudio3Backend:
         pipeline = load_hub_pipeline(StableAudio3Pipeline, name, device, pick_dtype(device, torch_dtype), advice)
         return cls(pipeline, name=name)
 
-    def generate(
-        self,
-        prompt: str | None = None,
-        duration_s: float | None = None,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        negative_prompt: str | None = None,
-        audio: np.ndarray | None = None,
-        audio_sampling_rate: int | None = None,
-        strength: float = 1.0,
-        keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
-        extend_in_s: float | None = None,
-        seconds_start: float = 0.0,
-        bpm: float | None = None,
-        num_outputs: int = 1,
-        progress_callback: ProgressCallback | None = None,
-    ) -> GenerationResult:
+    def generate(self, request: GenerationRequest) -> GenerationResult:
         """See `models.generator.AudioGenerator.generate`. From scratch `duration_s` defaults to 10 s;
         with `audio` the output is as long as the input (plus `extend_in_s`). `strength` is SA3's
         `init_noise_level` (in (0, 1]); `guidance` > 1 only helps the non-distilled base models;
         `seconds_start` and `bpm` do not apply (SA3 conditions on the duration only)."""
         # 1. Check inputs
-        check_mode(self.capabilities, self.name, prompt, audio, keep_regions_in_s, extend_in_s)
+        duration_s = request.duration_s
+        steps = request.steps
+        guidance = request.guidance
+        check_mode(self.capabilities, self.name, request)
         steps = self.capabilities.default_steps if steps is None else steps
         if not isinstance(steps, int) or not 1 <= steps <= self.capabilities.max_steps:
             raise ValueError(f"steps must be an integer in [1, {self.capabilities.max_steps}], got {steps!r}.")
-        if not isinstance(num_outputs, int) or num_outputs < 1:
-            raise ValueError(f"num_outputs must be a positive integer, got {num_outputs!r}.")
-        if seconds_start:
+        if not isinstance(request.num_outputs, int) or request.num_outputs < 1:
+            raise ValueError(f"num_outputs must be a positive integer, got {request.num_outputs!r}.")
+        if request.seconds_start:
             raise ValueError(f"{self.name} conditions on the duration only; seconds_start must be 0.")
         guidance = 1.0 if guidance is None else float(guidance)
         if not np.isfinite(guidance) or guidance < 0:
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}.")
-        if audio is not None and duration_s is not None:
+        if request.audio is not None and duration_s is not None:
             raise ValueError("duration_s applies to generation from scratch; with audio the output is as long as "
                              "the input (plus extend_in_s).")
 
         # 2. The input at the model's rate and channels, and the output length in samples
         waveform = None
-        if audio is not None:
-            waveform = prepare_audio_channels(audio, audio_sampling_rate, self.sample_rate, self.channels,
-                                              self.capabilities.max_input_s)
-            num_samples = waveform.shape[-1] + round((extend_in_s or 0.0) * self.sample_rate)
+        if request.audio is not None:
+            waveform = prepare_audio_channels(request.audio, request.audio_sampling_rate, self.sample_rate,
+                                              self.channels, self.capabilities.max_input_s)
+            num_samples = waveform.shape[-1] + round((request.extend_in_s or 0.0) * self.sample_rate)
         else:
             duration_s = 10.0 if duration_s is None else duration_s
             if not np.isfinite(duration_s) or not 0 < duration_s:
@@ -159,32 +145,32 @@ class StableAudio3Backend:
         duration = (num_samples + 0.5) / self.sample_rate
 
         # 3. Generate with the pipeline for the mode
-        common = {"prompt": prompt or "", "duration": duration, "num_inference_steps": steps,
-                  "num_waveforms_per_prompt": num_outputs, "generator": generator,
-                  "callback_on_step_end": _progress(progress_callback, steps)}
-        settings = {"backend": self.name, "steps": steps, "prompt": prompt,
+        common = {"prompt": request.prompt or "", "duration": duration, "num_inference_steps": steps,
+                  "num_waveforms_per_prompt": request.num_outputs, "generator": request.generator,
+                  "callback_on_step_end": _progress(request.progress_callback, steps)}
+        settings = {"backend": self.name, "steps": steps, "prompt": request.prompt,
                     "duration_s": num_samples / self.sample_rate}
         if waveform is None:
-            output = self.pipeline(guidance_scale=guidance, negative_prompt=negative_prompt or None, **common)
-            settings.update(guidance=guidance, negative_prompt=negative_prompt or None)
-        elif keep_regions_in_s or extend_in_s:
+            output = self.pipeline(guidance_scale=guidance, negative_prompt=request.negative_prompt or None, **common)
+            settings.update(guidance=guidance, negative_prompt=request.negative_prompt or None)
+        elif request.keep_regions_in_s or request.extend_in_s:
             padded = np.zeros((self.channels, num_samples), dtype=np.float32)
             padded[:, : waveform.shape[-1]] = waveform
-            regenerated = regions_to_regenerate(keep_regions_in_s, waveform.shape[-1] / self.sample_rate,
+            regenerated = regions_to_regenerate(request.keep_regions_in_s, waveform.shape[-1] / self.sample_rate,
                                                 num_samples / self.sample_rate)
             if not regenerated:
                 raise ValueError("The kept regions cover the whole clip: nothing is left to generate.")
             output = self.inpaint_pipeline(audio=torch.from_numpy(padded)[None],
                                            mask_start_seconds=[start for start, _ in regenerated],
                                            mask_end_seconds=[end for _, end in regenerated], **common)
-            settings.update(keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s)
+            settings.update(keep_regions_in_s=request.keep_regions_in_s, extend_in_s=request.extend_in_s)
         else:
-            if not 0 < strength <= 1:
+            if not 0 < request.strength <= 1:
                 raise ValueError(f"strength must be in (0, 1] for {self.name} (its init_noise_level), "
-                                 f"got {strength!r}.")
-            output = self.audio_to_audio_pipeline(audio=torch.from_numpy(waveform)[None], init_noise_level=strength,
-                                                  **common)
-            settings.update(strength=strength)
+                                 f"got {request.strength!r}.")
+            output = self.audio_to_audio_pipeline(audio=torch.from_numpy(waveform)[None],
+                                                  init_noise_level=request.strength, **common)
+            settings.update(strength=request.strength)
 
         # 4. Exactly num_samples, float32 in [-1, 1], with display spectrograms
         audios = output.audios.float().cpu().numpy()[..., :num_samples]

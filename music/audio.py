@@ -1,7 +1,7 @@
 """Where audio enters the project: files read, checked, mixed down and resampled (Hz).
 
 The one place for it: the model backends (`prepare_audio`, `prepare_audio_channels`), the app's
-uploads (`webapp.checks.read_upload`), evaluation (`evaluation.audio_io.load_clip`), training data
+uploads (`studio.checks.read_upload`), evaluation (`evaluation.audio_io.load_clip`), training data
 (`load_audio`) and loop analysis (`music.tempo.check_audio`) all use the reader, the limits, the
 mixdown and the resampler here. Problems raise `ValueError` with a message a musician can act on.
 """

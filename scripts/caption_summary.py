@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from webapp.captions import (
+from studio.captions import (
     CAPTIONS_FILE,
     MAX_EXAMPLES,
     corpus_rows_for,

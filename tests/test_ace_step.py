@@ -7,6 +7,7 @@ from diffusers import AceStepPipeline
 
 from models.ace_step import AceStepBackend
 from models.backends import load_generator
+from models.generator import GenerationRequest
 from models.hub import ModelUnavailableError
 from tests.tiny_hub_models import ACE_SAMPLE_RATE, tiny_ace_step
 
@@ -34,10 +35,10 @@ def test_text_to_music_is_exact_reproducible_and_seeded(ace):
     assert isinstance(ace, AceStepBackend) and ace.capabilities.audio_to_audio and ace.capabilities.inpaint
     assert (ace.capabilities.sample_rate, ace.capabilities.channels, ace.capabilities.default_steps) == (8000, 2, 8)
     steps_seen = []
-    first = ace.generate("warm piano", duration_s=0.29, generator=seeded(1), steps=2, bpm=120,
-                         progress_callback=lambda done, total: steps_seen.append((done, total)))
-    again = ace.generate("warm piano", duration_s=0.29, generator=seeded(1), steps=2, bpm=120)
-    other = ace.generate("warm piano", duration_s=0.29, generator=seeded(2), steps=2, bpm=120)
+    first = ace.generate(GenerationRequest("warm piano", duration_s=0.29, generator=seeded(1), steps=2, bpm=120,
+                         progress_callback=lambda done, total: steps_seen.append((done, total))))
+    again = ace.generate(GenerationRequest("warm piano", duration_s=0.29, generator=seeded(1), steps=2, bpm=120))
+    other = ace.generate(GenerationRequest("warm piano", duration_s=0.29, generator=seeded(2), steps=2, bpm=120))
     assert first.audios.shape == (1, 2, 2320) and first.sample_rate == ACE_SAMPLE_RATE
     assert steps_seen == [(1, 2), (2, 2)] and first.settings["bpm"] == 120
     np.testing.assert_array_equal(first.audios, again.audios)
@@ -46,9 +47,10 @@ def test_text_to_music_is_exact_reproducible_and_seeded(ace):
 
 def test_cover_repaint_and_continuation_through_the_interface(ace, clip):
     common = {"audio": clip, "audio_sampling_rate": ACE_SAMPLE_RATE, "generator": seeded(), "steps": 2}
-    assert ace.generate("bass", strength=0.5, **common).audios.shape == (1, 2, clip.size)
-    assert ace.generate("bass", keep_regions_in_s=[(0.0, 0.2), (0.35, 0.5)], **common).audios.shape == (1, 2, clip.size)
-    continued = ace.generate("bass", extend_in_s=0.25, **common)
+    assert ace.generate(GenerationRequest("bass", strength=0.5, **common)).audios.shape == (1, 2, clip.size)
+    assert ace.generate(GenerationRequest("bass", keep_regions_in_s=[(0.0, 0.2), (0.35, 0.5)],
+                                          **common)).audios.shape == (1, 2, clip.size)
+    continued = ace.generate(GenerationRequest("bass", extend_in_s=0.25, **common))
     assert continued.audios.shape == (1, 2, clip.size + 2000)
 
 
@@ -67,7 +69,7 @@ def test_cover_repaint_and_continuation_through_the_interface(ace, clip):
 def test_bad_requests_raise_value_errors_naming_them(ace, kwargs, message):
     kwargs = {"prompt": "piano", "steps": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
-        ace.generate(**kwargs)
+        ace.generate(GenerationRequest(**kwargs))
 
 
 def test_offline_and_out_of_memory_are_explained(monkeypatch):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from studio.captions import CAPTIONS_FILE, summarize_captions
 from tests.test_app_support import (
     LATENT,
     LOOPS,
@@ -25,7 +26,6 @@ from tests.test_app_support import (
 )
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
 from webapp.api import GENERATION_ENDPOINTS, OTHER_ENDPOINTS
-from webapp.captions import CAPTIONS_FILE, summarize_captions
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file

@@ -13,6 +13,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from studio.captions import (
+    CAPTIONS_FILE,
+    capabilities_markdown,
+    load_training_captions,
+    summarize_captions,
+)
+from studio.outputs import OutputStore
+from studio.trials import AnswerLog, Trial, csv_safe
 from tests.test_app_support import (
     LATENT,
     LOOPS,
@@ -22,15 +30,7 @@ from tests.test_app_support import (
     write_real_clips,
 )
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal
-from webapp.captions import (
-    CAPTIONS_FILE,
-    capabilities_markdown,
-    load_training_captions,
-    summarize_captions,
-)
-from webapp.files import OutputStore
 from webapp.handlers import Studio, StudioLimits
-from webapp.listening_test import AnswerLog, Trial, csv_safe
 from webapp.registry import ModelRegistry
 
 pytestmark = [
@@ -96,7 +96,7 @@ def test_settings_a_pair_needs_are_checked_before_any_generation(tmp_path, check
     studio = studio_without_real_clips(tmp_path, checkpoints)
     calls = []
     for model in (LOOPS, TEXT):
-        pipeline = studio.registry.load(model)
+        pipeline = studio.registry.load(model).pipeline  # the mel pipeline inside the AudioGenerator
         original = pipeline.__call__
         pipeline.__class__ = type("Counted" + type(pipeline).__name__, (type(pipeline),),
                                   {"__call__": lambda self, *a, _original=original, **k: (calls.append(1),

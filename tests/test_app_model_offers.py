@@ -9,10 +9,10 @@ import pytest
 import app
 from models.backends import as_generator
 from models.loading import load_pipeline
+from studio.outputs import OutputStore
+from studio.trials import AnswerLog
 from tests.test_app_support import LOOPS, TEXT, save_checkpoints, write_real_clips
-from webapp.files import OutputStore
 from webapp.handlers import MODES, Studio, StudioLimits
-from webapp.listening_test import AnswerLog
 from webapp.registry import ModelRegistry
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -42,11 +42,11 @@ def test_text_duration_limit_follows_the_model(tmp_path, checkpoints):
 
 def test_a_variations_only_model_offers_only_variation(tmp_path, checkpoints):
     pytest.importorskip("torchsde")
-    from models.stable_audio import StableAudioBackend
+    from models.stable_audio import StableAudioOpenPipeline
     from tests.test_stable_audio import tiny_pipeline
 
     def loader(source, device=None):
-        return StableAudioBackend(tiny_pipeline()) if source == SAO else load_pipeline(source, device=device)
+        return StableAudioOpenPipeline(tiny_pipeline()) if source == SAO else load_pipeline(source, device=device)
 
     studio = studio_with(tmp_path, checkpoints, loader)
     label = next(label for label in studio.registry.labels() if label.startswith(SAO))

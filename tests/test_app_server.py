@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 
 import app
+from studio.generation import MIN_DEFAULT_SECONDS
 from tests.test_app_support import TEXT, running_app, save_checkpoints
 from tests.tiny_models import SAMPLE_RATE
-from webapp.handlers import MIN_DEFAULT_SECONDS
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402

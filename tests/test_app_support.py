@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from studio.outputs import OutputStore
+from studio.trials import AnswerLog
 from tests.tiny_models import SAMPLE_RATE, drum_like_signal, tiny_mel_pipeline, tiny_text_pipeline
-from webapp.files import OutputStore
 from webapp.handlers import Studio, StudioLimits
-from webapp.listening_test import AnswerLog
 from webapp.registry import ModelRegistry
 
 LOOPS = "checkpoints/loops · bundled"

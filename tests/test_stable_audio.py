@@ -1,4 +1,4 @@
-"""StableAudioBackend on a tiny random StableAudioPipeline built here (the real model is gated and
+"""StableAudioOpenPipeline on a tiny random StableAudioPipeline built here (the real model is gated and
 cannot be downloaded in tests): shapes, seeding, audio-to-audio strength, input checks, hub
 errors."""
 import logging
@@ -20,7 +20,7 @@ from huggingface_hub.errors import GatedRepoError
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from models.outputs import GeneratedAudio
-from models.stable_audio import ModelUnavailableError, StableAudioBackend
+from models.stable_audio import ModelUnavailableError, StableAudioOpenPipeline
 from music.spectrogram import mel_image
 
 SAMPLE_RATE = 16_000
@@ -77,10 +77,10 @@ def tiny_pipeline() -> StableAudioPipeline:
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory) -> StableAudioBackend:
+def backend(tmp_path_factory) -> StableAudioOpenPipeline:
     model_dir = tmp_path_factory.mktemp("tiny-stable-audio")
     tiny_pipeline().save_pretrained(model_dir)
-    return StableAudioBackend.from_pretrained(model_dir, device="cpu")
+    return StableAudioOpenPipeline.from_pretrained(model_dir, device="cpu")
 
 
 def chirp(seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -275,7 +275,7 @@ def test_unreachable_hub_raises_model_unavailable(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelUnavailableError, match="unreachable.*huggingface-cli login"):
-        StableAudioBackend.from_pretrained("no-such-owner/no-such-stable-audio-model")
+        StableAudioOpenPipeline.from_pretrained("no-such-owner/no-such-stable-audio-model")
 
 
 def test_gated_repo_raises_model_unavailable(monkeypatch):
@@ -289,9 +289,9 @@ def test_gated_repo_raises_model_unavailable(monkeypatch):
 
     monkeypatch.setattr(StableAudioPipeline, "from_pretrained", refuse)
     with pytest.raises(ModelUnavailableError, match="gated.*licence.*huggingface-cli login"):
-        StableAudioBackend.from_pretrained("stabilityai/stable-audio-open-1.0")
+        StableAudioOpenPipeline.from_pretrained("stabilityai/stable-audio-open-1.0")
 
 
 def test_missing_local_folder_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="No model folder"):
-        StableAudioBackend.from_pretrained(tmp_path / "missing")
+        StableAudioOpenPipeline.from_pretrained(tmp_path / "missing")

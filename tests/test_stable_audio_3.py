@@ -10,6 +10,7 @@ from diffusers import StableAudio3Pipeline
 from huggingface_hub.errors import GatedRepoError
 
 from models.backends import load_generator
+from models.generator import GenerationRequest
 from models.hub import ModelUnavailableError
 from models.stable_audio_3 import StableAudio3Backend, regions_to_regenerate
 from tests.tiny_hub_models import SA3_SAMPLE_RATE, tiny_stable_audio_3
@@ -51,10 +52,10 @@ def test_loads_as_a_stable_audio_3_backend_with_its_capabilities(sa3):
 @pytest.mark.parametrize("seconds", [0.29, 1.0])
 def test_text_to_audio_is_exactly_the_asked_duration_and_reproducible(sa3, seconds):
     steps_seen = []
-    first = sa3.generate("warm piano", duration_s=seconds, generator=seeded(1), steps=2,
-                         progress_callback=lambda done, total: steps_seen.append((done, total)))
-    again = sa3.generate("warm piano", duration_s=seconds, generator=seeded(1), steps=2)
-    other = sa3.generate("warm piano", duration_s=seconds, generator=seeded(2), steps=2)
+    first = sa3.generate(GenerationRequest("warm piano", duration_s=seconds, generator=seeded(1), steps=2,
+                         progress_callback=lambda done, total: steps_seen.append((done, total))))
+    again = sa3.generate(GenerationRequest("warm piano", duration_s=seconds, generator=seeded(1), steps=2))
+    other = sa3.generate(GenerationRequest("warm piano", duration_s=seconds, generator=seeded(2), steps=2))
     assert first.audios.shape == (1, 2, round(seconds * SA3_SAMPLE_RATE)) and first.audios.dtype == np.float32
     assert first.sample_rate == SA3_SAMPLE_RATE and len(first.images) == 1
     assert steps_seen == [(1, 2), (2, 2)]
@@ -65,8 +66,9 @@ def test_text_to_audio_is_exactly_the_asked_duration_and_reproducible(sa3, secon
 
 def test_audio_to_audio_keeps_the_input_length_and_strength_moves_away(sa3, clip):
     def vary(strength):
-        return sa3.generate("drum loop", audio=clip, audio_sampling_rate=SA3_SAMPLE_RATE, strength=strength,
-                            generator=seeded(3), steps=2).audios
+        return sa3.generate(GenerationRequest("drum loop", audio=clip, audio_sampling_rate=SA3_SAMPLE_RATE,
+                                              strength=strength,
+                            generator=seeded(3), steps=2)).audios
 
     low, high = vary(0.05), vary(1.0)
     assert low.shape == high.shape == (1, 2, clip.size)
@@ -74,11 +76,12 @@ def test_audio_to_audio_keeps_the_input_length_and_strength_moves_away(sa3, clip
 
 
 def test_inpainting_and_continuation_through_the_interface(sa3, clip):
-    inpainted = sa3.generate("snare", audio=clip, audio_sampling_rate=SA3_SAMPLE_RATE,
-                             keep_regions_in_s=[(0.0, 0.2), (0.35, 0.5)], generator=seeded(), steps=2)
+    inpainted = sa3.generate(GenerationRequest("snare", audio=clip, audio_sampling_rate=SA3_SAMPLE_RATE,
+                             keep_regions_in_s=[(0.0, 0.2), (0.35, 0.5)], generator=seeded(), steps=2))
     assert inpainted.audios.shape == (1, 2, clip.size)
-    continued = sa3.generate("snare", audio=clip, audio_sampling_rate=16_000, extend_in_s=0.3, num_outputs=2,
-                             generator=[seeded(1), seeded(2)], steps=2)
+    continued = sa3.generate(GenerationRequest("snare", audio=clip, audio_sampling_rate=16_000, extend_in_s=0.3,
+                                               num_outputs=2,
+                             generator=[seeded(1), seeded(2)], steps=2))
     assert continued.audios.shape == (2, 2, clip.size // 2 + round(0.3 * SA3_SAMPLE_RATE))
     assert not np.allclose(continued.audios[0], continued.audios[1])
 
@@ -109,7 +112,7 @@ def test_regions_to_regenerate_are_the_gaps_and_the_extension():
 def test_bad_requests_raise_value_errors_naming_them(sa3, kwargs, message):
     kwargs = {"prompt": "piano", "steps": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
-        sa3.generate(**kwargs)
+        sa3.generate(GenerationRequest(**kwargs))
 
 
 def test_offline_gated_and_out_of_memory_are_explained(monkeypatch):

@@ -6,17 +6,17 @@ import torch
 
 pytest.importorskip("torchsde", reason="CosineDPMSolverMultistepScheduler needs torchsde")
 
-from models.stable_audio import StableAudioBackend
+from models.stable_audio import StableAudioOpenPipeline
 from tests.test_stable_audio import SAMPLE_RATE, seeded, tiny_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore:Should have:UserWarning")
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory) -> StableAudioBackend:
+def backend(tmp_path_factory) -> StableAudioOpenPipeline:
     model_dir = tmp_path_factory.mktemp("tiny-stable-audio-timing")
     tiny_pipeline().save_pretrained(model_dir)
-    return StableAudioBackend.from_pretrained(model_dir, device="cpu")
+    return StableAudioOpenPipeline.from_pretrained(model_dir, device="cpu")
 
 
 def reference_window(backend, prompt, seconds_start, seconds_end, steps, seed):

@@ -1,7 +1,7 @@
-"""The Gradio studio: its page (`page`, one builder per tab in `tabs/`, shared controls in `controls`) and its
-logic, kept apart from the layout: model picker and cache (`registry`),
-input checks (`checks`), output files with their parameters (`files`), spectrogram pictures
-(`display`), the tab handlers (`handlers`) and the blind listening test (`listening_test`).
+"""The Gradio studio: its page (`page`, one builder per tab in `tabs/`, shared controls in `controls`), the
+model picker and cache (`registry`), thin tab handlers that build a `studio` request and run its workflow
+(`handlers`), the named API (`api`), jobs and cancellation (`jobs`), and the page's progress and toasts
+(`progress`).
 
-Arrows point one way: webapp -> models; `models/` knows nothing of the app.
+Arrows point one way: webapp -> studio -> models, music; `studio/` and `models/` know nothing of the app.
 """

@@ -1,6 +1,7 @@
 """The studio's programmatic API, apart from the page's layout: one named endpoint per task, each
 returning one JSON object with named fields (audio files, seeds, sample rate in Hz, durations in
-seconds, BPM, loop files and the settings used), built on the tabs' own handlers (`webapp.handlers`).
+seconds, BPM, loop files and the settings used). Each builds the same typed request as its tab
+(`studio.requests`), by keyword, and runs the same workflow.
 
     from gradio_client import Client
     result = Client("http://127.0.0.1:7860/").predict(model="checkpoints/loops", seed=7, api_name="/loops")
@@ -23,7 +24,15 @@ from gradio.data_classes import FileData
 
 from music.export import DEFAULT_FORMAT
 from music.loops import read_wav_metadata
-from webapp.handlers import NO_KEY, Output, Result, Studio
+from studio.requests import (
+    NO_KEY,
+    AudioToAudioRequest,
+    ListeningTrialRequest,
+    LoopsRequest,
+    TextToAudioRequest,
+)
+from studio.results import Output, Result
+from webapp.handlers import Studio
 
 # Metadata that describes the file rather than the request (or holds a server path).
 NOT_SETTINGS = {"task", "title", "software", "comment", "created_utc", "model_source", "variation"}
@@ -134,9 +143,11 @@ class StudioAPI:
         Returns {endpoint, model, seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, loop,
         loop_info, key_info, loop_quality}], settings, zip, warnings, status}."""
         value, name = self._model(model, False)
-        result = self.studio.generate_loops(value, variations, seed, seed is None, steps, scheduler, repeats,
-                                            clip_seconds, bpm, prompt, key, export_rate, export_channels,
-                                            export_format, progress=progress)
+        request = LoopsRequest(model=value, variations=variations, seed=seed, randomize_seed=seed is None,
+                               steps=steps, scheduler=scheduler, repeats=repeats, clip_seconds=clip_seconds, bpm=bpm,
+                               prompt=prompt, target_key=key, export_rate=export_rate,
+                               export_channels=export_channels, export_format=export_format)
+        result = self.studio.run_loops(request, progress)
         return result_fields("loops", name, result)
 
     def text_to_audio(self, prompt: str, model: str = "", negative_prompt: str = "", seconds_total: float = 5.0,
@@ -150,10 +161,13 @@ class StudioAPI:
         seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, key_info}], settings, zip, warnings,
         status}."""
         value, name = self._model(model, True)
-        result = self.studio.text_to_audio(value, prompt, negative_prompt, seconds_total, seconds_start,
-                                           guidance_scale, steps, scheduler, seed, seed is None, num_outputs,
-                                           bpm, key, export_rate, export_channels, export_format,
-                                           progress=progress)
+        request = TextToAudioRequest(model=value, prompt=prompt, negative_prompt=negative_prompt,
+                                     seconds_total=seconds_total, seconds_start=seconds_start,
+                                     guidance_scale=guidance_scale, steps=steps, scheduler=scheduler, seed=seed,
+                                     randomize_seed=seed is None, num_outputs=num_outputs, bpm=bpm, target_key=key,
+                                     export_rate=export_rate, export_channels=export_channels,
+                                     export_format=export_format)
+        result = self.studio.run_text_to_audio(request, progress)
         return result_fields("text_to_audio", name, result)
 
     def audio_to_audio(self, audio: FileData, mode: str = "variation", model: str = "", strength: float = 0.5,
@@ -167,9 +181,12 @@ class StudioAPI:
         duration_s}], settings, warnings, status}."""
         value, name = self._model(model, None)
         path = self.studio.uploaded_path(audio)
-        result = self.studio.audio_to_audio(value, path, mode, strength, prompt, negative_prompt, region_start,
-                                            region_end, extend_seconds, steps, scheduler, guidance_scale, seed,
-                                            seed is None, progress=progress)
+        request = AudioToAudioRequest(model=value, audio_path=path, mode=mode, strength=strength, prompt=prompt,
+                                      negative_prompt=negative_prompt, region_start=region_start,
+                                      region_end=region_end, extend_seconds=extend_seconds, steps=steps,
+                                      scheduler=scheduler, guidance_scale=guidance_scale, seed=seed,
+                                      randomize_seed=seed is None)
+        result = self.studio.run_audio_to_audio(request, progress)
         return result_fields("audio_to_audio", name, result)
 
     def listening_next(self, mode: str = "", model_a: str = "", model_b: str = "", steps: int = 20,
@@ -181,9 +198,10 @@ class StudioAPI:
         defaults = self.studio.listening_defaults()
         if not mode and not model_a:
             mode, model_a, model_b = defaults["mode"], defaults["model_a"], model_b or defaults["model_b"]
-        result = self.studio.listening_next(mode or defaults["mode"], model_a or defaults["model_a"],
-                                            model_b or None, steps, seconds, prompt, vocoder_matched,
-                                            progress=progress)
+        request = ListeningTrialRequest(mode=mode or defaults["mode"], model_a=model_a or defaults["model_a"],
+                                        model_b=model_b or None, steps=steps, seconds=seconds, prompt=prompt,
+                                        vocoder_matched=vocoder_matched)
+        result = self.studio.run_listening_trial(request, progress)
         trial = result.trial
         return {"trial_id": trial.trial_id, "clip_a": file_field(result.clip_a), "clip_b": file_field(result.clip_b),
                 "duration_s": round(trial.seconds, 6), "sample_rate": sf.info(result.clip_a).samplerate,

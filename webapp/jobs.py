@@ -18,17 +18,11 @@ from typing import TypeVar
 
 import gradio as gr
 
+from studio.progress import GenerationCancelled, never_cancelled
+
 Function = TypeVar("Function", bound=Callable)
 # Seconds between cancellation checks while a job waits for a worker slot.
 POLL_S = 0.25
-
-
-class GenerationCancelled(Exception):
-    """The request was cancelled (Stop, `job.cancel()`, a closed tab): stop now and write nothing."""
-
-
-def never_cancelled() -> bool:
-    return False
 
 
 def event_cancelled_check() -> Callable[[], bool]:

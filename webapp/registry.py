@@ -1,4 +1,4 @@
-"""The model picker and the pipeline cache: bundled checkpoints (`checkpoints/<name>/`), checkpoint
+"""The model picker and the model cache: bundled checkpoints (`checkpoints/<name>/`), checkpoint
 folders found under a model directory (e.g. training output), and hub ids loaded on demand.
 
 Only what the picker lists can be loaded (bundled, `--model-dir`, and an allow-list of hub ids,
@@ -7,8 +7,9 @@ names an existing folder, a missing one, an uploaded one or a hub repository, so
 visitor nothing about the server's files. `--custom-models` (off by default) opens typed-in paths and
 hub ids for a trusted local user.
 
-A pipeline is loaded once and kept (the `max_loaded` most recently used stay in memory); calls on
-one pipeline are serialised by its own lock, because schedulers keep per-call state.
+A model is loaded once, through `models.backends.load_generator`, and kept as an `AudioGenerator` (the
+`max_loaded` most recently used stay in memory); calls on one model are serialised by its own lock,
+because schedulers keep per-call state.
 """
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from models.backends import as_generator, load_generator
+from models.generator import AudioGenerator
 from models.hub import ModelUnavailableError
-from models.loading import load_pipeline
+from studio.outputs import public_path
 
 # Pipeline classes (`_class_name` in model_index.json) the app can run, and whether they take text.
 RUNNABLE_CLASSES = {
@@ -145,7 +148,8 @@ class ModelRegistry:
         max_loaded: pipelines kept in memory at once (least recently used ones are dropped).
         allow_custom: whether a typed-in folder path or hub id may be loaded (off by default; never
             on a public server: it lets visitors load any folder of the server, or download any repo).
-        loader: `load_pipeline` or a stand-in with its signature (tests).
+        loader: `models.backends.load_generator` or a stand-in with its signature (tests); what it returns
+            goes through `models.backends.as_generator`, so a loaded pipeline is wrapped.
     """
 
     def __init__(
@@ -156,7 +160,7 @@ class ModelRegistry:
         hub_models: dict[str, bool | None] | None = None,
         max_loaded: int = 2,
         allow_custom: bool = False,
-        loader: Callable = load_pipeline,
+        loader: Callable = load_generator,
     ) -> None:
         self.bundled_dir = None if bundled_dir is None else Path(bundled_dir).expanduser()
         self.model_dirs = [Path(folder).expanduser() for folder in model_dirs]
@@ -305,8 +309,8 @@ class ModelRegistry:
     def is_loaded(self, value: str) -> bool:
         return self._cache_key(self.resolve(value)) in self._loaded
 
-    def load(self, value: str, on_status: Callable[[str], None] | None = None):
-        """The pipeline for a picker value, loaded on first use and cached.
+    def load(self, value: str, on_status: Callable[[str], None] | None = None) -> AudioGenerator:
+        """The model for a picker value, loaded on first use and cached.
 
         Raises:
             gr.Error: the hub is unreachable, the model is gated or missing, the folder is gone, or
@@ -326,7 +330,7 @@ class ModelRegistry:
                 on_status(f"Loading {choice.label}...")
             device = None if self.device == "auto" else self.device
             try:
-                pipeline = self.loader(choice.source, device=device)
+                model = as_generator(self.loader(choice.source, device=device))
             except ModelUnavailableError as error:
                 raise gr.Error(str(error)) from None
             except FileNotFoundError as error:
@@ -335,14 +339,15 @@ class ModelRegistry:
             except Exception as error:  # noqa: BLE001 (a broken or foreign checkpoint must not take the server down)
                 raise gr.Error(f"Could not load {choice.label}: {type(error).__name__}: "
                                f"{self._public(error, choice)}") from None
+            model.name = choice.name  # its messages name it as the picker does, never by the server's folders
             with self._state_lock:
-                self._loaded[key] = pipeline
+                self._loaded[key] = model
                 while len(self._loaded) > self.max_loaded:
                     self._loaded.popitem(last=False)
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            return pipeline
+            return model
 
     @staticmethod
     def _public(error: Exception, choice: ModelChoice) -> str:
@@ -350,24 +355,15 @@ class ModelRegistry:
         return str(error).replace(choice.source, choice.name)
 
     @contextmanager
-    def use(self, value: str, on_status: Callable[[str], None] | None = None) -> Iterator[tuple[ModelChoice, object]]:
-        """`with registry.use(label) as (choice, pipeline):` the loaded pipeline, used by one call at a time."""
+    def use(self, value: str, on_status: Callable[[str], None] | None = None
+            ) -> Iterator[tuple[ModelChoice, AudioGenerator]]:
+        """`with registry.use(label) as (choice, model):` the loaded `AudioGenerator`, used by one call at a time."""
         choice = self.resolve(value)
-        pipeline = self.load(value, on_status)
+        model = self.load(value, on_status)
         with self._state_lock:
             lock = self._use_locks.setdefault(choice.source, threading.Lock())
         with lock:
-            yield choice, pipeline
-
-
-def public_path(path: str | os.PathLike) -> str:
-    """`path` as a page may show it: relative to the working folder when inside it, else its last
-    part only, so the page never shows where the server keeps its files."""
-    path = Path(path).expanduser()
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return path.name
+            yield choice, model
 
 
 def default_model_dirs(model_dir: str | os.PathLike | None) -> list[Path]:

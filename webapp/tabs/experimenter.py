@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio.trials import summary_markdown
 from webapp.handlers import Studio
-from webapp.listening_test import summary_markdown
 
 
 def build_experimenter_page(studio: Studio) -> None:

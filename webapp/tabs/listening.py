@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from studio.trials import PROTOCOL
 from webapp.controls import Tab, wire_job
 from webapp.handlers import Studio
-from webapp.listening_test import PROTOCOL
 
 # Each answer button and the answer it records.
 ANSWERS = {"answer_a": "A", "answer_b": "B", "answer_same": "same"}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from music.tempo import BPM_RANGE
 from webapp.controls import (
     Tab,
     key_and_export_controls,
@@ -46,7 +47,7 @@ def build_loops_tab(studio: Studio) -> Tab:
                                              label="Clip length (s; 0 = two bars at the tempo; else at least one "
                                                    "bar: 2 s at 120 BPM)")
         with gr.Row():
-            parts["bpm"] = gr.Number(value=0, minimum=0, maximum=300, elem_id="loops-bpm",
+            parts["bpm"] = gr.Number(value=0, minimum=0, maximum=BPM_RANGE[1], elem_id="loops-bpm",
                                      label="Tempo (BPM; 0 = the model's own tempo, or detected)")
             parts |= key_and_export_controls("loops")
         with gr.Row():

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from music.tempo import BPM_RANGE
 from webapp.controls import (
     Tab,
     key_and_export_controls,
@@ -45,7 +46,7 @@ def build_text_tab(studio: Studio) -> Tab:
             parts["start"] = gr.Number(value=0.0, minimum=0, label="Start offset in the piece (s)")
             parts["outputs"] = gr.Slider(1, limits.max_outputs, value=1, step=1, label="Outputs")
         with gr.Row():
-            parts["bpm"] = gr.Number(value=0, minimum=0, maximum=300, elem_id="text-bpm",
+            parts["bpm"] = gr.Number(value=0, minimum=0, maximum=BPM_RANGE[1], elem_id="text-bpm",
                                      label="Tempo (BPM; 0 = the prompt's, else the model's own)")
             parts |= key_and_export_controls("text")
         parts |= seed_controls()

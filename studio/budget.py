@@ -12,9 +12,8 @@ import math
 import threading
 from dataclasses import dataclass
 
-import gradio as gr
-
-from webapp.progress import duration_text
+from models.generator import Capabilities
+from studio.progress import duration_text
 
 # Default window-steps per request: about 4 minutes of the bundled text model on a 2-core CPU at one
 # thread (0.4 s per window-step, `benchmarks/results/bundled.json`), 10x that on a GPU.
@@ -30,20 +29,19 @@ def default_max_work(device: str = "auto") -> int:
     return GPU_MAX_WORK if on_gpu else CPU_MAX_WORK
 
 
-def window_geometry(pipeline: object) -> tuple[float, float] | None:
+def window_geometry(capabilities: Capabilities) -> tuple[float, float] | None:
     """(first window, each further window) in seconds of a windowed model (the overlap carried into a
     continued window is not new audio); None for models without windows (Stable Audio)."""
-    window = float(getattr(pipeline, "window_seconds", 0.0) or 0.0)
+    window = capabilities.window_seconds or 0.0
     if window <= 0:
         return None
-    overlap = float(getattr(pipeline, "default_overlap_in_s", window / 4) or 0.0)
-    return window, max(window - overlap, 1e-3)
+    return window, max(window - capabilities.window_overlap_s, 1e-3)
 
 
-def windows_for(pipeline: object, seconds: float) -> int:
+def windows_for(capabilities: Capabilities, seconds: float) -> int:
     """Model windows needed for a clip of `seconds` seconds: 1 up to the first window, then one per
     further window; 1 for models without windows."""
-    geometry = window_geometry(pipeline)
+    geometry = window_geometry(capabilities)
     if geometry is None or seconds <= geometry[0]:
         return 1
     return 1 + math.ceil((seconds - geometry[0]) / geometry[1] - 1e-9)
@@ -87,7 +85,7 @@ class Budget:
         self._lock = threading.Lock()
 
     def check(self, request: Request) -> None:
-        """Raise `gr.Error` naming what to reduce, and to what, when `request` is over the budget."""
+        """Raise `ValueError` naming what to reduce, and to what, when `request` is over the budget."""
         if request.work <= self.max_work:
             return
         options = []
@@ -104,7 +102,7 @@ class Budget:
             options.append(f"{request.steps_label} to {most_steps}")
         advice = ("reduce " + ", or ".join(options)) if options else (
             f"reduce {request.clips_label}, {request.seconds_label} and {request.steps_label} together")
-        raise gr.Error(
+        raise ValueError(
             f"This request is too large for this server: {request.clips} clip(s) x {request.windows} window(s) "
             f"x {request.steps} steps = {request.work:,} window-steps, over the limit of {self.max_work:,} "
             f"per request. To fit, {advice}.")

@@ -1,6 +1,6 @@
 """Blind A/B listening test: the protocol, trials with random sides, answers appended to a CSV file
 (with the protocol beside it as JSON), and a summary with win rates, exact binomial 95% intervals and
-p-values. Generating the clips is the handlers' job (`webapp.handlers.Studio.listening_next`).
+p-values. Generating the clips is the workflow's job (`studio.listening`).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _datetime
 import json
+import os
 import re
 import threading
 import uuid
@@ -29,7 +30,7 @@ OUTPUT_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".zip"}
 
 
 class BatchItem(Protocol):
-    """One output of a batch: its files and the settings that made it (`webapp.handlers.Output`)."""
+    """One output of a batch: its files and the settings that made it (`studio.results.Output`)."""
 
     audio_path: Path
     loop_path: Path | None
@@ -237,3 +238,13 @@ def _title(task: str, params: dict[str, object]) -> str:
     prompt = params.get("prompt")
     model = params.get("model", "")
     return f"{task}: {prompt}" if prompt else f"{task} from {model}"
+
+
+def public_path(path: str | os.PathLike) -> str:
+    """`path` as a page may show it: relative to the working folder when inside it, else its last
+    part only, so the page never shows where the server keeps its files."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return path.name

@@ -1,0 +1,242 @@
+"""The steps every workflow shares around a model: the model's defaults (clip length, tempo), the
+compute plan and its progress, one seeded call of the backend, the key shift, the broken-clip check
+and the spectrogram picture. Seconds, Hz and BPM throughout.
+
+`Workspace` holds what the workflows share on a server: the models (a `ModelSource`, e.g. the app's
+`webapp.registry.ModelRegistry`), the output folder, the request limits and the compute budget.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import PIL.Image
+import torch
+
+from evaluation.quality import broken_reasons, clip_checks
+from models.generator import AudioGenerator, Capabilities, GenerationRequest
+from models.outputs import GeneratedAudio
+from music import tempo
+from music.key import Key, shift_to_key
+from studio.budget import Budget, Request, window_geometry, windows_for
+from studio.checks import check_int
+from studio.outputs import OutputStore
+from studio.pictures import colorize, spectrogram_of
+from studio.progress import Notes, StepReporter
+from studio.requests import StudioLimits, check_scheduler
+from studio.results import plural
+
+# Two bars at 120 BPM: a clip a producer can loop. Mel models with shorter windows (the bundled
+# 1.02 s ones) grow windows up to it by continuation.
+MIN_DEFAULT_SECONDS = 4.0
+
+
+class ModelChoice(Protocol):
+    """One model a `ModelSource` offers (`webapp.registry.ModelChoice`)."""
+
+    label: str
+    source: str
+    origin: str
+    text_conditioned: bool | None
+    short_name: str
+
+    @property
+    def name(self) -> str: ...
+
+
+class ModelSource(Protocol):
+    """Where workflows get their models (`AudioGenerator`s): resolve a picker value, load it, use it one
+    call at a time. Unknown or broken models raise `ValueError` with a message for the user."""
+
+    def resolve(self, value: str | None) -> ModelChoice: ...
+
+    def load(self, value: str) -> AudioGenerator: ...
+
+    def use(self, value: str) -> AbstractContextManager[tuple[ModelChoice, AudioGenerator]]: ...
+
+    @property
+    def local_choices(self) -> list[ModelChoice]: ...
+
+    def default_label(self, needs_text: bool | None = None) -> str | None: ...
+
+
+def bpm_from_prompt(prompt: str | None) -> float | None:
+    """The tempo named in a prompt ("house loop, 124 BPM" -> 124.0) if a loop can use it (`BPM_RANGE`),
+    else None."""
+    bpm = tempo.bpm_from_prompt(prompt or "")
+    low, high = tempo.BPM_RANGE
+    return bpm if bpm is not None and low <= bpm <= high else None
+
+
+def tempo_note(capabilities: Capabilities, bpm: float | None) -> str:
+    """A status line saying how a tempo-normalised model reached the output's tempo ("" for other models)."""
+    reference = capabilities.reference_bpm
+    if not reference:
+        return ""
+    if bpm:
+        return f"Made in bars at {reference:.2f} BPM, time-stretched to **{bpm:g} BPM**."
+    return f"Made at the model's {reference:.2f} BPM; name a tempo (e.g. '90 BPM') to get another."
+
+
+def default_seconds(capabilities: Capabilities, bpm: float | None = None) -> float:
+    """A model's default clip length in seconds: for tempo-normalised models, the bars of one window
+    at `bpm` (two bars); for other windowed models one window but at least `MIN_DEFAULT_SECONDS`; for
+    one-pass models 10 s (or their longest, when shorter)."""
+    window = capabilities.window_seconds or 0.0
+    reference = capabilities.reference_bpm
+    if window and reference:
+        return window * reference / (bpm or reference)
+    if window:
+        return max(window, MIN_DEFAULT_SECONDS)
+    return float(min(10.0, capabilities.max_duration_s))
+
+
+def check_broken(notes: Notes | list[str], what: str, audio: np.ndarray, sample_rate: int) -> list[str]:
+    """Warn when a generated clip is near-silent (loudest frame below -45 dBFS RMS), a noise slab, has a
+    dropout or clips (the detector of `benchmarks/bench_quality.py`, which flags no real corpus clip),
+    offering to regenerate; returns the reasons ("silent", "noise", "dropout", "clipped")."""
+    reasons = broken_reasons(clip_checks(audio, sample_rate))
+    if reasons:
+        warn(notes, f"{what} sounds broken ({', '.join(reasons)}): press Generate again with "
+                    "'Random seed' ticked (or another seed) to regenerate.")
+    return reasons
+
+
+def warn(notes: Notes | list[str], message: str) -> None:
+    """Tell the user now (a toast in the app) and in the status text."""
+    if isinstance(notes, Notes):
+        notes.warn(message)
+    else:
+        notes.append(message)
+
+
+def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: Notes, what: str
+              ) -> tuple[np.ndarray, str, dict]:
+    """`audio` (`[channels, samples]`) pitch-shifted to `key` by the smallest interval, a line saying what
+    was estimated and done, and those facts for the metadata. Unchanged without a key."""
+    if key is None:
+        return audio, "", {}
+    try:
+        shifted, shift = shift_to_key(audio, sample_rate, key)
+    except ValueError as error:
+        notes.warn(f"{what}: key not changed ({error}).")
+        return audio, "", {}
+    if not shift.estimate.confident:
+        notes.warn(f"{what}: no clear key (clarity {shift.estimate.clarity:.2f}); shifted anyway from the best "
+                   f"guess, {shift.estimate.key.name}.")
+    facts = {"key_estimated": shift.estimate.key.name, "key_clarity": round(shift.estimate.clarity, 3),
+             "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name}
+    return shifted.astype(np.float32), "Key: " + shift.describe(), facts
+
+
+def picture(generated: GeneratedAudio, audio: np.ndarray, index: int = 0) -> PIL.Image.Image:
+    """The model's own mel picture, coloured; computed from the audio when the model gave none."""
+    if len(generated.images) > index:
+        return colorize(generated.images[index])
+    return spectrogram_of(audio, generated.sample_rate)
+
+
+def generate(
+    model: AudioGenerator,
+    seed: int,
+    steps: int,
+    prompt: str = "",
+    negative_prompt: str = "",
+    seconds_total: float | None = None,
+    seconds_start: float = 0.0,
+    guidance_scale: float | None = None,
+    audio: np.ndarray | None = None,
+    audio_sampling_rate: int | None = None,
+    strength: float = 1.0,
+    keep_regions_in_s: Sequence[tuple[float, float]] | None = None,
+    extend_in_s: float | None = None,
+    progress_callback: Callable[[int, int], None] | None = None,
+    bpm: float | None = None,
+    scheduler: str | None = None,
+) -> GeneratedAudio:
+    """One clip from any backend, seeded by `seed` (a CPU generator, so a seed means the same noise on
+    any device). `bpm` reaches tempo-normalised models only (generation from scratch); `scheduler` is
+    used for this call only. Raises `ValueError` for inputs the model refuses, and for running out of
+    memory or a failed generation."""
+    generator = torch.Generator().manual_seed(int(seed))
+    try:
+        return model.generate(GenerationRequest(
+            (prompt or None) if model.capabilities.text else None, duration_s=seconds_total,
+            generator=generator, steps=steps, guidance=guidance_scale, negative_prompt=negative_prompt,
+            audio=audio, audio_sampling_rate=audio_sampling_rate, strength=strength,
+            keep_regions_in_s=keep_regions_in_s, extend_in_s=extend_in_s, seconds_start=seconds_start, bpm=bpm,
+            progress_callback=progress_callback, scheduler=scheduler,
+        ))
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise ValueError("Out of GPU memory: ask for fewer outputs, fewer seconds, or try again when the "
+                         "server is less busy.") from None
+    except RuntimeError as error:  # e.g. a checkpoint whose parts do not fit together
+        raise ValueError(f"Generation failed: {error}") from None
+
+
+def check_prompt_use(choice: ModelChoice, capabilities: Capabilities, prompt: str, notes: Notes) -> str:
+    """The prompt, with a warning when the model takes no text (it is then ignored)."""
+    prompt = (prompt or "").strip()
+    if prompt and not capabilities.text:
+        notes.warn(f"{choice.name} does not take text; the prompt is ignored.")
+    return prompt
+
+
+def choose_scheduler(capabilities: Capabilities, scheduler: str | None, notes: Notes) -> tuple[str | None, str]:
+    """(the sampler to pass to this call, None for the model's own; its name for the records). A model
+    that keeps its own sampler gets a warning instead."""
+    scheduler = check_scheduler(scheduler)
+    if scheduler is None:
+        return None, capabilities.default_scheduler
+    if scheduler not in capabilities.schedulers:
+        notes.warn(f"This model keeps its own sampler; scheduler {scheduler!r} is not used.")
+        return None, "default"
+    return scheduler, scheduler
+
+
+@dataclass
+class Workspace:
+    """What the workflows share on one server.
+
+    Attributes:
+        registry: the models (`ModelSource`).
+        store: where output files go.
+        limits: what one request may ask for.
+        budget: the compute budget and the measured speed of each model (default: `limits.max_work`).
+    """
+
+    registry: ModelSource
+    store: OutputStore
+    limits: StudioLimits
+    budget: Budget | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is None:
+            self.budget = Budget(self.limits.max_work)
+
+    def check_steps(self, steps: object, capabilities: Capabilities) -> int:
+        """Steps within the server's and the model's limit, or `ValueError`."""
+        return check_int("Steps", steps, 1, min(self.limits.max_steps, capabilities.max_steps))
+
+    def plan(self, reporter: StepReporter, choice: ModelChoice, capabilities: Capabilities, clips: int,
+             seconds: float, steps: int, clips_label: str, seconds_label: str) -> Request:
+        """Check a request against the compute budget (`ValueError` naming what to reduce) and show its
+        estimated time before generating. `seconds`: each clip's length in seconds."""
+        request = Request(clips, windows_for(capabilities, seconds), steps, clips_label, seconds_label,
+                          geometry=window_geometry(capabilities))
+        self.budget.check(request)
+        reporter.steps = steps
+        estimate = self.budget.estimate_text(choice.source, request)
+        reporter.report(0.0, f"{plural(clips, 'clip')} x {plural(request.windows, 'window')} x "
+                             f"{plural(steps, 'step')}" + (f": {estimate}" if estimate else ""))
+        return request
+
+    def finish(self, reporter: StepReporter, choice: ModelChoice) -> None:
+        """Remember how fast this model ran (for the next estimate) and close the progress bar."""
+        self.budget.record(choice.source, reporter.seconds_per_step)
+        reporter.report(1.0, "Done")
+

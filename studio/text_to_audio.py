@@ -1,0 +1,119 @@
+"""The text-to-audio workflow: clips of exactly the asked length from a prompt (tempo-normalised models
+stretched to the asked tempo), each shifted to the asked key, checked for breakage and written in the
+asked export format; one zip of the batch. Seconds, Hz and BPM throughout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.generator import AudioGenerator
+from studio.checks import MAX_SEED, pick_seed
+from studio.generation import (
+    ModelChoice,
+    Workspace,
+    apply_key,
+    bpm_from_prompt,
+    check_broken,
+    choose_scheduler,
+    generate,
+    picture,
+    tempo_note,
+)
+from studio.progress import Feedback, Notes, StepReporter
+from studio.requests import TextToAudioRequest
+from studio.results import Output, Result, plural, status_text
+
+
+@dataclass
+class TextPlan:
+    """What every output of one request shares once the model is loaded: the model, the checked request,
+    the steps, the sampler asked of the model (None: its own) and its name, and the tempo generated at in
+    BPM (None: the model's own)."""
+
+    choice: ModelChoice
+    model: AudioGenerator
+    request: TextToAudioRequest
+    steps: int
+    scheduler: str | None
+    scheduler_used: str
+    tempo: float | None
+
+
+def plan_text(workspace: Workspace, request: TextToAudioRequest, choice: ModelChoice, model: AudioGenerator,
+              notes: Notes) -> TextPlan:
+    """Check a text-to-audio request against the loaded model: text, steps, duration and timing limits."""
+    capabilities = model.capabilities
+    if not capabilities.text:
+        raise ValueError(f"{choice.name} does not take text. Pick a text model here, or make loops from "
+                         "it in the Loops tab.")
+    steps = workspace.check_steps(request.steps, capabilities)
+    if request.seconds_total > capabilities.max_duration_s + 1e-9:
+        raise ValueError(f"Duration must be at most {capabilities.max_duration_s:.1f} s for {choice.name}, "
+                         f"got {request.seconds_total:g} s.")
+    limit = capabilities.max_piece_s
+    if limit is not None and request.seconds_start + request.seconds_total > limit + 1e-9:
+        raise ValueError(f"Start offset + duration must be at most {limit:.1f} s for {choice.name}, got "
+                         f"{request.seconds_start + request.seconds_total:g} s.")
+    scheduler, scheduler_used = choose_scheduler(capabilities, request.scheduler, notes)
+    tempo = (request.bpm or bpm_from_prompt(request.prompt)) if capabilities.reference_bpm else None
+    if request.bpm and not capabilities.reference_bpm:
+        notes.warn(f"{choice.name} has no reference tempo to stretch from, so BPM is not applied here; "
+                   "the Loops tab estimates its tempo and stretches whole bars to the BPM.")
+    return TextPlan(choice, model, request, steps, scheduler, scheduler_used, tempo)
+
+
+def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, reporter: StepReporter,
+                notes: Notes) -> Output:
+    """Output `index` (0-based) with seed `seed`: generated, trimmed, keyed, written and checked."""
+    request, choice, tempo = plan.request, plan.choice, plan.tempo
+    export = request.export
+    generated = generate(plan.model, seed, plan.steps, prompt=request.prompt,
+                         negative_prompt=request.negative_prompt, seconds_total=request.seconds_total,
+                         seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
+                         progress_callback=reporter.for_call(index), bpm=tempo, scheduler=plan.scheduler)
+    samples = round(request.seconds_total * generated.sample_rate)
+    audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
+    audio, key_line, key_facts = apply_key(audio, generated.sample_rate, request.key, notes, f"Output {index + 1}")
+    reporter.check()  # a request cancelled during the last step writes nothing
+    params = dict(model=choice.short_name, model_source=choice.name, prompt=request.prompt,
+                  negative_prompt=request.negative_prompt or None, seed=seed, steps=plan.steps,
+                  scheduler=plan.scheduler_used, seconds_total=request.seconds_total,
+                  seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
+                  sample_rate=generated.sample_rate, bpm=tempo, **key_facts)
+    path = workspace.store.write_audio("text", audio, generated.sample_rate, params, settings=export)
+    seconds_out = audio.shape[-1] / generated.sample_rate
+    check_broken(notes, f"Output {index + 1}", audio, generated.sample_rate)
+    title = f"Output {index + 1} · seed {seed} · {seconds_out:.2f} s" + (f" · {tempo:g} BPM" if tempo else "")
+    return Output(path, picture(generated, audio), seed, seconds_out, title, bpm=tempo, key_info=key_line,
+                  settings={**params, "file": path.name, "export": export.file_format})
+
+
+def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: Feedback | None = None) -> Result:
+    """`num_outputs` clips of exactly `seconds_total` seconds from a prompt (output i: seed + i); see
+    `TextToAudioRequest`.
+
+    Raises:
+        ValueError: naming the field and its range, or what the model cannot do.
+    """
+    # 1. Check inputs
+    feedback = feedback or Feedback()
+    notes = Notes(feedback)
+    request = request.check(workspace.limits)
+    seed = pick_seed(request.seed, request.randomize_seed)
+    reporter = feedback.reporter(request.num_outputs, "Output")
+    reporter.report(0.0, "Loading the model...")
+    # 2. Generate
+    with workspace.registry.use(request.model) as (choice, model):
+        plan = plan_text(workspace, request, choice, model, notes)
+        workspace.plan(reporter, choice, model.capabilities, request.num_outputs, request.seconds_total, plan.steps,
+                       "Outputs", "Duration")
+        outputs = [text_output(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
+                   for index in range(request.num_outputs)]
+        workspace.finish(reporter, choice)
+    lines = [(f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(plan.steps, 'step')} · "
+              f"guidance {request.guidance_scale:g} · {request.seconds_total:g} s from {request.seconds_start:g} s · "
+              f"`{choice.name}`")]
+    tempo_line = tempo_note(model.capabilities, plan.tempo)
+    lines += [tempo_line] if tempo_line else []
+    zip_path = workspace.store.write_batch("text", outputs)
+    return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path)
