@@ -34,8 +34,17 @@ from studio.results import plural
 MIN_DEFAULT_SECONDS = 4.0
 
 
-class ModelChoice(Protocol):
-    """One model a `ModelSource` offers (`webapp.registry.ModelChoice`)."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model picker.
+
+    Attributes:
+        label: what the picker shows (unique), e.g. "checkpoints/loops · bundled".
+        source: what `models.loading.load_pipeline` takes: a folder path or a hub id.
+        origin: "bundled", "local" (under the model directory), "hub" or "custom" (typed in).
+        text_conditioned: whether it takes a prompt; None when unknown until loaded.
+        short_name: for file names, e.g. "loops" for `checkpoints/loops`.
+    """
 
     label: str
     source: str
@@ -44,7 +53,9 @@ class ModelChoice(Protocol):
     short_name: str
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The label without its origin note, e.g. "checkpoints/loops" (the listening test's records)."""
+        return self.label.split(" · ")[0]
 
 
 class ModelSource(Protocol):

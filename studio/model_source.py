@@ -5,26 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from models.backends import load_generator
 from models.generator import AudioGenerator
-
-
-@dataclass(frozen=True)
-class LocalChoice:
-    """The one model, as the workflows name it (`studio.generation.ModelChoice`)."""
-
-    label: str
-    source: str
-    origin: str
-    text_conditioned: bool | None
-    short_name: str
-
-    @property
-    def name(self) -> str:
-        return self.label
+from studio.generation import ModelChoice
 
 
 class OneModel:
@@ -37,7 +22,7 @@ class OneModel:
 
     def __init__(self, model: AudioGenerator, source: str) -> None:
         self.model = model
-        self.choice = LocalChoice(str(source), str(source), "local", model.capabilities.text,
+        self.choice = ModelChoice(str(source), str(source), "local", model.capabilities.text,
                                   Path(str(source)).name)
         self._lock = threading.Lock()
 
@@ -46,19 +31,19 @@ class OneModel:
         """Load `source` (folder or hub id) as the app does."""
         return cls(load_generator(source, device=device), source)
 
-    def resolve(self, value: str | None) -> LocalChoice:
+    def resolve(self, value: str | None) -> ModelChoice:
         return self.choice
 
     def load(self, value: str | None = None) -> AudioGenerator:
         return self.model
 
     @contextmanager
-    def use(self, value: str | None) -> Iterator[tuple[LocalChoice, AudioGenerator]]:
+    def use(self, value: str | None) -> Iterator[tuple[ModelChoice, AudioGenerator]]:
         with self._lock:
             yield self.choice, self.model
 
     @property
-    def local_choices(self) -> list[LocalChoice]:
+    def local_choices(self) -> list[ModelChoice]:
         return [self.choice]
 
     def default_label(self, needs_text: bool | None = None) -> str:

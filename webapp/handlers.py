@@ -17,7 +17,7 @@ import gradio as gr
 from music.export import DEFAULT_FORMAT
 from studio.audio_to_audio import audio_to_audio
 from studio.captions import capabilities_markdown
-from studio.generation import Workspace
+from studio.generation import ModelChoice, Workspace
 from studio.listening import ListeningTest
 from studio.loops import make_loops
 from studio.outputs import OutputStore
@@ -41,7 +41,7 @@ from studio.results import Result, TrialResult
 from studio.text_to_audio import text_to_audio
 from studio.trials import AnswerLog, PairSummary, Trial
 from webapp.progress import page_feedback
-from webapp.registry import ModelChoice, ModelRegistry
+from webapp.registry import ModelRegistry
 
 __all__ = [
     "EXPORT_CHANNEL_CHOICES",

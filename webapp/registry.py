@@ -20,7 +20,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -29,6 +28,7 @@ import torch
 from models.backends import as_generator, load_generator
 from models.generator import AudioGenerator
 from models.hub import ModelUnavailableError
+from studio.generation import ModelChoice
 from studio.outputs import public_path
 
 # Pipeline classes (`_class_name` in model_index.json) the app can run, and whether they take text.
@@ -61,30 +61,6 @@ MAX_SEARCH_DEPTH = 4
 UNKNOWN_MODEL = "Unknown model: pick one from the list."
 # Longest model value looked at (labels and hub ids are far shorter).
 MAX_MODEL_VALUE = 300
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """One entry of the model picker.
-
-    Attributes:
-        label: what the picker shows (unique), e.g. "checkpoints/loops · bundled".
-        source: what `models.loading.load_pipeline` takes: a folder path or a hub id.
-        origin: "bundled", "local" (under the model directory), "hub" or "custom" (typed in).
-        text_conditioned: whether it takes a prompt; None when unknown until loaded.
-        short_name: for file names, e.g. "loops" for `checkpoints/loops`.
-    """
-
-    label: str
-    source: str
-    origin: str
-    text_conditioned: bool | None
-    short_name: str
-
-    @property
-    def name(self) -> str:
-        """The label without its origin note, e.g. "checkpoints/loops" (the listening test's records)."""
-        return self.label.split(" · ")[0]
 
 
 def read_class_name(folder: Path) -> str | None:
