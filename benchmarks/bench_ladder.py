@@ -135,11 +135,13 @@ def ladder_family(
             by_name = {row["file"]: row["cosine"] for row in result.per_clip}
             cosines[rung] = np.array([by_name[name] for name in clips.names()])
     train = embed_directory(model, corpus / "train" / family, cache, progress=False)
+    print(f"{family} {embedder_name}: embedded", flush=True)
     start = time.perf_counter()
     memorized = {
         rung: np.array(memorization_of(sets[rung], train, reference, cache, fpr)["flags"]) for rung in ("real", COPIES)
     }
     memorization_s = time.perf_counter() - start
+    print(f"{family} {embedder_name}: memorization {memorization_s:.0f} s", flush=True)
     quality = [rung for rung in sets if rung != COPIES]
     metrics = [*HIGHER_IS_BETTER, MEMORIZATION]
     out = {
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds-large",
         type=int,
         default=None,
-        help="seeded draws for N >= 64, where each draw costs more (default: --seeds)",
+        help="seeded draws for N > 16, where each draw costs more (default: --seeds)",
     )
     parser.add_argument(
         "--mel-config",
@@ -260,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work", default="outputs/ladder", help="rendered rungs and embedding cache (default %(default)s)"
     )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="embedding cache (default: the evaluation default, shared with compare, so the corpus "
+        "is embedded once)",
+    )
     parser.add_argument("--out", default="benchmarks/results/ladder.json", help="results JSON (default %(default)s)")
     parser.add_argument(
         "--min-n-out", default=str(MIN_N_FILE), help="per-metric minimum N the report reads (default %(default)s)"
@@ -268,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     corpus, work = Path(args.corpus), Path(args.work)
     sizes = [int(n) for n in args.sizes.split(",")]
-    seeds = {n: (args.seeds_large or args.seeds) if n >= 64 else args.seeds for n in sizes}
-    cache = EmbeddingCache(work / "cache")
+    seeds = {n: (args.seeds_large or args.seeds) if n > 16 else args.seeds for n in sizes}
+    cache = EmbeddingCache(args.cache_dir)
     started = time.perf_counter()
     results = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -290,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 corpus, family, embedder, rung_folders, sizes, seeds, cache, args.fpr
             )
             print(f"{embedder} {family}: {time.perf_counter() - started:.0f} s", flush=True)
+            Path(args.out).with_suffix(".partial.json").write_text(json.dumps(results, indent=2) + "\n")
     results["seconds"] = time.perf_counter() - started
     table = min_n_table(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

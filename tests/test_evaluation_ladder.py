@@ -31,7 +31,7 @@ SR = 16000
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def write_folder(folder, seeds, seconds=2.0, transform=None):
+def write_folder(folder, seeds, seconds=1.0, transform=None):
     folder.mkdir(parents=True, exist_ok=True)
     for i, seed in enumerate(seeds):
         clip = synthetic_clip(seed, seconds, SR)
@@ -105,8 +105,8 @@ def test_a_tiny_synthetic_ladder_comes_out_in_order():
     rungs = quality_rungs(mel_config=None)
     assert "mel round trip" not in rungs and set(rungs) >= {REAL, "noise 10 dB", "low-pass 1 kHz"}
     embedder = get_embedder("mel-stats")
-    reference = np.asarray(embedder.embed_audio([synthetic_clip(s, 2.0, SR) for s in range(40)], SR))
-    clean = [synthetic_clip(1000 + s, 2.0, SR) for s in range(12)]
+    reference = np.asarray(embedder.embed_audio([synthetic_clip(s, 1.0, SR) for s in range(32)], SR))
+    clean = [synthetic_clip(1000 + s, 1.0, SR) for s in range(12)]
     ref = EmbeddingSet([], reference, np.ones(len(reference)), embedder.describe())
     values = {"fad": {}, "kad": {}}
     for name, transform in rungs.items():
@@ -132,9 +132,9 @@ def test_shuffled_frames_keep_the_samples_and_change_their_order():
 @pytest.fixture
 def folders(tmp_path):
     return {
-        "reference": write_folder(tmp_path / "reference", range(100, 140)),
-        "small": write_folder(tmp_path / "small", range(300, 310)),
-        "large": write_folder(tmp_path / "large", range(400, 430)),
+        "reference": write_folder(tmp_path / "reference", range(100, 124)),
+        "small": write_folder(tmp_path / "small", range(300, 308)),
+        "large": write_folder(tmp_path / "large", range(400, 416)),
     }
 
 
@@ -156,28 +156,28 @@ def run_compare(tmp_path, folders, names, **kwargs):
 def test_every_set_is_scored_at_the_smallest_n_against_one_reference_with_a_floor(tmp_path, folders):
     report = run_compare(tmp_path, folders, ["small", "large"])
     footing = report["footing"]
-    assert footing["n"] == 10 and footing["floor_held_out"] and footing["num_reference"] == 30
+    assert footing["n"] == 8 and footing["floor_held_out"] and footing["num_reference"] == 16
     assert footing["mad_clusters"] == 2  # one per 10 clips of the smaller set, the same for every set
-    assert [c["set"]["num_clips"] for c in report["candidates"]] == [10, 10]
-    assert any("10 of 30 clips" in note for note in report["candidates"][1]["set"]["notes"])
-    assert report["floor"]["set"]["num_clips"] == 10
+    assert [c["set"]["num_clips"] for c in report["candidates"]] == [8, 8]
+    assert any("8 of 16 clips" in note for note in report["candidates"][1]["set"]["notes"])
+    assert report["floor"]["set"]["num_clips"] == 8
     for entry in [report["floor"], *report["candidates"]]:
-        assert entry["distances"]["num_reference"] == 30
+        assert entry["distances"]["num_reference"] == 16
         if entry["distances"]["mad"]:
             assert entry["distances"]["mad"]["num_clusters"] == 2
     assert "refused" not in report["paired_tests"][0]
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "against a floor of" in markdown and "held-out real clips (floor)" in markdown
-    assert "Every set is scored at N = 10" in markdown
+    assert "Every set is scored at N = 8" in markdown
     html = (tmp_path / "report" / "report.html").read_text()
     assert "against a floor of" in html and "<table>" in html
 
 
 def test_a_set_below_the_common_n_is_refused_a_ranking_and_a_paired_test(tmp_path, folders):
-    report = run_compare(tmp_path, folders, ["large", "small"], eval_clips=20)
+    report = run_compare(tmp_path, folders, ["large", "small"], eval_clips=12)
     small = report["candidates"][1]
-    assert not small["comparable"] and "fewer than the N=20" in small["not_comparable"]
-    assert report["candidates"][0]["comparable"] and report["candidates"][0]["set"]["num_clips"] == 20
+    assert not small["comparable"] and "fewer than the N=12" in small["not_comparable"]
+    assert report["candidates"][0]["comparable"] and report["candidates"][0]["set"]["num_clips"] == 12
     test = report["paired_tests"][0]
     assert "refused" in test and "fad" not in test
     _, rows = headline_rows(report)
@@ -195,7 +195,7 @@ def test_a_metric_the_ladder_does_not_trust_at_this_n_is_not_shown(tmp_path, fol
                 "embedders": {
                     "mel-stats": {
                         "mad": {"min_n": 64, "share_ordered": {"16": 0.3, "64": 1.0}},
-                        "fad": {"min_n": 10, "share_ordered": {"16": 1.0}},
+                        "fad": {"min_n": 8, "share_ordered": {"16": 1.0}},
                     }
                 }
             }
@@ -210,7 +210,7 @@ def test_a_metric_the_ladder_does_not_trust_at_this_n_is_not_shown(tmp_path, fol
     assert "mad" not in dict(columns) and "fad" in dict(columns)
     markdown = markdown_report(report)
     assert "MAD [95% CI]" not in markdown and "MAD diff" not in markdown
-    assert "withheld at N=10: mad orders the quality ladder only from N=64" in markdown
+    assert "withheld at N=8: mad orders the quality ladder only from N=64" in markdown
 
 
 def test_subsample_keeps_paired_sets_paired():
