@@ -244,10 +244,10 @@ def _against_floor(metric: str, value: float | None, floor_value: float | None) 
     if value is None or floor_value is None:
         return None
     if metric == "memorization":
-        return f"held-out real clips: {floor_value:.1%} (the baseline to read this against)"
+        return f"held-out real clips: {floor_value:.1%}"
     if metric == "clap_score":
         return f"held-out real clips: {floor_value:.3f}"
-    return f"against a floor of {_fmt(floor_value)} (held-out real clips, same N)"
+    return f"against a floor of {_fmt(floor_value)}"
 
 
 def headline_rows(report: dict) -> tuple[list[tuple[str, str]], list[dict]]:
@@ -262,14 +262,15 @@ def headline_rows(report: dict) -> tuple[list[tuple[str, str]], list[dict]]:
         rows.append({
             "label": floor["label"],
             "n": floor["set"]["num_clips"],
-            "cells": [(_metric_value(floor, key)[0], "real vs real") for key, _ in columns],
+            "cells": [(_metric_value(floor, key)[0], None) for key, _ in columns],
             "floor": True,
         })
     for entry in report["candidates"]:
         n = entry["set"]["num_clips"]
         if not entry.get("comparable", True):
-            reason = entry.get("not_comparable", "not comparable")
-            rows.append({"label": entry["label"], "n": n, "cells": [("not shown", reason) for _ in columns]})
+            reason = entry.get("not_comparable", "")
+            cells = [("not comparable", reason)] + [("-", None) for _ in columns[1:]]
+            rows.append({"label": entry["label"], "n": n, "cells": cells})
             continue
         cells = []
         for key, _ in columns:
@@ -309,9 +310,14 @@ def footing_lines(report: dict) -> list[str]:
         "and reference."
     ]
     lines += footing.get("notes", [])
-    for seen in footing.get("visibility", {}).values():
-        if seen.get("note"):
-            lines.append(seen["note"])
+    visibility = footing.get("visibility", {})
+    unchecked = [metric for metric, seen in visibility.items() if seen["shown"] and seen.get("note")]
+    if unchecked:
+        lines.append(
+            f"Not checked on the quality ladder for this embedder (benchmarks/bench_ladder.py): "
+            f"{', '.join(unchecked)}; read them with care."
+        )
+    lines += [seen["note"] for seen in visibility.values() if not seen["shown"] and seen.get("note")]
     return lines
 
 
@@ -436,7 +442,7 @@ def html_headline(report: dict) -> str:
     """The headline table and the paired tests as HTML, from the same rows as the Markdown."""
     columns, rows = headline_rows(report)
     table = _html_table(
-        ["set", "N"] + [html.escape(title) for _, title in columns],
+        ["candidate", "N"] + [html.escape(title) for _, title in columns],
         [
             [html.escape(row["label"]), str(row["n"])] + [_html_cell(text, note) for text, note in row["cells"]]
             for row in rows

@@ -181,7 +181,7 @@ def test_a_set_below_the_common_n_is_refused_a_ranking_and_a_paired_test(tmp_pat
     test = report["paired_tests"][0]
     assert "refused" in test and "fad" not in test
     _, rows = headline_rows(report)
-    assert all(text == "not shown" for text, _ in rows[-1]["cells"])
+    assert rows[-1]["cells"][0][0] == "not comparable" and all(text == "-" for text, _ in rows[-1]["cells"][1:])
     markdown = markdown_report(report)
     assert "refused:" in markdown and "not comparable" in markdown
     assert "refused" in (tmp_path / "report" / "report.html").read_text()
