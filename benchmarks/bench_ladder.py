@@ -5,12 +5,13 @@
 
 For each family (held-out clips of `test/<family>`, reference `valid/<family>`), every rung of
 `evaluation.ladder` is rendered once to `--work` (FLAC, captions copied) and embedded once
-through the embedding cache; each seed then only redraws N clips per rung, independently per
-rung (as two checkpoints' clips are independent), and computes every metric the report shows
-with compare's own functions (`compare.point_scores`, the CLAP cosines, `compare.memorization_of`).
+through the embedding cache; each seed then only draws N clips (the same clips on every rung, as
+the ladder is "the same clips, degraded") and computes every metric the report shows with
+compare's own functions (`compare.point_scores`, the CLAP cosines, `compare.memorization_of`).
 A seed counts as ordered when every chain of the ladder is strictly monotone. The memorization
-share is checked on its own chain: N held-out clips with 0/25/50/100% replaced by disguised
-copies of training clips.
+share is checked on its own chain: the N held-out clips with 0/25/50/100% of them replaced by
+verbatim training clips; the share of disguised copies (`synthetic.planted_copy`) flagged is
+reported next to it.
 
 Writes benchmarks/results/ladder.json (shares per embedder, family, metric, N; median values per
 rung) and evaluation/ladder_min_n.json (per embedder and metric: the smallest N from which it is
@@ -24,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -55,7 +57,9 @@ from evaluation.mad import num_clusters
 from evaluation.synthetic import planted_copy
 
 SR = 16000
-COPIES = "copies"
+COPIES = "copies"  # disguised copies (offset, gain, pitch, noise): how many the detector sees, reported
+DRAWS = "one draw of N held-out clips per seed, the same clips on every rung"
+VERBATIM = "verbatim copies"  # training clips as they are: the memorization share's ladder
 
 
 def slug(name: str) -> str:
@@ -107,7 +111,26 @@ def render_rungs(
             sf.write(folder / name, planted_copy(source, SR, seed=seed + k)[0], SR, subtype="PCM_16")
             lines.append(json.dumps({**train_rows[i], "file_name": name, "copy_of": train_rows[i]["file_name"]}))
         (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    folder = work / family / slug(VERBATIM)
+    folders[VERBATIM] = folder
+    if not (folder / "metadata.jsonl").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = [json.loads(line) for line in (work / family / COPIES / "metadata.jsonl").read_text().splitlines()]
+        for row in rows:
+            shutil.copyfile(corpus / "train" / row["copy_of"], folder / row["file_name"])
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return folders
+
+
+def memorized_flags(clips, train, reference, cache, fpr: float, folder: Path, embedder_name: str) -> np.ndarray:
+    """Per-clip memorization flags of `clips` (compare's one memorization call), kept next to the
+    rendered rung so reruns skip the copy detector."""
+    stored = folder / f"memorized-{embedder_name}-{fpr:g}.json"
+    if stored.exists():
+        return np.array(json.loads(stored.read_text()))
+    flags = memorization_of(clips, train, reference, cache, fpr)["flags"]
+    stored.write_text(json.dumps(flags))
+    return np.array(flags)
 
 
 def draw(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
@@ -138,11 +161,14 @@ def ladder_family(
     print(f"{family} {embedder_name}: embedded", flush=True)
     start = time.perf_counter()
     memorized = {
-        rung: np.array(memorization_of(sets[rung], train, reference, cache, fpr)["flags"]) for rung in ("real", COPIES)
+        rung: memorized_flags(sets[rung], train, reference, cache, fpr, folders[rung], embedder_name)
+        for rung in ("real", COPIES, VERBATIM)
     }
     memorization_s = time.perf_counter() - start
     print(f"{family} {embedder_name}: memorization {memorization_s:.0f} s", flush=True)
-    quality = [rung for rung in sets if rung != COPIES]
+    quality = [rung for rung in sets if rung not in (COPIES, VERBATIM)]
+    names = sets["real"].names()
+    assert all(sets[rung].names() == names for rung in quality), "rungs must hold the same clips"
     metrics = [*HIGHER_IS_BETTER, MEMORIZATION]
     out = {
         "num_reference": len(reference),
@@ -150,11 +176,12 @@ def ladder_family(
         "num_copies": len(sets[COPIES]),
         "memorization_s": memorization_s,
         "held_out_flagged": float(memorized["real"].mean()),
-        "copies_flagged": float(memorized[COPIES].mean()),
+        "disguised_copies_flagged": float(memorized[COPIES].mean()),
+        "verbatim_copies_flagged": float(memorized[VERBATIM].mean()),
         "sizes": {},
     }
     for n in sizes:
-        if n > len(sets["real"]) or n > len(sets[COPIES]):
+        if n > len(sets["real"]) or n > len(sets[VERBATIM]):
             continue
         clusters = num_clusters(n, len(reference))
         ordered = {m: [] for m in metrics}
@@ -162,8 +189,10 @@ def ladder_family(
         for seed in tqdm(range(seeds[n]), desc=f"{family} {embedder_name} N={n}", leave=False):
             rng = np.random.default_rng([seed, n])
             draw_values: dict[str, dict[str, float]] = {m: {} for m in metrics}
+            idx = draw(
+                rng, len(names), n
+            )  # the same N clips on every rung: the ladder's rungs are "the same clips, ..."
             for rung in quality:
-                idx = draw(rng, len(sets[rung]), n)
                 scores = point_scores(reference, sets[rung].embeddings[idx], clusters, seed)
                 if cosines:
                     scores["clap_score"] = float(cosines[rung][idx].mean())
@@ -171,12 +200,8 @@ def ladder_family(
                     draw_values[m][rung] = v
             for share, rung in zip(COPY_SHARES, COPY_CHAIN):
                 k = round(share * n)
-                flags = np.concatenate(
-                    [
-                        memorized["real"][draw(rng, len(memorized["real"]), n - k)],
-                        memorized[COPIES][draw(rng, len(memorized[COPIES]), k)],
-                    ]
-                )
+                copies = memorized[VERBATIM][draw(rng, len(memorized[VERBATIM]), k)]
+                flags = np.concatenate([memorized["real"][idx[k:]], copies])  # k of the N clips replaced
                 draw_values[MEMORIZATION][rung] = float(flags.mean())
             for m in metrics:
                 if not draw_values[m] or any(v is None for v in draw_values[m].values()):
@@ -265,15 +290,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache-dir",
         default=None,
-        help="embedding cache (default: the evaluation default, shared with compare, so the corpus "
-        "is embedded once)",
+        help="embedding cache (default: the evaluation default, shared with compare, so the corpus is embedded once)",
     )
     parser.add_argument("--out", default="benchmarks/results/ladder.json", help="results JSON (default %(default)s)")
     parser.add_argument(
         "--min-n-out", default=str(MIN_N_FILE), help="per-metric minimum N the report reads (default %(default)s)"
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="instead of running: merge these results JSONs (e.g. one per embedder, run in parallel) into "
+        "--out and --min-n-out",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    if args.merge:
+        parts = [json.loads(Path(path).read_text()) for path in args.merge]
+        results = {**parts[0], "embedders": {k: v for part in parts for k, v in part["embedders"].items()}}
+        results["seconds"] = sum(part.get("seconds", 0) for part in parts)
+        results.pop("min_n", None)
+        results["draws"] = DRAWS
+        results["runs"] = args.merge
+        return write_results(results, args, argv)
     corpus, work = Path(args.corpus), Path(args.work)
     sizes = [int(n) for n in args.sizes.split(",")]
     seeds = {n: (args.seeds_large or args.seeds) if n > 16 else args.seeds for n in sizes}
@@ -282,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start",
-        "draws": "independent draws of N clips per rung per seed (no clip shared across rungs by design)",
+        "draws": DRAWS,
         "pass_share": PASS_SHARE,
         "seeds": {str(n): s for n, s in seeds.items()},
         "embedders": {},
@@ -300,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{embedder} {family}: {time.perf_counter() - started:.0f} s", flush=True)
             Path(args.out).with_suffix(".partial.json").write_text(json.dumps(results, indent=2) + "\n")
     results["seconds"] = time.perf_counter() - started
+    return write_results(results, args, argv)
+
+
+def write_results(results: dict, args: argparse.Namespace, argv: list[str] | None) -> int:
     table = min_n_table(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({**results, "min_n": table}, indent=2) + "\n")

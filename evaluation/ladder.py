@@ -6,8 +6,10 @@ SNR; low-passed at 4/2/1 kHz; sent through the bundled mel representation (`mode
 image and back with Griffin-Lim); 100 ms frames shuffled in time. Only the order inside each
 chain is known (noise 30 dB beats 10 dB; nobody can say whether 20 dB noise beats a 2 kHz
 low-pass), so a metric orders the ladder when every chain is strictly monotone from the real
-clips down. The memorization share has its own chain: held-out clips with 0, 25, 50 and 100% of
-them replaced by disguised copies of training clips (`synthetic.planted_copy`).
+clips down. The memorization share has its own chain: the same held-out clips with 0, 25, 50 and
+100% of them replaced by training clips as they are (verbatim copies; the benchmark also reports
+how many disguised copies, `synthetic.planted_copy`, the detector flags, which is not part of
+the chain). Each seed draws N clips once and every rung holds those same clips degraded.
 
 `benchmarks/bench_ladder.py` measures, per embedder, metric and N, the share of seeded draws in
 which the ladder comes out in order, and writes the smallest N at which each metric passes
