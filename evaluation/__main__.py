@@ -341,7 +341,9 @@ def comparability(embedder_name: str, num_reference: int, num_evaluated: int, sc
             "set on equal N and shows the real-vs-real floor"
         ),
         "not_trusted_at_this_n": {
-            m: v["note"] for m, v in visibility.items() if m in REPORT_METRICS[:4] and not v["shown"]
+            m: v["note"].replace("withheld", "not trusted", 1)
+            for m, v in visibility.items()
+            if m in REPORT_METRICS[:4] and not v["shown"]
         },
     }
 

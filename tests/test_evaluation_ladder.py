@@ -232,3 +232,30 @@ def test_floor_is_skipped_with_a_note_when_the_reference_is_too_small(tmp_path):
     assert report["floor"] is None and not report["footing"]["floor_held_out"]
     assert any("too few to hold out 12" in n for n in report["footing"]["notes"])
     assert embed_directory(get_embedder("mel-stats"), reference, None, progress=False) is not None
+
+
+def test_fad_states_what_a_comparison_needs_and_matches_an_n(tmp_path, folders, capsys):
+    from evaluation.__main__ import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(
+            [
+                "fad",
+                str(folders["reference"]),
+                str(folders["large"]),
+                "--embedder",
+                "mel-stats",
+                "--num-clips",
+                "6",
+                "--bootstrap",
+                "10",
+                "--quiet",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+    out = json.loads(capsys.readouterr().out)
+    assert out["num_evaluated"] == 6 and out["comparability"]["num_evaluated"] == 6
+    assert "only with results at N=6" in out["comparability"]["statement"]
+    assert "fad" in out["comparability"]["not_trusted_at_this_n"]  # the ladder measured mel-stats from N=16
