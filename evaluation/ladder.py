@@ -132,12 +132,13 @@ def _min_n_table(path: str) -> dict:
     return json.loads(file.read_text()) if file.is_file() else {}
 
 
-def metric_shown(embedder: str, metric: str, n: int, table_path: str | Path = MIN_N_FILE) -> tuple[bool, str | None]:
+def metric_shown(embedder: str, metric: str, n: int, table_path: str | Path | None = None) -> tuple[bool, str | None]:
     """May a report show `metric` for sets of `n` clips embedded with `embedder`?
 
     Returns (shown, note). Not shown when the ladder benchmark found the metric out of order at
-    this N; shown with a note when the embedder or metric was never measured on the ladder."""
-    table = _min_n_table(str(table_path)).get("embedders", {}).get(embedder, {})
+    this N; shown with a note when the embedder or metric was never measured on the ladder.
+    `table_path` defaults to `MIN_N_FILE` (read at call time, so tests can point it elsewhere)."""
+    table = _min_n_table(str(table_path or MIN_N_FILE)).get("embedders", {}).get(embedder, {})
     if metric not in table:
         return True, f"{metric} not checked on the quality ladder for embedder {embedder!r}"
     entry = table[metric]

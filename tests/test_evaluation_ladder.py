@@ -130,7 +130,9 @@ def test_shuffled_frames_keep_the_samples_and_change_their_order():
 
 
 @pytest.fixture
-def folders(tmp_path):
+def folders(tmp_path, monkeypatch):
+    # compare's plumbing is tested apart from the measured table: no embedder is ladder-checked here
+    monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", tmp_path / "no-table.json")
     return {
         "reference": write_folder(tmp_path / "reference", range(100, 124)),
         "small": write_folder(tmp_path / "small", range(300, 308)),
@@ -234,8 +236,12 @@ def test_floor_is_skipped_with_a_note_when_the_reference_is_too_small(tmp_path):
     assert embed_directory(get_embedder("mel-stats"), reference, None, progress=False) is not None
 
 
-def test_fad_states_what_a_comparison_needs_and_matches_an_n(tmp_path, folders, capsys):
+def test_fad_states_what_a_comparison_needs_and_matches_an_n(tmp_path, folders, capsys, monkeypatch):
     from evaluation.__main__ import main
+
+    table = tmp_path / "min_n.json"
+    table.write_text(json.dumps({"embedders": {"mel-stats": {"fad": {"min_n": 16, "share_ordered": {"16": 1.0}}}}}))
+    monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", table)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -258,4 +264,4 @@ def test_fad_states_what_a_comparison_needs_and_matches_an_n(tmp_path, folders, 
     out = json.loads(capsys.readouterr().out)
     assert out["num_evaluated"] == 6 and out["comparability"]["num_evaluated"] == 6
     assert "only with results at N=6" in out["comparability"]["statement"]
-    assert "fad" in out["comparability"]["not_trusted_at_this_n"]  # the ladder measured mel-stats from N=16
+    assert list(out["comparability"]["not_trusted_at_this_n"]) == ["fad"]  # trusted from N=16 only
