@@ -347,8 +347,10 @@ def markdown_report(report: dict) -> str:
     for row in rows:
         cells = [text if not note else f"{text} ({note})" for text, note in row["cells"]]
         lines.append(f"| {row['label']} | {row['n']} | " + " | ".join(cells) + " |")
-    if report.get("paired_tests"):
-        tested = [key for key in ("fad", "kad", "mad") if key in dict(columns)]
+    tested = [key for key in ("fad", "kad", "mad") if key in dict(columns)]
+    if report.get("paired_tests") and not tested:
+        lines += ["", "No paired tests: FAD, KAD and MAD are all withheld at this N (see above)."]
+    if report.get("paired_tests") and tested:
         lines += [
             "",
             "## Paired tests (A - B; lower is better; p: one-sided bootstrap p-value that A is not better)",
@@ -451,7 +453,9 @@ def html_headline(report: dict) -> str:
     parts = [table]
     tests = report.get("paired_tests") or []
     tested = [key for key in ("fad", "kad", "mad") if key in dict(columns)]
-    if tests:
+    if tests and not tested:
+        parts.append("<p>No paired tests: FAD, KAD and MAD are all withheld at this N (see above).</p>")
+    if tests and tested:
         body = []
         for test in tests:
             if test.get("refused"):
