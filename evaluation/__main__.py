@@ -294,7 +294,14 @@ def cmd_fad(args: argparse.Namespace) -> None:
     embedder = _load_embedder(args)
     reference = _reference(args, embedder)
     evaluated = _embed(args, embedder, args.evaluated)
+    if args.num_clips is not None:
+        from evaluation.compare import subsample
+
+        if args.num_clips > len(evaluated):
+            raise UserError(f"--num-clips {args.num_clips} is more than the {len(evaluated)} clips in {args.evaluated}")
+        evaluated = subsample(evaluated, args.num_clips, args.seed)
     scores = distance_scores(reference, evaluated, args.bootstrap, args.seed)
+    scores["comparability"] = comparability(embedder.name, len(reference), len(evaluated), scores)
     if args.frame_level:
         from evaluation.compare import frame_level_fad
         from evaluation.reference_stats import ReferenceStats
@@ -316,6 +323,31 @@ def cmd_fad(args: argparse.Namespace) -> None:
         },
         args.json,
     )
+
+
+def comparability(embedder_name: str, num_reference: int, num_evaluated: int, scores: dict) -> dict:
+    """What another `fad` result must share before its numbers can be compared with these."""
+    from evaluation.compare import REPORT_METRICS, metric_visibility
+
+    clusters = (scores.get("mad") or {}).get("num_clusters")
+    visibility = metric_visibility(embedder_name, num_evaluated)
+    return {
+        "num_evaluated": num_evaluated,
+        "num_reference": num_reference,
+        "mad_clusters": clusters,
+        "statement": (
+            f"FAD, KAD and MAD depend on N: compare these numbers only with results at N={num_evaluated} "
+            f"evaluated clips against the same {num_reference} reference clips"
+            + (f" and MAD with {clusters} clusters" if clusters else "")
+            + "; for another N pass --num-clips, or use `python -m evaluation compare`, which puts every "
+            "set on equal N and shows the real-vs-real floor"
+        ),
+        "not_trusted_at_this_n": {
+            m: v["note"].replace("withheld", "not trusted", 1)
+            for m, v in visibility.items()
+            if m in REPORT_METRICS[:4] and not v["shown"]
+        },
+    }
 
 
 def check_reference(path: str) -> None:
@@ -443,6 +475,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         max_players=args.players,
         progress=not args.quiet,
         jobs=args.jobs,
+        eval_clips=args.eval_clips,
     )
     for kind, path in report.get("files", {}).items():
         print(f"{kind}: {path}")
@@ -558,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("evaluated", help="folder of audio to judge")
     p.add_argument(
+        "--num-clips",
+        type=positive_int,
+        default=None,
+        help="score a seeded draw of this many evaluated clips (--seed), to match the N of a result "
+        "you compare with (default: all clips)",
+    )
+    p.add_argument(
         "--frame-level",
         action="store_true",
         help="also report FAD fitted to every frame embedding (vggish: each 0.96 s example), the "
@@ -654,6 +694,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=64,
         help="clips generated per checkpoint (default %(default)s)",
+    )
+    p.add_argument(
+        "--eval-clips",
+        type=positive_int,
+        default=None,
+        help="N: clips every set is scored at (larger sets: a seeded draw of N; a smaller set is "
+        "scored alone and left out of every ranking and paired test). Default: the smallest "
+        "candidate's clip count",
     )
     p.add_argument(
         "--jobs",

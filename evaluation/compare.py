@@ -4,6 +4,7 @@ protocol manifest (embedder, sample rate in Hz, N, durations in s, seeds, packag
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import platform
@@ -32,8 +33,14 @@ from evaluation.fad import (
 from evaluation.features import limit_threads
 from evaluation.generate import generate_clips, has_audio, is_checkpoint
 from evaluation.kad import kernel_stats
-from evaluation.mad import mad_stats
-from evaluation.memorization import CopyDetector, check_calibration_size, memorization_report
+from evaluation.ladder import MEMORIZATION, metric_shown
+from evaluation.mad import mad_stats, num_clusters
+from evaluation.memorization import (
+    CopyDetector,
+    check_calibration_size,
+    memorization_report,
+    min_calibration_clips,
+)
 from evaluation.reference_stats import ReferenceStats, is_stats_file, load_reference_stats
 from music.audiofolder import metadata_file, read_captions, read_rows
 
@@ -49,6 +56,8 @@ PACKAGES = (
     "soundfile",
     "soxr",
 )
+# every number the report headlines, each checked on the quality ladder (evaluation/ladder.py)
+REPORT_METRICS = ("fad", "fad_inf", "kad", "mad", "clap_score", MEMORIZATION)
 
 
 def package_versions() -> dict[str, str]:
@@ -72,8 +81,12 @@ def distance_scores(
     seed: int = 0,
     fad_inf_points: int = 15,
     num_outliers: int = 10,
+    clusters: int | None = None,
 ) -> dict:
     """FAD (+ interval), FAD-inf, KAD and MAD (+ intervals) and per-clip scores, worst first.
+
+    `clusters` fixes MAD's cluster count (compare passes the one set by the common N, so every
+    candidate is quantised alike); None uses the mauve-text default for these two sizes.
 
     `reference` is an embedded folder or `ReferenceStats` from a `.npz`; a `.npz` without
     embeddings gives FAD and FAD-inf only (KAD, MAD and percentiles need the reference clips).
@@ -82,8 +95,54 @@ def distance_scores(
     """
     with limit_threads(1):
         return _distance_scores(
-            reference, evaluated, n_bootstrap, seed, fad_inf_points, num_outliers
+            reference, evaluated, n_bootstrap, seed, fad_inf_points, num_outliers, clusters
         )
+
+
+def point_scores(
+    reference: EmbeddingSet | ReferenceStats,
+    evaluated: np.ndarray,
+    clusters: int | None = None,
+    seed: int = 0,
+    fad_inf_points: int = 15,
+) -> dict[str, float | None]:
+    """FAD, FAD-inf, KAD and MAD of `evaluated` `[N, dim]` against the reference: point values
+    without intervals (the quality-ladder benchmark draws thousands of them). `clusters` fixes
+    MAD's k-means cluster count (None: the mauve-text default for these two sizes). KAD, MAD are
+    None without reference embeddings, FAD-inf None below 10 clips."""
+    with limit_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rank warnings: callers compare at equal N by design
+        ref_stats = reference_gaussian(reference)
+        ev = np.asarray(evaluated, dtype=np.float64)
+        out: dict[str, float | None] = {
+            "fad": frechet_from_stats(ref_stats, gaussian_stats(ev)),
+            "fad_inf": fad_inf(ref_stats, ev, num_points=fad_inf_points, seed=seed).value if len(ev) >= 10 else None,
+            "kad": None,
+            "mad": None,
+        }
+        if reference.embeddings is not None:
+            out["kad"] = kernel_stats(reference.embeddings, ev).kad()
+            out["mad"] = mad_stats(reference.embeddings, ev, seed=seed, clusters=clusters).mad()
+    return out
+
+
+def memorization_of(
+    evaluated: EmbeddingSet,
+    train: EmbeddingSet,
+    baseline: EmbeddingSet | None,
+    cache: EmbeddingCache | None,
+    false_positive_rate: float,
+    progress: bool = False,
+) -> dict:
+    """The one call into `evaluation.memorization` (its detector is being replaced, issue 22): the
+    report as a dict, with `share` (share of `evaluated` flagged as copies of `train`) and
+    `flags` (one bool per clip, in `evaluated` order) added for the report and the ladder."""
+    result = memorization_report(
+        evaluated, train, baseline, CopyDetector(), cache, false_positive_rate, progress=progress
+    ).to_dict()
+    result["share"] = float(result["share_above"]["either"])
+    result["flags"] = [bool(row["above_threshold"]) for row in result["per_clip"]]
+    return result
 
 
 def reference_gaussian(reference: EmbeddingSet | ReferenceStats) -> GaussianStats:
@@ -102,6 +161,7 @@ def _distance_scores(
     seed: int,
     fad_inf_points: int,
     num_outliers: int,
+    clusters: int | None = None,
 ) -> dict:
     if isinstance(reference, ReferenceStats):
         reference.check_embedder(evaluated.embedder)
@@ -133,7 +193,7 @@ def _distance_scores(
         kernels = kernel_stats(ref_embeddings, evaluated.embeddings)
         kad_result = bootstrap_ci(kernels.kad, len(ev), n_bootstrap, seed=seed)
         out["kad"] = {**kad_result.to_dict(), "bandwidth": kernels.bandwidth}
-        quantised = mad_stats(ref_embeddings, ev, seed=seed)
+        quantised = mad_stats(ref_embeddings, ev, seed=seed, clusters=clusters)
         mad_result = bootstrap_ci(quantised.mad, len(ev), n_bootstrap, seed=seed)
         mad_result.ci_low = max(mad_result.ci_low, 0.0)  # MAD >= 0; the bias shift can cross 0
         if quantised.num_clusters < 5:
@@ -292,6 +352,96 @@ def reference_prompts(reference_dir: Path) -> tuple[list[str], list[dict]] | Non
     return [captions[name] for name in names], [rows.get(name, {"file_name": name}) for name in names]
 
 
+def subsample(clips: EmbeddingSet, n: int, seed: int) -> EmbeddingSet:
+    """A seeded draw of `n` clips of `clips` (kept in file order), or `clips` itself when it has `n` or fewer.
+
+    The draw depends only on the seed and the sorted file names, so sets holding the same names
+    (clips generated with the same seeds or prompts) keep the same clips and stay paired."""
+    if len(clips) <= n:
+        return clips
+    order = np.argsort(clips.names(), kind="stable")
+    keep = np.sort(order[np.random.default_rng(seed).permutation(len(clips))[:n]])
+    note = f"evaluated on {n} of {len(clips)} clips (seeded draw, seed {seed}) so every set has the same N"
+    return _select(clips, keep, note)
+
+
+def _select(clips: EmbeddingSet, indices: np.ndarray, note: str | None = None) -> EmbeddingSet:
+    return dataclasses.replace(
+        clips,
+        paths=[clips.paths[i] for i in indices],
+        embeddings=clips.embeddings[indices],
+        durations_s=clips.durations_s[indices],
+        notes=clips.notes + ([note] if note else []),
+    )
+
+
+def hold_out(reference: EmbeddingSet, n: int, seed: int) -> tuple[EmbeddingSet, EmbeddingSet] | None:
+    """Split the reference into (the reference every set is scored against, `n` held-out real clips
+    scored like a candidate: the real-vs-real floor). None when fewer than 2 clips would remain."""
+    if len(reference) - n < 2:
+        return None
+    held = np.zeros(len(reference), dtype=bool)
+    held[np.random.default_rng([seed, 25]).permutation(len(reference))[:n]] = True
+    rest = _select(
+        reference,
+        np.flatnonzero(~held),
+        f"{n} of {len(reference)} reference clips held out (seeded) as the real-vs-real floor",
+    )
+    floor = _select(reference, np.flatnonzero(held))
+    return rest, floor
+
+
+def metric_visibility(embedder_name: str, n: int) -> dict[str, dict]:
+    """Per report metric: may the report show it at N = `n` (the quality ladder's verdict), and why not."""
+    visibility = {}
+    for metric in REPORT_METRICS:
+        shown, note = metric_shown(embedder_name, metric, n)
+        visibility[metric] = {"shown": shown, "note": note}
+    return visibility
+
+
+def withhold(entry: dict, visibility: dict[str, dict]) -> None:
+    """Drop the values of metrics the ladder does not trust at this N from a scored entry (in place)."""
+    for metric, seen in visibility.items():
+        if seen["shown"]:
+            continue
+        if metric in ("fad", "fad_inf", "kad", "mad"):
+            entry["distances"][metric] = None
+        elif metric in entry:
+            entry[metric] = None
+
+
+def score_set(
+    model: Embedder,
+    reference: EmbeddingSet | ReferenceStats,
+    clips: EmbeddingSet,
+    captions: dict[str, str] | None,
+    train: EmbeddingSet | None,
+    baseline: EmbeddingSet | None,
+    cache: EmbeddingCache | None,
+    settings: dict,
+) -> dict:
+    """Every report metric of one set (a candidate or the held-out floor) against the reference:
+    distances with intervals, CLAP score where there are captions, memorization against `train`."""
+    entry = {
+        "set": clips.summary(),
+        "distances": distance_scores(
+            reference, clips, settings["n_bootstrap"], settings["seed"], clusters=settings["clusters"]
+        ),
+        "clap_score": None,
+        "memorization": None,
+    }
+    if model.supports_text and captions is not None:
+        entry["clap_score"] = clap_score(
+            model, clips, captions, allow_unpaired=True, seed=settings["seed"]
+        ).to_dict()
+    if train is not None:
+        entry["memorization"] = memorization_of(
+            clips, train, baseline, cache, settings["memorization_fpr"], settings["progress"]
+        )
+    return entry
+
+
 def compare(
     candidates: list[str],
     reference_dir: str | Path,
@@ -313,14 +463,21 @@ def compare(
     max_players: int = 6,
     progress: bool = True,
     jobs: int = 1,
+    eval_clips: int | None = None,
 ) -> dict:
     """Evaluate each candidate against `reference_dir` (and memorization against `train_dir`).
 
+    Every candidate is scored at the same N: `eval_clips`, by default the smallest candidate's
+    clip count; larger sets are subsampled (seeded), a smaller one is scored alone and kept out of
+    every comparison. N reference clips are held out and scored like a candidate (the floor a
+    real set reaches; also the memorization baseline); the rest is the reference for all.
     Returns the JSON-ready report; with `write=True` also writes report.json/.md/.html to `out_dir`.
     """
     # 1. Check inputs
     if not candidates:
         raise ValueError("compare needs at least one checkpoint or folder of audio")
+    if eval_clips is not None and eval_clips < 2:
+        raise ValueError(f"eval_clips must be at least 2, got {eval_clips}")
     reference_dir = Path(reference_dir)
     reference_file = load_reference_stats(reference_dir) if is_stats_file(reference_dir) else None
     if reference_file is None and not reference_dir.is_dir():
@@ -348,12 +505,10 @@ def compare(
         if train_dir
         else None
     )
-    # the held-out reference is the memorization baseline; a statistics file has no clips to match
-    baseline = reference if isinstance(reference, EmbeddingSet) else None
     if train is not None:  # refuse before generating anything
-        if baseline is not None:
+        if isinstance(reference, EmbeddingSet):
             check_calibration_size(
-                len(baseline), memorization_fpr, f"the reference set {reference_dir} (memorization baseline)"
+                len(reference), memorization_fpr, f"the reference set {reference_dir} (memorization baseline)"
             )
         else:
             check_calibration_size(
@@ -368,9 +523,8 @@ def compare(
         )
     else:
         prompts, prompt_rows = reference_prompts(reference_dir) or (None, None)
-    detector = CopyDetector()
-    # 4. Score every candidate
-    results, sets = [], []
+    # 4. Every candidate as a folder of audio, embedded
+    results, sets, caption_sets = [], [], []
     for candidate in candidates:
         folder, source = resolve_candidate(
             candidate,
@@ -385,43 +539,58 @@ def compare(
             prompt_rows=prompt_rows,
             jobs=jobs,
         )
-        evaluated = embed_directory(model, folder, cache, on_error=on_error, progress=progress)
-        entry = {
-            "label": str(candidate),
-            "step": step_of(str(candidate)),
-            "source": source,
-            "set": evaluated.summary(),
-        }
-        entry["distances"] = distance_scores(reference, evaluated, n_bootstrap, seed)
-        captions = folder_captions(folder)
-        if model.supports_text and captions is not None:
-            entry["clap_score"] = clap_score(
-                model, evaluated, captions, allow_unpaired=True, seed=seed
-            ).to_dict()
-        else:
-            entry["clap_score"] = None
-        if train is not None:
-            entry["memorization"] = memorization_report(
-                evaluated, train, baseline, detector, cache, memorization_fpr, progress=progress
-            ).to_dict()
+        sets.append(embed_directory(model, folder, cache, on_error=on_error, progress=progress))
+        caption_sets.append(folder_captions(folder))
+        results.append({"label": str(candidate), "step": step_of(str(candidate)), "source": source})
+    # 5. Equal footing: one N, one reference, one MAD cluster count, the floor held out
+    n = eval_clips or min(len(s) for s in sets)
+    footing, reference, floor_set = equal_footing(reference, n, seed, train, memorization_fpr)
+    baseline = reference if isinstance(reference, EmbeddingSet) else None
+    settings = {
+        "n_bootstrap": n_bootstrap,
+        "seed": seed,
+        "clusters": footing["mad_clusters"],
+        "memorization_fpr": memorization_fpr,
+        "progress": progress,
+    }
+    visibility = metric_visibility(model.name, n)
+    floor = None
+    if floor_set is not None:
+        floor = {"label": "held-out real clips (floor)", **score_set(
+            model, reference, floor_set, reference_captions(reference_dir, reference_file), train,
+            baseline, cache, settings,
+        )}
+        withhold(floor, visibility)
+    # 6. Score every candidate
+    for index, (entry, clips, captions) in enumerate(zip(results, sets, caption_sets)):
+        evaluated = subsample(clips, n, seed)
+        entry["comparable"] = len(evaluated) == n
+        if not entry["comparable"]:
+            entry["not_comparable"] = (
+                f"{len(evaluated)} clips, fewer than the N={n} every other set is scored at: its "
+                "FAD, KAD and MAD are not comparable with theirs, so it is left out of every ranking and test"
+            )
+        entry.update(score_set(model, reference, evaluated, captions, train, baseline, cache, settings))
+        withhold(entry, visibility)
         entry["players"] = [str(p) for p in evaluated.paths[:max_players]]
         entry["worst_clips"] = entry["distances"]["outliers"][:max_players]
-        results.append(entry)
-        sets.append(evaluated)
-    # 5. Paired tests between neighbouring candidates (e.g. successive training steps)
-    tests = [
-        paired_tests(
-            reference,
-            sets[i],
-            sets[i + 1],
-            results[i]["label"],
-            results[i + 1]["label"],
-            n_bootstrap,
-            seed,
-        )
-        for i in range(len(sets) - 1)
-    ]
-    # 6. Manifest and report
+        sets[index] = evaluated
+    # 7. Paired tests between neighbouring candidates (e.g. successive training steps)
+    tests = []
+    for i in range(len(sets) - 1):
+        a, b = results[i], results[i + 1]
+        if not (a["comparable"] and b["comparable"]):
+            odd = a if not a["comparable"] else b
+            tests.append({
+                "a": a["label"], "b": b["label"], "refused": f"{odd['label']} has {odd['set']['num_clips']} clips, "
+                f"not N={n}: sets of different N are not comparable",
+            })
+            continue
+        tests.append(paired_tests(
+            reference, sets[i], sets[i + 1], a["label"], b["label"], n_bootstrap, seed,
+            clusters=footing["mad_clusters"], visibility=visibility,
+        ))
+    # 8. Manifest and report
     report = {
         "manifest": {
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -431,11 +600,13 @@ def compare(
             "train": train.summary() if train is not None else None,
             "seed": seed,
             "n_bootstrap": n_bootstrap,
-            "copy_detector": detector.describe(),
+            "copy_detector": CopyDetector().describe(),
             "memorization_false_positive_rate": memorization_fpr,
             "packages": package_versions(),
             "command": " ".join(sys.argv),
         },
+        "footing": {**footing, "visibility": visibility},
+        "floor": floor,
         "candidates": results,
         "paired_tests": tests,
     }
@@ -448,6 +619,45 @@ def compare(
     return report
 
 
+def equal_footing(
+    reference: EmbeddingSet | ReferenceStats, n: int, seed: int, train: EmbeddingSet | None, fpr: float
+) -> tuple[dict, EmbeddingSet | ReferenceStats, EmbeddingSet | None]:
+    """The common N, the reference every set is scored against (the given one less N held-out
+    clips), the held-out floor set (None when it cannot be made) and MAD's cluster count."""
+    notes, floor_set = [], None
+    if isinstance(reference, ReferenceStats):
+        notes.append("no real-vs-real floor: a statistics file holds no clips to hold out")
+    else:
+        split = hold_out(reference, n, seed)
+        if split is None:
+            notes.append(f"no real-vs-real floor: the reference has {len(reference)} clips, too few to hold out {n}")
+        elif train is not None and len(split[0]) < min_calibration_clips(fpr):
+            notes.append(
+                f"no real-vs-real floor: holding out {n} of {len(reference)} reference clips would leave "
+                f"{len(split[0])}, too few to calibrate memorization at {fpr:.0%} false positives"
+            )
+        else:
+            reference, floor_set = split
+    clusters = num_clusters(n, len(reference))
+    footing = {
+        "n": n,
+        "seed": seed,
+        "num_reference": len(reference),
+        "mad_clusters": clusters,
+        "floor_held_out": floor_set is not None,
+        "notes": notes,
+    }
+    return footing, reference, floor_set
+
+
+def reference_captions(reference_dir: Path, reference_file: ReferenceStats | None) -> dict[str, str] | None:
+    """Captions of the reference clips (for the floor's CLAP score), keyed like the set's names."""
+    if reference_file is not None:
+        return reference_file.captions
+    # the corpus keeps one metadata.jsonl per split (valid/), not per subset folder (valid/drums/)
+    return folder_captions(reference_dir) or folder_captions(reference_dir.parent)
+
+
 def paired_tests(
     reference: EmbeddingSet | ReferenceStats,
     a: EmbeddingSet,
@@ -456,10 +666,25 @@ def paired_tests(
     label_b: str,
     n_bootstrap: int,
     seed: int,
+    clusters: int | None = None,
+    visibility: dict[str, dict] | None = None,
 ) -> dict:
-    """Does A beat B on FAD and on KAD? Paired when both sets hold the same file names (same seeds/prompts)."""
+    """Does A beat B on FAD, KAD and MAD? Paired when both sets hold the same file names (same
+    seeds/prompts). Refused (a `refused` reason instead of numbers) when A and B differ in N;
+    metrics that `visibility` withholds at this N are None. MAD uses `clusters` for both."""
+    if len(a) != len(b):
+        return {
+            "a": label_a,
+            "b": label_b,
+            "refused": f"{len(a)} vs {len(b)} clips: FAD, KAD and MAD depend on N, so sets of "
+            "different N are not comparable",
+        }
     with limit_threads(1):
-        return _paired_tests(reference, a, b, label_a, label_b, n_bootstrap, seed)
+        out = _paired_tests(reference, a, b, label_a, label_b, n_bootstrap, seed, clusters)
+    for metric, seen in (visibility or {}).items():
+        if metric in ("fad", "kad", "mad") and not seen["shown"]:
+            out[metric] = None
+    return out
 
 
 def _paired_tests(
@@ -470,6 +695,7 @@ def _paired_tests(
     label_b: str,
     n_bootstrap: int,
     seed: int,
+    clusters: int | None,
 ) -> dict:
     paired = a.names() == b.names()
     ref_stats = reference_gaussian(reference)
@@ -490,7 +716,8 @@ def _paired_tests(
         out["kad"] = paired_bootstrap_test(
             ka.kad, kb.kad, len(ea), len(eb), paired=paired, n_bootstrap=n_bootstrap, seed=seed
         ).to_dict()
-        ma, mb = mad_stats(reference.embeddings, ea, seed), mad_stats(reference.embeddings, eb, seed)
+        ma = mad_stats(reference.embeddings, ea, seed, clusters=clusters)
+        mb = mad_stats(reference.embeddings, eb, seed, clusters=clusters)
         out["mad"] = paired_bootstrap_test(
             ma.mad, mb.mad, len(ea), len(eb), paired=paired, n_bootstrap=n_bootstrap, seed=seed
         ).to_dict()

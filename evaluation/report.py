@@ -74,12 +74,16 @@ def svg_interval_chart(
     title: str,
     width: int = 640,
     height: int = 260,
+    floor: dict | None = None,
 ) -> str:
-    """Points with interval whiskers, one per candidate (x in candidate order / training step)."""
+    """Points with interval whiskers, one per candidate (x in candidate order / training step);
+    `floor` (`value`, `ci_low`, `ci_high` of held-out real clips) is drawn as a grey band and a
+    dashed line across the plot."""
     margin_left, margin_bottom, margin_top = 60, 60, 30
     plot_w, plot_h = width - margin_left - 20, height - margin_bottom - margin_top
-    top = max(highs + values) if values else 1.0
-    bottom = min(lows + values + [0.0])
+    band = [floor["ci_low"], floor["ci_high"], floor["value"]] if floor else []
+    top = max(highs + values + band) if values else 1.0
+    bottom = min(lows + values + band + [0.0])
     span = (top - bottom) or 1.0
     top += 0.05 * span
     span = top - bottom
@@ -105,6 +109,15 @@ def svg_interval_chart(
         )
         parts.append(
             f"<line x1='{margin_left}' y1='{y(tick)}' x2='{margin_left + plot_w}' y2='{y(tick)}' stroke='#eee'/>"
+        )
+    if floor:
+        parts.append(
+            f"<rect x='{margin_left}' y='{y(floor['ci_high'])}' width='{plot_w}' "
+            f"height='{max(y(floor['ci_low']) - y(floor['ci_high']), 1)}' fill='#999' fill-opacity='0.2'/>"
+            f"<line x1='{margin_left}' y1='{y(floor['value'])}' x2='{margin_left + plot_w}' "
+            f"y2='{y(floor['value'])}' stroke='#666' stroke-dasharray='5'/>"
+            f"<text x='{margin_left + plot_w - 4}' y='{y(floor['value']) - 4}' text-anchor='end' "
+            f"font-size='10' fill='#444'>held-out real clips {floor['value']:.3g}</text>"
         )
     step = plot_w / max(len(labels), 1)
     points = []
@@ -189,8 +202,128 @@ def svg_histogram(
     return "".join(parts)
 
 
+# headline columns: report metric key, column title, whether larger is better
+COLUMNS = (
+    ("fad", "FAD [95% CI]", False),
+    ("fad_inf", "FAD-inf", False),
+    ("kad", "KAD [95% CI]", False),
+    ("mad", "MAD [95% CI]", False),
+    ("clap_score", "CLAP score [95% CI]", True),
+    ("memorization", "memorized share", False),
+)
+
+
+def _metric_value(entry: dict | None, metric: str) -> tuple[str, float | None]:
+    """(cell text, value) of one metric of a scored set; ("n/a", None) when it was not computed."""
+    if not entry:
+        return "n/a", None
+    if metric in ("fad", "kad", "mad"):
+        result = entry["distances"].get(metric)
+        return _interval(result), result["value"] if result else None
+    if metric == "fad_inf":
+        result = entry["distances"].get("fad_inf")
+        return (_fmt(result["value"]), result["value"]) if result else ("n/a", None)
+    if metric == "clap_score":
+        clap = entry.get("clap_score")
+        if not clap:
+            return "n/a", None
+        text = f"{clap['mean']:.3f} [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]"
+        if clap.get("mismatched"):
+            m = clap["mismatched"]
+            text += f"; mismatched captions {m['mean']:.3f}"
+        return text, clap["mean"]
+    mem = entry.get("memorization")
+    if not mem:
+        return "n/a", None
+    share = mem.get("share", mem["share_above"]["either"])
+    return f"{share:.1%}", share
+
+
+def _against_floor(metric: str, value: float | None, floor_value: float | None) -> str | None:
+    """The note that puts a candidate's number next to what held-out real clips score."""
+    if value is None or floor_value is None:
+        return None
+    if metric == "memorization":
+        return f"held-out real clips: {floor_value:.1%}"
+    if metric == "clap_score":
+        return f"held-out real clips: {floor_value:.3f}"
+    return f"against a floor of {_fmt(floor_value)}"
+
+
+def headline_rows(report: dict) -> tuple[list[tuple[str, str]], list[dict]]:
+    """The shown columns (key, title) and one row per set (the floor first, then every candidate):
+    `label`, `n`, and per column a (number, note) pair; the one source of the Markdown and HTML tables."""
+    visibility = report.get("footing", {}).get("visibility", {})
+    columns = [(key, title) for key, title, _ in COLUMNS if visibility.get(key, {}).get("shown", True)]
+    floor = report.get("floor")
+    floor_values = {key: _metric_value(floor, key)[1] for key, _ in columns}
+    rows = []
+    if floor:
+        rows.append({
+            "label": floor["label"],
+            "n": floor["set"]["num_clips"],
+            "cells": [(_metric_value(floor, key)[0], None) for key, _ in columns],
+            "floor": True,
+        })
+    for entry in report["candidates"]:
+        n = entry["set"]["num_clips"]
+        if not entry.get("comparable", True):
+            reason = entry.get("not_comparable", "")
+            cells = [("not comparable", reason)] + [("-", None) for _ in columns[1:]]
+            rows.append({"label": entry["label"], "n": n, "cells": cells})
+            continue
+        cells = []
+        for key, _ in columns:
+            text, value = _metric_value(entry, key)
+            cells.append((text, _against_floor(key, value, floor_values.get(key))))
+        rows.append({"label": entry["label"], "n": n, "cells": cells})
+    return columns, rows
+
+
+def memorization_baseline(report: dict) -> str:
+    """The sentence giving the share of held-out real clips flagged the same way: the baseline a
+    generated set's memorized share is read against."""
+    floor = report.get("floor") or {}
+    mem = floor.get("memorization")
+    if not mem:
+        return "No held-out real clips were scored, so there is no baseline share to read this against."
+    share = mem.get("share", mem["share_above"]["either"])
+    return (
+        f"Baseline: {share:.1%} of {floor['set']['num_clips']} held-out real clips (never trained on) are "
+        "flagged the same way; a share near it is no sign of memorization."
+    )
+
+
+def footing_lines(report: dict) -> list[str]:
+    """Sentences saying how the sets were put on equal footing and which metrics are withheld."""
+    footing = report.get("footing")
+    if not footing:
+        return []
+    n = footing["n"]
+    lines = [
+        f"Every set is scored at N = {n} clips (larger sets: a seeded draw of {n}, seed {footing['seed']}) "
+        f"against the same {footing['num_reference']} reference clips"
+        + (f", after {n} reference clips were held out and scored like a candidate (the floor)"
+           if footing["floor_held_out"] else "")
+        + f"; MAD quantises every set into the same {footing['mad_clusters']} clusters (one per 10 clips "
+        "of the smaller set). FAD, KAD and MAD depend on N: compare them only with numbers at the same N "
+        "and reference."
+    ]
+    lines += footing.get("notes", [])
+    visibility = footing.get("visibility", {})
+    unchecked = [metric for metric, seen in visibility.items() if seen["shown"] and seen.get("note")]
+    if unchecked:
+        lines.append(
+            f"Not checked on the quality ladder for this embedder (benchmarks/bench_ladder.py): "
+            f"{', '.join(unchecked)}; read them with care."
+        )
+    lines += [seen["note"] for seen in visibility.values() if not seen["shown"] and seen.get("note")]
+    return lines
+
+
 def markdown_report(report: dict) -> str:
-    """Tables of the metrics per candidate, paired tests, memorization and the manifest."""
+    """Tables of the metrics per candidate next to the real-vs-real floor, paired tests,
+    memorization and the manifest."""
     manifest = report["manifest"]
     embedder = manifest["embedder"]
     lines = [
@@ -199,47 +332,40 @@ def markdown_report(report: dict) -> str:
         (
             f"Embedder `{embedder['name']}` version `{embedder['version']}` at {manifest['sample_rate_hz']} Hz; "
             f"reference {manifest['reference']['num_clips']} clips; seed {manifest['seed']}; "
-            f"{manifest['n_bootstrap']} bootstrap resamples (95% intervals)."
+            f"{manifest['n_bootstrap']} bootstrap resamples (95% intervals). Lower is better for FAD, "
+            "FAD-inf, KAD, MAD; higher for the CLAP score."
         ),
         "",
-        (
-            "| candidate | N | FAD [95% CI] | FAD-inf | KAD [95% CI] | MAD [95% CI] "
-            "| CLAP score [95% CI]; mismatched captions, margin [95% CI] | memorized share |"
-        ),
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for entry in report["candidates"]:
-        d = entry["distances"]
-        fad_part, kad_part, mad_part = _interval(d["fad"]), _interval(d["kad"]), _interval(d.get("mad"))
-        inf_part = _fmt(d["fad_inf"]["value"]) if d.get("fad_inf") else "n/a"
-        clap = entry.get("clap_score")
-        clap_part = (
-            f"{clap['mean']:.3f} [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]" if clap else "n/a"
-        )
-        if clap and clap.get("mismatched"):
-            m = clap["mismatched"]
-            clap_part += (
-                f"; mismatched {m['mean']:.3f}, margin {m['margin']:.3f} "
-                f"[{m['margin_ci_low']:.3f}, {m['margin_ci_high']:.3f}]"
-            )
-        mem = entry.get("memorization")
-        mem_part = f"{mem['share_above']['either']:.1%}" if mem else "n/a"
-        lines.append(
-            f"| {entry['label']} | {d['num_evaluated']} | {fad_part} | {inf_part} | {kad_part} | {mad_part} "
-            f"| {clap_part} | {mem_part} |"
-        )
-    if report.get("paired_tests"):
+    lines += [f"- {line}" for line in footing_lines(report)]
+    columns, rows = headline_rows(report)
+    lines += [
+        "",
+        "| candidate | N | " + " | ".join(title for _, title in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for row in rows:
+        cells = [text if not note else f"{text} ({note})" for text, note in row["cells"]]
+        lines.append(f"| {row['label']} | {row['n']} | " + " | ".join(cells) + " |")
+    tested = [key for key in ("fad", "kad", "mad") if key in dict(columns)]
+    if report.get("paired_tests") and not tested:
+        lines += ["", "No paired tests: FAD, KAD and MAD are all withheld at this N (see above)."]
+    if report.get("paired_tests") and tested:
         lines += [
             "",
             "## Paired tests (A - B; lower is better; p: one-sided bootstrap p-value that A is not better)",
             "",
-            "| A | B | paired | FAD diff [CI] | p | KAD diff [CI] | p | MAD diff [CI] | p |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| A | B | paired | " + " | ".join(f"{key.upper()} diff [CI] | p" for key in tested) + " |",
+            "|---|---|---|" + "---|---|" * len(tested),
         ]
         for test in report["paired_tests"]:
+            if test.get("refused"):
+                lines.append(f"| {test['a']} | {test['b']} | refused: {test['refused']} |" + " |" * (2 * len(tested)))
+                continue
             lines.append(
-                f"| {test['a']} | {test['b']} | {test['paired']} | {_test(test['fad'])} | "
-                f"{_test(test['kad'])} | {_test(test.get('mad'))} |"
+                f"| {test['a']} | {test['b']} | {test['paired']} | "
+                + " | ".join(_test(test.get(key)) for key in tested)
+                + " |"
             )
     for entry in report["candidates"]:
         worst = entry["distances"].get("per_clip") or entry["distances"].get("outliers") or []
@@ -277,7 +403,8 @@ def markdown_report(report: dict) -> str:
                 f"{mem['thresholds']['embedding_similarity']:.3f}, "
                 f"copy score > {mem['thresholds']['copy_score']:.3f}. "
                 f"Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
-                f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}."
+                f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}. "
+                + memorization_baseline(report)
             ),
             "",
             "| generated | nearest train (copy) | copy score | offset (s) | nearest train (embedding) | similarity |",
@@ -300,38 +427,106 @@ def markdown_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table; cells are already escaped HTML."""
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_cell(text: str, note: str | None) -> str:
+    """A number with the note that qualifies it directly under it."""
+    cell = f"<span class='num'>{html.escape(text)}</span>"
+    return cell + (f"<br><small>{html.escape(note)}</small>" if note else "")
+
+
+def html_headline(report: dict) -> str:
+    """The headline table and the paired tests as HTML, from the same rows as the Markdown."""
+    columns, rows = headline_rows(report)
+    table = _html_table(
+        ["candidate", "N"] + [html.escape(title) for _, title in columns],
+        [
+            [html.escape(row["label"]), str(row["n"])] + [_html_cell(text, note) for text, note in row["cells"]]
+            for row in rows
+        ],
+    )
+    parts = [table]
+    tests = report.get("paired_tests") or []
+    tested = [key for key in ("fad", "kad", "mad") if key in dict(columns)]
+    if tests and not tested:
+        parts.append("<p>No paired tests: FAD, KAD and MAD are all withheld at this N (see above).</p>")
+    if tests and tested:
+        body = []
+        for test in tests:
+            if test.get("refused"):
+                body.append([html.escape(test["a"]), html.escape(test["b"]),
+                             f"<b>refused</b>: {html.escape(test['refused'])}"] + [""] * len(tested))
+                continue
+            body.append([html.escape(test["a"]), html.escape(test["b"]), str(test["paired"])] + [
+                html.escape(_test(test.get(key))) for key in tested
+            ])
+        parts.append(
+            "<h2>Paired tests</h2><p>A - B, lower is better; p: one-sided bootstrap p-value that A is not "
+            "better than B.</p>"
+            + _html_table(["A", "B", "paired"] + [f"{key.upper()} diff [CI] | p" for key in tested], body)
+        )
+    return "".join(parts)
+
+
 def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
-    candidates = report["candidates"]
+    candidates = [c for c in report["candidates"] if c.get("comparable", True)]
+    floor = report.get("floor")
     labels = [c["label"] for c in candidates]
-    sections = []
+    visibility = report.get("footing", {}).get("visibility", {})
+    sections = [
+        "<ul class='footing'>" + "".join(f"<li>{html.escape(line)}</li>" for line in footing_lines(report)) + "</ul>",
+        html_headline(report),
+    ]
+    charts = []
     for key, title in (
         ("fad", "FAD (lower is better)"),
         ("kad", "KAD (lower is better)"),
         ("mad", "MAD (lower is better)"),
     ):
+        if not visibility.get(key, {}).get("shown", True) or not candidates:
+            continue
         if not all(c["distances"].get(key) for c in candidates):
             continue
-        sections.append(
+        reference_line = floor["distances"].get(key) if floor else None
+        charts.append(
             svg_interval_chart(
                 labels,
                 [c["distances"][key]["value"] for c in candidates],
                 [c["distances"][key]["ci_low"] for c in candidates],
                 [c["distances"][key]["ci_high"] for c in candidates],
                 title,
+                floor=reference_line,
             )
         )
-    if all(c.get("clap_score") for c in candidates):
-        sections.append(
+    if candidates and visibility.get("clap_score", {}).get("shown", True) and all(
+        c.get("clap_score") for c in candidates
+    ):
+        real = floor.get("clap_score") if floor else None
+        charts.append(
             svg_interval_chart(
                 labels,
                 [c["clap_score"]["mean"] for c in candidates],
                 [c["clap_score"]["ci_low"] for c in candidates],
                 [c["clap_score"]["ci_high"] for c in candidates],
                 "CLAP score (higher is better)",
+                floor={"value": real["mean"], "ci_low": real["ci_low"], "ci_high": real["ci_high"]} if real else None,
             )
         )
-    for entry in candidates:
-        block = [f"<h2>{html.escape(entry['label'])}</h2>", "<div class='players'>"]
+    if charts:
+        sections.append(
+            "<h2>Per candidate, with 95% intervals</h2><p>Grey band and dashed line: held-out real clips "
+            "scored the same way at the same N (the floor).</p>" + "".join(charts)
+        )
+    for entry in report["candidates"]:
+        block = [f"<h2>{html.escape(entry['label'])}</h2>"]
+        if not entry.get("comparable", True):
+            block.append(f"<p class='warn'>Not comparable: {html.escape(entry.get('not_comparable', ''))}</p>")
+        block.append("<div class='players'>")
         block += [
             player(path, f"sample {Path(path).name}")
             for path in entry.get("players", [])[:max_players]
@@ -359,8 +554,8 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
             block.append(
                 f"<p>Above the thresholds (set at {mem['baseline']['false_positive_rate']:.0%} false positives on "
                 f"{html.escape(mem['baseline']['name'])}): copy score {share['copy_score']:.1%}, embedding "
-                f"{share['embedding_similarity']:.1%}, either {share['either']:.1%} "
-                f"of {len(mem['per_clip'])} clips.</p>"
+                f"{share['embedding_similarity']:.1%}, <b>either {share['either']:.1%}</b> "
+                f"of {len(mem['per_clip'])} clips. <b>{html.escape(memorization_baseline(report))}</b></p>"
             )
             for key, name in (
                 ("copy_score", "copy score"),
@@ -392,9 +587,12 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
                 )
         sections.append("".join(block))
     style = (
-        "body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padding:1em}"
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em}"
         "figure.player{display:inline-block;margin:4px;font-size:12px}"
         ".pair{border-left:3px solid #d62728;margin:6px 0;padding-left:6px}"
+        "table{border-collapse:collapse;margin:8px 0;font-size:13px}"
+        "th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}"
+        "td small{color:#555}.num{font-weight:600}.warn{color:#b00}"
         "pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"
     )
     return (
@@ -402,7 +600,8 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
         f"<style>{style}</style></head><body>"
         + "<h1>Evaluation report</h1>"
         + "".join(sections)
-        + f"<h2>Tables</h2><pre>{html.escape(markdown)}</pre></body></html>"
+        + f"<details><summary>All tables (the Markdown report)</summary><pre>{html.escape(markdown)}</pre>"
+        "</details></body></html>"
     )
 
 

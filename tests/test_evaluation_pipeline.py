@@ -333,7 +333,9 @@ def test_clap_score_of_matched_captions_exceeds_mismatched_ones(tmp_path):
 # --- compare, report and CLI -----------------------------------------------------------------
 
 
-def test_compare_cli_writes_json_markdown_and_self_contained_html(tmp_path, capsys):
+def test_compare_cli_writes_json_markdown_and_self_contained_html(tmp_path, capsys, monkeypatch):
+    # every metric shown whatever the measured ladder table says (tests/test_evaluation_ladder.py covers withholding)
+    monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", tmp_path / "no-table.json")
     reference = write_folder(tmp_path / "reference", range(100, 124))
     train = write_folder(tmp_path / "train", range(200, 220))
     clean = write_folder(tmp_path / "clean", range(300, 316))
