@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clip
 from evaluation.cache import EmbeddingCache
-from evaluation.clap_score import clap_score, read_captions, read_metadata_rows
+from evaluation.clap_score import clap_score
 from evaluation.compare import memorization_of, point_scores
 from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_directory
@@ -55,6 +55,7 @@ from evaluation.ladder import (
 )
 from evaluation.mad import num_clusters
 from evaluation.synthetic import planted_copy
+from music.audiofolder import read_captions, read_rows, write_rows
 
 SR = 16000
 COPIES = "copies"  # disguised copies (offset, gain, pitch, noise): how many the detector sees, reported
@@ -72,7 +73,7 @@ def render_rungs(
     """Write every rung of `test/<family>` (and `num_copies` disguised train copies) as FLAC with a
     metadata.jsonl; files already there are kept. Returns rung name -> folder."""
     rows = sorted(
-        (r for r in read_metadata_rows(corpus / "test" / "metadata.jsonl") if r["file_name"].startswith(f"{family}/")),
+        (r for r in read_rows(corpus / "test" / "metadata.jsonl") if r["file_name"].startswith(f"{family}/")),
         key=lambda r: r["file_name"],
     )
     folders = {}
@@ -89,36 +90,36 @@ def render_rungs(
         for k, (row, clip) in enumerate(tqdm(list(zip(rows, clips)), desc=f"{family}: {rung}", leave=False)):
             audio = np.clip(transform(clip, SR, seed + 1000 * index + k), -1.0, 1.0)
             sf.write(folder / Path(row["file_name"]).name, audio, SR, subtype="PCM_16")
-        lines = [json.dumps({**row, "file_name": Path(row["file_name"]).name}) for row in rows]
-        done.write_text("\n".join(lines) + "\n")  # written last: marks the rung complete
+        # written last: marks the rung complete
+        write_rows(done, [{**row, "file_name": Path(row["file_name"]).name} for row in rows])
     folder = work / family / COPIES
     folders[COPIES] = folder
     if not (folder / "metadata.jsonl").exists():
         train_rows = sorted(
             (
                 r
-                for r in read_metadata_rows(corpus / "train" / "metadata.jsonl")
+                for r in read_rows(corpus / "train" / "metadata.jsonl")
                 if r["file_name"].startswith(f"{family}/")
             ),
             key=lambda r: r["file_name"],
         )
         picks = np.random.default_rng(seed).choice(len(train_rows), num_copies, replace=False)
         folder.mkdir(parents=True, exist_ok=True)
-        lines = []
+        rows = []
         for k, i in enumerate(tqdm(sorted(picks), desc=f"{family}: copies", leave=False)):
             source = load_clip(corpus / "train" / train_rows[i]["file_name"], SR)[0]
             name = f"copy-{k:03d}.flac"
             sf.write(folder / name, planted_copy(source, SR, seed=seed + k)[0], SR, subtype="PCM_16")
-            lines.append(json.dumps({**train_rows[i], "file_name": name, "copy_of": train_rows[i]["file_name"]}))
-        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+            rows.append({**train_rows[i], "file_name": name, "copy_of": train_rows[i]["file_name"]})
+        write_rows(folder / "metadata.jsonl", rows)
     folder = work / family / slug(VERBATIM)
     folders[VERBATIM] = folder
     if not (folder / "metadata.jsonl").exists():
         folder.mkdir(parents=True, exist_ok=True)
-        rows = [json.loads(line) for line in (work / family / COPIES / "metadata.jsonl").read_text().splitlines()]
+        rows = read_rows(work / family / COPIES / "metadata.jsonl")
         for row in rows:
             shutil.copyfile(corpus / "train" / row["copy_of"], folder / row["file_name"])
-        (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        write_rows(folder / "metadata.jsonl", rows)
     return folders
 
 
