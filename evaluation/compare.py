@@ -18,6 +18,7 @@ from evaluation import distributed
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score, find_caption_file, read_captions, read_metadata_rows
+from evaluation.control import control_entry
 from evaluation.embedders import Embedder, get_embedder
 from evaluation.embedding import EmbeddingSet, embed_directory
 from evaluation.fad import (
@@ -398,6 +399,7 @@ def compare(
             ).to_dict()
         else:
             entry["clap_score"] = None
+        entry["control"] = control_entry(folder)  # tempo and key hit rates (issue 23), None without asks
         if train is not None:
             entry["memorization"] = memorization_report(
                 evaluated, train, baseline, detector, cache, memorization_fpr, progress=progress

@@ -55,6 +55,9 @@ _PROFILES_FILE = Path(__file__).with_name("key_profiles.json")
 # Chroma analysis hop in seconds.
 CHROMA_HOP_IN_S = 0.032
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+# "in B minor", "key of Eb major", "F# minor," inside a prompt (a mode word is required there).
+# The tonic letter must be a capital ("a major hit" names no key).
+_KEY_IN_TEXT = re.compile(r"(?<![\w#])([A-G])\s*([#♯b♭]?)\s+((?i:major|minor))\b")
 _KEY_PATTERN = re.compile(
     r"^\s*([A-Ga-g])\s*([#♯b♭]?)\s*(major|minor|maj|min|m|M)?\s*$"
 )
@@ -151,6 +154,16 @@ def parse_key(text: str) -> Key:
     tonic = _LETTERS[letter.upper()] + {"#": 1, "♯": 1, "b": -1, "♭": -1, "": 0}[accidental]
     is_minor = mode in ("minor", "min", "m")
     return Key(tonic % 12, "minor" if is_minor else "major")
+
+
+def key_from_prompt(text: str) -> Key | None:
+    """The key a caption / prompt asks for ("funk band in F minor, 107 BPM" -> F minor), or None when it
+    names none. Needs the mode word ("major"/"minor"); the first mention wins."""
+    match = _KEY_IN_TEXT.search(str(text))
+    if match is None:
+        return None
+    letter, accidental, mode = match.groups()
+    return parse_key(f"{letter.upper()}{accidental} {mode.lower()}")
 
 
 def key_names() -> list[str]:
