@@ -109,6 +109,8 @@ class Loop:
             cycle (see `seam_jump_ratio`); about 1 or below means no click.
         pulse_clarity: see `TempoEstimate.pulse_clarity`; below about 3 the clip had no clear
             beat and an estimated tempo is a guess.
+        source_bpm: tempo (BPM) the bars were cut at before `loop_at_tempo` stretched them to `bpm`
+            (the estimate, in the octave nearest the asked tempo); None when nothing was stretched.
         tempo_note: one line for the page on how an estimated tempo was used (`loop_at_tempo`: the
             octave taken, and whether the estimate's octave was ambiguous); "" when there is none.
     """
@@ -126,6 +128,7 @@ class Loop:
     seam_jump_ratio: float
     pulse_clarity: float
     tempo_note: str = ""
+    source_bpm: float | None = None
 
     @property
     def loop_length(self) -> int:
@@ -507,7 +510,7 @@ def loop_at_tempo(
         loop = make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=bpm, max_bars=max_bars)
         return replace(loop, tempo_note=f"{note.split(';')[0]}: too short for a bar at that tempo; bars cut at the "
                                         f"asked {bpm:g} BPM")
-    return replace(stretch_loop(loop, bpm), tempo_note=note)
+    return replace(stretch_loop(loop, bpm), tempo_note=note, source_bpm=source_bpm)
 
 
 # ---------------------------------------------------------------------------------------------
