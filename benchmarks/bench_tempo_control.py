@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         asked = float(np.clip(round(label * 2 ** rng.uniform(np.log2(0.8), np.log2(1.25)), 1), 30, 300))
         with mock.patch.object(tempo, "tempo_candidates", lambda *a, **k: []):
             before_source = tempo.estimate_tempo(audio, rate).bpm
-        loop = loop_at_tempo(audio, rate, asked, repeats=1)
+        try:
+            loop = loop_at_tempo(audio, rate, asked, repeats=1)
+        except ValueError:  # too short for one bar even at the ask: the app shows "No loop" (a clip left out)
+            continue
         after_source = loop.source_bpm or asked  # no clear beat: cut at the ask as is
         results.append({"file_name": row["file_name"], "subset": row.get("subset", "?"), "label": label,
                         "asked": asked, "before_source_bpm": before_source, "after_source_bpm": after_source,

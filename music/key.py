@@ -1,13 +1,14 @@
 """Musical key: estimate the key of a clip and pitch-shift it by the smallest interval to a target.
 
-The estimate scores all 24 major and minor keys from the clip's pitch-class content, seen in three
+The estimate scores all 24 major and minor keys from the clip's pitch-class content, read in twelve
 registers: a tuning-corrected constant-Q transform (three bins a semitone, C1 to B7) whose steady
-(harmonic) part is kept by a median over time, summed per pitch class over the whole range, the
-bass (C1-B2) and the middle (C3-B4). Each register's chroma, rotated so the candidate tonic comes
-first, is weighed by a profile per mode; the profiles were learned from the labelled clips of the
-demo corpus's valid split (`benchmarks/bench_key_estimator.py --learn`), where the classic
-Krumhansl-Kessler profiles on a whole-range chroma get about a third of band mixes right: the bass
-tells the tonic and the harmony the mode far better than one averaged chroma does.
+(harmonic) part is kept by a median over time, summed per pitch class over the whole range, per
+octave, and over the first and the last quarter of the clip (whole range and C1-B3). Each register,
+rotated so the candidate tonic comes first, is weighed by a learned profile per mode (learned on the
+demo corpus's labelled train and valid clips, `python -m benchmarks.learn_estimators key`). On the
+labelled test clips this is exact on 87% of band mixes with drums and 67% of all pitched clips, where
+the Krumhansl-Kessler profiles on one averaged chroma (`key_correlations(mean_chroma(...))`, kept for
+comparison) get 43% and 40%: the bass tells the tonic, and where a progression starts and ends helps.
 
 `KeyEstimate.clarity` is the margin in score (log-odds) between the best key and the runner-up;
 below `MIN_CLARITY` (calibrated on the valid clips) the estimate is a guess, and `shift_to_key`
@@ -260,7 +261,7 @@ def register_chroma(octaves: np.ndarray) -> np.ndarray:
 @cache
 def key_profiles() -> dict[str, tuple[np.ndarray, float]]:
     """Mode -> (weights `[12 registers, 12]`, tonic first; bias), learned on the corpus's labelled
-    train and valid clips by `benchmarks/bench_key_estimator.py --learn` (music/key_profiles.json)."""
+    train and valid clips by `python -m benchmarks.learn_estimators key` (music/key_profiles.json)."""
     data = json.loads(_PROFILES_FILE.read_text())
     return {mode: (np.array(data[mode], dtype=np.float64), float(data["bias"][mode])) for mode in MODES}
 

@@ -61,7 +61,7 @@ OCTAVE_EDGE_TOLERANCE = 0.01
 # the curves at the candidate and at its metrical relatives (x2, x1/2, x3/2, x2/3, x4, x3, x4/3, x3/4),
 # a log-normal tempo prior and agreement with the grid-fitted estimate. Weights learned on the demo
 # corpus's valid split (401 labelled clips, 5-fold cross-validated: 83% against 72% for the estimator
-# alone); see `benchmarks/bench_tempo_estimator.py --learn`.
+# alone); see `python -m benchmarks.learn_estimators tempo`.
 TEMPO_GRID_BPM = 40.0 * 2 ** (np.arange(288) / 96)
 CANDIDATE_RANGE = (55.0, 200.0)
 CANDIDATE_COUNT = 8
