@@ -44,7 +44,7 @@ METADATA_FILE = "metadata.jsonl"
 
 def estimate_bpm(audio: np.ndarray, sample_rate: int, hop_length: int | None = None) -> float:
     """Global tempo estimate in BPM of a mono waveform at `sample_rate` Hz: `music.tempo.estimate_bpm`
-    (the one estimator the loops, the app and the benchmarks use), folded into [70, 180] BPM.
+    (the one estimator the loops, the app and the benchmarks use), within 55-200 BPM.
 
     `hop_length` is accepted for older callers and ignored: the estimator picks its own ~6-8 ms hop.
 

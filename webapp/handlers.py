@@ -275,9 +275,8 @@ def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: list[
     except ValueError as error:
         _warn(notes, f"{what}: key not changed ({error}).")
         return audio, "", {}
-    if not shift.estimate.confident:
-        _warn(notes, f"{what}: no clear key (clarity {shift.estimate.clarity:.2f}); shifted anyway from the best "
-                     f"guess, {shift.estimate.key.name}.")
+    if not shift.shifted:
+        _warn(notes, f"{what}: {shift.note}.")
     facts = {"key_estimated": shift.estimate.key.name, "key_clarity": round(shift.estimate.clarity, 3),
              "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name}
     return shifted.astype(np.float32), "Key: " + shift.describe(), facts
