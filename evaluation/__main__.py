@@ -4,7 +4,8 @@ Each subcommand calls one library function: list-embedders -> embedders.availabl
 embed -> embedding.embed_directory, stats -> reference_stats.save_reference_stats,
 fad -> compare.distance_scores (FAD, FAD-inf, KAD, MAD, worst clips), clap-score ->
 clap_score.clap_score, memorization -> memorization.memorization_report, compare -> compare.compare,
-tempo -> tempo.tempo_adherence (share of clips whose estimated BPM matches the BPM in their prompt).
+tempo -> tempo.tempo_adherence (share of clips whose estimated BPM matches the BPM in their prompt),
+control -> control.control_accuracy (share of clips that hit the tempo and the key their prompt names).
 Training the bundled CLAP is `python -m evaluation.train_clap`.
 """
 
@@ -516,6 +517,22 @@ def cmd_tempo(args: argparse.Namespace) -> None:
         raise UserError(f"no prompt in {args.directory}/metadata.jsonl names a BPM")
 
 
+def cmd_control(args: argparse.Namespace) -> None:
+    from evaluation.control import control_accuracy, format_summary
+
+    check_folder(args.directory, "audio")
+    check_metadata_text(args.directory)
+    check_writable(args.out, "--out")
+    result = control_accuracy(args.directory, args.tolerance, not args.quiet)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    print(format_summary(result))
+    if not result["tempo"]["clips"] and not result["key"]["clips"]:
+        raise UserError(f"no prompt in {args.directory}/metadata.jsonl names a tempo or a key")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = EvaluationArgumentParser(
         prog="python -m evaluation",
@@ -791,6 +808,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_tempo)
+
+    p = sub.add_parser(
+        "control",
+        parents=[debug],
+        help="share of clips that hit the tempo and the key named in their prompt (Wilson intervals; "
+        "octave and relative-key confusions listed apart)",
+    )
+    p.add_argument(
+        "directory",
+        help="folder of audio with a metadata.jsonl (file_name, text); prompts naming neither a BPM nor "
+        "a key ('in B minor') are skipped",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=probability,
+        default=0.04,
+        help="relative tempo tolerance of a hit: 0.04 = within 4%% of the asked BPM itself (its double "
+        "or half count as octave confusions, not hits; default %(default)s)",
+    )
+    p.add_argument("--out", default=None, help="also write the full result (with per-clip rows) to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_control)
     return parser
 
 

@@ -19,6 +19,7 @@ from evaluation import distributed
 from evaluation.bootstrap import bootstrap_ci, paired_bootstrap_test
 from evaluation.cache import EmbeddingCache
 from evaluation.clap_score import clap_score
+from evaluation.control import control_entry
 from evaluation.embedder_base import Embedder
 from evaluation.embedders import get_embedder
 from evaluation.embedding import EmbeddingSet, embed_directory
@@ -541,7 +542,9 @@ def compare(
         )
         sets.append(embed_directory(model, folder, cache, on_error=on_error, progress=progress))
         caption_sets.append(folder_captions(folder))
-        results.append({"label": str(candidate), "step": step_of(str(candidate)), "source": source})
+        results.append({"label": str(candidate), "step": step_of(str(candidate)), "source": source,
+                        # tempo and key hit rates over the whole folder, None when no prompt asks for them
+                        "control": control_entry(folder)})
     # 5. Equal footing: one N, one reference, one MAD cluster count, the floor held out
     n = eval_clips or min(len(s) for s in sets)
     footing, reference, floor_set = equal_footing(reference, n, seed, train, memorization_fpr)

@@ -210,7 +210,11 @@ COLUMNS = (
     ("mad", "MAD [95% CI]", False),
     ("clap_score", "CLAP score [95% CI]", True),
     ("memorization", "memorized share", False),
+    ("tempo_hit", "asked tempo hit [95% CI]", True),
+    ("key_hit", "asked key hit [95% CI]", True),
 )
+# Control accuracy (`evaluation.control`): columns shown only when some candidate's prompts ask for it.
+CONTROL_COLUMNS = {"tempo_hit": "tempo", "key_hit": "key"}
 
 
 def _metric_value(entry: dict | None, metric: str) -> tuple[str, float | None]:
@@ -223,6 +227,12 @@ def _metric_value(entry: dict | None, metric: str) -> tuple[str, float | None]:
     if metric == "fad_inf":
         result = entry["distances"].get("fad_inf")
         return (_fmt(result["value"]), result["value"]) if result else ("n/a", None)
+    if metric in CONTROL_COLUMNS:
+        control = (entry.get("control") or {}).get(CONTROL_COLUMNS[metric]) or {}
+        if not control.get("clips"):
+            return "n/a", None
+        return (f"{control['share']:.1%} [{control['ci_low']:.1%}, {control['ci_high']:.1%}] of {control['clips']}",
+                control["share"])
     if metric == "clap_score":
         clap = entry.get("clap_score")
         if not clap:
@@ -254,7 +264,10 @@ def headline_rows(report: dict) -> tuple[list[tuple[str, str]], list[dict]]:
     """The shown columns (key, title) and one row per set (the floor first, then every candidate):
     `label`, `n`, and per column a (number, note) pair; the one source of the Markdown and HTML tables."""
     visibility = report.get("footing", {}).get("visibility", {})
-    columns = [(key, title) for key, title, _ in COLUMNS if visibility.get(key, {}).get("shown", True)]
+    asked = {key for key, part in CONTROL_COLUMNS.items()
+             if any(((entry.get("control") or {}).get(part) or {}).get("clips") for entry in report["candidates"])}
+    columns = [(key, title) for key, title, _ in COLUMNS if visibility.get(key, {}).get("shown", True)
+               and (key not in CONTROL_COLUMNS or key in asked)]
     floor = report.get("floor")
     floor_values = {key: _metric_value(floor, key)[1] for key, _ in columns}
     rows = []

@@ -21,6 +21,7 @@ import numpy as np
 from music.stretch import time_stretch
 from music.tempo import (
     ATTACK_WINDOW_IN_S,
+    BPM_RANGE,
     MIN_ANALYSIS_SECONDS,
     ZERO_CROSSING_SEARCH_IN_S,
     TempoEstimate,
@@ -102,6 +103,10 @@ class Loop:
             cycle (see `seam_jump_ratio`); about 1 or below means no click.
         pulse_clarity: see `TempoEstimate.pulse_clarity`; below about 3 the clip had no clear
             beat and an estimated tempo is a guess.
+        source_bpm: tempo (BPM) the bars were cut at before `loop_at_tempo` stretched them to `bpm`
+            (the estimate, in the octave nearest the asked tempo); None when nothing was stretched.
+        tempo_note: one line for the page on how an estimated tempo was used (`loop_at_tempo`: the
+            octave taken, and whether the estimate's octave was ambiguous); "" when there is none.
     """
 
     audio: np.ndarray
@@ -116,6 +121,8 @@ class Loop:
     bpm_estimated: bool
     seam_jump_ratio: float
     pulse_clarity: float
+    tempo_note: str = ""
+    source_bpm: float | None = None
 
     @property
     def loop_length(self) -> int:
@@ -451,6 +458,16 @@ def stretch_loop(loop: Loop, bpm: float) -> Loop:
                    seam_jump_ratio=seam_jump_ratio(stretched))
 
 
+def nearest_octave(estimated_bpm: float, asked_bpm: float) -> float:
+    """`estimated_bpm` doubled or halved (0 to 2 times each way, staying in `GIVEN_BPM_RANGE`) to the tempo
+    octave nearest `asked_bpm` (in log tempo): a clip estimated at 87 BPM and asked for 170 is read at
+    174. A model without a reference tempo that made a 170 BPM groove the estimator reads as 85 is then
+    never stretched to double speed."""
+    low, high = BPM_RANGE
+    octaves = [estimated_bpm * 2.0**k for k in (-2, -1, 0, 1, 2) if low <= estimated_bpm * 2.0**k <= high]
+    return min(octaves or [estimated_bpm], key=lambda candidate: abs(math.log2(candidate / asked_bpm)))
+
+
 def loop_at_tempo(
     audio: np.ndarray,
     sample_rate: int,
@@ -460,18 +477,34 @@ def loop_at_tempo(
     max_bars: int = 8,
 ) -> Loop:
     """A loop at exactly `bpm` from a clip of unknown tempo (a model without a reference tempo):
-    estimate its tempo and downbeat, cut whole bars there (`make_loop`), stretch them to `bpm`
-    (`stretch_loop`). A clip without a clear beat (pulse clarity below `MIN_PULSE_CLARITY`), or too
-    short for a bar at its own tempo, has no tempo to stretch from: its bars are cut at `bpm` as is.
+    estimate its tempo and beat grid, take the tempo octave nearest the asked `bpm` (`nearest_octave`),
+    cut whole bars there (`make_loop`), stretch them to `bpm` (`stretch_loop`). A clip without a clear
+    beat (pulse clarity below `MIN_PULSE_CLARITY`), or too short for a bar at its own tempo, has no
+    tempo to stretch from: its bars are cut at `bpm` as is. `Loop.tempo_note` says which it was, and
+    when the estimate's tempo octave was ambiguous (`TempoEstimate.octave_ambiguous`).
     """
     bpm = _check_bpm(bpm)
     try:
-        loop = make_loop(audio, sample_rate, repeats, beats_per_bar, max_bars=max_bars)
+        tempo = estimate_tempo(check_audio(audio), check_sample_rate(sample_rate))
     except ValueError:
-        loop = None
-    if loop is None or loop.pulse_clarity < MIN_PULSE_CLARITY:
-        return make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=bpm, max_bars=max_bars)
-    return stretch_loop(loop, bpm)
+        tempo = None
+    if tempo is None or tempo.pulse_clarity < MIN_PULSE_CLARITY:
+        loop = make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=bpm, max_bars=max_bars)
+        return replace(loop, tempo_note=f"no clear beat to estimate a tempo from: bars cut at the asked {bpm:g} BPM")
+    source_bpm = nearest_octave(tempo.bpm, bpm)
+    note = f"estimated {tempo.bpm:.1f} BPM"
+    if abs(source_bpm / tempo.bpm - 1) > 1e-9:
+        note += f", read as {source_bpm:.1f} BPM (the tempo octave nearest the asked {bpm:g})"
+    if tempo.octave_ambiguous:
+        note += f"; its tempo octave is ambiguous (margin {tempo.octave_margin:.2f})"
+    note += f"; stretched to {bpm:g} BPM"
+    try:
+        loop = make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=source_bpm, max_bars=max_bars)
+    except ValueError:
+        loop = make_loop(audio, sample_rate, repeats, beats_per_bar, bpm=bpm, max_bars=max_bars)
+        return replace(loop, tempo_note=f"{note.split(';')[0]}: too short for a bar at that tempo; bars cut at the "
+                                        f"asked {bpm:g} BPM")
+    return replace(stretch_loop(loop, bpm), tempo_note=note, source_bpm=source_bpm)
 
 
 # ---------------------------------------------------------------------------------------------

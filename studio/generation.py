@@ -135,9 +135,8 @@ def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: Notes
     except ValueError as error:
         notes.warn(f"{what}: key not changed ({error}).")
         return audio, "", {}
-    if not shift.estimate.confident:
-        notes.warn(f"{what}: no clear key (clarity {shift.estimate.clarity:.2f}); shifted anyway from the best "
-                   f"guess, {shift.estimate.key.name}.")
+    if not shift.shifted:  # not confident: the clip is left in its own key and the page says so
+        notes.warn(f"{what}: {shift.note}.")
     facts = {"key_estimated": shift.estimate.key.name, "key_clarity": round(shift.estimate.clarity, 3),
              "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name}
     return shifted.astype(np.float32), "Key: " + shift.describe(), facts

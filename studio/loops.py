@@ -105,7 +105,7 @@ def write_loop(workspace: Workspace, plan: LoopPlan, output: Output, loop, param
     source = "estimated" if loop.bpm_estimated else "given"
     output.loop_info = (f"**{loop.bpm:.1f} BPM** ({source}) · {loop.bars} bar(s) of "
                         f"{loop.beats_per_bar} · tiled ×{loop.repeats} = {loop.seconds_total:.2f} s  \n"
-                        f"{quality.describe()}")
+                        f"{quality.describe()}" + (f"  \n{loop.tempo_note}" if loop.tempo_note else ""))
     output.settings.update(loop_file=output.loop_path.name, bpm=round(loop.bpm, 3), bars=loop.bars,
                            beats_per_bar=loop.beats_per_bar, repeats=plan.repeats,
                            bpm_source=source, export=plan.export.file_format,

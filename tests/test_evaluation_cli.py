@@ -209,6 +209,9 @@ CASES = [
     ("tempo-bad-json", ["tempo", "{root}/badjson", "--quiet"], "not valid JSON"),
     ("tempo-missing-folder", ["tempo", "{root}/nope", "--quiet"], "not found"),
     ("tempo-bad-where", ["tempo", "{root}/good", "--quiet", "--where", "bpm"], "KEY=VALUE"),
+    ("control-missing-folder", ["control", "{root}/nope", "--quiet"], "not found"),
+    ("control-bad-json", ["control", "{root}/badjson", "--quiet"], "not valid JSON"),
+    ("control-bad-tolerance", ["control", "{root}/good", "--quiet", "--tolerance", "2"], "--tolerance"),
     (
         "compare-missing-reference",
         ["compare", "{root}/good", "--reference", "{root}/nope", *MEL],

@@ -1,0 +1,118 @@
+"""Issue 23: key estimation and the Key control, the tempo octave of `loop_at_tempo`, and the control-accuracy
+evaluation, on synthetic audio of known key and tempo (chord loops of tests/test_daw_ready.py, drum
+patterns of tests/test_loops.py)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from evaluation.control import control_accuracy, key_confusion, tempo_outcome, wilson_interval
+from music.key import Key, estimate_key, key_from_prompt, parse_key, shift_to_key
+from music.loops import loop_at_tempo, nearest_octave
+from music.tempo import tempo_candidates
+from tests.test_daw_ready import RATE, chord_loop
+from tests.test_loops import SAMPLE_RATE, drum_pattern
+
+# ---- key ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["C major", "A minor", "F# minor", "Eb major"])
+def test_chord_loops_are_estimated_in_their_key_with_confidence(name):
+    key = parse_key(name)
+    estimate = estimate_key(chord_loop(48 + key.tonic, key.mode == "minor"), RATE)
+    assert estimate.key == key
+    assert estimate.confident and estimate.runner_up != key
+
+
+def test_noise_is_not_shifted_and_the_note_says_so():
+    noise = (0.1 * np.random.default_rng(0).standard_normal(4 * RATE)).astype(np.float32)
+    shifted, shift = shift_to_key(noise, RATE, "A minor")
+    assert not shift.shifted and shift.semitones == 0
+    np.testing.assert_array_equal(shifted, noise)
+    assert "could not tell the key" in shift.note and "left unshifted" in shift.note
+
+
+def test_a_confident_shift_lands_in_the_asked_key():
+    audio = chord_loop(48 + 2, minor=False)  # D major
+    shifted, shift = shift_to_key(audio, RATE, "F major")
+    assert shift.shifted and shift.semitones == 3 and shift.result == Key(5, "major")
+    assert estimate_key(shifted, RATE).key == Key(5, "major")
+
+
+def test_key_from_prompt_reads_keys_and_ignores_prose():
+    assert key_from_prompt("86 BPM hip hop groove in B minor with drums") == Key(11, "minor")
+    assert key_from_prompt("jazz track, Eb minor, 173 BPM") == Key(3, "minor")
+    assert key_from_prompt("pop band in F# Major") == Key(6, "major")
+    assert key_from_prompt("a major hit at 120 BPM") is None
+    assert key_from_prompt("house drum loop, 124 BPM") is None
+
+
+# ---- tempo ----------------------------------------------------------------------------------------------------
+
+def test_nearest_octave_picks_the_octave_of_the_asked_tempo():
+    assert nearest_octave(87.0, 170.0) == 174.0
+    assert nearest_octave(174.0, 90.0) == 87.0
+    assert nearest_octave(120.0, 125.0) == 120.0
+    assert nearest_octave(100.0, 290.0) == 200.0  # 400 would leave the allowed 30-300 BPM
+
+
+def test_tempo_candidates_include_the_true_tempo_and_its_octave():
+    audio, _, _ = drum_pattern(100.0, seconds=8.0)
+    candidates = tempo_candidates(audio, SAMPLE_RATE)
+    assert candidates == sorted(candidates, key=lambda item: -item[1])
+    assert any(abs(bpm / 100.0 - 1) < 0.02 for bpm, _ in candidates)
+    assert abs(candidates[0][0] / 100.0 - 1) < 0.02
+
+
+@pytest.mark.parametrize("asked", [83.0, 166.0])
+def test_loop_at_tempo_stretches_from_the_octave_nearest_the_asked_tempo(asked):
+    audio, _, _ = drum_pattern(166.0, seconds=8.0)
+    loop = loop_at_tempo(audio, SAMPLE_RATE, asked, repeats=1)
+    assert loop.bpm == asked
+    # the grid read at the asked octave: the cut bars are stretched by about 1, never by 2 or 1/2
+    bars_at_source = loop.bars * loop.beats_per_bar * 60.0 / asked * SAMPLE_RATE
+    assert loop.loop_length == pytest.approx(bars_at_source, abs=1)
+    assert "estimated" in loop.tempo_note
+    if asked == 83.0:
+        assert "read as 83" in loop.tempo_note
+    assert f"stretched to {asked:g} BPM" in loop.tempo_note
+
+
+# ---- control accuracy -----------------------------------------------------------------------------------------
+
+def test_wilson_interval_and_outcomes():
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+    assert tempo_outcome(121.0, 120.0, 0.04) == "hit"
+    assert tempo_outcome(60.5, 120.0, 0.04) == "half" and tempo_outcome(241.0, 120.0, 0.04) == "double"
+    assert tempo_outcome(100.0, 120.0, 0.04) == "miss"
+    assert key_confusion(Key(0, "major"), Key(9, "minor")) == "relative"
+    assert key_confusion(Key(4, "major"), Key(9, "major")) == "dominant"
+    assert key_confusion(Key(9, "major"), Key(9, "minor")) == "parallel"
+
+
+def test_control_accuracy_counts_hits_and_confusions(tmp_path):
+    drums, _, _ = drum_pattern(100.0, seconds=6.0)
+    chords = chord_loop(48 + 9, minor=True)  # A minor, 4 s
+    rows = [
+        ("drums.flac", drums, SAMPLE_RATE, "drum loop, 100 BPM"),
+        ("drums_wrong.flac", drums, SAMPLE_RATE, "drum loop, 50 BPM"),  # estimate at double the ask
+        ("chords.flac", chords, RATE, "pad chords in A minor"),
+        ("chords_relative.flac", chords, RATE, "pad chords in C major"),
+        ("nothing.flac", chords, RATE, "ambient texture"),
+    ]
+    with open(tmp_path / "metadata.jsonl", "w") as handle:
+        for name, audio, rate, text in rows:
+            sf.write(tmp_path / name, audio, rate)
+            handle.write(json.dumps({"file_name": name, "text": text}) + "\n")
+    result = control_accuracy(tmp_path, progress=False)
+    assert result["tempo"]["clips"] == 2 and result["tempo"]["hits"] == 1
+    assert result["tempo_confusions"]["double"] == 1
+    assert result["key"]["clips"] == 2 and result["key"]["hits"] == 1
+    assert result["key_confusions"]["relative"] == 1
+    assert result["clips_skipped"] == 1
+    assert 0 < result["key"]["ci_low"] < 0.5 < result["key"]["ci_high"] < 1
