@@ -307,6 +307,7 @@ def compare(
     on_error: str = "raise",
     device: str | None = None,
     memorization_fpr: float = 0.01,
+    memorization_tempo_normalise: bool = False,
     write: bool = True,
     max_players: int = 6,
     progress: bool = True,
@@ -400,7 +401,8 @@ def compare(
             entry["clap_score"] = None
         if train is not None:
             entry["memorization"] = memorization_report(
-                evaluated, train, baseline, detector, cache, memorization_fpr, progress=progress
+                evaluated, train, baseline, detector, cache, memorization_fpr, progress=progress,
+                tempo_normalise=memorization_tempo_normalise,
             ).to_dict()
         entry["players"] = [str(p) for p in evaluated.paths[:max_players]]
         entry["worst_clips"] = entry["distances"]["outliers"][:max_players]
