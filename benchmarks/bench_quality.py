@@ -369,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             embed_files(embedder, gen_paths, progress=False),
             embed_files(embedder, [Path(row["path"]) for row in train], progress=False),
             baseline=embed_files(embedder, all_valid, progress=False), progress=False)
-        result["memorization"] = {"flagged": report.share_above["either"],
-                                  "baseline_flagged": report.share_above["baseline_embedding_similarity"],
+        result["memorization"] = {"flagged": report.share_above["copies"],
+                                  "baseline_flagged": report.share_above["baseline_copies"],
                                   "thresholds": report.thresholds}
 
     # 7. Long clips: continued window by window, do they keep the level and the groove?

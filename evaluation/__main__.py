@@ -440,7 +440,8 @@ def cmd_memorization(args: argparse.Namespace) -> None:
     baseline = _embed(args, embedder, args.baseline) if args.baseline else None
     detector = CopyDetector(min_overlap_s=args.min_overlap)
     result = memorization_report(
-        generated, train, baseline, detector, _cache(args), args.fpr, args.top_k, not args.quiet
+        generated, train, baseline, detector, _cache(args), args.fpr, args.top_k, not args.quiet,
+        tempo_normalise=args.tempo_normalise,
     ).to_dict()
     if not args.per_clip:
         result.pop("per_clip")
@@ -473,6 +474,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         on_error="skip" if args.skip_bad else "raise",
         device=args.device,
         memorization_fpr=args.fpr,
+        memorization_tempo_normalise=args.tempo_normalise,
         max_players=args.players,
         progress=not args.quiet,
         jobs=args.jobs,
@@ -657,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="false-positive rate on the baseline that sets the thresholds (default %(default)s)",
     )
     mem.add_argument(
+        "--tempo-normalise",
+        action="store_true",
+        help="put every clip at one tempo before matching (the `bpm` of each folder's metadata.jsonl, else "
+        "estimated): for tempo-normalised models, whose clips come out at another tempo than the training clip's",
+    )
+    mem.add_argument(
         "--min-overlap",
         type=non_negative_float,
         default=3.0,
@@ -666,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "memorization",
         parents=[common, mem, debug],
-        help="nearest training clip of every generated clip, copy detection",
+        help="share of generated clips that copy a training clip (offset, rotation, pitch, tempo, gain, noise, "
+        "low-pass, mixing; melody in any key), calibrated on held-out clips",
     )
     p.add_argument("generated", help="folder of generated audio")
     p.add_argument("--train", required=True, help="folder of training audio")

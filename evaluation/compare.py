@@ -134,14 +134,16 @@ def memorization_of(
     cache: EmbeddingCache | None,
     false_positive_rate: float,
     progress: bool = False,
+    tempo_normalise: bool = False,
 ) -> dict:
     """The one call into `evaluation.memorization` (its detector is being replaced, issue 22): the
     report as a dict, with `share` (share of `evaluated` flagged as copies of `train`) and
     `flags` (one bool per clip, in `evaluated` order) added for the report and the ladder."""
     result = memorization_report(
-        evaluated, train, baseline, CopyDetector(), cache, false_positive_rate, progress=progress
+        evaluated, train, baseline, CopyDetector(), cache, false_positive_rate, progress=progress,
+        tempo_normalise=tempo_normalise,
     ).to_dict()
-    result["share"] = float(result["share_above"]["either"])
+    result["share"] = float(result["share_above"]["copies"])
     result["flags"] = [bool(row["above_threshold"]) for row in result["per_clip"]]
     return result
 
@@ -438,7 +440,8 @@ def score_set(
         ).to_dict()
     if train is not None:
         entry["memorization"] = memorization_of(
-            clips, train, baseline, cache, settings["memorization_fpr"], settings["progress"]
+            clips, train, baseline, cache, settings["memorization_fpr"], settings["progress"],
+            settings.get("tempo_normalise", False),
         )
     return entry
 
@@ -460,6 +463,7 @@ def compare(
     on_error: str = "raise",
     device: str | None = None,
     memorization_fpr: float = 0.01,
+    memorization_tempo_normalise: bool = False,
     write: bool = True,
     max_players: int = 6,
     progress: bool = True,
@@ -554,6 +558,7 @@ def compare(
         "seed": seed,
         "clusters": footing["mad_clusters"],
         "memorization_fpr": memorization_fpr,
+        "tempo_normalise": memorization_tempo_normalise,
         "progress": progress,
     }
     visibility = metric_visibility(model.name, n)

@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from evaluation.audio_io import load_clip
+from evaluation.memorization import aligned_spectrograms, memorization_row
 
 PLAYER_RATE_HZ = 22050
 PLAYER_SECONDS = 10.0
@@ -245,8 +246,8 @@ def _metric_value(entry: dict | None, metric: str) -> tuple[str, float | None]:
     mem = entry.get("memorization")
     if not mem:
         return "n/a", None
-    share = mem.get("share", mem["share_above"]["either"])
-    return f"{share:.1%}", share
+    row = memorization_row(mem)
+    return (row["text"], row["share"]) if row else ("n/a", None)
 
 
 def _against_floor(metric: str, value: float | None, floor_value: float | None) -> str | None:
@@ -300,7 +301,7 @@ def memorization_baseline(report: dict) -> str:
     mem = floor.get("memorization")
     if not mem:
         return "No held-out real clips were scored, so there is no baseline share to read this against."
-    share = mem.get("share", mem["share_above"]["either"])
+    share = mem["share_above"]["copies"]
     return (
         f"Baseline: {share:.1%} of {floor['set']['num_clips']} held-out real clips (never trained on) are "
         "flagged the same way; a share near it is no sign of memorization."
@@ -406,29 +407,8 @@ def markdown_report(report: dict) -> str:
         mem = entry.get("memorization")
         if not mem:
             continue
-        lines += [
-            "",
-            f"## Memorization: {entry['label']}",
-            "",
-            (
-                f"Thresholds at {mem['baseline']['false_positive_rate']:.0%} false positives on "
-                f"{mem['baseline']['name']} ({mem['baseline']['num_clips']} clips): embedding similarity > "
-                f"{mem['thresholds']['embedding_similarity']:.3f}, "
-                f"copy score > {mem['thresholds']['copy_score']:.3f}. "
-                f"Share above: embedding {mem['share_above']['embedding_similarity']:.1%}, "
-                f"copy {mem['share_above']['copy_score']:.1%}, either {mem['share_above']['either']:.1%}. "
-                + memorization_baseline(report)
-            ),
-            "",
-            "| generated | nearest train (copy) | copy score | offset (s) | nearest train (embedding) | similarity |",
-            "|---|---|---|---|---|---|",
-        ]
-        for match in mem["top_matches"]:
-            lines.append(
-                f"| {match['file']} | {match['copy_train_file']} | {match['copy_score']:.3f} "
-                f"| {match['copy_offset_s']:.2f} | {match['nearest_train_file']} "
-                f"| {match['embedding_similarity']:.3f} |"
-            )
+        lines += ["", f"## Memorization: {entry['label']}", "", *memorization_markdown(mem), "",
+                  memorization_baseline(report)]
     notes = [
         n
         for entry in report["candidates"]
@@ -483,6 +463,73 @@ def html_headline(report: dict) -> str:
             "better than B.</p>"
             + _html_table(["A", "B", "paired"] + [f"{key.upper()} diff [CI] | p" for key in tested], body)
         )
+
+
+def memorization_markdown(mem: dict) -> list[str]:
+    """Lines of one candidate's memorization section: thresholds, the share of copies, and per
+    strongest match the training clip, offset and estimated transform."""
+    t, share, base = mem["thresholds"], mem["share_above"], mem["baseline"]
+    low, high = share["copies_ci95"]
+    lines = [
+        (
+            f"Copies: **{share['copies']:.1%}** [{low:.1%}, {high:.1%}] of {len(mem['per_clip'])} clips "
+            f"(copy score > {t['copy_score']:.3f} or melody score > {t['melody_score']:.3f}, set at "
+            f"{base['false_positive_rate']:.0%} false positives on {base['name']}, {base['num_clips']} clips; "
+            f"held-out clips flagged: {share['baseline_copies']:.1%}). Embedding view, not in the headline: "
+            f"{share['embedding_similarity']:.1%} above cosine {t['embedding_similarity']:.4f}."
+        ),
+        "",
+        ("| generated | training clip | copy score | offset (s) | semitones | tempo ratio | gain (dB) "
+        "| melody score (training clip) | copy? |"),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in mem["top_matches"]:
+        lines.append(
+            f"| {m['file']} | {m['copy_train_file']} | {m['copy_score']:.3f} | {m['copy_offset_s']:.2f} "
+            f"| {m['semitones']:+.0f} | {m['tempo_ratio']:.3f} | {m['gain_db']:+.1f} "
+            f"| {m['melody_score']:.3f} ({m['melody_train_file']}) | {'yes' if m['above_threshold'] else 'no'} |"
+        )
+    return lines
+
+
+def image_data_uri(image) -> str:
+    """A PIL image as an inline PNG data URI."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def memorization_html(mem: dict, max_players: int) -> str:
+    """Share of copies, histograms against the held-out baseline, and for the strongest matches both
+    clips' players and their aligned spectrograms side by side."""
+    share, t = mem["share_above"], mem["thresholds"]
+    low, high = share["copies_ci95"]
+    parts = [
+        (f"<p>Copies of training clips: <b>{share['copies']:.1%}</b> [{low:.1%}, {high:.1%}] of "
+        f"{len(mem['per_clip'])} clips (thresholds at {mem['baseline']['false_positive_rate']:.0%} false "
+        f"positives on {html.escape(mem['baseline']['name'])}; embedding view, not in the headline: "
+        f"{share['embedding_similarity']:.1%}).</p>")
+    ]
+    for key, name in (("copy_score", "copy score"), ("melody_score", "melody score"),
+                      ("embedding_similarity", "embedding similarity")):
+        h = mem["histograms"].get(key)
+        if h:
+            parts.append(svg_histogram(h["edges"], h["generated"], h["baseline"], t[key],
+                                       f"Memorization: {name} to nearest training clip"))
+    parts.append("<h3>Strongest matches: generated clip, training clip, aligned spectrograms "
+                 "(left generated, right training clip at the estimated offset and transform)</h3>")
+    for m in mem["top_matches"][:max_players]:
+        caption = (
+            f"train {m['copy_train_file']}: copy score {m['copy_score']:.3f}, offset {m['copy_offset_s']:.2f} s, "
+            f"{m['semitones']:+.0f} semitones, tempo x{m['tempo_ratio']:.3f}, gain {m['gain_db']:+.1f} dB; "
+            f"melody score {m['melody_score']:.3f}{' (flagged)' if m['above_threshold'] else ''}"
+        )
+        try:
+            image = f"<img alt='aligned spectrograms' src='{image_data_uri(aligned_spectrograms(m))}'>"
+        except (OSError, ValueError) as error:
+            image = f"<p>spectrograms unavailable: {html.escape(str(error))}</p>"
+        parts.append("<div class='pair'>" + player(m["generated_path"], f"generated {m['file']}")
+                     + player(m["train_path"], caption) + image + "</div>")
     return "".join(parts)
 
 
@@ -563,41 +610,8 @@ def html_report(report: dict, markdown: str, max_players: int = 6) -> str:
             block.append("</div>")
         mem = entry.get("memorization")
         if mem:
-            share = mem["share_above"]
-            block.append(
-                f"<p>Above the thresholds (set at {mem['baseline']['false_positive_rate']:.0%} false positives on "
-                f"{html.escape(mem['baseline']['name'])}): copy score {share['copy_score']:.1%}, embedding "
-                f"{share['embedding_similarity']:.1%}, <b>either {share['either']:.1%}</b> "
-                f"of {len(mem['per_clip'])} clips. <b>{html.escape(memorization_baseline(report))}</b></p>"
-            )
-            for key, name in (
-                ("copy_score", "copy score"),
-                ("embedding_similarity", "embedding similarity"),
-            ):
-                h = mem["histograms"][key]
-                block.append(
-                    svg_histogram(
-                        h["edges"],
-                        h["generated"],
-                        h["baseline"],
-                        mem["thresholds"][key],
-                        f"Memorization: {name} to nearest training clip",
-                    )
-                )
-            block.append("<h3>Top matches: generated clip and its nearest training clip</h3>")
-            for match in mem["top_matches"][:max_players]:
-                block.append(
-                    "<div class='pair'>"
-                    + player(match["generated_path"], f"generated {match['file']}")
-                    + player(
-                        match["train_path"],
-                        (
-                            f"train {match['copy_train_file']} (copy score {match['copy_score']:.3f}, "
-                            f"offset {match['copy_offset_s']:.2f} s)"
-                        ),
-                    )
-                    + "</div>"
-                )
+            block.append(memorization_html(mem, max_players))
+            block.append(f"<p><b>{html.escape(memorization_baseline(report))}</b></p>")
         sections.append("".join(block))
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;padding:1em}"

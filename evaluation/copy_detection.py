@@ -1,0 +1,476 @@
+"""Copy detection robust to musical transforms: is a clip a (changed) copy of a training clip, which
+one, and how was it changed?
+
+A copy may be started at another point (a time offset, or a loop rotated by part of a bar), played
+up to +-2 semitones higher or lower, 6% faster or slower, louder or quieter, under noise, through a
+low-pass filter, or mixed under other material. The detector follows cover-song and sample
+identification practice (Serra et al. 2008, Bertin-Mahieux & Ellis 2012): a semitone spectrogram
+(one bin per semitone, so a pitch shift is a shift along the bins), per-band onset envelopes for
+rhythm, and pitch-class (chroma) frames for melody and harmony, compared by 2-D cross-correlation
+over (time lag x pitch shift) at a small set of tempo ratios. Keys are tiled twice in time, so a
+circular rotation of a loop is an ordinary lag.
+
+Two stages keep it fast for hundreds of clips against thousands of training clips:
+1. shortlist: transposition-invariant frames (magnitudes of the chroma DFT, and band onset
+   envelopes), smoothed over ~200 ms and kept at 8 frames per second, correlated with every key at
+   every lag in one FFT matmul; the `shortlist` best keys per query go on.
+2. alignment: for each shortlisted key, every lag x pitch shift x tempo ratio at 31 frames per
+   second; the best alignment gives the score, the offset, the semitones, the tempo ratio and the gain.
+
+Scores are means of frame cosines (spectral, chroma) or of band correlations (rhythm), so 1 is an
+exact match; thresholds are not fixed here but calibrated on held-out clips (`evaluation.memorization`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from evaluation.audio_io import file_sha256, load_clips
+from evaluation.cache import EmbeddingCache
+from evaluation.features import limit_threads
+
+LOWEST_MIDI = 36  # C2, 65.4 Hz
+NUM_SEMITONES = 84  # C2 .. B8 (7.9 kHz, just under Nyquist at 16 kHz)
+CHROMA_TOP_MIDI = 96  # pitch classes from notes below C7 (2.1 kHz): harmonics above blur them
+BAND_EDGES = (0, 12, 24, 36, 48, 60, 72, 84)  # octave bands of the semitone spectrogram for rhythm
+FLOOR_DB = 50.0  # bins more than this below the clip's loudest bin count as silence
+RHYTHM_FLOOR_DB = 40.0  # a band's onsets count down to this far below its loudest frame
+REFERENCE_BPM = 120.0  # tempo-normalised features put every clip at this tempo
+
+
+def semitone_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
+    """`[NUM_SEMITONES, n_fft // 2 + 1]` triangular weights, one filter per equal-tempered semitone.
+
+    Written here because librosa's CQT took ~3 s per 5 s clip on the shared CPU against 30 ms for
+    an STFT; below ~130 Hz the FFT bins are wider than a semitone, so the lowest filters fall
+    back to their nearest bin.
+    """
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    with np.errstate(divide="ignore"):
+        pitch = 12 * np.log2(np.maximum(freqs, 1e-6) / 440.0) + 69
+    bank = np.zeros((NUM_SEMITONES, len(freqs)), dtype=np.float32)
+    for row in range(NUM_SEMITONES):
+        midi = LOWEST_MIDI + row
+        bank[row] = np.maximum(0.0, 1.0 - np.abs(pitch - midi))
+        if bank[row].sum() == 0:
+            bank[row, np.argmin(np.abs(pitch - midi))] = 1.0
+    return bank
+
+
+@dataclass
+class CopyMatch:
+    """Best match of each query clip among the keys (arrays of length `queries`).
+
+    `score`: copy score (mean of spectral and rhythm similarity at the best alignment, <= 1);
+    `index`: best key; `offset_s`: where in the key (seconds, modulo its length) the query starts;
+    `semitones`: pitch of the query relative to the key; `tempo_ratio`: query tempo / key tempo;
+    `gain_db`: query level - key level over the aligned frames; `melody_score`, `melody_index`,
+    `melody_semitones`: the best transposition-invariant chroma match (any of 12 transpositions).
+    """
+
+    score: np.ndarray
+    index: np.ndarray
+    offset_s: np.ndarray
+    semitones: np.ndarray
+    tempo_ratio: np.ndarray
+    gain_db: np.ndarray
+    melody_score: np.ndarray
+    melody_index: np.ndarray
+    melody_semitones: np.ndarray
+
+
+def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Moving average over the last (time) axis of `[..., frames]`, same length."""
+    if width <= 1:
+        return x
+    shape = x.shape
+    flat = x.reshape(-1, 1, shape[-1])
+    out = F.avg_pool1d(F.pad(flat, (width // 2, width - 1 - width // 2), mode="replicate"), width, 1)
+    return out.reshape(shape)
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """`[dims, frames]` blurred over time by [1, 2, 1] / 4, so that a copy started half a frame
+    (16 ms) off still lines up its onsets."""
+    kernel = torch.tensor([[[0.25, 0.5, 0.25]]])
+    return F.conv1d(F.pad(x[:, None], (1, 1), mode="replicate"), kernel)[:, 0]
+
+
+def _unit_frames(x: torch.Tensor) -> torch.Tensor:
+    """`[..., dims, frames]`: every frame centred over dims and scaled to unit norm (flat -> 0)."""
+    centred = x - x.mean(dim=-2, keepdim=True)
+    norms = centred.norm(dim=-2, keepdim=True)
+    return torch.where(norms > 1e-3, centred / norms.clamp_min(1e-3), torch.zeros_like(centred))
+
+
+def _zscore_time(x: torch.Tensor) -> torch.Tensor:
+    """`[..., frames]` centred and scaled to unit variance over time (constant -> 0)."""
+    centred = x - x.mean(dim=-1, keepdim=True)
+    std = centred.std(dim=-1, keepdim=True)
+    return torch.where(std > 1e-4, centred / std.clamp_min(1e-4), torch.zeros_like(centred))
+
+
+def _resample_time(x: torch.Tensor, ratio: float) -> torch.Tensor:
+    """`[dims, frames]` stretched in time by `ratio` (a clip played `ratio` times faster gets
+    `ratio` times more frames back, i.e. the tempo it had before the change)."""
+    if abs(ratio - 1.0) < 1e-6:
+        return x
+    frames = max(2, round(x.shape[-1] * ratio))
+    return F.interpolate(x[None], size=frames, mode="linear", align_corners=False)[0]
+
+
+def cross_correlate(queries: torch.Tensor, keys: torch.Tensor, memory_mb: int = 256) -> torch.Tensor:
+    """Sum over dims of the cross-correlation of every query with every key at every lag.
+
+    `queries [Q, D, Tq]`, `keys [K, D, Tk]` -> `[Q, K, Tq + Tk - 1]`; index `j` is the lag
+    `j - (Tq - 1)`: query frame `t` lies on key frame `t + lag`. One FFT per clip, then per frequency
+    bin a complex matmul over dims, so all pairs cost one batched matmul.
+    """
+    q_len, k_len = queries.shape[-1], keys.shape[-1]
+    size = q_len + k_len - 1
+    fft_size = 1 << (size - 1).bit_length()
+    key_spec = torch.fft.rfft(keys, n=fft_size, dim=-1).permute(2, 1, 0).contiguous()  # [bins, D, K]
+    per_query = keys.shape[0] * (fft_size + size) * 8
+    chunk = max(1, int(memory_mb * 2**20 // max(per_query, 1)))
+    out = []
+    for start in range(0, queries.shape[0], chunk):
+        block = torch.flip(queries[start : start + chunk], dims=[-1])  # correlation = convolution with reversed query
+        query_spec = torch.fft.rfft(block, n=fft_size, dim=-1).permute(2, 0, 1).contiguous()  # [bins, Q, D]
+        product = torch.matmul(query_spec, key_spec).permute(1, 2, 0)  # [Q, K, bins]
+        out.append(torch.fft.irfft(product, n=fft_size, dim=-1)[..., :size])
+    return torch.cat(out)
+
+
+def _overlaps(q_len: int, k_len: int) -> torch.Tensor:
+    """Frames in common at each lag of `cross_correlate` for lengths `q_len`, `k_len`."""
+    lags = torch.arange(q_len + k_len - 1) - (q_len - 1)
+    return (torch.minimum(torch.tensor(q_len), k_len - lags) - torch.clamp(-lags, min=0)).clamp_min(0).float()
+
+
+class CopyDetector:
+    """Transform-robust copy detector (see the module docstring); `features` per clip are cached,
+    `match` finds the best training clip of each query and the transform that maps one to the other.
+
+    Args:
+        sample_rate: Hz the clips are decoded at.
+        n_fft, hop_length: STFT in samples (2048 / 512 at 16 kHz: 128 ms windows, 32 ms frames).
+        semitone_shifts: pitch shifts tried by the alignment stage (query relative to key).
+        tempo_ratios: tempo changes tried (query tempo / key tempo), both stages.
+        min_overlap_s: shortest aligned stretch in seconds that counts (shorter clips: their length).
+        shortlist: keys per query that the alignment stage examines.
+        spectral_weight: weight of the spectral view in the copy score (the rest is rhythm).
+    """
+
+    version = "copy-2"
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        semitone_shifts: tuple[int, ...] = (-2, -1, 0, 1, 2),
+        tempo_ratios: tuple[float, ...] = (0.94, 0.97, 1.0, 1.03, 1.06),
+        min_overlap_s: float = 3.0,
+        shortlist: int = 16,
+        spectral_weight: float = 0.5,
+        memory_budget_mb: int = 256,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.semitone_shifts = tuple(int(s) for s in semitone_shifts)
+        self.tempo_ratios = tuple(float(r) for r in tempo_ratios)
+        self.min_overlap_s = min_overlap_s
+        self.shortlist = shortlist
+        self.spectral_weight = spectral_weight
+        self.memory_budget_mb = memory_budget_mb
+        self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
+        self._window = torch.hann_window(n_fft)
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.hop_length / self.sample_rate
+
+    @property
+    def cache_version(self) -> str:
+        return f"{self.version}-{self.sample_rate}-{self.n_fft}-{self.hop_length}-{NUM_SEMITONES}"
+
+    def describe(self) -> dict:
+        return {
+            "version": self.cache_version,
+            "sample_rate_hz": self.sample_rate,
+            "frame_s": self.frame_seconds,
+            "semitone_shifts": list(self.semitone_shifts),
+            "tempo_ratios": list(self.tempo_ratios),
+            "min_overlap_s": self.min_overlap_s,
+            "shortlist": self.shortlist,
+            "spectral_weight": self.spectral_weight,
+        }
+
+    # ----------------------------------------------------------------------------------- features
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """Mono waveform at `sample_rate` -> `[frames, NUM_SEMITONES]` float32 semitone power in dB
+        re. full scale (floored at -100 dB). Every view the matcher uses is derived from it."""
+        with limit_threads(1):
+            audio = torch.from_numpy(np.asarray(waveform, dtype=np.float32))
+            if len(audio) < self.n_fft:
+                audio = F.pad(audio, (0, self.n_fft - len(audio)))
+            spec = torch.stft(audio, self.n_fft, self.hop_length, window=self._window, return_complex=True)
+            power = self._bank @ (spec.abs() ** 2) / (self._window.sum() ** 2 / 4)
+            return (10 * torch.log10(power.clamp_min(1e-10))).T.contiguous().numpy().astype(np.float32)
+
+    def features_for_files(
+        self,
+        paths: list[Path],
+        cache: EmbeddingCache | None = None,
+        progress: bool = True,
+        description: str = "copy features",
+    ) -> list[np.ndarray]:
+        """Features of each file, cached by content hash (SHA-256) + detector version."""
+        out = []
+        for path in tqdm(paths, desc=description, unit="clip", disable=not progress):
+            content_hash = file_sha256(path) if cache is not None else None
+            hit = cache.get(content_hash, "copy-detector", self.cache_version) if cache is not None else None
+            if hit is not None:
+                out.append(hit.embedding)
+                continue
+            waveforms, _ = load_clips([path], self.sample_rate, on_error="raise")
+            frames = self.features(waveforms[0])
+            if cache is not None:
+                cache.put(content_hash, "copy-detector", self.cache_version, frames,
+                          len(waveforms[0]) / self.sample_rate)
+            out.append(frames)
+        return out
+
+    # -------------------------------------------------------------------------------------- views
+    @staticmethod
+    def _views(frames: np.ndarray, bpm: float | None = None) -> dict[str, torch.Tensor]:
+        """The matcher's views of one clip's features (time last), optionally put at REFERENCE_BPM."""
+        db = torch.from_numpy(np.asarray(frames, dtype=np.float32)).T  # [semitones, frames]
+        if bpm:
+            db = _resample_time(db, bpm / REFERENCE_BPM)
+        level = db.max()
+        rel = torch.maximum(db - level, torch.tensor(-FLOOR_DB))  # gain -> nothing
+        # spectral: the clip's mean spectrum removed (stationary timbre, noise floor), blurred in time
+        # like the onsets below, unit frames
+        spectral = _unit_frames(_blur(rel - rel.mean(dim=-1, keepdim=True)))
+        # rhythm: onset strength (rising dB) of each octave band's power, z-scored over time; summing a
+        # band's power before the log keeps stationary noise from making onsets of its own
+        power = torch.pow(10.0, rel / 10)
+        band_db = torch.stack([10 * torch.log10(power[lo:hi].sum(0) + 1e-10)
+                               for lo, hi in itertools.pairwise(BAND_EDGES)])
+        band_db = torch.maximum(band_db, band_db.max(dim=-1, keepdim=True).values - RHYTHM_FLOOR_DB)
+        flux = F.pad(torch.clamp(band_db[:, 1:] - band_db[:, :-1], min=0), (1, 0))
+        rhythm = _zscore_time(_blur(flux))
+        # chroma: pitch classes of notes below CHROMA_TOP_MIDI, log, unit frames
+        top = CHROMA_TOP_MIDI - LOWEST_MIDI
+        chroma = power[:top].reshape(top // 12, 12, -1).sum(0)
+        chroma = _unit_frames(_smooth_time(torch.log10(chroma + 10 ** (-FLOOR_DB / 10) * 12), 3))
+        energy = 10 * torch.log10(torch.pow(10.0, db / 10).sum(0).clamp_min(1e-10))  # frame level, dB
+        return {"spectral": spectral, "rhythm": rhythm, "chroma": chroma, "energy": energy}
+
+    @staticmethod
+    def _shortlist_frames(views: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Transposition-invariant `[dims, frames]` at 1/4 of the frame rate: |DFT| of chroma over
+        the 12 pitch classes (a transposition is a phase), and band onset envelopes, smoothed."""
+        chroma_dft = torch.fft.rfft(views["chroma"], dim=0).abs()[1:]  # [6, frames]; DC is 0 (centred)
+        rhythm = _smooth_time(views["rhythm"], 3)
+        both = torch.cat([_unit_frames(_smooth_time(chroma_dft, 6)), 0.5 * _zscore_time(rhythm)])
+        frames = both.shape[-1] // 4 * 4
+        if frames == 0:
+            return both
+        return F.avg_pool1d(both[None, :, :frames], 4, 4)[0]
+
+    def _needed(self, q_len: int, k_len: int, frame_s: float) -> int:
+        return max(1, min(round(self.min_overlap_s / frame_s), int(0.9 * q_len), int(0.9 * k_len)))
+
+    # ------------------------------------------------------------------------------------ matching
+    def match(
+        self,
+        queries: list[np.ndarray],
+        keys: list[np.ndarray],
+        exclude_self: bool = False,
+        progress: bool = True,
+        query_bpm: list[float | None] | None = None,
+        key_bpm: list[float | None] | None = None,
+    ) -> CopyMatch:
+        """Best key of every query and the transform between them (shortlist, then alignment).
+
+        `exclude_self` ignores key i for query i (a set against itself). `query_bpm` / `key_bpm`
+        (tempo of each clip, e.g. from metadata) put both sets at one tempo first, so a model that
+        renders a training loop at another tempo still lines up; `tempo_ratio` then includes it.
+        """
+        if not queries or not keys:
+            raise ValueError("copy detection needs at least one query and one key clip")
+        query_bpm = query_bpm or [None] * len(queries)
+        key_bpm = key_bpm or [None] * len(keys)
+        if len(query_bpm) != len(queries) or len(key_bpm) != len(keys):
+            raise ValueError("query_bpm / key_bpm need one tempo (or None) per clip")
+        with limit_threads(1):
+            return self._match(queries, keys, exclude_self, progress, query_bpm, key_bpm)
+
+    def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
+        key_views = [self._views(f, b) for f, b in zip(keys, key_bpm)]
+        query_views = [self._views(f, b) for f, b in zip(queries, query_bpm)]
+        candidates = self._shortlist(query_views, key_views, exclude_self, progress)
+        fields = {name: [] for name in CopyMatch.__dataclass_fields__}
+        for q, views in enumerate(tqdm(query_views, desc="copy alignment", unit="clip", disable=not progress)):
+            best = self._align(views, [key_views[k] for k in candidates[q]])
+            best["index"] = int(candidates[q][best.pop("position")])
+            best["melody_index"] = int(candidates[q][best.pop("melody_position")])
+            if query_bpm[q] and key_bpm[best["index"]]:
+                best["tempo_ratio"] *= query_bpm[q] / key_bpm[best["index"]]
+                best["offset_s"] *= REFERENCE_BPM / key_bpm[best["index"]]
+            for name, value in best.items():
+                fields[name].append(value)
+        return CopyMatch(**{name: np.asarray(values) for name, values in fields.items()})
+
+    def _shortlist(self, query_views, key_views, exclude_self: bool, progress: bool) -> list[np.ndarray]:
+        """Indices of the `shortlist` best keys per query by transposition-invariant frames. Each half
+        of the query is matched at its own best lag (the two scores added), so a loop rotated
+        by part of its length, i.e. two pieces of the key in the other order, still ranks high."""
+        frame_s = 4 * self.frame_seconds
+        key_frames = [self._shortlist_frames(v) for v in key_views]
+        k_len = max(f.shape[-1] for f in key_frames)
+        key_stack = torch.stack([F.pad(f, (0, k_len - f.shape[-1])) for f in key_frames])
+        key_lengths = torch.tensor([f.shape[-1] for f in key_frames])
+        count = max(1, min(self.shortlist, len(key_views) - (1 if exclude_self else 0)))
+        best = torch.full((len(query_views), len(key_views)), -float("inf"))
+        ratios = sorted({min(self.tempo_ratios), 1.0, max(self.tempo_ratios)})
+        chunk = max(1, int(self.memory_budget_mb * 2**20 // (len(key_views) * (k_len + 64) * 4 * 8)))
+        for ratio in tqdm(ratios, desc="copy shortlist", unit="tempo", disable=not progress):
+            halves, lengths = [], []
+            for views in query_views:
+                frames = _resample_time(self._shortlist_frames(views), ratio)
+                middle = frames.shape[-1] // 2
+                halves += [frames[:, :middle], frames[:, middle:]]
+                lengths += [middle, frames.shape[-1] - middle]
+            q_len = max(lengths)
+            stack = torch.stack([F.pad(h, (0, q_len - h.shape[-1])) for h in halves])
+            lengths = torch.tensor(lengths)
+            for start in range(0, len(halves), 2 * chunk):
+                corr = cross_correlate(stack[start : start + 2 * chunk], key_stack, self.memory_budget_mb)
+                lags = torch.arange(corr.shape[-1]) - (q_len - 1)
+                own = lengths[start : start + 2 * chunk]
+                overlap = (torch.minimum(own[:, None, None], key_lengths[None, :, None] - lags)
+                           - torch.clamp(-lags, min=0)).float()  # [halves, K, lags]
+                needed = (own.float() * 0.5).clamp_min(1)[:, None, None]
+                score = torch.where(overlap >= needed, corr, -float("inf")).max(dim=-1).values
+                score = (score[0::2] + score[1::2]) / (own[0::2] + own[1::2]).float()[:, None]
+                rows = slice(start // 2, start // 2 + score.shape[0])
+                best[rows] = torch.maximum(best[rows], score)
+        del frame_s
+        if exclude_self:
+            best.fill_diagonal_(-float("inf"))
+        return [row.numpy() for row in torch.topk(best, count, dim=1).indices]
+
+    def _align(self, query: dict[str, torch.Tensor], keys: list[dict[str, torch.Tensor]]) -> dict:
+        """Lag x semitone x tempo search of one query against a few keys: every variant by FFT
+        correlation at one lag, then for each key's best variant a two-piece alignment (each piece
+        at its own lag, as in a loop rotated by part of its length)."""
+        k_len = max(v["spectral"].shape[-1] for v in keys)
+
+        def stack(name: str, tile: bool) -> torch.Tensor:
+            parts = [torch.cat([v[name], v[name]], dim=-1) if tile else v[name] for v in keys]
+            return torch.stack([F.pad(p, (0, (2 if tile else 1) * k_len - p.shape[-1])) for p in parts])
+
+        key_spectral, key_rhythm, key_chroma = stack("spectral", True), stack("rhythm", True), stack("chroma", True)
+        key_lengths = torch.tensor([2 * v["spectral"].shape[-1] for v in keys])
+        bands = len(BAND_EDGES) - 1
+        per_key = torch.full((len(keys),), -float("inf"))
+        variant = [(1.0, 0)] * len(keys)
+        melody = {"melody_score": -float("inf")}
+        for ratio in self.tempo_ratios:
+            spectral = _resample_time(query["spectral"], ratio)
+            q_len = spectral.shape[-1]
+            lags = torch.arange(q_len + key_spectral.shape[-1] - 1) - (q_len - 1)
+            overlap = (torch.minimum(torch.tensor(q_len), key_lengths[:, None] - lags[None])
+                       - torch.clamp(-lags, min=0)[None]).float()  # [K, lags]
+            needed = torch.tensor([self._needed(q_len, int(n) // 2, self.frame_seconds) for n in key_lengths])
+            valid = overlap >= needed[:, None]
+            # pitch: the query's bins moved down by `shift` line up with a key `shift` semitones lower
+            shifted = torch.stack([torch.roll(spectral, -s, dims=0) * self._edge_mask(s, spectral)
+                                   for s in self.semitone_shifts])
+            spec_corr = cross_correlate(shifted, key_spectral, self.memory_budget_mb)  # [S, K, lags]
+            rhythm = _resample_time(query["rhythm"], ratio)
+            rhythm_corr = cross_correlate(rhythm[None], key_rhythm, self.memory_budget_mb)[0] / bands
+            combined = self.spectral_weight * spec_corr + (1 - self.spectral_weight) * rhythm_corr[None]
+            combined = torch.where(valid[None], combined / overlap.clamp_min(1)[None], -float("inf"))
+            value, shift_index = combined.max(dim=-1).values.max(dim=0)  # [K]
+            for k in torch.nonzero(value > per_key).flatten().tolist():
+                per_key[k] = value[k]
+                variant[k] = (ratio, self.semitone_shifts[int(shift_index[k])])
+            # melody / harmony: all 12 transpositions of the chroma
+            chroma = _resample_time(query["chroma"], ratio)
+            transposed = torch.stack([torch.roll(chroma, -s, dims=0) for s in range(12)])
+            chroma_corr = cross_correlate(transposed, key_chroma, self.memory_budget_mb)
+            chroma_corr = torch.where(valid[None], chroma_corr / overlap.clamp_min(1)[None], -float("inf"))
+            value, flat = chroma_corr.reshape(-1).max(dim=0)
+            if float(value) > melody["melody_score"]:
+                s, k, _ = np.unravel_index(int(flat), tuple(chroma_corr.shape))
+                melody = {"melody_score": float(value), "melody_position": int(k),
+                          "melody_semitones": float(s if s <= 6 else s - 12)}
+        best = {"score": -float("inf")}
+        for k, key in enumerate(keys):
+            ratio, shift = variant[k]
+            score, lag = self._two_piece(query, key, ratio, shift)
+            if score > best["score"]:
+                best = {"score": score, "position": k, "semitones": float(shift), "tempo_ratio": float(ratio),
+                        "lag": lag}
+        key = keys[best["position"]]
+        key_frames = key["spectral"].shape[-1]
+        offset_frames = best.pop("lag") % key_frames
+        gain = self._gain_db(query["energy"], key["energy"], best["tempo_ratio"], offset_frames)
+        return {**best, **melody, "offset_s": offset_frames * self.frame_seconds, "gain_db": gain}
+
+    def _two_piece(self, query: dict, key: dict, ratio: float, shift: int) -> tuple[float, int]:
+        """Best mean frame similarity when the query is cut once and each piece sits at its own lag
+        in the key (one piece: an ordinary copy); returns it and the lag of the first piece (of the
+        second when the first is under 0.5 s)."""
+        spectral = _resample_time(query["spectral"], ratio)
+        spectral = torch.roll(spectral, -shift, dims=0) * self._edge_mask(shift, spectral)
+        rhythm = _resample_time(query["rhythm"], ratio)
+        bands = len(BAND_EDGES) - 1
+        similarity = (self.spectral_weight * spectral.T @ key["spectral"]
+                      + (1 - self.spectral_weight) * rhythm.T @ key["rhythm"] / bands)  # [Tq, Tk]
+        q_len, k_len = similarity.shape
+        padded = F.pad(similarity, (q_len, q_len))  # lags reaching past the key score 0
+        lags = torch.arange(-(q_len - 1), k_len)
+        index = torch.arange(q_len)[:, None] + lags[None] + q_len
+        diagonals = padded.gather(1, index)  # [Tq, lags]: query frame t against key frame t + lag
+        prefix = F.pad(diagonals.cumsum(0), (0, 0, 1, 0))  # [Tq + 1, lags]
+        head = prefix.max(dim=1)  # best first piece ending at each cut
+        tail = (prefix[-1][None] - prefix).max(dim=1)  # best second piece starting at each cut
+        total = head.values + tail.values
+        cut = int(total.argmax())
+        # the offset: where the query's start lies in the key, unless the first piece is too short to say
+        first = head.indices[cut] if cut >= round(0.5 / self.frame_seconds) else tail.indices[cut]
+        return float(total[cut]) / q_len, int(lags[first])
+
+    @staticmethod
+    def _edge_mask(shift: int, x: torch.Tensor) -> torch.Tensor:
+        """Zero the rows that `torch.roll` wrapped round (shift > 0 wraps the lowest to the top)."""
+        mask = torch.ones(x.shape[0], 1)
+        if shift > 0:
+            mask[-shift:] = 0
+        elif shift < 0:
+            mask[:-shift] = 0
+        return mask
+
+    @staticmethod
+    def _gain_db(query_energy: torch.Tensor, key_energy: torch.Tensor, ratio: float, offset: int) -> float:
+        """Median level difference (dB) over the key's loud frames, query aligned at `offset`."""
+        q = _resample_time(query_energy[None], ratio)[0]
+        k = torch.cat([key_energy, key_energy])[offset : offset + len(q)]
+        q = q[: len(k)]
+        loud = k >= k.max() - 20
+        if not bool(loud.any()):
+            return 0.0
+        return float(torch.median(q[loud] - k[loud]))
