@@ -16,7 +16,7 @@ import torch
 
 from studio.budget import default_max_work
 from studio.outputs import OutputStore
-from studio.trials import AnswerLog
+from studio.trials import MIN_KEY_CHARS, AnswerLog
 from webapp.handlers import Studio, StudioLimits
 from webapp.jobs import WorkerSlots, default_parallel_jobs, default_torch_threads
 from webapp.page import CSS, build_page
@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="real clips for the listening test (default %(default)s)")
     parser.add_argument("--listening-key", default=os.environ.get("LISTENING_TEST_KEY"),
                         help="the experimenter's key to the listening-test results (the Experimenter page and "
-                             "/listening_results); default: $LISTENING_TEST_KEY, else a random key printed at "
-                             "start-up. Listeners never see results")
+                             "/listening_results), at least 12 characters; default: $LISTENING_TEST_KEY, else a random "
+                             "key printed at start-up. Listeners never see results; wrong keys are rate-limited")
     parser.add_argument("--output-dir", default=str(ROOT / "outputs" / "app"),
                         help="where generated files and listening-test answers go (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1,
@@ -107,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag in ("max_parallel", "max_work"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    if args.listening_key and len(args.listening_key) < MIN_KEY_CHARS:
+        parser.error(f"--listening-key (or $LISTENING_TEST_KEY) must be at least {MIN_KEY_CHARS} characters, "
+                     f"got {len(args.listening_key)}: a short key can be guessed")
     if args.max_upload_mb <= 0 or args.temp_max_age <= 0:
         parser.error("--max-upload-mb and --temp-max-age must be positive")
     return args
