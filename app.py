@@ -18,7 +18,7 @@ from studio.budget import default_max_work
 from studio.outputs import OutputStore
 from studio.trials import MIN_KEY_CHARS, AnswerLog
 from webapp.handlers import Studio, StudioLimits
-from webapp.jobs import WorkerSlots, default_parallel_jobs, default_torch_threads
+from webapp.jobs import ABANDONED_AFTER_S, RESULT_STREAMS, WorkerSlots, default_parallel_jobs, default_torch_threads
 from webapp.page import CSS, build_page
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
 
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--temp-max-age", type=float, default=120.0,
                         help="minutes Gradio's temporary copies of uploads and outputs are kept "
                              "(default %(default)s)")
+    parser.add_argument("--abandoned-call-s", type=float, default=ABANDONED_AFTER_S,
+                        help="seconds a REST call (POST /gradio_api/call/<endpoint>) may wait for its caller to "
+                             "open the result stream; then it is cancelled, or never started (default %(default)s)")
     parser.add_argument("--keep-outputs", type=int, default=2000,
                         help="newest generated WAVs kept in --output-dir; older ones are deleted "
                              "(default %(default)s)")
@@ -110,6 +113,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.listening_key and len(args.listening_key) < MIN_KEY_CHARS:
         parser.error(f"--listening-key (or $LISTENING_TEST_KEY) must be at least {MIN_KEY_CHARS} characters, "
                      f"got {len(args.listening_key)}: a short key can be guessed")
+    if args.abandoned_call_s <= 0:
+        parser.error(f"--abandoned-call-s must be positive, got {args.abandoned_call_s}")
     if args.max_upload_mb <= 0 or args.temp_max_age <= 0:
         parser.error("--max-upload-mb and --temp-max-age must be positive")
     return args
@@ -145,6 +150,7 @@ def preload(studio: Studio) -> None:
 def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
     """The queued app and its handlers, as the command line asks."""
     torch.set_num_threads(args.threads)
+    RESULT_STREAMS.abandon_after_s = args.abandoned_call_s
     studio = build_studio(args)
     if args.preload:
         preload(studio)
@@ -163,7 +169,9 @@ def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
             "allowed_paths": [str(studio.store.root)], "theme": gr.themes.Soft(), "css": CSS,
             "max_file_size": round(args.max_upload_mb * 1024 * 1024),
             # Listeners' names and answers are the experimenter's only (see Studio.listening_results).
-            "blocked_paths": [str(studio.answers.path.parent)]}
+            "blocked_paths": [str(studio.answers.path.parent)],
+            # Notes which REST result streams are opened: a call nobody reads is cancelled (webapp/jobs.py).
+            "app_kwargs": {"middleware": [RESULT_STREAMS.middleware()]}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -140,8 +141,9 @@ def test_real_clips_are_the_kinds_the_model_was_trained_on(tmp_path, checkpoints
 def test_formula_like_names_are_stored_as_text(tmp_path):
     log = AnswerLog(tmp_path / "answers.csv")
     trial = Trial("t1", "checkpoints", "=cmd|' /C calc'!A0", "b", "a.wav", "b.wav", 1, 1.0, 1, prompt="@SUM(1)")
-    for name in ['=HYPERLINK("http://x","click")', "+1+2", "-2+3", "@A1", "\t=1", "\r=1", "plain name"]:
-        log.record(trial, "A", name)
+    for number, name in enumerate(['=HYPERLINK("http://x","click")', "+1+2", "-2+3", "@A1", "\t=1", "\r=1",
+                                   "plain name"]):
+        log.record(replace(trial, trial_id=f"t{number}"), "A", name)  # one answer per trial
     rows = list(csv.DictReader((tmp_path / "answers.csv").open(newline="", encoding="utf-8")))
     listeners = [row["listener"] for row in rows]
     assert listeners[:4] == ["'=HYPERLINK(\"http://x\",\"click\")", "'+1+2", "'-2+3", "'@A1"]
