@@ -18,7 +18,14 @@ from studio.budget import default_max_work
 from studio.outputs import OutputStore
 from studio.trials import MIN_KEY_CHARS, AnswerLog
 from webapp.handlers import Studio, StudioLimits
-from webapp.jobs import ABANDONED_AFTER_S, RESULT_STREAMS, WorkerSlots, default_parallel_jobs, default_torch_threads
+from webapp.jobs import (
+    ABANDONED_AFTER_S,
+    RESULT_STREAMS,
+    WorkerSlots,
+    default_max_sessions,
+    default_parallel_jobs,
+    default_torch_threads,
+)
 from webapp.page import CSS, build_page
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
 
@@ -71,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--abandoned-call-s", type=float, default=ABANDONED_AFTER_S,
                         help="seconds a REST call (POST /gradio_api/call/<endpoint>) may wait for its caller to "
                              "open the result stream; then it is cancelled, or never started (default %(default)s)")
+    parser.add_argument("--max-sessions", type=int, default=default_max_sessions(),
+                        help="sessions whose state the server keeps (about 0.4 MB each; the least recently used "
+                             "are dropped beyond it; default %(default)s: 5%% of this machine's memory)")
     parser.add_argument("--keep-outputs", type=int, default=2000,
                         help="newest generated WAVs kept in --output-dir; older ones are deleted "
                              "(default %(default)s)")
@@ -104,7 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for hub_id in args.allow_hub_model:
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", hub_id) or len(hub_id) > 96:
             parser.error(f"--allow-hub-model takes a hub id like 'owner/name', got {hub_id!r}")
-    for flag in ("concurrency", "threads", "max_steps"):
+    for flag in ("concurrency", "threads", "max_steps", "max_sessions"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     for flag in ("max_parallel", "max_work"):
@@ -168,6 +178,8 @@ def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
     return {"server_name": args.host, "server_port": args.port, "share": args.share,
             "allowed_paths": [str(studio.store.root)], "theme": gr.themes.Soft(), "css": CSS,
             "max_file_size": round(args.max_upload_mb * 1024 * 1024),
+            # Each session keeps a copy of the page's config: a cap bounds the memory cheap calls can take.
+            "state_session_capacity": args.max_sessions,
             # Listeners' names and answers are the experimenter's only (see Studio.listening_results).
             "blocked_paths": [str(studio.answers.path.parent)],
             # Notes which REST result streams are opened: a call nobody reads is cancelled (webapp/jobs.py).

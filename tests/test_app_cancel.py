@@ -86,7 +86,8 @@ def server(tmp_path_factory):
         studio.registry.loader = lambda source, device=None: gate.wrap(load_pipeline(source, device=device))
 
     with running_app(root, "--max-steps", "1000", "--max-work", "10000", "--max-upload-mb", "0.05",
-                     "--abandoned-call-s", str(ABANDONED_S), prepare=gated_loader) as (url, studio, demo):
+                     "--abandoned-call-s", str(ABANDONED_S), "--max-sessions", "300",
+                     prepare=gated_loader) as (url, studio, demo):
         yield url, studio, root, gate, demo
 
 
@@ -152,6 +153,17 @@ def test_a_rest_call_whose_result_is_never_read_stops(client, server):
         assert "event: complete" in events and "Seed 1" in events
     assert gate.calls == 1  # the three abandoned ones in the queue never started
     assert len(set(studio.store.root.rglob("*.wav")) - written) == 1  # the read call's clip only
+
+
+def test_the_server_keeps_at_most_max_sessions_sessions(server):
+    """Issue 24 item 6: the session cap reaches Gradio's state holder (the least recently used session
+    is dropped beyond it), instead of Gradio's default 10,000 sessions of about 0.4 MB each."""
+    *_, demo = server
+    assert demo.state_session_capacity == 300 and demo.state_holder.capacity == 300
+    holder = demo.state_holder
+    for number in range(301):
+        holder[f"flood-{number}"]
+    assert len(holder.session_data) <= 300 and "flood-0" not in holder and "flood-300" in holder
 
 
 def test_an_oversized_request_is_refused_with_what_to_reduce(client):

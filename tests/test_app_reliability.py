@@ -8,6 +8,8 @@ import json
 import re
 import threading
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -373,3 +375,19 @@ def test_threads_flag_and_measured_defaults(tmp_path, checkpoints):
     for bad in (["--threads", "0"], ["--allow-hub-model", "../x"], ["--max-upload-mb", "-1"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)
+
+
+def test_the_session_cap_fits_the_machine_and_reaches_the_launch():
+    """Issue 24 item 6: 5% of the memory at 0.5 MB a session, 200 to 10,000; passed to `demo.launch`."""
+    from webapp.jobs import default_max_sessions
+
+    assert default_max_sessions(24 * 1024**3) == 2457
+    assert default_max_sessions(1024**3) == 200 and default_max_sessions(1024**4) == 10_000
+    args = app.parse_args(["--max-sessions", "300"])
+    assert args.max_sessions == 300
+    assert app.parse_args([]).max_sessions == default_max_sessions()
+    with pytest.raises(SystemExit):
+        app.parse_args(["--max-sessions", "0"])
+    options = app.launch_options(args, SimpleNamespace(store=SimpleNamespace(root=Path("out")),
+                                                       answers=SimpleNamespace(path=Path("out/a/answers.csv"))))
+    assert options["state_session_capacity"] == 300
