@@ -28,6 +28,7 @@ from webapp.jobs import (
 )
 from webapp.page import CSS, build_page
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
+from webapp.uploads import UploadLimits, upload_middleware
 
 ROOT = Path(__file__).resolve().parent
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -72,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "600 on CPU, 6000 on a GPU)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0,
                         help="largest upload accepted, in MB (default %(default)s)")
-    parser.add_argument("--temp-max-age", type=float, default=120.0,
+    parser.add_argument("--client-uploads", type=int, default=UploadLimits.client_uploads,
+                        help="uploads one client (address) may make in 10 minutes (default %(default)s)")
+    parser.add_argument("--client-upload-mb", type=float, default=UploadLimits.client_mb,
+                        help="MB one client may upload in 10 minutes (default %(default)s)")
+    parser.add_argument("--total-upload-mb", type=float, default=UploadLimits.total_mb,
+                        help="MB all clients together may upload in 10 minutes; more is refused with HTTP 429 "
+                             "and when to try again (default %(default)s)")
+    parser.add_argument("--temp-max-age", type=float, default=30.0,
                         help="minutes Gradio's temporary copies of uploads and outputs are kept "
                              "(default %(default)s)")
     parser.add_argument("--abandoned-call-s", type=float, default=ABANDONED_AFTER_S,
@@ -114,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for hub_id in args.allow_hub_model:
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", hub_id) or len(hub_id) > 96:
             parser.error(f"--allow-hub-model takes a hub id like 'owner/name', got {hub_id!r}")
-    for flag in ("concurrency", "threads", "max_steps", "max_sessions"):
+    for flag in ("concurrency", "threads", "max_steps", "max_sessions", "client_uploads"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     for flag in ("max_parallel", "max_work"):
@@ -125,8 +133,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"got {len(args.listening_key)}: a short key can be guessed")
     if args.abandoned_call_s <= 0:
         parser.error(f"--abandoned-call-s must be positive, got {args.abandoned_call_s}")
-    if args.max_upload_mb <= 0 or args.temp_max_age <= 0:
-        parser.error("--max-upload-mb and --temp-max-age must be positive")
+    if min(args.max_upload_mb, args.temp_max_age, args.client_upload_mb, args.total_upload_mb) <= 0:
+        parser.error("--max-upload-mb, --client-upload-mb, --total-upload-mb and --temp-max-age must be positive")
     return args
 
 
@@ -183,7 +191,10 @@ def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
             # Listeners' names and answers are the experimenter's only (see Studio.listening_results).
             "blocked_paths": [str(studio.answers.path.parent)],
             # Notes which REST result streams are opened: a call nobody reads is cancelled (webapp/jobs.py).
-            "app_kwargs": {"middleware": [RESULT_STREAMS.middleware()]}}
+            # Uploads per client and in total within 10 minutes (HTTP 429 beyond; webapp/uploads.py).
+            "app_kwargs": {"middleware": [RESULT_STREAMS.middleware(), upload_middleware(
+                UploadLimits(args.client_uploads, args.client_upload_mb, args.total_upload_mb),
+                round(args.max_upload_mb * 1024 * 1024))]}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -87,7 +87,7 @@ def server(tmp_path_factory):
 
     with running_app(root, "--max-steps", "1000", "--max-work", "10000", "--max-upload-mb", "0.05",
                      "--abandoned-call-s", str(ABANDONED_S), "--max-sessions", "300",
-                     prepare=gated_loader) as (url, studio, demo):
+                     "--client-uploads", "6", prepare=gated_loader) as (url, studio, demo):
         yield url, studio, root, gate, demo
 
 
@@ -184,6 +184,21 @@ def test_uploads_over_the_limit_are_refused(server, tmp_path):
     with small.open("rb") as file:
         assert httpx.post(url + "gradio_api/upload", files={"files": ("small.wav", file, "audio/wav")},
                           timeout=PATIENCE).status_code == 200
+
+
+def test_a_client_over_its_upload_budget_is_refused_with_when_to_retry(server, tmp_path):
+    """Issue 24 item 7: uploads are counted per client within 10 minutes (6 here), not only per file."""
+    url, *_ = server
+    small = tmp_path / "small.wav"
+    sf.write(small, np.zeros(1000, dtype=np.float32), 16_000)
+    replies = []
+    for _ in range(8):
+        with small.open("rb") as file:
+            replies.append(httpx.post(url + "gradio_api/upload", files={"files": ("small.wav", file, "audio/wav")},
+                                      timeout=PATIENCE))
+    assert replies[-1].status_code == 429 and sum(reply.status_code == 200 for reply in replies) <= 6
+    assert re.fullmatch(r"Upload refused: this server takes at most 6 uploads per client in 10 minutes\. "
+                        r"Try again in \d+ s\.", replies[-1].json()["detail"])
 
 
 def test_unlisted_model_values_all_get_one_answer(client, server, tmp_path):

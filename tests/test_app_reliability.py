@@ -391,3 +391,20 @@ def test_the_session_cap_fits_the_machine_and_reaches_the_launch():
     options = app.launch_options(args, SimpleNamespace(store=SimpleNamespace(root=Path("out")),
                                                        answers=SimpleNamespace(path=Path("out/a/answers.csv"))))
     assert options["state_session_capacity"] == 300
+
+
+def test_upload_budgets_per_client_and_in_total_within_a_window():
+    """Issue 24 item 7: counts and bytes per client, bytes of everyone, forgotten after the window."""
+    from webapp.uploads import MB, UploadBudget, UploadLimits
+
+    now = [0.0]
+    budget = UploadBudget(UploadLimits(client_uploads=3, client_mb=100, total_mb=150, window_s=600),
+                          clock=lambda: now[0])
+    assert [budget.charge("a", 10 * MB) for _ in range(3)] == [None] * 3
+    assert "at most 3 uploads per client in 10 minutes. Try again in 600 s" in budget.charge("a", 1)
+    assert budget.charge("b", 95 * MB) is None
+    assert "at most 100 MB of uploads per client" in budget.charge("b", 6 * MB)
+    assert budget.charge("c", 25 * MB) is None  # 150 MB in all now
+    assert "from everyone together" in budget.charge("d", 1 * MB)  # a new client, but the total is spent
+    now[0] = 601.0
+    assert budget.charge("a", 10 * MB) is None and budget.charge("d", 1 * MB) is None
