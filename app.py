@@ -20,11 +20,13 @@ from studio.trials import MIN_KEY_CHARS, AnswerLog
 from webapp.handlers import Studio, StudioLimits
 from webapp.jobs import (
     ABANDONED_AFTER_S,
+    CLIENT_QUEUE,
     RESULT_STREAMS,
     WorkerSlots,
     default_max_sessions,
     default_parallel_jobs,
     default_torch_threads,
+    queue_share_middleware,
 )
 from webapp.page import CSS, build_page
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--abandoned-call-s", type=float, default=ABANDONED_AFTER_S,
                         help="seconds a REST call (POST /gradio_api/call/<endpoint>) may wait for its caller to "
                              "open the result stream; then it is cancelled, or never started (default %(default)s)")
+    parser.add_argument("--client-queue", type=int, default=CLIENT_QUEUE,
+                        help="requests one client (address) may have waiting or running at once; more get HTTP "
+                             "429, so one client cannot fill the 64-place queue (default %(default)s)")
     parser.add_argument("--max-sessions", type=int, default=default_max_sessions(),
                         help="sessions whose state the server keeps (about 0.4 MB each; the least recently used "
                              "are dropped beyond it; default %(default)s: 5%% of this machine's memory)")
@@ -122,7 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for hub_id in args.allow_hub_model:
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", hub_id) or len(hub_id) > 96:
             parser.error(f"--allow-hub-model takes a hub id like 'owner/name', got {hub_id!r}")
-    for flag in ("concurrency", "threads", "max_steps", "max_sessions", "client_uploads"):
+    for flag in ("concurrency", "threads", "max_steps", "max_sessions", "client_uploads", "client_queue"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     for flag in ("max_parallel", "max_work"):
@@ -190,11 +195,16 @@ def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
             "state_session_capacity": args.max_sessions,
             # Listeners' names and answers are the experimenter's only (see Studio.listening_results).
             "blocked_paths": [str(studio.answers.path.parent)],
-            # Notes which REST result streams are opened: a call nobody reads is cancelled (webapp/jobs.py).
-            # Uploads per client and in total within 10 minutes (HTTP 429 beyond; webapp/uploads.py).
-            "app_kwargs": {"middleware": [RESULT_STREAMS.middleware(), upload_middleware(
-                UploadLimits(args.client_uploads, args.client_upload_mb, args.total_upload_mb),
-                round(args.max_upload_mb * 1024 * 1024))]}}
+            "app_kwargs": {"middleware": middleware(args)}}
+
+
+def middleware(args: argparse.Namespace) -> list:
+    """The HTTP layer's bounds (`webapp/jobs.py`, `webapp/uploads.py`): which REST result streams are
+    opened (a call nobody reads is cancelled), requests per client in the queue, and uploads per client
+    and in total within 10 minutes (HTTP 429 beyond)."""
+    uploads = UploadLimits(args.client_uploads, args.client_upload_mb, args.total_upload_mb)
+    return [RESULT_STREAMS.middleware(), queue_share_middleware(args.client_queue),
+            upload_middleware(uploads, round(args.max_upload_mb * 1024 * 1024))]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -87,7 +87,7 @@ def server(tmp_path_factory):
 
     with running_app(root, "--max-steps", "1000", "--max-work", "10000", "--max-upload-mb", "0.05",
                      "--abandoned-call-s", str(ABANDONED_S), "--max-sessions", "300",
-                     "--client-uploads", "6", prepare=gated_loader) as (url, studio, demo):
+                     "--client-uploads", "6", "--client-queue", "4", prepare=gated_loader) as (url, studio, demo):
         yield url, studio, root, gate, demo
 
 
@@ -130,9 +130,9 @@ def rest_loops_data(steps: int, variations: int = 1) -> dict:
 
 def test_a_rest_call_whose_result_is_never_read_stops(client, server):
     """Issue 24 item 5: `POST /gradio_api/call/loops` without ever opening the result stream stops once
-    `--abandoned-call-s` has passed, writes nothing, and queued ones are never started; a call whose
-    stream is opened runs to the end."""
-    url, studio, _, gate, _ = server
+    `--abandoned-call-s` has passed, writes nothing, and queued ones are never started; one client may
+    have `--client-queue` (4) requests in the queue; a call whose stream is opened runs to the end."""
+    url, studio, _, gate, demo = server
     client.predict(**loops_args(1), api_name="/loops")  # loads the model
     written = set(studio.store.root.rglob("*.wav"))
     gate.steps, gate.hold_at, gate.error = 0, 3, None
@@ -141,12 +141,18 @@ def test_a_rest_call_whose_result_is_never_read_stops(client, server):
         posted = http.post("gradio_api/call/loops", json=rest_loops_data(800, variations=2))
         queued = [http.post("gradio_api/call/loops", json=rest_loops_data(800)) for _ in range(3)]
         assert posted.status_code == 200 and all(reply.status_code == 200 for reply in queued)
+        refused = http.post("gradio_api/call/loops", json=rest_loops_data(800))
+        assert refused.status_code == 429 and "at most 4 may wait or run at once" in refused.json()["detail"]
         assert gate.reached.wait(PATIENCE)
         threading.Event().wait(ABANDONED_S + 0.5)  # past the bound while held at step 3
         gate.release.set()
         assert gate.ended.wait(PATIENCE)
         assert isinstance(gate.error, GenerationCancelled) and gate.steps <= 4
         gate.hold_at, gate.calls = None, 0
+        for _ in range(PATIENCE * 10):  # the abandoned ones leave the queue without running
+            if not demo._queue.event_ids_to_events:
+                break
+            threading.Event().wait(0.1)
         read = http.post("gradio_api/call/loops", json=rest_loops_data(2)).json()["event_id"]
         with http.stream("GET", f"gradio_api/call/loops/{read}") as stream:  # the queued ones go first
             events = "".join(stream.iter_text())

@@ -15,6 +15,7 @@ seconds after it was queued: it stops at its next step, or is refused when its t
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import threading
@@ -93,6 +94,54 @@ class _StreamWatch:
             if match:
                 self.streams.opened(match.group(1))
         await self.app(scope, receive, send)
+
+
+# Requests one client may have waiting or running in the queue at once (default of --client-queue).
+CLIENT_QUEUE = 16
+# A request that joins the queue: the page's and gradio_client's, or a REST call.
+JOIN_PATH = re.compile(r"/gradio_api/(?:queue/join|call/(?:v2/)?[^/]+)/?$")
+
+
+class QueueShare:
+    """ASGI middleware: a client (address) with `per_client` requests already waiting or running in the
+    app's queue gets HTTP 429 for the next one, so one client cannot fill the queue for everyone.
+
+    Args:
+        per_client: requests one client may have in the queue at once.
+    """
+
+    def __init__(self, app, per_client: int = CLIENT_QUEUE) -> None:
+        self.app = app
+        self.per_client = per_client
+
+    def waiting(self, scope, client: str) -> int:
+        """Requests of `client` in the queue of the app serving `scope` (0 before the queue exists)."""
+        try:
+            events = scope["app"].get_blocks()._queue.event_ids_to_events
+        except (KeyError, AttributeError):
+            return 0
+        return sum(getattr(getattr(getattr(event, "request", None), "client", None), "host", None) == client
+                   for event in list(events.values()))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope.get("type") == "http" and scope.get("method") == "POST" and JOIN_PATH.search(scope.get("path", "")):
+            client = (scope.get("client") or ("",))[0]
+            if self.waiting(scope, client) >= self.per_client:
+                body = json.dumps({"detail": f"Too many requests from this client: at most {self.per_client} "
+                                             "may wait or run at once; wait for one to finish."}).encode()
+                await send({"type": "http.response.start", "status": 429,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def queue_share_middleware(per_client: int):
+    """`QueueShare` as Starlette's `Middleware` for the app's constructor."""
+    from starlette.middleware import Middleware
+
+    return Middleware(QueueShare, per_client=per_client)
 
 
 # The one record of opened streams (event ids are unique across the apps of one process).
