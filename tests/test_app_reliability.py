@@ -368,7 +368,7 @@ def test_threads_flag_and_measured_defaults(tmp_path, checkpoints):
         demo, studio = app.create(args)
         assert torch.get_num_threads() == 2
         assert app.launch_options(args, studio)["max_file_size"] == 5 * 2**20
-        assert demo.delete_cache == (1800, 7200)
+        assert demo.delete_cache == (450, 1800)  # --temp-max-age 30 minutes, checked every 7.5
         assert studio.registry.resolve("someone/their-model").origin == "hub"
     finally:
         torch.set_num_threads(before)
