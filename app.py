@@ -16,11 +16,21 @@ import torch
 
 from studio.budget import default_max_work
 from studio.outputs import OutputStore
-from studio.trials import AnswerLog
+from studio.trials import MIN_KEY_CHARS, AnswerLog
 from webapp.handlers import Studio, StudioLimits
-from webapp.jobs import WorkerSlots, default_parallel_jobs, default_torch_threads
+from webapp.jobs import (
+    ABANDONED_AFTER_S,
+    CLIENT_QUEUE,
+    RESULT_STREAMS,
+    WorkerSlots,
+    default_max_sessions,
+    default_parallel_jobs,
+    default_torch_threads,
+    queue_share_middleware,
+)
 from webapp.page import CSS, build_page
 from webapp.registry import HUB_MODELS, ModelRegistry, default_model_dirs
+from webapp.uploads import UploadLimits, upload_middleware
 
 ROOT = Path(__file__).resolve().parent
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
@@ -46,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="real clips for the listening test (default %(default)s)")
     parser.add_argument("--listening-key", default=os.environ.get("LISTENING_TEST_KEY"),
                         help="the experimenter's key to the listening-test results (the Experimenter page and "
-                             "/listening_results); default: $LISTENING_TEST_KEY, else a random key printed at "
-                             "start-up. Listeners never see results")
+                             "/listening_results), at least 12 characters; default: $LISTENING_TEST_KEY, else a random "
+                             "key printed at start-up. Listeners never see results; wrong keys are rate-limited")
     parser.add_argument("--output-dir", default=str(ROOT / "outputs" / "app"),
                         help="where generated files and listening-test answers go (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=1,
@@ -65,9 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
                              "600 on CPU, 6000 on a GPU)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0,
                         help="largest upload accepted, in MB (default %(default)s)")
-    parser.add_argument("--temp-max-age", type=float, default=120.0,
+    parser.add_argument("--client-uploads", type=int, default=UploadLimits.client_uploads,
+                        help="uploads one client (address) may make in 10 minutes (default %(default)s)")
+    parser.add_argument("--client-upload-mb", type=float, default=UploadLimits.client_mb,
+                        help="MB one client may upload in 10 minutes (default %(default)s)")
+    parser.add_argument("--total-upload-mb", type=float, default=UploadLimits.total_mb,
+                        help="MB all clients together may upload in 10 minutes; more is refused with HTTP 429 "
+                             "and when to try again (default %(default)s)")
+    parser.add_argument("--temp-max-age", type=float, default=30.0,
                         help="minutes Gradio's temporary copies of uploads and outputs are kept "
                              "(default %(default)s)")
+    parser.add_argument("--abandoned-call-s", type=float, default=ABANDONED_AFTER_S,
+                        help="seconds a REST call (POST /gradio_api/call/<endpoint>) may wait for its caller to "
+                             "open the result stream; then it is cancelled, or never started (default %(default)s)")
+    parser.add_argument("--client-queue", type=int, default=CLIENT_QUEUE,
+                        help="requests one client (address) may have waiting or running at once; more get HTTP "
+                             "429, so one client cannot fill the 64-place queue (default %(default)s)")
+    parser.add_argument("--max-sessions", type=int, default=default_max_sessions(),
+                        help="sessions whose state the server keeps (about 0.4 MB each; the least recently used "
+                             "are dropped beyond it; default %(default)s: 5%% of this machine's memory)")
     parser.add_argument("--keep-outputs", type=int, default=2000,
                         help="newest generated WAVs kept in --output-dir; older ones are deleted "
                              "(default %(default)s)")
@@ -101,14 +127,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for hub_id in args.allow_hub_model:
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", hub_id) or len(hub_id) > 96:
             parser.error(f"--allow-hub-model takes a hub id like 'owner/name', got {hub_id!r}")
-    for flag in ("concurrency", "threads", "max_steps"):
+    for flag in ("concurrency", "threads", "max_steps", "max_sessions", "client_uploads", "client_queue"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     for flag in ("max_parallel", "max_work"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    if args.max_upload_mb <= 0 or args.temp_max_age <= 0:
-        parser.error("--max-upload-mb and --temp-max-age must be positive")
+    if args.listening_key and len(args.listening_key) < MIN_KEY_CHARS:
+        parser.error(f"--listening-key (or $LISTENING_TEST_KEY) must be at least {MIN_KEY_CHARS} characters, "
+                     f"got {len(args.listening_key)}: a short key can be guessed")
+    if args.abandoned_call_s <= 0:
+        parser.error(f"--abandoned-call-s must be positive, got {args.abandoned_call_s}")
+    if min(args.max_upload_mb, args.temp_max_age, args.client_upload_mb, args.total_upload_mb) <= 0:
+        parser.error("--max-upload-mb, --client-upload-mb, --total-upload-mb and --temp-max-age must be positive")
     return args
 
 
@@ -142,6 +173,7 @@ def preload(studio: Studio) -> None:
 def create(args: argparse.Namespace) -> tuple[gr.Blocks, Studio]:
     """The queued app and its handlers, as the command line asks."""
     torch.set_num_threads(args.threads)
+    RESULT_STREAMS.abandon_after_s = args.abandoned_call_s
     studio = build_studio(args)
     if args.preload:
         preload(studio)
@@ -159,8 +191,20 @@ def launch_options(args: argparse.Namespace, studio: Studio) -> dict:
     return {"server_name": args.host, "server_port": args.port, "share": args.share,
             "allowed_paths": [str(studio.store.root)], "theme": gr.themes.Soft(), "css": CSS,
             "max_file_size": round(args.max_upload_mb * 1024 * 1024),
+            # Each session keeps a copy of the page's config: a cap bounds the memory cheap calls can take.
+            "state_session_capacity": args.max_sessions,
             # Listeners' names and answers are the experimenter's only (see Studio.listening_results).
-            "blocked_paths": [str(studio.answers.path.parent)]}
+            "blocked_paths": [str(studio.answers.path.parent)],
+            "app_kwargs": {"middleware": middleware(args)}}
+
+
+def middleware(args: argparse.Namespace) -> list:
+    """The HTTP layer's bounds (`webapp/jobs.py`, `webapp/uploads.py`): which REST result streams are
+    opened (a call nobody reads is cancelled), requests per client in the queue, and uploads per client
+    and in total within 10 minutes (HTTP 429 beyond)."""
+    uploads = UploadLimits(args.client_uploads, args.client_upload_mb, args.total_upload_mb)
+    return [RESULT_STREAMS.middleware(), queue_share_middleware(args.client_queue),
+            upload_middleware(uploads, round(args.max_upload_mb * 1024 * 1024))]
 
 
 def main(argv: list[str] | None = None) -> None:

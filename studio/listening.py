@@ -9,6 +9,7 @@ import json
 import random
 import secrets
 import shutil
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from studio.results import TrialResult, plural, status_text
 from studio.trials import (
     REAL,
     AnswerLog,
+    KeyAttempts,
     PairSummary,
     PendingTrials,
     Trial,
@@ -36,11 +38,27 @@ from studio.trials import (
     match_loudness,
     new_results_key,
     new_trial_id,
+    settings_id,
     summarize,
     utc_now,
 )
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
+# Seconds a copy of the answers CSV handed to an experimenter stays downloadable.
+EXPORT_MAX_AGE_S = 3600.0
+
+
+def remove_old_exports(folder: Path, max_age_s: float) -> None:
+    """Delete the per-request export folders under `folder` last changed over `max_age_s` seconds ago."""
+    if not folder.is_dir():
+        return
+    oldest = time.time() - max_age_s
+    for export in folder.iterdir():
+        try:
+            if export.stat().st_mtime < oldest:
+                shutil.rmtree(export, ignore_errors=True)
+        except OSError:  # removed by a concurrent request meanwhile
+            continue
 
 
 @dataclass
@@ -75,6 +93,7 @@ class ListeningTest:
         self.rng = rng or random.SystemRandom()
         self.results_key = results_key or new_results_key()
         self.trials = PendingTrials()
+        self.key_attempts = KeyAttempts()
         self.settings: ListeningTrialRequest | None = None
         self._captions: dict[str, TrainingCaptions | None] = {}
 
@@ -159,16 +178,19 @@ class ListeningTest:
         defaults = self.defaults()
         return ListeningTrialRequest(defaults["mode"], defaults["model_a"], defaults["model_b"])
 
-    def check_results_key(self, key: object) -> None:
-        """`ValueError` unless `key` is the experimenter's key (the same message however close it is)."""
-        if not key_matches(key, self.results_key):
+    def check_results_key(self, key: object, client: str = "") -> None:
+        """`ValueError` unless `key` is the experimenter's key (the same message however close it is);
+        `client` (its address) is rate-limited after a few wrong keys (`studio.trials.KeyAttempts`)."""
+        right = key_matches(key, self.results_key)
+        self.key_attempts.check(client, right)
+        if not right:
             raise ValueError("Listening-test results and settings are for the experimenter: give the key set "
                              "with --listening-key (or printed when the app started).")
 
-    def save_settings(self, key: str | None, request: ListeningTrialRequest) -> str:
+    def save_settings(self, key: str | None, request: ListeningTrialRequest, client: str = "") -> str:
         """Save what every listener's "Next pair" makes (the experimenter's key only). The values are
         checked now, so a listener never meets a settings error; returns a status line."""
-        self.check_results_key(key)
+        self.check_results_key(key, client)
         request.check_mode()
         first = self.registry.resolve(request.model_a)
         if request.mode == "two checkpoints":
@@ -329,9 +351,11 @@ class ListeningTest:
         trial_id = new_trial_id()
         clip_a = self.workspace.store.write_plain(f"trial-{trial_id}-A", by_system[system_a].T, rate)
         clip_b = self.workspace.store.write_plain(f"trial-{trial_id}-B", by_system[system_b].T, rate)
+        settings = settings_id(request.mode, [choice.source for choice in choices], request.steps, request.seconds,
+                               request.prompt, bool(request.vocoder_matched) and clip is not None)
         trial = Trial(trial_id, "checkpoints" if clip is None else REAL, system_a, system_b, str(clip_a),
                       str(clip_b), seed, length / rate, request.steps, prompt, pair.real_clip, pair.matched, level,
-                      utc_now())
+                      utc_now(), settings=settings)
         self.trials.add(trial)
         reporter.report(1.0, "Ready")
         heard = f" Both were made from: *{prompt}*." if prompt and clip is None else ""
@@ -368,17 +392,20 @@ class ListeningTest:
         trial, _ = self.answer(trial, answer, listener)
         return trial
 
-    def results(self, key: str | None) -> tuple[list[PairSummary], Path | None]:
-        """The answers so far, for the experimenter only: the per-pair summaries and a copy of the answers
-        CSV (None before the first answer); `ValueError` unless `key` is the experimenter key."""
-        self.check_results_key(key)
+    def results(self, key: str | None, client: str = "") -> tuple[list[PairSummary], Path | None]:
+        """The answers so far, for the experimenter only: the per-pair summaries (per pair and settings)
+        and a copy of the answers CSV (None before the first answer); `ValueError` unless `key` is the
+        experimenter key."""
+        self.check_results_key(key, client)
         if not self.answers.path.exists():
             return [], None
-        # A copy to hand out, in a folder of the served output store with an unguessable name: the log's
-        # own folder is blocked from serving (`app.launch_options`). The previous copy is removed.
+        # A copy per request, in a folder of the served output store with an unguessable name: the log's
+        # own folder is blocked from serving (`app.launch_options`). Copies older than EXPORT_MAX_AGE_S are
+        # removed, never a fresh one, so experimenters reading at once do not break each other's download.
         exports = self.workspace.store.root / "results"
-        shutil.rmtree(exports, ignore_errors=True)
+        remove_old_exports(exports, EXPORT_MAX_AGE_S)
         export = exports / secrets.token_hex(16) / "answers.csv"
         export.parent.mkdir(parents=True)
+        rows = self.answers.rows()
         shutil.copyfile(self.answers.path, export)
-        return summarize(self.answers.rows()), export
+        return summarize(rows), export

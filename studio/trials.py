@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import datetime as _datetime
+import hashlib
 import hmac
 import json
 import math
 import random
 import secrets
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -53,7 +55,7 @@ PROTOCOL = {
 CSV_FIELDS = [
     "timestamp_utc", "protocol", "trial_id", "listener", "mode", "system_a", "system_b", "answer",
     "preferred", "seed", "seconds", "steps", "prompt", "real_clip", "vocoder_matched", "level_dbfs",
-    "trial_created_utc",
+    "trial_created_utc", "settings",
 ]
 
 
@@ -72,6 +74,10 @@ def csv_safe(text: str) -> str:
 def key_matches(given: object, expected: str) -> bool:
     """Whether `given` is the experimenter's key (compared in constant time)."""
     return isinstance(given, str) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+# Shortest experimenter key a server starts with (`app.py` refuses shorter ones).
+MIN_KEY_CHARS = 12
 
 
 def new_results_key() -> str:
@@ -110,6 +116,16 @@ class Trial:
     level_dbfs: float = TARGET_LEVEL_DBFS
     created_utc: str = ""
     answered: bool = False
+    settings: str = ""
+
+
+def settings_id(mode: str, systems: list[str], steps: int, seconds: float, prompt: str,
+                vocoder_matched: bool) -> str:
+    """A short id of the comparison a trial was made under (mode, systems, steps, clip length in s,
+    prompt, vocoder matching): answers are summarized per pair *and* settings, so trials made under
+    other settings never pool with the experimenter's."""
+    text = json.dumps([mode, systems, int(steps), round(float(seconds or 0.0), 3), prompt, bool(vocoder_matched)])
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def new_trial_id() -> str:
@@ -142,12 +158,23 @@ def match_loudness(
 class AnswerLog:
     """Answers appended to a CSV file (one row per answer), `protocol.json` written beside it.
 
-    Safe to use from several request threads at once.
+    Safe to use from several request threads at once, and one answer per trial: the check that a trial
+    is unanswered and the append are one step under a lock (the ids answered are read from the file once).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
+        self._answered: set[str] | None = None
+
+    def _answered_ids(self) -> set[str]:
+        """Trial ids answered so far (read from the file the first time; call under the lock)."""
+        if self._answered is None:
+            self._answered = set()
+            if self.path.exists():
+                with self.path.open(newline="", encoding="utf-8") as file:
+                    self._answered = {row.get("trial_id", "") for row in csv.DictReader(file)}
+        return self._answered
 
     @property
     def protocol_path(self) -> Path:
@@ -165,9 +192,14 @@ class AnswerLog:
             "seed": str(trial.seed), "seconds": f"{trial.seconds:.3f}", "steps": str(trial.steps),
             "prompt": trial.prompt, "real_clip": trial.real_clip, "vocoder_matched": str(trial.vocoder_matched),
             "level_dbfs": f"{trial.level_dbfs:.2f}", "trial_created_utc": trial.created_utc,
+            "settings": trial.settings,
         }
         row.update({key: csv_safe(row[key]) for key in TEXT_FIELDS})
         with self._lock:
+            answered = self._answered_ids()
+            if row["trial_id"] in answered:
+                raise ValueError("This pair is answered already: press 'Next pair' for a new one.")
+            answered.add(row["trial_id"])
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new_file = not self.path.exists() or self.path.stat().st_size == 0
             with self.path.open("a", newline="", encoding="utf-8") as file:
@@ -185,6 +217,44 @@ class AnswerLog:
             return []
         with self._lock, self.path.open(newline="", encoding="utf-8") as file:
             return list(csv.DictReader(file))
+
+
+class KeyAttempts:
+    """A rate limit on experimenter-key attempts, per client: `free` wrong keys, then each further wrong
+    key makes that client wait twice as long as the last (from `first_wait_s`, at most `max_wait_s`)
+    before its next attempt counts. A right key clears the client's record. Every wrong key is answered
+    the same way, however close it is.
+
+    Args:
+        free: wrong keys a client may give before it must wait.
+        first_wait_s, max_wait_s: the first and the longest wait, in seconds.
+        max_clients: clients remembered (the longest-quiet forgotten first).
+    """
+
+    def __init__(self, free: int = 5, first_wait_s: float = 1.0, max_wait_s: float = 60.0,
+                 max_clients: int = 10_000) -> None:
+        self.free, self.first_wait_s, self.max_wait_s, self.max_clients = free, first_wait_s, max_wait_s, max_clients
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client: (wrong keys, next try at)
+        self._lock = threading.Lock()
+
+    def check(self, client: str, right: bool) -> None:
+        """Count one attempt of `client`; `ValueError` when it must wait (whatever the key)."""
+        now = time.monotonic()
+        with self._lock:
+            failures, next_try = self._failures.get(client, (0, 0.0))
+            if now < next_try:
+                raise ValueError(f"Too many wrong experimenter keys from this client: try again in "
+                                 f"{math.ceil(next_try - now)} s.")
+            if right:
+                self._failures.pop(client, None)
+                return
+            failures += 1
+            wait = 0.0 if failures <= self.free else min(self.max_wait_s,
+                                                          self.first_wait_s * 2 ** (failures - self.free - 1))
+            self._failures[client] = (failures, now + wait)
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
 
 
 class PendingTrials:
@@ -218,6 +288,8 @@ class PairSummary:
         ci_low, ci_high: exact binomial 95% interval of win_rate.
         p_value: two-sided binomial test of win_rate against 0.5.
         side_a_share: share of decisive answers that picked side A (0.5 means no position bias).
+        settings: id of the comparison's settings (`settings_id`); one pair made under two settings
+            gives two summaries.
     """
 
     first: str
@@ -231,20 +303,22 @@ class PairSummary:
     ci_high: float | None
     p_value: float | None
     side_a_share: float | None
+    settings: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def summarize(rows: list[dict[str, str]], confidence: float = 0.95) -> list[PairSummary]:
-    """One `PairSummary` per pair of systems in `rows` (as `AnswerLog.rows` gives them), most answered first."""
-    pairs: dict[tuple[str, str], list[dict[str, str]]] = {}
+    """One `PairSummary` per pair of systems and settings in `rows` (as `AnswerLog.rows` gives them), most
+    answered first."""
+    pairs: dict[tuple[str, str, str], list[dict[str, str]]] = {}
     for row in rows:
         systems = sorted({row["system_a"], row["system_b"]}, key=lambda name: (name == REAL, name))
         if len(systems) == 2:
-            pairs.setdefault((systems[0], systems[1]), []).append(row)
+            pairs.setdefault((systems[0], systems[1], row.get("settings") or ""), []).append(row)
     summaries = []
-    for (first, second), answers in pairs.items():
+    for (first, second, settings), answers in pairs.items():
         first_wins = sum(row["preferred"] == first for row in answers)
         second_wins = sum(row["preferred"] == second for row in answers)
         same = sum(row["answer"] == "same" for row in answers)
@@ -257,7 +331,7 @@ def summarize(rows: list[dict[str, str]], confidence: float = 0.95) -> list[Pair
         else:
             win_rate = ci_low = ci_high = p_value = None
         summaries.append(PairSummary(first, second, len(answers), first_wins, second_wins, same, win_rate, ci_low,
-                                     ci_high, p_value, side_a / decisive if decisive else None))
+                                     ci_high, p_value, side_a / decisive if decisive else None, settings))
     return sorted(summaries, key=lambda summary: -summary.trials)
 
 
@@ -267,8 +341,8 @@ def summary_markdown(summaries: list[PairSummary]) -> str:
         return "No answers yet."
     lines = [
         ("| first system | second system | answers | first wins | second wins | same | first's win rate "
-        "| 95% interval | p (vs 50%) | picked side A |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| 95% interval | p (vs 50%) | picked side A | settings |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def percent(value: float | None) -> str:
@@ -278,7 +352,8 @@ def summary_markdown(summaries: list[PairSummary]) -> str:
         interval = "–" if s.ci_low is None else f"{100 * s.ci_low:.0f}–{100 * s.ci_high:.0f}%"
         p_value = "–" if s.p_value is None else f"{s.p_value:.3g}"
         lines.append(f"| `{s.first}` | `{s.second}` | {s.trials} | {s.first_wins} | {s.second_wins} | {s.same} | "
-                     f"{percent(s.win_rate)} | {interval} | {p_value} | {percent(s.side_a_share)} |")
+                     f"{percent(s.win_rate)} | {interval} | {p_value} | {percent(s.side_a_share)} | "
+                     f"`{s.settings or '-'}` |")
     lines.append("")
     lines.append("Win rate counts decisive answers only; an interval that excludes 50% (p < 0.05) means the "
                  "listeners can tell the systems apart.")

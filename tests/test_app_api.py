@@ -158,8 +158,11 @@ def test_listening_test_by_api_with_the_key_for_results_only(client, server):
     assert answer == {"trial_id": trial["trial_id"], "answer": "B", "recorded": True}
     with pytest.raises(AppError, match="answered already"):
         client.predict(trial_id=trial["trial_id"], answer="A", api_name="/listening_answer")
+    with pytest.raises(AppError, match="comparison is the experimenter's"):  # not an anonymous caller's
+        client.predict(mode="two checkpoints", model_a="checkpoints/loops", model_b="checkpoints/latent", steps=1,
+                       api_name="/listening_next")
     pair = client.predict(mode="two checkpoints", model_a="checkpoints/loops", model_b="checkpoints/latent", steps=1,
-                          api_name="/listening_next")
+                          key=KEY, api_name="/listening_next")
     client.predict(trial_id=pair["trial_id"], answer="same", api_name="/listening_answer")
 
     for key in ("", "wrong", KEY.upper()):

@@ -27,6 +27,8 @@ from gradio_client.exceptions import AppError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # Seconds the tests wait for the server at most (a bound against hanging, never a timed assertion).
 PATIENCE = 120
+# --abandoned-call-s of the test server: a REST call whose result stream stays unopened this long stops.
+ABANDONED_S = 2.0
 
 
 class Gate:
@@ -38,6 +40,7 @@ class Gate:
         self.reached = threading.Event()
         self.release = threading.Event()
         self.steps = 0
+        self.calls = 0
         self.ended = threading.Event()
         self.error: BaseException | None = None
 
@@ -61,6 +64,7 @@ class Gate:
                     if progress_callback is not None:
                         progress_callback(done, total)
 
+                gate.calls += 1
                 try:
                     return pipeline(*args, progress_callback=on_step, **kwargs)
                 except BaseException as error:
@@ -82,7 +86,8 @@ def server(tmp_path_factory):
         studio.registry.loader = lambda source, device=None: gate.wrap(load_pipeline(source, device=device))
 
     with running_app(root, "--max-steps", "1000", "--max-work", "10000", "--max-upload-mb", "0.05",
-                     prepare=gated_loader) as (url, studio, demo):
+                     "--abandoned-call-s", str(ABANDONED_S), "--max-sessions", "300",
+                     "--client-uploads", "6", "--client-queue", "4", prepare=gated_loader) as (url, studio, demo):
         yield url, studio, root, gate, demo
 
 
@@ -117,6 +122,56 @@ def test_a_cancelled_job_stops_within_a_step_writes_nothing_and_frees_the_worker
     assert "**Seed 1**" in result["status"]
 
 
+def rest_loops_data(steps: int, variations: int = 1) -> dict:
+    """/loops arguments as a raw REST call's positional `data` (`loops_args`' values)."""
+    return {"data": [LOOPS, "", variations, 1, steps, "model default", 0.8, 300, 1, "keep", "model rate",
+                     "as generated", "WAV 16-bit"]}
+
+
+def test_a_rest_call_whose_result_is_never_read_stops(client, server):
+    """Issue 24 item 5: `POST /gradio_api/call/loops` without ever opening the result stream stops once
+    `--abandoned-call-s` has passed, writes nothing, and queued ones are never started; one client may
+    have `--client-queue` (4) requests in the queue; a call whose stream is opened runs to the end."""
+    url, studio, _, gate, demo = server
+    client.predict(**loops_args(1), api_name="/loops")  # loads the model
+    written = set(studio.store.root.rglob("*.wav"))
+    gate.steps, gate.hold_at, gate.error = 0, 3, None
+    gate.reached.clear(), gate.release.clear(), gate.ended.clear()
+    with httpx.Client(base_url=url, timeout=PATIENCE) as http:
+        posted = http.post("gradio_api/call/loops", json=rest_loops_data(800, variations=2))
+        queued = [http.post("gradio_api/call/loops", json=rest_loops_data(800)) for _ in range(3)]
+        assert posted.status_code == 200 and all(reply.status_code == 200 for reply in queued)
+        refused = http.post("gradio_api/call/loops", json=rest_loops_data(800))
+        assert refused.status_code == 429 and "at most 4 may wait or run at once" in refused.json()["detail"]
+        assert gate.reached.wait(PATIENCE)
+        threading.Event().wait(ABANDONED_S + 0.5)  # past the bound while held at step 3
+        gate.release.set()
+        assert gate.ended.wait(PATIENCE)
+        assert isinstance(gate.error, GenerationCancelled) and gate.steps <= 4
+        gate.hold_at, gate.calls = None, 0
+        for _ in range(PATIENCE * 10):  # the abandoned ones leave the queue without running
+            if not demo._queue.event_ids_to_events:
+                break
+            threading.Event().wait(0.1)
+        read = http.post("gradio_api/call/loops", json=rest_loops_data(2)).json()["event_id"]
+        with http.stream("GET", f"gradio_api/call/loops/{read}") as stream:  # the queued ones go first
+            events = "".join(stream.iter_text())
+        assert "event: complete" in events and "Seed 1" in events
+    assert gate.calls == 1  # the three abandoned ones in the queue never started
+    assert len(set(studio.store.root.rglob("*.wav")) - written) == 1  # the read call's clip only
+
+
+def test_the_server_keeps_at_most_max_sessions_sessions(server):
+    """Issue 24 item 6: the session cap reaches Gradio's state holder (the least recently used session
+    is dropped beyond it), instead of Gradio's default 10,000 sessions of about 0.4 MB each."""
+    *_, demo = server
+    assert demo.state_session_capacity == 300 and demo.state_holder.capacity == 300
+    holder = demo.state_holder
+    for number in range(301):
+        holder[f"flood-{number}"]
+    assert len(holder.session_data) <= 300 and "flood-0" not in holder and "flood-300" in holder
+
+
 def test_an_oversized_request_is_refused_with_what_to_reduce(client):
     with pytest.raises(AppError, match="too large for this server.*reduce"):
         client.predict(**loops_args(1000, variations=4, seconds=4.0), api_name="/loops")
@@ -135,6 +190,21 @@ def test_uploads_over_the_limit_are_refused(server, tmp_path):
     with small.open("rb") as file:
         assert httpx.post(url + "gradio_api/upload", files={"files": ("small.wav", file, "audio/wav")},
                           timeout=PATIENCE).status_code == 200
+
+
+def test_a_client_over_its_upload_budget_is_refused_with_when_to_retry(server, tmp_path):
+    """Issue 24 item 7: uploads are counted per client within 10 minutes (6 here), not only per file."""
+    url, *_ = server
+    small = tmp_path / "small.wav"
+    sf.write(small, np.zeros(1000, dtype=np.float32), 16_000)
+    replies = []
+    for _ in range(8):
+        with small.open("rb") as file:
+            replies.append(httpx.post(url + "gradio_api/upload", files={"files": ("small.wav", file, "audio/wav")},
+                                      timeout=PATIENCE))
+    assert replies[-1].status_code == 429 and sum(reply.status_code == 200 for reply in replies) <= 6
+    assert re.fullmatch(r"Upload refused: this server takes at most 6 uploads per client in 10 minutes\. "
+                        r"Try again in \d+ s\.", replies[-1].json()["detail"])
 
 
 def test_unlisted_model_values_all_get_one_answer(client, server, tmp_path):

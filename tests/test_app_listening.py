@@ -6,6 +6,7 @@ import csv
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -140,8 +141,9 @@ def test_real_clips_are_the_kinds_the_model_was_trained_on(tmp_path, checkpoints
 def test_formula_like_names_are_stored_as_text(tmp_path):
     log = AnswerLog(tmp_path / "answers.csv")
     trial = Trial("t1", "checkpoints", "=cmd|' /C calc'!A0", "b", "a.wav", "b.wav", 1, 1.0, 1, prompt="@SUM(1)")
-    for name in ['=HYPERLINK("http://x","click")', "+1+2", "-2+3", "@A1", "\t=1", "\r=1", "plain name"]:
-        log.record(trial, "A", name)
+    for number, name in enumerate(['=HYPERLINK("http://x","click")', "+1+2", "-2+3", "@A1", "\t=1", "\r=1",
+                                   "plain name"]):
+        log.record(replace(trial, trial_id=f"t{number}"), "A", name)  # one answer per trial
     rows = list(csv.DictReader((tmp_path / "answers.csv").open(newline="", encoding="utf-8")))
     listeners = [row["listener"] for row in rows]
     assert listeners[:4] == ["'=HYPERLINK(\"http://x\",\"click\")", "'+1+2", "'-2+3", "'@A1"]
@@ -284,3 +286,86 @@ def test_caption_summary_script_writes_captions_json(tmp_path, capsys):
     assert main([str(model), "--corpus", str(tmp_path / "nowhere")]) == 2
     assert main([str(tmp_path), "--corpus", str(corpus)]) == 2  # no train_files.txt
     assert "no corpus folder" in capsys.readouterr().err
+
+
+# ---- integrity under hostile and concurrent use (issue 24 item 8) -----------------------------------
+
+def test_anonymous_api_listeners_get_the_experimenters_comparison_only(tmp_path, checkpoints):
+    from webapp.api import StudioAPI
+
+    studio = studio_without_real_clips(tmp_path, checkpoints)
+    studio.set_listening_settings("secret", "two checkpoints", LOOPS, LATENT, steps=1)
+    api = StudioAPI(studio)
+    for chosen in ({"mode": "generated vs real"}, {"model_a": TEXT}, {"steps": 2}, {"vocoder_matched": False}):
+        with pytest.raises(gr.Error, match="comparison is the experimenter's"):
+            api.listening_next(**chosen)
+    with pytest.raises(gr.Error, match="comparison is the experimenter's"):
+        api.listening_next(steps=2, key="wrong")
+    saved = studio.listening.trials.get(api.listening_next()["trial_id"])
+    assert {saved.system_a, saved.system_b} == {"checkpoints/loops", "checkpoints/latent"} and saved.steps == 1
+    other = studio.listening.trials.get(api.listening_next(steps=2, key="secret")["trial_id"])
+    assert other.steps == 2 and other.settings != saved.settings
+    studio.listening_answer_by_id(saved.trial_id, "A")
+    studio.listening_answer_by_id(other.trial_id, "A")
+    summaries, _ = studio.listening_results("secret")
+    assert sorted(summary.trials for summary in summaries) == [1, 1]  # same pair, other settings: apart
+
+
+def test_simultaneous_answers_to_one_trial_record_exactly_one(tmp_path, checkpoints):
+    import threading
+
+    studio = studio_without_real_clips(tmp_path, checkpoints)
+    trial_ids = [studio.listening_next("two checkpoints", LOOPS, LATENT, steps=1).trial.trial_id for _ in range(2)]
+    start, recorded, refused = threading.Barrier(50), [], []
+
+    def answer(trial_id: str) -> None:
+        start.wait()
+        try:
+            studio.listening_answer_by_id(trial_id, "A")
+            recorded.append(trial_id)
+        except gr.Error:
+            refused.append(trial_id)
+
+    threads = [threading.Thread(target=answer, args=(trial_id,)) for trial_id in trial_ids for _ in range(25)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(recorded) == sorted(trial_ids) and len(refused) == 48
+    assert sorted(row["trial_id"] for row in studio.answers.rows()) == sorted(trial_ids)
+    # A restarted server reads the answered ids back from the file.
+    with pytest.raises(ValueError, match="answered already"):
+        AnswerLog(studio.answers.path).record(studio.listening.trials.get(trial_ids[0]), "B")
+
+
+def test_concurrent_experimenters_keep_their_own_results_file(tmp_path, checkpoints):
+    studio = studio_without_real_clips(tmp_path, checkpoints)
+    studio.listening_answer(studio.listening_next("two checkpoints", LOOPS, LATENT, steps=1).trial, "A")
+    first = studio.listening_results("secret")[1]
+    second = studio.listening_results("secret")[1]
+    assert first != second and first.read_bytes() == second.read_bytes()  # the first is still there
+
+
+def test_wrong_keys_are_answered_alike_and_rate_limited_per_client(tmp_path, checkpoints):
+    studio = studio_without_real_clips(tmp_path, checkpoints)
+    test = studio.listening
+    messages = set()
+    for key in ("", "secreT", "secret ", "x", "secre"):  # the free attempts: one answer, however close
+        with pytest.raises(ValueError, match="for the experimenter") as refused:
+            test.results(key, client="10.0.0.1")
+        messages.add(str(refused.value))
+    assert len(messages) == 1
+    with pytest.raises(ValueError, match="for the experimenter"):
+        test.results("guess", client="10.0.0.1")
+    with pytest.raises(ValueError, match="Too many wrong experimenter keys"):  # even the right key must wait
+        test.results("secret", client="10.0.0.1")
+    assert test.results("secret", client="10.0.0.2") == ([], None)  # another client is not held up
+
+
+def test_a_short_listening_key_is_refused_at_start(capsys):
+    import app
+
+    with pytest.raises(SystemExit) as stopped:
+        app.parse_args(["--listening-key", "a" * 11])
+    assert stopped.value.code == 2 and "at least 12 characters" in capsys.readouterr().err
+    assert app.parse_args(["--listening-key", "a" * 12]).listening_key == "a" * 12

@@ -8,6 +8,8 @@ import json
 import re
 import threading
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -366,10 +368,43 @@ def test_threads_flag_and_measured_defaults(tmp_path, checkpoints):
         demo, studio = app.create(args)
         assert torch.get_num_threads() == 2
         assert app.launch_options(args, studio)["max_file_size"] == 5 * 2**20
-        assert demo.delete_cache == (1800, 7200)
+        assert demo.delete_cache == (450, 1800)  # --temp-max-age 30 minutes, checked every 7.5
         assert studio.registry.resolve("someone/their-model").origin == "hub"
     finally:
         torch.set_num_threads(before)
     for bad in (["--threads", "0"], ["--allow-hub-model", "../x"], ["--max-upload-mb", "-1"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)
+
+
+def test_the_session_cap_fits_the_machine_and_reaches_the_launch():
+    """Issue 24 item 6: 5% of the memory at 0.5 MB a session, 200 to 10,000; passed to `demo.launch`."""
+    from webapp.jobs import default_max_sessions
+
+    assert default_max_sessions(24 * 1024**3) == 2457
+    assert default_max_sessions(1024**3) == 200 and default_max_sessions(1024**4) == 10_000
+    args = app.parse_args(["--max-sessions", "300"])
+    assert args.max_sessions == 300
+    assert app.parse_args([]).max_sessions == default_max_sessions()
+    with pytest.raises(SystemExit):
+        app.parse_args(["--max-sessions", "0"])
+    options = app.launch_options(args, SimpleNamespace(store=SimpleNamespace(root=Path("out")),
+                                                       answers=SimpleNamespace(path=Path("out/a/answers.csv"))))
+    assert options["state_session_capacity"] == 300
+
+
+def test_upload_budgets_per_client_and_in_total_within_a_window():
+    """Issue 24 item 7: counts and bytes per client, bytes of everyone, forgotten after the window."""
+    from webapp.uploads import MB, UploadBudget, UploadLimits
+
+    now = [0.0]
+    budget = UploadBudget(UploadLimits(client_uploads=3, client_mb=100, total_mb=150, window_s=600),
+                          clock=lambda: now[0])
+    assert [budget.charge("a", 10 * MB) for _ in range(3)] == [None] * 3
+    assert "at most 3 uploads per client in 10 minutes. Try again in 600 s" in budget.charge("a", 1)
+    assert budget.charge("b", 95 * MB) is None
+    assert "at most 100 MB of uploads per client" in budget.charge("b", 6 * MB)
+    assert budget.charge("c", 25 * MB) is None  # 150 MB in all now
+    assert "from everyone together" in budget.charge("d", 1 * MB)  # a new client, but the total is spent
+    now[0] = 601.0
+    assert budget.charge("a", 10 * MB) is None and budget.charge("d", 1 * MB) is None

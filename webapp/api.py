@@ -32,7 +32,7 @@ from studio.requests import (
     TextToAudioRequest,
 )
 from studio.results import Output, Result
-from webapp.handlers import Studio
+from webapp.handlers import Studio, client_of
 
 # Metadata that describes the file rather than the request (or holds a server path).
 NOT_SETTINGS = {"task", "title", "software", "comment", "created_utc", "model_source", "variation"}
@@ -189,18 +189,30 @@ class StudioAPI:
         result = self.studio.run_audio_to_audio(request, progress)
         return result_fields("audio_to_audio", name, result)
 
-    def listening_next(self, mode: str = "", model_a: str = "", model_b: str = "", steps: int = 20,
-                       seconds: float = 0.0, prompt: str = "", vocoder_matched: bool = True,
+    def listening_next(self, mode: str = "", model_a: str = "", model_b: str = "", steps: int | None = None,
+                       seconds: float | None = None, prompt: str | None = None, vocoder_matched: bool | None = None,
+                       key: str = "", http: gr.Request | None = None,
                        *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
-        """The next blind pair of the listening test. Empty mode and models: the test's defaults (generated
-        vs real clips when the server has them, else two checkpoints). Returns {trial_id, clip_a, clip_b,
-        duration_s, sample_rate, prompt, status}; which system is which stays on the server."""
-        defaults = self.studio.listening_defaults()
-        if not mode and not model_a:
-            mode, model_a, model_b = defaults["mode"], defaults["model_a"], model_b or defaults["model_b"]
-        request = ListeningTrialRequest(mode=mode or defaults["mode"], model_a=model_a or defaults["model_a"],
-                                        model_b=model_b or None, steps=steps, seconds=seconds, prompt=prompt,
-                                        vocoder_matched=vocoder_matched)
+        """The next blind pair of the listening test, made with the experimenter's comparison (saved on
+        the experimenter's page, else the test's defaults: generated vs real clips when the server has
+        them, else two checkpoints). mode, model_a, model_b, steps, seconds, prompt, vocoder_matched:
+        another comparison, with the experimenter's key only (its trials are summarized apart). Returns
+        {trial_id, clip_a, clip_b, duration_s, sample_rate, prompt, status}; which system is which stays
+        on the server."""
+        chosen = {"mode": mode or None, "model_a": model_a or None, "model_b": model_b or None, "steps": steps,
+                  "seconds": seconds, "prompt": prompt or None, "vocoder_matched": vocoder_matched}
+        chosen = {name: value for name, value in chosen.items() if value is not None}
+        current = self.studio.listening_settings()
+        if chosen or key:
+            try:
+                self.studio.listening.check_results_key(key, client_of(http))
+            except ValueError:
+                raise gr.Error("The listening test's comparison is the experimenter's (set on the experimenter "
+                               "page): call /listening_next without mode, models or settings, or give the "
+                               "experimenter key.", print_exception=False) from None
+            if "mode" in chosen or "model_a" in chosen:  # another comparison: the model defaults, not the saved
+                current = {**current, "model_b": None}
+        request = ListeningTrialRequest(**{**current, **chosen})
         result = self.studio.run_listening_trial(request, progress)
         trial = result.trial
         return {"trial_id": trial.trial_id, "clip_a": file_field(result.clip_a), "clip_b": file_field(result.clip_b),
@@ -212,11 +224,11 @@ class StudioAPI:
         trial = self.studio.listening_answer_by_id(trial_id, answer, listener)
         return {"trial_id": trial.trial_id, "answer": answer, "recorded": True}
 
-    def listening_results(self, key: str) -> dict:
+    def listening_results(self, key: str, http: gr.Request | None = None) -> dict:
         """The listening test's results, for the experimenter's key only (`--listening-key`). Returns
         {answers, pairs: [{first, second, trials, first_wins, second_wins, same, win_rate, ci_low, ci_high,
         p_value, side_a_share}], answers_csv}."""
-        summaries, path = self.studio.listening_results(key)
+        summaries, path = self.studio.listening_results(key, http)
         return {"answers": sum(summary.trials for summary in summaries),
                 "pairs": [summary.as_dict() for summary in summaries], "answers_csv": file_field(path)}
 

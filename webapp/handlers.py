@@ -59,6 +59,17 @@ __all__ = [
 ]
 
 
+def client_of(http: gr.Request | None) -> str:
+    """The address a request came from (the current Gradio event's when `http` is None; "" outside an
+    HTTP request, e.g. in tests)."""
+    if http is None:
+        from gradio.context import LocalContext
+
+        http = LocalContext.request.get(None)
+    client = getattr(http, "client", None)
+    return str(getattr(client, "host", "") or "")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """A value the studio refuses (`ValueError`) as `gr.Error`, which the page shows with its message."""
@@ -248,11 +259,11 @@ class Studio:
 
     def set_listening_settings(self, key: str | None, mode: str, model_a: str, model_b: str | None = None,
                                steps: int = 20, seconds: float = 0.0, prompt: str = "",
-                               vocoder_matched: bool = True) -> str:
+                               vocoder_matched: bool = True, http: gr.Request | None = None) -> str:
         """Save what every listener's "Next pair" makes (the experimenter's key only); a status line."""
         request = ListeningTrialRequest(mode, model_a, model_b, steps, seconds, prompt, vocoder_matched)
         with user_errors():
-            return self.listening.save_settings(key, request)
+            return self.listening.save_settings(key, request, client_of(http))
 
     def listening_next(self, mode: str, model_a: str, model_b: str | None = None, steps: int = 20,
                        seconds: float = 0.0, prompt: str = "", vocoder_matched: bool = True,
@@ -276,7 +287,9 @@ class Studio:
         with user_errors():
             return self.listening.answer_by_id(trial_id, answer, listener)
 
-    def listening_results(self, key: str | None) -> tuple[list[PairSummary], Path | None]:
-        """The per-pair summaries and a copy of the answers CSV, for the experimenter's key only."""
+    def listening_results(self, key: str | None, http: gr.Request | None = None
+                          ) -> tuple[list[PairSummary], Path | None]:
+        """The per-pair summaries and a copy of the answers CSV, for the experimenter's key only (wrong
+        keys are rate-limited per client address)."""
         with user_errors():
-            return self.listening.results(key)
+            return self.listening.results(key, client_of(http))

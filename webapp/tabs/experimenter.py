@@ -49,8 +49,8 @@ def build_experimenter_page(studio: Studio) -> None:
     save.click(studio.set_listening_settings, [key, mode, model_a, model_b, steps, seconds, prompt, vocoder], saved,
                api_visibility="private")
 
-    def show_results(given_key):
-        summaries, path = studio.listening_results(given_key)
+    def show_results(given_key, http: gr.Request):
+        summaries, path = studio.listening_results(given_key, http)
         return summary_markdown(summaries), None if path is None else str(path)
 
     show.click(show_results, key, [summary, answers_file], api_visibility="private")
