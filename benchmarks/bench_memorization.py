@@ -29,10 +29,11 @@ import numpy as np
 from scipy import signal
 from tqdm.auto import tqdm
 
-from evaluation.audio_io import AUDIO_EXTENSIONS, load_clips
+from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector
 from evaluation.memorization import calibrate_thresholds, flag_copies, wilson_interval
+from music.audiofolder import find_audio_files
 from music.stretch import pitch_shift, time_stretch
 
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
@@ -41,7 +42,7 @@ SAMPLE_RATE = 16000
 
 def audio_files(folders: list[str]) -> list[Path]:
     """Every audio file under the given folders, sorted."""
-    return sorted(p for folder in folders for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(p for folder in folders for p in find_audio_files(folder))
 
 
 def window(audio: np.ndarray, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:

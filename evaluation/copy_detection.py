@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from evaluation.audio_io import file_sha256, load_clips
+from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.features import limit_threads
+from music.audiofolder import file_sha256
 
 LOWEST_MIDI = 36  # C2, 65.4 Hz
 NUM_SEMITONES = 84  # C2 .. B8 (7.9 kHz, just under Nyquist at 16 kHz)
