@@ -463,6 +463,7 @@ def html_headline(report: dict) -> str:
             "better than B.</p>"
             + _html_table(["A", "B", "paired"] + [f"{key.upper()} diff [CI] | p" for key in tested], body)
         )
+    return "".join(parts)
 
 
 def memorization_markdown(mem: dict) -> list[str]:

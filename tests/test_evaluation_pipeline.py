@@ -400,6 +400,7 @@ def test_every_subcommand_explains_its_flags():
         "memorization",
         "compare",
         "tempo",
+        "control",
     }
     for name, sub in subcommands.items():
         for action in sub._actions:
