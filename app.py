@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from studio.budget import default_max_work
+from studio.budget import DEFAULT_MAX_OUTPUT_MB, default_max_work
 from studio.outputs import OutputStore
 from studio.trials import AnswerLog
 from webapp.handlers import Studio, StudioLimits
@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compute budget of one request, in clips x model windows x denoising steps; "
                              "larger requests are refused with what to reduce (default: "
                              "600 on CPU, 6000 on a GPU)")
+    parser.add_argument("--max-output-mb", type=float, default=DEFAULT_MAX_OUTPUT_MB,
+                        help="most MB of files one request may write (its clips, loops and their zip, at the "
+                             "export rate, channels and bit depth asked); larger requests are refused with what "
+                             "to reduce (default %(default)s)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0,
                         help="largest upload accepted, in MB (default %(default)s)")
     parser.add_argument("--temp-max-age", type=float, default=120.0,
@@ -107,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag in ("max_parallel", "max_work"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    if args.max_upload_mb <= 0 or args.temp_max_age <= 0:
-        parser.error("--max-upload-mb and --temp-max-age must be positive")
+    if args.max_upload_mb <= 0 or args.temp_max_age <= 0 or not 0 < args.max_output_mb < 1e9:
+        parser.error("--max-upload-mb, --max-output-mb and --temp-max-age must be positive")
     return args
 
 
@@ -122,7 +126,8 @@ def build_studio(args: argparse.Namespace) -> Studio:
     store = OutputStore(args.output_dir, max_files=args.keep_outputs, max_megabytes=args.keep_output_mb)
     limits = StudioLimits(max_steps=args.max_steps, max_seconds=args.max_seconds,
                           max_input_seconds=args.max_input_seconds,
-                          max_work=args.max_work or default_max_work(args.device))
+                          max_work=args.max_work or default_max_work(args.device),
+                          max_output_mb=args.max_output_mb)
     answers = AnswerLog(Path(args.output_dir) / "listening_test" / "answers.csv")
     return Studio(registry, store, limits, answers, real_dir=args.real_dir, results_key=args.listening_key)
 

@@ -80,6 +80,12 @@ class ExportSettings:
     def suffix(self) -> str:
         return EXPORT_FORMATS[self.file_format][2]
 
+    @property
+    def max_bytes_per_sample(self) -> int:
+        """Bytes one sample of one channel takes at most: 3 for 24-bit, 2 for 16-bit and the lossy
+        formats (MP3 and OGG take far less; FLAC at most about its PCM size)."""
+        return 3 if EXPORT_FORMATS[self.file_format][1] == "PCM_24" else 2
+
 
 def as_channels_first(audio: np.ndarray) -> np.ndarray:
     """float32 `[channels, samples]` from `[samples]` or `[channels, samples]`."""

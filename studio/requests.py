@@ -15,7 +15,7 @@ from models.schedulers import SCHEDULERS
 from music.export import DEFAULT_FORMAT, ExportSettings, available_formats
 from music.key import Key, key_names, parse_key
 from music.tempo import BPM_RANGE
-from studio.budget import CPU_MAX_WORK
+from studio.budget import CPU_MAX_WORK, DEFAULT_MAX_OUTPUT_MB
 from studio.checks import check_float, check_int, check_prompt
 
 MODEL_DEFAULT_SCHEDULER = "model default"
@@ -50,6 +50,7 @@ class StudioLimits:
         max_outputs: variations / outputs per click.
         max_repeats: loop repeats in one file.
         max_work: clips x windows x steps one request may ask for (`studio.budget`).
+        max_output_mb: MB (2**20 bytes) of files one request may write, its zip included (`studio.budget`).
     """
 
     max_steps: int = 250
@@ -58,6 +59,11 @@ class StudioLimits:
     max_outputs: int = 4
     max_repeats: int = 16
     max_work: int = CPU_MAX_WORK
+    max_output_mb: float = DEFAULT_MAX_OUTPUT_MB
+
+    @property
+    def max_output_bytes(self) -> int:
+        return int(self.max_output_mb * 2**20)
 
 
 def export_settings(rate: object = "model rate", channels: object = "as generated",
