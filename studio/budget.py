@@ -149,6 +149,7 @@ class OutputRequest:
         clips_label: the control that sets `clips`, as the tab names it.
         options: other ways to fit, in words (e.g. "Repeats to 3", "the export rate to model rate").
         zipped: the files are also zipped into one batch file (stored, at worst, at their own size).
+        files_per_clip: files written per clip (a clip and its loop: 2).
     """
 
     clips: int
@@ -156,6 +157,11 @@ class OutputRequest:
     clips_label: str = "Outputs"
     options: tuple[str, ...] = ()
     zipped: bool = True
+    files_per_clip: int = 1
+
+    @property
+    def files(self) -> int:
+        return self.clips * self.files_per_clip + (1 if self.zipped else 0)
 
     @property
     def total_bytes(self) -> int:

@@ -14,7 +14,7 @@ from music.key import Key
 from music.loop_quality import loop_quality
 from music.loops import loop_at_tempo, loop_from_downbeat, make_loop
 from music.tempo import BPM_RANGE
-from studio.budget import OutputRequest, audio_file_bytes, check_output, export_options
+from studio.budget import OutputRequest, audio_file_bytes, export_options
 from studio.checks import MAX_SEED, pick_seed
 from studio.generation import (
     ModelChoice,
@@ -113,7 +113,8 @@ def loop_output(plan: LoopPlan, variations: int, max_bytes: int) -> OutputReques
     if fewer:
         options.append(f"Repeats to {fewer[0]}")
     options += [*export_options(plan.export, plan.model.capabilities.sample_rate), "Clip length"]
-    return OutputRequest(variations, loop_file_bytes(plan, plan.repeats), "Variations", tuple(options))
+    return OutputRequest(variations, loop_file_bytes(plan, plan.repeats), "Variations", tuple(options),
+                         files_per_clip=2)
 
 
 def cut_loop(plan: LoopPlan, audio: np.ndarray, sample_rate: int, broken: list[str]):
@@ -199,8 +200,7 @@ def make_loops(workspace: Workspace, request: LoopsRequest, feedback: Feedback |
         plan = plan_loops(workspace, request, choice, model, notes)
         workspace.plan(reporter, choice, model.capabilities, request.variations, plan.seconds, plan.steps, "Variations",
                        "Clip length")
-        check_output(loop_output(plan, request.variations, workspace.limits.max_output_bytes),
-                     workspace.limits.max_output_bytes)
+        workspace.check_output(loop_output(plan, request.variations, workspace.limits.max_output_bytes))
         outputs = [loop_variation(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
                    for index in range(request.variations)]
         workspace.finish(reporter, choice)

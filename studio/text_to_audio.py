@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from models.generator import AudioGenerator
 from music.export import DEFAULT_FORMAT, ExportSettings
-from studio.budget import OutputRequest, audio_file_bytes, check_output, export_options
+from studio.budget import OutputRequest, audio_file_bytes, export_options
 from studio.checks import MAX_SEED, pick_seed
 from studio.generation import (
     ModelChoice,
@@ -129,7 +129,7 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
         plan = plan_text(workspace, request, choice, model, notes)
         workspace.plan(reporter, choice, model.capabilities, request.num_outputs, request.seconds_total, plan.steps,
                        "Outputs", "Duration")
-        check_output(text_files(plan, workspace.limits.max_output_bytes), workspace.limits.max_output_bytes)
+        workspace.check_output(text_files(plan, workspace.limits.max_output_bytes))
         outputs = [text_output(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
                    for index in range(request.num_outputs)]
         workspace.finish(reporter, choice)

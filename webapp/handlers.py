@@ -146,7 +146,7 @@ class Studio:
 
     def run_loops(self, request: LoopsRequest, progress: Progress | None = None) -> Result:
         """A `LoopsRequest` through `studio.loops.make_loops`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return make_loops(self.workspace, request, page_feedback(progress))
 
     def text_to_audio(self, model: str, prompt: str, negative_prompt: str = "", seconds_total: float = 5.0,
@@ -163,7 +163,7 @@ class Studio:
 
     def run_text_to_audio(self, request: TextToAudioRequest, progress: Progress | None = None) -> Result:
         """A `TextToAudioRequest` through `studio.text_to_audio`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return text_to_audio(self.workspace, request, page_feedback(progress))
 
     def audio_to_audio(self, model: str, audio_path: str | Path | None, mode: str = "variation",
@@ -179,7 +179,7 @@ class Studio:
 
     def run_audio_to_audio(self, request: AudioToAudioRequest, progress: Progress | None = None) -> Result:
         """An `AudioToAudioRequest` through `studio.audio_to_audio`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return audio_to_audio(self.workspace, request, page_feedback(progress))
 
     def uploaded_path(self, audio: object) -> str:
@@ -263,7 +263,7 @@ class Studio:
 
     def run_listening_trial(self, request: ListeningTrialRequest, progress: Progress | None = None) -> TrialResult:
         """A `ListeningTrialRequest` through `studio.listening.ListeningTest.next_pair`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return self.listening.next_pair(request, page_feedback(progress))
 
     def listening_answer(self, trial: Trial | None, answer: str, listener: str = "") -> tuple[Trial | None, str]:
