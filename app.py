@@ -98,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_device(device: str) -> str | None:
+    """Why `--device` cannot be used here (one line), or None: auto, cpu, cuda or cuda:N with CUDA present."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        return f"--device must be auto, cpu, cuda or cuda:N, got {device[:40]!r}"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return (f"--device {device}: this torch build has no CUDA or no GPU is visible "
+                    f"(torch {torch.__version__}); use --device cpu or auto")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            return f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0"
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The flags of `argv` (default: the command line); a bad value exits with one line naming it."""
     parser = build_parser()
@@ -111,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag in ("max_parallel", "max_work"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    device_error = check_device(args.device)
+    if device_error:
+        parser.error(device_error)
     if args.max_upload_mb <= 0 or args.temp_max_age <= 0 or not 0 < args.max_output_mb < 1e9:
         parser.error("--max-upload-mb, --max-output-mb and --temp-max-age must be positive")
     return args

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from music.export import DEFAULT_FORMAT, ExportSettings, export_audio, export_loop
-from music.loops import Loop, write_loop_wav
+from music.loops import Loop, append_wav_info, write_loop_wav
 
 SOFTWARE = "diffusion music studio (app)"
 # Parameters that go into a file name, in this order, when present (the rest is only in the metadata).
@@ -213,9 +213,8 @@ class OutputStore:
         with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[0], subtype=subtype,
                           format="WAV") as file:
             file.write(frames.T if subtype == "FLOAT" else np.clip(frames.T, -1.0, 1.0))
-            file.title = _title(task, params)
-            file.software = SOFTWARE
-            file.comment = json.dumps(metadata, ensure_ascii=True)
+        # Our own INFO chunk: libsndfile drops a comment past about 2 kB (a long non-ASCII prompt)
+        append_wav_info(path, {"title": _title(task, params), "software": SOFTWARE, **metadata})
         self._written(path)
         self.prune()
         return path

@@ -233,7 +233,8 @@ class PairSummary:
     side_a_share: float | None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields as JSON numbers (scipy's numpy floats would reach an API client as strings)."""
+        return {key: value.item() if isinstance(value, np.generic) else value for key, value in asdict(self).items()}
 
 
 def summarize(rows: list[dict[str, str]], confidence: float = 0.95) -> list[PairSummary]:

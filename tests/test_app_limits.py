@@ -2,15 +2,25 @@
 before any work; pruning that spares files in flight and not yet delivered; clear errors for odd values."""
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 import numpy as np
 import pytest
+import soundfile as sf
+import torch
 
 import app
+from music.export import ExportSettings
+from music.loops import read_wav_metadata
 from studio.budget import OutputRequest, audio_file_bytes, check_output
+from studio.checks import MAX_PROMPT_CHARS
 from studio.outputs import OutputStore
+from studio.requests import AudioToAudioRequest, LoopsRequest, StudioLimits, TextToAudioRequest, export_settings
 from studio.results import Output
-from tests.test_app_support import LOOPS, TEXT, make_studio, save_checkpoints
+from studio.trials import summarize
+from tests.test_app_support import LOOPS, TEXT, make_studio, running_app, save_checkpoints
+from webapp.handlers import MAX_MESSAGE_CHARS, user_errors
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
@@ -128,3 +138,115 @@ def test_a_loops_request_keeps_its_own_files_under_a_tight_store(tmp_path, check
     output = result.outputs[0]
     assert output.audio_path.is_file() and result.zip_path.is_file()
     assert output.loop_path is None or output.loop_path.is_file()
+
+
+# ---- 9. smaller ones --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", ["inf", "1e400", "-inf", "nan", 1e400])
+def test_an_overflowing_export_rate_gets_a_clear_error(rate):
+    with pytest.raises(ValueError, match="Export sample rate must be"):
+        export_settings(rate)
+    with pytest.raises(ValueError, match="Export sample rate must be"):
+        TextToAudioRequest("m", "drums", export_rate=rate).check(StudioLimits())
+
+
+@pytest.mark.parametrize("prompt", [42, ["drums"], {"a": 1}, 1.5])
+def test_a_prompt_that_is_not_text_names_the_field(prompt):
+    with pytest.raises(ValueError, match=r"^Prompt must be text, got"):
+        TextToAudioRequest("m", prompt).check(StudioLimits())
+
+
+def test_a_lone_surrogate_in_a_prompt_names_the_field(tmp_path, checkpoints):
+    for request in (TextToAudioRequest("m", "drums \ud800 loop"), LoopsRequest("m", prompt="\udfff"),
+                    TextToAudioRequest("m", "drums", negative_prompt="x\ud83d")):
+        with pytest.raises(ValueError, match=r"rompt holds a character that is not valid text .* at position \d+"):
+            request.check(StudioLimits())
+    studio = make_studio(tmp_path, checkpoints)
+    with pytest.raises(gr.Error, match="Prompt holds a character"):
+        studio.text_to_audio(TEXT, "drums \ud800", seconds_total=0.2, steps=1)
+
+
+@pytest.mark.parametrize("field", ["export_rate", "export_channels", "export_format", "target_key", "scheduler"])
+def test_errors_never_echo_a_huge_value(field):
+    huge = "x" * 100_000
+    with pytest.raises(ValueError) as error:
+        TextToAudioRequest("m", "drums", **{field: huge}).check(StudioLimits())
+    message = str(error.value)
+    assert len(message) < 400 and "100,002 characters" in message
+
+
+def test_number_fields_never_echo_a_huge_value():
+    with pytest.raises(ValueError) as error:
+        TextToAudioRequest("m", "drums", seconds_total="9" * 100_000).check(StudioLimits())
+    assert len(str(error.value)) < 300
+    with pytest.raises(ValueError) as error:
+        AudioToAudioRequest("m", None, mode="m" * 100_000).check(StudioLimits())
+    assert len(str(error.value)) < 300
+
+
+def test_any_long_message_is_cut_before_it_reaches_the_page():
+    with pytest.raises(gr.Error) as error, user_errors():
+        raise ValueError("bad value " + "y" * 100_000)
+    assert len(error.value.message) <= MAX_MESSAGE_CHARS + 3
+
+
+def test_wav_files_keep_their_settings_for_long_non_ascii_prompts(tmp_path):
+    prompt = ("ドラムループ、温かいベース, café ☕ " * 40)[:MAX_PROMPT_CHARS]
+    store = OutputStore(tmp_path)
+    loud = np.full((2, 800), 1.5, dtype=np.float32)  # written as float WAV
+    paths = [store.write_audio("text", tone(), 8000, {"prompt": prompt, "seed": 7}),
+             store.write_audio("text", loud, 8000, {"prompt": prompt, "seed": 7}),
+             store.write_audio("text", tone(), 8000, {"prompt": prompt, "seed": 7},
+                               settings=ExportSettings(16_000, 2, "WAV 24-bit"))]
+    for path in paths:
+        metadata = read_wav_metadata(path)
+        assert metadata["prompt"] == prompt and metadata["seed"] == "7" and metadata["task"] == "text"
+        audio, rate = sf.read(path, always_2d=True)  # the audio is intact behind the appended chunk
+        assert audio.shape[0] in (800, 1600) and rate in (8000, 16_000)
+    assert np.allclose(sf.read(paths[1])[0], 1.5)
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:x", "mps"])
+def test_a_bad_device_is_one_line_and_exit_2(device, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        app.parse_args(["--device", device])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--device must be auto, cpu, cuda or cuda:N" in error and "Traceback" not in error
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a build without CUDA")
+def test_cuda_on_a_cpu_build_is_one_line_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        app.parse_args(["--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "no CUDA" in capsys.readouterr().err
+    assert app.parse_args(["--device", "cpu"]).device == "cpu"
+
+
+def test_listening_results_give_p_values_as_numbers():
+    rows = [{"system_a": "a", "system_b": "b", "answer": "A", "preferred": "a"} for _ in range(6)]
+    summary = summarize(rows)[0].as_dict()
+    assert type(summary["p_value"]) is float and type(summary["ci_low"]) is float
+    json.dumps(summary)
+
+
+def test_raw_api_results_name_no_path_in_the_output_folder(tmp_path, checkpoints):
+    """A raw `/gradio_api/call` result names its files by Gradio's served URL, not by `--output-dir`."""
+    import httpx
+
+    save_checkpoints(tmp_path)
+    with running_app(tmp_path) as (url, studio, _):
+        arguments = ["", "", 1, 5, 1, "model default", 0.8, 300, 2, "keep", "model rate", "as generated",
+                     "WAV 16-bit"]
+        event = httpx.post(url + "gradio_api/call/loops", json={"data": arguments}, timeout=60).json()["event_id"]
+        text = httpx.get(url + f"gradio_api/call/loops/{event}", timeout=600).text
+        assert "event: complete" in text, text[:500]
+        assert str(studio.store.root) not in text and str(tmp_path) not in text
+        result = json.loads(text.split("data: ", 1)[1].splitlines()[0])[0]
+        audio = result["outputs"][0]["audio"]
+        assert audio["url"].startswith(url.rstrip("/") + "/gradio_api/file=") or audio["url"].startswith(
+            "/gradio_api/file=")
+        served = httpx.get(audio["url"] if audio["url"].startswith("http") else url.rstrip("/") + audio["url"],
+                           timeout=60)
+        assert served.status_code == 200 and served.content[:4] == b"RIFF"

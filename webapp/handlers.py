@@ -59,6 +59,10 @@ __all__ = [
 ]
 
 
+# Longest error message shown; a value quoted whole by a lower layer is not echoed back past it.
+MAX_MESSAGE_CHARS = 1000
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """A value the studio refuses (`ValueError`) as `gr.Error`, which the page shows with its message."""
@@ -67,7 +71,10 @@ def user_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except ValueError as error:
-        raise gr.Error(str(error)) from None
+        message = str(error)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + "..."
+        raise gr.Error(message) from None
 
 
 class Studio:
