@@ -42,6 +42,8 @@ UNITY_MIDI_NOTE = 60
 DEFAULT_SOFTWARE = "diffusion music studio (music/loops.py)"
 
 # INFO chunk ids for metadata keys that have a standard field; other keys go into ICMT as JSON.
+# Longest INAM title written, in characters (a prompt's full text is in ICMT).
+MAX_TITLE_CHARS = 120
 INFO_FIELDS = {
     "title": "INAM",
     "artist": "IART",
@@ -549,9 +551,9 @@ def _info_payload(loop: Loop, metadata: dict[str, str]) -> bytes:
 
 
 def info_payload(metadata: dict[str, str], facts: dict[str, str] | None = None) -> bytes:
-    """LIST/INFO payload: `INFO_FIELDS` keys in their own fields (UTF-8), every other key and `facts` as one
-    JSON object in ICMT, ASCII-escaped so that any reader gets plain ASCII and `read_wav_metadata` the
-    exact text back. Unlike libsndfile's string tags (dropped past about 2 kB), any length is kept."""
+    """LIST/INFO payload: `INFO_FIELDS` keys in their own fields, every other key and `facts` as one JSON
+    object in ICMT, all UTF-8 (`read_wav_metadata` reads the exact text back); the title is cut to
+    `MAX_TITLE_CHARS`."""
     fields = {"ISFT": DEFAULT_SOFTWARE}
     comment: dict[str, str] = {}
     for key, value in metadata.items():
@@ -562,7 +564,11 @@ def info_payload(metadata: dict[str, str], facts: dict[str, str] | None = None) 
         else:
             comment[key] = str(value)
     comment.update(facts or {})  # the loop's own numbers win over caller metadata
-    fields["ICMT"] = json.dumps(comment, ensure_ascii=True)
+    # UTF-8, not ASCII escapes: a 500-character non-ASCII prompt stays under the ~2 kB per string that
+    # libsndfile-based readers take (a "\\u30c9" escape is 6 bytes, the character itself 3).
+    fields["ICMT"] = json.dumps(comment, ensure_ascii=False, separators=(",", ":"))
+    if "INAM" in fields and len(fields["INAM"]) > MAX_TITLE_CHARS:  # the full text is in ICMT
+        fields["INAM"] = fields["INAM"][: MAX_TITLE_CHARS - 3] + "..."
     body = b"INFO"
     for field_id, text in fields.items():
         body += _chunk(field_id.encode("ascii"), text.encode("utf-8", errors="backslashreplace") + b"\0")
