@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from studio.budget import default_max_work
+from studio.budget import DEFAULT_MAX_OUTPUT_MB, default_max_work
 from studio.outputs import OutputStore
 from studio.trials import MIN_KEY_CHARS, AnswerLog
 from webapp.handlers import Studio, StudioLimits
@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compute budget of one request, in clips x model windows x denoising steps; "
                              "larger requests are refused with what to reduce (default: "
                              "600 on CPU, 6000 on a GPU)")
+    parser.add_argument("--max-output-mb", type=float, default=DEFAULT_MAX_OUTPUT_MB,
+                        help="most MB of files one request may write (its clips, loops and their zip, at the "
+                             "export rate, channels and bit depth asked); larger requests are refused with what "
+                             "to reduce (default %(default)s)")
     parser.add_argument("--max-upload-mb", type=float, default=50.0,
                         help="largest upload accepted, in MB (default %(default)s)")
     parser.add_argument("--client-uploads", type=int, default=UploadLimits.client_uploads,
@@ -120,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_device(device: str) -> str | None:
+    """Why `--device` cannot be used here (one line), or None: auto, cpu, cuda or cuda:N with CUDA present."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        return f"--device must be auto, cpu, cuda or cuda:N, got {device[:40]!r}"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return (f"--device {device}: this torch build has no CUDA or no GPU is visible "
+                    f"(torch {torch.__version__}); use --device cpu or auto")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            return f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0"
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The flags of `argv` (default: the command line); a bad value exits with one line naming it."""
     parser = build_parser()
@@ -138,8 +156,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"got {len(args.listening_key)}: a short key can be guessed")
     if args.abandoned_call_s <= 0:
         parser.error(f"--abandoned-call-s must be positive, got {args.abandoned_call_s}")
-    if min(args.max_upload_mb, args.temp_max_age, args.client_upload_mb, args.total_upload_mb) <= 0:
-        parser.error("--max-upload-mb, --client-upload-mb, --total-upload-mb and --temp-max-age must be positive")
+    device_error = check_device(args.device)
+    if device_error:
+        parser.error(device_error)
+    if min(args.max_upload_mb, args.temp_max_age, args.client_upload_mb, args.total_upload_mb) <= 0 \
+            or not 0 < args.max_output_mb < 1e9:
+        parser.error("--max-upload-mb, --client-upload-mb, --total-upload-mb, --max-output-mb and --temp-max-age "
+                     "must be positive")
     return args
 
 
@@ -153,7 +176,8 @@ def build_studio(args: argparse.Namespace) -> Studio:
     store = OutputStore(args.output_dir, max_files=args.keep_outputs, max_megabytes=args.keep_output_mb)
     limits = StudioLimits(max_steps=args.max_steps, max_seconds=args.max_seconds,
                           max_input_seconds=args.max_input_seconds,
-                          max_work=args.max_work or default_max_work(args.device))
+                          max_work=args.max_work or default_max_work(args.device),
+                          max_output_mb=args.max_output_mb)
     answers = AnswerLog(Path(args.output_dir) / "listening_test" / "answers.csv")
     return Studio(registry, store, limits, answers, real_dir=args.real_dir, results_key=args.listening_key)
 

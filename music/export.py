@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from music.audio import resample
-from music.loops import Loop, bar_length_in_samples, loop_facts, write_loop_wav
+from music.loops import Loop, append_wav_info, bar_length_in_samples, loop_facts, write_loop_wav
 
 # Name shown to the user -> (libsndfile format, subtype, file suffix, WAV bits or None).
 EXPORT_FORMATS: dict[str, tuple[str, str, str, int | None]] = {
@@ -79,6 +79,12 @@ class ExportSettings:
     @property
     def suffix(self) -> str:
         return EXPORT_FORMATS[self.file_format][2]
+
+    @property
+    def max_bytes_per_sample(self) -> int:
+        """Bytes one sample of one channel takes at most: 3 for 24-bit, 2 for 16-bit and the lossy
+        formats (MP3 and OGG take far less; FLAC at most about its PCM size)."""
+        return 3 if EXPORT_FORMATS[self.file_format][1] == "PCM_24" else 2
 
 
 def as_channels_first(audio: np.ndarray) -> np.ndarray:
@@ -140,10 +146,13 @@ def _write_tagged(path: Path, audio: np.ndarray, sample_rate: int, settings: Exp
     with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[1], format=major,
                       subtype=subtype) as file:
         try:  # tags go in before the audio (FLAC, OGG); a format without string tags gets none
-            file.title, file.software, file.comment = title, software, json.dumps(tags, ensure_ascii=True)
+            if major != "WAV":  # libsndfile drops WAV tags past about 2 kB: a WAV gets its own INFO chunk
+                file.title, file.software, file.comment = title, software, json.dumps(tags, ensure_ascii=True)
         except sf.LibsndfileError:
             pass
         file.write(frames)
+    if major == "WAV":
+        append_wav_info(path, {"title": title, "software": software, **tags})
     return path
 
 

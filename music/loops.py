@@ -43,6 +43,8 @@ UNITY_MIDI_NOTE = 60
 DEFAULT_SOFTWARE = "diffusion music studio (music/loops.py)"
 
 # INFO chunk ids for metadata keys that have a standard field; other keys go into ICMT as JSON.
+# Longest INAM title written, in characters (a prompt's full text is in ICMT).
+MAX_TITLE_CHARS = 120
 INFO_FIELDS = {
     "title": "INAM",
     "artist": "IART",
@@ -578,6 +580,13 @@ def _acid_payload(loop: Loop) -> bytes:
 def _info_payload(loop: Loop, metadata: dict[str, str]) -> bytes:
     """LIST/INFO: standard fields for known keys; everything else plus the loop's tempo, bars and
     repeats as a JSON object in ICMT (JSON, so prompts with any characters round-trip)."""
+    return info_payload(metadata, loop_facts(loop))
+
+
+def info_payload(metadata: dict[str, str], facts: dict[str, str] | None = None) -> bytes:
+    """LIST/INFO payload: `INFO_FIELDS` keys in their own fields, every other key and `facts` as one JSON
+    object in ICMT, all UTF-8 (`read_wav_metadata` reads the exact text back); the title is cut to
+    `MAX_TITLE_CHARS`."""
     fields = {"ISFT": DEFAULT_SOFTWARE}
     comment: dict[str, str] = {}
     for key, value in metadata.items():
@@ -587,12 +596,37 @@ def _info_payload(loop: Loop, metadata: dict[str, str]) -> bytes:
             fields[INFO_FIELDS[key]] = str(value)
         else:
             comment[key] = str(value)
-    comment.update(loop_facts(loop))  # the loop's own numbers win over caller metadata
-    fields["ICMT"] = json.dumps(comment, ensure_ascii=True)
+    comment.update(facts or {})  # the loop's own numbers win over caller metadata
+    # UTF-8, not ASCII escapes: a 500-character non-ASCII prompt stays under the ~2 kB per string that
+    # libsndfile-based readers take (a "\\u30c9" escape is 6 bytes, the character itself 3).
+    fields["ICMT"] = json.dumps(comment, ensure_ascii=False, separators=(",", ":"))
+    if "INAM" in fields and len(fields["INAM"]) > MAX_TITLE_CHARS:  # the full text is in ICMT
+        fields["INAM"] = fields["INAM"][: MAX_TITLE_CHARS - 3] + "..."
     body = b"INFO"
     for field_id, text in fields.items():
-        body += _chunk(field_id.encode("ascii"), text.encode("utf-8") + b"\0")
+        body += _chunk(field_id.encode("ascii"), text.encode("utf-8", errors="backslashreplace") + b"\0")
     return body
+
+
+def append_wav_info(path: str | Path, metadata: dict[str, str]) -> Path:
+    """Append a LIST/INFO chunk of `metadata` (`info_payload`) to the WAV at `path`, written without
+    string tags (e.g. by soundfile), and fix the RIFF size; the audio is not read or rewritten."""
+    path = Path(path)
+    with path.open("r+b") as file:
+        header = file.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            raise ValueError(f"{path.name} is not a RIFF/WAVE file")
+        end = file.seek(0, 2)
+        if end % 2:  # chunks start at even offsets
+            file.write(b"\0")
+            end += 1
+        chunk = _chunk(b"LIST", info_payload(metadata))
+        if end + len(chunk) - 8 >= 2**32:
+            raise ValueError(f"{path.name} is too long for a WAV file")
+        file.write(chunk)
+        file.seek(4)
+        file.write(struct.pack("<I", end + len(chunk) - 8))
+    return path
 
 
 def loop_facts(loop: Loop) -> dict[str, str]:

@@ -13,12 +13,19 @@ import threading
 from dataclasses import dataclass
 
 from models.generator import Capabilities
+from music.export import ExportSettings
 from studio.progress import duration_text
 
 # Default window-steps per request: about 4 minutes of the bundled text model on a 2-core CPU at one
 # thread (0.4 s per window-step, `benchmarks/results/bundled.json`), 10x that on a GPU.
 CPU_MAX_WORK = 600
 GPU_MAX_WORK = 6000
+# Default bytes of files one request may write (its clips, loops and their zip), in MB (2**20 bytes):
+# the largest export a producer needs (4 x 60 s at 48 kHz stereo 24-bit is 66 MB, 132 MB with its zip)
+# fits, while 2.5 GB of 192 kHz loops do not.
+DEFAULT_MAX_OUTPUT_MB = 256.0
+# Headers, loop points and metadata chunks of one file, in bytes (an upper bound).
+FILE_OVERHEAD_BYTES = 16 * 1024
 
 
 def default_max_work(device: str = "auto") -> int:
@@ -124,3 +131,73 @@ class Budget:
         """"about 40 s" or "" (no estimate yet)."""
         seconds = self.estimate_seconds(model, request)
         return "" if seconds is None else f"about {duration_text(seconds)}"
+
+
+def audio_file_bytes(seconds: float, sample_rate: int, channels: int, bytes_per_sample: int) -> int:
+    """Upper bound of the size of one audio file: `seconds` at `sample_rate` Hz, `channels` channels,
+    `bytes_per_sample` bytes per sample, plus its headers."""
+    return math.ceil(seconds * sample_rate + 1) * channels * bytes_per_sample + FILE_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True)
+class OutputRequest:
+    """The files one request will write, bounded before any work starts.
+
+    Attributes:
+        clips: clips made (variations, outputs).
+        bytes_per_clip: bytes of every file of one clip (the clip, its loop), an upper bound.
+        clips_label: the control that sets `clips`, as the tab names it.
+        options: other ways to fit, in words (e.g. "Repeats to 3", "the export rate to model rate").
+        zipped: the files are also zipped into one batch file (stored, at worst, at their own size).
+        files_per_clip: files written per clip (a clip and its loop: 2).
+    """
+
+    clips: int
+    bytes_per_clip: int
+    clips_label: str = "Outputs"
+    options: tuple[str, ...] = ()
+    zipped: bool = True
+    files_per_clip: int = 1
+
+    @property
+    def files(self) -> int:
+        return self.clips * self.files_per_clip + (1 if self.zipped else 0)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.clips * self.bytes_per_clip * (2 if self.zipped else 1)
+
+
+def megabytes(size: float) -> str:
+    """`size` bytes as "12.3 MB" (1 MB = 2**20 bytes)."""
+    return f"{size / 2**20:,.1f} MB"
+
+
+def check_output(request: OutputRequest, max_bytes: int) -> None:
+    """Raise `ValueError` naming the limit and what to reduce when `request` would write more than
+    `max_bytes` bytes of files."""
+    if request.total_bytes <= max_bytes:
+        return
+    options = []
+    most_clips = max_bytes // (request.bytes_per_clip * (2 if request.zipped else 1))
+    if 1 <= most_clips < request.clips:
+        options.append(f"{request.clips_label} to {most_clips}")
+    options += request.options
+    advice = ("reduce " + ", or ".join(options)) if options else "ask for shorter clips"
+    zipped = " with their zip" if request.zipped else ""
+    raise ValueError(
+        f"This request would write too much for this server: {request.clips} clip(s) x "
+        f"{megabytes(request.bytes_per_clip)} of files{zipped} = {megabytes(request.total_bytes)}, over the "
+        f"limit of {megabytes(max_bytes)} of files per request. To fit, {advice}.")
+
+
+def export_options(export: ExportSettings, model_rate: int) -> tuple[str, ...]:
+    """The export settings a request could lower to write fewer bytes, in words."""
+    options = []
+    if export.sample_rate and export.sample_rate > model_rate:
+        options.append(f"Export sample rate to model rate ({model_rate} Hz)")
+    if export.channels == 2:
+        options.append("Export channels to mono")
+    if export.max_bytes_per_sample > 2:
+        options.append("Export format to 16-bit")
+    return tuple(options)

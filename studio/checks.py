@@ -16,6 +16,19 @@ MAX_SEED = 2**32 - 1
 # Longest prompt, in characters, on every tab (the text encoders read far fewer tokens; a longer
 # text would only bloat file names and WAV metadata).
 MAX_PROMPT_CHARS = 500
+# Most characters of a sent value an error message quotes back (a 100 kB value is not echoed).
+MAX_QUOTED_CHARS = 80
+
+
+def shown(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`repr(value)` for an error message, cut to `limit` characters with its full length named."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 (an object whose repr fails is still named)
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def check_int(label: str, value: object, low: int, high: int) -> int:
@@ -23,9 +36,9 @@ def check_int(label: str, value: object, low: int, high: int) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{label} must be a whole number from {low} to {high}, got {value!r}.") from None
+        raise ValueError(f"{label} must be a whole number from {low} to {high}, got {shown(value)}.") from None
     if not math.isfinite(number) or number != round(number) or not low <= number <= high:
-        raise ValueError(f"{label} must be a whole number from {low} to {high}, got {value!r}.")
+        raise ValueError(f"{label} must be a whole number from {low} to {high}, got {shown(value)}.")
     return int(number)
 
 
@@ -38,7 +51,7 @@ def check_float(label: str, value: object, low: float, high: float, unit: str = 
     too_low = number <= low if low_open else number < low
     if not math.isfinite(number) or too_low or number > high:
         bracket = "(" if low_open else "["
-        raise ValueError(f"{label} must be in {bracket}{low:g}, {high:g}]{unit}, got {value!r}.")
+        raise ValueError(f"{label} must be in {bracket}{low:g}, {high:g}]{unit}, got {shown(value)}.")
     return number
 
 
@@ -49,6 +62,11 @@ def check_prompt(label: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{label} must be text, got {type(value).__name__}.")  # noqa: TRY004 (shown to the user)
     text = value.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate (JSON "\ud800"): no file or tokenizer takes it
+        raise ValueError(f"{label} holds a character that is not valid text ({shown(text[error.start])} at "
+                         f"position {error.start}); remove it.") from None
     if len(text) > MAX_PROMPT_CHARS:
         raise ValueError(f"{label} is {len(text):,} characters long; keep it to {MAX_PROMPT_CHARS}.")
     return text

@@ -21,7 +21,7 @@ from models.generator import AudioGenerator, Capabilities, GenerationRequest
 from models.outputs import GeneratedAudio
 from music import tempo
 from music.key import Key, shift_to_key
-from studio.budget import Budget, Request, window_geometry, windows_for
+from studio.budget import Budget, OutputRequest, Request, check_output, window_geometry, windows_for
 from studio.checks import check_int
 from studio.outputs import OutputStore
 from studio.pictures import colorize, spectrogram_of
@@ -244,6 +244,12 @@ class Workspace:
         reporter.report(0.0, f"{plural(clips, 'clip')} x {plural(request.windows, 'window')} x "
                              f"{plural(steps, 'step')}" + (f": {estimate}" if estimate else ""))
         return request
+
+    def check_output(self, request: OutputRequest) -> None:
+        """Check the files `request` will write against the per-request limit and the output store's own
+        (a request that would have to prune its own files is refused): `ValueError` naming what to reduce."""
+        check_output(request, self.limits.max_output_bytes)
+        self.store.check_room(request.total_bytes, request.files)
 
     def finish(self, reporter: StepReporter, choice: ModelChoice) -> None:
         """Remember how fast this model ran (for the next estimate) and close the progress bar."""

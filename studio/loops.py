@@ -13,6 +13,8 @@ from music.export import ExportSettings
 from music.key import Key
 from music.loop_quality import loop_quality
 from music.loops import loop_at_tempo, loop_from_downbeat, make_loop
+from music.tempo import BPM_RANGE
+from studio.budget import OutputRequest, audio_file_bytes, export_options
 from studio.checks import MAX_SEED, pick_seed
 from studio.generation import (
     ModelChoice,
@@ -81,6 +83,38 @@ def plan_loops(workspace: Workspace, request: LoopsRequest, choice: ModelChoice,
     seconds = request.clip_seconds or default_seconds(capabilities, tempo)
     return LoopPlan(choice, model, steps, scheduler, scheduler_used, prompt, asked, tempo, seconds, request.key,
                     request.export, request.repeats)
+
+
+# A loop is at most this many bars (`music.loops.make_loop`'s `max_bars`), of 4 beats.
+MOST_LOOP_BEATS = 8 * 4
+
+
+def loop_file_bytes(plan: LoopPlan, repeats: int) -> int:
+    """Upper bound of the bytes one variation writes: its clip (float WAV at the model's rate when peaks
+    pass full scale) and its loop tiled `repeats` times at the export settings."""
+    capabilities = plan.model.capabilities
+    rate = capabilities.sample_rate
+    clip = audio_file_bytes(plan.seconds, rate, capabilities.channels, 4)
+    cycle = plan.seconds
+    if plan.asked and not capabilities.reference_bpm:
+        # Whole bars cut at the estimated tempo (at most BPM_RANGE's fastest) are stretched to the asked one.
+        cycle = max(cycle, min(MOST_LOOP_BEATS * 60.0 / plan.asked, plan.seconds * BPM_RANGE[1] / plan.asked))
+    export = plan.export
+    loop = audio_file_bytes(cycle * repeats, export.sample_rate or rate, export.channels or 1,
+                            export.max_bytes_per_sample)
+    return clip + loop
+
+
+def loop_output(plan: LoopPlan, variations: int, max_bytes: int) -> OutputRequest:
+    """The files of a loops request, with the repeats and export settings that would fit `max_bytes`."""
+    options = []
+    fewer = [repeats for repeats in range(plan.repeats - 1, 0, -1)
+             if 2 * variations * loop_file_bytes(plan, repeats) <= max_bytes]
+    if fewer:
+        options.append(f"Repeats to {fewer[0]}")
+    options += [*export_options(plan.export, plan.model.capabilities.sample_rate), "Clip length"]
+    return OutputRequest(variations, loop_file_bytes(plan, plan.repeats), "Variations", tuple(options),
+                         files_per_clip=2)
 
 
 def cut_loop(plan: LoopPlan, audio: np.ndarray, sample_rate: int, broken: list[str]):
@@ -166,6 +200,7 @@ def make_loops(workspace: Workspace, request: LoopsRequest, feedback: Feedback |
         plan = plan_loops(workspace, request, choice, model, notes)
         workspace.plan(reporter, choice, model.capabilities, request.variations, plan.seconds, plan.steps, "Variations",
                        "Clip length")
+        workspace.check_output(loop_output(plan, request.variations, workspace.limits.max_output_bytes))
         outputs = [loop_variation(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
                    for index in range(request.variations)]
         workspace.finish(reporter, choice)

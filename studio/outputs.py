@@ -4,14 +4,18 @@ WAV's LIST/INFO metadata (JSON in the comment field, as `music.loops.write_loop_
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as _datetime
 import json
 import os
 import re
 import threading
+import time
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from music.export import DEFAULT_FORMAT, ExportSettings, export_audio, export_loop
-from music.loops import Loop, write_loop_wav
+from music.loops import Loop, append_wav_info, write_loop_wav
 
 SOFTWARE = "diffusion music studio (app)"
 # Parameters that go into a file name, in this order, when present (the rest is only in the metadata).
@@ -27,6 +31,9 @@ NAME_KEYS = ("model", "mode", "prompt", "seed", "steps", "scheduler", "seconds_t
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 # What `prune` may delete: the audio this store writes and its batch zips.
 OUTPUT_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".zip"}
+# Seconds a file is kept after the request that wrote it ended (or after it was written, outside a
+# request), whatever the limits: time for the page or an API client to fetch it.
+DELIVERY_GRACE_SECONDS = 600.0
 
 
 class BatchItem(Protocol):
@@ -69,19 +76,82 @@ class OutputStore:
     """A folder of generated files, one sub-folder per UTC day, pruned to the newest `max_files` WAVs
     and `max_megabytes` MB.
 
+    Pruning never deletes a file of a request in flight (every file written inside `hold()` is pinned
+    until the request ends) nor one not yet delivered (younger than `grace_seconds` since its request
+    ended, or since it was written outside a request); the folder may then hold more than its limits
+    for a while.
+
     Args:
         root: where files go (created on first write).
         max_files: oldest WAVs beyond this many are deleted after each write, so a long-running
             Space does not fill its disk; None keeps everything.
         max_megabytes: oldest WAVs are deleted while all of them together take more than this many
             MB (1 MB = 2**20 bytes); None: no size limit.
+        grace_seconds: seconds a finished request's files are kept for delivery.
     """
 
-    def __init__(self, root: str | Path, max_files: int | None = 2000, max_megabytes: float | None = None) -> None:
+    def __init__(self, root: str | Path, max_files: int | None = 2000, max_megabytes: float | None = None,
+                 grace_seconds: float = DELIVERY_GRACE_SECONDS) -> None:
         self.root = Path(root).expanduser().resolve()
         self.max_files = max_files
         self.max_bytes = None if max_megabytes is None else int(max_megabytes * 2**20)
+        self.grace_seconds = float(grace_seconds)
         self._lock = threading.Lock()
+        self._pinned: Counter[Path] = Counter()  # files of requests in flight
+        self._released: dict[Path, float] = {}  # file -> when its request ended (time.time())
+        self._request: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar(
+            f"output-store-{id(self)}", default=None)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Pin every file written inside this block (one request) until it ends, then keep them
+        `grace_seconds` more for delivery. Nested blocks join the outer one."""
+        if self._request.get() is not None:
+            yield
+            return
+        written: list[Path] = []
+        token = self._request.set(written)
+        try:
+            yield
+        finally:
+            self._request.reset(token)
+            now = time.time()
+            with self._lock:
+                for path in written:
+                    self._pinned[path] -= 1
+                    if self._pinned[path] <= 0:
+                        del self._pinned[path]
+                    self._released[path] = now
+
+    def _written(self, path: Path) -> Path:
+        """Note `path` as written by the request in flight (pinned until it ends); returns it."""
+        path = Path(path)
+        written = self._request.get()
+        if written is not None:
+            with self._lock:
+                written.append(path)
+                self._pinned[path] += 1
+        return path
+
+    def _protected(self, path: Path, modified: float, now: float) -> bool:
+        """True for a file pruning must keep: pinned by a request in flight, or not yet delivered."""
+        if path in self._pinned:
+            return True
+        released = self._released.get(path)
+        if released is not None and now - released < self.grace_seconds:
+            return True
+        return now - modified < self.grace_seconds
+
+    def check_room(self, total_bytes: int, files: int) -> None:
+        """Raise `ValueError` when one request's own `files` files of `total_bytes` bytes would not fit in
+        this store's limits (it would have to delete its own outputs)."""
+        if self.max_bytes is not None and total_bytes > self.max_bytes:
+            raise ValueError(f"This request would write about {total_bytes / 2**20:,.1f} MB of files, more than "
+                             f"this server keeps ({self.max_bytes / 2**20:,.1f} MB of outputs): ask for fewer or "
+                             "shorter clips, or a lower export rate, mono or 16-bit.")
+        if self.max_files is not None and files > self.max_files:
+            raise ValueError(f"This request would write {files} files, more than this server keeps "
+                             f"({self.max_files} outputs): ask for fewer clips.")
 
     def path_for(self, task: str, params: dict[str, object], suffix: str = ".wav") -> Path:
         """A new, unused path whose name carries `task` and the parameters of `NAME_KEYS`.
@@ -130,7 +200,7 @@ class OutputStore:
             path = self.path_for(task, params, settings.suffix)
             metadata = generation_metadata(task, params)
             metadata.update(title=_title(task, params), software=SOFTWARE)
-            path = export_audio(path, audio, sample_rate, settings, metadata)
+            path = self._written(export_audio(path, audio, sample_rate, settings, metadata))
             self.prune()
             return path
         path = self.path_for(task, params)
@@ -143,9 +213,9 @@ class OutputStore:
         with sf.SoundFile(path, "w", samplerate=int(sample_rate), channels=frames.shape[0], subtype=subtype,
                           format="WAV") as file:
             file.write(frames.T if subtype == "FLOAT" else np.clip(frames.T, -1.0, 1.0))
-            file.title = _title(task, params)
-            file.software = SOFTWARE
-            file.comment = json.dumps(metadata, ensure_ascii=True)
+        # Our own INFO chunk: libsndfile drops a comment past about 2 kB (a long non-ASCII prompt)
+        append_wav_info(path, {"title": _title(task, params), "software": SOFTWARE, **metadata})
+        self._written(path)
         self.prune()
         return path
 
@@ -161,6 +231,7 @@ class OutputStore:
             write_loop_wav(path, loop, metadata=metadata)
         else:
             path = export_loop(path, loop, settings, metadata)
+        self._written(path)
         self.prune()
         return path
 
@@ -177,6 +248,7 @@ class OutputStore:
                 archive.write(file, Path(file).name)
                 sidecar = {"file": Path(file).name, **{key: _jsonable(value) for key, value in settings.items()}}
                 archive.writestr(Path(file).with_suffix(".json").name, json.dumps(sidecar, indent=2, sort_keys=True))
+        self._written(path)
         self.prune()
         return path
 
@@ -187,16 +259,21 @@ class OutputStore:
         path = folder / f"{slug(name, 80)}.wav"
         sf.write(path, np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0), int(sample_rate), subtype="PCM_16",
                  format="WAV")
+        self._written(path)
         self.prune()
         return path
 
     def prune(self) -> None:
         """Delete the oldest outputs (audio files and batch zips) beyond `max_files` or `max_megabytes` (and
-        folders left empty). Other files, such as the listening test's answers, are never touched; the newest
-        output is always kept."""
+        folders left empty), except files of requests in flight and files not yet delivered (see the class).
+        Other files, such as the listening test's answers, are never touched; the newest output is always
+        kept."""
         if self.max_files is None and self.max_bytes is None:
             return
         with self._lock:
+            now = time.time()
+            self._released = {path: ended for path, ended in self._released.items()
+                              if now - ended < self.grace_seconds}
             files = []
             for path in self.root.rglob("*"):
                 if path.suffix not in OUTPUT_SUFFIXES:
@@ -208,14 +285,17 @@ class OutputStore:
                 if path.is_file():
                     files.append((stat.st_mtime, stat.st_size, path))
             files.sort()
-            total = sum(size for _, size, _ in files)
-            excess = 0 if self.max_files is None else max(0, len(files) - self.max_files)
+            total, count = sum(size for _, size, _ in files), len(files)
             removed = False
-            for index, (_, size, path) in enumerate(files[:-1]):
-                if index >= excess and (self.max_bytes is None or total <= self.max_bytes):
+            for modified, size, path in files[:-1]:
+                if (self.max_files is None or count <= self.max_files) and (
+                        self.max_bytes is None or total <= self.max_bytes):
                     break
+                if self._protected(path, modified, now):
+                    continue
                 path.unlink(missing_ok=True)
                 total -= size
+                count -= 1
                 removed = True
             if removed:
                 for folder in sorted(self.root.iterdir()):

@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models.schedulers import SCHEDULERS
-from music.export import DEFAULT_FORMAT, ExportSettings, available_formats
+from music.export import DEFAULT_FORMAT, EXPORT_FORMATS, ExportSettings, available_formats
 from music.key import Key, key_names, parse_key
 from music.tempo import BPM_RANGE
-from studio.budget import CPU_MAX_WORK
-from studio.checks import check_float, check_int, check_prompt
+from studio.budget import CPU_MAX_WORK, DEFAULT_MAX_OUTPUT_MB
+from studio.checks import check_float, check_int, check_prompt, shown
 
 MODEL_DEFAULT_SCHEDULER = "model default"
 SCHEDULER_CHOICES = [MODEL_DEFAULT_SCHEDULER, *SCHEDULERS]
@@ -50,6 +50,7 @@ class StudioLimits:
         max_outputs: variations / outputs per click.
         max_repeats: loop repeats in one file.
         max_work: clips x windows x steps one request may ask for (`studio.budget`).
+        max_output_mb: MB (2**20 bytes) of files one request may write, its zip included (`studio.budget`).
     """
 
     max_steps: int = 250
@@ -58,6 +59,11 @@ class StudioLimits:
     max_outputs: int = 4
     max_repeats: int = 16
     max_work: int = CPU_MAX_WORK
+    max_output_mb: float = DEFAULT_MAX_OUTPUT_MB
+
+    @property
+    def max_output_bytes(self) -> int:
+        return int(self.max_output_mb * 2**20)
 
 
 def export_settings(rate: object = "model rate", channels: object = "as generated",
@@ -68,11 +74,13 @@ def export_settings(rate: object = "model rate", channels: object = "as generate
     else:
         try:
             sample_rate = int(float(str(rate)))
-        except ValueError:
-            raise ValueError(f"Export sample rate must be 'model rate', 44100 or 48000, got {rate!r}.") from None
+        except (ValueError, OverflowError):  # "inf", "1e400", "nan", words
+            raise ValueError(f"Export sample rate must be 'model rate', 44100 or 48000, got {shown(rate)}.") from None
     if channels not in (None, "", *EXPORT_CHANNEL_CHOICES):
-        raise ValueError(f"Export channels must be one of {', '.join(EXPORT_CHANNEL_CHOICES)}, got {channels!r}.")
+        raise ValueError(f"Export channels must be one of {', '.join(EXPORT_CHANNEL_CHOICES)}, got {shown(channels)}.")
     count = {"mono": 1, "stereo": 2}.get(str(channels))
+    if file_format not in (None, "", *EXPORT_FORMATS):
+        raise ValueError(f"Export format must be one of {', '.join(EXPORT_FORMATS)}, got {shown(file_format)}.")
     return ExportSettings(sample_rate, count, str(file_format or DEFAULT_FORMAT)).check()
 
 
@@ -80,7 +88,9 @@ def check_key(target_key: object) -> Key | None:
     """The target key control as a `Key` (None: keep the generated key), or `ValueError`."""
     if target_key in (None, "", NO_KEY):
         return None
-    return parse_key(str(target_key))
+    if not isinstance(target_key, str) or len(target_key) > 40:
+        raise ValueError(f"Target key must be e.g. 'A minor', 'F# major' or 'keep', got {shown(target_key)}.")
+    return parse_key(target_key)
 
 
 def check_bpm(bpm: object, zero_means: str) -> float:
@@ -97,7 +107,7 @@ def check_scheduler(scheduler: str | None) -> str | None:
     if scheduler in (None, "", MODEL_DEFAULT_SCHEDULER):
         return None
     if scheduler not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}.")
+        raise ValueError(f"Unknown scheduler {shown(scheduler)}; choose one of {', '.join(SCHEDULERS)}.")
     return scheduler
 
 
@@ -147,6 +157,7 @@ class LoopsRequest:
         prompt = check_prompt("Prompt", self.prompt)
         bpm = check_bpm(bpm, "detect")
         check_key(self.target_key)
+        check_scheduler(self.scheduler)
         export_settings(self.export_rate, self.export_channels, self.export_format)
         return replace(self, variations=variations, repeats=repeats, clip_seconds=clip_seconds, bpm=bpm,
                        prompt=prompt)
@@ -197,9 +208,9 @@ class TextToAudioRequest:
 
     def check(self, limits: StudioLimits) -> TextToAudioRequest:
         """This request with every value checked and in its type; `ValueError` names the first bad one."""
-        if not (self.prompt or "").strip():
-            raise ValueError("Write a prompt first, e.g. 'lo-fi hip hop beat, 85 BPM, dusty piano'.")
         prompt = check_prompt("Prompt", self.prompt)
+        if not prompt:
+            raise ValueError("Write a prompt first, e.g. 'lo-fi hip hop beat, 85 BPM, dusty piano'.")
         negative_prompt = check_prompt("Negative prompt", self.negative_prompt)
         seconds_total = check_float("Duration", self.seconds_total, 0.0, limits.max_seconds, " s", low_open=True)
         seconds_start = check_float("Start offset", self.seconds_start, 0.0, MAX_SECONDS_START, " s")
@@ -207,6 +218,7 @@ class TextToAudioRequest:
         num_outputs = check_int("Outputs", self.num_outputs, 1, limits.max_outputs)
         bpm = check_bpm(self.bpm, "from the prompt")
         check_key(self.target_key)
+        check_scheduler(self.scheduler)
         export_settings(self.export_rate, self.export_channels, self.export_format)
         return replace(self, prompt=prompt, negative_prompt=negative_prompt, seconds_total=seconds_total,
                        seconds_start=seconds_start, guidance_scale=guidance_scale, num_outputs=num_outputs, bpm=bpm)
@@ -256,8 +268,9 @@ class AudioToAudioRequest:
     def check(self, limits: StudioLimits) -> AudioToAudioRequest:
         """This request with every value that needs no model checked; `ValueError` names the first bad one."""
         if self.mode not in MODES:
-            raise ValueError(f"Mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+            raise ValueError(f"Mode must be one of {', '.join(MODES)}, got {shown(self.mode)}.")
         strength = check_float("Strength", self.strength, 0.0, 1.0)
+        check_scheduler(self.scheduler)
         guidance_scale = check_float("Guidance scale", self.guidance_scale, 0.0, MAX_GUIDANCE)
         prompt = check_prompt("Prompt", self.prompt)
         negative_prompt = check_prompt("Negative prompt", self.negative_prompt)
@@ -298,7 +311,7 @@ class ListeningTrialRequest:
 
     def check_mode(self) -> None:
         if self.mode not in LISTENING_MODES:
-            raise ValueError(f"Mode must be one of {', '.join(LISTENING_MODES)}, got {self.mode!r}.")
+            raise ValueError(f"Mode must be one of {', '.join(LISTENING_MODES)}, got {shown(self.mode)}.")
 
     def check(self, limits: StudioLimits) -> ListeningTrialRequest:
         """This request with every value that needs no model checked; `ValueError` names the first bad one."""

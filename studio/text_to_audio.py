@@ -4,9 +4,12 @@ asked export format; one zip of the batch. Seconds, Hz and BPM throughout.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from models.generator import AudioGenerator
+from music.export import DEFAULT_FORMAT, ExportSettings
+from studio.budget import OutputRequest, audio_file_bytes, export_options
 from studio.checks import MAX_SEED, pick_seed
 from studio.generation import (
     ModelChoice,
@@ -62,6 +65,25 @@ def plan_text(workspace: Workspace, request: TextToAudioRequest, choice: ModelCh
     return TextPlan(choice, model, request, steps, scheduler, scheduler_used, tempo)
 
 
+def text_file_bytes(plan: TextPlan, seconds: float) -> int:
+    """Upper bound of the bytes one output of `seconds` seconds writes at the request's export settings
+    (plain: a WAV at the model's rate and channels, float when peaks pass full scale)."""
+    capabilities, export = plan.model.capabilities, plan.request.export
+    plain = export == ExportSettings(None, None, DEFAULT_FORMAT)
+    return audio_file_bytes(seconds, export.sample_rate or capabilities.sample_rate,
+                            export.channels or capabilities.channels, 4 if plain else export.max_bytes_per_sample)
+
+
+def text_files(plan: TextPlan, max_bytes: int) -> OutputRequest:
+    """The files of a text-to-audio request, with the duration and export settings that would fit `max_bytes`."""
+    request = plan.request
+    per_second = max(1, text_file_bytes(plan, 1.0) - text_file_bytes(plan, 0.0))
+    longest = math.floor((max_bytes / (2 * request.num_outputs) - text_file_bytes(plan, 0.0)) / per_second * 10) / 10
+    options = [f"Duration to {longest:g} s"] if 0 < longest < request.seconds_total else []
+    options += export_options(request.export, plan.model.capabilities.sample_rate)
+    return OutputRequest(request.num_outputs, text_file_bytes(plan, request.seconds_total), "Outputs", tuple(options))
+
+
 def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, reporter: StepReporter,
                 notes: Notes) -> Output:
     """Output `index` (0-based) with seed `seed`: generated, trimmed, keyed, written and checked."""
@@ -107,6 +129,7 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
         plan = plan_text(workspace, request, choice, model, notes)
         workspace.plan(reporter, choice, model.capabilities, request.num_outputs, request.seconds_total, plan.steps,
                        "Outputs", "Duration")
+        workspace.check_output(text_files(plan, workspace.limits.max_output_bytes))
         outputs = [text_output(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
                    for index in range(request.num_outputs)]
         workspace.finish(reporter, choice)

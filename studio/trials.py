@@ -306,7 +306,8 @@ class PairSummary:
     settings: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields as JSON numbers (scipy's numpy floats would reach an API client as strings)."""
+        return {key: value.item() if isinstance(value, np.generic) else value for key, value in asdict(self).items()}
 
 
 def summarize(rows: list[dict[str, str]], confidence: float = 0.95) -> list[PairSummary]:

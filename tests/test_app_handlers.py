@@ -429,7 +429,7 @@ def test_loudness_matching_keeps_peaks_below_full_scale():
 # ---- output files -----------------------------------------------------------------------------
 
 def test_output_names_carry_parameters_and_old_files_are_pruned(tmp_path):
-    store = OutputStore(tmp_path, max_files=3)
+    store = OutputStore(tmp_path, max_files=3, grace_seconds=0)
     answers = tmp_path / "listening_test" / "answers.csv"
     answers.parent.mkdir()
     answers.write_text("answers are never pruned\n")

@@ -342,7 +342,7 @@ def test_raw_api_values_get_errors_naming_the_field():
 # ---- 3. pruning ------------------------------------------------------------------------------------
 
 def test_outputs_are_pruned_by_size_keeping_the_newest(tmp_path):
-    store = OutputStore(tmp_path / "out", max_files=None, max_megabytes=0.1)  # ~105 kB
+    store = OutputStore(tmp_path / "out", max_files=None, max_megabytes=0.1, grace_seconds=0)  # ~105 kB
     audio = np.zeros(16_000, dtype=np.float32)  # 32 kB as 16-bit WAV
     paths = [store.write_audio("clip", audio, 16_000, {"seed": index}) for index in range(6)]
     kept = [path for path in paths if path.exists()]

@@ -13,6 +13,7 @@ that names the field and the range, as on the page.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -233,6 +234,29 @@ class StudioAPI:
                 "pairs": [summary.as_dict() for summary in summaries], "answers_csv": file_field(path)}
 
 
+def as_file_records(value: object) -> object:
+    """`value` with every `FileData` as the record Gradio recognises in an endpoint's result (a dict with
+    `meta._type`), so Gradio copies the file into its cache and serves it by URL."""
+    if isinstance(value, FileData):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: as_file_records(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_file_records(item) for item in value]
+    return value
+
+
+def served(endpoint: Callable) -> Callable:
+    """`endpoint` whose result names its files as Gradio serves them (`/gradio_api/file=` in its cache),
+    never by their path in `--output-dir`: a raw API result shows no server folder."""
+
+    @functools.wraps(endpoint)
+    def call(*args, **kwargs):
+        return as_file_records(endpoint(*args, **kwargs))
+
+    return call
+
+
 GENERATION_ENDPOINTS = ("loops", "text_to_audio", "audio_to_audio", "listening_next")
 OTHER_ENDPOINTS = ("models", "listening_answer", "listening_results")
 
@@ -249,7 +273,7 @@ def register_api(studio: Studio, wrap: Callable[[Callable], Callable] = lambda f
     api = StudioAPI(studio)
     queue_options = queue_options or {}
     for name in GENERATION_ENDPOINTS:
-        gr.api(wrap(getattr(api, name)), api_name=name, **queue_options.get(name, {}))
+        gr.api(wrap(served(getattr(api, name))), api_name=name, **queue_options.get(name, {}))
     for name in OTHER_ENDPOINTS:
-        gr.api(getattr(api, name), api_name=name, concurrency_limit=None)
+        gr.api(served(getattr(api, name)), api_name=name, concurrency_limit=None)
     return api

@@ -6,6 +6,8 @@ import math
 
 import gradio as gr
 
+from studio.checks import shown
+
 
 def name_bad_values(component: gr.components.Component, label: str | None = None) -> None:
     """Make `component` refuse a bad raw API value (a string for a slider, NaN for a number) with a
@@ -18,9 +20,9 @@ def name_bad_values(component: gr.components.Component, label: str | None = None
     def preprocess(payload):
         if numeric and payload is not None:
             if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-                raise gr.Error(f"{label} must be a number, got {payload!r}.", print_exception=False)
+                raise gr.Error(f"{label} must be a number, got {shown(payload)}.", print_exception=False)
             if not math.isfinite(payload):
-                raise gr.Error(f"{label} must be a finite number, got {payload!r}.", print_exception=False)
+                raise gr.Error(f"{label} must be a finite number, got {shown(payload)}.", print_exception=False)
         try:
             return original(payload)
         except gr.Error as error:

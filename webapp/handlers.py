@@ -70,6 +70,10 @@ def client_of(http: gr.Request | None) -> str:
     return str(getattr(client, "host", "") or "")
 
 
+# Longest error message shown; a value quoted whole by a lower layer is not echoed back past it.
+MAX_MESSAGE_CHARS = 1000
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """A value the studio refuses (`ValueError`) as `gr.Error`, which the page shows with its message."""
@@ -78,7 +82,10 @@ def user_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except ValueError as error:
-        raise gr.Error(str(error)) from None
+        message = str(error)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + "..."
+        raise gr.Error(message) from None
 
 
 class Studio:
@@ -157,7 +164,7 @@ class Studio:
 
     def run_loops(self, request: LoopsRequest, progress: Progress | None = None) -> Result:
         """A `LoopsRequest` through `studio.loops.make_loops`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return make_loops(self.workspace, request, page_feedback(progress))
 
     def text_to_audio(self, model: str, prompt: str, negative_prompt: str = "", seconds_total: float = 5.0,
@@ -174,7 +181,7 @@ class Studio:
 
     def run_text_to_audio(self, request: TextToAudioRequest, progress: Progress | None = None) -> Result:
         """A `TextToAudioRequest` through `studio.text_to_audio`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return text_to_audio(self.workspace, request, page_feedback(progress))
 
     def audio_to_audio(self, model: str, audio_path: str | Path | None, mode: str = "variation",
@@ -190,7 +197,7 @@ class Studio:
 
     def run_audio_to_audio(self, request: AudioToAudioRequest, progress: Progress | None = None) -> Result:
         """An `AudioToAudioRequest` through `studio.audio_to_audio`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return audio_to_audio(self.workspace, request, page_feedback(progress))
 
     def uploaded_path(self, audio: object) -> str:
@@ -274,7 +281,7 @@ class Studio:
 
     def run_listening_trial(self, request: ListeningTrialRequest, progress: Progress | None = None) -> TrialResult:
         """A `ListeningTrialRequest` through `studio.listening.ListeningTest.next_pair`, reported to the page."""
-        with user_errors():
+        with user_errors(), self.store.hold():  # its files are not pruned while it runs
             return self.listening.next_pair(request, page_feedback(progress))
 
     def listening_answer(self, trial: Trial | None, answer: str, listener: str = "") -> tuple[Trial | None, str]:
