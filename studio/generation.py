@@ -138,7 +138,8 @@ def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: Notes
     if not shift.shifted:  # not confident: the clip is left in its own key and the page says so
         notes.warn(f"{what}: {shift.note}.")
     facts = {"key_estimated": shift.estimate.key.name, "key_clarity": round(shift.estimate.clarity, 3),
-             "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name}
+             "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name,
+             "key_shifted": shift.shifted}
     return shifted.astype(np.float32), "Key: " + shift.describe(), facts
 
 

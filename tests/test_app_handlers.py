@@ -491,10 +491,15 @@ def test_loops_with_a_key_and_an_export_setting_carry_them_in_the_file_and_the_z
     import zipfile
 
     result = studio.generate_loops(LOOPS, variations=2, seed=7, randomize_seed=False, steps=1, repeats=2,
-                                   clip_seconds=2.2, bpm=120, target_key="A minor", export_rate="48000",
+                                   clip_seconds=3.0, bpm=120, target_key="A minor", export_rate="48000",
                                    export_channels="stereo", export_format="WAV 24-bit")
     for output in result.outputs:
-        assert output.key_info.startswith("Key: estimated") and "Key:" in output.loop_info
+        # a tiny random model makes noise: the key control either shifts from a confident estimate or says
+        # it could not tell the key and leaves the clip as it is (issue 23), never both
+        shifted = output.settings["key_shifted"]
+        assert output.key_info.startswith("Key: estimated" if shifted else "Key: could not tell the key")
+        assert shifted or output.settings["key_shift_semitones"] == 0
+        assert "Key:" in output.loop_info
         info = sf.info(output.loop_path)
         assert (info.samplerate, info.channels, info.subtype) == (48_000, 2, "PCM_24")
         bars = int(read_wav_metadata(output.loop_path)["bars"])

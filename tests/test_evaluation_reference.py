@@ -117,7 +117,9 @@ def test_stats_cli_then_fad_cli_with_the_file(sets, tmp_path, capsys):
     assert main(["fad", str(tmp_path / "missing.npz"), *common]) == 2
 
 
-def test_compare_accepts_a_stats_file_as_reference(sets, tmp_path):
+def test_compare_accepts_a_stats_file_as_reference(sets, tmp_path, monkeypatch):
+    # every metric shown whatever the measured ladder table says (tests/test_evaluation_ladder.py covers withholding)
+    monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", tmp_path / "no-table.json")
     path = save_reference_stats(reference_stats_from_set(sets["reference"]), tmp_path / "ref.npz")
     report = compare(
         [str(sets["root"] / "evaluated")],
@@ -204,7 +206,9 @@ def test_fad_contributions_are_exact_leave_one_out_differences():
         assert contributions[i] == pytest.approx(fad(ref, ev) - fad(ref, np.delete(ev, i, 0)))
 
 
-def test_a_planted_bad_clip_ranks_worst_and_is_playable_in_the_report(tmp_path):
+def test_a_planted_bad_clip_ranks_worst_and_is_playable_in_the_report(tmp_path, monkeypatch):
+    # every metric shown whatever the measured ladder table says (tests/test_evaluation_ladder.py covers withholding)
+    monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", tmp_path / "no-table.json")
     reference = write_folder(tmp_path / "reference", range(100, 130))
     bad_index = 7
     generated = write_folder(

@@ -141,7 +141,9 @@ def test_offline_gated_and_out_of_memory_are_explained(monkeypatch):
         StableAudio3Backend.from_pretrained("stabilityai/stable-audio-3-medium", device="cpu")
 
 
-def test_evaluation_compare_generates_and_scores_a_tiny_stable_audio_3_folder(sa3_folder, tmp_path):
+def test_evaluation_compare_generates_and_scores_a_tiny_stable_audio_3_folder(sa3_folder, tmp_path, monkeypatch):
+    # every metric shown whatever the measured ladder table says (tests/test_evaluation_ladder.py covers withholding)
+    monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", tmp_path / "no-table.json")
     from evaluation.compare import compare
     from tests.test_evaluation_pipeline import write_folder
 
