@@ -243,3 +243,18 @@ def test_audio_to_audio_comes_back_in_the_uploads_rate_and_channels(client, tmp_
     assert (info.samplerate, info.channels, info.frames) == (44_100, 2, round(0.6 * 44_100))
     kept = round(0.4 * 44_100)  # the 0.4 s it kept are the upload's own samples
     np.testing.assert_array_equal(sf.read(output, dtype="int16")[0][:kept], sf.read(upload, dtype="int16")[0])
+
+
+def test_one_clients_sampler_never_reaches_another_clients_model_default(server):
+    """Issue 24: after client A asks for DDPM, client B's "model default" request runs with the model's own
+    sampler (status and settings say so), and so does A's next default request."""
+    url, _, root = server
+    first = Client(url, verbose=False, download_files=str(root / "downloads-a"))
+    second = Client(url, verbose=False, download_files=str(root / "downloads-b"))
+    default = second.predict(model=LOOPS, seed=3, steps=2, api_name="/loops")["settings"]["scheduler"]
+    asked = first.predict(model=LOOPS, seed=3, steps=2, scheduler="ddpm", api_name="/loops")
+    assert asked["settings"]["scheduler"] == "ddpm" != default
+    for client in (second, first):
+        after = client.predict(model=LOOPS, seed=3, steps=2, api_name="/loops")
+        assert after["settings"]["scheduler"] == default
+        assert "ddpm" not in after["status"]

@@ -140,3 +140,20 @@ def test_continuation_works_for_every_input_length_at_the_edges(latent):
         assert out.audios.shape[-1] == samples + round(0.3 * SAMPLE_RATE), samples
         assert np.isfinite(out.audios).all()
         assert calls and calls[-1][0] == calls[-1][1], f"progress ends complete for {samples} samples"
+
+
+@pytest.mark.parametrize("latent", [False, True])
+def test_variation_and_inpainting_work_for_every_input_length_at_the_edges(latent):
+    """Vary and inpaint inputs of 1 sample, 10 ms, just under and over one window and several windows
+    (issue 24): the output is exactly as long as the input, finite, and the kept region is the input's."""
+    pipe = tiny_mel_pipeline(latent=latent)
+    window = round(pipe.window_seconds * pipe.sample_rate)
+    for samples in (1, round(0.01 * SAMPLE_RATE), window - 1, window + 1, 3 * window + 7):
+        audio = drum_like_signal(samples / SAMPLE_RATE + 1e-3)[:samples]
+        varied = pipe(audio=audio, audio_sampling_rate=SAMPLE_RATE, strength=0.5, num_inference_steps=2,
+                      generator=seeded())
+        assert varied.audios.shape[-1] == samples and np.isfinite(varied.audios).all(), samples
+        end_s = samples / SAMPLE_RATE
+        inpainted = pipe(audio=audio, audio_sampling_rate=SAMPLE_RATE, keep_regions_in_s=[(0.0, end_s / 2)],
+                         num_inference_steps=2, generator=seeded())
+        assert inpainted.audios.shape[-1] == samples and np.isfinite(inpainted.audios).all(), samples
