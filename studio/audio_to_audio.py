@@ -19,7 +19,7 @@ from studio.generation import (
     generate,
 )
 from studio.pictures import spectrogram_of
-from studio.progress import Feedback, Notes
+from studio.progress import Feedback, Notes, start_job
 from studio.requests import AudioToAudioRequest
 from studio.results import Output, Result, plural, status_text
 
@@ -116,12 +116,9 @@ def audio_to_audio(workspace: Workspace, request: AudioToAudioRequest, feedback:
         ValueError: naming the field and its range, or what the model or the clip cannot do.
     """
     # 1. Check inputs that need no model
-    feedback = feedback or Feedback()
-    notes = Notes(feedback)
     request = request.check(workspace.limits)
     seed = pick_seed(request.seed, request.randomize_seed)
-    reporter = feedback.reporter(1, "Clip")
-    reporter.report(0.0, "Loading the model...")
+    feedback, notes, reporter = start_job(feedback, 1, "Clip")
     with workspace.registry.use(request.model) as (choice, model):
         capabilities = model.capabilities
         # 2. Read the upload at the model's rate

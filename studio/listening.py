@@ -23,7 +23,7 @@ from studio.checks import MAX_PROMPT_CHARS, pick_seed
 from studio.generation import ModelChoice, Workspace, default_seconds, generate
 from studio.generation import bpm_from_prompt as tempo_of_prompt
 from studio.outputs import public_path
-from studio.progress import Feedback, Notes, StepReporter
+from studio.progress import Feedback, StepReporter, start_job
 from studio.requests import ListeningTrialRequest
 from studio.results import TrialResult, plural, status_text
 from studio.trials import (
@@ -324,14 +324,11 @@ class ListeningTest:
         """Make the next blind pair (see `ListeningTrialRequest`). Every setting is checked before anything
         is generated; the sides are random and the files neutrally named."""
         # 1. Check inputs
-        feedback = feedback or Feedback()
-        notes = Notes(feedback)
         request.check_mode()
         self.registry.resolve(request.model_a)
         request = request.check(self.workspace.limits)
         choices, clip = self.pick_sides(request)
-        reporter = feedback.reporter(2, "Clip")
-        reporter.report(0.0, "Loading...")
+        feedback, notes, reporter = start_job(feedback, 2, "Clip", "Loading...")
         # 2. Check the settings against the models, still before generating
         models = [self.registry.load(choice.label) for choice in choices]
         for model in models:

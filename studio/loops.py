@@ -29,7 +29,7 @@ from studio.generation import (
     picture,
     tempo_note,
 )
-from studio.progress import Feedback, Notes, StepReporter
+from studio.progress import Feedback, Notes, StepReporter, start_job
 from studio.requests import LoopsRequest
 from studio.results import Output, Result, plural, status_text
 
@@ -189,12 +189,9 @@ def make_loops(workspace: Workspace, request: LoopsRequest, feedback: Feedback |
         ValueError: naming the field and its range, or what the model cannot do.
     """
     # 1. Check inputs
-    feedback = feedback or Feedback()
-    notes = Notes(feedback)
     request = request.check(workspace.limits)
     seed = pick_seed(request.seed, request.randomize_seed)
-    reporter = feedback.reporter(request.variations, "Variation")
-    reporter.report(0.0, "Loading the model...")
+    feedback, notes, reporter = start_job(feedback, request.variations, "Variation")
     # 2. Generate, loop and write each variation
     with workspace.registry.use(request.model) as (choice, model):
         plan = plan_loops(workspace, request, choice, model, notes)

@@ -145,3 +145,13 @@ class StepReporter:
                         f"{self.what} {index + 1} of {self.calls} · {self.step_text(steps_done, steps_total)}{eta}")
 
         return callback
+
+
+def start_job(feedback: Feedback | None, clips: int, what: str, loading: str = "Loading the model..."
+              ) -> tuple[Feedback, Notes, StepReporter]:
+    """What a workflow reports through once its request is checked: `feedback` (a silent one when None),
+    its notes, and a step reporter over `clips` calls named `what`, already told that the model is loading."""
+    feedback = feedback or Feedback()
+    reporter = feedback.reporter(clips, what)
+    reporter.report(0.0, loading)
+    return feedback, Notes(feedback), reporter

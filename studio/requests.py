@@ -111,8 +111,27 @@ def check_scheduler(scheduler: str | None) -> str | None:
     return scheduler
 
 
+class KeyAndExport:
+    """What the Loops and Text to audio requests share: the target key, the sampler and the export
+    controls (`target_key`, `scheduler`, `export_rate`, `export_channels`, `export_format` fields)."""
+
+    def check_key_sampler_and_export(self) -> None:
+        """`ValueError` naming the first bad one of the key, the sampler and the export controls."""
+        check_key(self.target_key)
+        check_scheduler(self.scheduler)
+        export_settings(self.export_rate, self.export_channels, self.export_format)
+
+    @property
+    def key(self) -> Key | None:
+        return check_key(self.target_key)
+
+    @property
+    def export(self) -> ExportSettings:
+        return export_settings(self.export_rate, self.export_channels, self.export_format)
+
+
 @dataclass
-class LoopsRequest:
+class LoopsRequest(KeyAndExport):
     """Seamless loops (the Loops tab).
 
     Attributes:
@@ -152,27 +171,15 @@ class LoopsRequest:
         repeats = check_int("Repeats", self.repeats, 1, limits.max_repeats)
         clip_seconds = 0.0 if self.clip_seconds in (None, "") else check_float(
             "Clip length", self.clip_seconds, 0.0, limits.max_seconds, " s")
-        high = BPM_RANGE[1]
-        bpm = 0.0 if self.bpm in (None, "") else check_float("BPM", self.bpm, 0.0, high)
+        bpm = check_bpm(self.bpm, "detect")
         prompt = check_prompt("Prompt", self.prompt)
-        bpm = check_bpm(bpm, "detect")
-        check_key(self.target_key)
-        check_scheduler(self.scheduler)
-        export_settings(self.export_rate, self.export_channels, self.export_format)
+        self.check_key_sampler_and_export()
         return replace(self, variations=variations, repeats=repeats, clip_seconds=clip_seconds, bpm=bpm,
                        prompt=prompt)
 
-    @property
-    def key(self) -> Key | None:
-        return check_key(self.target_key)
-
-    @property
-    def export(self) -> ExportSettings:
-        return export_settings(self.export_rate, self.export_channels, self.export_format)
-
 
 @dataclass
-class TextToAudioRequest:
+class TextToAudioRequest(KeyAndExport):
     """Clips of exactly `seconds_total` seconds from a prompt (the Text to audio tab).
 
     Attributes:
@@ -217,19 +224,9 @@ class TextToAudioRequest:
         guidance_scale = check_float("Guidance scale", self.guidance_scale, 0.0, MAX_GUIDANCE)
         num_outputs = check_int("Outputs", self.num_outputs, 1, limits.max_outputs)
         bpm = check_bpm(self.bpm, "from the prompt")
-        check_key(self.target_key)
-        check_scheduler(self.scheduler)
-        export_settings(self.export_rate, self.export_channels, self.export_format)
+        self.check_key_sampler_and_export()
         return replace(self, prompt=prompt, negative_prompt=negative_prompt, seconds_total=seconds_total,
                        seconds_start=seconds_start, guidance_scale=guidance_scale, num_outputs=num_outputs, bpm=bpm)
-
-    @property
-    def key(self) -> Key | None:
-        return check_key(self.target_key)
-
-    @property
-    def export(self) -> ExportSettings:
-        return export_settings(self.export_rate, self.export_channels, self.export_format)
 
 
 @dataclass

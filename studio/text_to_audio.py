@@ -22,7 +22,7 @@ from studio.generation import (
     picture,
     tempo_note,
 )
-from studio.progress import Feedback, Notes, StepReporter
+from studio.progress import Feedback, Notes, StepReporter, start_job
 from studio.requests import TextToAudioRequest
 from studio.results import Output, Result, plural, status_text
 
@@ -118,12 +118,9 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
         ValueError: naming the field and its range, or what the model cannot do.
     """
     # 1. Check inputs
-    feedback = feedback or Feedback()
-    notes = Notes(feedback)
     request = request.check(workspace.limits)
     seed = pick_seed(request.seed, request.randomize_seed)
-    reporter = feedback.reporter(request.num_outputs, "Output")
-    reporter.report(0.0, "Loading the model...")
+    feedback, notes, reporter = start_job(feedback, request.num_outputs, "Output")
     # 2. Generate
     with workspace.registry.use(request.model) as (choice, model):
         plan = plan_text(workspace, request, choice, model, notes)
