@@ -89,11 +89,13 @@ def folder_mb(folder: Path) -> float:
 
 
 def start_server(port: int, output_dir: Path, threads: int, log: Path, abandoned_call_s: float,
-                 temp_dir: Path) -> subprocess.Popen:
+                 temp_dir: Path, device: str = "cpu", extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
+    """`python app.py` on 127.0.0.1:`port` with the bundled checkpoints preloaded on `device`, its output in
+    `log`; returns once its /config answers (RuntimeError if it exits or takes over 300 s)."""
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--output-dir", str(output_dir),
-               "--device", "cpu", "--threads", str(threads), "--preload", "--real-dir", str(output_dir / "none"),
+               "--device", device, "--threads", str(threads), "--preload", "--real-dir", str(output_dir / "none"),
                # its users all come from one address, 127.0.0.1: the per-client queue is the whole queue
-               "--client-queue", "64", "--abandoned-call-s", str(abandoned_call_s)]
+               "--client-queue", "64", "--abandoned-call-s", str(abandoned_call_s), *extra_args]
     environment = {**os.environ, "GRADIO_TEMP_DIR": str(temp_dir)}
     server = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, env=environment)
     deadline = time.monotonic() + 300
