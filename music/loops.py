@@ -39,7 +39,8 @@ DEFAULT_CROSSFADE_IN_S = 0.010
 # `match_wrap`: the step at a loop's wrap is kept within this many typical sample-to-sample changes of the
 # cycle (`seam_jump_ratio` at most 1.5: real drum loops cut at a downbeat score a median of about 0.2-1.1) ...
 WRAP_STEP_LIMIT = 1.5
-# ... and left alone when it lies between the steps on either side of the wrap, widened by this many.
+# ... and left alone when no bigger than one typical change, or between the steps on either side of the wrap,
+# widened by this many.
 WRAP_STEP_TOLERANCE = 0.25
 # Below this pulse clarity an estimated tempo is a guess (see `TempoEstimate.pulse_clarity`).
 MIN_PULSE_CLARITY = 3.0
@@ -318,13 +319,14 @@ def match_wrap(cycle: np.ndarray, ramp: int) -> np.ndarray:
     After the crossfades the wrap joins two samples the source had next to each other, but a stretch, a
     resampling or a steep stretch of waveform (an attack) can still leave a step that the neighbouring
     slopes do not predict, or one far above the cycle's typical sample-to-sample change (the RMS of
-    `np.diff`). A step between the steps into and out of the wrap (widened by `WRAP_STEP_TOLERANCE`
-    typical changes) and within `WRAP_STEP_LIMIT` typical changes is left as it is; any other is moved to
-    the nearest such step, the difference spread as a raised-cosine offset over the last and first `ramp`
-    samples (half on each side, zero slope at both ends of each ramp), so level and slope meet at the wrap
-    and the offset is gone `ramp` samples either side of it: with a few ms, a bump below about 100 Hz, not
-    a fade (the level of the music is untouched). A common de-click (an offset ramp), written here because
-    it must act across the wrap of a cycle rather than inside a signal.
+    `np.diff`). A step no bigger than the typical change, or one between the steps into and out of the
+    wrap (widened by `WRAP_STEP_TOLERANCE` typical changes) and within `WRAP_STEP_LIMIT` typical changes,
+    is left as it is; any other is moved to the nearest such step, the difference spread as a raised-cosine
+    offset over the last and first `ramp` samples (half on each side, zero slope at both ends of each
+    ramp), so level and slope meet at the wrap and the offset is gone `ramp` samples either side of it:
+    with a few ms, a bump below about 100 Hz, not a fade (the level of the music is untouched). A common
+    de-click (an offset ramp), written here because it must act across the wrap of a cycle rather than
+    inside a signal.
     """
     cycle = np.asarray(cycle)
     ramp = min(int(ramp), len(cycle) // 4)
@@ -335,7 +337,7 @@ def match_wrap(cycle: np.ndarray, ramp: int) -> np.ndarray:
     jump = values[0] - values[-1]
     slopes = (values[-1] - values[-2], values[1] - values[0])  # the steps into and out of the wrap
     tolerance = WRAP_STEP_TOLERANCE * typical
-    wanted = float(np.clip(jump, min(slopes) - tolerance, max(slopes) + tolerance))
+    wanted = jump if abs(jump) <= typical else float(np.clip(jump, min(slopes) - tolerance, max(slopes) + tolerance))
     wanted = float(np.clip(wanted, -WRAP_STEP_LIMIT * typical, WRAP_STEP_LIMIT * typical))
     excess = jump - wanted
     if excess == 0.0:
