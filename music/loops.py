@@ -36,6 +36,12 @@ from music.tempo import (
 # Preferred loop lengths in bars, longest first.
 PREFERRED_BARS = (8, 4, 2, 1)
 DEFAULT_CROSSFADE_IN_S = 0.010
+# `match_wrap`: the step at a loop's wrap is kept within this many typical sample-to-sample changes of the
+# cycle (`seam_jump_ratio` at most 1.5: real drum loops cut at a downbeat score a median of about 0.2-1.1) ...
+WRAP_STEP_LIMIT = 1.5
+# ... and left alone when no bigger than one typical change, or between the steps on either side of the wrap,
+# widened by this many.
+WRAP_STEP_TOLERANCE = 0.25
 # Below this pulse clarity an estimated tempo is a guess (see `TempoEstimate.pulse_clarity`).
 MIN_PULSE_CLARITY = 3.0
 # MIDI note that a sampler plays the loop at its original pitch (C4 = 60).
@@ -277,6 +283,71 @@ def _correlation(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.dot(first, second)) / energy if energy > 0 else 0.0
 
 
+def _fade_tail_into(cycle: np.ndarray, pre_roll: np.ndarray) -> None:
+    """Fade the last `len(pre_roll)` samples of `cycle` (in place) into `pre_roll`, the audio that preceded
+    some downbeat in the source: the cycle's last sample becomes `pre_roll[-1]`. Equal-power for the
+    measured correlation (`crossfade_gains`)."""
+    crossfade = len(pre_roll)
+    tail = cycle[-crossfade:]
+    ramp = np.arange(1, crossfade + 1) / crossfade  # reaches 1: last sample is all pre-roll
+    fade_in, fade_out = crossfade_gains(ramp, _correlation(tail, pre_roll))
+    cycle[-crossfade:] = fade_out * tail + fade_in * pre_roll
+
+
+def _fade_head_from(cycle: np.ndarray, post_roll: np.ndarray) -> None:
+    """Fade the first `len(post_roll)` samples of `cycle` (in place) in from `post_roll`, the audio that in
+    the source followed the cycle's last sample: `cycle[0]` becomes `post_roll[0]`, so the wrap from the
+    last sample to the first is a step the source itself made."""
+    crossfade = len(post_roll)
+    head = cycle[:crossfade]
+    ramp = np.arange(crossfade) / crossfade  # starts at 0: first sample is all post-roll
+    fade_in, fade_out = crossfade_gains(ramp, _correlation(head, post_roll))
+    cycle[:crossfade] = fade_in * head + fade_out * post_roll
+
+
+def _smallest_step_at_or_before(audio: np.ndarray, sample: int, max_shift: int) -> int:
+    """The sample `s` within `max_shift` at or before `sample` whose step from `audio[s - 1]` is the smallest
+    (the latest on ties): where the waveform is flattest, a splice there joins at the least slope."""
+    low = max(1, sample - max_shift)
+    steps = np.abs(np.diff(audio[low - 1 : sample + 1].astype(np.float64)))  # steps[i]: into low + i
+    return low + int(len(steps) - 1 - np.argmin(steps[::-1]))
+
+
+def match_wrap(cycle: np.ndarray, ramp: int) -> np.ndarray:
+    """`cycle` (1-D) whose wrap from its last sample to its first steps like the samples around it.
+
+    After the crossfades the wrap joins two samples the source had next to each other, but a stretch, a
+    resampling or a steep stretch of waveform (an attack) can still leave a step that the neighbouring
+    slopes do not predict, or one far above the cycle's typical sample-to-sample change (the RMS of
+    `np.diff`). A step no bigger than the typical change, or one between the steps into and out of the
+    wrap (widened by `WRAP_STEP_TOLERANCE` typical changes) and within `WRAP_STEP_LIMIT` typical changes,
+    is left as it is; any other is moved to the nearest such step, the difference spread as a raised-cosine
+    offset over the last and first `ramp` samples (half on each side, zero slope at both ends of each
+    ramp), so level and slope meet at the wrap and the offset is gone `ramp` samples either side of it:
+    with a few ms, a bump below about 100 Hz, not a fade (the level of the music is untouched). A common
+    de-click (an offset ramp), written here because it must act across the wrap of a cycle rather than
+    inside a signal.
+    """
+    cycle = np.asarray(cycle)
+    ramp = min(int(ramp), len(cycle) // 4)
+    if cycle.ndim != 1 or ramp < 1:
+        return cycle
+    values = cycle.astype(np.float64)
+    typical = float(np.sqrt(np.mean(np.diff(values) ** 2)))
+    jump = values[0] - values[-1]
+    slopes = (values[-1] - values[-2], values[1] - values[0])  # the steps into and out of the wrap
+    tolerance = WRAP_STEP_TOLERANCE * typical
+    wanted = jump if abs(jump) <= typical else float(np.clip(jump, min(slopes) - tolerance, max(slopes) + tolerance))
+    wanted = float(np.clip(wanted, -WRAP_STEP_LIMIT * typical, WRAP_STEP_LIMIT * typical))
+    excess = jump - wanted
+    if excess == 0.0:
+        return cycle
+    rise = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, ramp + 1) / ramp)  # ~0 up to 1 at the wrap
+    values[-ramp:] += 0.5 * excess * rise
+    values[:ramp] -= 0.5 * excess * rise[::-1]
+    return values.astype(cycle.dtype)
+
+
 def seamless_cycle(audio: np.ndarray, start: int, length: int, crossfade: int) -> np.ndarray:
     """`audio[start:start + length]` with a click-free wrap-around from its last sample to its
     first.
@@ -285,7 +356,9 @@ def seamless_cycle(audio: np.ndarray, start: int, length: int, crossfade: int) -
     its final sample is `audio[start - 1]` and playing on into `cycle[0] = audio[start]` is what
     the source itself did. Without that pre-roll, the first `crossfade` samples instead fade in
     from the audio that followed the cycle's end. The fade is equal-power for the measured
-    correlation of the two segments (`crossfade_gains`). `crossfade=0` only cuts.
+    correlation of the two segments (`crossfade_gains`); a step at the wrap still bigger than the
+    cycle's typical one is then matched over `crossfade // 2` samples each side (`match_wrap`; 5 ms at
+    the default crossfade). `crossfade=0` only cuts.
     """
     if start < 0 or length < 1 or start + length > len(audio):
         raise ValueError(f"cycle [{start}, {start + length}) lies outside the {len(audio)} samples")
@@ -295,18 +368,12 @@ def seamless_cycle(audio: np.ndarray, start: int, length: int, crossfade: int) -
     if crossfade == 0:
         return cycle
     if start >= crossfade:
-        tail, pre_roll = cycle[-crossfade:], audio[start - crossfade : start]
-        ramp = np.arange(1, crossfade + 1) / crossfade  # reaches 1: last sample is all pre-roll
-        fade_in, fade_out = crossfade_gains(ramp, _correlation(tail, pre_roll))
-        cycle[-crossfade:] = fade_out * tail + fade_in * pre_roll
-        return cycle
-    if start + length + crossfade > len(audio):
+        _fade_tail_into(cycle, audio[start - crossfade : start])
+    elif start + length + crossfade <= len(audio):
+        _fade_head_from(cycle, audio[start + length : start + length + crossfade])
+    else:
         raise ValueError(f"no room for a {crossfade}-sample crossfade before or after the cycle")
-    head, post_roll = cycle[:crossfade], audio[start + length : start + length + crossfade]
-    ramp = np.arange(crossfade) / crossfade  # starts at 0: first sample is all post-roll
-    fade_in, fade_out = crossfade_gains(ramp, _correlation(head, post_roll))
-    cycle[:crossfade] = fade_in * head + fade_out * post_roll
-    return cycle
+    return match_wrap(cycle, crossfade // 2)
 
 
 def seam_jump_ratio(cycle: np.ndarray) -> float:
@@ -388,9 +455,16 @@ def loop_from_downbeat(
     """A loop from a clip known to start on a downbeat at a known tempo (tempo-normalised models make
     such clips): every whole bar of it, nothing estimated.
 
-    With two bars or more, the cycle's last `crossfade_in_s` fade into the audio just before its
-    last bar's downbeat, so the wrap into the first downbeat repeats a transition the clip itself
-    made one bar earlier; a one-bar cycle gets a short fade-out instead.
+    The wrap from the cycle's last sample into its first downbeat must be a step the clip itself made, at
+    the level and phase of whatever sounds across it. When the clip goes on past its last whole bar, the
+    cycle's first `crossfade_in_s` fade in from what followed its last sample there. Otherwise, with two
+    bars or more, the cycle's last `crossfade_in_s` fade into the audio before its last bar's downbeat and
+    its first `crossfade_in_s` fade in from the audio after that downbeat, so the wrap repeats the
+    transition the clip made one bar earlier, spliced at the clip's smallest step in the
+    `ZERO_CROSSING_SEARCH_IN_S` before that downbeat (an attack right on it can step steeply). (Fading
+    only the tail left the wrap from the sample before that downbeat into sample 0: different material,
+    a click in most generated loops.) Whatever step is left (one-bar clips, steep waveforms) is matched
+    by `match_wrap`. `crossfade_in_s=0` only cuts.
 
     Raises:
         ValueError: the clip is shorter than one bar at `bpm`.
@@ -410,15 +484,15 @@ def loop_from_downbeat(
     crossfade = min(round(_check_crossfade(crossfade_in_s) * sample_rate), length // 2)
     cycle = audio[:length].astype(np.float32, copy=True)
     if crossfade:
-        tail = cycle[-crossfade:]
-        ramp = np.arange(1, crossfade + 1) / crossfade
-        if bars >= 2:
+        if len(audio) >= length + crossfade:  # the clip goes on: fade in from what followed the last sample
+            _fade_head_from(cycle, audio[length : length + crossfade])
+        elif bars >= 2:  # wrap as the clip went into its last bar
             last_downbeat = length - bar_length_in_samples(bars - 1, beats_per_bar, bpm, sample_rate)
-            pre_roll = audio[last_downbeat - crossfade:last_downbeat]
-            fade_in, fade_out = crossfade_gains(ramp, _correlation(tail, pre_roll))
-            cycle[-crossfade:] = fade_out * tail + fade_in * pre_roll
-        else:
-            cycle[-crossfade:] = tail * np.cos(0.5 * np.pi * ramp)
+            splice = max(crossfade, _smallest_step_at_or_before(
+                audio, last_downbeat, round(ZERO_CROSSING_SEARCH_IN_S * sample_rate)))
+            _fade_tail_into(cycle, audio[splice - crossfade : splice])
+            _fade_head_from(cycle, audio[splice : splice + crossfade])
+        cycle = match_wrap(cycle, crossfade // 2)
     peak = float(np.max(np.abs(cycle)))
     if peak > 1.0:
         cycle /= peak
@@ -440,7 +514,8 @@ def stretch_loop(loop: Loop, bpm: float) -> Loop:
 
     For clips whose tempo was estimated (models trained without a reference tempo): `make_loop` finds
     the tempo and the downbeat and cuts whole bars, this makes them the asked tempo. The cycle is
-    stretched circularly (three copies, the middle one kept), so the seam stays as smooth as it was.
+    stretched circularly (three copies, the middle one kept), its head faded in from the third copy's so
+    the wrap is a step the stretch made, and what is left matched by `match_wrap`.
     """
     bpm = _check_bpm(bpm)
     audio = np.asarray(loop.audio, dtype=np.float32)
@@ -448,10 +523,16 @@ def stretch_loop(loop: Loop, bpm: float) -> Loop:
         raise ValueError(f"stretch_loop takes a mono loop, got audio of shape {audio.shape}")
     length = bar_length_in_samples(loop.bars, loop.beats_per_bar, bpm, loop.sample_rate)
     cycle = audio[: loop.loop_length]
+    crossfade = min(round(DEFAULT_CROSSFADE_IN_S * loop.sample_rate), length // 2)
     if length == len(cycle):
         stretched = cycle.copy()
     else:
-        stretched = time_stretch(np.tile(cycle, 3), loop.sample_rate, 3 * length)[length : 2 * length]
+        three = time_stretch(np.tile(cycle, 3), loop.sample_rate, 3 * length)
+        stretched = three[length : 2 * length].copy()
+        # Rubber Band does not repeat itself exactly every `length` samples: the third copy's start, not
+        # the second's, follows the second's end. Fade in from it so the wrap is a step the stretch made.
+        _fade_head_from(stretched, three[2 * length : 2 * length + crossfade])
+    stretched = match_wrap(stretched, crossfade // 2)
     peak = float(np.max(np.abs(stretched)))
     if peak > 1.0:
         stretched /= peak
