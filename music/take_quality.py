@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -304,18 +305,25 @@ def kind_of_row(row: dict) -> str:
     return {"drums": "drums", "band": "band"}.get(subset, "pitched")
 
 
-# Words a prompt uses for drum kits and for pitched parts (the corpus's captions; a key implies pitch).
-DRUM_WORDS = ("drum", "kit", "kick", "snare", "hi-hat", "hihat", "break", "beat", "percussion", "clap", "ride")
-PITCHED_WORDS = ("major", "minor", "bass", "chord", "melody", "arpeggio", "piano", "chorale", "lead", "pad",
-                 "organ", "guitar", "strings", "string", "choir", "synth", "flute", "brass")
+# Words a prompt uses for drum kits and for pitched parts (the corpus's captions; a key implies pitch),
+# matched at the start of a word ("drum" in "drums", not "beat" in "afrobeat"), after genre names that
+# contain them are removed.
+DRUM_WORDS = ("drum", "kit", "kick", "snare", "hi-hat", "hihat", "break", "beat", "percussion", "clap", "ride",
+              "tom")
+PITCHED_WORDS = ("major", "minor", "bass", "chord", "melod", "arpeggi", "piano", "chorale", "lead", "pad",
+                 "organ", "guitar", "string", "choir", "synth", "flute", "brass")
+GENRE_NAMES = re.compile(r"drum\s*(?:and|&|'?n'?)\s*bass|\bdnb\b")
+
+
+def _names_any(text: str, words: Iterable[str]) -> bool:
+    return any(re.search(r"\b" + re.escape(word), text) for word in words)
 
 
 def kind_of_prompt(prompt: str, kinds: Iterable[str]) -> str | None:
     """The kind of take a prompt asks for among a gate's `kinds` (drum words only: "drums"; pitched
     words only: "pitched"; both: "band"); None when the prompt says neither or the kind has no thresholds."""
-    text = (prompt or "").lower()
-    drums = any(word in text for word in DRUM_WORDS)
-    pitched = any(word in text for word in PITCHED_WORDS)
+    text = GENRE_NAMES.sub(" ", (prompt or "").lower())
+    drums, pitched = _names_any(text, DRUM_WORDS), _names_any(text, PITCHED_WORDS)
     kind = "band" if drums and pitched else "drums" if drums else "pitched" if pitched else None
     return kind if kind in set(kinds) else None
 

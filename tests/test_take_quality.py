@@ -93,6 +93,9 @@ def test_calibration_refuses_too_few_clips_and_keeps_kinds_apart():
     assert kind_of_prompt("funk beat at 100 BPM on an acoustic kit", gate.thresholds) == "drums"
     assert kind_of_prompt("grand piano arpeggio in Bb major", gate.thresholds) == "pitched"
     assert kind_of_prompt("something", gate.thresholds) is None
+    # Genre names are not instruments: an afrobeat bass line is pitched, a drum and bass loop is drums.
+    assert kind_of_prompt("114 BPM afrobeat bass on electric bass, D minor", gate.thresholds) == "pitched"
+    assert kind_of_prompt("drum and bass beat at 171 BPM on an acoustic kit", gate.thresholds) == "drums"
 
 
 def test_gate_file_round_trips_and_a_folder_without_one_falls_back_with_a_note(tmp_path):
@@ -167,18 +170,23 @@ def test_an_uncalibrated_or_missing_gate_warns_without_regenerating(tmp_path, ch
     assert f"no {GATE_FILE}" in missing["status"]
 
 
+def write_corpus(folder: Path, clips: int = 22) -> Path:
+    """A corpus of drum-like clips with valid/ and test/ splits (`metadata.jsonl` with their subset)."""
+    for split, offset in (("valid", 0), ("test", 500)):
+        (folder / split / "drums").mkdir(parents=True)
+        rows = []
+        for index in range(clips):
+            name = f"drums/d{index}.flac"
+            sf.write(folder / split / name, beat(offset + index, 2.0), RATE)
+            rows.append(json.dumps({"file_name": name, "subset": "drums"}))
+        (folder / split / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    return folder
+
+
 def test_the_calibration_command_writes_a_gate_for_a_data_pack_checkpoint(tmp_path, capsys):
     from training.quality_gate import main
 
-    corpus, checkpoint = tmp_path / "corpus", tmp_path / "checkpoint"
-    for split, offset in (("valid", 0), ("test", 500)):
-        (corpus / split / "drums").mkdir(parents=True)
-        rows = []
-        for index in range(22):
-            name = f"drums/d{index}.flac"
-            sf.write(corpus / split / name, beat(offset + index, 2.0), RATE)
-            rows.append(json.dumps({"file_name": name, "subset": "drums"}))
-        (corpus / split / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    corpus, checkpoint = write_corpus(tmp_path / "corpus"), tmp_path / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / "train_files.txt").write_text("train/drums/x.flac\n")
     assert main([str(checkpoint), "--corpus", str(corpus), "--seconds", "2"]) == 0
@@ -187,3 +195,26 @@ def test_the_calibration_command_writes_a_gate_for_a_data_pack_checkpoint(tmp_pa
     assert gate.report["kinds"]["drums"]["test"]["clips"] == 22
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "not a checkpoint folder" in capsys.readouterr().err
+
+
+def test_the_end_of_training_writes_the_gate_into_every_checkpoint_or_warns(tmp_path, monkeypatch, caplog):
+    from training.engine import STATE_FOLDER, TRAINER_STATE, write_quality_gates
+
+    corpus = write_corpus(tmp_path / "data" / "corpus")
+    monkeypatch.chdir(tmp_path)  # splits.json names the corpus relative to the working folder, as packs do
+    run = tmp_path / "run"
+    for step in (1, 2):
+        folder = run / f"checkpoint-{step:07d}"
+        folder.mkdir(parents=True)
+        (folder / "train_files.txt").write_text("train/drums/x.flac\n")
+        (folder / "splits.json").write_text(json.dumps({"corpus": "data/corpus"}))
+        (folder / STATE_FOLDER).mkdir()
+        (folder / STATE_FOLDER / TRAINER_STATE).write_text("{}")  # a complete checkpoint
+    write_quality_gates(run, run / "checkpoint-0000002", quiet=True)
+    assert all(load_gate(folder).calibrated for folder in run.iterdir())
+    (run / "checkpoint-0000002" / GATE_FILE).unlink()
+    (run / "checkpoint-0000002" / "splits.json").unlink()
+    corpus.rename(tmp_path / "moved")
+    write_quality_gates(run, run / "checkpoint-0000002", quiet=True)
+    assert not (run / "checkpoint-0000002" / GATE_FILE).exists()
+    assert "No quality gate written" in caplog.text
