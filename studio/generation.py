@@ -1,6 +1,6 @@
 """The steps every workflow shares around a model: the model's defaults (clip length, tempo), the
-compute plan and its progress, one seeded call of the backend, the key shift, the broken-clip check
-and the spectrogram picture. Seconds, Hz and BPM throughout.
+compute plan and its progress, one seeded call of the backend, the key shift, the quality gate's
+check and the spectrogram picture. Seconds, Hz and BPM throughout.
 
 `Workspace` holds what the workflows share on a server: the models (a `ModelSource`, e.g. the app's
 `webapp.registry.ModelRegistry`), the output folder, the request limits and the compute budget.

@@ -1,6 +1,7 @@
-"""The loops workflow: clips from a model, each shifted to the asked key, checked for breakage, cut into a
-seamless loop at the tempo (given, named in the prompt, or estimated), tiled, measured for loop quality
-and written with its loop points; one zip of the batch. Seconds, Hz and BPM throughout.
+"""The loops workflow: clips from a model, each judged by the quality gate (made again with a new seed
+when flagged, `studio.take_gate`), shifted to the asked key, cut into a seamless loop at the tempo (given,
+named in the prompt, or estimated), tiled, measured for loop quality and written with its loop points;
+one zip of the batch. Seconds, Hz and BPM throughout.
 """
 from __future__ import annotations
 

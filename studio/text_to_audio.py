@@ -1,6 +1,7 @@
 """The text-to-audio workflow: clips of exactly the asked length from a prompt (tempo-normalised models
-stretched to the asked tempo), each shifted to the asked key, checked for breakage and written in the
-asked export format; one zip of the batch. Seconds, Hz and BPM throughout.
+stretched to the asked tempo), each judged by the quality gate (made again with a new seed when flagged,
+`studio.take_gate`), shifted to the asked key and written in the asked export format; one zip of the batch.
+Seconds, Hz and BPM throughout.
 """
 from __future__ import annotations
 
