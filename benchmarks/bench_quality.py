@@ -12,8 +12,9 @@ at the real clip's tempo for tempo-normalised models (the app takes the BPM from
 BPM field).
 
 Measures, each against the real clips in the same run:
-- broken-clip rate (`evaluation.quality.broken_reasons`; its rate on real test and valid clips is
-  reported too, and must stay at or below 2%);
+- broken-clip rate: takes the checkpoint's quality gate flags (`music.take_quality`, its
+  `quality_gate.json`; the workflows' regeneration is off here, so this is the model's own rate); the
+  gate's rate on real test and valid clips is reported too, and must stay at or below 2%;
 - classifier two-sample test accuracy (0.5 = indistinguishable);
 - median pulse clarity, generated / real;
 - FAD with `clap-bundled` and `mel-stats` against test clips, and the real floor FAD(valid, test)
@@ -43,16 +44,16 @@ from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_files
 from evaluation.fad import fad
 from evaluation.quality import (
-    broken_reasons,
     c2st_accuracy,
     c2st_features,
-    clip_checks,
+    load_gate,
     pulse_clarity,
 )
 from models.backends import as_generator
 from models.loading import load_pipeline
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.stretch import samples_at_tempo, time_stretch
+from music.take_quality import kind_of_prompt, kind_of_row
 from studio.generation import Workspace
 from studio.loops import make_loops
 from studio.model_source import OneModel
@@ -283,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     outputs = OutputStore(args.work_dir / f"{label}-workflow", max_files=100_000)
     # The benchmark's own steps and lengths may exceed a public server's limits.
     workspace = Workspace(OneModel(as_generator(pipeline), str(args.checkpoint)), outputs,
-                          StudioLimits(max_steps=1000, max_work=10**9))
+                          StudioLimits(max_steps=1000, max_work=10**9), quality_gate=False)
+    gate = load_gate(args.checkpoint)
     steps = pipeline.default_num_inference_steps
     gen_paths, seconds_per_clip = generate(workspace, str(args.checkpoint), steps, rows, args.kind, args.seconds,
                                            args.seed, args.work_dir / label)
@@ -299,13 +301,15 @@ def main(argv: list[str] | None = None) -> int:
                            [rows[i]["text"] for i in shown], args.figure)
 
     # 3. Broken clips, pulse clarity, two-sample test
-    def broken_share(audios):
-        reasons = [broken_reasons(clip_checks(audio, RATE)) for audio in audios]
+    def broken_share(audios, kinds):
+        reasons = [gate.reasons(audio, RATE, kind) for audio, kind in zip(audios, kinds)]
         return float(np.mean([bool(r) for r in reasons])), Counter(x for r in reasons for x in r)
 
-    gen_broken, gen_why = broken_share(gen_audio)
-    test_broken, _ = broken_share(load_audio(all_test))
-    valid_broken, _ = broken_share(load_audio(all_valid))
+    # Each take judged as the workflows judge it: by the kind its prompt names (loops: no prompt, "any").
+    gen_kinds = [kind_of_prompt(row["text"], gate.thresholds) if args.kind == "text" else None for row in rows]
+    gen_broken, gen_why = broken_share(gen_audio, gen_kinds)
+    test_broken, _ = broken_share(load_audio(all_test), [kind_of_row(row) for row in test if same_kind(row)])
+    valid_broken, _ = broken_share(load_audio(all_valid), [kind_of_row(row) for row in valid if same_kind(row)])
     result["broken"] = {"generated": gen_broken, "reasons": dict(gen_why), "real_test": test_broken,
                         "real_valid": valid_broken}
     gen_pulse = np.median([pulse_clarity(audio, RATE) for audio in gen_audio])
@@ -325,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         bpm = float(row["bpm"]) if getattr(pipeline, "reference_bpm", None) and row.get("bpm") else None
         sf.write(vocoded_paths[-1], vocode(pipeline, audio, bpm), RATE)
     vocoded_audio = load_audio(vocoded_paths)
-    vocoded_broken, _ = broken_share(vocoded_audio)
+    vocoded_broken, _ = broken_share(vocoded_audio, [kind_of_row(row) for row in rows])
     accuracy, spread = c2st_accuracy(np.stack([c2st_features(a, RATE) for a in real_audio]),
                                      np.stack([c2st_features(a, RATE) for a in vocoded_audio]), seed=args.seed)
     result["vocoded_real"] = {"c2st_accuracy": accuracy, "broken": vocoded_broken, "pulse_clarity_ratio": float(
@@ -383,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         for audio in load_audio(long_paths):
             rms = [float(np.sqrt(np.mean(piece ** 2)) + 1e-9) for piece in (audio[: 2 * RATE], audio[-2 * RATE:])]
             drifts.append(20 * np.log10(rms[1] / rms[0]))
-            broken.append(bool(broken_reasons(clip_checks(audio, RATE))))
+            broken.append(bool(gate.reasons(audio, RATE, gen_kinds[len(broken)])))
             clarity.append(pulse_clarity(audio, RATE))
         result["long_clips"] = {"seconds": args.long_seconds, "num": len(long_rows),
                                 "level_drift_db_last_vs_first_2s": {"median": float(np.median(drifts)),

@@ -1,9 +1,8 @@
 """Does it sound like the real thing? Per-clip measures that need no trained embedder.
 
-- `clip_checks` / `broken_reasons`: a detector of broken clips: near-silence, noise slabs (loud
-  frames with a flat spectrum: what an all-maximum mel window becomes), long dropouts inside the
-  clip, and hard clipping. Its thresholds were set on the corpus's valid split so that it flags
-  at most 2% of real clips (`benchmarks/bench_quality.py` reports the rate on the test split).
+- `measure_take` / `take_reasons` / `QualityGate` (from `music.take_quality`, where the studio uses them
+  too): the detector of unusable takes: near-silence, level, noise washes, dropouts and saturation, with
+  thresholds calibrated per checkpoint on real clips of its kinds (at most 2% of them flagged).
 - `pulse_clarity`: the peak of the normalised onset-envelope autocorrelation between 0.25 and 2 s
   lags: near 1 for a steady grid of hits, near 0 for noise or silence.
 - `c2st_accuracy`: a classifier two-sample test (Lopez-Paz & Oquab, 2017): cross-validated accuracy
@@ -12,86 +11,27 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import librosa
 import numpy as np
 
-from music.audio import resample
+from music.take_quality import (
+    ANALYSIS_RATE,
+    HOP,
+    N_FFT,
+    QualityGate,
+    analysis_mono,
+    load_gate,
+    measure_take,
+    take_reasons,
+)
 
-ANALYSIS_RATE = 16000
-N_FFT = 1024
-HOP = 256
-
-
-@dataclass(frozen=True)
-class BrokenThresholds:
-    """Where a clip counts as broken (see module docstring; calibrated on real valid clips).
-
-    Attributes:
-        silent_dbfs: the clip's loudest frame RMS below this, in dBFS, is near-silence.
-        slab_flatness: median spectral flatness of the loud frames (within 20 dB of the loudest)
-            above this is a noise slab (white noise scores about 0.5; real drums at most 0.2).
-        dropout_s: a run of frames more than 45 dB below the loudest frame, between the first and
-            the last loud frame, longer than this (in seconds), is a dropout.
-        clipped_fraction: more than this share of samples at |x| >= 0.999 is saturation.
-    """
-
-    silent_dbfs: float = -45.0
-    slab_flatness: float = 0.25
-    dropout_s: float = 1.0
-    clipped_fraction: float = 0.001
-
-
-def _mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim > 1:
-        audio = audio.reshape(-1, audio.shape[-1]).mean(axis=0)
-    return resample(audio, sample_rate, ANALYSIS_RATE)
-
-
-def clip_checks(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
-    """The measures behind `broken_reasons`: loudest frame RMS (dBFS), loud-frame flatness, longest
-    inner dropout (s), clipped share of samples."""
-    raw = np.asarray(audio, dtype=np.float32)
-    clipped = float(np.mean(np.abs(raw) >= 0.999)) if raw.size else 0.0
-    audio = _mono(raw, sample_rate)
-    if audio.size < N_FFT:
-        audio = np.pad(audio, (0, N_FFT - audio.size))
-    rms_db = 20 * np.log10(np.maximum(librosa.feature.rms(y=audio, frame_length=N_FFT, hop_length=HOP)[0], 1e-10))
-    flatness = librosa.feature.spectral_flatness(y=audio, n_fft=N_FFT, hop_length=HOP)[0]
-    loudest = float(rms_db.max())
-    loud = rms_db >= loudest - 20.0
-    quiet = rms_db < loudest - 45.0
-    active = np.flatnonzero(~quiet)
-    longest = 0
-    if active.size:
-        run = 0
-        for is_quiet in quiet[active[0]: active[-1] + 1]:
-            run = run + 1 if is_quiet else 0
-            longest = max(longest, run)
-    return {"peak_rms_dbfs": loudest, "loud_flatness": float(np.median(flatness[loud])),
-            "dropout_s": longest * HOP / ANALYSIS_RATE, "clipped_fraction": clipped}
-
-
-def broken_reasons(checks: dict[str, float], thresholds: BrokenThresholds = BrokenThresholds()) -> list[str]:
-    """Why a clip is broken ("silent", "noise", "dropout", "clipped"); empty for a usable clip."""
-    reasons = []
-    if checks["peak_rms_dbfs"] < thresholds.silent_dbfs:
-        reasons.append("silent")
-    else:
-        if checks["loud_flatness"] > thresholds.slab_flatness:
-            reasons.append("noise")
-        if checks["dropout_s"] > thresholds.dropout_s:
-            reasons.append("dropout")
-    if checks["clipped_fraction"] > thresholds.clipped_fraction:
-        reasons.append("clipped")
-    return reasons
+__all__ = ["QualityGate", "c2st_accuracy", "c2st_features", "load_gate", "measure_take", "onset_envelope",
+           "pulse_clarity", "take_reasons"]
 
 
 def onset_envelope(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """librosa's onset strength at `ANALYSIS_RATE` with hop `HOP` (62.5 frames a second)."""
-    return librosa.onset.onset_strength(y=_mono(audio, sample_rate), sr=ANALYSIS_RATE, hop_length=HOP)
+    return librosa.onset.onset_strength(y=analysis_mono(audio, sample_rate), sr=ANALYSIS_RATE, hop_length=HOP)
 
 
 def pulse_clarity(audio: np.ndarray, sample_rate: int, min_lag_s: float = 0.25, max_lag_s: float = 2.0) -> float:
@@ -110,7 +50,7 @@ def pulse_clarity(audio: np.ndarray, sample_rate: int, min_lag_s: float = 0.25, 
 def c2st_features(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Per-clip features for the two-sample test: mean and std of 64 log-mel bands, loudness and
     onset statistics, pulse clarity, spectral flatness and centroid."""
-    mono = _mono(audio, sample_rate)
+    mono = analysis_mono(audio, sample_rate)
     mel = librosa.feature.melspectrogram(y=mono, sr=ANALYSIS_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=64)
     log_mel = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
     envelope = librosa.onset.onset_strength(S=log_mel, sr=ANALYSIS_RATE, hop_length=HOP)

@@ -22,6 +22,7 @@ from studio.pictures import spectrogram_of
 from studio.progress import Feedback, Notes, start_job
 from studio.requests import AudioToAudioRequest
 from studio.results import Output, Result, plural, status_text
+from studio.take_gate import take_kind
 
 
 def upload_subtype(path: str | Path) -> str:
@@ -156,7 +157,9 @@ def audio_to_audio(workspace: Workspace, request: AudioToAudioRequest, feedback:
                       model_sample_rate=generated.sample_rate)
         path = workspace.store.write_audio(request.mode.split()[0], audio, rate, params,
                                            subtype=upload_subtype(request.audio_path))
-        check_broken(notes, "The output", audio, rate)
+        # Judged and warned about, never regenerated: the input (the user's own clip) sets what it sounds like.
+        gate = workspace.gate_for(choice)
+        check_broken(notes, "The output", audio, rate, gate, take_kind(gate, prompt))
         workspace.finish(reporter, choice)
     seconds = audio.shape[-1] / rate
     # Both pictures drawn the same way, so input and output can be compared bin for bin.

@@ -1,6 +1,6 @@
 """The steps every workflow shares around a model: the model's defaults (clip length, tempo), the
-compute plan and its progress, one seeded call of the backend, the key shift, the broken-clip check
-and the spectrogram picture. Seconds, Hz and BPM throughout.
+compute plan and its progress, one seeded call of the backend, the key shift, the quality gate's
+check and the spectrogram picture. Seconds, Hz and BPM throughout.
 
 `Workspace` holds what the workflows share on a server: the models (a `ModelSource`, e.g. the app's
 `webapp.registry.ModelRegistry`), the output folder, the request limits and the compute budget.
@@ -16,11 +16,11 @@ import numpy as np
 import PIL.Image
 import torch
 
-from evaluation.quality import broken_reasons, clip_checks
 from models.generator import AudioGenerator, Capabilities, GenerationRequest
 from models.outputs import GeneratedAudio
 from music import tempo
 from music.key import Key, shift_to_key
+from music.take_quality import QualityGate
 from studio.budget import Budget, OutputRequest, Request, check_output, window_geometry, windows_for
 from studio.checks import check_int
 from studio.outputs import OutputStore
@@ -28,6 +28,7 @@ from studio.pictures import colorize, spectrogram_of
 from studio.progress import Notes, StepReporter
 from studio.requests import StudioLimits, check_scheduler
 from studio.results import plural
+from studio.take_gate import MAX_TAKE_TRIES, GateCache, GateRun, TakeRecord, failure_warning, take_kind
 
 # Two bars at 120 BPM: a clip a producer can loop. Mel models with shorter windows (the bundled
 # 1.02 s ones) grow windows up to it by continuation.
@@ -105,14 +106,14 @@ def default_seconds(capabilities: Capabilities, bpm: float | None = None) -> flo
     return float(min(10.0, capabilities.max_duration_s))
 
 
-def check_broken(notes: Notes | list[str], what: str, audio: np.ndarray, sample_rate: int) -> list[str]:
-    """Warn when a generated clip is near-silent (loudest frame below -45 dBFS RMS), a noise slab, has a
-    dropout or clips (the detector of `benchmarks/bench_quality.py`, which flags no real corpus clip),
-    offering to regenerate; returns the reasons ("silent", "noise", "dropout", "clipped")."""
-    reasons = broken_reasons(clip_checks(audio, sample_rate))
+def check_broken(notes: Notes | list[str], what: str, audio: np.ndarray, sample_rate: int,
+                 gate: QualityGate | None = None, kind: str = "any") -> list[str]:
+    """Warn when a clip fails the quality gate (`music.take_quality`: near-silence, level, noise wash,
+    dropout, saturation; the default limits when `gate` is None), offering to regenerate; returns the
+    reasons ("silent", "too quiet", "too loud", "noise wash", "dropout", "clipped")."""
+    reasons = (gate or QualityGate()).reasons(audio, sample_rate, kind)
     if reasons:
-        warn(notes, f"{what} sounds broken ({', '.join(reasons)}): press Generate again with "
-                    "'Random seed' ticked (or another seed) to regenerate.")
+        warn(notes, failure_warning(what, TakeRecord([0], [reasons], kind)))
     return reasons
 
 
@@ -218,16 +219,33 @@ class Workspace:
         store: where output files go.
         limits: what one request may ask for.
         budget: the compute budget and the measured speed of each model (default: `limits.max_work`).
+        quality_gate: regenerate takes the checkpoint's quality gate flags (`studio.take_gate`); False
+            serves every first take (benchmarks measuring the models themselves), still warning.
     """
 
     registry: ModelSource
     store: OutputStore
     limits: StudioLimits
     budget: Budget | None = None
+    quality_gate: bool = True
 
     def __post_init__(self) -> None:
         if self.budget is None:
             self.budget = Budget(self.limits.max_work)
+        self.gates = GateCache()
+
+    def gate_for(self, choice: ModelChoice) -> QualityGate:
+        """The quality gate saved with `choice`'s checkpoint (the default limits, with a note, without one)."""
+        return self.gates.gate_for(choice.source)
+
+    def gate_run(self, choice: ModelChoice, prompt: str, request: Request) -> GateRun:
+        """The quality gate of one planned request (`plan`): `choice`'s gate, the kind of take `prompt`
+        asks for, `MAX_TAKE_TRIES` per output counted in the budget. One take (judged and warned about, never
+        regenerated) when `quality_gate` is off or the checkpoint has no calibrated gate: regenerating costs
+        compute, spent only where the limits are known to fit the model's kinds."""
+        gate = self.gate_for(choice)
+        tries = MAX_TAKE_TRIES if self.quality_gate and gate.calibrated else 1
+        return GateRun(gate, take_kind(gate, prompt), tries, self.budget, request)
 
     def check_steps(self, steps: object, capabilities: Capabilities) -> int:
         """Steps within the server's and the model's limit, or `ValueError`."""

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.quality import broken_reasons, clip_checks
 from models.generator import AudioGenerator
 from music.audio import load_audio, resample
+from music.take_quality import measure_take, take_reasons
 from studio.captions import TrainingCaptions, load_training_captions, training_subsets
 from studio.checks import MAX_PROMPT_CHARS, pick_seed
 from studio.generation import ModelChoice, Workspace, default_seconds, generate
@@ -309,7 +309,7 @@ class ListeningTest:
             audios = [audio.mean(axis=0, keepdims=True) for audio in audios]
         length = min(audio.shape[-1] for audio in audios)
         generated = audios if two_generated else audios[:1]
-        if any("silent" in broken_reasons(clip_checks(audio, rate)) for audio in generated):
+        if any("silent" in take_reasons(measure_take(audio, rate)) for audio in generated):
             # Loudness matching would lift its noise floor to the other clip's level.
             raise ValueError("A generated clip came out near-silent, so this pair is not used. Press 'Next pair' "
                              "for another.")

@@ -1,6 +1,7 @@
-"""The loops workflow: clips from a model, each shifted to the asked key, checked for breakage, cut into a
-seamless loop at the tempo (given, named in the prompt, or estimated), tiled, measured for loop quality
-and written with its loop points; one zip of the batch. Seconds, Hz and BPM throughout.
+"""The loops workflow: clips from a model, each judged by the quality gate (made again with a new seed
+when flagged, `studio.take_gate`), shifted to the asked key, cut into a seamless loop at the tempo (given,
+named in the prompt, or estimated), tiled, measured for loop quality and written with its loop points;
+one zip of the batch. Seconds, Hz and BPM throughout.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from studio.generation import (
     Workspace,
     apply_key,
     bpm_from_prompt,
-    check_broken,
     check_prompt_use,
     choose_scheduler,
     default_seconds,
@@ -32,6 +32,7 @@ from studio.generation import (
 from studio.progress import Feedback, Notes, StepReporter, start_job
 from studio.requests import LoopsRequest
 from studio.results import Output, Result, plural, status_text
+from studio.take_gate import GateRun, failure_warning, gate_line, regenerated_summary
 
 
 @dataclass
@@ -148,24 +149,30 @@ def write_loop(workspace: Workspace, plan: LoopPlan, output: Output, loop, param
 
 
 def loop_variation(workspace: Workspace, plan: LoopPlan, index: int, seed: int, reporter: StepReporter,
-                   notes: Notes) -> Output:
-    """Variation `index` (0-based) with seed `seed`: generated, keyed, written, and cut into a loop."""
+                   notes: Notes, gate: GateRun) -> Output:
+    """Variation `index` (0-based) with seed `seed` (or a regeneration's, when the quality gate flags the
+    take): generated, keyed, written, and cut into a loop."""
     choice, what = plan.choice, f"Variation {index + 1}"
-    generated = generate(plan.model, seed, plan.steps, prompt=plan.prompt, seconds_total=plan.seconds,
-                         progress_callback=reporter.for_call(index), bpm=plan.tempo, scheduler=plan.scheduler)
+    generated, record = gate.take(
+        lambda take_seed: generate(plan.model, take_seed, plan.steps, prompt=plan.prompt, seconds_total=plan.seconds,
+                                   progress_callback=reporter.for_call(index), bpm=plan.tempo,
+                                   scheduler=plan.scheduler),
+        lambda take: (take.audios[0], take.sample_rate), seed, reporter, index, what)
+    seed, broken = record.served_seed, record.reasons[-1]
+    if broken:
+        notes.warn(failure_warning(what, record))
     audio, key_line, key_facts = apply_key(generated.audios[0], generated.sample_rate, plan.key, notes, what)
     reporter.check()  # a request cancelled during the last step writes nothing
     params = dict(model=choice.short_name, model_source=choice.name, prompt=plan.prompt or None,
                   seed=seed, steps=plan.steps, scheduler=plan.scheduler_used, seconds_total=plan.seconds,
                   variation=index + 1, sample_rate=generated.sample_rate, asked_bpm=plan.asked or None,
                   **key_facts)
-    broken = check_broken(notes, what, audio, generated.sample_rate)
     clip_path = workspace.store.write_audio("clip", audio, generated.sample_rate, params)
     seconds_out = audio.shape[-1] / generated.sample_rate
     output = Output(
         audio_path=clip_path, spectrogram=picture(generated, audio), seed=seed,
         seconds=seconds_out, title=f"{what} · seed {seed} · {seconds_out:.2f} s",
-        key_info=key_line, settings={**params, "file": clip_path.name},
+        key_info=key_line, settings={**params, "file": clip_path.name}, take=record,
     )
     try:
         loop = cut_loop(plan, audio, generated.sample_rate, broken)
@@ -195,15 +202,20 @@ def make_loops(workspace: Workspace, request: LoopsRequest, feedback: Feedback |
     # 2. Generate, loop and write each variation
     with workspace.registry.use(request.model) as (choice, model):
         plan = plan_loops(workspace, request, choice, model, notes)
-        workspace.plan(reporter, choice, model.capabilities, request.variations, plan.seconds, plan.steps, "Variations",
-                       "Clip length")
+        planned = workspace.plan(reporter, choice, model.capabilities, request.variations, plan.seconds, plan.steps,
+                                 "Variations", "Clip length")
         workspace.check_output(loop_output(plan, request.variations, workspace.limits.max_output_bytes))
-        outputs = [loop_variation(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
+        gate = workspace.gate_run(choice, plan.prompt, planned)
+        outputs = [loop_variation(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes, gate)
                    for index in range(request.variations)]
         workspace.finish(reporter, choice)
     lines = [(f"**Seed {seed}** (variation i uses seed {seed} + i) · {plural(plan.steps, 'step')} · "
               f"{plan.scheduler_used} · `{choice.name}`")]
     tempo_line = tempo_note(model.capabilities, plan.asked)
     lines += [tempo_line] if tempo_line else []
+    records = [output.take for output in outputs]
+    gate_status = gate_line(records, gate.gate, "Variation")
+    lines += [gate_status] if gate_status else []
     zip_path = workspace.store.write_batch("loops", outputs)
-    return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path)
+    return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path,
+                  regenerated=regenerated_summary(records))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import PIL.Image
 
 from studio.trials import Trial
+
+if TYPE_CHECKING:  # studio.take_gate names its outputs' counts with `plural` from here
+    from studio.take_gate import TakeRecord
 
 
 @dataclass
@@ -26,6 +30,8 @@ class Output:
         key_info: the estimated key and the pitch shift applied (when a target key was asked).
         quality: the loop's seam and tempo-stability numbers (`music.loop_quality.LoopQuality.to_dict`).
         settings: everything that made this output (the JSON sidecar in the batch zip).
+        take: how the quality gate chose the served take (seeds tried, reasons; `studio.take_gate`), None
+            where no gate ran.
     """
 
     audio_path: Path
@@ -39,11 +45,13 @@ class Output:
     key_info: str = ""
     quality: dict | None = None
     settings: dict = field(default_factory=dict)
+    take: TakeRecord | None = None
 
 
 @dataclass
 class Result:
-    """What a generation click returns: outputs, the seed used, notes, and a Markdown status line."""
+    """What a generation click returns: outputs, the seed used, notes, a Markdown status line, and what the
+    quality gate regenerated ("regenerated: 1 take, noise wash"; "" when nothing)."""
 
     outputs: list[Output]
     seed: int
@@ -51,6 +59,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     input_spectrogram: PIL.Image.Image | None = None
     zip_path: Path | None = None
+    regenerated: str = ""
 
 
 @dataclass

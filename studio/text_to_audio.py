@@ -1,6 +1,7 @@
 """The text-to-audio workflow: clips of exactly the asked length from a prompt (tempo-normalised models
-stretched to the asked tempo), each shifted to the asked key, checked for breakage and written in the
-asked export format; one zip of the batch. Seconds, Hz and BPM throughout.
+stretched to the asked tempo), each judged by the quality gate (made again with a new seed when flagged,
+`studio.take_gate`), shifted to the asked key and written in the asked export format; one zip of the batch.
+Seconds, Hz and BPM throughout.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from studio.generation import (
     Workspace,
     apply_key,
     bpm_from_prompt,
-    check_broken,
     choose_scheduler,
     generate,
     picture,
@@ -25,6 +25,7 @@ from studio.generation import (
 from studio.progress import Feedback, Notes, StepReporter, start_job
 from studio.requests import TextToAudioRequest
 from studio.results import Output, Result, plural, status_text
+from studio.take_gate import GateRun, failure_warning, gate_line, regenerated_summary
 
 
 @dataclass
@@ -85,17 +86,24 @@ def text_files(plan: TextPlan, max_bytes: int) -> OutputRequest:
 
 
 def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, reporter: StepReporter,
-                notes: Notes) -> Output:
-    """Output `index` (0-based) with seed `seed`: generated, trimmed, keyed, written and checked."""
+                notes: Notes, gate: GateRun) -> Output:
+    """Output `index` (0-based) with seed `seed` (or a regeneration's, when the quality gate flags the take):
+    generated, checked, trimmed, keyed and written."""
     request, choice, tempo = plan.request, plan.choice, plan.tempo
-    export = request.export
-    generated = generate(plan.model, seed, plan.steps, prompt=request.prompt,
-                         negative_prompt=request.negative_prompt, seconds_total=request.seconds_total,
-                         seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
-                         progress_callback=reporter.for_call(index), bpm=tempo, scheduler=plan.scheduler)
+    export, what = request.export, f"Output {index + 1}"
+    generated, record = gate.take(
+        lambda take_seed: generate(plan.model, take_seed, plan.steps, prompt=request.prompt,
+                                   negative_prompt=request.negative_prompt, seconds_total=request.seconds_total,
+                                   seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
+                                   progress_callback=reporter.for_call(index), bpm=tempo, scheduler=plan.scheduler),
+        lambda take: (take.audios[0][:, :round(request.seconds_total * take.sample_rate)], take.sample_rate),
+        seed, reporter, index, what)
+    seed = record.served_seed
+    if not record.passed:
+        notes.warn(failure_warning(what, record))
     samples = round(request.seconds_total * generated.sample_rate)
     audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
-    audio, key_line, key_facts = apply_key(audio, generated.sample_rate, request.key, notes, f"Output {index + 1}")
+    audio, key_line, key_facts = apply_key(audio, generated.sample_rate, request.key, notes, what)
     reporter.check()  # a request cancelled during the last step writes nothing
     params = dict(model=choice.short_name, model_source=choice.name, prompt=request.prompt,
                   negative_prompt=request.negative_prompt or None, seed=seed, steps=plan.steps,
@@ -104,10 +112,9 @@ def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, rep
                   sample_rate=generated.sample_rate, bpm=tempo, **key_facts)
     path = workspace.store.write_audio("text", audio, generated.sample_rate, params, settings=export)
     seconds_out = audio.shape[-1] / generated.sample_rate
-    check_broken(notes, f"Output {index + 1}", audio, generated.sample_rate)
     title = f"Output {index + 1} · seed {seed} · {seconds_out:.2f} s" + (f" · {tempo:g} BPM" if tempo else "")
     return Output(path, picture(generated, audio), seed, seconds_out, title, bpm=tempo, key_info=key_line,
-                  settings={**params, "file": path.name, "export": export.file_format})
+                  settings={**params, "file": path.name, "export": export.file_format}, take=record)
 
 
 def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: Feedback | None = None) -> Result:
@@ -124,10 +131,11 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
     # 2. Generate
     with workspace.registry.use(request.model) as (choice, model):
         plan = plan_text(workspace, request, choice, model, notes)
-        workspace.plan(reporter, choice, model.capabilities, request.num_outputs, request.seconds_total, plan.steps,
-                       "Outputs", "Duration")
+        planned = workspace.plan(reporter, choice, model.capabilities, request.num_outputs, request.seconds_total,
+                                 plan.steps, "Outputs", "Duration")
         workspace.check_output(text_files(plan, workspace.limits.max_output_bytes))
-        outputs = [text_output(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes)
+        gate = workspace.gate_run(choice, request.prompt, planned)
+        outputs = [text_output(workspace, plan, index, (seed + index) % (MAX_SEED + 1), reporter, notes, gate)
                    for index in range(request.num_outputs)]
         workspace.finish(reporter, choice)
     lines = [(f"**Seed {seed}** (output i uses seed {seed} + i) · {plural(plan.steps, 'step')} · "
@@ -135,5 +143,9 @@ def text_to_audio(workspace: Workspace, request: TextToAudioRequest, feedback: F
               f"`{choice.name}`")]
     tempo_line = tempo_note(model.capabilities, plan.tempo)
     lines += [tempo_line] if tempo_line else []
+    records = [output.take for output in outputs]
+    gate_status = gate_line(records, gate.gate, "Output")
+    lines += [gate_status] if gate_status else []
     zip_path = workspace.store.write_batch("text", outputs)
-    return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path)
+    return Result(outputs, seed, status_text(lines, notes), list(notes), zip_path=zip_path,
+                  regenerated=regenerated_summary(records))

@@ -458,7 +458,7 @@ def test_broken_outputs_are_flagged_and_good_ones_are_not():
     notes: list[str] = []
     noise = np.random.default_rng(0).standard_normal(4 * rate).astype(np.float32) * 0.3
     check_broken(notes, "Variation 1", noise[None], rate)
-    assert notes and "Variation 1 sounds broken (noise)" in notes[0]
+    assert notes and "Variation 1 sounds broken (noise wash)" in notes[0]
     beat = np.zeros(4 * rate, dtype=np.float32)
     for start in range(0, 4 * rate - 3000, rate // 2):
         beat[start:start + 3000] = np.sin(np.arange(3000) * 0.03) * np.exp(-np.arange(3000) / 500)

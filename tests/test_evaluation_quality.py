@@ -3,24 +3,24 @@ import numpy as np
 import pytest
 
 from evaluation.quality import (
-    broken_reasons,
     c2st_accuracy,
     c2st_features,
-    clip_checks,
+    measure_take,
     pulse_clarity,
+    take_reasons,
 )
 
 RATE = 16000
 
 
-def beat(seconds: float = 4.0, bpm: float = 120.0, seed: int = 0) -> np.ndarray:
+def beat(seconds: float = 4.0, bpm: float = 120.0, seed: int = 0, hat_gain: float = 0.2) -> np.ndarray:
     """Kick-like decaying tones on every beat plus short noise hats on the off-beats."""
     rng = np.random.default_rng(seed)
     audio = np.zeros(int(seconds * RATE), dtype=np.float32)
     step = int(60 / bpm * RATE)
     t = np.arange(4000) / RATE
     kick = (np.sin(2 * np.pi * 60 * t) * np.exp(-t * 30)).astype(np.float32)
-    hat = (rng.standard_normal(800) * np.exp(-np.arange(800) / 100)).astype(np.float32) * 0.2
+    hat = (rng.standard_normal(800) * np.exp(-np.arange(800) / 100)).astype(np.float32) * hat_gain
     for start in range(0, len(audio) - 4000, step):
         audio[start:start + 4000] += 0.8 * kick
         audio[start + step // 2: start + step // 2 + 800] += hat
@@ -28,14 +28,17 @@ def beat(seconds: float = 4.0, bpm: float = 120.0, seed: int = 0) -> np.ndarray:
 
 
 def test_real_like_beats_pass_and_each_failure_is_named():
-    assert broken_reasons(clip_checks(beat(), RATE)) == []
-    assert broken_reasons(clip_checks(beat() * 1e-4, RATE)) == ["silent"]
+    """The default (uncalibrated) limits; calibrated ones are tested in `tests/test_take_quality.py`. Hats of
+    pure white noise 12 dB under the kick fill many loud frames with noise (a wash by the 90th percentile),
+    so the clean beat's hats sit 24 dB under, as real hats' noise does relative to a whole kit."""
+    assert take_reasons(measure_take(beat(hat_gain=0.05), RATE)) == []
+    assert take_reasons(measure_take(beat() * 1e-4, RATE)) == ["silent"]
     noise = np.random.default_rng(0).standard_normal(4 * RATE).astype(np.float32) * 0.3
-    assert "noise" in broken_reasons(clip_checks(noise, RATE))
+    assert "noise wash" in take_reasons(measure_take(noise, RATE))
     gap = beat(6.0)
     gap[RATE: int(3 * RATE)] = 0.0
-    assert "dropout" in broken_reasons(clip_checks(gap, RATE))
-    assert "clipped" in broken_reasons(clip_checks(np.clip(beat() * 20, -1, 1), RATE))
+    assert "dropout" in take_reasons(measure_take(gap, RATE))
+    assert "clipped" in take_reasons(measure_take(np.clip(beat() * 20, -1, 1), RATE))
 
 
 def test_pulse_clarity_is_high_for_a_grid_and_low_for_noise():

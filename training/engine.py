@@ -422,7 +422,28 @@ def run_training(args: argparse.Namespace, output_dir: Path, build_trainer: Call
     last = latest_checkpoint(output_dir)
     if accelerator.is_main_process:
         logger.info("Stopped at step %d (%s). Last checkpoint: %s", steps, reason, last)
+        if last is not None:
+            write_quality_gates(output_dir, last, quiet=args.quiet)
     return last
+
+
+def write_quality_gates(output_dir: Path, last: Path, quiet: bool = False) -> None:
+    """Calibrate the quality gate (`training.quality_gate`) on the real valid and test clips of the kinds this
+    run trained on, and save it into every checkpoint of the run (it depends on those clips only, not on the
+    weights). Without real clips to calibrate on, a warning: the app then uses its default limits."""
+    from training.quality_gate import calibrate_checkpoint
+
+    try:
+        gate = calibrate_checkpoint(last, progress=not quiet)
+    except ValueError as error:
+        logger.warning("No quality gate written (%s); the app uses its default limits for these checkpoints. "
+                       "Calibrate later with `python -m training.quality_gate CHECKPOINT --corpus DATA`.", error)
+        return
+    for folder in checkpoint_folders(output_dir):
+        if folder != last:
+            gate.save(folder)
+    logger.info("Quality gate calibrated on real clips (%s) and saved in each checkpoint.",
+                ", ".join(sorted(gate.thresholds)))
 
 
 def command_main(parse: Callable[[list[str] | None], argparse.Namespace],

@@ -75,6 +75,7 @@ def output_fields(output: Output) -> dict[str, Any]:
         "key_info": output.key_info or None,
         "loop_quality": dict(output.quality) if output.quality else None,
         "spectrogram_title": output.title,
+        "quality_gate": output.take.to_dict() if output.take else None,
     }
 
 
@@ -96,6 +97,7 @@ def result_fields(endpoint: str, model: str, result: Result) -> dict[str, Any]:
         "settings": first_settings(result),
         "zip": file_field(result.zip_path),
         "warnings": list(result.notes),
+        "regenerated": result.regenerated,
         "status": result.status,
     }
 
@@ -142,7 +144,7 @@ class StudioAPI:
         key: "keep" or a target key ("A minor"). export_rate: "model rate", "44100" or "48000";
         export_channels: "as generated", "mono" or "stereo"; export_format: e.g. "WAV 24-bit", "FLAC 16-bit".
         Returns {endpoint, model, seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, loop,
-        loop_info, key_info, loop_quality}], settings, zip, warnings, status}."""
+        loop_info, key_info, loop_quality, quality_gate}], settings, zip, warnings, regenerated, status}."""
         value, name = self._model(model, False)
         request = LoopsRequest(model=value, variations=variations, seed=seed, randomize_seed=seed is None,
                                steps=steps, scheduler=scheduler, repeats=repeats, clip_seconds=clip_seconds, bpm=bpm,
@@ -159,8 +161,8 @@ class StudioAPI:
                       *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
         """Clips of exactly seconds_total seconds from a prompt (Text to audio tab). bpm: the tempo (0: the
         prompt's, for tempo-normalised models); key and export_*: as for /loops. Returns {endpoint, model,
-        seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, key_info}], settings, zip, warnings,
-        status}."""
+        seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, key_info, quality_gate}], settings, zip,
+        warnings, regenerated, status}."""
         value, name = self._model(model, True)
         request = TextToAudioRequest(model=value, prompt=prompt, negative_prompt=negative_prompt,
                                      seconds_total=seconds_total, seconds_start=seconds_start,

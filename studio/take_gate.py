@@ -1,0 +1,185 @@
+"""The quality gate of the workflows: each take a model makes is judged by its checkpoint's gate
+(`music.take_quality`, saved beside the checkpoint as `quality_gate.json`); a flagged take is made again
+with a new seed, at most `MAX_TAKE_TRIES` takes per output and only while the request's compute budget
+has room; one that still fails is served with a warning. Seeds stay reproducible: try k (0-based) of the
+output with seed s uses seed `retry_seed(s, k)`, and the output names the seed it was served with.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from music.take_quality import QualityGate, kind_of_prompt, load_gate
+from studio.budget import Budget, Request
+from studio.checks import MAX_SEED
+from studio.progress import StepReporter
+from studio.results import plural
+
+# Takes one output may cost: the first and at most two regenerations. Measured on the bundled models
+# (`benchmarks/results/quality-gate-{loops,text}.json`): first takes flagged 18.8% (loops) and 4.2% (text),
+# served 0% and 2.1%, at 1.21 and 1.06 takes per output on average.
+MAX_TAKE_TRIES = 3
+# The seed of a regeneration: the output's seed plus this stride per try, so that a regenerated take never
+# reuses the seed of another output of the batch (those are seed + i for i < the number of outputs).
+RETRY_SEED_STRIDE = 100_003
+
+Take = TypeVar("Take")
+
+
+def retry_seed(seed: int, attempt: int) -> int:
+    """The seed of try `attempt` (0-based; 0 is `seed` itself) of an output with seed `seed`."""
+    return (int(seed) + attempt * RETRY_SEED_STRIDE) % (MAX_SEED + 1)
+
+
+@dataclass
+class TakeRecord:
+    """How one output's take was chosen.
+
+    Attributes:
+        seeds: the seed of each try, in order (the last is the one served).
+        reasons: each try's reasons (`music.take_quality.REASONS`; empty: passed).
+        kind: the kind of take judged ("drums", "pitched", "band" or "any").
+        stopped_by_budget: regeneration stopped because the request's compute budget was spent.
+    """
+
+    seeds: list[int] = field(default_factory=list)
+    reasons: list[list[str]] = field(default_factory=list)
+    kind: str = "any"
+    stopped_by_budget: bool = False
+
+    @property
+    def served_seed(self) -> int:
+        return self.seeds[-1]
+
+    @property
+    def regenerated(self) -> int:
+        """Takes thrown away before the served one."""
+        return len(self.seeds) - 1
+
+    @property
+    def passed(self) -> bool:
+        """Whether the served take passed the gate."""
+        return not self.reasons[-1]
+
+    def to_dict(self) -> dict:
+        """What the result and the API show: the served seed, tries, reasons per try, pass/fail."""
+        return {"served_seed": self.served_seed, "tries": len(self.seeds), "regenerated": self.regenerated,
+                "passed": self.passed, "kind": self.kind,
+                "attempts": [{"seed": seed, "reasons": reasons} for seed, reasons in zip(self.seeds, self.reasons)],
+                "stopped_by_budget": self.stopped_by_budget}
+
+
+class GateCache:
+    """The gate of each checkpoint, read once per folder (`music.take_quality.load_gate`)."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, QualityGate] = {}
+        self._lock = threading.Lock()
+
+    def gate_for(self, source: str) -> QualityGate:
+        """The gate saved in the folder `source`; the default one (with a note) for hub ids and folders
+        without one."""
+        with self._lock:
+            if source not in self._gates:
+                self._gates[source] = load_gate(source if Path(source).is_dir() else None)
+            return self._gates[source]
+
+
+def take_kind(gate: QualityGate, prompt: str) -> str:
+    """The kind of take to judge: the one a prompt names among the gate's kinds, else "any"."""
+    return kind_of_prompt(prompt, gate.thresholds) or "any"
+
+
+@dataclass
+class GateRun:
+    """The gate of one request: its checkpoint's gate and the kind of take judged, the tries each output
+    may cost, and the compute budget the regenerations are counted in.
+
+    Attributes:
+        gate: the checkpoint's gate; kind: the kind of take judged.
+        max_tries: takes per output (1: judge and warn only, never regenerate).
+        budget: the server's compute budget; request: the request as planned against it (`Workspace.plan`).
+        spent: window-steps spent on regenerations so far, by all the request's outputs.
+    """
+
+    gate: QualityGate
+    kind: str
+    max_tries: int
+    budget: Budget
+    request: Request
+    spent: int = 0
+
+    def take(self, make: Callable[[int], Take], audio_of: Callable[[Take], tuple[np.ndarray, int]], seed: int,
+             reporter: StepReporter, index: int, what: str) -> tuple[Take, TakeRecord]:
+        """Make a take with `make(seed)` and judge it (`audio_of(take)`: `[channels, samples]` audio and its
+        rate in Hz); while it is flagged, tries are left and the budget has room for one more clip of the
+        request beyond the regenerations already spent, make it again with `retry_seed`. `index` (0-based)
+        and `what` name the output in the progress bar.
+
+        Returns:
+            The served take (the last made) and its `TakeRecord`.
+        """
+        record = TakeRecord(kind=self.kind)
+        per_take = self.request.windows * self.request.steps
+        for attempt in range(self.max_tries):
+            take_seed = retry_seed(seed, attempt)
+            take = make(take_seed)
+            reasons = self.gate.reasons(*audio_of(take), kind=self.kind)
+            record.seeds.append(take_seed)
+            record.reasons.append(reasons)
+            if not reasons or attempt == self.max_tries - 1:
+                break
+            if self.request.work + self.spent + per_take > self.budget.max_work:
+                record.stopped_by_budget = True
+                break
+            self.spent += per_take
+            reporter.report(index / reporter.calls, f"{what} sounds broken ({', '.join(reasons)}): regenerating "
+                                                    f"with seed {retry_seed(seed, attempt + 1)} (try {attempt + 2} "
+                                                    f"of {self.max_tries})")
+        return take, record
+
+
+def failure_warning(what: str, record: TakeRecord) -> str:
+    """The warning for an output served although its last take failed the gate (never silently); "" when
+    it passed."""
+    if record.passed:
+        return ""
+    reasons = ", ".join(record.reasons[-1])
+    if record.regenerated or record.stopped_by_budget:
+        why = (" (the request's compute budget had no room for another)" if record.stopped_by_budget
+               else f" after {plural(len(record.seeds), 'take')}")
+        tried = ", ".join(str(seed) for seed in record.seeds)
+        message = (f"{what} still sounds broken ({reasons}){why} with seeds {tried}: served with seed "
+                   f"{record.served_seed}; press Generate again with another seed.")
+    else:
+        message = (f"{what} sounds broken ({reasons}): press Generate again with 'Random seed' ticked (or "
+                   "another seed) to regenerate.")
+    return message
+
+
+def regenerated_summary(records: list[TakeRecord]) -> str:
+    """"regenerated: 1 take, noise wash" (the reasons of the takes thrown away), "" when none was."""
+    thrown = [reason for record in records for reasons in record.reasons[:-1] for reason in reasons]
+    count = sum(record.regenerated for record in records)
+    if not count:
+        return ""
+    reasons = sorted(set(thrown), key=thrown.index)
+    return f"regenerated: {plural(count, 'take')}" + (f", {', '.join(reasons)}" if reasons else "")
+
+
+def gate_line(records: list[TakeRecord], gate: QualityGate, what: str) -> str:
+    """The status line of the gate: what was regenerated and which seeds were served, and the gate's note
+    (e.g. no `quality_gate.json`: default limits); "" when there is neither. `what` names an output
+    ("Variation")."""
+    summary = regenerated_summary(records)
+    note = f" ({gate.note})" if gate.note else ""
+    if not summary:
+        return f"Quality gate: {gate.note}." if gate.note else ""
+    served = "; ".join(f"{what.lower()} {index + 1} served with seed {record.served_seed}"
+                       for index, record in enumerate(records) if record.regenerated)
+    return f"Quality gate: {summary} ({served}){note}."
