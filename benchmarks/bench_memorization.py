@@ -96,7 +96,7 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
-    detector = CopyDetector(spectral_weight=args.spectral_weight)
+    detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate)
     train_paths = audio_files(args.train)
     calibration_paths = audio_files(args.calibration)
     held_out_paths = audio_files(args.held_out)
@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> dict:
             "median_copy_score": float(np.median(copies.score[rows])),
             "p10_copy_score": float(np.quantile(copies.score[rows], 0.1)),
             "median_melody_score": float(np.median(copies.melody_score[rows])),
+            "parts": {part: int(np.sum(copies.part[rows] == part)) for part in np.unique(copies.part[rows])},
         }
     false_positives = int(np.sum(flagged_negatives))
     return {
@@ -209,8 +210,10 @@ def main() -> None:
     parser.add_argument("--limit-negatives", type=int, default=0,
                         help="use at most this many clips of each held-out folder (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds sources, windows and transforms (default 0)")
-    parser.add_argument("--spectral-weight", type=float, default=0.5,
-                        help="weight of the spectral view in the copy score, the rest rhythm (default 0.5)")
+    parser.add_argument("--spectral-weight", type=float, default=1.0,
+                        help="weight of the spectral view in the copy score, the rest rhythm (default 1.0)")
+    parser.add_argument("--no-separate", action="store_true",
+                        help="match only whole clips, not also their harmonic and percussive parts")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
     args = parser.parse_args()

@@ -15,10 +15,18 @@ Two stages keep it fast for hundreds of clips against thousands of training clip
    envelopes), smoothed over ~200 ms and kept at 8 frames per second, correlated with every key at
    every lag in one FFT matmul; the `shortlist` best keys per query go on.
 2. alignment: for each shortlisted key, every lag x pitch shift x tempo ratio at 31 frames per
-   second; the best alignment gives the score, the offset, the semitones, the tempo ratio and the gain.
+   second; the best alignment is then refined at four phases of the hop (8 ms apart, so a copy
+   started part of a frame off still lines up) with a two-piece cut (a rotated loop), leaving out
+   the frames at the clip's edges and at the cut; it gives the score, the offset, the semitones,
+   the tempo ratio and the gain.
 
-Scores are means of frame cosines (spectral, chroma) or of band correlations (rhythm), so 1 is an
-exact match; thresholds are not fixed here but calibrated on held-out clips (`evaluation.memorization`).
+With `separate` (default), each query is also matched by its harmonic and its percussive part
+(median-filtering HPSS on the semitone power), and keeps the best: a copy mixed under other material
+(a melody under drums, drums under a band) stands out in the part the other material lacks.
+
+The copy score is the mean frame cosine of the spectral view (1 is an exact match, never above);
+the rhythm view (band onsets) helps pick the shortlist and may be weighted in (`spectral_weight`).
+Thresholds are not fixed here but calibrated on held-out clips (`evaluation.memorization`).
 """
 
 from __future__ import annotations
@@ -65,6 +73,28 @@ def semitone_filterbank(sample_rate: int, n_fft: int) -> np.ndarray:
     return bank
 
 
+PARTS = ("mix", "harmonic", "percussive")  # what of a query is matched: all of it, or one HPSS part
+HPSS_KERNEL = (31, 13)  # median filters of the separation: 31 frames (~250 ms at 8 ms) x 13 semitones
+
+
+def separate_part(frames: np.ndarray, part: str) -> np.ndarray:
+    """`[frames, semitones]` dB (as `CopyDetector.features` returns) -> the same of one part of the
+    sound: "mix" (unchanged), "harmonic" (sustained pitches) or "percussive" (broadband onsets), by
+    median-filtering harmonic/percussive separation (Fitzgerald 2010, librosa's hpss with soft masks)
+    on the semitone power. A copy mixed under other material (drums under a band, a melody under
+    drums) stands out in the part that the other material lacks."""
+    if part == "mix":
+        return frames
+    if part not in PARTS:
+        raise ValueError(f"part={part!r}: expected one of {PARTS}")
+    import librosa  # here: only queries that are separated need it
+
+    power = np.power(10.0, np.asarray(frames, dtype=np.float64).T / 10)  # [semitones, frames]
+    harmonic, percussive = librosa.decompose.hpss(power, kernel_size=HPSS_KERNEL, power=2.0)
+    kept = harmonic if part == "harmonic" else percussive
+    return (10 * np.log10(np.maximum(kept, 1e-10))).T.astype(np.float32)
+
+
 @dataclass
 class CopyMatch:
     """Best match of each query clip among the keys (arrays of length `queries`).
@@ -73,7 +103,9 @@ class CopyMatch:
     `index`: best key; `offset_s`: where in the key (seconds, modulo its length) the query starts;
     `semitones`: pitch of the query relative to the key; `tempo_ratio`: query tempo / key tempo;
     `gain_db`: query level - key level over the aligned frames; `melody_score`, `melody_index`,
-    `melody_semitones`: the best transposition-invariant chroma match (any of 12 transpositions).
+    `melody_semitones`: the best transposition-invariant chroma match (any of 12 transpositions);
+    `part`: which part of the query matched best ("mix": all of it, "harmonic" / "percussive": its
+    HPSS part, for a copy mixed under other material).
     """
 
     score: np.ndarray
@@ -85,6 +117,7 @@ class CopyMatch:
     melody_score: np.ndarray
     melody_index: np.ndarray
     melody_semitones: np.ndarray
+    part: np.ndarray
 
 
 def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -166,10 +199,18 @@ class CopyDetector:
         tempo_ratios: tempo changes tried (query tempo / key tempo), both stages.
         min_overlap_s: shortest aligned stretch in seconds that counts (shorter clips: their length).
         shortlist: keys per query that the alignment stage examines.
-        spectral_weight: weight of the spectral view in the copy score (the rest is rhythm).
+        spectral_weight: weight of the spectral view in the copy score (the rest is rhythm, whose
+            time-normalised correlation can pass 1 on busy keys; 1.0 measured best, see the README).
+        memory_budget_mb: working memory of one batched FFT correlation.
+        phases: the refinement tries the query at this many phases of the hop (features are kept
+            every `hop_length / phases` samples).
+        edge_frames, cut_gap_frames: query frames left out of the score at each edge and at the
+            cut of a two-piece alignment.
+        blur: blur the spectral and rhythm views over 3 frames (tolerates a few ms of timing).
+        separate: also match each query's harmonic and percussive part (HPSS), keep the best.
     """
 
-    version = "copy-2"
+    version = "copy-3"
 
     def __init__(
         self,
@@ -180,8 +221,13 @@ class CopyDetector:
         tempo_ratios: tuple[float, ...] = (0.94, 0.97, 1.0, 1.03, 1.06),
         min_overlap_s: float = 3.0,
         shortlist: int = 16,
-        spectral_weight: float = 0.5,
+        spectral_weight: float = 1.0,
         memory_budget_mb: int = 256,
+        phases: int = 4,
+        edge_frames: int = 2,
+        cut_gap_frames: int = 6,
+        blur: bool = True,
+        separate: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -192,6 +238,13 @@ class CopyDetector:
         self.shortlist = shortlist
         self.spectral_weight = spectral_weight
         self.memory_budget_mb = memory_budget_mb
+        if phases < 1 or hop_length % phases:
+            raise ValueError(f"phases={phases} must be >= 1 and divide hop_length={hop_length}")
+        self.phases = phases
+        self.edge_frames = edge_frames
+        self.cut_gap_frames = cut_gap_frames
+        self.blur = blur
+        self.separate = separate
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
 
@@ -201,7 +254,7 @@ class CopyDetector:
 
     @property
     def cache_version(self) -> str:
-        return f"{self.version}-{self.sample_rate}-{self.n_fft}-{self.hop_length}-{NUM_SEMITONES}"
+        return f"{self.version}-{self.sample_rate}-{self.n_fft}-{self.hop_length // self.phases}-{NUM_SEMITONES}"
 
     def describe(self) -> dict:
         return {
@@ -213,17 +266,25 @@ class CopyDetector:
             "min_overlap_s": self.min_overlap_s,
             "shortlist": self.shortlist,
             "spectral_weight": self.spectral_weight,
+            "phases": self.phases,
+            "edge_frames": self.edge_frames,
+            "cut_gap_frames": self.cut_gap_frames,
+            "blur": self.blur,
+            "separate": self.separate,
         }
 
     # ----------------------------------------------------------------------------------- features
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """Mono waveform at `sample_rate` -> `[frames, NUM_SEMITONES]` float32 semitone power in dB
-        re. full scale (floored at -100 dB). Every view the matcher uses is derived from it."""
+        re. full scale (floored at -100 dB), one frame every `hop_length / phases` samples. Every view
+        the matcher uses is derived from it: keys at phase 0 (every `phases`-th frame), queries at
+        every phase, so a copy started part of a hop off still lines up within `hop / phases`."""
         with limit_threads(1):
             audio = torch.from_numpy(np.asarray(waveform, dtype=np.float32))
             if len(audio) < self.n_fft:
                 audio = F.pad(audio, (0, self.n_fft - len(audio)))
-            spec = torch.stft(audio, self.n_fft, self.hop_length, window=self._window, return_complex=True)
+            spec = torch.stft(audio, self.n_fft, self.hop_length // self.phases, window=self._window,
+                              return_complex=True)
             power = self._bank @ (spec.abs() ** 2) / (self._window.sum() ** 2 / 4)
             return (10 * torch.log10(power.clamp_min(1e-10))).T.contiguous().numpy().astype(np.float32)
 
@@ -251,17 +312,17 @@ class CopyDetector:
         return out
 
     # -------------------------------------------------------------------------------------- views
-    @staticmethod
-    def _views(frames: np.ndarray, bpm: float | None = None) -> dict[str, torch.Tensor]:
-        """The matcher's views of one clip's features (time last), optionally put at REFERENCE_BPM."""
-        db = torch.from_numpy(np.asarray(frames, dtype=np.float32)).T  # [semitones, frames]
+    def _views(self, frames: np.ndarray, bpm: float | None = None, phase: int = 0) -> dict[str, torch.Tensor]:
+        """The matcher's views of one clip's features (time last) at one phase of the hop (frames
+        `phase`, `phase + phases`, ...), optionally put at REFERENCE_BPM."""
+        db = torch.from_numpy(np.asarray(frames[phase :: self.phases], dtype=np.float32)).T  # [semitones, frames]
         if bpm:
             db = _resample_time(db, bpm / REFERENCE_BPM)
         level = db.max()
         rel = torch.maximum(db - level, torch.tensor(-FLOOR_DB))  # gain -> nothing
         # spectral: the clip's mean spectrum removed (stationary timbre, noise floor), blurred in time
         # like the onsets below, unit frames
-        spectral = _unit_frames(_blur(rel - rel.mean(dim=-1, keepdim=True)))
+        spectral = _unit_frames(self._maybe_blur(rel - rel.mean(dim=-1, keepdim=True)))
         # rhythm: onset strength (rising dB) of each octave band's power, z-scored over time; summing a
         # band's power before the log keeps stationary noise from making onsets of its own
         power = torch.pow(10.0, rel / 10)
@@ -269,13 +330,16 @@ class CopyDetector:
                                for lo, hi in itertools.pairwise(BAND_EDGES)])
         band_db = torch.maximum(band_db, band_db.max(dim=-1, keepdim=True).values - RHYTHM_FLOOR_DB)
         flux = F.pad(torch.clamp(band_db[:, 1:] - band_db[:, :-1], min=0), (1, 0))
-        rhythm = _zscore_time(_blur(flux))
+        rhythm = _zscore_time(self._maybe_blur(flux))
         # chroma: pitch classes of notes below CHROMA_TOP_MIDI, log, unit frames
         top = CHROMA_TOP_MIDI - LOWEST_MIDI
         chroma = power[:top].reshape(top // 12, 12, -1).sum(0)
         chroma = _unit_frames(_smooth_time(torch.log10(chroma + 10 ** (-FLOOR_DB / 10) * 12), 3))
         energy = 10 * torch.log10(torch.pow(10.0, db / 10).sum(0).clamp_min(1e-10))  # frame level, dB
         return {"spectral": spectral, "rhythm": rhythm, "chroma": chroma, "energy": energy}
+
+    def _maybe_blur(self, x: torch.Tensor) -> torch.Tensor:
+        return _blur(x) if self.blur else x
 
     @staticmethod
     def _shortlist_frames(views: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -318,10 +382,30 @@ class CopyDetector:
             return self._match(queries, keys, exclude_self, progress, query_bpm, key_bpm)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
-        key_views = [self._views(f, b) for f, b in zip(keys, key_bpm)]
-        query_views = [self._views(f, b) for f, b in zip(queries, query_bpm)]
-        candidates = self._shortlist(query_views, key_views, exclude_self, progress)
+        """Every query as a whole and, with `separate`, its harmonic and its percussive part (each
+        matched on its own); a query keeps the part whose copy score (melody score) is highest."""
+        parts = PARTS if self.separate else PARTS[:1]
+        expanded = [separate_part(f, part) for f in queries for part in parts]
+        matched = self._match_parts(expanded, keys, exclude_self, progress,
+                                    [b for b in query_bpm for _ in parts], key_bpm, len(parts))
         fields = {name: [] for name in CopyMatch.__dataclass_fields__}
+        for q in range(len(queries)):
+            rows = matched[q * len(parts) : (q + 1) * len(parts)]
+            best = max(range(len(parts)), key=lambda i: rows[i]["score"])
+            melody = max(range(len(parts)), key=lambda i: rows[i]["melody_score"])
+            for name, values in fields.items():
+                source = melody if name.startswith("melody") else best
+                values.append(parts[source] if name == "part" else rows[source][name])
+        return CopyMatch(**{name: np.asarray(values) for name, values in fields.items()})
+
+    def _match_parts(self, queries, keys, exclude_self, progress, query_bpm, key_bpm, group: int) -> list[dict]:
+        """Best key and transform of every (part of a) query; `exclude_self` skips key i for the
+        queries `i * group ... (i + 1) * group - 1` (the parts of clip i)."""
+        key_views = [self._views(f, b) for f, b in zip(keys, key_bpm)]
+        query_views = [{**self._views(f, b), "phases": [self._views(f, b, p) for p in range(1, self.phases)]}
+                       for f, b in zip(queries, query_bpm)]
+        candidates = self._shortlist(query_views, key_views, exclude_self, progress, group)
+        out = []
         for q, views in enumerate(tqdm(query_views, desc="copy alignment", unit="clip", disable=not progress)):
             best = self._align(views, [key_views[k] for k in candidates[q]])
             best["index"] = int(candidates[q][best.pop("position")])
@@ -329,11 +413,11 @@ class CopyDetector:
             if query_bpm[q] and key_bpm[best["index"]]:
                 best["tempo_ratio"] *= query_bpm[q] / key_bpm[best["index"]]
                 best["offset_s"] *= REFERENCE_BPM / key_bpm[best["index"]]
-            for name, value in best.items():
-                fields[name].append(value)
-        return CopyMatch(**{name: np.asarray(values) for name, values in fields.items()})
+            out.append(best)
+        return out
 
-    def _shortlist(self, query_views, key_views, exclude_self: bool, progress: bool) -> list[np.ndarray]:
+    def _shortlist(self, query_views, key_views, exclude_self: bool, progress: bool,
+                   group: int = 1) -> list[np.ndarray]:
         """Indices of the `shortlist` best keys per query by transposition-invariant frames. Each half
         of the query is matched at its own best lag (the two scores added), so a loop rotated
         by part of its length, i.e. two pieces of the key in the other order, still ranks high."""
@@ -343,6 +427,8 @@ class CopyDetector:
         key_stack = torch.stack([F.pad(f, (0, k_len - f.shape[-1])) for f in key_frames])
         key_lengths = torch.tensor([f.shape[-1] for f in key_frames])
         count = max(1, min(self.shortlist, len(key_views) - (1 if exclude_self else 0)))
+        if exclude_self and len(key_views) * group != len(query_views):
+            raise ValueError("exclude_self needs the queries to be the keys (one group of parts per key)")
         best = torch.full((len(query_views), len(key_views)), -float("inf"))
         ratios = sorted({min(self.tempo_ratios), 1.0, max(self.tempo_ratios)})
         chunk = max(1, int(self.memory_budget_mb * 2**20 // (len(key_views) * (k_len + 64) * 4 * 8)))
@@ -369,7 +455,8 @@ class CopyDetector:
                 best[rows] = torch.maximum(best[rows], score)
         del frame_s
         if exclude_self:
-            best.fill_diagonal_(-float("inf"))
+            rows = torch.arange(len(query_views))
+            best[rows, rows // group] = -float("inf")
         return [row.numpy() for row in torch.topk(best, count, dim=1).indices]
 
     def _align(self, query: dict[str, torch.Tensor], keys: list[dict[str, torch.Tensor]]) -> dict:
@@ -433,27 +520,51 @@ class CopyDetector:
 
     def _two_piece(self, query: dict, key: dict, ratio: float, shift: int) -> tuple[float, int]:
         """Best mean frame similarity when the query is cut once and each piece sits at its own lag
-        in the key (one piece: an ordinary copy); returns it and the lag of the first piece (of the
-        second when the first is under 0.5 s)."""
-        spectral = _resample_time(query["spectral"], ratio)
-        spectral = torch.roll(spectral, -shift, dims=0) * self._edge_mask(shift, spectral)
-        rhythm = _resample_time(query["rhythm"], ratio)
+        and hop phase in the key (one piece: an ordinary copy); returns it and the lag of the first
+        piece (of the second when the first is under 0.5 s).
+
+        The query's first and last `edge_frames` (their STFT windows reach past the clip) and the
+        `cut_gap_frames` that straddle a cut are left out of the mean: they hold what a copy does
+        not share with its source (padding, the seam of a rotated loop)."""
         bands = len(BAND_EDGES) - 1
-        similarity = (self.spectral_weight * spectral.T @ key["spectral"]
-                      + (1 - self.spectral_weight) * rhythm.T @ key["rhythm"] / bands)  # [Tq, Tk]
-        q_len, k_len = similarity.shape
-        padded = F.pad(similarity, (q_len, q_len))  # lags reaching past the key score 0
-        lags = torch.arange(-(q_len - 1), k_len)
-        index = torch.arange(q_len)[:, None] + lags[None] + q_len
-        diagonals = padded.gather(1, index)  # [Tq, lags]: query frame t against key frame t + lag
-        prefix = F.pad(diagonals.cumsum(0), (0, 0, 1, 0))  # [Tq + 1, lags]
-        head = prefix.max(dim=1)  # best first piece ending at each cut
-        tail = (prefix[-1][None] - prefix).max(dim=1)  # best second piece starting at each cut
-        total = head.values + tail.values
-        cut = int(total.argmax())
+        pieces = []
+        for views in [query, *query.get("phases", [])]:
+            spectral = _resample_time(views["spectral"], ratio)
+            spectral = torch.roll(spectral, -shift, dims=0) * self._edge_mask(shift, spectral)
+            pieces.append((spectral, _resample_time(views["rhythm"], ratio)))
+        length = min(spectral.shape[-1] for spectral, _ in pieces)  # phases may differ by a frame
+        k_len = key["spectral"].shape[-1]
+        lags = torch.arange(-(length - 1), k_len)
+        index = torch.arange(length)[:, None] + lags[None] + length
+        diagonals = []
+        for spectral, rhythm in pieces:
+            similarity = (self.spectral_weight * spectral[:, :length].T @ key["spectral"]
+                          + (1 - self.spectral_weight) * rhythm[:, :length].T @ key["rhythm"] / bands)  # [Tq, Tk]
+            padded = F.pad(similarity, (length, length))  # lags reaching past the key score 0
+            diagonals.append(padded.gather(1, index))  # [Tq, lags]: query frame t against key frame t + lag
+        diagonals = torch.stack(diagonals)  # [phases, Tq, lags]
+        edge = min(self.edge_frames, max(0, (length - 2) // 4))
+        gap = min(self.cut_gap_frames, max(0, length - 2 * edge - 2))
+        diagonals[:, :edge] = 0
+        diagonals[:, length - edge :] = 0
+        prefix = F.pad(diagonals.cumsum(1), (0, 0, 1, 0))  # [phases, Tq + 1, lags]
+        counted = length - 2 * edge
+        whole = prefix[:, -1].flatten()
+        one_piece = float(whole.max()) / max(counted, 1)
+        one_lag = int(lags[int(whole.argmax()) % len(lags)])
+        cuts = torch.arange(edge, length - edge - gap + 1)
+        if len(cuts) == 0 or counted - gap <= 0:
+            return one_piece, one_lag
+        head = prefix[:, cuts].permute(1, 0, 2).flatten(1).max(dim=1)  # best first piece ending at each cut
+        tail = (prefix[:, -1][:, None] - prefix[:, cuts + gap]).permute(1, 0, 2).flatten(1).max(dim=1)
+        total = (head.values + tail.values) / (counted - gap)
+        best = int(total.argmax())
+        if float(total[best]) <= one_piece:
+            return one_piece, one_lag
         # the offset: where the query's start lies in the key, unless the first piece is too short to say
-        first = head.indices[cut] if cut >= round(0.5 / self.frame_seconds) else tail.indices[cut]
-        return float(total[cut]) / q_len, int(lags[first])
+        cut = int(cuts[best])
+        first = head.indices[best] if cut >= round(0.5 / self.frame_seconds) else tail.indices[best]
+        return float(total[best]), int(lags[int(first) % len(lags)])
 
     @staticmethod
     def _edge_mask(shift: int, x: torch.Tensor) -> torch.Tensor:

@@ -293,6 +293,7 @@ def memorization_report(
             "melody_train_file": train_names[copy.melody_index[i]],
             "melody_score": float(copy.melody_score[i]),
             "melody_semitones": float(copy.melody_semitones[i]),
+            "matched_part": str(copy.part[i]),
             "nearest_train_file": train_names[emb_idx[i]],
             "embedding_similarity": float(emb_sim[i]),
             "above_threshold": bool(flagged[i]),

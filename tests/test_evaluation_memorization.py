@@ -8,7 +8,7 @@ import pytest
 from scipy import signal
 
 from evaluation.audio_io import write_clip
-from evaluation.copy_detection import CopyDetector, cross_correlate
+from evaluation.copy_detection import PARTS, CopyDetector, cross_correlate, separate_part
 from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_directory
 from evaluation.memorization import (
@@ -46,9 +46,9 @@ def transforms(source: np.ndarray, other: np.ndarray) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def planted():
-    detector = CopyDetector()
+    detector = CopyDetector(separate=False)  # whole clips: separation has its own test below
     train = [synthetic_clip(seed, 5.0, SR) for seed in range(20)]
-    held_out = [synthetic_clip(10_000 + seed, 4.0, SR) for seed in range(30)]
+    held_out = [synthetic_clip(10_000 + seed, 4.0, SR) for seed in range(60)]
     fresh = [synthetic_clip(20_000 + seed, 4.0, SR) for seed in range(20)]
     train_features = [detector.features(x) for x in train]
     calibration = detector.match([detector.features(x) for x in held_out], train_features, progress=False)
@@ -66,7 +66,8 @@ def test_copies_under_every_transform_are_found_with_their_source(planted):
     found = detector.match([detector.features(x) for x in copies], train_features, progress=False)
     flagged = flag_copies(found, thresholds)
     missed = [t for t, f, i in zip(truth, flagged, found.index) if not (f and i == t[1])]
-    # 16 copies, 8 transforms: all found but those mixed under another clip (the hardest case)
+    # 16 copies, 8 transforms: all found but those mixed under another clip of the same kind (the
+    # hardest case; one under other material is found in its harmonic or percussive part, below)
     assert all(family == "mix" for family, _ in missed), missed
     negatives = detector.match([detector.features(x) for x in fresh], train_features, progress=False)
     assert np.mean(flag_copies(negatives, thresholds)) <= 0.1
@@ -172,3 +173,39 @@ def test_memorization_report_names_source_transform_and_interval(tmp_path):
     assert memorization_row(result)["text"].startswith(f"{share['copies']:.1%} [")
     assert sum(result["histograms"]["copy_score"]["generated"]) == 10
     assert sum(result["histograms"]["copy_score"]["baseline"]) == 20
+
+
+def test_a_copy_started_part_of_a_hop_off_scores_like_an_exact_one():
+    """The old detector matched on a 32 ms grid only: a copy started half a hop off lost 3-5% of
+    its score, more than held-out clips differ from training clips on the demo corpus."""
+    detector = CopyDetector()
+    source = synthetic_clip(4, 5.0, SR, style="drums")
+    keys = [detector.features(source)]
+    half_hop = detector.hop_length // 2
+    clips = [source[SR : SR + 4 * SR], source[SR + half_hop : SR + half_hop + 4 * SR]]
+    match = detector.match([detector.features(x) for x in clips], keys, progress=False)
+    assert match.score.min() >= 0.95, match.score
+    assert match.score.max() <= 1.0 + 1e-4, match.score  # a mean of frame cosines: an exact copy is 1
+    assert abs(match.score[0] - match.score[1]) <= 0.005, match.score
+
+
+def test_a_melody_mixed_under_drums_is_found_in_its_harmonic_part():
+    detector = CopyDetector()
+    melody = synthetic_clip(31, 5.0, SR, style="melody")
+    drums = synthetic_clip(32, 5.0, SR, style="drums")
+    keys = [detector.features(synthetic_clip(seed, 5.0, SR, style="melody")) for seed in range(40, 46)]
+    keys.append(detector.features(melody))
+    copy = 0.5 * melody[: 4 * SR] * np.sqrt(np.mean(drums**2) / np.mean(melody**2)) + drums[: 4 * SR]
+    separated = detector.match([detector.features(copy)], keys, progress=False)
+    assert separated.index[0] == len(keys) - 1 and separated.part[0] == "harmonic"
+    whole = CopyDetector(separate=False).match([detector.features(copy)], keys, progress=False)
+    assert separated.score[0] > whole.score[0] + 0.05
+
+
+def test_separate_part_names_its_parts():
+    frames = CopyDetector().features(synthetic_clip(5, 2.0, SR))
+    assert separate_part(frames, "mix") is frames
+    for part in PARTS[1:]:
+        assert separate_part(frames, part).shape == frames.shape
+    with pytest.raises(ValueError, match="part='vocals'"):
+        separate_part(frames, "vocals")
