@@ -53,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="npz file to write (default runs/estimators/SPLIT[-i-of-n].npz)")
     args = parser.parse_args(argv)
-    index, count = (int(value) for value in args.part.split("/"))
+    try:
+        index, count = (int(value) for value in args.part.split("/"))
+    except ValueError:
+        parser.error(f"--part must be i/n with 0 <= i < n, got {args.part!r}")
+    if not 0 <= index < count:
+        parser.error(f"--part must be i/n with 0 <= i < n, got {args.part!r}")
     folder = args.corpus / args.split
+    if not (folder / "metadata.jsonl").is_file():
+        parser.error(f"no {folder / 'metadata.jsonl'}: give a split folder of --corpus (train, valid or test)")
     rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
     rows = [row for row in rows if row.get("bpm") or row.get("key")][index::count]
     out = args.out or Path("runs/estimators") / (args.split + (f"-{index}-of-{count}" if count > 1 else "") + ".npz")

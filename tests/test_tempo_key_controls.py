@@ -163,3 +163,33 @@ def test_learn_estimators_explains_its_flags_and_refuses_a_missing_cache(tmp_pat
         main(["tempo", "--cache", str(tmp_path)])
     assert missing.value.code == 2
     assert "estimator_features" in capsys.readouterr().err
+
+
+def test_feature_cache_and_learning_run_end_to_end_on_a_tiny_corpus(tmp_path):
+    from benchmarks import estimator_features, learn_estimators
+    from music.tempo import candidate_scores
+
+    for split in ("train", "valid"):
+        folder = tmp_path / "corpus" / split
+        folder.mkdir(parents=True)
+        rows = []
+        for number, (bpm, tonic) in enumerate(((100.0, 0), (120.0, 9))):
+            drums, _, _ = drum_pattern(bpm, seconds=4.0)
+            sf.write(folder / f"drums{number}.wav", drums, SAMPLE_RATE)
+            sf.write(folder / f"chords{number}.wav", chord_loop(48 + tonic, minor=number == 1), RATE)
+            rows += [{"file_name": f"drums{number}.wav", "bpm": bpm, "subset": "drums"},
+                     {"file_name": f"chords{number}.wav", "key": "C major" if number == 0 else "A minor",
+                      "subset": "melodic"}]
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        assert estimator_features.main([split, "--corpus", str(tmp_path / "corpus"),
+                                        "--out", str(tmp_path / "cache" / f"{split}.npz")]) == 0
+    cache = learn_estimators.load_cache(tmp_path / "cache", "train")
+    assert cache["curves"].shape == (4, 4, 288) and cache["chroma"].shape[1:] == (9, 7, 12)
+    assert learn_estimators.main(["key", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "k.json")]) == 0
+    profiles = json.loads((tmp_path / "k.json").read_text())
+    assert np.array(profiles["major"]).shape == (12, 12) and "learned_on" in profiles
+    assert learn_estimators.main(["tempo", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "t.json")]) == 0
+    model = {name: np.array(value) for name, value in json.loads((tmp_path / "t.json").read_text()).items()
+             if name != "learned_on"}
+    features, _, tempi, _ = learn_estimators.tempo_dataset(cache)
+    assert candidate_scores(features, model).shape == (sum(len(t) for t in tempi), 1)
