@@ -116,3 +116,80 @@ def test_control_accuracy_counts_hits_and_confusions(tmp_path):
     assert result["key_confusions"]["relative"] == 1
     assert result["clips_skipped"] == 1
     assert 0 < result["key"]["ci_low"] < 0.5 < result["key"]["ci_high"] < 1
+
+
+# ---- learned estimator models (issue 23, second pass) ----------------------------------------------------------
+
+def test_fold_curves_peak_at_the_beat_and_not_at_three_against_two():
+    from music.tempo import TEMPO_GRID_BPM, fold_curves, tempo_envelopes
+
+    audio, _, _ = drum_pattern(100.0, seconds=8.0)
+    folds = fold_curves(tempo_envelopes(audio.astype(np.float32), SAMPLE_RATE), SAMPLE_RATE)
+    at = lambda bpm: folds[:, int(np.argmin(np.abs(TEMPO_GRID_BPM - bpm)))]  # noqa: E731
+    assert folds.shape == (4, len(TEMPO_GRID_BPM))
+    assert at(100.0)[1] > 2 * at(150.0)[1]  # the kick-weighted envelope folds on the beat, not 3:2 off
+
+
+def test_candidate_scores_reads_a_logistic_and_a_one_hidden_layer_model():
+    from music.tempo import candidate_scores
+
+    features = np.array([[1.0, 2.0], [3.0, -1.0]])
+    logistic = {"mean": np.zeros(2), "scale": np.ones(2), "weights0": np.array([[1.0], [0.5]]),
+                "bias0": np.array([-1.0])}
+    np.testing.assert_allclose(candidate_scores(features, logistic).ravel(), [1.0, 1.5])
+    network = {"mean": np.ones(2), "scale": 2 * np.ones(2), "weights0": np.array([[1.0, -1.0], [0.0, 1.0]]),
+               "bias0": np.zeros(2), "weights1": np.array([[2.0], [1.0]]), "bias1": np.array([0.5])}
+    # standardised rows (0, 0.5) and (1, -1); hidden after ReLU (0, 0.5) and (1, 0); out 0.5 + 2 h0 + h1
+    np.testing.assert_allclose(candidate_scores(features, network).ravel(), [1.0, 2.5])
+
+
+def test_candidates_of_a_fast_kick_pattern_keep_its_own_octave_first():
+    audio, _, _ = drum_pattern(140.0, seconds=8.0)
+    from music.tempo import estimate_tempo
+
+    estimate = estimate_tempo(audio.astype(np.float32), SAMPLE_RATE)
+    assert abs(estimate.bpm / 140.0 - 1) < 0.02
+
+
+def test_learn_estimators_explains_its_flags_and_refuses_a_missing_cache(tmp_path, capsys):
+    from benchmarks.learn_estimators import main
+
+    with pytest.raises(SystemExit) as help_exit:
+        main(["--help"])
+    assert help_exit.value.code == 0
+    text = capsys.readouterr().out
+    assert "--cache" in text and "--out" in text and "key_profiles.json" in text
+    with pytest.raises(SystemExit) as missing:
+        main(["tempo", "--cache", str(tmp_path)])
+    assert missing.value.code == 2
+    assert "estimator_features" in capsys.readouterr().err
+
+
+def test_feature_cache_and_learning_run_end_to_end_on_a_tiny_corpus(tmp_path):
+    from benchmarks import estimator_features, learn_estimators
+    from music.tempo import candidate_scores
+
+    for split in ("train", "valid"):
+        folder = tmp_path / "corpus" / split
+        folder.mkdir(parents=True)
+        rows = []
+        for number, (bpm, tonic) in enumerate(((100.0, 0), (120.0, 9))):
+            drums, _, _ = drum_pattern(bpm, seconds=4.0)
+            sf.write(folder / f"drums{number}.wav", drums, SAMPLE_RATE)
+            sf.write(folder / f"chords{number}.wav", chord_loop(48 + tonic, minor=number == 1), RATE)
+            rows += [{"file_name": f"drums{number}.wav", "bpm": bpm, "subset": "drums"},
+                     {"file_name": f"chords{number}.wav", "key": "C major" if number == 0 else "A minor",
+                      "subset": "melodic"}]
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        assert estimator_features.main([split, "--corpus", str(tmp_path / "corpus"),
+                                        "--out", str(tmp_path / "cache" / f"{split}.npz")]) == 0
+    cache = learn_estimators.load_cache(tmp_path / "cache", "train")
+    assert cache["curves"].shape == (4, 4, 288) and cache["chroma"].shape[1:] == (9, 7, 12)
+    assert learn_estimators.main(["key", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "k.json")]) == 0
+    profiles = json.loads((tmp_path / "k.json").read_text())
+    assert np.array(profiles["major"]).shape == (12, 12) and "learned_on" in profiles
+    assert learn_estimators.main(["tempo", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "t.json")]) == 0
+    model = {name: np.array(value) for name, value in json.loads((tmp_path / "t.json").read_text()).items()
+             if name != "learned_on"}
+    features, _, tempi, _ = learn_estimators.tempo_dataset(cache)
+    assert candidate_scores(features, model).shape == (sum(len(t) for t in tempi), 1)

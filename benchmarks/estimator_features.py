@@ -1,0 +1,84 @@
+"""Cache the tempo and key estimators' per-clip features of one corpus split, so that learning and
+comparing the estimators' models (`benchmarks.learn_estimators`) does not re-analyse the audio.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train   # writes runs/estimators/train.npz
+
+Per clip (read at its own rate, mixed to mono): the shipped grid estimate without the learned
+candidate choice (BPM, pulse clarity) and the rest of its `music.tempo.TempoAnalysis` (the four
+tempogram and fold curves on `music.tempo.TEMPO_GRID_BPM`, seconds, onsets per second, low-band
+level), and the steady constant-Q chroma per octave (`music.key.octave_chroma`) averaged over the clip
+and over eighths of it. Labels (bpm, key) and the clip's subset, kind and part come along. About 0.3 s
+a clip on one thread (2-3 s on the loaded 2-core machine: half the train split took 35 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from music import key as key_module
+from music import tempo as tempo_module
+
+
+def clip_features(audio: np.ndarray, sample_rate: int, pitched: bool) -> dict[str, np.ndarray]:
+    """All cached features of one mono clip (see the module docstring)."""
+    with mock.patch.object(tempo_module, "tempo_candidates", lambda *args, **kwargs: []):
+        grid = tempo_module.estimate_tempo(audio, sample_rate)
+    analysis = tempo_module.tempo_analysis(tempo_module.check_audio(audio), sample_rate, grid.bpm, grid.pulse_clarity)
+    features = {
+        "grid": np.array([analysis.grid_bpm, analysis.pulse_clarity]),
+        "curves": analysis.curves,
+        "folds": analysis.folds,
+        "clip": np.array([analysis.seconds, analysis.onset_rate, analysis.low_band_db]),
+    }
+    if pitched:
+        features["chroma"] = key_module.octave_chroma(audio, sample_rate)
+    else:
+        features["chroma"] = np.zeros((1 + key_module.KEY_SEGMENTS, key_module.KEY_OCTAVES, 12))
+    return features
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("split", help="corpus split folder name (train, valid or test)")
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="corpus root (default data/corpus)")
+    parser.add_argument("--part", type=str, default="0/1",
+                        help="i/n: only every n-th clip from the i-th (to run n processes; default 0/1, all)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="npz file to write (default runs/estimators/SPLIT[-i-of-n].npz)")
+    args = parser.parse_args(argv)
+    try:
+        index, count = (int(value) for value in args.part.split("/"))
+    except ValueError:
+        parser.error(f"--part must be i/n with 0 <= i < n, got {args.part!r}")
+    if not 0 <= index < count:
+        parser.error(f"--part must be i/n with 0 <= i < n, got {args.part!r}")
+    folder = args.corpus / args.split
+    if not (folder / "metadata.jsonl").is_file():
+        parser.error(f"no {folder / 'metadata.jsonl'}: give a split folder of --corpus (train, valid or test)")
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if row.get("bpm") or row.get("key")][index::count]
+    out = args.out or Path("runs/estimators") / (args.split + (f"-{index}-of-{count}" if count > 1 else "") + ".npz")
+    columns: dict[str, list] = {}
+    for row in tqdm(rows, desc=f"features ({args.split} {args.part})"):
+        audio, sample_rate = sf.read(folder / row["file_name"], dtype="float32", always_2d=True)
+        for name, value in clip_features(audio.mean(axis=1), int(sample_rate), bool(row.get("key"))).items():
+            columns.setdefault(name, []).append(value)
+    labels = {"file_name": [row["file_name"] for row in rows], "bpm": [float(row.get("bpm") or 0) for row in rows],
+              "key": [row.get("key") or "" for row in rows], "subset": [row.get("subset", "") for row in rows],
+              "kind": [row.get("kind", "") for row in rows], "part": [row.get("part", "") for row in rows]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **{name: np.array(values) for name, values in columns.items()},
+                        **{name: np.array(values) for name, values in labels.items()})
+    print(f"wrote {out} ({len(rows)} clips)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
