@@ -103,8 +103,8 @@ def test_weight_norm_is_folded_into_plain_weights():
     torch.testing.assert_close(folded["upsampler.0.weight"], conv.weight.detach())
 
 
-def test_pack_and_pack_trainer_make_the_vocoders_mel_and_save_the_vocoder(tmp_path, monkeypatch):
-    """build_pack --mel-power 1 --f-max; a preset naming a saved vocoder trains a pipeline that ships it."""
+def test_pack_and_pack_trainer_make_the_vocoders_mel_and_save_the_vocoder(tmp_path, monkeypatch, capsys):
+    """build_pack --mel-power 1 --f-max; train_pack --vocoder FOLDER trains a pipeline that ships that vocoder."""
     import dataclasses
 
     import soundfile as sf
@@ -131,14 +131,17 @@ def test_pack_and_pack_trainer_make_the_vocoders_mel_and_save_the_vocoder(tmp_pa
     pack = load_pack(pack_file)
     assert {key: pack.info["mel"][key] for key in vocoder.mel_settings()} == vocoder.mel_settings()
 
-    preset = dataclasses.replace(presets.PRESETS["micro"], name="micro-vocoder", vocoder=str(tmp_path / "vocoder"),
+    preset = dataclasses.replace(presets.PRESETS["micro"], name="micro-vocoder",
                                  mel=dict(presets.PRESETS["micro"].mel, **vocoder.mel_settings()))
     monkeypatch.setitem(presets.PRESETS, "micro-vocoder", preset)
     common = ["--model", "unconditional", "--cpu", "--threads", "1", "--batch-size", "2", "--valid-items", "2",
               "--warmup-steps", "1", "--max-steps", "1", "--quiet"]
     assert train_pack([str(pack_file), "--preset", "micro", "--output-dir", str(tmp_path / "x"), *common]) == 2
-    assert train_pack([str(pack_file), "--preset", "micro-vocoder", "--output-dir", str(tmp_path / "run"),
-                       *common]) == 0
+    assert train_pack([str(pack_file), "--preset", "micro-vocoder", "--vocoder", str(tmp_path / "missing"),
+                       "--output-dir", str(tmp_path / "y"), *common]) == 2
+    assert "saved MelVocoder folder" in capsys.readouterr().err
+    assert train_pack([str(pack_file), "--preset", "micro-vocoder", "--vocoder", str(tmp_path / "vocoder"),
+                       "--output-dir", str(tmp_path / "run"), *common]) == 0
     loaded = load_pipeline(tmp_path / "run" / "checkpoint-0000001", device="cpu")
     assert isinstance(loaded.vocoder, MelVocoder) and loaded.mel.config.power == 1.0
     loaded.check_vocoder()

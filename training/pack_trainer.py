@@ -182,7 +182,7 @@ class PackTrainer(DenoiserTrainer):
             unet = build_unet(preset, dict(mel.config))
             if args.dropout:
                 unet = type(unet).from_config(unet.config, dropout=args.dropout)
-            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, vocoder=build_vocoder(preset),
+            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, vocoder=self.vocoder(preset),
                                         **tempo)
         longest = float(pack.seconds[pack.select(("train",))].max())
         max_seconds = args.max_seconds or max(math.ceil(longest), math.ceil(mel.seconds_per_image))
@@ -193,8 +193,12 @@ class PackTrainer(DenoiserTrainer):
         return TextToMelPipeline(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection,
             text_encoder_name_or_path=pack.info["text_encoder"], text_pooling=pack.info["text_pooling"],
-            max_window_start_s=self.latest_start_s, vocoder=build_vocoder(preset), **tempo,
+            max_window_start_s=self.latest_start_s, vocoder=self.vocoder(preset), **tempo,
         )
+
+    def vocoder(self, preset):
+        """The vocoder saved with a new pipeline: `--vocoder`, else the preset's (None: Griffin-Lim)."""
+        return build_vocoder(preset, getattr(self.args, "vocoder", None))
 
     # ---- one step ------------------------------------------------------------------------------
 

