@@ -97,6 +97,15 @@ PRESETS: dict[str, Preset] = {
         batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
         about="tempo-normalised packs (training.train_pack): 64 x 256 mel at 16 kHz, two bars at 117.19 BPM (4.1 s)",
     ),
+    "bars-128": Preset(
+        name="bars-128",
+        mel=dict(x_res=256, y_res=128, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
+        channels=(16, 32, 64, 128, 128), attention_levels=2, layers_per_block=2, conditioning_dim=128, heads=4,
+        latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
+        batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
+        about="bars with 128 mel bands (the next run's representation, docs/training.md): 128 x 256 mel at 16 kHz, "
+              "two bars at 117.19 BPM (4.1 s); packs from build_pack --mel-bands 128",
+    ),
     "bars-hifigan": Preset(
         name="bars-hifigan",
         mel=dict(x_res=352, top_db=80, n_iter=32, **HIFIGAN_MEL),
