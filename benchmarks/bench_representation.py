@@ -23,6 +23,7 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import PIL.Image
 import soundfile as sf
 import torch
 from tqdm import tqdm
@@ -216,6 +217,8 @@ def spectrogram_png(path: Path, name: str, original: np.ndarray, processed: dict
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
+    # A 64-colour palette keeps the committed picture at about a quarter of matplotlib's RGBA file.
+    PIL.Image.open(path).convert("RGB").quantize(64).save(path, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
