@@ -613,8 +613,8 @@ class MelPipelineBase(DiffusionPipeline):
         overlap_in_s: float,
         phase_seeds: Sequence[int] | None = None,
     ) -> GeneratedAudio:
-        """Griffin-Lim to exactly `num_samples` samples at a usable level, the original waveform put back
-        where it was kept (in/outpainting, continuation), and display pictures."""
+        """Decode (vocoder or Griffin-Lim) to exactly `num_samples` samples at a usable level, the original waveform
+        put back where it was kept (in/outpainting, continuation), and display pictures."""
         audios = self.set_level(self.frames_to_audio(frames, num_samples, phase_seeds), original)
         if original is not None and (keep_regions_in_s or extend):
             overlap_samples = round(overlap_in_s * self.sample_rate)

