@@ -2,8 +2,11 @@
 
 The config (`mel_config.json`: x_res, y_res, sample_rate, n_fft, hop_length, top_db, n_iter) and the
 scaling are those of diffusers' deprecated `Mel` (audio-diffusion by R. Dargavel Smith), so
-teticio/audio-diffusion checkpoints work with it. Unlike that class, everything here is batched,
-runs on the tensors' device and never quantises to 8 bits (8-bit pictures are for display only).
+teticio/audio-diffusion checkpoints work with it. Three later keys (`f_min`, `f_max`, `power`) let a
+model use the mel a neural vocoder expects (HiFi-GAN: magnitude mel up to 8 kHz, see
+`models/vocoder.py`); their defaults are audio-diffusion's power mel over the whole band. Unlike that class,
+everything here is batched, runs on the tensors' device and never quantises to 8 bits (8-bit pictures are for
+display only).
 """
 from __future__ import annotations
 
@@ -38,6 +41,10 @@ class Mel(ConfigMixin, SchedulerMixin):
         hop_length: STFT hop in samples.
         top_db: dynamic range of the image in dB.
         n_iter: Griffin-Lim iterations used by `image_to_audio`.
+        f_min: lowest frequency of the mel filterbank in Hz.
+        f_max: highest frequency of the mel filterbank in Hz (None: `sample_rate / 2`).
+        power: exponent of the STFT magnitude before the filterbank: 2 a power mel (audio-diffusion's),
+            1 a magnitude mel (HiFi-GAN's). The image is in dB either way (`20 / power * log10`).
     """
 
     config_name = "mel_config.json"
@@ -52,6 +59,9 @@ class Mel(ConfigMixin, SchedulerMixin):
         hop_length: int = 512,
         top_db: int = 80,
         n_iter: int = 32,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        power: float = 2.0,
     ):
         for name, value in dict(x_res=x_res, y_res=y_res, sample_rate=sample_rate, n_fft=n_fft,
                                 hop_length=hop_length, top_db=top_db, n_iter=n_iter).items():
@@ -59,6 +69,11 @@ class Mel(ConfigMixin, SchedulerMixin):
                 raise ValueError(f"Mel {name} must be a positive integer, got {value!r}.")
         if y_res > n_fft // 2 + 1:
             raise ValueError(f"Mel y_res={y_res} mel bands need n_fft >= {2 * (y_res - 1)}, got n_fft={n_fft}.")
+        nyquist = sample_rate / 2
+        if not 0 <= f_min < (nyquist if f_max is None else f_max) <= nyquist:
+            raise ValueError(f"Mel needs 0 <= f_min < f_max <= {nyquist:g} Hz, got f_min={f_min!r}, f_max={f_max!r}.")
+        if power not in (1.0, 2.0):
+            raise ValueError(f"Mel power must be 1 (magnitude mel) or 2 (power mel), got {power!r}.")
         self._filterbanks: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self._windows: dict[torch.device, torch.Tensor] = {}
 
@@ -68,6 +83,11 @@ class Mel(ConfigMixin, SchedulerMixin):
     def sample_rate(self) -> int:
         """Audio sample rate in Hz."""
         return self.config.sample_rate
+
+    @property
+    def db_per_decade(self) -> float:
+        """dB per factor of 10 of the filterbank output: 10 for a power mel, 20 for a magnitude mel."""
+        return 20.0 / self.config.power
 
     @property
     def samples_per_image(self) -> int:
@@ -86,10 +106,11 @@ class Mel(ConfigMixin, SchedulerMixin):
     # ---- cached constants --------------------------------------------------------------------
 
     def filterbank(self, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """librosa's Slaney mel filterbank, `[y_res, n_fft // 2 + 1]`, on `device`."""
+        """librosa's Slaney mel filterbank from `f_min` to `f_max` Hz, `[y_res, n_fft // 2 + 1]`, on `device`."""
         key = (torch.device(device), dtype)
         if key not in self._filterbanks:
-            fb = librosa.filters.mel(sr=self.config.sample_rate, n_fft=self.config.n_fft, n_mels=self.config.y_res)
+            fb = librosa.filters.mel(sr=self.config.sample_rate, n_fft=self.config.n_fft, n_mels=self.config.y_res,
+                                     fmin=self.config.f_min, fmax=self.config.f_max)
             self._filterbanks[key] = torch.from_numpy(fb).to(device=device, dtype=dtype)
         return self._filterbanks[key]
 
@@ -109,14 +130,19 @@ class Mel(ConfigMixin, SchedulerMixin):
         )
 
     def audio_to_mel_power(self, audio: torch.Tensor) -> torch.Tensor:
-        """Mel power spectrogram `[batch, y_res, frames]` of audio `[batch, samples]`."""
-        power = self.stft(audio).abs().square()
-        return self.filterbank(audio.device) @ power
+        """Mel spectrogram `[batch, y_res, frames]` of audio `[batch, samples]`: the filterbank applied to
+        `|STFT| ** power` (a power mel by default; "mel power" throughout means this, whatever `power`)."""
+        magnitude = self.stft(audio).abs()
+        return self.filterbank(audio.device) @ (magnitude.square() if self.config.power == 2 else magnitude)
+
+    def mel_to_db(self, mel_power: torch.Tensor) -> torch.Tensor:
+        """Mel power (see `audio_to_mel_power`) in dB, floored at `_AMIN`."""
+        return self.db_per_decade * torch.log10(mel_power.clamp_min(_AMIN))
 
     def power_to_image(self, mel_power: torch.Tensor) -> torch.Tensor:
         """Mel power `[batch, y_res, frames]` -> images `[batch, 1, y_res, frames]` in [-1, 1]
         (dB re each image's max)."""
-        db = 10.0 * torch.log10(mel_power.clamp_min(_AMIN))
+        db = self.mel_to_db(mel_power)
         db = db - db.amax(dim=(-2, -1), keepdim=True)
         db = db.clamp_min(-float(self.config.top_db))
         return (2.0 * db / self.config.top_db + 1.0).unsqueeze(1)
@@ -142,7 +168,7 @@ class Mel(ConfigMixin, SchedulerMixin):
     def image_to_mel_power(self, images: torch.Tensor) -> torch.Tensor:
         """Images `[batch, 1, y_res, frames]` in [-1, 1] -> mel power `[batch, y_res, frames]` (max 1)."""
         db = (images.float().squeeze(1).clamp(-1.0, 1.0) - 1.0) * self.config.top_db / 2.0
-        return torch.pow(10.0, db / 10.0)
+        return torch.pow(10.0, db / self.db_per_decade)
 
     def mel_to_magnitude(self, mel_power: torch.Tensor, nnls_iter: int = 8) -> torch.Tensor:
         """Linear STFT magnitude `[batch, n_fft // 2 + 1, frames]` whose mel projection matches `mel_power`.
@@ -158,7 +184,7 @@ class Mel(ConfigMixin, SchedulerMixin):
         numerator = fb_t @ mel_power
         for _ in range(nnls_iter):
             power = power * numerator / (fb_t @ (fb @ power)).clamp_min(1e-12)
-        return power.sqrt()
+        return power.sqrt() if self.config.power == 2 else power
 
     def _pinv(self, device: torch.device) -> torch.Tensor:
         key = (torch.device(device), "pinv")

@@ -63,9 +63,11 @@ class MelPipelineBase(DiffusionPipeline):
 
     The optional `vae` (`AutoencoderKL`) makes a latent model: diffusion runs on
     `vae.encode(mel image) * scaling_factor`, as in teticio's latent-audio-diffusion checkpoints.
+    The optional `vocoder` (`MelVocoder`, HiFi-GAN) turns the mel into audio instead of Griffin-Lim;
+    the `mel` must then be the one it was trained on (`check_vocoder`).
     """
 
-    _optional_components: ClassVar[list[str]] = ["vae"]
+    _optional_components: ClassVar[list[str]] = ["vae", "vocoder"]
     # No `model_cpu_offload_seq`: the mel front end (`Mel`) and Griffin-Lim run on `self.device`
     # between the models, which accelerate's offload hooks do not move; `enable_model_cpu_offload()`
     # therefore refuses with diffusers' own error instead of failing half-way. The models are small.
@@ -143,6 +145,12 @@ class MelPipelineBase(DiffusionPipeline):
         peaks = np.array([max(1e-9, float(np.abs(item).max())) for item in stretched])
         # Rubber Band can overshoot a little; keep the pipeline's 0.99 ceiling.
         return np.stack([item * min(1.0, 0.99 / peak) for item, peak in zip(stretched, peaks)])[:, None, :]
+
+    def check_vocoder(self) -> None:
+        """Raise `ValueError` when a vocoder is present and the pipeline's mel is not the one it expects."""
+        vocoder = getattr(self, "vocoder", None)
+        if vocoder is not None:
+            vocoder.check_mel(self.mel)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -285,11 +293,25 @@ class MelPipelineBase(DiffusionPipeline):
     def frames_to_audio(
         self, mel_power: torch.Tensor, num_samples: int, phase_seeds: Sequence[int] | None = None
     ) -> np.ndarray:
-        """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (Griffin-Lim), peak-safe.
+        """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, 1, num_samples]` (the vocoder, or
+        Griffin-Lim without one), peak-safe.
 
         Args:
-            phase_seeds: one seed of the initial phases per item (`phase_seeds`); None: seed 0.
+            phase_seeds: Griffin-Lim: one seed of the initial phases per item (`phase_seeds`); None: seed 0.
         """
+        if getattr(self, "vocoder", None) is not None:
+            audio = self.vocoder.mel_to_audio(mel_power[:, 0].float(), num_samples).detach().cpu().numpy()
+        else:
+            audio = self.griffin_lim_audio(mel_power, num_samples, phase_seeds)
+        peaks = np.abs(audio).max(axis=1, keepdims=True)
+        # Level is relative (mel images are normalised), so only guard against clipping.
+        audio = np.where(peaks > 0.99, audio * (0.99 / np.maximum(peaks, 1e-9)), audio)
+        return audio[:, None, :].astype(np.float32)
+
+    def griffin_lim_audio(
+        self, mel_power: torch.Tensor, num_samples: int, phase_seeds: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Mel power `[batch, 1, y, frames]` -> float32 audio `[batch, num_samples]` by Griffin-Lim."""
         magnitude = self.mel.mel_to_magnitude(mel_power[:, 0].float())
         length = max(num_samples, magnitude.shape[-1] * self.mel.config.hop_length)
         seeds = [0] * len(magnitude) if phase_seeds is None else list(phase_seeds)
@@ -299,11 +321,7 @@ class MelPipelineBase(DiffusionPipeline):
                                  generator=torch.Generator(device=magnitude.device).manual_seed(seed))
             for item, seed in zip(magnitude, seeds)
         ])
-        audio = audio[:, :num_samples].detach().cpu().numpy()
-        peaks = np.abs(audio).max(axis=1, keepdims=True)
-        # Level is relative (mel images are normalised), so only guard against clipping.
-        audio = np.where(peaks > 0.99, audio * (0.99 / np.maximum(peaks, 1e-9)), audio)
-        return audio[:, None, :].astype(np.float32)
+        return audio[:, :num_samples].detach().cpu().numpy()
 
     def power_to_pictures(self, mel_power: torch.Tensor) -> list:
         """8-bit display pictures of mel power images `[batch, 1, y, frames]`."""
@@ -595,8 +613,8 @@ class MelPipelineBase(DiffusionPipeline):
         overlap_in_s: float,
         phase_seeds: Sequence[int] | None = None,
     ) -> GeneratedAudio:
-        """Griffin-Lim to exactly `num_samples` samples at a usable level, the original waveform put back
-        where it was kept (in/outpainting, continuation), and display pictures."""
+        """Decode (vocoder or Griffin-Lim) to exactly `num_samples` samples at a usable level, the original waveform
+        put back where it was kept (in/outpainting, continuation), and display pictures."""
         audios = self.set_level(self.frames_to_audio(frames, num_samples, phase_seeds), original)
         if original is not None and (keep_regions_in_s or extend):
             overlap_samples = round(overlap_in_s * self.sample_rate)

@@ -2,7 +2,8 @@
 continuation.
 
 Audio is a mel "image" (see `models/mel.py`); a `UNet2DModel` denoises it, in pixel space or in the
-latent space of an optional `AutoencoderKL`; Griffin-Lim turns it back into audio at `sample_rate` Hz.
+latent space of an optional `AutoencoderKL`; Griffin-Lim, or the optional HiFi-GAN `vocoder`, turns it back
+into audio at `sample_rate` Hz.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from models.mel import Mel
 from models.outputs import GeneratedAudio
 from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
+from models.vocoder import MelVocoder
 
 
 class MelDiffusionPipeline(MelPipelineBase):
     """Generate audio with an unconditional mel diffusion model.
 
-    Components: `unet` (`UNet2DModel`), `scheduler` (any diffusers scheduler), `mel` (`Mel`) and,
-    for latent models, `vae` (`AutoencoderKL`).
+    Components: `unet` (`UNet2DModel`), `scheduler` (any diffusers scheduler), `mel` (`Mel`),
+    for latent models `vae` (`AutoencoderKL`), and optionally `vocoder` (`MelVocoder`; Griffin-Lim without).
 
     Tempo-normalised models (`reference_bpm` set) were trained on bar-aligned windows at that one
     tempo: they generate at it and are time-stretched to the `bpm` asked for.
@@ -39,10 +41,12 @@ class MelDiffusionPipeline(MelPipelineBase):
         vae: AutoencoderKL | None = None,
         reference_bpm: float | None = None,
         beats_per_bar: int = 4,
+        vocoder: MelVocoder | None = None,
     ):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler, mel=mel, vae=vae)
+        self.register_modules(unet=unet, scheduler=scheduler, mel=mel, vae=vae, vocoder=vocoder)
         self.register_to_config(reference_bpm=reference_bpm, beats_per_bar=beats_per_bar)
+        self.check_vocoder()
 
     def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timestep).sample
@@ -121,7 +125,7 @@ class MelDiffusionPipeline(MelPipelineBase):
         frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),
                                       overlap_in_s, progress_callback)
 
-        # 4. Mel -> audio (Griffin-Lim), exactly num_samples long, original put back where kept
+        # 4. Mel -> audio (vocoder or Griffin-Lim), exactly num_samples long, original put back where kept
         output = self.frames_to_output(frames, num_samples, original, keep_regions_in_s, bool(extend_in_s),
                                        overlap_in_s, phase_seeds)
 

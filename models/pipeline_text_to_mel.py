@@ -26,6 +26,7 @@ from models.model_index import read_model_index
 from models.outputs import GeneratedAudio
 from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
+from models.vocoder import MelVocoder
 
 
 @dataclass
@@ -52,7 +53,8 @@ class TextToMelPipeline(MelPipelineBase):
 
     Components: `unet` (`UNet2DConditionModel`), `scheduler`, `mel` (`Mel`), `projection_model`
     (`StableAudioProjectionModel`: text projection and timing embedders), `text_encoder` and
-    `tokenizer` (transformers), optional `vae` (`AutoencoderKL`) for latent models.
+    `tokenizer` (transformers), optional `vae` (`AutoencoderKL`) for latent models and optional `vocoder`
+    (`MelVocoder`, HiFi-GAN; Griffin-Lim without).
 
     The text encoder is not saved with the pipeline by default (it is a public model of its own):
     `text_encoder_name_or_path` in `model_index.json` names it and `from_pretrained` loads it.
@@ -65,7 +67,7 @@ class TextToMelPipeline(MelPipelineBase):
     is_text_conditioned = True
     default_num_inference_steps = 20
     default_guidance_scale = 3.0
-    _optional_components: ClassVar[list[str]] = ["vae", "text_encoder", "tokenizer"]
+    _optional_components: ClassVar[list[str]] = ["vae", "vocoder", "text_encoder", "tokenizer"]
 
     def __init__(
         self,
@@ -82,12 +84,14 @@ class TextToMelPipeline(MelPipelineBase):
         reference_bpm: float | None = None,
         beats_per_bar: int = 4,
         max_window_start_s: float | None = None,
+        vocoder: MelVocoder | None = None,
     ):
         super().__init__()
         self.register_modules(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection_model,
-            text_encoder=text_encoder, tokenizer=tokenizer, vae=vae,
+            text_encoder=text_encoder, tokenizer=tokenizer, vae=vae, vocoder=vocoder,
         )
+        self.check_vocoder()
         if text_pooling not in (None, "mean"):
             raise ValueError(f"text_pooling must be None or 'mean', got {text_pooling!r}.")
         self.register_to_config(text_encoder_name_or_path=text_encoder_name_or_path, max_text_length=max_text_length,

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from models.mel import Mel
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
+from models.vocoder import HIFIGAN_MEL
 from music.audio import load_audio
 from music.audiofolder import file_sha256, metadata_file
 from music.stretch import samples_at_tempo, stretcher_name, time_stretch
@@ -37,9 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hop-length", type=int, default=256, help="STFT hop in samples")
     parser.add_argument("--mel-bands", type=int, default=64, help="mel bands (image rows)")
     parser.add_argument("--top-db", type=int, default=80, help="dynamic range kept below each clip's peak, in dB")
-    parser.add_argument("--frames-per-beat", type=int, default=32,
+    parser.add_argument("--f-max", type=float, default=None, help="highest mel band edge in Hz (default: Nyquist)")
+    parser.add_argument("--mel-power", type=float, choices=(1.0, 2.0), default=2.0,
+                        help="2: power mel (Griffin-Lim models); 1: magnitude mel (neural vocoders)")
+    parser.add_argument("--vocoder", choices=("none", "hifigan"), default="none",
+                        help="hifigan: the mel HiFi-GAN's universal vocoder takes (22.05 kHz, n_fft 1024, hop 256, "
+                             "80 magnitude bands to 8 kHz; overrides --sample-rate, --n-fft, --hop-length, "
+                             "--mel-bands), for the preset bars-hifigan; none: the Griffin-Lim power mel")
+    parser.add_argument("--frames-per-beat", type=int, default=None,
                         help="STFT frames in one beat at the reference tempo "
-                             "(sets it: 32 -> 117.19 BPM at 16 kHz, hop 256)")
+                             "(sets it; default 32 -> 117.19 BPM at 16 kHz, hop 256; with --vocoder hifigan 44 -> "
+                             "117.45 BPM at 22.05 kHz, hop 256)")
     parser.add_argument("--beats-per-bar", type=int, default=4, help="beats in a bar")
     parser.add_argument("--max-bars", type=float, default=3.0,
                         help="keep at most this many bars of each clip (0 = all), to bound the pack's size")
@@ -79,7 +88,7 @@ def analyse(job: tuple[str, float, dict, float, int]) -> tuple[np.ndarray, float
     padded = np.zeros(frames * hop - 1, dtype=np.float32)
     padded[: len(stretched)] = stretched[: len(padded)]
     power = mel.audio_to_mel_power(torch.from_numpy(padded)[None])[0].numpy()
-    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    db = mel.db_per_decade * np.log10(np.maximum(power, 1e-10))
     db -= db.max()
     kept = db[:, :max_frames] if max_frames else db
     return quantize(kept, mel.config.top_db), len(stretched) / mel.sample_rate, file_sha256(path)
@@ -113,9 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print(f"build_pack: no clip in {args.corpus} has a tempo in '{args.bpm_column}'.", file=sys.stderr)
         return 2
+    if args.frames_per_beat is None:
+        args.frames_per_beat = 44 if args.vocoder == "hifigan" else 32
     mel_settings = {"x_res": args.frames_per_beat * args.beats_per_bar, "y_res": args.mel_bands,
-                        "sample_rate": args.sample_rate, "n_fft": args.n_fft, "hop_length": args.hop_length,
-                        "top_db": args.top_db, "n_iter": 32}
+                    "sample_rate": args.sample_rate, "n_fft": args.n_fft, "hop_length": args.hop_length,
+                    "top_db": args.top_db, "n_iter": 32, "f_min": 0.0, "f_max": args.f_max, "power": args.mel_power}
+    if args.vocoder == "hifigan":
+        mel_settings.update(HIFIGAN_MEL)
+        args.sample_rate, args.hop_length = HIFIGAN_MEL["sample_rate"], HIFIGAN_MEL["hop_length"]
+    try:
+        Mel(**mel_settings)
+    except ValueError as error:
+        print(f"build_pack: {error}", file=sys.stderr)
+        return 2
     target = reference_bpm(args.sample_rate, args.hop_length, args.frames_per_beat)
     max_frames = round(args.max_bars * args.frames_per_beat * args.beats_per_bar) if args.max_bars else 0
     jobs = [(row["path"], float(row["bpm"]), mel_settings, target, max_frames) for row in rows]

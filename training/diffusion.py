@@ -43,6 +43,7 @@ from training.presets import (
     build_conditional_unet,
     build_projection,
     build_unet,
+    build_vocoder,
     count_parameters,
 )
 from training.recipe import diffusion_loss, noise_schedule
@@ -216,7 +217,8 @@ class DiffusionTrainer(DenoiserTrainer):
         torch.manual_seed(args.seed)
         if not self.text:
             unet = build_unet(preset, mel_config, channels, factor)
-            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, vae=self.vae)
+            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, vae=self.vae,
+                                        vocoder=build_vocoder(preset, getattr(args, "vocoder", None)))
         tokenizer, text_encoder = load_text_encoder(args.text_encoder)
         longest = max(item.seconds for item in self.data.train)
         max_seconds = args.max_seconds or max(math.ceil(longest), math.ceil(mel.seconds_per_image))
@@ -225,7 +227,7 @@ class DiffusionTrainer(DenoiserTrainer):
         return TextToMelPipeline(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection, text_encoder=text_encoder,
             tokenizer=tokenizer, vae=self.vae, text_encoder_name_or_path=args.text_encoder,
-            max_text_length=args.max_text_length,
+            max_text_length=args.max_text_length, vocoder=build_vocoder(preset, getattr(args, "vocoder", None)),
         )
 
     def _source(self, file_mels, windows, caption_dropout: float) -> WindowSource:

