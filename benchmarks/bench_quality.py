@@ -15,6 +15,10 @@ Measures, each against the real clips in the same run:
 - broken-clip rate: takes the checkpoint's quality gate flags (`music.take_quality`, its
   `quality_gate.json`; the workflows' regeneration is off here, so this is the model's own rate); the
   gate's rate on real test and valid clips is reported too, and must stay at or below 2%;
+- noise washes: share of generations whose loud-frame spectral flatness is above the 99th percentile
+  of the real test clips of their kind (loops: drums; text: the prompt's family);
+- floor between hits (`evaluation.quality.floor_between_hits`): median over clips of the quietest
+  frame between onsets, dB below the clip's loud level, generated minus real;
 - classifier two-sample test accuracy (0.5 = indistinguishable);
 - median pulse clarity, generated / real;
 - FAD with `clap-bundled` and `mel-stats` against test clips, and the real floor FAD(valid, test)
@@ -25,6 +29,12 @@ Measures, each against the real clips in the same run:
   positives on held-out valid clips);
 - the R^2 of the x0 estimate the model implies on real windows at timesteps 0..999, against the
   per-pixel data mean (below 0 means worse than predicting the mean).
+
+Sampling levers (`--guidance`, `--steps`, `--scheduler`, `--scheduler-option`, `--gl-iters`) change one
+setting against the defaults; `--quick` keeps only the per-clip measures and the two-sample test (no
+FAD, memorization, long clips or x0 R^2) so that a sweep of settings stays affordable on CPU:
+
+    python -m benchmarks.bench_quality checkpoints/text --kind text --num 40 --quick --steps 10 --guidance 4.5
 """
 from __future__ import annotations
 
@@ -46,7 +56,9 @@ from evaluation.fad import fad
 from evaluation.quality import (
     c2st_accuracy,
     c2st_features,
+    floor_between_hits,
     load_gate,
+    measure_take,
     pulse_clarity,
 )
 from models.backends import as_generator
@@ -90,7 +102,7 @@ def pick_rows(rows: list[dict], kind: str, count: int, seed: int) -> list[dict]:
     if kind == "loops":
         drums = [row for row in rows if row["family"] == "drums"]
         return [drums[i] for i in sorted(rng.permutation(len(drums))[:count])]
-    per_family = max(13, count // len(FAMILIES))
+    per_family = max(1, round(count / len(FAMILIES)))
     picked = []
     for family in FAMILIES:
         members = [row for row in rows if row["family"] == family]
@@ -118,9 +130,10 @@ def write_real(rows: list[dict], seconds: float, folder: Path) -> list[Path]:
 
 
 def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict], kind: str, seconds: float,
-             seed: int, folder: Path) -> tuple[list[Path], float]:
+             seed: int, folder: Path, guidance: float | None = None) -> tuple[list[Path], float]:
     """One clip per row through the app's workflow (text: Text to audio with its caption as prompt; loops:
-    the Loops tab's raw clip), at its tempo for tempo-normalised models; median seconds per clip."""
+    the Loops tab's raw clip), at its tempo for tempo-normalised models; median seconds per clip.
+    `guidance`: the text request's guidance scale (None: the tab's default)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, times = [], []
     tempo_model = workspace.registry.model.capabilities.reference_bpm is not None
@@ -128,9 +141,10 @@ def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict]
         bpm = float(row["bpm"]) if tempo_model and row.get("bpm") else 0.0
         started = time.perf_counter()
         if kind == "text":
+            extra = {} if guidance is None else {"guidance_scale": guidance}
             result = text_to_audio(workspace, TextToAudioRequest(
                 model=checkpoint, prompt=row["text"], seconds_total=seconds, steps=steps, seed=seed + index,
-                randomize_seed=False, bpm=bpm))
+                randomize_seed=False, bpm=bpm, **extra))
         else:
             result = make_loops(workspace, LoopsRequest(
                 model=checkpoint, clip_seconds=seconds, steps=steps, seed=seed + index, randomize_seed=False, bpm=bpm))
@@ -157,6 +171,47 @@ def vocode(pipeline, audio: np.ndarray, bpm: float | None) -> np.ndarray:
 
 def load_audio(paths: list[Path]) -> list[np.ndarray]:
     return [sf.read(path, dtype="float32")[0] for path in paths]
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` -> (key, value); the value read as JSON (true, 0.5, "karras"), else kept as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def wash_share(generated: list[np.ndarray], rows: list[dict], real: list[np.ndarray], real_rows: list[dict],
+               kind: str, percentile: float = 99.0) -> dict:
+    """Share of generations whose loud-frame flatness is above the `percentile` of real clips of their kind."""
+    group = (lambda row: "drums") if kind == "loops" else (lambda row: row["family"])
+    flatness: dict[str, list[float]] = {}
+    for audio, row in zip(real, real_rows):
+        flatness.setdefault(group(row), []).append(measure_take(audio, RATE).median_flatness)
+    limits = {name: float(np.percentile(values, percentile)) for name, values in flatness.items()}
+    washed = [measure_take(audio, RATE).median_flatness > limits[group(row)] for audio, row in zip(generated, rows)]
+    by_group = {name: float(np.mean([w for w, row in zip(washed, rows) if group(row) == name]))
+                for name in sorted({group(row) for row in rows})}
+    return {"generated": float(np.mean(washed)), "by_kind": by_group, "flatness_limits": limits,
+            "percentile": percentile}
+
+
+def floor_report(generated: list[np.ndarray], real: list[np.ndarray], rows: list[dict]) -> dict:
+    """`floor_between_hits` medians (dB below the loud level) of generated and real clips, and their gap."""
+    gen = np.array([floor_between_hits(audio, RATE) for audio in generated])
+    ref = np.array([floor_between_hits(audio, RATE) for audio in real])
+    report = {"generated_db": float(np.nanmedian(gen)), "real_db": float(np.nanmedian(ref))}
+    report["gap_db"] = report["generated_db"] - report["real_db"]
+    families = sorted({row["family"] for row in rows if row.get("family")})
+    if len(families) > 1:
+        report["gap_db_by_family"] = {
+            family: float(np.nanmedian(gen[[row["family"] == family for row in rows]])
+                          - np.nanmedian(ref[[row["family"] == family for row in rows]]))
+            for family in families}
+    return report
 
 
 @torch.no_grad()
@@ -253,7 +308,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated and cut real clips are written")
     parser.add_argument("--scheduler", default=None,
                         help="sample with this scheduler (models.schedulers.SCHEDULERS) instead of the model's own")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, 20)")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="text models: classifier-free guidance scale (default: the Text to audio tab's)")
+    parser.add_argument("--scheduler-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="override one entry of the scheduler's config, e.g. use_karras_sigmas=true or "
+                             "final_sigmas_type=sigma_min (repeatable; values read as JSON)")
+    parser.add_argument("--gl-iters", type=int, default=None,
+                        help="Griffin-Lim iterations of the decoder (default: the model's mel config)")
+    parser.add_argument("--tag", default="", help="text added to the run's label (work folder names)")
+    parser.add_argument("--quick", action="store_true",
+                        help="per-clip measures and the two-sample test only: no FAD, memorization, long clips, "
+                             "x0 R^2 (for sweeps)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--long-seconds", type=float, default=16.0,
                         help="length of the long clips that check continuation keeps groove and level (0 = skip)")
@@ -280,7 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = load_pipeline(args.checkpoint, device="cpu", scheduler=args.scheduler)
     if args.steps:
         pipeline.default_num_inference_steps = args.steps
+    if args.scheduler_option:
+        pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config,
+                                                                  **dict(args.scheduler_option))
+    if args.gl_iters:
+        pipeline.mel.register_to_config(n_iter=args.gl_iters)
     label = f"{name}-{args.kind}-{pipeline.scheduler_name}-{pipeline.default_num_inference_steps}"
+    if args.guidance is not None:
+        label += f"-g{args.guidance:g}"
+    label += "".join(f"-{key}={value}" for key, value in args.scheduler_option)
+    label += f"-gl{args.gl_iters}" if args.gl_iters else ""
+    label += f"-{args.tag}" if args.tag else ""
     outputs = OutputStore(args.work_dir / f"{label}-workflow", max_files=100_000)
     # The benchmark's own steps and lengths may exceed a public server's limits.
     workspace = Workspace(OneModel(as_generator(pipeline), str(args.checkpoint)), outputs,
@@ -288,13 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     gate = load_gate(args.checkpoint)
     steps = pipeline.default_num_inference_steps
     gen_paths, seconds_per_clip = generate(workspace, str(args.checkpoint), steps, rows, args.kind, args.seconds,
-                                           args.seed, args.work_dir / label)
+                                           args.seed, args.work_dir / label, args.guidance)
     gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
     result = {"checkpoint": str(args.checkpoint), "kind": args.kind, "num": len(rows), "seconds": args.seconds,
               "scheduler": pipeline.scheduler_name, "steps": pipeline.default_num_inference_steps,
-              "median_cpu_seconds_per_clip": seconds_per_clip, "threads": args.threads}
+              "median_cpu_seconds_per_clip": seconds_per_clip, "threads": args.threads,
+              "guidance_scale": (args.guidance if args.guidance is not None else TextToAudioRequest.guidance_scale)
+              if args.kind == "text" else None,
+              "scheduler_options": dict(args.scheduler_option), "gl_iters": int(pipeline.mel.config.n_iter)}
 
-    if args.figure:
+    if args.figure and not args.quick:
         shown = [0, 1, 2, 3] if args.kind == "loops" else [next(i for i, row in enumerate(rows) if row["family"] == f)
                                                            for f in FAMILIES]
         spectrogram_figure([real_audio[i] for i in shown], [gen_audio[i] for i in shown],
@@ -312,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     valid_broken, _ = broken_share(load_audio(all_valid), [kind_of_row(row) for row in valid if same_kind(row)])
     result["broken"] = {"generated": gen_broken, "reasons": dict(gen_why), "real_test": test_broken,
                         "real_valid": valid_broken}
+    test_rows = [row for row in test if same_kind(row)]
+    result["washes"] = wash_share(gen_audio, rows, load_audio(all_test), test_rows, args.kind)
+    result["floor_between_hits"] = floor_report(gen_audio, real_audio, rows)
     gen_pulse = np.median([pulse_clarity(audio, RATE) for audio in gen_audio])
     real_pulse = np.median([pulse_clarity(audio, RATE) for audio in real_audio])
     result["pulse_clarity"] = {"generated": float(gen_pulse), "real": float(real_pulse),
@@ -333,12 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     accuracy, spread = c2st_accuracy(np.stack([c2st_features(a, RATE) for a in real_audio]),
                                      np.stack([c2st_features(a, RATE) for a in vocoded_audio]), seed=args.seed)
     result["vocoded_real"] = {"c2st_accuracy": accuracy, "broken": vocoded_broken, "pulse_clarity_ratio": float(
-        np.median([pulse_clarity(a, RATE) for a in vocoded_audio]) / real_pulse)}
+        np.median([pulse_clarity(a, RATE) for a in vocoded_audio]) / real_pulse),
+        "floor_between_hits_gap_db": floor_report(vocoded_audio, real_audio, rows)["gap_db"]}
 
     # 4. FAD against test clips, and the real floor at the same sizes
     rng = np.random.default_rng(args.seed)
     result["fad"] = {}
-    for embedder_name in ("clap-bundled", "mel-stats"):
+    for embedder_name in () if args.quick else ("clap-bundled", "mel-stats"):
         embedder = get_embedder(embedder_name)
         test_set = embed_files(embedder, all_test, progress=False).embeddings
         valid_set = embed_files(embedder, all_valid, progress=False).embeddings
@@ -364,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         result["families"] = family_confusion(embedder, gen_paths, real_paths, rows)
 
     # 6. Memorization against the training clips
-    if not args.no_memorization:
+    if not (args.no_memorization or args.quick):
         from evaluation.memorization import memorization_report
 
         train = [row for row in corpus_rows(args.corpus, "train", 0.0) if same_kind(row)]
@@ -378,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "thresholds": report.thresholds}
 
     # 7. Long clips: continued window by window, do they keep the level and the groove?
-    if args.long_seconds:
+    if args.long_seconds and not args.quick:
         long_rows = rows[: args.long_num]
         workspace.limits.max_seconds = max(workspace.limits.max_seconds, args.long_seconds)
         long_paths, _ = generate(workspace, str(args.checkpoint), steps, long_rows, args.kind, args.long_seconds,
@@ -395,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "broken": float(np.mean(broken)), "pulse_clarity_median": float(np.median(clarity))}
 
     # 8. The implied x0 on real windows, per timestep
-    result["x0_r2"] = x0_r2(pipeline, rows, args.kind, [0, 100, 200, 400, 600, 800, 900, 999])
+    if not args.quick:
+        result["x0_r2"] = x0_r2(pipeline, rows, args.kind, [0, 100, 200, 400, 600, 800, 900, 999])
 
     print(json.dumps(result, indent=1))
     if args.out:

@@ -5,6 +5,7 @@ import pytest
 from evaluation.quality import (
     c2st_accuracy,
     c2st_features,
+    floor_between_hits,
     measure_take,
     pulse_clarity,
     take_reasons,
@@ -56,3 +57,13 @@ def test_two_sample_test_tells_different_sets_apart_and_not_equal_ones():
     assert c2st_accuracy(first, same, folds=4)[0] < 0.8
     with pytest.raises(ValueError, match="at least"):
         c2st_accuracy(first[:2], same[:2])
+
+
+def test_floor_between_hits_rises_with_a_noise_floor_and_is_nan_without_hits():
+    clean = beat()
+    noisy = clean + 0.01 * np.random.default_rng(2).standard_normal(clean.size).astype(np.float32)
+    louder = clean + 0.05 * np.random.default_rng(3).standard_normal(clean.size).astype(np.float32)
+    floors = [floor_between_hits(audio, RATE) for audio in (clean, noisy, louder)]
+    assert -80.0 <= floors[0] < -50.0  # floored at the mel images' 80 dB range
+    assert floors[0] + 20 < floors[1] < floors[2] < 0
+    assert np.isnan(floor_between_hits(np.zeros(4 * RATE, dtype=np.float32), RATE))

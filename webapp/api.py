@@ -26,6 +26,9 @@ from gradio.data_classes import FileData
 from music.export import DEFAULT_FORMAT
 from music.loops import read_wav_metadata
 from studio.requests import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_LOOP_STEPS,
+    DEFAULT_TEXT_STEPS,
     NO_KEY,
     AudioToAudioRequest,
     ListeningTrialRequest,
@@ -135,7 +138,8 @@ class StudioAPI:
         ]}
 
     def loops(self, model: str = "", prompt: str = "", variations: int = 1, seed: int | None = None,
-              steps: int = 20, scheduler: str = "model default", clip_seconds: float = 0.0, bpm: float = 0.0,
+              steps: int = DEFAULT_LOOP_STEPS, scheduler: str = "model default", clip_seconds: float = 0.0,
+              bpm: float = 0.0,
               repeats: int = 4, key: str = NO_KEY, export_rate: str = "model rate",
               export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
               *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
@@ -154,8 +158,9 @@ class StudioAPI:
         return result_fields("loops", name, result)
 
     def text_to_audio(self, prompt: str, model: str = "", negative_prompt: str = "", seconds_total: float = 5.0,
-                      seconds_start: float = 0.0, guidance_scale: float = 3.0, steps: int = 20,
-                      scheduler: str = "model default", seed: int | None = None, num_outputs: int = 1,
+                      seconds_start: float = 0.0, guidance_scale: float = DEFAULT_GUIDANCE,
+                      steps: int = DEFAULT_TEXT_STEPS, scheduler: str = "model default", seed: int | None = None,
+                      num_outputs: int = 1,
                       bpm: float = 0.0, key: str = NO_KEY, export_rate: str = "model rate",
                       export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
                       *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)

@@ -23,6 +23,9 @@ from studio.loops import make_loops
 from studio.outputs import OutputStore
 from studio.progress import Progress
 from studio.requests import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_LOOP_STEPS,
+    DEFAULT_TEXT_STEPS,
     EXPORT_CHANNEL_CHOICES,
     EXPORT_FORMAT_CHOICES,
     EXPORT_RATE_CHOICES,
@@ -153,7 +156,8 @@ class Studio:
     # ---- the tabs -------------------------------------------------------------------------------
 
     def generate_loops(self, model: str, variations: int = 1, seed: int | None = None, randomize_seed: bool = True,
-                       steps: int = 20, scheduler: str | None = None, repeats: int = 4, clip_seconds: float = 0.0,
+                       steps: int = DEFAULT_LOOP_STEPS, scheduler: str | None = None, repeats: int = 4,
+                       clip_seconds: float = 0.0,
                        bpm: float = 0.0, prompt: str = "", target_key: str = "", export_rate: object = "model rate",
                        export_channels: object = "as generated", export_format: str = DEFAULT_FORMAT,
                        progress: Progress | None = None) -> Result:
@@ -168,8 +172,9 @@ class Studio:
             return make_loops(self.workspace, request, page_feedback(progress))
 
     def text_to_audio(self, model: str, prompt: str, negative_prompt: str = "", seconds_total: float = 5.0,
-                      seconds_start: float = 0.0, guidance_scale: float = 3.0, steps: int = 20,
-                      scheduler: str | None = None, seed: int | None = None, randomize_seed: bool = True,
+                      seconds_start: float = 0.0, guidance_scale: float = DEFAULT_GUIDANCE,
+                      steps: int = DEFAULT_TEXT_STEPS, scheduler: str | None = None, seed: int | None = None,
+                      randomize_seed: bool = True,
                       num_outputs: int = 1, bpm: float = 0.0, target_key: str = "",
                       export_rate: object = "model rate", export_channels: object = "as generated",
                       export_format: str = DEFAULT_FORMAT, progress: Progress | None = None) -> Result:

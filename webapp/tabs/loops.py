@@ -16,7 +16,7 @@ from webapp.controls import (
     wire_job,
     zip_file,
 )
-from webapp.handlers import NO_KEY, SCHEDULER_CHOICES, Studio
+from webapp.handlers import DEFAULT_LOOP_STEPS, NO_KEY, SCHEDULER_CHOICES, Studio
 from webapp.tabs.models import is_text_model, model_info
 
 
@@ -40,7 +40,7 @@ def build_loops_tab(studio: Studio) -> Tab:
         parts |= seed_controls()
         with gr.Accordion("Sampler", open=False):
             with gr.Row():
-                parts["steps"] = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
+                parts["steps"] = gr.Slider(1, limits.max_steps, value=DEFAULT_LOOP_STEPS, step=1, label="Steps")
                 parts["scheduler"] = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
             with gr.Row():
                 parts["seconds"] = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,

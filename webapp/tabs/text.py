@@ -16,7 +16,7 @@ from webapp.controls import (
     wire_job,
     zip_file,
 )
-from webapp.handlers import NO_KEY, SCHEDULER_CHOICES, Studio
+from webapp.handlers import DEFAULT_GUIDANCE, DEFAULT_TEXT_STEPS, NO_KEY, SCHEDULER_CHOICES, Studio
 from webapp.tabs.models import model_info
 
 # The prompt's placeholder when the model has no training captions to show.
@@ -51,8 +51,8 @@ def build_text_tab(studio: Studio) -> Tab:
             parts |= key_and_export_controls("text")
         parts |= seed_controls()
         with gr.Accordion("Sampler", open=False), gr.Row():
-            parts["steps"] = gr.Slider(1, limits.max_steps, value=20, step=1, label="Steps")
-            parts["guidance"] = gr.Slider(0.0, 15.0, value=3.0, step=0.5, label="Guidance scale")
+            parts["steps"] = gr.Slider(1, limits.max_steps, value=DEFAULT_TEXT_STEPS, step=1, label="Steps")
+            parts["guidance"] = gr.Slider(0.0, 15.0, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale")
             parts["scheduler"] = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
         with gr.Row():
             generate = gr.Button("Generate", variant="primary", scale=4, elem_id="text-generate")

@@ -1,0 +1,30 @@
+"""The speed benchmark on a tiny model: p50/p90 per setting, ratio to real time, expected time with retries."""
+import json
+
+import pytest
+
+from benchmarks import bench_bundled
+from tests.tiny_models import tiny_mel_pipeline
+
+
+def test_timings_per_setting_with_retry_rate_and_batch_probe(tmp_path):
+    tiny_mel_pipeline().save_pretrained(tmp_path / "loops")
+    out = tmp_path / "bundled.json"
+    bench_bundled.main(["--checkpoints", str(tmp_path / "loops"), "--seconds", "2", "--repeats", "2",
+                        "--threads", "1", "--steps", "2", "3", "--gl-iters", "4", "--retry-rate", "0.25",
+                        "--decoder", "--batch-probe", "--out", str(out)])
+    run = json.loads(out.read_text())["runs"][0]
+    assert [(row["steps"], row["gl_iters"], row["threads"]) for row in run["timings"]] == [(2, 4, 1), (3, 4, 1)]
+    for row in run["timings"]:
+        assert len(row["times_s"]) == 2 and row["p50_s"] <= row["p90_s"]
+        assert row["p50_x_realtime"] == pytest.approx(row["p50_s"] / 2, abs=1e-3)  # 2 s takes
+        assert row["expected_p50_s"] == pytest.approx(row["p50_s"] * 1.25, abs=2e-3)
+        assert row["decoder_s"] > 0
+    assert run["batch_probe"]["variations"] == 4 and run["batch_probe"]["speedup"] > 0
+
+
+def test_a_bad_retry_rate_exits_2_with_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        bench_bundled.main(["--checkpoints", "a", "b", "--retry-rate", "0.1", "0.2", "0.3"])
+    assert raised.value.code == 2
+    assert "--retry-rate takes one share in [0, 1)" in capsys.readouterr().err
