@@ -94,7 +94,7 @@ def loop_quality(loop: Loop) -> LoopQuality:
     mono = audio if audio.ndim == 1 else audio.mean(axis=0)
     cycle = mono[: loop.loop_length]
     try:
-        cv = beat_interval_cv(mono, loop.sample_rate)
+        cv = beat_interval_cv(mono, loop.sample_rate, bpm=loop.bpm)  # the loop's own tempo: no second estimate
     except ValueError:  # too short or too few beats: no number rather than a made-up one
         cv = None
     return LoopQuality(seam_jump_ratio(cycle), seam_spectral_ratio(cycle, loop.sample_rate), cv)

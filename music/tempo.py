@@ -658,23 +658,24 @@ def estimate_bpm(
 # ---------------------------------------------------------------------------------------------
 
 
-def beat_interval_cv(audio: np.ndarray, sample_rate: int) -> float:
+def beat_interval_cv(audio: np.ndarray, sample_rate: int, bpm: float | None = None) -> float:
     """Tempo stability: the coefficient of variation (std / mean) of the intervals between the
     beats librosa's dynamic-programming tracker follows through the clip. 0 for a perfectly steady
     beat; machine-timed loops score below about 0.02, a drifting or stumbling beat 0.1 and more.
 
     The tracker, unlike `estimate_tempo`'s fixed grid, follows every beat, so the intervals show the
-    drift. Seeded by `estimate_tempo`'s tempo so that both agree on the tempo octave.
+    drift. Seeded by `bpm` when the clip's tempo is known (a loop's own tempo, in BPM), else by
+    `estimate_tempo`'s, so that both agree on the tempo octave.
 
     Raises:
         ValueError: bad audio (see `check_audio`), or fewer than three beats found.
     """
     audio = check_audio(audio)
     sample_rate = check_sample_rate(sample_rate)
-    tempo = estimate_tempo(audio, sample_rate)
+    start_bpm = _check_bpm(bpm) if bpm is not None else estimate_tempo(audio, sample_rate).bpm
     envelope, hop_length = onset_envelope(audio, sample_rate)
     _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sample_rate, hop_length=hop_length,
-                                       start_bpm=tempo.bpm, tightness=100, trim=False, units="samples")
+                                       start_bpm=start_bpm, tightness=100, trim=False, units="samples")
     intervals = np.diff(np.asarray(beats, dtype=np.float64))
     if len(intervals) < 2:
         raise ValueError(f"too few beats for a tempo-stability measure: found {len(beats)}, needs 3")
