@@ -46,16 +46,22 @@ PROMPT = "drum loop, house, 124 BPM, TR-909 kit with kick, snare and closed hi-h
 PROMPT_BPM = 124.0
 
 
+# The Loops take's tempo and length (`--loop-bpm`, `--two-bars`): set by `main`.
+LOOP_REQUEST = {"bpm": PROMPT_BPM, "two_bars": False}
+
+
 def generate(workspace: Workspace, checkpoint: str, seconds: float, seed: int, steps: int) -> tuple[int, int]:
     """One take of `seconds` seconds through the app's workflow at its defaults and `steps`: (samples, rate
-    in Hz) of the file it wrote."""
+    in Hz) of the file it wrote. With `--two-bars` the Loops take asks the tab's default length (two bars at
+    `--loop-bpm`, 0 s), which must then last `seconds`."""
     if workspace.registry.model.capabilities.text:
         request = TextToAudioRequest(model=checkpoint, prompt=PROMPT, seconds_total=seconds, seed=seed,
                                      randomize_seed=False, steps=steps)
         result = text_to_audio(workspace, request)
     else:
+        clip_seconds = 0.0 if LOOP_REQUEST["two_bars"] else seconds
         result = make_loops(workspace, LoopsRequest(model=checkpoint, seed=seed, randomize_seed=False,
-                                                    clip_seconds=seconds, bpm=PROMPT_BPM, steps=steps))
+                                                    clip_seconds=clip_seconds, bpm=LOOP_REQUEST["bpm"], steps=steps))
     info = sf.info(str(result.outputs[0].audio_path))
     return int(info.frames), int(info.samplerate)
 
@@ -197,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-durations", type=float, nargs="*", default=[2.0, 3.3, 7.77, 10.0],
                         help="text models: clip lengths in seconds whose exact sample count is checked "
                              "(default 2 3.3 7.77 10; none to skip)")
+    parser.add_argument("--loop-bpm", type=float, default=PROMPT_BPM,
+                        help="tempo of the Loops takes, in BPM (default %(default)s)")
+    parser.add_argument("--two-bars", action="store_true",
+                        help="Loops takes at the tab's default length, two bars at --loop-bpm (a 4 s loop at 120 "
+                             "BPM), instead of a --seconds clip: at 124 BPM a 4 s clip needs 4.23 s of a "
+                             "tempo-normalised model's 4.1 s window, so a second window, for a 2-bar loop")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bundled.json"),
                         help="JSON file for the results (default benchmarks/results/bundled.json)")
     args = parser.parse_args(argv)
@@ -204,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         rates = retry_rates(args.retry_rate, args.checkpoints)
     except ValueError as error:
         parser.exit(2, f"bench_bundled: {error}\n")
+    LOOP_REQUEST.update(bpm=args.loop_bpm, two_bars=args.two_bars)
     results = {
+        "loop_request": dict(LOOP_REQUEST),
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "cores": torch.get_num_threads()},
         "runs": [bench(name, args, rate) for name, rate in zip(args.checkpoints, rates)],
