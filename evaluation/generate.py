@@ -90,6 +90,10 @@ class ClipTask:
                                   steps=self.num_inference_steps, bpm=float(bpm) if bpm else None))
         if output.settings.get("bpm"):
             row["bpm"] = float(output.settings["bpm"])
+        elif backend.capabilities.reference_bpm:
+            # Not stretched: a tempo-normalised model's clip is at its own tempo, which memorization's
+            # `--tempo-normalise` then reads instead of estimating it.
+            row["bpm"] = float(backend.capabilities.reference_bpm)
         audio = np.asarray(output.audios[0], dtype=np.float32)
         write_clip(self.out_dir / row["file_name"], audio, int(output.sample_rate))
         row["sample_rate_hz"] = int(output.sample_rate)

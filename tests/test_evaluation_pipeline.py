@@ -512,3 +512,22 @@ def test_worker_processes_generate_the_same_clips(tmp_path):
         np.testing.assert_allclose(sf.read(two / name)[0], sf.read(one / name)[0], atol=1e-4)
     with pytest.raises(ValueError, match="jobs"):
         generate_clips(checkpoint, tmp_path / "bad", jobs=0, **common)
+
+
+def test_unconditional_tempo_normalised_clips_record_the_models_own_tempo(tmp_path):
+    """Memorization's `--tempo-normalise` reads each clip's `bpm`: a tempo-normalised model's clip is at
+    its reference tempo, which must be written down rather than estimated from the audio; a plain model's
+    clip has no tempo to record."""
+    tiny_models = pytest.importorskip("tests.tiny_models")
+    from evaluation.generate import generate_clips
+
+    normalised = tiny_models.tiny_mel_pipeline()
+    normalised.register_to_config(reference_bpm=1875.0, beats_per_bar=4)
+    folder = generate_clips("tiny", tmp_path / "normalised", 2, num_inference_steps=1, seconds_total=0.5,
+                            progress=False, pipeline=normalised)
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    assert [row["bpm"] for row in rows] == [1875.0, 1875.0]
+    folder = generate_clips("tiny", tmp_path / "plain", 2, num_inference_steps=1, seconds_total=0.5,
+                            progress=False, pipeline=tiny_models.tiny_mel_pipeline())
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    assert all("bpm" not in row for row in rows)
