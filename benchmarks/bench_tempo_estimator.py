@@ -9,7 +9,7 @@ read at its own sample rate, mixed to mono, and estimated twice in the same run:
 with the candidate choice switched off (the estimator before issue 23). Reported per subset (drums,
 melodic, band, classical) and over all clips, with the share of clips whose tempo octave is reported
 as ambiguous (`TempoEstimate.octave_ambiguous`) and the accuracy on the others. The candidate
-weights were learned on the valid split: report on the test split (the default).
+weights were learned on the train and valid splits: report on the test split (the default).
 Results go to `--out` (JSON) and a Markdown table to stdout.
 """
 from __future__ import annotations
