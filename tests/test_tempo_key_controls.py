@@ -90,6 +90,24 @@ def test_the_key_model_is_transposition_invariant_in_the_pitch_classes():
             assert rolled[Key((tonic + 5) % 12, mode)] == pytest.approx(scores[Key(tonic, mode)], abs=1e-9)
 
 
+def test_the_chorale_label_check_names_how_an_excerpt_key_relates_to_the_label():
+    from scripts.chorale_key_check import relation
+
+    label = Key(7, "major")  # G major
+    assert relation(Key(7, "major"), label) == "exact"
+    assert relation(Key(4, "minor"), label) == "relative"
+    assert relation(Key(2, "major"), label) == "dominant" and relation(Key(0, "major"), label) == "subdominant"
+    assert relation(Key(7, "minor"), label) == "parallel" and relation(Key(1, "major"), label) == "other"
+
+
+def test_key_features_cli_refuses_a_bad_part(tmp_path, capsys):
+    from benchmarks import key_features
+
+    with pytest.raises(SystemExit) as bad:
+        key_features.main(["valid", "--corpus", str(tmp_path), "--part", "3/2"])
+    assert bad.value.code == 2 and "--part" in capsys.readouterr().err
+
+
 def test_key_from_prompt_reads_keys_and_ignores_prose():
     assert key_from_prompt("86 BPM hip hop groove in B minor with drums") == Key(11, "minor")
     assert key_from_prompt("jazz track, Eb minor, 173 BPM") == Key(3, "minor")
