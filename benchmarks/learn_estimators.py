@@ -1,4 +1,4 @@
-"""Learn the tempo estimator's candidate model and the key estimator's profiles from labelled corpus clips.
+"""Learn the tempo estimator's candidate model and the key estimator's model from labelled corpus clips.
 
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --part 0/2   # feature caches, once:
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features valid              # runs/estimators/*.npz
