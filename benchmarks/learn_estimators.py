@@ -1,19 +1,22 @@
-"""Learn the tempo estimator's candidate model and the key estimator's profiles from labelled corpus clips.
+"""Learn the tempo estimator's candidate model and the key estimator's model from labelled corpus clips.
 
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --part 0/2   # feature caches, once
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --part 1/2   # (two processes):
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features valid              # runs/estimators/*.npz
-    python -m benchmarks.learn_estimators key     # writes music/key_profiles.json
+    OMP_NUM_THREADS=1 python -m benchmarks.key_features train                   # runs/estimators/key-*.npz
+    OMP_NUM_THREADS=1 python -m benchmarks.key_features valid
+    python -m benchmarks.learn_estimators key     # writes music/key_model.npz
     python -m benchmarks.learn_estimators tempo   # writes music/tempo_model.json
 
 Both learn on the cached features of the train split (`runs/estimators/train*.npz`, any parts) and choose
 their regularisation on the valid split (`runs/estimators/valid*.npz`), then refit on train and valid
-together; never the test split. The caches come from `benchmarks.estimator_features` (the same analysis
-functions the estimators run), so learning takes seconds to a few minutes.
+together; never the test split. The caches come from `benchmarks.estimator_features` and, for the key,
+`benchmarks.key_features` (the same analysis functions the estimators run), so learning takes seconds to a
+few minutes.
 
-- key: a conditional-logit model (softmax over the 24 keys; every register of `music.key.register_chroma`
-  rotated to the candidate tonic, one weight row per register and mode, and a bias per mode), L2 chosen on
-  valid, fitted by L-BFGS.
+- key: a network shared by the 24 candidate keys over `music.key.candidate_features` (registers and
+  per-eighth triad posteriors rotated to the candidate tonic), an ensemble of seeds; see
+  `benchmarks.learn_key_model`.
 - tempo: each candidate of `music.tempo.candidate_tempi` labelled right when within 3.5% of the label (the
   grid is refitted around the winner); scikit-learn's multi-layer perceptron over
   `music.tempo.candidate_features` (standardised), the hidden size and L2 chosen on valid by the share of
@@ -27,12 +30,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
-from music import key as key_module
+from benchmarks.learn_key_model import learn_key_model
 from music import tempo as tempo_module
 
-KEY_L2 = (0.001, 0.003, 0.01, 0.03)
 # The linear model and 8 hidden units lost on valid in the last pass (86.5% and below against 91.8%), and L2 0.01
 # overfitted; the grid is kept small since each fit takes about a minute on the full train split.
 TEMPO_HIDDEN = ((16,), (32,))
@@ -48,69 +49,6 @@ def load_cache(cache: Path, split: str) -> dict[str, np.ndarray]:
         raise SystemExit(2)
     parts = [np.load(file) for file in files]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0].files}
-
-
-# ---- key ------------------------------------------------------------------------------------------------------
-
-def key_dataset(data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(register chroma rotated to each of the 12 tonics `[clips, 12, registers * 12]`, label index 0-23:
-    major tonics then minor tonics) of the clips with a labelled key."""
-    features, labels = [], []
-    for index in np.nonzero([bool(name) for name in data["key"]])[0]:
-        registers = key_module.register_chroma(data["chroma"][index])
-        features.append([np.roll(registers, -tonic, axis=1).ravel() for tonic in range(12)])
-        label = key_module.parse_key(str(data["key"][index]))
-        labels.append(12 * (label.mode == "minor") + label.tonic)
-    return np.array(features), np.array(labels)
-
-
-def key_logits(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Scores `[clips, 24]` of the conditional logit with `weights` (major rows, minor rows, two biases)."""
-    size = features.shape[-1]
-    return np.concatenate([features @ weights[:size] + weights[-2], features @ weights[size:2 * size] + weights[-1]],
-                          axis=1)
-
-
-def fit_key(features: np.ndarray, labels: np.ndarray, l2: float) -> np.ndarray:
-    """Weights `[2 * size + 2]` of the conditional logit, by L-BFGS with the analytic gradient."""
-    size, rows = features.shape[-1], np.arange(len(labels))
-
-    def loss(weights: np.ndarray) -> tuple[float, np.ndarray]:
-        scores = key_logits(features, weights)
-        scores = scores - scores.max(axis=1, keepdims=True)
-        log_total = np.log(np.exp(scores).sum(axis=1))
-        value = -(scores[rows, labels] - log_total).mean() + l2 * np.sum(weights[:-2] ** 2)
-        error = np.exp(scores - log_total[:, None])
-        error[rows, labels] -= 1
-        error /= len(labels)
-        gradient = np.concatenate([np.einsum("nk,nkd->d", error[:, :12], features),
-                                   np.einsum("nk,nkd->d", error[:, 12:], features),
-                                   [error[:, :12].sum(), error[:, 12:].sum()]])
-        gradient[:-2] += 2 * l2 * weights[:-2]
-        return float(value), gradient
-
-    return minimize(loss, np.zeros(2 * size + 2), jac=True, method="L-BFGS-B").x
-
-
-def learn_key(cache: Path, out: Path) -> None:
-    x_train, y_train = key_dataset(load_cache(cache, "train"))
-    x_valid, y_valid = key_dataset(load_cache(cache, "valid"))
-    accuracy = {l2: float(np.mean(key_logits(x_valid, fit_key(x_train, y_train, l2)).argmax(axis=1) == y_valid))
-                for l2 in KEY_L2}
-    for l2, share in accuracy.items():
-        print(f"key: L2 {l2:g}: {share:.1%} exact on {len(y_valid)} valid clips (learned on {len(y_train)} train)")
-    l2 = max(accuracy, key=accuracy.get)
-    weights = fit_key(np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), l2)
-    size = x_train.shape[-1]
-    out.write_text(json.dumps({
-        "registers": list(key_module.REGISTER_NAMES),
-        "major": weights[:size].reshape(-1, 12).round(4).tolist(),
-        "minor": weights[size:2 * size].reshape(-1, 12).round(4).tolist(),
-        "bias": {"major": round(float(weights[-2]), 4), "minor": round(float(weights[-1]), 4)},
-        "learned_on": f"data/corpus train ({len(y_train)} pitched clips) + valid ({len(y_valid)}), L2 {l2:g} "
-                      f"(chosen on valid: {accuracy[l2]:.1%} exact with train only)",
-    }, indent=1) + "\n")
-    print(f"wrote {out}")
 
 
 # ---- tempo ----------------------------------------------------------------------------------------------------
@@ -197,16 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("what", choices=("key", "tempo"),
-                        help="key: the key profiles (music/key_profiles.json); tempo: the tempo candidate model "
+                        help="key: the key model (music/key_model.npz); tempo: the tempo candidate model "
                              "(music/tempo_model.json)")
     parser.add_argument("--cache", type=Path, default=Path("runs/estimators"),
-                        help="folder of the feature caches written by benchmarks.estimator_features "
-                             "(default runs/estimators)")
+                        help="folder of the feature caches written by benchmarks.estimator_features and "
+                             "benchmarks.key_features (default runs/estimators)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="file to write (default music/key_profiles.json or music/tempo_model.json)")
+                        help="file to write (default music/key_model.npz or music/tempo_model.json)")
     args = parser.parse_args(argv)
     if args.what == "key":
-        learn_key(args.cache, args.out or Path("music/key_profiles.json"))
+        learn_key_model(args.cache, args.out or Path("music/key_model.npz"))
     else:
         learn_tempo(args.cache, args.out or Path("music/tempo_model.json"))
     return 0

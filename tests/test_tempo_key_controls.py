@@ -27,6 +27,32 @@ def test_chord_loops_are_estimated_in_their_key_with_confidence(name):
     assert estimate.confident and estimate.runner_up != key
 
 
+def cadence(tonic_midi: int, seconds_per_chord: float = 0.6) -> np.ndarray:
+    """ii - V7 - I - I in the major key of `tonic_midi`, each chord three or four tones with harmonics over a
+    bass note an octave or two below its root."""
+    chords = [(tonic_midi + 2, (0, 3, 7)), (tonic_midi - 5, (0, 4, 7, 10)), (tonic_midi, (0, 4, 7)),
+              (tonic_midi, (0, 4, 7))]
+    t = np.arange(round(seconds_per_chord * RATE)) / RATE
+    envelope = np.minimum(1, 20 * t) * np.exp(-1.5 * t)
+    audio = []
+    for root, intervals in chords:
+        pitches = [root + interval for interval in intervals] + [root - 12 - 12 * (root >= 60)]
+        weights = [1.0] * len(intervals) + [1.5]
+        frames = sum(weight * np.sin(2 * np.pi * h * 440.0 * 2 ** ((pitch - 69) / 12) * t) / h
+                     for pitch, weight in zip(pitches, weights) for h in (1, 2, 3))
+        audio.append(frames * envelope)
+    audio = np.concatenate(audio)
+    return (0.3 * audio / np.abs(audio).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["C major", "D major", "G major", "A major"])
+def test_a_two_five_one_cadence_is_read_in_the_key_it_resolves_to(name):
+    # The pitch classes alone favour the ii chord's minor key (the profiles of the last session read D minor
+    # for a ii-V-I in C); the chord sequence (ending V7 -> I) tells the key.
+    key = parse_key(name)
+    assert estimate_key(cadence(60 + key.tonic), RATE).key == key
+
+
 def test_noise_is_not_shifted_and_the_note_says_so():
     noise = (0.1 * np.random.default_rng(0).standard_normal(4 * RATE)).astype(np.float32)
     shifted, shift = shift_to_key(noise, RATE, "A minor")
@@ -40,6 +66,46 @@ def test_a_confident_shift_lands_in_the_asked_key():
     shifted, shift = shift_to_key(audio, RATE, "F major")
     assert shift.shifted and shift.semitones == 3 and shift.result == Key(5, "major")
     assert estimate_key(shifted, RATE).key == Key(5, "major")
+
+
+def test_chord_posteriors_name_the_triad_of_each_eighth():
+    from music.key import KEY_OCTAVES, KEY_SEGMENTS, chord_posteriors
+
+    octaves = np.zeros((1 + KEY_SEGMENTS, KEY_OCTAVES, 12))
+    octaves[1:5, 3, [0, 4, 7]] = 1.0  # C major triad in the first half
+    octaves[5:, 3, [9, 0, 4]] = 1.0  # A minor triad in the second
+    posteriors = chord_posteriors(octaves)
+    assert posteriors.shape == (KEY_SEGMENTS, 2, 12)
+    np.testing.assert_allclose(posteriors.sum(axis=(1, 2)), 1.0)
+    assert [np.unravel_index(np.argmax(eighth), (2, 12)) for eighth in posteriors] == [(0, 0)] * 4 + [(1, 9)] * 4
+
+
+def test_the_key_model_is_transposition_invariant_in_the_pitch_classes():
+    from music.key import MODES, key_scores, octave_chroma
+
+    octaves = octave_chroma(chord_loop(48 + 2, minor=True), RATE)  # D minor
+    scores, rolled = key_scores(octaves), key_scores(np.roll(octaves, 5, axis=-1))  # every note 5 semitones up
+    for mode in MODES:
+        for tonic in range(12):
+            assert rolled[Key((tonic + 5) % 12, mode)] == pytest.approx(scores[Key(tonic, mode)], abs=1e-9)
+
+
+def test_the_chorale_label_check_names_how_an_excerpt_key_relates_to_the_label():
+    from scripts.chorale_key_check import relation
+
+    label = Key(7, "major")  # G major
+    assert relation(Key(7, "major"), label) == "exact"
+    assert relation(Key(4, "minor"), label) == "relative"
+    assert relation(Key(2, "major"), label) == "dominant" and relation(Key(0, "major"), label) == "subdominant"
+    assert relation(Key(7, "minor"), label) == "parallel" and relation(Key(1, "major"), label) == "other"
+
+
+def test_key_features_cli_refuses_a_bad_part(tmp_path, capsys):
+    from benchmarks import key_features
+
+    with pytest.raises(SystemExit) as bad:
+        key_features.main(["valid", "--corpus", str(tmp_path), "--part", "3/2"])
+    assert bad.value.code == 2 and "--part" in capsys.readouterr().err
 
 
 def test_key_from_prompt_reads_keys_and_ignores_prose():
@@ -158,7 +224,7 @@ def test_learn_estimators_explains_its_flags_and_refuses_a_missing_cache(tmp_pat
         main(["--help"])
     assert help_exit.value.code == 0
     text = capsys.readouterr().out
-    assert "--cache" in text and "--out" in text and "key_profiles.json" in text
+    assert "--cache" in text and "--out" in text and "key_model.npz" in text
     with pytest.raises(SystemExit) as missing:
         main(["tempo", "--cache", str(tmp_path)])
     assert missing.value.code == 2
@@ -166,7 +232,9 @@ def test_learn_estimators_explains_its_flags_and_refuses_a_missing_cache(tmp_pat
 
 
 def test_feature_cache_and_learning_run_end_to_end_on_a_tiny_corpus(tmp_path):
-    from benchmarks import estimator_features, learn_estimators
+    from benchmarks import estimator_features, key_features, learn_estimators
+    from music.key import candidate_features, octave_chroma
+    from music.key import candidate_scores as key_candidate_scores
     from music.tempo import candidate_scores
 
     for split in ("train", "valid"):
@@ -183,11 +251,16 @@ def test_feature_cache_and_learning_run_end_to_end_on_a_tiny_corpus(tmp_path):
         (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
         assert estimator_features.main([split, "--corpus", str(tmp_path / "corpus"),
                                         "--out", str(tmp_path / "cache" / f"{split}.npz")]) == 0
+        assert key_features.main([split, "--corpus", str(tmp_path / "corpus"),
+                                  "--out", str(tmp_path / "cache" / f"key-{split}.npz")]) == 0
     cache = learn_estimators.load_cache(tmp_path / "cache", "train")
     assert cache["curves"].shape == (4, 4, 288) and cache["chroma"].shape[1:] == (9, 7, 12)
-    assert learn_estimators.main(["key", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "k.json")]) == 0
-    profiles = json.loads((tmp_path / "k.json").read_text())
-    assert np.array(profiles["major"]).shape == (12, 12) and "learned_on" in profiles
+    assert learn_estimators.main(["key", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "k.npz")]) == 0
+    with np.load(tmp_path / "k.npz") as data:
+        key_model = {name: data[name] for name in data.files if name != "learned_on"}
+        assert "learned_on" in data.files
+    features = candidate_features(octave_chroma(chord_loop(48, minor=False), RATE))
+    assert key_candidate_scores(features, key_model).shape == (12, 2)
     assert learn_estimators.main(["tempo", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "t.json")]) == 0
     model = {name: np.array(value) for name, value in json.loads((tmp_path / "t.json").read_text()).items()
              if name != "learned_on"}
