@@ -86,9 +86,11 @@ def summarise(model: str, settings: dict, report: dict, num_clips: int, seed: in
         "thresholds": memo["thresholds"],
         "embedding_view_share": memo["share_above"]["embedding_similarity"],
         "baseline_means": {k: v for k, v in memo["baseline"].items() if k.endswith("_mean")},
-        "fad": {k: candidate["distances"]["fad"][k] for k in ("value", "ci_low", "ci_high")},
+        # FAD is withheld where the quality ladder shows it cannot order sets (clap-bundled: never shown).
+        "fad": ({k: candidate["distances"]["fad"][k] for k in ("value", "ci_low", "ci_high")}
+                if (candidate.get("distances") or {}).get("fad") else None),
         "top_matches": [{k: m.get(k) for k in TOP_MATCH_KEYS} for m in memo["top_matches"][:5]],
-        "minutes": round(minutes, 1),
+        "minutes": round(minutes, 1),  # generation and matching, on the machine of the run
     }
 
 
@@ -110,6 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "reports (default outputs/mem)")
     parser.add_argument("--out", default="benchmarks/results/memorization-models.json",
                         help="summary JSON, updated per model (default %(default)s)")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="rebuild the summary from the reports already in --work (no generation, no matching)")
     return parser.parse_args(argv)
 
 
@@ -124,14 +128,20 @@ def main(argv: list[str] | None = None) -> None:
         train_dir = work / f"{model}_train"
         count = link_training_clips(Path(settings["checkpoint"]), Path(args.corpus_train), train_dir)
         print(f"{model}: {count} training clips linked into {train_dir}", flush=True)
-        clips = generate(model, settings, work / model, args.num_clips, args.seed, args.seconds)
-        report = compare([str(clips)], settings["baseline"], train_dir, work / f"report_{model}",
-                         n_bootstrap=args.bootstrap, on_error="skip", memorization_fpr=args.fpr,
-                         memorization_tempo_normalise=True, max_players=8)
+        report_dir = work / f"report_{model}"
+        if args.summarise_only:
+            report = json.loads((report_dir / "report.json").read_text())
+        else:
+            clips = generate(model, settings, work / model, args.num_clips, args.seed, args.seconds)
+            report = compare([str(clips)], settings["baseline"], train_dir, report_dir,
+                             n_bootstrap=args.bootstrap, on_error="skip", memorization_fpr=args.fpr,
+                             memorization_tempo_normalise=True, max_players=8)
         entry = summarise(model, settings, report, args.num_clips, args.seed, args.seconds, train_dir,
                           (time.perf_counter() - start) / 60)
         entry["command"] = "python -m benchmarks.bench_memorization_models " + " ".join(
             sys.argv[1:] if argv is None else argv)
+        if args.summarise_only:  # the run that made the report, not this one
+            entry["command"], entry["minutes"] = report["manifest"]["command"], None
         # Read just before writing: runs for different models may share the file.
         summary = json.loads(out.read_text()) if out.exists() else {}
         summary[model] = entry
