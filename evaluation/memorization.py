@@ -2,10 +2,11 @@
 
 The headline is the copy detector of `evaluation.copy_detection` (robust to offset, loop rotation,
 +-2 semitones, +-6% tempo, gain, noise, low-pass and mixing under other material): a clip is a copy
-when its copy score (spectral and rhythm) or its melody score (transposition-invariant chroma) is
-above a threshold calibrated on held-out clips (never trained on) at a chosen false-positive rate;
-the share of copies comes with a Wilson 95% interval and every flagged clip with the training clip,
-offset, semitones, tempo ratio and gain. The nearest training clip in embedding space (cosine,
+when its copy score (spectral and rhythm), its melody score (transposition-invariant chroma) or
+its verified residual SNR (how much of the clip the named training clip explains on the waveform)
+is above a threshold calibrated on held-out clips (never trained on) at a chosen false-positive
+rate; the share of copies comes with a Wilson 95% interval and every flagged clip with the training
+clip, offset, semitones, tempo ratio, gain and residual SNR. The nearest training clip in embedding space (cosine,
 torch matmul; faiss when installed and the training set is large) is kept beside it as context,
 not in the headline: held-out clips sit as close to their nearest training clip as copies do.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
+from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
 from evaluation.embedding import EmbeddingSet
@@ -101,39 +103,54 @@ def check_calibration_size(num_clips: int, false_positive_rate: float, what: str
         )
 
 
-def calibrate_threshold(baseline_scores: np.ndarray, false_positive_rate: float = 0.01) -> float:
+def calibrate_threshold(baseline_scores: np.ndarray, false_positive_rate: float = 0.01,
+                        target_rate: float | None = None) -> float:
     """Score above which at most `false_positive_rate` of held-out (never trained on) clips fall.
 
-    Refuses (ValueError) fewer than `min_calibration_clips(false_positive_rate)` scores, with a
-    little slack for rates between two such sizes (the joint calibration tries rates down to half)."""
+    Refuses (ValueError) fewer than `min_calibration_clips` of `target_rate` scores (the joint
+    calibration's target, which tries rates below it; default twice the rate, a little slack for
+    rates between two such sizes)."""
     baseline_scores = np.asarray(baseline_scores, dtype=np.float64)
-    check_calibration_size(len(baseline_scores), min(0.5, 2 * false_positive_rate), "the baseline")
+    size_rate = target_rate if target_rate is not None else min(0.5, 2 * false_positive_rate)
+    check_calibration_size(len(baseline_scores), size_rate, "the baseline")
     return float(np.quantile(baseline_scores, 1 - false_positive_rate, method="higher"))
 
 
-COPY_SCORES = ("copy_score", "melody_score")  # the detector's two scores, each with its own threshold
+# the detector's scores, each with its own threshold: name -> CopyMatch field
+COPY_SCORES = {"copy_score": "score", "melody_score": "melody_score", "residual_snr_db": "residual_snr_db"}
+
+
+def copy_scores(match: CopyMatch) -> dict[str, np.ndarray]:
+    """`{score name: [clips]}` of the scores `match` holds (the residual SNR only once verified)."""
+    return {name: np.asarray(getattr(match, field_name), dtype=np.float64)
+            for name, field_name in COPY_SCORES.items() if getattr(match, field_name) is not None}
 
 
 def calibrate_thresholds(baseline: CopyMatch, false_positive_rate: float = 0.01) -> dict[str, float]:
-    """Thresholds of the copy score and of the melody score, calibrated jointly on held-out clips'
-    best matches: both at the same quantile, the highest quantile at which flagging a clip when
-    either is exceeded keeps the held-out rate at or below `false_positive_rate` (between the
-    rate itself and half of it, where the union can be no more than the sum)."""
+    """Thresholds of the copy score, the melody score and (once verified) the residual SNR,
+    calibrated jointly on held-out clips' best matches: all at the same quantile, the highest
+    quantile at which flagging a clip when any is exceeded keeps the held-out rate at or below
+    `false_positive_rate` (between the rate itself and the rate over the number of scores, where the
+    union can be no more than the sum)."""
     check_calibration_size(len(baseline.score), false_positive_rate, "the held-out baseline")
+    scores = copy_scores(baseline)
     thresholds = {}
-    for rate in np.linspace(false_positive_rate, false_positive_rate / 2, 26):
-        thresholds = {
-            "copy_score": calibrate_threshold(baseline.score, rate),
-            "melody_score": calibrate_threshold(baseline.melody_score, rate),
-        }
+    for rate in np.linspace(false_positive_rate, false_positive_rate / len(scores), 51):
+        thresholds = {name: calibrate_threshold(values, rate, target_rate=false_positive_rate)
+                      for name, values in scores.items()}
         if np.mean(flag_copies(baseline, thresholds)) <= false_positive_rate:
             break
     return thresholds
 
 
 def flag_copies(match: CopyMatch, thresholds: dict[str, float]) -> np.ndarray:
-    """`[clips]` bool: copy score or melody score above its calibrated threshold."""
-    return (match.score > thresholds["copy_score"]) | (match.melody_score > thresholds["melody_score"])
+    """`[clips]` bool: any of the copy score, the melody score and the residual SNR (where both the
+    match and the thresholds hold it) above its calibrated threshold."""
+    flagged = np.zeros(len(match.score), dtype=bool)
+    for name, values in copy_scores(match).items():
+        if name in thresholds:
+            flagged |= values > thresholds[name]
+    return flagged
 
 
 def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -211,6 +228,18 @@ def _estimated_bpm(path: Path) -> float | None:
         return None
 
 
+class TrainingAudio:
+    """`key_audio` of `CopyDetector.verify`: waveform of training clip i, decoded once and kept."""
+
+    def __init__(self, paths: list[Path], sample_rate: int) -> None:
+        self.paths, self.sample_rate, self._cache = list(paths), sample_rate, {}
+
+    def __call__(self, index: int) -> np.ndarray:
+        if index not in self._cache:
+            self._cache[index] = load_clips([self.paths[index]], self.sample_rate, on_error="raise")[0][0]
+        return self._cache[index]
+
+
 def memorization_report(
     generated: EmbeddingSet,
     train: EmbeddingSet,
@@ -251,17 +280,22 @@ def memorization_report(
     generated_features = detector.features_for_files(generated.paths, cache, progress, "copy features (generated)")
     copy = detector.match(generated_features, train_features, progress=progress,
                           query_bpm=tempi(generated.paths), key_bpm=train_bpm)
+    key_audio = TrainingAudio(train.paths, detector.sample_rate)
+    copy = detector.verify(load_clips(generated.paths, detector.sample_rate)[0], copy, key_audio, progress)
     # 3. Baseline and calibrated thresholds
     if baseline is not None:
         base_sim, _ = nearest_neighbours(baseline.embeddings, train.embeddings)
         base_features = detector.features_for_files(baseline.paths, cache, progress, "copy features (baseline)")
         base_copy = detector.match(base_features, train_features, progress=progress,
                                    query_bpm=tempi(baseline.paths), key_bpm=train_bpm)
+        base_copy = detector.verify(load_clips(baseline.paths, detector.sample_rate)[0], base_copy, key_audio,
+                                    progress)
         baseline_name = "held-out vs train"
     else:
         base_sim, _ = nearest_neighbours(train.embeddings, train.embeddings, exclude_self=True)
         base_copy = detector.match(train_features, train_features, exclude_self=True, progress=progress,
                                    query_bpm=train_bpm, key_bpm=train_bpm)
+        base_copy = detector.verify([key_audio(i) for i in range(len(train))], base_copy, key_audio, progress)
         baseline_name = "train vs rest of train (no held-out set given)"
         notes.append("no held-out baseline: thresholds calibrated on train against itself")
     thresholds = {
@@ -275,6 +309,7 @@ def memorization_report(
         "copies_ci95": wilson_interval(copies, len(flagged)),
         "copy_score": float(np.mean(copy.score > thresholds["copy_score"])),
         "melody_score": float(np.mean(copy.melody_score > thresholds["melody_score"])),
+        "residual_snr_db": float(np.mean(copy.residual_snr_db > thresholds["residual_snr_db"])),
         "embedding_similarity": float(np.mean(emb_sim > thresholds["embedding_similarity"])),
         "baseline_copies": float(np.mean(flag_copies(base_copy, thresholds))),
         "baseline_embedding_similarity": float(np.mean(base_sim > thresholds["embedding_similarity"])),
@@ -294,6 +329,10 @@ def memorization_report(
             "melody_score": float(copy.melody_score[i]),
             "melody_semitones": float(copy.melody_semitones[i]),
             "matched_part": str(copy.part[i]),
+            "residual_snr_db": float(copy.residual_snr_db[i]),
+            "verified_train_file": train_names[copy.verified_index[i]],
+            "verified_semitones": float(copy.verified_semitones[i]),
+            "verified_tempo_ratio": float(copy.verified_tempo_ratio[i]),
             "nearest_train_file": train_names[emb_idx[i]],
             "embedding_similarity": float(emb_sim[i]),
             "above_threshold": bool(flagged[i]),
@@ -303,6 +342,7 @@ def memorization_report(
     views = (
         ("copy_score", copy.score, base_copy.score),
         ("melody_score", copy.melody_score, base_copy.melody_score),
+        ("residual_snr_db", copy.residual_snr_db, base_copy.residual_snr_db),
         ("embedding_similarity", emb_sim, base_sim),
     )
     histograms = {}
@@ -312,15 +352,20 @@ def memorization_report(
         edges = np.linspace(low, high + 0.05 * (high - low) + 1e-6, 31)  # room to show the threshold line
         histograms[name] = {"edges": edges.tolist(), "generated": histogram(values, edges),
                             "baseline": histogram(base, edges)}
-    # strongest first: how far past its threshold the clip's stronger score lies
-    margin = np.maximum(copy.score - thresholds["copy_score"], copy.melody_score - thresholds["melody_score"])
-    order = np.argsort(-margin, kind="stable")[:top_k]
+    # strongest first: the share of held-out clips that reach the clip's strongest score (the smaller,
+    # the stronger; scores on different scales compare this way), ties by the residual SNR
+    scores, base_scores = copy_scores(copy), copy_scores(base_copy)
+    reached = {name: np.mean(base_scores[name][None, :] >= values[:, None], axis=1) for name, values in scores.items()}
+    strongest = np.stack(list(reached.values())).argmin(axis=0)
+    exceedance = np.stack(list(reached.values())).min(axis=0)
+    order = np.lexsort((-copy.residual_snr_db, exceedance))[:top_k]
+    sources = {"copy_score": copy.index, "melody_score": copy.melody_index, "residual_snr_db": copy.verified_index}
+    names_by = {"copy_score": "copy", "melody_score": "melody", "residual_snr_db": "verification"}
     top_matches = []
     for i in order:
-        by_melody = copy.melody_score[i] - thresholds["melody_score"] > copy.score[i] - thresholds["copy_score"]
-        source = copy.melody_index[i] if by_melody else copy.index[i]
-        top_matches.append({**rows[i], "matched_by": "melody" if by_melody else "copy",
-                            "generated_path": str(generated.paths[i]), "train_path": str(train.paths[source])})
+        by = list(reached)[int(strongest[i])]
+        top_matches.append({**rows[i], "matched_by": names_by[by], "baseline_share_reaching": float(exceedance[i]),
+                            "generated_path": str(generated.paths[i]), "train_path": str(train.paths[sources[by][i]])})
     return MemorizationResult(
         rows=rows,
         thresholds=thresholds,
@@ -332,13 +377,15 @@ def memorization_report(
             "embedding_similarity_mean": float(np.mean(base_sim)),
             "copy_score_mean": float(np.mean(base_copy.score)),
             "melody_score_mean": float(np.mean(base_copy.melody_score)),
+            "residual_snr_db_median": float(np.median(base_copy.residual_snr_db)),
         },
         histograms=histograms,
         top_matches=top_matches,
         settings={
             "detector": detector.describe(),
             "embedder": generated.embedder,
-            "headline": "copies = copy score or melody score above its threshold (embedding view not included)",
+            "headline": ("copies = copy score, melody score or verified residual SNR above its threshold "
+                         "(embedding view not included)"),
             "tempo_normalise": tempo_normalise,
             "notes": notes,
             "num_train": len(train),

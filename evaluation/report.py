@@ -474,21 +474,25 @@ def memorization_markdown(mem: dict) -> list[str]:
     lines = [
         (
             f"Copies: **{share['copies']:.1%}** [{low:.1%}, {high:.1%}] of {len(mem['per_clip'])} clips "
-            f"(copy score > {t['copy_score']:.3f} or melody score > {t['melody_score']:.3f}, set at "
+            f"(copy score > {t['copy_score']:.3f}, melody score > {t['melody_score']:.3f}"
+            + (f" or residual SNR > {t['residual_snr_db']:.1f} dB" if "residual_snr_db" in t else "")
+            + ", set at "
             f"{base['false_positive_rate']:.0%} false positives on {base['name']}, {base['num_clips']} clips; "
             f"held-out clips flagged: {share['baseline_copies']:.1%}). Embedding view, not in the headline: "
             f"{share['embedding_similarity']:.1%} above cosine {t['embedding_similarity']:.4f}."
         ),
         "",
         ("| generated | training clip | copy score | offset (s) | semitones | tempo ratio | gain (dB) "
-        "| melody score (training clip) | copy? |"),
-        "|---|---|---|---|---|---|---|---|---|",
+        "| melody score (training clip) | residual SNR dB (verified clip) | copy? |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in mem["top_matches"]:
+        verified = (f"{m['residual_snr_db']:.1f} ({m['verified_train_file']})" if "residual_snr_db" in m else "-")
         lines.append(
             f"| {m['file']} | {m['copy_train_file']} | {m['copy_score']:.3f} | {m['copy_offset_s']:.2f} "
             f"| {m['semitones']:+.0f} | {m['tempo_ratio']:.3f} | {m['gain_db']:+.1f} "
-            f"| {m['melody_score']:.3f} ({m['melody_train_file']}) | {'yes' if m['above_threshold'] else 'no'} |"
+            f"| {m['melody_score']:.3f} ({m['melody_train_file']}) | {verified} "
+            f"| {'yes' if m['above_threshold'] else 'no'} |"
         )
     return lines
 
@@ -512,6 +516,7 @@ def memorization_html(mem: dict, max_players: int) -> str:
         f"{share['embedding_similarity']:.1%}).</p>")
     ]
     for key, name in (("copy_score", "copy score"), ("melody_score", "melody score"),
+                      ("residual_snr_db", "verified residual SNR (dB)"),
                       ("embedding_similarity", "embedding similarity")):
         h = mem["histograms"].get(key)
         if h:
@@ -523,7 +528,10 @@ def memorization_html(mem: dict, max_players: int) -> str:
         caption = (
             f"train {m['copy_train_file']}: copy score {m['copy_score']:.3f}, offset {m['copy_offset_s']:.2f} s, "
             f"{m['semitones']:+.0f} semitones, tempo x{m['tempo_ratio']:.3f}, gain {m['gain_db']:+.1f} dB; "
-            f"melody score {m['melody_score']:.3f}{' (flagged)' if m['above_threshold'] else ''}"
+            f"melody score {m['melody_score']:.3f}"
+            + (f"; residual SNR {m['residual_snr_db']:.1f} dB against {m['verified_train_file']}"
+               if "residual_snr_db" in m else "")
+            + f"{' (flagged)' if m['above_threshold'] else ''}"
         )
         try:
             image = f"<img alt='aligned spectrograms' src='{image_data_uri(aligned_spectrograms(m))}'>"

@@ -159,13 +159,18 @@ def test_memorization_report_names_source_transform_and_interval(tmp_path):
             for name in ("train", "valid", "generated")}
     with pytest.raises(ValueError, match="needs at least 100"):
         memorization_report(sets["generated"], sets["train"], sets["valid"], progress=False)
-    result = memorization_report(sets["generated"], sets["train"], sets["valid"], false_positive_rate=0.05,
-                                 progress=False).to_dict()
+    detector = CopyDetector(verify_candidates=1)  # the verification of one candidate keeps this test short
+    result = memorization_report(sets["generated"], sets["train"], sets["valid"], detector=detector,
+                                 false_positive_rate=0.05, progress=False).to_dict()
     rows = {row["file"]: row for row in result["per_clip"]}
     for i in range(3):
         row = rows[f"generated-{i:02d}.flac"]
         assert row["copy_train_file"] == f"train-{i:02d}.flac" and row["above_threshold"]
         assert row["semitones"] == 1 and row["copy_offset_s"] == pytest.approx(0.5, abs=0.1)
+        # the verification's evidence: the candidate it checked and its residual SNR
+        assert row["verified_train_file"] == row["copy_train_file"] and row["verified_semitones"] == 1
+        assert row["residual_snr_db"] > 0
+    assert "residual_snr_db" in result["thresholds"] and "residual_snr_db" in result["histograms"]
     assert result["top_matches"][0]["file"] in {f"generated-{i:02d}.flac" for i in range(3)}
     share = result["share_above"]
     assert 0.3 - 1e-9 <= share["copies"] <= 0.4
