@@ -149,7 +149,7 @@ class LoopsRequest(KeyAndExport):
         scheduler: sampler name (None or "model default": the model's own).
         repeats: times the loop is tiled in its file, 1..`max_repeats`.
         clip_seconds: each generated clip's length in seconds: 0 for two bars at the tempo, else at least
-            one bar, up to `max_seconds`.
+            one bar, up to `max_seconds` (tempo-normalised models make only its whole bars at the tempo).
         bpm: the loop's tempo in BPM, 0 (named in the prompt, else estimated) or within `BPM_RANGE`.
         prompt: for text models, at most 500 characters.
         target_key: e.g. "A minor" ("" or "keep": the generated key).
