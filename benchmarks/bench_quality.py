@@ -471,11 +471,17 @@ def main(argv: list[str] | None = None) -> int:
         embedder = get_embedder("clap-bundled")
         captions_gen = {path.name: row["text"] for path, row in zip(gen_paths, rows)}
         captions_real = {path.name: row["text"] for path, row in zip(real_paths, rows)}
-        gen_score = clap_score(embedder, embed_files(embedder, gen_paths, progress=False), captions_gen,
-                               n_bootstrap=200).mean
+        generated = clap_score(embedder, embed_files(embedder, gen_paths, progress=False), captions_gen,
+                               n_bootstrap=200)
         real_score = clap_score(embedder, embed_files(embedder, real_paths, progress=False), captions_real,
                                 n_bootstrap=200).mean
-        result["clap_score"] = {"generated": gen_score, "real": real_score, "ratio": gen_score / real_score}
+        gen_score = generated.mean
+        # The 95% bootstrap interval over clips, and each clip's cosine in clip order (for paired comparisons
+        # of settings run on the same seeds and prompts).
+        cosines = {row["file"]: row["cosine"] for row in generated.per_clip}
+        result["clap_score"] = {"generated": gen_score, "real": real_score, "ratio": gen_score / real_score,
+                                "generated_ci": [generated.ci_low, generated.ci_high],
+                                "generated_per_clip": [cosines.get(path.name) for path in gen_paths]}
         result["families"] = family_confusion(embedder, gen_paths, real_paths, rows)
 
     # 6. Memorization against the training clips
