@@ -2,8 +2,8 @@
 
     python -m benchmarks.bench_bundled                                  # the app's defaults
     python -m benchmarks.bench_bundled --steps 20 10 --retry-rate 0.05  # old vs new steps, one run
-    python -m benchmarks.bench_bundled --checkpoints checkpoints/text --steps 20 14 \
-        --guidance-interval all 0.28:5.42                                # text: guidance in an interval
+    python -m benchmarks.bench_bundled --checkpoints checkpoints/text --steps 20 12 \
+        --guidance-interval all 0.9:50                                   # text: guidance in an interval
     python -m benchmarks.bench_bundled --checkpoints checkpoints/loops --loop-bpm 124 --full-clip-too
 
 Each checkpoint is loaded the way the app loads it (`studio.model_source.OneModel.from_source`) and
@@ -56,7 +56,7 @@ from studio.outputs import OutputStore
 from studio.requests import LoopsRequest, StudioLimits, TextToAudioRequest
 from studio.text_to_audio import text_to_audio
 
-APP_STEPS = TextToAudioRequest.steps  # the tabs' default steps
+APP_STEPS = TextToAudioRequest.steps  # the Text to audio tab's default steps
 APP_GUIDANCE = TextToAudioRequest.guidance_scale  # the Text to audio tab's default guidance
 PROMPT = "drum loop, house, 124 BPM, TR-909 kit with kick, snare and closed hi-hat"
 PROMPT_BPM = 124.0
@@ -189,7 +189,9 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
     intervals = args.guidance_interval if capabilities.text else ["model"]
     clip_modes = [False, True] if args.full_clip_too and capabilities.reference_bpm and not capabilities.text \
         else [False]
-    settings = [(steps, interval, whole, iters, threads) for steps in args.steps for interval in intervals
+    app_steps = APP_STEPS if capabilities.text else LoopsRequest.steps  # the workflow's tab default
+    settings = [(steps, interval, whole, iters, threads) for steps in (args.steps or [app_steps])
+                for interval in intervals
                 for whole in clip_modes for iters in (args.gl_iters or [saved_iters]) for threads in args.threads]
     unet_items = count_unet_items(pipeline) if pipeline is not None else [0]
     rows = []
@@ -230,7 +232,7 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
         "scheduler": capabilities.default_scheduler,
         "window_seconds": round(float(capabilities.window_seconds or 0.0), 3),
         "seconds": args.seconds,
-        "app_steps": APP_STEPS,
+        "app_steps": app_steps,
         "guidance_scale": APP_GUIDANCE if capabilities.text else None,
         "repeats": args.repeats,
         "timings": rows,
@@ -238,7 +240,7 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
     }
     if args.batch_probe and pipeline is not None and not capabilities.text:
         torch.set_num_threads(max(args.threads))
-        result["batch_probe"] = batch_probe(pipeline, min(args.steps))
+        result["batch_probe"] = batch_probe(pipeline, min(args.steps or [app_steps]))
     return result
 
 
@@ -262,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed takes per setting, each a new seed; p50 and p90 are reported (default 7)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch CPU thread counts to time (default 1 2)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[APP_STEPS],
-                        help=f"denoising steps to time, e.g. 20 10 for old vs new (default: the app's, {APP_STEPS})")
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help=f"denoising steps to time, e.g. 20 10 for old vs new (default: the tab's, text "
+                             f"{APP_STEPS}, loops {LoopsRequest.steps})")
     parser.add_argument("--gl-iters", type=int, nargs="+", default=None,
                         help="Griffin-Lim iterations to time (default: each model's saved mel config)")
     parser.add_argument("--retry-rate", type=float, nargs="+", default=[0.0],
