@@ -226,3 +226,11 @@ def test_whole_bars_at_any_tempo_need_no_more_frames_than_at_the_reference_tempo
             samples = pipeline.samples_at_reference(bar_length_in_samples(bars, 4, float(bpm), 8000), float(bpm))
             assert pipeline.mel.frames_for_samples(samples) == 150 * bars, (bpm, bars)
             assert abs(samples - bars * 9600) <= 1
+
+
+def test_a_clip_under_two_bars_keeps_its_length_for_the_seam_after_its_bar():
+    from studio.loops import whole_bars_seconds
+
+    assert whole_bars_seconds(2.4, 150.0, 8000) == 2.4  # one bar and a half: one window either way
+    assert whole_bars_seconds(3.3, 150.0, 8000) == bar_length_in_samples(2, 4, 150.0, 8000) / 8000
+    assert whole_bars_seconds(5.0, 150.0, 8000) == bar_length_in_samples(3, 4, 150.0, 8000) / 8000
