@@ -30,11 +30,17 @@ Measures, each against the real clips in the same run:
 - the R^2 of the x0 estimate the model implies on real windows at timesteps 0..999, against the
   per-pixel data mean (below 0 means worse than predicting the mean).
 
-Sampling levers (`--guidance`, `--steps`, `--scheduler`, `--scheduler-option`, `--gl-iters`) change one
+Sampling levers (`--guidance`, `--guidance-interval`, `--steps`, `--scheduler`, `--scheduler-option`,
+`--gl-iters`) change one
 setting against the defaults; `--quick` keeps only the per-clip measures and the two-sample test (no
 FAD, memorization, long clips or x0 R^2) so that a sweep of settings stays affordable on CPU:
 
     python -m benchmarks.bench_quality checkpoints/text --kind text --num 40 --quick --steps 10 --guidance 4.5
+    python -m benchmarks.bench_quality checkpoints/text --kind text --num 40 --quick --steps 14 \
+        --guidance-interval 0.28 5.42
+
+Each result counts the UNet evaluations per clip (batch items through the UNet: a guided step is two, an
+unguided one), the measure of sampling cost that a loaded machine cannot blur.
 """
 from __future__ import annotations
 
@@ -63,6 +69,7 @@ from evaluation.quality import (
 )
 from models.backends import as_generator
 from models.loading import load_pipeline
+from models.pipeline_text_to_mel import check_guidance_interval
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.stretch import samples_at_tempo, time_stretch
 from music.take_quality import kind_of_prompt, kind_of_row
@@ -157,6 +164,19 @@ def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict]
 
 
 @torch.no_grad()
+def count_unet_items(pipeline) -> list[int]:
+    """A one-element list that counts the batch items sent through `pipeline`'s UNet from now on (a guided
+    step of one clip counts 2, an unguided one 1)."""
+    count = [0]
+
+    def hook(module, args, kwargs) -> None:
+        sample = args[0] if args else kwargs["sample"]
+        count[0] += int(sample.shape[0])
+
+    pipeline.denoiser.register_forward_pre_hook(hook, with_kwargs=True)
+    return count
+
+
 def vocode(pipeline, audio: np.ndarray, bpm: float | None) -> np.ndarray:
     """A real clip through the model's representation only: (stretch to the reference tempo,) mel,
     Griffin-Lim, (stretch back): the best any model of this representation can sound."""
@@ -311,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None,
                         help="text models: classifier-free guidance scale (default: the Text to audio tab's)")
+    parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("SIGMA_LO", "SIGMA_HI"),
+                        help="text models: guide only steps with noise level sigma in (SIGMA_LO, SIGMA_HI] "
+                             "(sigma = sqrt((1 - alpha_bar) / alpha_bar); 'inf' allowed; default: the model's)")
     parser.add_argument("--scheduler-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                         help="override one entry of the scheduler's config, e.g. use_karras_sigmas=true or "
                              "final_sigmas_type=sigma_min (repeatable; values read as JSON)")
@@ -351,10 +374,16 @@ def main(argv: list[str] | None = None) -> int:
                                                                   **dict(args.scheduler_option))
     if args.gl_iters:
         pipeline.mel.register_to_config(n_iter=args.gl_iters)
+    if args.guidance_interval:
+        try:
+            pipeline.register_to_config(guidance_interval=list(check_guidance_interval(args.guidance_interval)))
+        except ValueError as error:
+            parser.exit(2, f"bench_quality: {error}\n")
     label = f"{name}-{args.kind}-{pipeline.scheduler_name}-{pipeline.default_num_inference_steps}"
     if args.guidance is not None:
         label += f"-g{args.guidance:g}"
     label += "".join(f"-{key}={value}" for key, value in args.scheduler_option)
+    label += "-gi{:g}-{:g}".format(*args.guidance_interval) if args.guidance_interval else ""
     label += f"-gl{args.gl_iters}" if args.gl_iters else ""
     label += f"-{args.tag}" if args.tag else ""
     outputs = OutputStore(args.work_dir / f"{label}-workflow", max_files=100_000)
@@ -363,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                           StudioLimits(max_steps=1000, max_work=10**9), quality_gate=False)
     gate = load_gate(args.checkpoint)
     steps = pipeline.default_num_inference_steps
+    unet_items = count_unet_items(pipeline)
     gen_paths, seconds_per_clip = generate(workspace, str(args.checkpoint), steps, rows, args.kind, args.seconds,
                                            args.seed, args.work_dir / label, args.guidance)
     gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
@@ -371,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
               "median_cpu_seconds_per_clip": seconds_per_clip, "threads": args.threads,
               "guidance_scale": (args.guidance if args.guidance is not None else TextToAudioRequest.guidance_scale)
               if args.kind == "text" else None,
-              "scheduler_options": dict(args.scheduler_option), "gl_iters": int(pipeline.mel.config.n_iter)}
+              "scheduler_options": dict(args.scheduler_option), "gl_iters": int(pipeline.mel.config.n_iter),
+              "guidance_interval": pipeline.config.get("guidance_interval") if args.kind == "text" else None,
+              "unet_evaluations_per_clip": unet_items[0] / len(rows)}
 
     if args.figure and not args.quick:
         shown = [0, 1, 2, 3] if args.kind == "loops" else [next(i for i, row in enumerate(rows) if row["family"] == f)
@@ -439,11 +471,17 @@ def main(argv: list[str] | None = None) -> int:
         embedder = get_embedder("clap-bundled")
         captions_gen = {path.name: row["text"] for path, row in zip(gen_paths, rows)}
         captions_real = {path.name: row["text"] for path, row in zip(real_paths, rows)}
-        gen_score = clap_score(embedder, embed_files(embedder, gen_paths, progress=False), captions_gen,
-                               n_bootstrap=200).mean
+        generated = clap_score(embedder, embed_files(embedder, gen_paths, progress=False), captions_gen,
+                               n_bootstrap=200)
         real_score = clap_score(embedder, embed_files(embedder, real_paths, progress=False), captions_real,
                                 n_bootstrap=200).mean
-        result["clap_score"] = {"generated": gen_score, "real": real_score, "ratio": gen_score / real_score}
+        gen_score = generated.mean
+        # The 95% bootstrap interval over clips, and each clip's cosine in clip order (for paired comparisons
+        # of settings run on the same seeds and prompts).
+        cosines = {row["file"]: row["cosine"] for row in generated.per_clip}
+        result["clap_score"] = {"generated": gen_score, "real": real_score, "ratio": gen_score / real_score,
+                                "generated_ci": [generated.ci_low, generated.ci_high],
+                                "generated_per_clip": [cosines.get(path.name) for path in gen_paths]}
         result["families"] = family_confusion(embedder, gen_paths, real_paths, rows)
 
     # 6. Memorization against the training clips

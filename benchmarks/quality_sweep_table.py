@@ -3,7 +3,8 @@
     python -m benchmarks.quality_sweep_table benchmarks/results/sweep/loops-*.json
     python -m benchmarks.quality_sweep_table benchmarks/results/sweep/*.json --out benchmarks/results/sweep/summary.md
 
-Columns: the setting (scheduler, steps, guidance, scheduler options, Griffin-Lim iterations), median
+Columns: the setting (scheduler, steps, guidance, scheduler options, Griffin-Lim iterations, the noise levels
+guided and the UNet evaluations per clip where recorded), median
 seconds per clip on the loaded benchmark machine, flagged share (`broken_reasons`), noise washes
 (loud-frame flatness above the 99th percentile of real clips of the kind), two-sample classifier
 accuracy and the real-through-representation floor it is compared with, floor between hits (generated
@@ -25,6 +26,11 @@ def setting(result: dict) -> str:
     if result.get("guidance_scale") is not None:
         parts.append(f"g {result['guidance_scale']:g}")
     parts += [f"{key}={value}" for key, value in (result.get("scheduler_options") or {}).items()]
+    if result.get("guidance_interval") is not None:
+        low, high = result["guidance_interval"]
+        parts.append(f"guided sigma ({low:g}, {high:g}]")
+    if result.get("unet_evaluations_per_clip") is not None:
+        parts.append(f"{result['unet_evaluations_per_clip']:g} UNet evals/clip")
     if result.get("gl_iters") is not None:
         parts.append(f"GL {result['gl_iters']}")
     return ", ".join(parts)

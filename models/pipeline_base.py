@@ -132,10 +132,22 @@ class MelPipelineBase(DiffusionPipeline):
             raise ValueError(f"bpm must be in [{low:g}, {high:g}], got {bpm!r}.")
 
     def samples_at_reference(self, num_samples: int, bpm: float | None) -> int:
-        """How many samples at the reference tempo hold the music of `num_samples` samples at `bpm`."""
+        """How many samples at the reference tempo hold the music of `num_samples` samples at `bpm`.
+
+        `num_samples` is itself a length rounded to the sample at `bpm` (half a sample either way), so every
+        reference length within that rounding holds the same music; of those, the one ending on a whole
+        STFT frame is taken when there is one. Whole bars at `bpm` are then never a frame (and so a whole
+        window) longer than the same bars at the reference tempo: two bars at 145 BPM used to come out at
+        65,537 reference samples, one over the bundled models' 65,536-sample window, and made a second window.
+        """
         if bpm is None or self.reference_bpm is None:
             return num_samples
-        return samples_at_tempo(num_samples, float(bpm), self.reference_bpm)
+        ratio = float(bpm) / self.reference_bpm
+        nearest = samples_at_tempo(num_samples, float(bpm), self.reference_bpm)
+        hop = self.mel.config.hop_length
+        whole_frames = nearest // hop * hop
+        shortest = math.ceil((num_samples - 0.5) * ratio)
+        return whole_frames if shortest <= whole_frames < nearest else nearest
 
     def stretch_to(self, audios: np.ndarray, num_samples: int) -> np.ndarray:
         """Time-stretch `[batch, 1, samples]` audio to exactly `num_samples` samples (pitch unchanged)."""

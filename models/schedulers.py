@@ -10,6 +10,9 @@ not offered. Latent models (their latents are not bounded) get the unclipped sam
 """
 from __future__ import annotations
 
+import math
+
+import torch
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
@@ -80,3 +83,14 @@ def scheduler_name(scheduler: SchedulerMixin) -> str:
     ]
     # The most specific entry wins ("dpm++-karras" over "dpm++").
     return max(matches)[1] if matches else type(scheduler).__name__
+
+
+def noise_sigma(scheduler: SchedulerMixin, timestep: torch.Tensor | float) -> float:
+    """The noise level of `timestep` on the scheduler's training schedule, as the EDM noise-to-signal
+    ratio sigma = sqrt((1 - alpha_bar) / alpha_bar) (dimensionless, in the units of the normalised data;
+    infinite where alpha_bar is 0, the last step of a zero-SNR schedule). Timesteps between the
+    schedule's integers are rounded to the nearest."""
+    alphas_cumprod = scheduler.alphas_cumprod
+    index = min(max(round(float(timestep)), 0), len(alphas_cumprod) - 1)
+    alpha_bar = float(alphas_cumprod[index])
+    return math.inf if alpha_bar <= 0.0 else math.sqrt((1.0 - alpha_bar) / alpha_bar)

@@ -28,3 +28,30 @@ def test_a_bad_retry_rate_exits_2_with_one_line(tmp_path, capsys):
         bench_bundled.main(["--checkpoints", "a", "b", "--retry-rate", "0.1", "0.2", "0.3"])
     assert raised.value.code == 2
     assert "--retry-rate takes one share in [0, 1)" in capsys.readouterr().err
+
+
+def test_text_takes_count_unet_evaluations_per_guidance_interval(tmp_path):
+    from tests.tiny_models import tiny_text_pipeline
+
+    tiny_text_pipeline().save_pretrained(tmp_path / "text")
+    out = tmp_path / "bundled.json"
+    bench_bundled.main(["--checkpoints", str(tmp_path / "text"), "--seconds", "0.2", "--repeats", "1",
+                        "--threads", "1", "--steps", "3", "--guidance-interval", "all", "1e6:1e7",
+                        "--check-durations", "--out", str(out)])
+    rows = json.loads(out.read_text())["runs"][0]["timings"]
+    assert [row["guidance_interval"] for row in rows] == [[0.0, float("inf")], [1e6, 1e7]]
+    assert [row["unet_evaluations_per_take"] for row in rows] == [6, 3]  # every step guided, none
+
+
+def test_loops_from_whole_bars_against_the_full_clip_in_one_run(tmp_path):
+    """A 3.3 s clip at 150 BPM is two bars and a bit: one window of the tiny 1875 BPM model for its two bars,
+    two for the whole clip (before)."""
+    pipeline = tiny_mel_pipeline()
+    pipeline.register_to_config(reference_bpm=1875.0, beats_per_bar=4)
+    pipeline.save_pretrained(tmp_path / "loops")
+    out = tmp_path / "bundled.json"
+    bench_bundled.main(["--checkpoints", str(tmp_path / "loops"), "--seconds", "3.3", "--loop-bpm", "150",
+                        "--repeats", "1", "--threads", "1", "--steps", "2", "--full-clip-too", "--out", str(out)])
+    rows = json.loads(out.read_text())["runs"][0]["timings"]
+    assert [(row["clip"], row["unet_evaluations_per_take"]) for row in rows] == [
+        ("whole bars", 2), ("full clip (before)", 4)]

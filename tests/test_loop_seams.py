@@ -183,3 +183,54 @@ def test_every_loop_file_the_workflow_writes_wraps_without_a_click(tmp_path, tin
             assert loop_bpm == bpm
         assert seam_jump_ratio(audio[:length]) <= 2.0
         assert output.quality["seam_waveform_ratio"] <= 2.0
+
+
+def test_a_clip_made_only_to_be_looped_is_made_of_whole_bars_in_as_few_windows_as_they_need(tmp_path, tiny_models):
+    """A 3.3 s clip at 150 BPM holds two bars (3.2 s) and a tenth of a second that the loop throws away; at the
+    tiny model's 1875 BPM it would be 0.264 s, more than its 0.256 s window: only the two bars are made, in one."""
+    from studio.generation import Workspace
+    from studio.loops import make_loops
+    from studio.model_source import OneModel
+    from studio.outputs import OutputStore
+    from studio.requests import LoopsRequest, StudioLimits
+
+    model = tiny_models["normalised"]
+    calls = []
+    handle = model.pipeline.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        workspace = Workspace(OneModel(model, "normalised"), OutputStore(tmp_path), StudioLimits())
+        result = make_loops(workspace, LoopsRequest(model="normalised", seed=0, randomize_seed=False, steps=2,
+                                                    bpm=150.0, clip_seconds=3.3, repeats=2))
+    finally:
+        handle.remove()
+    assert len(calls) == 2  # two steps of one window
+    (output,) = result.outputs
+    clip, rate = sf.read(output.audio_path, dtype="float32")
+    two_bars = bar_length_in_samples(2, 4, 150.0, rate)
+    assert len(clip) == two_bars
+    audio, _ = sf.read(output.loop_path, dtype="float32")
+    assert output.settings["bars"] == 2 and output.settings["bpm"] == 150.0
+    assert len(audio) == 2 * two_bars and read_loop_points(output.loop_path) == (0, 2 * two_bars)
+    assert seam_jump_ratio(audio[:two_bars]) <= 2.0
+
+
+def test_whole_bars_at_any_tempo_need_no_more_frames_than_at_the_reference_tempo():
+    """Rounding N bars at the asked tempo to the sample must not make them a sample longer than N bars at the
+    reference tempo (a whole extra frame, and an extra window when the bars fill one)."""
+    from tests.tiny_models import tiny_mel_pipeline
+
+    pipeline = tiny_mel_pipeline()
+    pipeline.register_to_config(reference_bpm=200.0, beats_per_bar=4)  # one bar: 9,600 samples, 150 frames
+    for bpm in range(200, 301):
+        for bars in (1, 2, 3):
+            samples = pipeline.samples_at_reference(bar_length_in_samples(bars, 4, float(bpm), 8000), float(bpm))
+            assert pipeline.mel.frames_for_samples(samples) == 150 * bars, (bpm, bars)
+            assert abs(samples - bars * 9600) <= 1
+
+
+def test_a_clip_under_two_bars_keeps_its_length_for_the_seam_after_its_bar():
+    from studio.loops import whole_bars_seconds
+
+    assert whole_bars_seconds(2.4, 150.0, 8000) == 2.4  # one bar and a half: one window either way
+    assert whole_bars_seconds(3.3, 150.0, 8000) == bar_length_in_samples(2, 4, 150.0, 8000) / 8000
+    assert whole_bars_seconds(5.0, 150.0, 8000) == bar_length_in_samples(3, 4, 150.0, 8000) / 8000

@@ -1,6 +1,7 @@
 """The Loops and Text to audio sampling defaults live in one place each and every entry point uses them:
 steps and guidance in `studio.requests` (the requests, the page's handlers, the API), the bundled loops
-model's Karras sigmas in its saved scheduler config. Chosen by `benchmarks/bench_quality.py` against real
+model's Karras sigmas in its saved scheduler config, the bundled text model's guidance interval in its
+`model_index.json`. Chosen by `benchmarks/bench_quality.py` against real
 clips (README, "Sampling defaults and speed")."""
 import inspect
 
@@ -16,8 +17,8 @@ from webapp.api import StudioAPI
 from webapp.handlers import Studio
 
 
-def test_loops_default_to_ten_steps_text_to_twenty_at_guidance_three():
-    assert (DEFAULT_LOOP_STEPS, DEFAULT_TEXT_STEPS, DEFAULT_GUIDANCE) == (10, 20, 3.0)
+def test_loops_default_to_ten_steps_text_to_twelve_at_guidance_three():
+    assert (DEFAULT_LOOP_STEPS, DEFAULT_TEXT_STEPS, DEFAULT_GUIDANCE) == (10, 12, 3.0)
     assert LoopsRequest(model="m").steps == DEFAULT_LOOP_STEPS
     text = TextToAudioRequest(model="m", prompt="drums")
     assert (text.steps, text.guidance_scale) == (DEFAULT_TEXT_STEPS, DEFAULT_GUIDANCE)
@@ -37,3 +38,8 @@ def test_the_bundled_loops_model_samples_with_karras_sigmas_and_x0_bounded():
     assert pipeline.scheduler_name == "dpm++-karras"
     assert pipeline.scheduler.config.use_karras_sigmas and pipeline.scheduler.config.thresholding
     assert load_pipeline("checkpoints/text", device="cpu").scheduler_name == "dpm++"
+
+
+def test_the_bundled_text_model_guides_only_noise_levels_from_0_9_to_50():
+    pipeline = load_pipeline("checkpoints/text", device="cpu")
+    assert pipeline.config.guidance_interval == [0.9, 50.0]
