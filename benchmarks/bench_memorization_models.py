@@ -32,7 +32,7 @@ MODELS = {
     "text": {"checkpoint": "checkpoints/text", "steps": DEFAULT_TEXT_STEPS, "baseline": "data/corpus/test"},
 }
 TOP_MATCH_KEYS = ("file", "copy_train_file", "copy_score", "copy_offset_s", "semitones", "tempo_ratio", "gain_db",
-                  "melody_score", "melody_train_file", "above_threshold")
+                  "melody_score", "melody_train_file", "residual_snr_db", "verified_train_file", "above_threshold")
 
 
 def link_training_clips(checkpoint: Path, corpus_train: Path, out: Path) -> int:
@@ -71,12 +71,14 @@ def summarise(model: str, settings: dict, report: dict, num_clips: int, seed: in
     """The numbers the model card quotes, from one `compare` report."""
     candidate = report["candidates"][0]
     memo = candidate["memorization"]
+    # The steps the clips were made with (the folder may predate a change of the studio default).
+    made = Path((candidate.get("source") or {}).get("path", "")) / "generation.json"
+    steps = json.loads(made.read_text())["settings"]["num_inference_steps"] if made.is_file() else settings["steps"]
     prompts = ", prompts: test-split captions evenly spaced, each at its clip's tempo" if model == "text" else ""
     return {
         "checkpoint": settings["checkpoint"],
         "generations": len(memo["per_clip"]),
-        "generation": f"seeds {seed}-{seed + num_clips - 1}, {settings['steps']} steps (studio default), "
-                      f"{seconds:g} s{prompts}",
+        "generation": f"seeds {seed}-{seed + num_clips - 1}, {steps} steps, {seconds:g} s{prompts}",
         "train": f"{train_dir} ({settings['checkpoint']}/train_files.txt)",
         "baseline": settings["baseline"],
         "detector": memo.get("settings", {}).get("detector"),
@@ -85,13 +87,20 @@ def summarise(model: str, settings: dict, report: dict, num_clips: int, seed: in
         "held_out_flagged": memo["share_above"]["baseline_copies"],
         "thresholds": memo["thresholds"],
         "embedding_view_share": memo["share_above"]["embedding_similarity"],
-        "baseline_means": {k: v for k, v in memo["baseline"].items() if k.endswith("_mean")},
+        "baseline_means": {k: v for k, v in memo["baseline"].items() if k.endswith(("_mean", "_median"))},
+        "generated_medians": {key: _median([row.get(key) for row in memo["per_clip"]])
+                              for key in ("copy_score", "melody_score", "residual_snr_db")},
         # FAD is withheld where the quality ladder shows it cannot order sets (clap-bundled: never shown).
         "fad": ({k: candidate["distances"]["fad"][k] for k in ("value", "ci_low", "ci_high")}
                 if (candidate.get("distances") or {}).get("fad") else None),
         "top_matches": [{k: m.get(k) for k in TOP_MATCH_KEYS} for m in memo["top_matches"][:5]],
         "minutes": round(minutes, 1),  # generation and matching, on the machine of the run
     }
+
+
+def _median(values: list) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    return float(values[len(values) // 2]) if values else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
