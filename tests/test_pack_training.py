@@ -214,9 +214,9 @@ def test_continued_text_windows_are_conditioned_within_the_trained_starts():
     seen = []
     original = pipeline.make_noise_predictor
 
-    def spy(text, negative, seconds_start, seconds_total, guidance_scale):
+    def spy(text, negative, seconds_start, *rest):
         seen.append(seconds_start.max().item())
-        return original(text, negative, seconds_start, seconds_total, guidance_scale)
+        return original(text, negative, seconds_start, *rest)
 
     pipeline.make_noise_predictor = spy
     pipeline.register_to_config(max_window_start_s=0.1)
