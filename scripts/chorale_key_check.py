@@ -21,23 +21,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.bench_key_estimator import CONFUSIONS, confusion
 from music.key import Key, parse_key
 from scripts.corpus import chorales
 
-RELATIONS = ("exact", "relative", "parallel", "dominant", "subdominant", "other")
-
-
-def relation(estimate: Key, label: Key) -> str:
-    """How `estimate` relates to `label`: one of `RELATIONS` (as `benchmarks.bench_key_estimator.confusion`)."""
-    if estimate == label:
-        return "exact"
-    if estimate == label.relative():
-        return "relative"
-    if estimate.tonic == label.tonic:
-        return "parallel"
-    if estimate.mode == label.mode and (estimate.tonic - label.tonic) % 12 in (5, 7):
-        return "dominant" if (estimate.tonic - label.tonic) % 12 == 7 else "subdominant"
-    return "other"
+# One definition of how an estimate relates to a label, shared with the key benchmark.
+RELATIONS = CONFUSIONS
+relation = confusion
 
 
 def excerpt_key(row: dict, paths: dict[str, str]) -> Key:
