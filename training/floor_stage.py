@@ -1,23 +1,20 @@
 """Calibrate a checkpoint's floor stage (`models.floor_stage`) against real clips of the kinds it was trained on,
 and save it beside the checkpoint as `floor_stage.json`, which the pipeline then applies before decoding:
 
-    python -m training.floor_stage checkpoints/loops
+    python -m training.floor_stage checkpoints/loops --steps 10
     python -m training.floor_stage runs/loops/checkpoint-0005000 --corpus data/corpus --num-generated 64
 
-How: the real valid clips of the checkpoint's kinds (as `training.quality_gate` finds them, at their own tempo)
-and windows the checkpoint generates itself (its default sampler, `--steps`, fixed seeds) are both turned into
-the model's mel; for a tempo-normalised model each generated window is heard at a real clip's tempo (its mel
-stretched in time, `at_tempi`), as the app makes a loop at the tempo asked for and the quality benchmark
-compares it with a real clip at that tempo.
-Each band's threshold sits at the real clips' loud level of that band (`LOUD_PERCENTILE`th percentile over a
-clip's frames, median over clips, dB relative to the clip's loudest bin) plus one offset for all bands; the
-offset is the one at which the generated windows' floor between hits, through the stage, comes down to the
-real clips' (bisection). The floor between hits is measured on the mel as
-`evaluation.quality.floor_between_hits` measures it on audio (`mel_floor_between_hits`), so the search needs
-no decoding; both sets are needed: the real clips say where the floor should be, the generated ones where the
-model puts it. The report gives the floors of the real clips, of the generated windows before and after, and
-of the real clips through the stage (the stage is meant for generated mels: it also deepens a real clip's
-floor, which is already where it should be).
+How: real clips of the checkpoint's kinds (the valid split, as `training.quality_gate` finds them, at their own
+tempo, first `--seconds`) and windows the checkpoint generates itself (its default sampler, `--steps`, fixed
+seeds). Each band's threshold sits at the real clips' loud level of that band (`LOUD_PERCENTILE`th percentile
+over a clip's frames, median over clips, dB relative to the clip's loudest bin) plus one offset for all bands;
+the offset is the one at which the generated windows' floor between hits, through the stage, comes down to the
+real clips' (`music.take_quality.floor_between_hits`, median over clips; bisection). The generated windows are
+heard as the app makes them: each at a real clip's tempo (for a tempo-normalised model its mel stretched in
+time, `at_tempi`) and decoded by the pipeline's own decoder. Both sets are needed: the real clips say where the
+floor should be, the generated ones where the model puts it. The report gives the floors of the real clips, of
+the generated windows before and after, and of the real clips' mels through the stage (the stage is meant for
+generated mels: on real ones it deepens a floor that is already where it should be).
 
 Unconditional mel checkpoints (`MelDiffusionPipeline`) only: a text model makes many kinds of clip whose
 floors differ (a chorale sustains where drums fall silent), which one set of thresholds cannot serve.
@@ -25,14 +22,12 @@ floors differ (a chorale sustains where drums fall silent), which one set of thr
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 import torch
@@ -40,23 +35,21 @@ from tqdm import tqdm
 
 from models.floor_stage import FLOOR_FILE, FloorStage
 from models.loading import load_pipeline
-from models.mel import Mel
 from models.pipeline_base import WindowCall
 from music.audio import prepare_audio
 from music.audiofolder import METADATA_JSONL, read_rows
+from music.take_quality import floor_between_hits
 from training.quality_gate import real_clips
 
 # A band's loud level in a clip: this percentile of its level over the clip's frames.
 LOUD_PERCENTILE = 90.0
-# The loud level of a clip in `mel_floor_between_hits`: this percentile of its frame levels (as on audio).
-FLOOR_LOUD_PERCENTILE = 95.0
 DEFAULT_SECONDS = 4.0
 DEFAULT_GENERATED = 32
 DEFAULT_REAL = 128
-# Offsets searched (dB, added to every band's loud level) and the bisection's steps (1/100 dB at the end). Above
+# Offsets searched (dB, added to every band's loud level) and the bisection's steps (0.14 dB at the end). Above
 # the top, thresholds reach the loudest bands' hits, and cutting hits raises the floor relative to them again.
 OFFSET_RANGE_DB = (-60.0, 10.0)
-BISECTION_STEPS = 13
+BISECTION_STEPS = 9
 
 
 def mel_level_db(mel_power: torch.Tensor, db_per_decade: float, top_db: float) -> torch.Tensor:
@@ -64,35 +57,6 @@ def mel_level_db(mel_power: torch.Tensor, db_per_decade: float, top_db: float) -
     most `top_db` down (the mel images' range)."""
     power = mel_power[0].double().clamp_min(1e-20)
     return (db_per_decade * torch.log10(power / power.max())).clamp_min(-top_db)
-
-
-def mel_onsets(clips: Sequence[torch.Tensor], db_per_decade: float, top_db: float, sample_rate: int,
-               hop_length: int) -> list[np.ndarray]:
-    """Onset frames of each clip's mel power `[1, bands, frames]` (librosa's detector on the mel in dB)."""
-    onsets = []
-    for clip in clips:
-        level = mel_level_db(clip, db_per_decade, top_db).numpy()
-        envelope = librosa.onset.onset_strength(S=level, sr=sample_rate, hop_length=hop_length)
-        onsets.append(librosa.onset.onset_detect(onset_envelope=envelope, sr=sample_rate, hop_length=hop_length))
-    return onsets
-
-
-def mel_floor_between_hits(clips: Sequence[torch.Tensor], onsets: list[np.ndarray], top_db: float) -> float:
-    """`evaluation.quality.floor_between_hits` measured on each clip's mel power `[1, bands, frames]`, median over
-    clips: a frame's level is its mel power summed over bands and over the frames an analysis window of four
-    hops spans (triangular weights: the audio measure's 1024-sample RMS frames at hop 256), in dB relative to
-    the clip's `FLOOR_LOUD_PERCENTILE`th-percentile frame, at most `top_db` down; per clip the median of the
-    quietest frame between consecutive `onsets` (at least two frames apart). NaN when no clip has two onsets."""
-    weights = torch.tensor([0.25, 0.75, 1.0, 0.75, 0.25], dtype=torch.float64)
-    floors = []
-    for clip, clip_onsets in zip(clips, onsets):
-        power = clip[0].double().sum(dim=0)[None, None]
-        power = torch.nn.functional.conv1d(power, weights[None, None], padding=2)[0, 0]
-        level = (10.0 * torch.log10(power.clamp_min(1e-20))).numpy()
-        level = np.maximum(level - np.percentile(level, FLOOR_LOUD_PERCENTILE), -top_db)
-        minima = [level[start:end].min() for start, end in itertools.pairwise(clip_onsets) if end - start >= 2]
-        floors.append(float(np.median(minima)) if minima else np.nan)
-    return float(np.nanmedian(floors)) if not np.all(np.isnan(floors)) else float("nan")
 
 
 def at_tempi(mel_power: torch.Tensor, factors: Sequence[float], max_frames: int) -> list[torch.Tensor]:
@@ -117,18 +81,13 @@ def band_loud_levels(clips: Sequence[torch.Tensor], db_per_decade: float, top_db
 
 
 def fit_offset(generated: torch.Tensor, target_floor_db: float, loud_levels: torch.Tensor, template: FloorStage,
-               mel: Mel, hear: Callable[[torch.Tensor], list[torch.Tensor]] = list) -> float:
-    """The offset (dB, added to `loud_levels` for the thresholds) at which the floor between hits of `generated`
-    mel power `[clips, 1, bands, frames]` through the stage (then through `hear`: e.g. `at_tempi`) comes down to
-    `target_floor_db`: a higher threshold cuts more, so the floor falls; bisection over `OFFSET_RANGE_DB` (its
-    low end when the generated floor is already low enough). Onsets are found once, before the stage. `mel`:
-    the checkpoint's (its dB scale, range, rate and hop)."""
-    db_per_decade, top_db = mel.db_per_decade, float(mel.config.top_db)
-    onsets = mel_onsets(hear(generated), db_per_decade, top_db, mel.config.sample_rate, mel.config.hop_length)
-
+               floor_of: Callable[[torch.Tensor], float], db_per_decade: float = 10.0) -> float:
+    """The offset (dB, added to `loud_levels` for the thresholds) at which `floor_of` the `generated` mel power
+    `[clips, 1, bands, frames]` through the stage (its floor between hits, dB) comes down to `target_floor_db`: a
+    higher threshold cuts more, so the floor falls; bisection over `OFFSET_RANGE_DB` (its low end when the
+    generated floor is already low enough)."""
     def floor_at(offset: float) -> float:
-        stage = replace(template, thresholds_db=(loud_levels + offset).tolist())
-        return mel_floor_between_hits(hear(stage(generated, db_per_decade)), onsets, top_db)
+        return floor_of(replace(template, thresholds_db=(loud_levels + offset).tolist())(generated, db_per_decade))
 
     low, high = OFFSET_RANGE_DB
     if floor_at(low) <= target_floor_db:
@@ -140,22 +99,23 @@ def fit_offset(generated: torch.Tensor, target_floor_db: float, loud_levels: tor
 
 
 def real_mels(pipeline, clips: list[tuple[Path, str]], seconds: float, progress: bool = True
-              ) -> tuple[torch.Tensor, list[float | None]]:
-    """Mel power `[clips, 1, bands, frames]` of the first `seconds` of each real clip at the model's rate, and
-    each clip's tempo from its metadata row (None where it has none); clips shorter than `seconds` are left
-    out."""
+              ) -> tuple[torch.Tensor, list[float | None], list[np.ndarray]]:
+    """Mel power `[clips, 1, bands, frames]` of the first `seconds` of each real clip at the model's rate, each
+    clip's tempo from its metadata row (None where it has none), and the audio itself; clips shorter than
+    `seconds` are left out."""
     tempi = _tempi_of(clips)
     num_samples = round(seconds * pipeline.sample_rate)
-    mels, bpms = [], []
+    mels, bpms, audios = [], [], []
     for path, _ in tqdm(clips, desc="real clips", unit="clip", disable=not progress):
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
         audio = prepare_audio(audio.T, rate, pipeline.sample_rate, 3600.0)
         if len(audio) >= num_samples:
             mels.append(pipeline.mel.audio_to_mel_power(torch.from_numpy(audio[:num_samples])[None])[0])
             bpms.append(tempi.get(Path(path).resolve()))
+            audios.append(audio[:num_samples])
     if not mels:
         raise ValueError(f"No real clip is at least {seconds:g} s long.")
-    return torch.stack(mels)[:, None], bpms
+    return torch.stack(mels)[:, None], bpms, audios
 
 
 def _tempi_of(clips: list[tuple[Path, str]]) -> dict[Path, float]:
@@ -185,6 +145,18 @@ def generated_mels(pipeline, count: int, steps: int | None = None, seed: int = 0
     return torch.cat(mels)
 
 
+def decode(pipeline, clips: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """Each clip's mel power `[1, bands, frames]` through the pipeline's decoder (vocoder or Griffin-Lim)."""
+    hop = pipeline.mel.config.hop_length
+    return [pipeline.frames_to_audio(clip[None], clip.shape[-1] * hop)[0, 0] for clip in clips]
+
+
+def median_floor(audios: Sequence[np.ndarray], sample_rate: int) -> float:
+    """Median over clips of `floor_between_hits` (dB below the loud level); NaN when no clip has two onsets."""
+    floors = [floor_between_hits(audio, sample_rate) for audio in audios]
+    return float(np.nanmedian(floors)) if not np.all(np.isnan(floors)) else float("nan")
+
+
 def calibrate_floor_stage(checkpoint: str | Path, corpus: str | Path | None = None, seconds: float = DEFAULT_SECONDS,
                           num_generated: int = DEFAULT_GENERATED, num_real: int = DEFAULT_REAL,
                           steps: int | None = None, seed: int = 0, template: FloorStage | None = None,
@@ -202,35 +174,29 @@ def calibrate_floor_stage(checkpoint: str | Path, corpus: str | Path | None = No
     clips = real_clips(checkpoint, corpus)["valid"]
     if len(clips) > num_real:
         clips = [clips[index] for index in np.linspace(0, len(clips) - 1, num_real).round().astype(int)]
-    real, tempi = real_mels(pipeline, clips, seconds, progress)
+    real, tempi, real_audio = real_mels(pipeline, clips, seconds, progress)
     if len(real) < 20:
         raise ValueError(f"{checkpoint}: {len(real)} real valid clips of {seconds:g} s; a floor stage needs 20.")
     generated = generated_mels(pipeline, num_generated, steps, seed, progress=progress)
-    mel = pipeline.mel
-    db_per_decade, top_db = mel.db_per_decade, float(mel.config.top_db)
-    # Generated windows heard as the app makes them: the i-th at the i-th real clip's tempo (cycling), cut to
-    # the real clips' length; a model without a reference tempo, or a clip without one, as it is.
+    db_per_decade, top_db = pipeline.mel.db_per_decade, float(pipeline.mel.config.top_db)
+    # The i-th generated window at the i-th real clip's tempo (cycling); as it is without a reference tempo.
     reference = getattr(pipeline, "reference_bpm", None)
     factors = [reference / tempi[index % len(tempi)] if reference and tempi[index % len(tempi)] else 1.0
                for index in range(len(generated))]
 
-    def hear(mels: torch.Tensor) -> list[torch.Tensor]:
-        return at_tempi(mels, factors, real.shape[-1])
+    def floor_of(mels: torch.Tensor) -> float:
+        return median_floor(decode(pipeline, at_tempi(mels, factors, real.shape[-1])), pipeline.sample_rate)
 
-    real_list = list(real)
-    real_onsets = mel_onsets(real_list, db_per_decade, top_db, mel.config.sample_rate, mel.config.hop_length)
-    generated_onsets = mel_onsets(hear(generated), db_per_decade, top_db, mel.config.sample_rate,
-                                  mel.config.hop_length)
-    real_floor = mel_floor_between_hits(real_list, real_onsets, top_db)
-    loud = band_loud_levels(real_list, db_per_decade, top_db)
+    real_floor = median_floor(real_audio, pipeline.sample_rate)
+    loud = band_loud_levels(list(real), db_per_decade, top_db)
     template = template or FloorStage(thresholds_db=[0.0])
-    offset = fit_offset(generated, real_floor, loud, template, mel, hear)
+    offset = fit_offset(generated, real_floor, loud, template, floor_of, db_per_decade)
     stage = replace(template, thresholds_db=(loud + offset).tolist())
-    floors = {"real": real_floor,
-              "generated_before": mel_floor_between_hits(hear(generated), generated_onsets, top_db),
-              "generated_after": mel_floor_between_hits(hear(stage(generated, db_per_decade)), generated_onsets,
-                                                        top_db),
-              "real_through_stage": mel_floor_between_hits(list(stage(real, db_per_decade)), real_onsets, top_db)}
+    floors = {"real": real_floor, "generated_before": floor_of(generated),
+              "generated_after": floor_of(stage(generated, db_per_decade)),
+              "real_through_stage": median_floor(decode(pipeline, list(stage(real, db_per_decade))),
+                                                 pipeline.sample_rate),
+              "real_through_decoder": median_floor(decode(pipeline, list(real)), pipeline.sample_rate)}
     stage.report = {
         "real_clips": len(real), "generated_windows": len(generated), "seconds": seconds, "seed": seed,
         "steps": steps or pipeline.default_num_inference_steps,
@@ -238,7 +204,7 @@ def calibrate_floor_stage(checkpoint: str | Path, corpus: str | Path | None = No
                   "itself (heard at the real clips' tempi)",
         "loud_percentile": LOUD_PERCENTILE, "offset_db": round(offset, 3),
         "floor_between_hits_db": {**{key: round(value, 2) for key, value in floors.items()},
-                                  "measured_on": "the mel (training.floor_stage.mel_floor_between_hits), dB below "
+                                  "measured_by": "music.take_quality.floor_between_hits, median over clips, dB below "
                                                  "the loud level"},
     }
     if save:
