@@ -15,10 +15,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.bench_quality import parse_option
 from models.loading import load_pipeline
+from music.audiofolder import METADATA_JSONL, read_rows
 from training.floor_stage import at_tempi, decode, generated_mels, median_floor, real_mels
 from training.quality_gate import real_clips
 
@@ -26,6 +28,33 @@ from training.quality_gate import real_clips
 def parse_setting(text: str) -> dict:
     """`KEY=VALUE[,KEY=VALUE...]` -> {key: value} (values read as JSON)."""
     return dict(parse_option(part) for part in text.split(","))
+
+
+def split_floors(checkpoint: Path, corpus: Path | None, count: int = 200, seconds: float = 4.0) -> dict:
+    """Median `floor_between_hits` of the first `seconds` of up to `count` real clips (evenly spaced) of the
+    checkpoint's kinds in each split of its corpus (train, valid, test), at their own tempo: how far the splits
+    themselves differ, against which a generated floor is judged."""
+    import soundfile as sf
+
+    from music.take_quality import floor_between_hits
+    from training.quality_gate import corpus_of
+
+    checkpoint_folder = Path(checkpoint)
+    subsets = {Path(line).parts[1] for line in (checkpoint_folder / "train_files.txt").read_text().split()
+               if len(Path(line).parts) >= 3}
+    folder = corpus_of(checkpoint_folder, corpus)
+    out = {}
+    for split in ("train", "valid", "test"):
+        rows = [row for row in read_rows(folder / split / METADATA_JSONL) if Path(row["file_name"]).parts[0] in subsets]
+        picked = [rows[index] for index in np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
+        floors = []
+        for row in picked:
+            audio, rate = sf.read(str(folder / split / row["file_name"]), dtype="float32")
+            if audio.ndim == 1 and len(audio) >= round(seconds * rate):
+                floors.append(floor_between_hits(audio[: round(seconds * rate)], rate))
+        out[split] = {"clips": len(floors), "median_floor_db": float(np.nanmedian(floors)),
+                      "quartiles_db": [float(value) for value in np.nanpercentile(floors, [25, 75])]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", type=parse_setting, action="append", default=[],
                         help="scheduler config overrides KEY=VALUE[,KEY=VALUE] (repeatable; the checkpoint's own "
                              "scheduler is always measured first)")
+    parser.add_argument("--splits-only", action="store_true",
+                        help="only measure the real clips' floor in each split (train, valid, test) and stop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.splits_only:
+        splits = split_floors(args.checkpoint, args.corpus)
+        print(json.dumps(splits, indent=1))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "real_splits": splits}, indent=1))
+        return 0
     pipeline = load_pipeline(args.checkpoint, device="cpu", floor_stage=False)
     clips = real_clips(args.checkpoint, args.corpus)["valid"]
     step = max(1, len(clips) // args.num_real)
