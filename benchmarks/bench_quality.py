@@ -339,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
                              "final_sigmas_type=sigma_min (repeatable; values read as JSON)")
     parser.add_argument("--gl-iters", type=int, default=None,
                         help="Griffin-Lim iterations of the decoder (default: the model's mel config)")
+    parser.add_argument("--no-floor-stage", action="store_true",
+                        help="decode the model's mel as it is, without the checkpoint's floor stage (floor_stage.json)")
+    parser.add_argument("--fad", action="store_true", help="with --quick: measure FAD (clap-bundled, mel-stats) too")
     parser.add_argument("--tag", default="", help="text added to the run's label (work folder names)")
     parser.add_argument("--quick", action="store_true",
                         help="per-clip measures and the two-sample test only: no FAD, memorization, long clips, "
@@ -366,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Generate
     name = Path(args.checkpoint).name
-    pipeline = load_pipeline(args.checkpoint, device="cpu", scheduler=args.scheduler)
+    pipeline = load_pipeline(args.checkpoint, device="cpu", scheduler=args.scheduler,
+                             floor_stage=not args.no_floor_stage)
     if args.steps:
         pipeline.default_num_inference_steps = args.steps
     if args.scheduler_option:
@@ -385,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     label += "".join(f"-{key}={value}" for key, value in args.scheduler_option)
     label += "-gi{:g}-{:g}".format(*args.guidance_interval) if args.guidance_interval else ""
     label += f"-gl{args.gl_iters}" if args.gl_iters else ""
+    label += "-floor" if getattr(pipeline, "floor_stage", None) is not None else ""
     label += f"-{args.tag}" if args.tag else ""
     outputs = OutputStore(args.work_dir / f"{label}-workflow", max_files=100_000)
     # The benchmark's own steps and lengths may exceed a public server's limits.
@@ -403,9 +408,10 @@ def main(argv: list[str] | None = None) -> int:
               if args.kind == "text" else None,
               "scheduler_options": dict(args.scheduler_option), "gl_iters": int(pipeline.mel.config.n_iter),
               "guidance_interval": pipeline.config.get("guidance_interval") if args.kind == "text" else None,
-              "unet_evaluations_per_clip": unet_items[0] / len(rows)}
+              "unet_evaluations_per_clip": unet_items[0] / len(rows),
+              "floor_stage": getattr(pipeline, "floor_stage", None) is not None}
 
-    if args.figure and not args.quick:
+    if args.figure:
         shown = [0, 1, 2, 3] if args.kind == "loops" else [next(i for i, row in enumerate(rows) if row["family"] == f)
                                                            for f in FAMILIES]
         spectrogram_figure([real_audio[i] for i in shown], [gen_audio[i] for i in shown],
@@ -453,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     # 4. FAD against test clips, and the real floor at the same sizes
     rng = np.random.default_rng(args.seed)
     result["fad"] = {}
-    for embedder_name in () if args.quick else ("clap-bundled", "mel-stats"):
+    for embedder_name in () if args.quick and not args.fad else ("clap-bundled", "mel-stats"):
         embedder = get_embedder(embedder_name)
         test_set = embed_files(embedder, all_test, progress=False).embeddings
         valid_set = embed_files(embedder, all_valid, progress=False).embeddings

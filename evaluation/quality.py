@@ -11,8 +11,6 @@
 """
 from __future__ import annotations
 
-import itertools
-
 import librosa
 import numpy as np
 
@@ -22,6 +20,7 @@ from music.take_quality import (
     N_FFT,
     QualityGate,
     analysis_mono,
+    floor_between_hits,
     load_gate,
     measure_take,
     take_reasons,
@@ -88,24 +87,3 @@ def c2st_accuracy(real: np.ndarray, generated: np.ndarray, folds: int = 5, seed:
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
     scores = cross_val_score(model, features, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     return float(scores.mean()), float(scores.std())
-
-
-def floor_between_hits(audio: np.ndarray, sample_rate: int, loud_percentile: float = 95.0,
-                       range_db: float = 80.0) -> float:
-    """Level of the quietest frame between consecutive onsets, in dB relative to the clip's loud level.
-
-    Frame RMS (1024-sample frames, hop 256 at 16 kHz) in dB relative to the `loud_percentile`
-    percentile of all frames, floored at -`range_db` (the mel images' own range, top_db 80: digital
-    silence in a rendered real clip would otherwise count as -190 dB). For every pair of consecutive
-    onsets (librosa's onset detector) at least two frames apart, the quietest frame between them; the
-    median of those minima. A noise floor under the hits raises this number (closer to 0). NaN when the
-    clip has fewer than two onsets.
-    """
-    mono = analysis_mono(audio, sample_rate)
-    if mono.size < N_FFT:
-        mono = np.pad(mono, (0, N_FFT - mono.size))
-    rms_db = 20 * np.log10(np.maximum(librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0], 1e-10))
-    rms_db = np.maximum(rms_db - np.percentile(rms_db, loud_percentile), -range_db)
-    onsets = librosa.onset.onset_detect(y=mono, sr=ANALYSIS_RATE, hop_length=HOP, units="frames")
-    minima = [rms_db[start:end].min() for start, end in itertools.pairwise(onsets) if end - start >= 2]
-    return float(np.median(minima)) if minima else float("nan")

@@ -13,6 +13,7 @@ import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
 
 from models.device import pick_device, pick_dtype
+from models.floor_stage import load_floor_stage
 from models.hub import ModelUnavailableError, explain_unavailable
 from models.mel import Mel
 from models.model_index import MODEL_INDEX, read_model_index
@@ -84,6 +85,7 @@ def load_pipeline(
     device: str | torch.device | None = None,
     torch_dtype: torch.dtype | None = None,
     scheduler: str | None = None,
+    floor_stage: bool = True,
 ):
     """Load a generator by hub id or folder, on `device` (CUDA when present) in `torch_dtype`.
 
@@ -93,6 +95,8 @@ def load_pipeline(
         device: where to run; CUDA when available, else CPU.
         torch_dtype: weights' dtype; half precision on CUDA, float32 on CPU when not given.
         scheduler: swap the saved scheduler for one of `models.schedulers.SCHEDULERS` (mel pipelines).
+        floor_stage: attach the folder's calibrated floor stage (`floor_stage.json`, `models.floor_stage`) to a
+            mel pipeline; False decodes the model's mel as it is.
 
     Returns:
         `MelDiffusionPipeline`, `TextToMelPipeline`, `StableAudioOpenPipeline` or `StableAudio3Backend`
@@ -129,6 +133,7 @@ def load_pipeline(
     pipeline.register_modules(scheduler=bound_scheduler(pipeline.scheduler, bounded=pipeline.vae is None))
     if scheduler is not None:
         pipeline.set_scheduler(scheduler)
+    pipeline.floor_stage = load_floor_stage(folder) if floor_stage else None
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device=device, dtype=torch_dtype)
 

@@ -21,6 +21,7 @@ import torch
 from diffusers import DiffusionPipeline, SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from models.floor_stage import FloorStage
 from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
 from music.audio import prepare_audio
@@ -78,6 +79,10 @@ class MelPipelineBase(DiffusionPipeline):
     # Mixed precision for the denoiser on CPU (bfloat16 roughly halves the step time where the
     # CPU supports it); None keeps the model dtype.
     cpu_autocast_dtype: torch.dtype | None = None
+    # The checkpoint's calibrated floor stage (`models.floor_stage`, attached by `models.loading.load_pipeline`
+    # from its `floor_stage.json`): applied to the mel of clips generated from scratch before decoding.
+    # None (or a checkpoint without one): the mel is decoded as the model made it.
+    floor_stage: FloorStage | None = None
 
     # ---- properties ----------------------------------------------------------------------
 
@@ -626,7 +631,10 @@ class MelPipelineBase(DiffusionPipeline):
         phase_seeds: Sequence[int] | None = None,
     ) -> GeneratedAudio:
         """Decode (vocoder or Griffin-Lim) to exactly `num_samples` samples at a usable level, the original waveform
-        put back where it was kept (in/outpainting, continuation), and display pictures."""
+        put back where it was kept (in/outpainting, continuation), and display pictures. Clips made from scratch
+        go through the floor stage first, when the pipeline has one (`floor_stage`)."""
+        if original is None and self.floor_stage is not None:
+            frames = self.floor_stage(frames, self.mel.db_per_decade)
         audios = self.set_level(self.frames_to_audio(frames, num_samples, phase_seeds), original)
         if original is not None and (keep_regions_in_s or extend):
             overlap_samples = round(overlap_in_s * self.sample_rate)

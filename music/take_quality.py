@@ -17,6 +17,7 @@ checkpoint (`GATE_FILE`) and falls back to `DEFAULT_THRESHOLDS` (and says so) wh
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -323,3 +324,27 @@ def kind_of_prompt(prompt: str, kinds: Iterable[str]) -> str | None:
     drums, pitched = _names_any(text, DRUM_WORDS), _names_any(text, PITCHED_WORDS)
     kind = "band" if drums and pitched else "drums" if drums else "pitched" if pitched else None
     return kind if kind in set(kinds) else None
+
+
+def floor_between_hits(audio: np.ndarray, sample_rate: int, loud_percentile: float = 95.0,
+                       range_db: float = 80.0) -> float:
+    """Level of the quietest frame between consecutive onsets, in dB relative to the clip's loud level.
+
+    (A per-clip measure of how far a take falls silent between hits, for `evaluation.quality` and for
+    calibrating a checkpoint's floor stage, `training.floor_stage`.)
+
+    Frame RMS (1024-sample frames, hop 256 at 16 kHz) in dB relative to the `loud_percentile`
+    percentile of all frames, floored at -`range_db` (the mel images' own range, top_db 80: digital
+    silence in a rendered real clip would otherwise count as -190 dB). For every pair of consecutive
+    onsets (librosa's onset detector) at least two frames apart, the quietest frame between them; the
+    median of those minima. A noise floor under the hits raises this number (closer to 0). NaN when the
+    clip has fewer than two onsets.
+    """
+    mono = analysis_mono(audio, sample_rate)
+    if mono.size < N_FFT:
+        mono = np.pad(mono, (0, N_FFT - mono.size))
+    rms_db = 20 * np.log10(np.maximum(librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0], 1e-10))
+    rms_db = np.maximum(rms_db - np.percentile(rms_db, loud_percentile), -range_db)
+    onsets = librosa.onset.onset_detect(y=mono, sr=ANALYSIS_RATE, hop_length=HOP, units="frames")
+    minima = [rms_db[start:end].min() for start, end in itertools.pairwise(onsets) if end - start >= 2]
+    return float(np.median(minima)) if minima else float("nan")
