@@ -117,3 +117,31 @@ def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
     assert np.all(flag_copies(found, thresholds))
     # the search's own score does not separate them: twins of the same template score as high
     assert np.max(calibration.score) > np.min(found.score)
+
+
+def chord(seed: int, seconds: float = 4.5) -> np.ndarray:
+    """A sustained A minor triad, 8 harmonics per note, every partial at a random (seeded) phase:
+    another seed is another rendition of the same chord, as a held-out pad of the same template."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    out = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k
+              for f0 in (110.0, 138.6, 164.8) for k in range(1, 9))
+    return (0.1 * out / np.max(np.abs(out))).astype(np.float32)
+
+
+def test_a_short_filter_does_not_explain_another_rendition_of_a_sustained_chord():
+    # one complex gain per bin (copy-4) sets every partial's phase: another rendition of the same
+    # chord was explained at ~10 dB; a 33-tap filter cannot, while a low-passed copy still fits
+    source, rendition = chord(1), chord(2)
+    lowpass = signal.butter(4, 3000, btype="low", fs=SR, output="sos")
+    copy = 0.5 * signal.sosfilt(lowpass, source[SR // 4 : SR // 4 + 4 * SR]).astype(np.float32)
+    verifier = CopyVerifier(compare_taps=(0,))
+    other = verifier.residual_snr_db(rendition[: 4 * SR], source)
+    assert other["fits"][0] > 8, other  # the per-bin fit, copy-4's decision
+    assert other["waveform"] < 5, other
+    assert verifier.residual_snr_db(copy, source)["waveform"] > 40
+
+
+def test_filter_taps_must_not_be_negative():
+    with pytest.raises(ValueError, match="filter_taps"):
+        CopyVerifier(filter_taps=-1)
