@@ -92,7 +92,7 @@ def test_the_transform_is_undone_before_the_residual():
 
 
 def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
-    detector = CopyDetector(separate=False, verify_candidates=3)
+    detector = CopyDetector(separate=False, verify_candidates=3, compare_taps=(0,))
     sounds = kit(0)
     train = [loop(sounds, seed) for seed in range(8)]
     twins = [loop(sounds, 100 + seed)[SR // 4 : SR // 4 + 4 * SR] for seed in range(20)]  # held-out
@@ -113,6 +113,10 @@ def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
     assert set(thresholds) == {"copy_score", "melody_score", "residual_snr_db"}
     assert np.mean(flag_copies(calibration, thresholds)) <= 0.05
     assert list(found.verified_index) == [1, 4, 6]
+    # the decision's fit (33 taps) and the comparison's (per bin) both kept, each with its clip
+    assert set(found.residual_by_fit) == {33, 0}
+    assert np.array_equal(found.residual_by_fit[33], found.residual_snr_db)
+    assert list(found.verified_index_by_fit[0]) == [1, 4, 6]
     assert np.all(found.residual_snr_db > thresholds["residual_snr_db"]), (found.residual_snr_db, thresholds)
     assert np.all(flag_copies(found, thresholds))
     # the search's own score does not separate them: twins of the same template score as high
