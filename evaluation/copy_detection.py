@@ -22,7 +22,7 @@ Two stages keep it fast for hundreds of clips against thousands of training clip
 
 3. verification (`verify`, `evaluation.copy_verification`): the `verify_candidates` best keys of
    the alignment are checked on the waveform (the key put through the estimated transform, and
-   through none; aligned to the sample; fitted with one complex gain per frequency bin): the
+   through none; aligned to the sample; fitted through a 33-tap FIR filter, copy-5; copy-4 fitted one gain per bin): the
    residual SNR in dB says how much of the query the key explains. The demo corpus's held-out clips
    include near-twins of training clips (same template and kit) that the spectral score cannot
    tell from copies; on the waveform they leave 1-6 dB, a copy under 15 dB noise ~15 dB.
