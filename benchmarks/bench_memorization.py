@@ -20,6 +20,7 @@ Markdown table to stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -96,7 +97,8 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
-    detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate)
+    detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate,
+                            filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps))
     train_paths = audio_files(args.train)
     calibration_paths = audio_files(args.calibration)
     held_out_paths = audio_files(args.held_out)
@@ -136,7 +138,60 @@ def run(args: argparse.Namespace) -> dict:
         base[name] = detector.match([detector.features(q) for q in clips], train_features)
         if not args.no_verify:
             base[name] = detector.verify(clips, base[name], key_audio)
-    thresholds = calibrate_thresholds(base["calibration"], args.fpr)
+    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr)
+    # the same clips with each other fit of the verification in the residual SNR's place
+    fits = {}
+    if not args.no_verify:
+        for taps in detector.verifier.fits[1:]:
+            alternative = {name: with_fit(match, taps) for name, match in base.items()}
+            fit_thresholds, fit_families, fit_flagged = evaluate(with_fit(copies, taps), truths, alternative, args.fpr)
+            fit_false = int(np.sum(fit_flagged))
+            fits[str(taps)] = {
+                "thresholds": fit_thresholds,
+                "false_positive_rate": fit_false / len(fit_flagged),
+                "false_positive_ci95": wilson_interval(fit_false, len(fit_flagged)),
+                "recall": {family: row["recall"] for family, row in fit_families.items()},
+                "median_residual_snr_db": {family: row.get("median_residual_snr_db")
+                                           for family, row in fit_families.items()},
+            }
+    false_positives = int(np.sum(flagged_negatives))
+    return {
+        "name": args.name,
+        "train": args.train, "calibration": args.calibration, "held_out": args.held_out,
+        "other": args.other, "num_train": len(train_paths), "seconds": args.seconds, "seed": args.seed,
+        "target_fpr": args.fpr,
+        "thresholds": thresholds,
+        "false_positive_rate": false_positives / len(negatives["held_out"]),
+        "false_positive_ci95": wilson_interval(false_positives, len(negatives["held_out"])),
+        "held_out_clips": len(negatives["held_out"]),
+        "calibration_clips": len(negatives["calibration"]),
+        "per_family": per_family,
+        "other_fits": fits,
+        "per_clip": {"copies": clip_rows(copies, truths),
+                     **{name: clip_rows(match) for name, match in base.items()}},
+        "held_out_score_quantiles": {
+            name: {str(q): float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99, 1.0)}
+            for name, values in copy_scores(base["held_out"]).items()
+        },
+        "calibration_score_quantiles": {
+            name: {str(q): float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99, 1.0)}
+            for name, values in copy_scores(base["calibration"]).items()
+        },
+        "seconds_per_100_clips": 100 * match_seconds / len(queries),
+        "search_seconds_per_100_clips": 100 * search_seconds / len(queries),
+        "verification_seconds_per_100_clips": 100 * (match_seconds - search_seconds) / len(queries),
+        "train_feature_seconds": train_seconds,
+        "train_features_cached": not args.no_cache,
+        "detector": detector.describe(),
+        "machine": platform.platform(),
+    }
+
+
+def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch],
+             fpr: float) -> tuple[dict, dict, np.ndarray]:
+    """Thresholds set on `base["calibration"]` at `fpr`; per family recall and transform estimates of
+    the planted `copies`; which `base["held_out"]` clips are flagged."""
+    thresholds = calibrate_thresholds(base["calibration"], fpr)
     flagged_negatives = flag_copies(base["held_out"], thresholds)
     flagged = flag_copies(copies, thresholds)
     # 4. Per family: found (flagged and the right source named), and the transform estimates
@@ -175,34 +230,28 @@ def run(args: argparse.Namespace) -> dict:
                 "flagged_by_verification": float(np.mean(copies.residual_snr_db[rows]
                                                          > thresholds["residual_snr_db"])),
             })
-    false_positives = int(np.sum(flagged_negatives))
-    return {
-        "name": args.name,
-        "train": args.train, "calibration": args.calibration, "held_out": args.held_out,
-        "other": args.other, "num_train": len(train_paths), "seconds": args.seconds, "seed": args.seed,
-        "target_fpr": args.fpr,
-        "thresholds": thresholds,
-        "false_positive_rate": false_positives / len(negatives["held_out"]),
-        "false_positive_ci95": wilson_interval(false_positives, len(negatives["held_out"])),
-        "held_out_clips": len(negatives["held_out"]),
-        "calibration_clips": len(negatives["calibration"]),
-        "per_family": per_family,
-        "held_out_score_quantiles": {
-            name: {str(q): float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99, 1.0)}
-            for name, values in copy_scores(base["held_out"]).items()
-        },
-        "calibration_score_quantiles": {
-            name: {str(q): float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99, 1.0)}
-            for name, values in copy_scores(base["calibration"]).items()
-        },
-        "seconds_per_100_clips": 100 * match_seconds / len(queries),
-        "search_seconds_per_100_clips": 100 * search_seconds / len(queries),
-        "verification_seconds_per_100_clips": 100 * (match_seconds - search_seconds) / len(queries),
-        "train_feature_seconds": train_seconds,
-        "train_features_cached": not args.no_cache,
-        "detector": detector.describe(),
-        "machine": platform.platform(),
-    }
+    return thresholds, per_family, flagged_negatives
+
+
+def with_fit(match: CopyMatch, taps: int) -> CopyMatch:
+    """`match` with the residual SNR (and the verified clip) of the verification's fit of `taps`."""
+    return dataclasses.replace(match, residual_snr_db=match.residual_by_fit[taps],
+                               verified_index=match.verified_index_by_fit[taps])
+
+
+def clip_rows(match: CopyMatch, truths: list[dict] | None = None) -> list[dict]:
+    """Every clip's scores (and, for planted copies, its family and source), for later analysis."""
+    rows = []
+    for i in range(len(match.score)):
+        row = {"copy_score": float(match.score[i]), "index": int(match.index[i]),
+               "melody_score": float(match.melody_score[i]), "melody_index": int(match.melody_index[i])}
+        if match.residual_by_fit is not None:
+            row["residual_snr_db"] = {str(t): round(float(v[i]), 3) for t, v in match.residual_by_fit.items()}
+            row["verified_index"] = {str(t): int(v[i]) for t, v in match.verified_index_by_fit.items()}
+        if truths is not None:
+            row.update(family=truths[i]["family"], source=truths[i]["source"])
+        rows.append(row)
+    return rows
 
 
 def named(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
@@ -257,6 +306,10 @@ def main() -> None:
                         help="match only whole clips, not also their harmonic and percussive parts")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the verification stage (residual SNR on the waveform): the copy-3 detector")
+    parser.add_argument("--filter-taps", type=int, default=33,
+                        help="FIR length (samples) of the verification's fit; 0: one gain per bin, copy-4 (33)")
+    parser.add_argument("--compare-taps", type=int, nargs="*", default=[0],
+                        help="other fits scored on the same clips for comparison (default: 0, copy-4's)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
     args = parser.parse_args()

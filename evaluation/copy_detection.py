@@ -22,7 +22,7 @@ Two stages keep it fast for hundreds of clips against thousands of training clip
 
 3. verification (`verify`, `evaluation.copy_verification`): the `verify_candidates` best keys of
    the alignment are checked on the waveform (the key put through the estimated transform, and
-   through none; aligned to the sample; fitted with one complex gain per frequency bin): the
+   through none; aligned to the sample; fitted through a 33-tap FIR filter, copy-5; copy-4 fitted one gain per bin): the
    residual SNR in dB says how much of the query the key explains. The demo corpus's held-out clips
    include near-twins of training clips (same template and kit) that the spectral score cannot
    tell from copies; on the waveform they leave 1-6 dB, a copy under 15 dB noise ~15 dB.
@@ -118,7 +118,9 @@ class CopyMatch:
     HPSS part, for a copy mixed under other material). After `CopyDetector.verify`:
     `residual_snr_db`: how much of the query the best verified candidate explains (waveform residual
     SNR in dB, `evaluation.copy_verification`); `verified_index`, `verified_semitones`,
-    `verified_tempo_ratio`: that candidate and its transform.
+    `verified_tempo_ratio`: that candidate and its transform; `residual_by_fit`: `{filter taps:
+    [queries] dB}`, the best residual SNR of every fit the verifier computes (0 taps: one complex
+    gain per bin, copy-4's fit), for comparisons, and `verified_index_by_fit` the key each names.
     """
 
     score: np.ndarray
@@ -136,11 +138,14 @@ class CopyMatch:
     verified_index: np.ndarray | None = None
     verified_semitones: np.ndarray | None = None
     verified_tempo_ratio: np.ndarray | None = None
+    residual_by_fit: dict[int, np.ndarray] | None = None
+    verified_index_by_fit: dict[int, np.ndarray] | None = None
 
 
 # `candidates` (per query: (key, semitones, tempo ratio, score) of the best few keys) come from the
 # search; the rest from the verification stage (`CopyDetector.verify`)
-VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio")
+VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
+                 "residual_by_fit", "verified_index_by_fit")
 
 
 def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -232,9 +237,12 @@ class CopyDetector:
         blur: blur the spectral and rhythm views over 3 frames (tolerates a few ms of timing).
         separate: also match each query's harmonic and percussive part (HPSS), keep the best.
         verify_candidates: keys per query (the search's best) that `verify` checks on the waveform.
+        filter_taps: length (samples) of the FIR filter through which the verification fits the key
+            to the query (0: one complex gain per frequency bin, copy-4).
+        compare_taps: other fits the verification also reports (`CopyMatch.residual_by_fit`).
     """
 
-    version = "copy-4"
+    version = "copy-5"
     features_version = "copy-3"  # the cached features are unchanged since copy-3
 
     def __init__(
@@ -254,6 +262,8 @@ class CopyDetector:
         blur: bool = True,
         separate: bool = True,
         verify_candidates: int = 3,
+        filter_taps: int = 33,
+        compare_taps: tuple[int, ...] = (),
     ) -> None:
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -272,7 +282,7 @@ class CopyDetector:
         self.blur = blur
         self.separate = separate
         self.verify_candidates = verify_candidates
-        self.verifier = CopyVerifier(sample_rate)
+        self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps)
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
 
@@ -424,6 +434,8 @@ class CopyDetector:
         if match.candidates is None or len(match.candidates) != len(queries):
             raise ValueError("verify needs the CopyMatch that match() returned for these queries")
         snr = np.zeros(len(queries))  # 0 dB: explains nothing (a silent query stays there)
+        by_fit = {taps: np.zeros(len(queries)) for taps in self.verifier.fits}
+        index_by_fit = {taps: match.index.copy() for taps in self.verifier.fits}
         index = match.index.copy()
         semitones = match.semitones.astype(float).copy()
         ratio = match.tempo_ratio.astype(float).copy()
@@ -433,11 +445,15 @@ class CopyDetector:
                     # the estimated transform, and none (the search's tempo or pitch may be off by a
                     # step for an unchanged copy; trying it costs no Rubber Band)
                     for variant in dict.fromkeys([(float(shift), float(tempo)), (0.0, 1.0)]):
-                        value = self.verifier.residual_snr_db(query, key_audio(int(key)), *variant)["waveform"]
-                        if value > snr[q]:
-                            snr[q], index[q], (semitones[q], ratio[q]) = value, key, variant
+                        result = self.verifier.residual_snr_db(query, key_audio(int(key)), *variant)
+                        for taps, value in result["fits"].items():
+                            if value > by_fit[taps][q]:
+                                by_fit[taps][q], index_by_fit[taps][q] = value, key
+                        if result["waveform"] > snr[q]:
+                            snr[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
         return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
-                                   verified_tempo_ratio=ratio)
+                                   verified_tempo_ratio=ratio, residual_by_fit=by_fit,
+                                   verified_index_by_fit=index_by_fit)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
         """Every query as a whole and, with `separate`, its harmonic and its percussive part (each

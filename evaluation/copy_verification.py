@@ -9,9 +9,12 @@ identification do after a candidate lookup, this stage checks a candidate on the
 2. the query is aligned to it on fine-hop (8 ms) STFT magnitudes, one piece or two (a rotated
    loop: two pieces of the clip in the other order), every lag at 32 ms then the best refined;
 3. each piece's lag is refined to the sample by cross-correlating its waveform with the whole tiled
-   clip, and the query's complex STFT is fitted by the clip's with one complex gain per frequency
-   bin and piece: a linear filter, so a gain, an EQ, a low-pass or a sub-sample delay costs nothing
-   (a band the query lacks is fitted with gain ~0 and holds no query energy to explain).
+   clip, and the query's complex STFT is fitted by the clip's through a short FIR filter per piece
+   (33 taps, 2 ms, centred on the lag): a gain, an EQ, a low-pass or a sub-sample delay is a short
+   filter and costs nothing. copy-4 fitted one complex gain per frequency bin instead, which sets
+   every partial's phase on its own: another rendition of the same sustained chord, or a near-twin
+   with long notes, was explained too (a chord with random partial phases: ~10 dB per bin, ~3 dB
+   with 33 taps). The per-bin fit is still computed for comparison (`compare_taps=(0,)`).
 
 The result is the residual SNR in dB: the query's energy over what the fitted clip leaves
 unexplained. A true copy leaves a residual near what was added to it (15 dB SNR noise leaves
@@ -56,7 +59,11 @@ class CopyVerifier:
         edge_frames: int = 4,
         cut_gap_frames: int = 12,
         cut_step: int = 4,
+        filter_taps: int = 33,
+        compare_taps: tuple[int, ...] = (),
     ) -> None:
+        if filter_taps < 0 or any(t < 0 for t in compare_taps):
+            raise ValueError(f"filter_taps={filter_taps}, compare_taps={compare_taps}: expected >= 0 (0: per bin)")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -69,11 +76,14 @@ class CopyVerifier:
         self.edge_frames = edge_frames
         self.cut_gap_frames = cut_gap_frames
         self.cut_step = cut_step
+        self.filter_taps = filter_taps
+        self.fits = tuple(dict.fromkeys((filter_taps, *compare_taps)))  # the decision's fit first
         self._window = torch.hann_window(n_fft)
 
     def describe(self) -> dict:
         return {"n_fft": self.n_fft, "hop_length": self.hop_length, "band_edges_hz": list(self.band_edges_hz),
-                "edge_frames": self.edge_frames, "cut_gap_frames": self.cut_gap_frames, "cut_step": self.cut_step}
+                "edge_frames": self.edge_frames, "cut_gap_frames": self.cut_gap_frames, "cut_step": self.cut_step,
+                "filter_taps": self.filter_taps}
 
     # ------------------------------------------------------------------------------- spectrograms
     def magnitude(self, waveform: np.ndarray) -> torch.Tensor:
@@ -114,19 +124,22 @@ class CopyVerifier:
         period = max(1, round(len(key) / self.hop_length))  # lags past one period repeat
         key_mag = self.magnitude(tiled)[:, : q_frames + period]
         magnitude_snr, layouts = self._best_alignment(q_mag, key_mag, period)
-        return {"magnitude": magnitude_snr, "waveform": self._waveform_snr(query, tiled, layouts)}
+        fits = self._waveform_snr(query, tiled, layouts)
+        return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits}
 
-    def _waveform_snr(self, query: np.ndarray, tiled: np.ndarray, layouts: list[list[tuple[int, int]]]) -> float:
+    def _waveform_snr(self, query: np.ndarray, tiled: np.ndarray,
+                      layouts: list[list[tuple[int, int]]]) -> dict[int, float]:
         """Best residual SNR (dB) of the complex STFT of `query` against `tiled` (the key, tiled) over
-        `layouts`: each a list of pieces `(first frame, end frame)`; each piece placed at its own
+        `layouts`, for each fit in `self.fits` (`{taps: dB}`; 0 taps: one complex gain per bin).
+        Each layout is a list of pieces `(first frame, end frame)`; each piece is placed at its own
         best lag by cross-correlating its samples with the whole tiled key (an exact copy's peak is
         its lag, even where the magnitudes of a repetitive loop line up one beat off too), then
-        fitted with one complex gain per frequency bin."""
+        fitted by a filter of the key."""
         hop, length = self.hop_length, len(query)
         spec_q = self._complex(query)
-        best = 0.0
+        best = dict.fromkeys(self.fits, 0.0)
         for pieces in layouts:
-            total = explained = 0.0
+            total, explained = 0.0, dict.fromkeys(self.fits, 0.0)
             for first, end in pieces:
                 a, b = first * hop, min(length, end * hop)
                 if b - a < hop:
@@ -136,14 +149,39 @@ class CopyVerifier:
                 segment = tiled[start : start + length]
                 spec_k = self._complex(np.pad(segment, (0, length - len(segment))))[:, first:end]
                 piece = spec_q[:, first:end]
-                cross = (piece * spec_k.conj()).sum(-1).abs() ** 2  # [bins]
+                cross = (piece * spec_k.conj()).sum(-1)  # [bins]: query . key over the piece's frames
                 own = (piece.abs() ** 2).sum(-1)
-                gained = cross / (spec_k.abs() ** 2).sum(-1).clamp_min(1e-12)
-                explained += float(torch.minimum(gained, own).sum())
+                power = (spec_k.abs() ** 2).sum(-1)
+                for taps in self.fits:
+                    explained[taps] += self._explained(cross, power, own, taps)
                 total += float(own.sum())
             if total > 0:
-                best = max(best, float(10 * np.log10(total / max(total - explained, 1e-12 * total))))
+                for taps, value in explained.items():
+                    snr = float(10 * np.log10(total / max(total - value, 1e-12 * total)))
+                    best[taps] = max(best[taps], snr)
         return best
+
+    def _explained(self, cross: torch.Tensor, power: torch.Tensor, own: torch.Tensor, taps: int) -> float:
+        """Query energy (summed over the piece) that the key explains through the least-squares filter.
+
+        `cross [bins]` (complex): sum over frames of query x conj(key); `power`, `own [bins]`: the
+        key's and the query's energy per bin. `taps` 0: one complex gain per bin (any phase per bin:
+        a sustained note of another rendition is explained too). Otherwise a real FIR filter of
+        `taps` samples centred on the aligned lag, H(f) = sum_l h_l exp(-2 pi i f l / n_fft): a
+        gain, a low-pass, an EQ and a sub-sample delay are short filters; another rendition's
+        phases, independent from partial to partial, are not. Least squares over every bin and
+        frame at once (normal equations in h), so the explained energy is b . h."""
+        if taps == 0:
+            gained = cross.abs() ** 2 / power.clamp_min(1e-12)
+            return float(torch.minimum(gained, own).sum())
+        bins = torch.arange(len(cross), dtype=torch.float64)
+        delays = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+        basis = torch.exp(-2j * np.pi * bins[:, None] * delays[None] / self.n_fft)  # [bins, taps]
+        normal = (basis.conj().T @ (power[:, None] * basis)).real  # [taps, taps]
+        rhs = (basis.conj().T @ cross).real  # [taps]
+        normal = normal + 1e-9 * normal.diagonal().mean().clamp_min(1e-30) * torch.eye(taps, dtype=torch.float64)
+        h = torch.linalg.solve(normal, rhs)
+        return float(min(float(rhs @ h), float(own.sum())))
 
     def _complex(self, waveform: np.ndarray) -> torch.Tensor:
         audio = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))

@@ -92,7 +92,7 @@ def test_the_transform_is_undone_before_the_residual():
 
 
 def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
-    detector = CopyDetector(separate=False, verify_candidates=3)
+    detector = CopyDetector(separate=False, verify_candidates=3, compare_taps=(0,))
     sounds = kit(0)
     train = [loop(sounds, seed) for seed in range(8)]
     twins = [loop(sounds, 100 + seed)[SR // 4 : SR // 4 + 4 * SR] for seed in range(20)]  # held-out
@@ -113,7 +113,39 @@ def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
     assert set(thresholds) == {"copy_score", "melody_score", "residual_snr_db"}
     assert np.mean(flag_copies(calibration, thresholds)) <= 0.05
     assert list(found.verified_index) == [1, 4, 6]
+    # the decision's fit (33 taps) and the comparison's (per bin) both kept, each with its clip
+    assert set(found.residual_by_fit) == {33, 0}
+    assert np.array_equal(found.residual_by_fit[33], found.residual_snr_db)
+    assert list(found.verified_index_by_fit[0]) == [1, 4, 6]
     assert np.all(found.residual_snr_db > thresholds["residual_snr_db"]), (found.residual_snr_db, thresholds)
     assert np.all(flag_copies(found, thresholds))
     # the search's own score does not separate them: twins of the same template score as high
     assert np.max(calibration.score) > np.min(found.score)
+
+
+def chord(seed: int, seconds: float = 4.5) -> np.ndarray:
+    """A sustained A minor triad, 8 harmonics per note, every partial at a random (seeded) phase:
+    another seed is another rendition of the same chord, as a held-out pad of the same template."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    out = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k
+              for f0 in (110.0, 138.6, 164.8) for k in range(1, 9))
+    return (0.1 * out / np.max(np.abs(out))).astype(np.float32)
+
+
+def test_a_short_filter_does_not_explain_another_rendition_of_a_sustained_chord():
+    # one complex gain per bin (copy-4) sets every partial's phase: another rendition of the same
+    # chord was explained at ~10 dB; a 33-tap filter cannot, while a low-passed copy still fits
+    source, rendition = chord(1), chord(2)
+    lowpass = signal.butter(4, 3000, btype="low", fs=SR, output="sos")
+    copy = 0.5 * signal.sosfilt(lowpass, source[SR // 4 : SR // 4 + 4 * SR]).astype(np.float32)
+    verifier = CopyVerifier(compare_taps=(0,))
+    other = verifier.residual_snr_db(rendition[: 4 * SR], source)
+    assert other["fits"][0] > 8, other  # the per-bin fit, copy-4's decision
+    assert other["waveform"] < 5, other
+    assert verifier.residual_snr_db(copy, source)["waveform"] > 40
+
+
+def test_filter_taps_must_not_be_negative():
+    with pytest.raises(ValueError, match="filter_taps"):
+        CopyVerifier(filter_taps=-1)
