@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_key_estimator import load_excerpt_labels
 from music import key as key_module
 
 MEMBERS = 3
@@ -35,10 +36,14 @@ BATCH = 128
 CLARITY_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
 
-def load_key_cache(cache: Path, split: str) -> dict[str, np.ndarray]:
+def load_key_cache(cache: Path, split: str,
+                   excerpt_labels: dict[tuple[str, str], key_module.Key] | None = None) -> dict[str, np.ndarray]:
     """The key features of every part of `split` (`key-SPLIT*.npz` of `benchmarks.key_features`): octave chroma
     `[clips, 1 + KEY_SEGMENTS, 7, 12]` (as `music.key.octave_chroma` computes it from the cached frames), key
-    labels and kinds; exits with a hint when there is none."""
+    labels and kinds; exits with a hint when there is none. With `excerpt_labels` (by split and file name,
+    `benchmarks.bench_key_estimator.load_excerpt_labels`) a chorale clip listed there is labelled with its
+    excerpt's key instead of the cached (piece) key."""
+    excerpt_labels = excerpt_labels or {}
     files = sorted(cache.glob(f"key-{split}*.npz"))
     if not files:
         print(f"error: no key feature cache {cache}/key-{split}*.npz; run "
@@ -53,7 +58,8 @@ def load_key_cache(cache: Path, split: str) -> dict[str, np.ndarray]:
             frames = data["frames"][:, offsets[index]:offsets[index + 1]].astype(np.float64)
             steady = frames.reshape(key_module.KEY_OCTAVES, 12, -1)
             chroma.append(key_module.segment_means(steady, key_module.KEY_SEGMENTS))
-            labels.append(str(data["key"][index]))
+            excerpt = excerpt_labels.get((split, str(data["file_name"][index])))
+            labels.append(excerpt.name if excerpt is not None else str(data["key"][index]))
             kind, part = str(data["kind"][index]), str(data["part"][index])
             groups.append(f"part: {part}" if kind == "part" and part else kind)
     return {"chroma": np.array(chroma), "key": np.array(labels), "group": np.array(groups)}
@@ -129,14 +135,19 @@ def clarity_table(best: np.ndarray, clarity: np.ndarray, labels: np.ndarray) -> 
     return lines
 
 
-def learn_key_model(cache: Path, out: Path) -> None:
-    """Choose the hidden size and epochs on valid, print the clarity table, refit on train + valid, write `out`."""
-    x_train, y_train = key_dataset(load_key_cache(cache, "train"))
-    valid = load_key_cache(cache, "valid")
+def learn_key_model(cache: Path, out: Path, chorale_labels: Path | None = None, train_excerpt_labels: bool = True,
+                    hidden_sizes: tuple[int, ...] = HIDDEN, epochs_choices: tuple[int, ...] = EPOCHS) -> None:
+    """Choose the hidden size and epochs on valid, print the clarity table, refit on train + valid, write `out`.
+
+    With `chorale_labels` (a label file of `python -m scripts.chorale_key_check`) the valid chorales are judged
+    on their excerpt's key, and, with `train_excerpt_labels`, the train and refit chorales learn it."""
+    labels = load_excerpt_labels(chorale_labels) if chorale_labels is not None else {}
+    x_train, y_train = key_dataset(load_key_cache(cache, "train", labels if train_excerpt_labels else None))
+    valid = load_key_cache(cache, "valid", labels)
     x_valid, y_valid = key_dataset(valid)
     results = {}
-    for hidden in HIDDEN:
-        for epochs, model in fit_ensemble(x_train, y_train, hidden, EPOCHS).items():
+    for hidden in hidden_sizes:
+        for epochs, model in fit_ensemble(x_train, y_train, hidden, epochs_choices).items():
             best, clarity = predictions(x_valid, model)
             results[(hidden, epochs)] = (float(np.mean(best == y_valid)), best, clarity)
             hits = best == y_valid
@@ -147,11 +158,14 @@ def learn_key_model(cache: Path, out: Path) -> None:
     hidden, epochs = max(results, key=lambda choice: results[choice][0])
     share, best, clarity = results[(hidden, epochs)]
     print("\n".join(clarity_table(best, clarity, y_valid)))
+    if not train_excerpt_labels:  # the refit learns the valid chorales with the same labels as the train ones
+        x_valid, y_valid = key_dataset(load_key_cache(cache, "valid"))
     model = fit_ensemble(np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), hidden,
                          (epochs,))[epochs]
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **model, learned_on=np.array(
         f"data/corpus train ({len(y_train)} pitched clips) + valid ({len(y_valid)}); {MEMBERS} members, hidden "
         f"{hidden}, {epochs} epochs (chosen on valid: {share:.1%} exact with train only), dropout {DROPOUT}, "
+        f"chorales labelled with {'the excerpt' if labels and train_excerpt_labels else 'the piece'}'s key, "
         f"weight decay {WEIGHT_DECAY}; python -m benchmarks.learn_estimators key"))
     print(f"wrote {out}")
