@@ -169,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print("Excerpt labels (the target's); piece labels: exact against the whole chorale's key.")
-    print("| clips | n | exact before | piece labels: after | exact after | relative | parallel | dominant | "
-          "subdominant | other |")
+    print("| clips | n | exact before (piece / excerpt labels) | after, piece labels | after, excerpt labels | "
+          "relative | parallel | dominant | subdominant | other |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for group, s in summary.items():
-        print(f"| {group} | {s['clips']} | {s['before_exact']:.0%} | {s['piece_after_exact']:.0%} | "
-              f"**{s['after_exact']:.0%}** | "
+        print(f"| {group} | {s['clips']} | {s['piece_before_exact']:.0%} / {s['before_exact']:.0%} | "
+              f"{s['piece_after_exact']:.0%} | **{s['after_exact']:.0%}** | "
               f"{s['after_relative']:.0%} | {s['after_parallel']:.0%} | {s['after_dominant']:.0%} | "
               f"{s['after_subdominant']:.0%} | {s['after_other']:.0%} |")
     print()

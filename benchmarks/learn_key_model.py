@@ -164,8 +164,9 @@ def learn_key_model(cache: Path, out: Path, chorale_labels: Path | None = None, 
                          (epochs,))[epochs]
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **model, learned_on=np.array(
-        f"data/corpus train ({len(y_train)} pitched clips) + valid ({len(y_valid)}); {MEMBERS} members, hidden "
-        f"{hidden}, {epochs} epochs (chosen on valid: {share:.1%} exact with train only), dropout {DROPOUT}, "
-        f"chorales labelled with {'the excerpt' if labels and train_excerpt_labels else 'the piece'}'s key, "
-        f"weight decay {WEIGHT_DECAY}; python -m benchmarks.learn_estimators key"))
+        f"train caches {', '.join(file.name for file in sorted(cache.glob('key-train*.npz')))} ({len(y_train)} "
+        f"pitched clips) + valid ({len(y_valid)}); {MEMBERS} members, hidden {hidden}, {epochs} epochs (chosen on "
+        f"valid: {share:.1%} exact with train only), dropout {DROPOUT}, weight decay {WEIGHT_DECAY}, chorales "
+        f"labelled with {'the excerpt' if labels and train_excerpt_labels else 'the piece'}'s key; "
+        "python -m benchmarks.learn_estimators key"))
     print(f"wrote {out}")

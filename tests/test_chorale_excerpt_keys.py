@@ -87,3 +87,17 @@ def test_benchmark_judges_chorales_on_the_excerpt_label():
         Key(9, "minor"), Key(9, "minor"))
     with pytest.raises(ValueError, match="no excerpt label"):
         clip_labels(old, "valid", labels)
+
+
+def test_key_learning_reads_the_excerpt_label_of_a_cached_chorale(tmp_path):
+    from benchmarks.learn_key_model import load_key_cache
+    from music.key import KEY_OCTAVES
+
+    frames = np.random.default_rng(0).random((KEY_OCTAVES * 12, 20)).astype(np.float16)
+    np.savez_compressed(tmp_path / "key-train.npz", frames=frames, offsets=np.array([0, 10, 20]),
+                        file_name=np.array(["classical/a.flac", "melodic/b.flac"]),
+                        key=np.array(["C major", "A minor"]), kind=np.array(["chorale", "part"]),
+                        part=np.array(["", "bass line"]), piece=np.array(["BWV 1", "midi:1"]))
+    labels = {("train", "classical/a.flac"): G_MAJOR, ("valid", "melodic/b.flac"): C_MAJOR}
+    assert list(load_key_cache(tmp_path, "train")["key"]) == ["C major", "A minor"]
+    assert list(load_key_cache(tmp_path, "train", labels)["key"]) == ["G major", "A minor"]
