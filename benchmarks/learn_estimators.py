@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.learn_key_model import learn_key_model
+from benchmarks.bench_key_estimator import DEFAULT_CHORALE_LABELS
+from benchmarks.learn_key_model import EPOCHS, HIDDEN, learn_key_model
 from music import tempo as tempo_module
 
 # The linear model and 8 hidden units lost on valid in the last pass (86.5% and below against 91.8%), and L2 0.01
@@ -142,9 +143,23 @@ def main(argv: list[str] | None = None) -> int:
                              "benchmarks.key_features (default runs/estimators)")
     parser.add_argument("--out", type=Path, default=None,
                         help="file to write (default music/key_model.npz or music/tempo_model.json)")
+    parser.add_argument("--chorale-labels", type=Path, default=DEFAULT_CHORALE_LABELS,
+                        help="key: excerpt key labels of the chorale clips (`python -m scripts.chorale_key_check "
+                             f"train valid`; default {DEFAULT_CHORALE_LABELS}); valid chorales are judged on them")
+    parser.add_argument("--train-chorale-labels", choices=("excerpt", "piece"), default="excerpt",
+                        help="key: what the train chorales learn: the excerpt's key (default) or the piece's")
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(HIDDEN),
+                        help=f"key: hidden sizes to choose from on valid (default {' '.join(map(str, HIDDEN))})")
+    parser.add_argument("--epochs", type=int, nargs="+", default=list(EPOCHS),
+                        help=f"key: epoch counts to choose from on valid (default {' '.join(map(str, EPOCHS))})")
     args = parser.parse_args(argv)
     if args.what == "key":
-        learn_key_model(args.cache, args.out or Path("music/key_model.npz"))
+        if not args.chorale_labels.is_file():
+            parser.error(f"no {args.chorale_labels}: run `python -m scripts.chorale_key_check train valid`")
+        if min(args.hidden + args.epochs) < 1:
+            parser.error(f"--hidden and --epochs must be positive, got {args.hidden} and {args.epochs}")
+        learn_key_model(args.cache, args.out or Path("music/key_model.npz"), args.chorale_labels,
+                        args.train_chorale_labels == "excerpt", tuple(args.hidden), tuple(args.epochs))
     else:
         learn_tempo(args.cache, args.out or Path("music/tempo_model.json"))
     return 0

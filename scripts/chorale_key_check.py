@@ -1,15 +1,16 @@
-"""Check the key labels of the corpus's chorale excerpts against the excerpts' own notes.
+"""Excerpt key labels of the corpus's chorale clips, from the corpus build's own seeds.
 
-    python -m scripts.chorale_key_check valid test   # writes benchmarks/results/chorale_key_labels.json
+    python -m scripts.chorale_key_check train valid test   # writes benchmarks/results/chorale_key_labels.json
 
-A chorale clip is labelled with the key of the whole chorale (its first key signature with a mode, moved
-by the clip's transposition), but it sounds only an excerpt of a few bars, which may sit in another key
-(Bach's chorales modulate to the relative, the dominant and the subdominant). For each labelled chorale
-clip this rebuilds the excerpt's notes exactly as the corpus build chose them (same seed, same excerpt
-start, cut at the clip's length) and compares the label with music21's key analysis of those notes
-(`Stream.analyze("key")`: duration-weighted pitch classes against key profiles). An excerpt whose notes
-read as another key is not wrong audio, but its label is the piece's key, not the excerpt's: an audio
-key estimator that hears the excerpt cannot be expected to give it. Needs music21 (requirements-corpus.txt).
+A chorale clip sounds two to four bars of a chorale, which often sit in another key than the whole piece
+(Bach's chorales modulate to the relative, the dominant and the subdominant). The corpus build now labels a
+chorale clip with the excerpt's own key (`scripts.corpus.chorales.excerpt_key`: music21's key analysis of
+the notes the clip sounds) and keeps the whole chorale's key as `piece_key`; a corpus built before that
+labels it with the piece's key. For each labelled chorale clip this rebuilds the excerpt exactly as the build
+chose it (the clip's seed: the excerpt start is the renderer's first draw; its length, tempo and
+transposition) and writes the key the build writes now, next to the piece's key, so the key benchmark and
+the key model's learning can read excerpt labels without rebuilding the corpus. Deterministic: a rebuild
+writes the same keys (tests/test_chorale_excerpt_keys.py). Needs music21 (requirements-corpus.txt).
 """
 from __future__ import annotations
 
@@ -21,33 +22,41 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.bench_key_estimator import CONFUSIONS, confusion
+from benchmarks.bench_key_estimator import CONFUSIONS, DEFAULT_CHORALE_LABELS, confusion
 from music.key import Key, parse_key
 from scripts.corpus import chorales
 
-# One definition of how an estimate relates to a label, shared with the key benchmark.
+# One definition of how a key relates to another, shared with the key benchmark.
 RELATIONS = CONFUSIONS
 relation = confusion
+DEFAULT_OUT = DEFAULT_CHORALE_LABELS  # read by benchmarks.bench_key_estimator.load_excerpt_labels
 
 
-def excerpt_key(row: dict, paths: dict[str, str]) -> Key:
-    """music21's key analysis of the notes a chorale clip sounds (rebuilt from its metadata row's seed)."""
-    from music21 import note, stream
+def piece_key_of(row: dict) -> Key:
+    """The whole chorale's key of a metadata row: `piece_key` (builds with excerpt labels), else `key`."""
+    return parse_key(row.get("piece_key") or row["key"])
 
-    chorale = chorales.load_chorale(paths[row["piece"]])
+
+def row_excerpt_key(row: dict, chorale: chorales.ChoraleVoices) -> Key:
+    """The key the corpus build writes for a chorale clip's metadata row (`excerpt_key` of the excerpt its seed
+    chose), `chorale` being the row's parsed piece."""
     rng = np.random.default_rng(row["seed"])  # the build's clip generator: the excerpt start is its first draw
-    heard_beats = row["seconds_total"] * row["bpm"] / 60.0
-    start = chorales.choose_excerpt_start(chorale, heard_beats + 1.0, rng)
-    transpose = (parse_key(row["key"]).tonic - chorale.key.tonic) % 12
-    notes = stream.Stream()
-    for voice in chorale.voices:
-        for offset, duration, pitch in voice:
-            if start <= offset < start + heard_beats:
-                element = note.Note(pitch + transpose)
-                element.quarterLength = max(min(duration, start + heard_beats - offset), 0.25)
-                notes.insert(offset - start, element)
-    analysed = notes.analyze("key")
-    return Key(int(analysed.tonic.pitchClass), "minor" if analysed.mode == "minor" else "major")
+    heard = chorales.heard_beats(row["seconds_total"], row["bpm"])
+    start = chorales.choose_excerpt_start(chorale, heard + 1.0, rng)
+    transpose = (piece_key_of(row).tonic - chorale.key.tonic + 6) % 12 - 6
+    return chorales.excerpt_key(chorale, start, heard, transpose)
+
+
+def label_rows(rows: list[dict], split: str, paths: dict[str, str]) -> list[dict]:
+    """One label record per chorale row: split, file_name, piece, piece_key, key (the excerpt's) and how the
+    excerpt's key relates to the piece's."""
+    records = []
+    for row in tqdm(rows, desc=f"chorales ({split})"):
+        piece_key = piece_key_of(row)
+        key = row_excerpt_key(row, chorales.load_chorale(paths[row["piece"]]))
+        records.append({"split": split, "file_name": row["file_name"], "piece": row["piece"],
+                        "piece_key": piece_key.flat_name, "key": key.flat_name, "relation": relation(key, piece_key)})
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("splits", nargs="+", help="corpus split folder names (train, valid, test)")
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="corpus root (default data/corpus)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/chorale_key_labels.json"),
-                        help="JSON file for the per-clip results (default benchmarks/results/chorale_key_labels.json)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"JSON file for the per-clip labels (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     paths = {chorales.chorale_title(path): path for path in chorales.list_chorales()}
     if not paths:
@@ -68,17 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no {metadata}: give split folder names of --corpus")
         rows = [json.loads(line) for line in metadata.read_text().splitlines() if line.strip()]
         rows = [row for row in rows if row.get("kind") == "chorale" and row.get("key")]
-        for row in tqdm(rows, desc=f"chorales ({split})"):
-            label = parse_key(row["key"])
-            estimate = excerpt_key(row, paths)
-            clips.append({"split": split, "file_name": row["file_name"], "piece": row["piece"], "label": label.name,
-                          "excerpt_notes_key": estimate.name, "relation": relation(estimate, label)})
-        counts = Counter(clip["relation"] for clip in clips if clip["split"] == split)
+        records = label_rows(rows, split, paths)
+        clips.extend(records)
+        counts = Counter(record["relation"] for record in records)
         summary[split] = {"clips": len(rows), **{name: counts[name] for name in RELATIONS}}
-        print(f"{split}: {len(rows)} chorale clips; the excerpt's notes read as the label's key in "
-              f"{counts['exact']}, " + ", ".join(f"{name} {counts[name]}" for name in RELATIONS[1:]))
+        print(f"{split}: {len(rows)} chorale clips; the excerpt's key is the piece's in {counts['exact']}, "
+              + ", ".join(f"{name} {counts[name]}" for name in RELATIONS[1:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"summary": summary, "clips": clips}, indent=1))
+    args.out.write_text(json.dumps({"summary": summary, "clips": clips}, indent=1) + "\n")
     return 0
 
 

@@ -1,6 +1,11 @@
 """J. S. Bach four-part chorales from the music21 corpus as timed notes for soundfont
 rendering, on varied General MIDI ensembles, transposed and excerpted (tempo in BPM).
 
+A clip's `key` is the excerpt's own key (`excerpt_key`: music21's key analysis of the notes the clip
+sounds), not the chorale's: two bars of a chorale often sit in the relative, dominant or subdominant key
+the piece moves through. The whole chorale's key (its first key signature with a mode, transposed) is
+kept as `piece_key`.
+
 Only the `bach` folder of the corpus is used: never the Essen folk songs, whose licence
 forbids commercial use.
 """
@@ -127,6 +132,44 @@ def excerpt_events(chorale: ChoraleVoices, programs_by_voice: tuple[int, ...],
                 events.append(NoteEvent(offset - start_beats, max(duration * 0.97, 0.1),
                                         pitch + transpose_semitones, 80, channel))
     return events
+
+
+def heard_beats(seconds_total: float, bpm: float) -> float:
+    """Beats a clip of `seconds_total` seconds at `bpm` sounds (the excerpt's notes run one beat longer, cut by
+    the clip's end)."""
+    return seconds_total * bpm / 60.0
+
+
+def excerpt_notes(chorale: ChoraleVoices, start_beats: float, length_beats: float,
+                  transpose_semitones: int) -> list[tuple[float, float, int]]:
+    """(offset from the excerpt start, heard duration, MIDI pitch) in beats of every note that starts within
+    [start, start + length) beats (as `excerpt_events` cuts it), each duration cut at the excerpt's end,
+    transposed by `transpose_semitones`."""
+    end = start_beats + length_beats
+    return [(offset - start_beats, min(duration, end - offset), pitch + transpose_semitones)
+            for voice in chorale.voices for offset, duration, pitch in voice if start_beats <= offset < end]
+
+
+def excerpt_key(chorale: ChoraleVoices, start_beats: float, length_beats: float, transpose_semitones: int) -> Key:
+    """The key of the excerpt a clip sounds: music21's key analysis (`Stream.analyze("key")`, Aarden-Essen
+    profiles over duration-weighted pitch classes) of `excerpt_notes`.
+
+    Why the notes the clip sounds and not the score's local key (a windowed analysis or the phrase's cadence):
+    a listener, and an audio key estimator, hears only the clip; a cadence or context outside it cannot be
+    heard. The whole chorale's key stays in the metadata as `piece_key`. A note heard for under a quarter of a
+    beat counts as a quarter (music21 weighs by duration and needs a positive one).
+    """
+    from music21 import note, stream  # optional, heavy: the corpus build's dependency (requirements-corpus.txt)
+
+    notes = stream.Stream()
+    for offset, duration, pitch in excerpt_notes(chorale, start_beats, length_beats, transpose_semitones):
+        element = note.Note(pitch)
+        element.quarterLength = max(duration, 0.25)
+        notes.insert(offset, element)
+    if not notes.notes:
+        return chorale.key.transposed(transpose_semitones)
+    analysed = notes.analyze("key")
+    return Key(int(analysed.tonic.pitchClass), "minor" if analysed.mode == "minor" else "major")
 
 
 def choose_excerpt_start(chorale: ChoraleVoices, length_beats: float,

@@ -262,13 +262,16 @@ def render_chorale_clip(spec: ClipSpec, context: RenderContext,
     channels = {voice: ChannelSetup(program, 0, 100, 60)
                 for voice, program in enumerate(programs[: len(chorale.voices)])}
     audio = context.fluid.render(notes, channels, spec.seconds_total)
-    key = chorale.key.transposed(params["transpose"]).flat_name
+    # The clip's key is the excerpt's (what it sounds); the whole chorale's key is kept as piece_key.
+    key = chorales.excerpt_key(chorale, start, chorales.heard_beats(spec.seconds_total, spec.bpm),
+                               params["transpose"]).flat_name
     instruments = list(dict.fromkeys(program_name(p) for p in programs))
     text = captions.chorale_caption(params["title"], params["ensemble"], instruments, key,
                                     spec.bpm, rng)
     return RenderedClip(audio, text, instruments, f"music21:{params['title']}",
                         [BACH_CHORALES, FLUID_R3_GM], key=key,
-                        extra={"piece": params["title"], "ensemble": params["ensemble"]})
+                        extra={"piece": params["title"], "ensemble": params["ensemble"],
+                               "piece_key": chorale.key.transposed(params["transpose"]).flat_name})
 
 
 def render_mma_clip(spec: ClipSpec, context: RenderContext,
