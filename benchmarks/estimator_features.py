@@ -6,9 +6,12 @@ comparing the estimators' models (`benchmarks.learn_estimators`) does not re-ana
 Per clip (read at its own rate, mixed to mono): the shipped grid estimate without the learned
 candidate choice (BPM, pulse clarity) and the rest of its `music.tempo.TempoAnalysis` (the four
 tempogram and fold curves on `music.tempo.TEMPO_GRID_BPM`, seconds, onsets per second, low-band
-level), and the steady constant-Q chroma per octave (`music.key.octave_chroma`) averaged over the clip
-and over eighths of it. Labels (bpm, key) and the clip's subset, kind and part come along. About 0.3 s
-a clip on one thread (2-3 s on the loaded 2-core machine: half the train split took 35 minutes).
+level), the per-frame arrays the accent and harmony cues read (`level_db`, `chroma_frames`, zero-padded
+to the part's longest clip, `frame_count` frames each) and the four onset envelopes (`envelopes`, for
+trying new candidate features without re-analysing the audio), and the steady constant-Q chroma per
+octave (`music.key.octave_chroma`) averaged over the clip and over eighths of it. Labels (bpm, key) and
+the clip's subset, kind and part come along. About 0.3 s a clip on one thread (1-2 s on the loaded
+2-core machine: the train split took about an hour in three processes, `--part`).
 """
 from __future__ import annotations
 
@@ -29,9 +32,16 @@ def clip_features(audio: np.ndarray, sample_rate: int, pitched: bool) -> dict[st
     """All cached features of one mono clip (see the module docstring)."""
     with mock.patch.object(tempo_module, "tempo_candidates", lambda *args, **kwargs: []):
         grid = tempo_module.estimate_tempo(audio, sample_rate)
-    analysis = tempo_module.tempo_analysis(tempo_module.check_audio(audio), sample_rate, grid.bpm, grid.pulse_clarity)
+    checked = tempo_module.check_audio(audio)
+    analysis = tempo_module.tempo_analysis(checked, sample_rate, grid.bpm, grid.pulse_clarity)
+    envelopes = tempo_module.tempo_envelopes(checked, sample_rate)
+    frames = min(len(envelope) for envelope in envelopes)
     features = {
         "grid": np.array([analysis.grid_bpm, analysis.pulse_clarity]),
+        "envelopes": np.array([envelope[:frames] for envelope in envelopes], dtype=np.float32),
+        "chroma_frames": analysis.chroma[:, :frames],
+        "level_db": analysis.level_db[:frames],
+        "frame_count": np.array(frames),
         "curves": analysis.curves,
         "folds": analysis.folds,
         "clip": np.array([analysis.seconds, analysis.onset_rate, analysis.low_band_db]),
@@ -41,6 +51,16 @@ def clip_features(audio: np.ndarray, sample_rate: int, pitched: bool) -> dict[st
     else:
         features["chroma"] = np.zeros((1 + key_module.KEY_SEGMENTS, key_module.KEY_OCTAVES, 12))
     return features
+
+
+def _stacked(values: list[np.ndarray]) -> np.ndarray:
+    """`values` stacked along a new first axis; per-frame arrays of clips of different lengths are zero-padded
+    at the end to the longest (`frame_counts` keeps each clip's own length)."""
+    length = max(np.shape(value)[-1] if np.ndim(value) else 0 for value in values)
+    if all(np.shape(value) == np.shape(values[0]) for value in values):
+        return np.array(values)
+    padded = [np.pad(value, [(0, 0)] * (np.ndim(value) - 1) + [(0, length - np.shape(value)[-1])]) for value in values]
+    return np.array(padded)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
               "key": [row.get("key") or "" for row in rows], "subset": [row.get("subset", "") for row in rows],
               "kind": [row.get("kind", "") for row in rows], "part": [row.get("part", "") for row in rows]}
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **{name: np.array(values) for name, values in columns.items()},
+    np.savez_compressed(out, **{name: _stacked(values) for name, values in columns.items()},
                         **{name: np.array(values) for name, values in labels.items()})
     print(f"wrote {out} ({len(rows)} clips)")
     return 0

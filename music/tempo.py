@@ -82,6 +82,10 @@ HALVE_GRID_MARGIN = 3.0
 # period off by 2-4%. On the valid clips: 87.2% of chorales within 2% against 66.7% with the grid fit's own 4%
 # search (which was also kept whenever the winner was within 3% of the grid's tempo); 93.8% of all against 91.5%.
 CANDIDATE_REFIT_SEARCH = 0.005
+# Harmony novelty (`harmony_novelty`): chroma compared over this before and after each frame (seconds), and the
+# novelty above which a peak counts as a chord change.
+HARMONY_WINDOW_IN_S = 0.2
+HARMONY_CHANGE = 0.15
 # "107 BPM", "92.5 bpm", "120bpm", "120-BPM"; or "BPM: 120", "bpm=92.5"
 _BPM_AFTER_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*-?\s*bpm\b", re.IGNORECASE)
 _BPM_BEFORE_NUMBER = re.compile(r"\bbpm\s*[:=]\s*(\d+(?:\.\d+)?)(?![\w.])", re.IGNORECASE)
@@ -420,6 +424,103 @@ def tempo_envelopes(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, ..
     )
 
 
+def chroma_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Chroma (librosa's STFT chroma, ~93 ms window) per `onset_hop_samples` hop, shape `[12, frames]`: the
+    harmony whose changes mark the bars (`harmony_features`). At A440 (tuning 0): the changes matter here, not
+    which pitch class is which, and librosa's tuning estimate would triple the cost (about 80 against 25 ms
+    a 5 s clip)."""
+    hop_length, n_fft = _analysis_sizes(sample_rate)
+    return librosa.feature.chroma_stft(y=audio, sr=sample_rate, hop_length=hop_length, n_fft=n_fft, tuning=0.0)
+
+
+def level_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The clip's level per `onset_hop_samples` hop (RMS over eight hops, dB below its loudest, floor -80 dB):
+    linear in the notes' velocities, where the log-compressed onset strength hides a 12-velocity accent."""
+    hop_length, _ = _analysis_sizes(sample_rate)
+    rms = librosa.feature.rms(y=audio, frame_length=8 * hop_length, hop_length=hop_length)[0]
+    return librosa.amplitude_to_db(rms, ref=np.max, top_db=80.0)
+
+
+def harmony_novelty(chroma: np.ndarray, hop_in_s: float) -> np.ndarray:
+    """How much the harmony changes at each frame of `chroma` (`[12, frames]`, one frame every `hop_in_s`
+    seconds): 1 - cosine similarity of the mean chroma over the `HARMONY_WINDOW_IN_S` before and after."""
+    width = max(1, round(HARMONY_WINDOW_IN_S / hop_in_s))
+    sums = np.concatenate([np.zeros((12, 1)), np.cumsum(chroma, axis=1)], axis=1)
+    frames = chroma.shape[1]
+    index = np.arange(frames)
+    before = sums[:, index] - sums[:, np.maximum(index - width, 0)]
+    after = sums[:, np.minimum(index + width, frames)] - sums[:, index]
+    norms = np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0)
+    novelty = 1.0 - np.sum(before * after, axis=0) / np.maximum(norms, 1e-9)
+    novelty[(index < width) | (index > frames - width)] = 0.0  # a half window is no comparison
+    return novelty
+
+
+def _fold_levels(values: np.ndarray, period_in_frames: float, positions: tuple[float, ...]) -> np.ndarray:
+    """Fold `values` at `period_in_frames` (one bin per frame, mean per bin) and return the mean at each of
+    `positions` (fractions of the period) after the strongest bin, minus the strongest bin."""
+    bins = max(4, round(period_in_frames))
+    frames = np.arange(len(values), dtype=np.float64)
+    index = np.floor((frames % period_in_frames) * (bins / period_in_frames)).astype(np.int64) % bins
+    counts = np.maximum(np.bincount(index, minlength=bins), 1)
+    folded = np.bincount(index, weights=values, minlength=bins) / counts
+    folded = 0.5 * folded + 0.25 * (np.roll(folded, 1) + np.roll(folded, -1))
+    best = int(np.argmax(folded))
+    return np.array([folded[(best + round(position * bins)) % bins] - folded[best] for position in positions])
+
+
+def accent_features(analysis: TempoAnalysis, bpm: float) -> np.ndarray:
+    """The accent pattern at a candidate tempo (BPM): the clip's level folded on the candidate's beat and on
+    its double length, read half and a quarter beat after the loudest position (dB below it), and the same
+    at the double length's half (the other beat: a bar of two accented beats reads 0 there)."""
+    if analysis.level_db is None:
+        return np.zeros(6)
+    period = 60.0 / bpm / analysis.hop_in_s
+    beat = _fold_levels(analysis.level_db, period, (0.5, 0.25, 0.75))
+    double = _fold_levels(analysis.level_db, 2 * period, (0.5, 0.25, 0.75))
+    return np.array([beat[0], max(beat[1], beat[2]), double[0], max(double[1], double[2]),
+                     beat[0] - double[0], min(beat[1], beat[2])])
+
+
+def harmony_features(analysis: TempoAnalysis, bpm: float) -> np.ndarray:
+    """The harmonic rhythm at a candidate tempo (BPM): chord changes (peaks of the harmony novelty above
+    `HARMONY_CHANGE`) per candidate beat (log2), how sharply the novelty folds on one, two and four of the
+    candidate's beats (log; 0 when the clip holds fewer than 1.5 such lengths), and how alike the chroma of
+    one beat is to that one, two and four beats later (`_chroma_lag_similarity`). A chorale changes chord on
+    every beat; in an arpeggio the 0.2 s windows hear the notes move as much as the chords."""
+    if analysis.chroma is None:
+        return np.zeros(7)
+    novelty = harmony_novelty(analysis.chroma, analysis.hop_in_s)
+    if not novelty.any():
+        return np.zeros(7)
+    width = max(1, round(HARMONY_WINDOW_IN_S / analysis.hop_in_s))
+    peaks, _ = scipy.signal.find_peaks(novelty, height=HARMONY_CHANGE, distance=width)
+    beats = len(novelty) * analysis.hop_in_s * bpm / 60.0
+    period = 60.0 / bpm / analysis.hop_in_s
+    sharpness = [_fold_phase(novelty, length * period)[1] if length * period < len(novelty) / 1.5 else 1.0
+                 for length in (1, 2, 4)]
+    return np.array([math.log2((len(peaks) + 0.5) / beats), *np.log(sharpness),
+                     *_chroma_lag_similarity(analysis.chroma, period)])
+
+
+def _chroma_lag_similarity(chroma: np.ndarray, period_in_frames: float) -> np.ndarray:
+    """Mean cosine similarity of the chroma averaged over one candidate beat (`period_in_frames`) with the
+    chroma one, two and four beats later (0 where the clip is too short for the lag): a chord held for a bar
+    repeats from beat to beat, and a beat too short for the arpeggio's whole chord does not."""
+    width = max(1, round(period_in_frames))
+    frames = chroma.shape[1]
+    sums = np.concatenate([np.zeros((12, 1)), np.cumsum(chroma, axis=1)], axis=1)
+    starts = np.arange(0, max(frames - width, 0) + 1, 4)
+    means = sums[:, starts + width] - sums[:, starts]
+    means = means / np.maximum(np.linalg.norm(means, axis=0), 1e-9)
+    similarity = []
+    for beats in (1, 2, 4):
+        lag = round(beats * period_in_frames / 4)  # in steps of four frames
+        similarity.append(float(np.mean(np.sum(means[:, :-lag] * means[:, lag:], axis=0)))
+                          if 0 < lag < means.shape[1] else 0.0)
+    return np.array(similarity)
+
+
 def tempo_curves(audio: np.ndarray, sample_rate: int,
                  envelopes: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """Mean tempogram of the four `tempo_envelopes` on `TEMPO_GRID_BPM`, shape `[4, 288]`, each scaled so
@@ -462,6 +563,11 @@ class TempoAnalysis:
         seconds: clip length in seconds.
         onset_rate: onsets per second (librosa's peak picking on the mel flux).
         low_band_db: level of the band below `LOW_BAND_HZ` relative to the whole clip (dB).
+        level_db: the clip's level per hop (`level_frames`, dB), whose fold tells the accented beats; None
+            leaves the accent features at 0.
+        chroma: the clip's chroma per hop (`chroma_frames`, `[12, frames]`), whose changes tell the chord
+            changes (the bar, `harmony_features`); None leaves the harmony features at 0.
+        hop_in_s: the hop of every per-frame array here (seconds).
     """
 
     curves: np.ndarray
@@ -471,6 +577,9 @@ class TempoAnalysis:
     seconds: float
     onset_rate: float
     low_band_db: float
+    level_db: np.ndarray | None = None
+    chroma: np.ndarray | None = None
+    hop_in_s: float = 0.008
 
 
 def tempo_analysis(audio: np.ndarray, sample_rate: int, grid_bpm: float = 0.0,
@@ -486,7 +595,10 @@ def tempo_analysis(audio: np.ndarray, sample_rate: int, grid_bpm: float = 0.0,
     return TempoAnalysis(curves=tempo_curves(audio, sample_rate, envelopes), folds=fold_curves(envelopes, sample_rate),
                          grid_bpm=float(grid_bpm), pulse_clarity=float(pulse_clarity),
                          seconds=seconds, onset_rate=len(onsets) / seconds,
-                         low_band_db=10 * math.log10(low / power + 1e-12))
+                         low_band_db=10 * math.log10(low / power + 1e-12),
+                         level_db=level_frames(audio, sample_rate),
+                         chroma=chroma_frames(audio, sample_rate),
+                         hop_in_s=hop_length / sample_rate)
 
 
 def candidate_tempi(analysis: TempoAnalysis, bpm_range: tuple[float, float] = CANDIDATE_RANGE) -> list[float]:
@@ -514,7 +626,8 @@ def candidate_features(analysis: TempoAnalysis, bpm: float) -> np.ndarray:
     curves at the tempo and its metrical relatives (`METRICAL_RATIOS`), the four fold curves (scaled by their
     peak within 50-210 BPM) at the tempo, its double, half, 3:2, 2:3 and quadruple, the log-normal prior
     terms around 120 BPM, agreement with the grid's tempo (same, octave, neither), onsets per beat, the low
-    band's level, the grid's pulse clarity and the clip length."""
+    band's level, the grid's pulse clarity and the clip length; then the accent pattern at the tempo and at
+    its half (`accent_features`) and the harmonic rhythm at the tempo (`harmony_features`)."""
     log_grid = np.log2(TEMPO_GRID_BPM)
     curves = [np.interp(np.log2(bpm * ratio), log_grid, curve) for ratio in METRICAL_RATIOS
               for curve in analysis.curves]
@@ -527,7 +640,8 @@ def candidate_features(analysis: TempoAnalysis, bpm: float) -> np.ndarray:
     clip = [math.log2(analysis.onset_rate * 60.0 / bpm + 1e-3), analysis.low_band_db,
             math.log(max(analysis.pulse_clarity, 1e-3)), analysis.seconds]
     return np.array([*curves, octaves, octaves**2, abs(octaves), same, octave, *folded, *clip,
-                     float(not same and not octave)])
+                     float(not same and not octave), *accent_features(analysis, bpm),
+                     *accent_features(analysis, bpm / 2), *harmony_features(analysis, bpm)])
 
 
 @cache
@@ -558,7 +672,8 @@ def tempo_candidates(audio: np.ndarray, sample_rate: int, grid_bpm: float | None
     Scored by a small model learned on the labelled corpus's train split (`tempo_model`): the field's
     octave cues (how strong the double, the half, the 3:2 relatives are in the full band, the kick/bass
     band and the hi-hat band, how sharply each band folds on a grid at that tempo: the metrical
-    structure), agreement with the grid fit, onsets per beat and a tempo prior. Hand-written: librosa's
+    structure), which beats carry the accents, how often the harmony changes per beat, agreement with the grid
+    fit, onsets per beat and a tempo prior. Hand-written: librosa's
     tempo has only a prior for the octave, and no offline beat tracker with its weights installs here
     (madmom does not build on this numpy; beat_this fetches its weights from a hub).
     """

@@ -142,8 +142,8 @@ def test_loop_at_tempo_stretches_from_the_octave_nearest_the_asked_tempo(asked):
     bars_at_source = loop.bars * loop.beats_per_bar * 60.0 / asked * SAMPLE_RATE
     assert loop.loop_length == pytest.approx(bars_at_source, abs=1)
     assert "estimated" in loop.tempo_note
-    if asked == 83.0:
-        assert "read as 83" in loop.tempo_note
+    if asked == 83.0:  # the kicks' 166 read at the asked octave (the estimate is 165.9 or 166.0)
+        assert "read as 8" in loop.tempo_note and loop.source_bpm == pytest.approx(83.0, rel=0.002)
     assert f"stretched to {asked:g} BPM" in loop.tempo_note
 
 

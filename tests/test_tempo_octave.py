@@ -2,6 +2,9 @@
 patterns of tests/test_loops.py: kicks on every beat, hi-hats off the beat."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from music import tempo
@@ -46,3 +49,58 @@ def test_the_refit_around_a_right_candidate_keeps_the_attack_accurate_tempo(monk
     audio, _, _ = drum_pattern(120.0, seconds=8.0)
     monkeypatch.setattr(tempo, "tempo_candidates", _winner(120.5))
     assert tempo.estimate_tempo(audio, SAMPLE_RATE).bpm == pytest.approx(120.0, rel=0.001)
+
+
+# ---- accent and harmony cues of the candidate model (issue 23) ---------------------------------------------------
+
+RATE = 16000
+
+
+def _clicks(bpm: float, accent_every: int, seconds: float = 8.0) -> np.ndarray:
+    """Noise bursts on every beat at `bpm`, every `accent_every`-th one 6 dB louder."""
+    burst = np.random.default_rng(0).standard_normal(int(0.03 * RATE)) * np.exp(-np.arange(int(0.03 * RATE)) / 128)
+    audio = np.zeros(int(seconds * RATE))
+    for number in range(int(seconds * bpm / 60)):
+        start = int(number * 60 / bpm * RATE)
+        audio[start:start + len(burst)] += (0.5 if number % accent_every == 0 else 0.25) * burst
+    return audio.astype(np.float32)
+
+
+def _chords(seconds_per_chord: float, count: int = 12) -> np.ndarray:
+    """Held triads (sine tones) changing every `seconds_per_chord`, with a little noise."""
+    triads = [(261.63, 329.63, 392.0), (220.0, 261.63, 329.63), (174.61, 220.0, 261.63), (196.0, 246.94, 293.66)]
+    time = np.arange(int(seconds_per_chord * RATE)) / RATE
+    audio = np.concatenate([0.1 * sum(np.sin(2 * np.pi * f * time) for f in triads[n % 4]) for n in range(count)])
+    return (audio + 1e-3 * np.random.default_rng(0).standard_normal(len(audio))).astype(np.float32)
+
+
+def _analysis(audio: np.ndarray) -> tempo.TempoAnalysis:
+    return tempo.tempo_analysis(tempo.check_audio(audio), RATE, 120.0)
+
+
+def test_accent_features_hear_which_beats_are_accented():
+    accented = _analysis(_clicks(120.0, accent_every=2))
+    # At 60 BPM (the accent's period) the other beat, half a beat after the loudest, is 6 dB down
+    assert tempo.accent_features(accented, 60.0)[0] == pytest.approx(-6.0, abs=0.5)
+    # at 120 BPM the beat's double length says the same: its second beat is 6 dB down
+    assert tempo.accent_features(accented, 120.0)[2] == pytest.approx(-6.0, abs=0.5)
+    even = _analysis(_clicks(120.0, accent_every=1))
+    assert tempo.accent_features(even, 60.0)[0] == pytest.approx(0.0, abs=0.5)
+    assert tempo.accent_features(even, 120.0)[2] == pytest.approx(0.0, abs=0.5)
+
+
+def test_harmony_features_count_chord_changes_per_candidate_beat():
+    analysis = _analysis(_chords(0.6))  # a chord every beat at 100 BPM
+    novelty = tempo.harmony_novelty(analysis.chroma, analysis.hop_in_s)
+    change = int(np.argmax(novelty[: round(1.0 / analysis.hop_in_s)]))  # the first change, at 0.6 s
+    assert change * analysis.hop_in_s == pytest.approx(0.6, abs=0.05)
+    assert novelty[round(0.3 / analysis.hop_in_s)] < 0.05  # within a held chord
+    assert tempo.harmony_features(analysis, 100.0)[0] == pytest.approx(0.0, abs=0.25)  # log2 changes per beat
+    assert tempo.harmony_features(analysis, 200.0)[0] == pytest.approx(-1.0, abs=0.25)
+
+
+def test_the_shipped_candidate_model_reads_every_candidate_feature():
+    analysis = _analysis(_chords(0.6))
+    assert len(tempo.tempo_model()["mean"]) == len(tempo.candidate_features(analysis, 100.0))
+    bare = replace(analysis, level_db=None, chroma=None)  # a cache without the per-frame arrays: zeros
+    assert len(tempo.candidate_features(bare, 100.0)) == len(tempo.candidate_features(analysis, 100.0))
