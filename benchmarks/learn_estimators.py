@@ -113,7 +113,10 @@ def fit_tempo(features: np.ndarray, right: np.ndarray, hidden: tuple[int, ...], 
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    # A feature constant over the training rows (possible on a tiny corpus) is centred, not scaled: its std would
+    # round to 0 in the JSON file (5 decimals) and divide by zero at inference.
+    mean, std = features.mean(axis=0), features.std(axis=0)
+    scale = np.where(std > 1e-4, std, 1.0)
     standard = (features - mean) / scale
     if not hidden:
         model = LogisticRegression(C=1.0 / l2, max_iter=5000).fit(standard, right)

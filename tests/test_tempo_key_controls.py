@@ -231,6 +231,7 @@ def test_learn_estimators_explains_its_flags_and_refuses_a_missing_cache(tmp_pat
     assert "estimator_features" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a constant feature must not divide by zero
 def test_feature_cache_and_learning_run_end_to_end_on_a_tiny_corpus(tmp_path):
     from benchmarks import estimator_features, key_features, learn_estimators
     from music.key import candidate_features, octave_chroma
