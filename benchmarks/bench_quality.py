@@ -69,7 +69,7 @@ from evaluation.quality import (
 )
 from models.backends import as_generator
 from models.loading import load_pipeline
-from models.pipeline_text_to_mel import check_guidance_interval
+from models.schedulers import check_guidance_interval
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.stretch import samples_at_tempo, time_stretch
 from music.take_quality import kind_of_prompt, kind_of_row
@@ -332,8 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=None,
                         help="text models: classifier-free guidance scale (default: the Text to audio tab's)")
     parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("SIGMA_LO", "SIGMA_HI"),
-                        help="text models: guide only steps with noise level sigma in (SIGMA_LO, SIGMA_HI] "
-                             "(sigma = sqrt((1 - alpha_bar) / alpha_bar); 'inf' allowed; default: the model's)")
+                        help="guide only steps with noise level sigma in (SIGMA_LO, SIGMA_HI] (sigma = sqrt((1 - "
+                             "alpha_bar) / alpha_bar); 'inf' allowed; default: the model's): text models' "
+                             "classifier-free guidance, loops models' perturbed-attention guidance")
+    parser.add_argument("--pag-scale", type=float, default=None,
+                        help="loops models: perturbed-attention guidance scale (0 = off; default: the model's)")
+    parser.add_argument("--pag-layers", nargs="+", default=None, metavar="LAYER",
+                        help="loops models: self-attention layers perturbed, by name or dotted prefix, e.g. "
+                             "mid_block up_blocks.0 (default: the model's, else mid_block)")
     parser.add_argument("--scheduler-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                         help="override one entry of the scheduler's config, e.g. use_karras_sigmas=true or "
                              "final_sigmas_type=sigma_min (repeatable; values read as JSON)")
@@ -378,16 +384,26 @@ def main(argv: list[str] | None = None) -> int:
                                                                   **dict(args.scheduler_option))
     if args.gl_iters:
         pipeline.mel.register_to_config(n_iter=args.gl_iters)
-    if args.guidance_interval:
-        try:
+    try:
+        if args.guidance_interval:
             pipeline.register_to_config(guidance_interval=list(check_guidance_interval(args.guidance_interval)))
-        except ValueError as error:
-            parser.exit(2, f"bench_quality: {error}\n")
+        if args.pag_scale is not None or args.pag_layers:
+            if args.kind != "loops":
+                raise ValueError("--pag-scale and --pag-layers apply to loops models (--kind loops).")
+            if args.pag_scale is not None:
+                pipeline.register_to_config(perturbed_attention_scale=args.pag_scale)
+            if args.pag_layers:
+                pipeline.register_to_config(perturbed_attention_layers=list(args.pag_layers))
+            pipeline.perturbed_guidance(None, None, None)  # checks the values against this model
+    except ValueError as error:
+        parser.exit(2, f"bench_quality: {error}\n")
     label = f"{name}-{args.kind}-{pipeline.scheduler_name}-{pipeline.default_num_inference_steps}"
     if args.guidance is not None:
         label += f"-g{args.guidance:g}"
     label += "".join(f"-{key}={value}" for key, value in args.scheduler_option)
     label += "-gi{:g}-{:g}".format(*args.guidance_interval) if args.guidance_interval else ""
+    label += f"-pag{args.pag_scale:g}" if args.pag_scale is not None else ""
+    label += "-" + "+".join(args.pag_layers) if args.pag_layers else ""
     label += f"-gl{args.gl_iters}" if args.gl_iters else ""
     label += "-floor" if getattr(pipeline, "floor_stage", None) is not None else ""
     label += f"-{args.tag}" if args.tag else ""
@@ -407,7 +423,10 @@ def main(argv: list[str] | None = None) -> int:
               "guidance_scale": (args.guidance if args.guidance is not None else TextToAudioRequest.guidance_scale)
               if args.kind == "text" else None,
               "scheduler_options": dict(args.scheduler_option), "gl_iters": int(pipeline.mel.config.n_iter),
-              "guidance_interval": pipeline.config.get("guidance_interval") if args.kind == "text" else None,
+              "guidance_interval": pipeline.config.get("guidance_interval"),
+              "perturbed_attention": {"scale": pipeline.config.get("perturbed_attention_scale"),
+                                      "layers": pipeline.config.get("perturbed_attention_layers")}
+              if args.kind == "loops" else None,
               "unet_evaluations_per_clip": unet_items[0] / len(rows),
               "floor_stage": getattr(pipeline, "floor_stage", None) is not None}
 

@@ -8,6 +8,7 @@ into audio at `sample_rate` Hz.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,8 +17,37 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from models.mel import Mel
 from models.outputs import GeneratedAudio
+from models.perturbed_attention import DEFAULT_PERTURBED_LAYERS, perturbed_attention_guidance, select_layers
 from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
+from models.schedulers import check_guidance_interval, in_guidance_interval
 from models.vocoder import MelVocoder
+
+
+@dataclass
+class PerturbedGuidance:
+    """Perturbed-attention guidance of one call (`WindowCall.conditioning`; `models.perturbed_attention`).
+
+    Attributes:
+        scale: how far the prediction moves away from the perturbed one; 0 disables guidance.
+        layers: full names of the self-attention modules perturbed.
+        interval: `(sigma_lo, sigma_hi)` noise levels of the guided steps (`check_guidance_interval`);
+            None: every step.
+    """
+
+    scale: float
+    layers: list[str]
+    interval: tuple[float, float] | None = None
+
+
+def check_perturbed_attention_scale(scale: float) -> float:
+    """The guidance scale as a float in [0, 10], or a `ValueError` naming the value."""
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"perturbed_attention_scale must be a number in [0, 10], got {scale!r}.")
+    if not 0.0 <= value <= 10.0:
+        raise ValueError(f"perturbed_attention_scale must be in [0, 10], got {scale!r}.")
+    return value
 
 
 class MelDiffusionPipeline(MelPipelineBase):
@@ -28,6 +58,11 @@ class MelDiffusionPipeline(MelPipelineBase):
 
     Tempo-normalised models (`reference_bpm` set) were trained on bar-aligned windows at that one
     tempo: they generate at it and are time-stretched to the `bpm` asked for.
+
+    Perturbed-attention guidance (`models.perturbed_attention`): with `perturbed_attention_scale` above 0, each
+    step whose noise level is in `guidance_interval` moves the prediction away from the same UNet's prediction
+    with identity attention in `perturbed_attention_layers` (default: the middle block), at twice the UNet work
+    of a plain step; these three config entries are the defaults of every call, which may override them.
     """
 
     is_text_conditioned = False
@@ -42,18 +77,52 @@ class MelDiffusionPipeline(MelPipelineBase):
         reference_bpm: float | None = None,
         beats_per_bar: int = 4,
         vocoder: MelVocoder | None = None,
+        perturbed_attention_scale: float = 0.0,
+        perturbed_attention_layers: Sequence[str] | None = None,
+        guidance_interval: Sequence[float] | None = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, mel=mel, vae=vae, vocoder=vocoder)
-        self.register_to_config(reference_bpm=reference_bpm, beats_per_bar=beats_per_bar)
+        scale = check_perturbed_attention_scale(perturbed_attention_scale)
+        if perturbed_attention_layers is not None:
+            select_layers(unet, perturbed_attention_layers)
+        interval = check_guidance_interval(guidance_interval)
+        self.register_to_config(
+            reference_bpm=reference_bpm, beats_per_bar=beats_per_bar, perturbed_attention_scale=scale,
+            perturbed_attention_layers=None if perturbed_attention_layers is None else list(perturbed_attention_layers),
+            guidance_interval=None if interval is None else list(interval),
+        )
         self.check_vocoder()
 
     def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timestep).sample
 
+    def perturbed_guidance(
+        self, scale: float | None, layers: Sequence[str] | None, interval: Sequence[float] | None
+    ) -> PerturbedGuidance | None:
+        """A call's perturbed-attention guidance: its own arguments, else the pipeline's config entries;
+        None when the scale is 0. Raises `ValueError` naming a bad value."""
+        config = self.config
+        scale = check_perturbed_attention_scale((config.get("perturbed_attention_scale") or 0.0) if scale is None
+                                                else scale)
+        layers = select_layers(self.unet, layers or config.get("perturbed_attention_layers")
+                               or DEFAULT_PERTURBED_LAYERS)
+        interval = check_guidance_interval(config.get("guidance_interval") if interval is None else interval)
+        return PerturbedGuidance(scale, layers, interval) if scale > 0 else None
+
     def noise_predictor(self, call: WindowCall, first_frames: torch.Tensor) -> NoisePredictor:
-        """Unconditional: the same prediction for every window."""
-        return self.predict_noise
+        """Unconditional: the same prediction for every window; with perturbed-attention guidance
+        (`call.conditioning`) guided at the steps in its interval."""
+        guidance: PerturbedGuidance | None = call.conditioning
+        if guidance is None:
+            return self.predict_noise
+
+        def predict(latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+            if not in_guidance_interval(self.scheduler, timestep, guidance.interval):
+                return self.predict_noise(latents, timestep)
+            return perturbed_attention_guidance(self.unet, latents, timestep, guidance.layers, guidance.scale)
+
+        return predict
 
     @torch.no_grad()
     def __call__(
@@ -72,6 +141,9 @@ class MelDiffusionPipeline(MelPipelineBase):
         bpm: float | None = None,
         progress_callback: ProgressCallback | None = None,
         scheduler: str | None = None,
+        perturbed_attention_scale: float | None = None,
+        perturbed_attention_layers: Sequence[str] | None = None,
+        guidance_interval: Sequence[float] | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
         """Generate `batch_size` clips.
@@ -95,6 +167,14 @@ class MelDiffusionPipeline(MelPipelineBase):
             progress_callback: called as `(steps_done, steps_total)` after each denoising step.
             scheduler: a sampler for this call only (`models.schedulers.SCHEDULERS`; None: the pipeline's
                 own); the pipeline keeps its own for the next call.
+            perturbed_attention_scale: perturbed-attention guidance, 0 (off) to 10 (None: the pipeline's
+                `perturbed_attention_scale` config, 0 if unset).
+            perturbed_attention_layers: self-attention modules whose attention is replaced by the identity in
+                the guiding prediction, by full name or dotted prefix (`mid_block`, `up_blocks.0`; None: the
+                config's, else the middle block).
+            guidance_interval: `(sigma_lo, sigma_hi)`: guide only steps whose noise level sigma (dimensionless,
+                see `models.schedulers.check_guidance_interval`) is in `(sigma_lo, sigma_hi]` (None: the
+                config's, else every step).
         Returns:
             `GeneratedAudio` with `audios` `[batch_size, 1, samples]` at `sample_rate` Hz.
         """
@@ -105,6 +185,7 @@ class MelDiffusionPipeline(MelPipelineBase):
             num_inference_steps, strength, batch_size, audio, keep_regions_in_s, extend_in_s, overlap_in_s
         )
         self.check_bpm(bpm, audio)
+        guidance = self.perturbed_guidance(perturbed_attention_scale, perturbed_attention_layers, guidance_interval)
         if audio_length_in_s is not None and not 0 < audio_length_in_s <= self.max_audio_length_in_s:
             raise ValueError(
                 f"audio_length_in_s must be in (0, {self.max_audio_length_in_s}] s, got {audio_length_in_s!r}."
@@ -121,7 +202,8 @@ class MelDiffusionPipeline(MelPipelineBase):
         phase_seeds = self.phase_seeds(generator, batch_size)
 
         # 3. Denoise: the input's windows, or generated windows, grown to num_samples
-        call = WindowCall(batch_size, num_inference_steps, generator, eta, scheduler=self.scheduler_for(scheduler))
+        call = WindowCall(batch_size, num_inference_steps, generator, eta, conditioning=guidance,
+                          scheduler=self.scheduler_for(scheduler))
         frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),
                                       overlap_in_s, progress_callback)
 

@@ -25,7 +25,7 @@ from models.mel import Mel
 from models.model_index import read_model_index
 from models.outputs import GeneratedAudio
 from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallback, WindowCall
-from models.schedulers import noise_sigma
+from models.schedulers import check_guidance_interval, noise_sigma
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
 from models.vocoder import MelVocoder
 
@@ -50,28 +50,6 @@ class TextConditioning:
     piece_seconds: float
     guidance_scale: float
     guidance_interval: tuple[float, float] | None = None
-
-
-def check_guidance_interval(interval: Sequence[float] | None) -> tuple[float, float] | None:
-    """The guidance interval `(sigma_lo, sigma_hi)` as floats, or a `ValueError` naming the value.
-
-    Units: sigma, the noise-to-signal ratio sqrt((1 - alpha_bar) / alpha_bar) of a step's timestep on the
-    model's training schedule (`models.schedulers.noise_sigma`), in the units of the normalised mel data
-    ([-1, 1]); a step is guided when sigma_lo < sigma <= sigma_hi, as in Kynkäänniemi et al. 2024
-    ("Applying guidance in a limited interval improves sample and distribution quality in diffusion
-    models"). `sigma_hi` may be `inf` (the first step of a zero-SNR schedule has sigma = inf).
-    `(0, inf)` guides every step.
-    """
-    if interval is None:
-        return None
-    try:
-        low, high = (float(value) for value in interval)
-    except (TypeError, ValueError):
-        raise ValueError(f"guidance_interval must be a pair (sigma_lo, sigma_hi) of numbers, got {interval!r}.")
-    if np.isnan(low) or np.isnan(high) or not 0.0 <= low < high:
-        raise ValueError(f"guidance_interval must satisfy 0 <= sigma_lo < sigma_hi (sigma_hi may be inf), "
-                         f"got {interval!r}.")
-    return low, high
 
 
 class TextToMelPipeline(MelPipelineBase):

@@ -11,6 +11,7 @@ not offered. Latent models (their latents are not bounded) get the unclipped sam
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from diffusers import (
@@ -94,3 +95,35 @@ def noise_sigma(scheduler: SchedulerMixin, timestep: torch.Tensor | float) -> fl
     index = min(max(round(float(timestep)), 0), len(alphas_cumprod) - 1)
     alpha_bar = float(alphas_cumprod[index])
     return math.inf if alpha_bar <= 0.0 else math.sqrt((1.0 - alpha_bar) / alpha_bar)
+
+
+def check_guidance_interval(interval: Sequence[float] | None) -> tuple[float, float] | None:
+    """The guidance interval `(sigma_lo, sigma_hi)` as floats, or a `ValueError` naming the value.
+
+    Units: sigma, the noise-to-signal ratio sqrt((1 - alpha_bar) / alpha_bar) of a step's timestep on the
+    model's training schedule (`models.schedulers.noise_sigma`), in the units of the normalised mel data
+    ([-1, 1]); a step is guided when sigma_lo < sigma <= sigma_hi, as in Kynkäänniemi et al. 2024
+    ("Applying guidance in a limited interval improves sample and distribution quality in diffusion
+    models"). `sigma_hi` may be `inf` (the first step of a zero-SNR schedule has sigma = inf).
+    `(0, inf)` guides every step.
+    """
+    if interval is None:
+        return None
+    try:
+        low, high = (float(value) for value in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"guidance_interval must be a pair (sigma_lo, sigma_hi) of numbers, got {interval!r}.")
+    if math.isnan(low) or math.isnan(high) or not 0.0 <= low < high:
+        raise ValueError(f"guidance_interval must satisfy 0 <= sigma_lo < sigma_hi (sigma_hi may be inf), "
+                         f"got {interval!r}.")
+    return low, high
+
+
+def in_guidance_interval(scheduler: SchedulerMixin, timestep: torch.Tensor | float,
+                         interval: tuple[float, float] | None) -> bool:
+    """Whether a step at `timestep` is guided: its noise level sigma (`noise_sigma`) is in `(sigma_lo, sigma_hi]`
+    of `interval` (`check_guidance_interval`); every step is when `interval` is None."""
+    if interval is None:
+        return True
+    low, high = interval
+    return low < noise_sigma(scheduler, timestep) <= high
