@@ -63,16 +63,23 @@ def _stacked(values: list[np.ndarray]) -> np.ndarray:
     return np.array(padded)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def split_parser(description: str, out_help: str) -> argparse.ArgumentParser:
+    """The command line shared by the feature caches: a corpus split, `--corpus`, `--part i/n`, `--out`."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("split", help="corpus split folder name (train, valid or test)")
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="corpus root (default data/corpus)")
     parser.add_argument("--part", type=str, default="0/1",
                         help="i/n: only every n-th clip from the i-th (to run n processes; default 0/1, all)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="npz file to write (default runs/estimators/SPLIT[-i-of-n].npz)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=None, help=out_help)
+    return parser
+
+
+def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels: tuple[str, ...],
+               prefix: str = "") -> tuple[Path, list[dict], Path]:
+    """The split folder, its rows with any of `labels` (this `--part` only) and the npz file to write.
+
+    A bad `--part` or a folder without `metadata.jsonl` ends the command through `parser.error` (exit 2).
+    """
     try:
         index, count = (int(value) for value in args.part.split("/"))
     except ValueError:
@@ -83,8 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (folder / "metadata.jsonl").is_file():
         parser.error(f"no {folder / 'metadata.jsonl'}: give a split folder of --corpus (train, valid or test)")
     rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    rows = [row for row in rows if row.get("bpm") or row.get("key")][index::count]
-    out = args.out or Path("runs/estimators") / (args.split + (f"-{index}-of-{count}" if count > 1 else "") + ".npz")
+    rows = [row for row in rows if any(row.get(label) for label in labels)][index::count]
+    out = args.out or Path("runs/estimators") / (prefix + args.split + (f"-{index}-of-{count}" if count > 1 else "")
+                                                 + ".npz")
+    return folder, rows, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = split_parser(__doc__.split("\n\n")[0], "npz file to write (default runs/estimators/SPLIT[-i-of-n].npz)")
+    args = parser.parse_args(argv)
+    folder, rows, out = split_rows(parser, args, ("bpm", "key"))
     columns: dict[str, list] = {}
     for row in tqdm(rows, desc=f"features ({args.split} {args.part})"):
         audio, sample_rate = sf.read(folder / row["file_name"], dtype="float32", always_2d=True)

@@ -11,40 +11,19 @@ About 0.2 s a clip on one thread on a quiet machine.
 """
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from benchmarks.estimator_features import split_parser, split_rows
 from music import key as key_module
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("split", help="corpus split folder name (train, valid or test)")
-    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="corpus root (default data/corpus)")
-    parser.add_argument("--part", type=str, default="0/1",
-                        help="i/n: only every n-th clip from the i-th (to run n processes; default 0/1, all)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="npz file to write (default runs/estimators/key-SPLIT[-i-of-n].npz)")
+    parser = split_parser(__doc__.split("\n\n")[0],
+                          "npz file to write (default runs/estimators/key-SPLIT[-i-of-n].npz)")
     args = parser.parse_args(argv)
-    try:
-        index, count = (int(value) for value in args.part.split("/"))
-    except ValueError:
-        parser.error(f"--part must be i/n with 0 <= i < n, got {args.part!r}")
-    if not 0 <= index < count:
-        parser.error(f"--part must be i/n with 0 <= i < n, got {args.part!r}")
-    folder = args.corpus / args.split
-    if not (folder / "metadata.jsonl").is_file():
-        parser.error(f"no {folder / 'metadata.jsonl'}: give a split folder of --corpus (train, valid or test)")
-    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    rows = [row for row in rows if row.get("key")][index::count]
-    out = args.out or Path("runs/estimators") / ("key-" + args.split + (f"-{index}-of-{count}" if count > 1 else "")
-                                                 + ".npz")
+    folder, rows, out = split_rows(parser, args, ("key",), prefix="key-")
     frames, offsets = [], [0]
     for row in tqdm(rows, desc=f"key features ({args.split} {args.part})"):
         audio, sample_rate = sf.read(folder / row["file_name"], dtype="float32", always_2d=True)
