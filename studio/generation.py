@@ -125,10 +125,11 @@ def warn(notes: Notes | list[str], message: str) -> None:
         notes.append(message)
 
 
-def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: Notes, what: str
-              ) -> tuple[np.ndarray, str, dict]:
+def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: Notes, what: str,
+              from_prompt: bool = False) -> tuple[np.ndarray, str, dict]:
     """`audio` (`[channels, samples]`) pitch-shifted to `key` by the smallest interval, a line saying what
-    was estimated and done, and those facts for the metadata. Unchanged without a key."""
+    was estimated and done, and those facts for the metadata. Unchanged without a key. `from_prompt`: the
+    key is the one the prompt names (the line and the metadata say so)."""
     if key is None:
         return audio, "", {}
     try:
@@ -137,11 +138,12 @@ def apply_key(audio: np.ndarray, sample_rate: int, key: Key | None, notes: Notes
         notes.warn(f"{what}: key not changed ({error}).")
         return audio, "", {}
     if not shift.shifted:  # not confident: the clip is left in its own key and the page says so
-        notes.warn(f"{what}: {shift.note}.")
+        notes.warn(f"{what}: {shift.note}" + (f" (the prompt asks for {key.name})." if from_prompt else "."))
     facts = {"key_estimated": shift.estimate.key.name, "key_clarity": round(shift.estimate.clarity, 3),
              "key_target": shift.target.name, "key_shift_semitones": shift.semitones, "key": shift.result.name,
-             "key_shifted": shift.shifted}
-    return shifted.astype(np.float32), "Key: " + shift.describe(), facts
+             "key_shifted": shift.shifted, "key_asked_by": "prompt" if from_prompt else "key control"}
+    line = f"Key ({key.name} named in the prompt): " if from_prompt else "Key: "
+    return shifted.astype(np.float32), line + shift.describe(), facts
 
 
 def picture(generated: GeneratedAudio, audio: np.ndarray, index: int = 0) -> PIL.Image.Image:

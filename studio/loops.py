@@ -30,7 +30,7 @@ from studio.generation import (
     tempo_note,
 )
 from studio.progress import Feedback, Notes, StepReporter, start_job
-from studio.requests import LoopsRequest
+from studio.requests import PROMPT_KEY, LoopsRequest, check_key
 from studio.results import Output, Result, plural, status_text
 from studio.take_gate import GateRun, failure_warning, gate_line, regenerated_summary
 
@@ -47,7 +47,8 @@ class LoopPlan:
         asked: the tempo asked for (the request's, else the prompt's), in BPM, or None.
         tempo: the tempo generated at (asked, else the model's reference), in BPM, or None.
         seconds: each clip's length in seconds.
-        key: the target key; export: how loop files are written; repeats: loop tiling.
+        key: the target key; key_from_prompt: whether it is the one the prompt names; export: how loop files
+            are written; repeats: loop tiling.
     """
 
     choice: ModelChoice
@@ -60,6 +61,7 @@ class LoopPlan:
     tempo: float | None
     seconds: float
     key: Key | None
+    key_from_prompt: bool
     export: ExportSettings
     repeats: int
 
@@ -86,8 +88,10 @@ def plan_loops(workspace: Workspace, request: LoopsRequest, choice: ModelChoice,
     seconds = request.clip_seconds or default_seconds(capabilities, tempo)
     if capabilities.reference_bpm:
         seconds = whole_bars_seconds(seconds, tempo, capabilities.sample_rate)
-    return LoopPlan(choice, model, steps, scheduler, scheduler_used, prompt, asked, tempo, seconds, request.key,
-                    request.export, request.repeats)
+    key = check_key(request.target_key, prompt if capabilities.text else "")
+    key_from_prompt = key is not None and request.target_key in ("", None, PROMPT_KEY)
+    return LoopPlan(choice, model, steps, scheduler, scheduler_used, prompt, asked, tempo, seconds, key,
+                    key_from_prompt, request.export, request.repeats)
 
 
 def whole_bars_seconds(seconds: float, bpm: float, sample_rate: int) -> float:
@@ -183,7 +187,8 @@ def loop_variation(workspace: Workspace, plan: LoopPlan, index: int, seed: int, 
     seed, broken = record.served_seed, record.reasons[-1]
     if broken:
         notes.warn(failure_warning(what, record))
-    audio, key_line, key_facts = apply_key(generated.audios[0], generated.sample_rate, plan.key, notes, what)
+    audio, key_line, key_facts = apply_key(generated.audios[0], generated.sample_rate, plan.key, notes, what,
+                                             plan.key_from_prompt)
     reporter.check()  # a request cancelled during the last step writes nothing
     params = dict(model=choice.short_name, model_source=choice.name, prompt=plan.prompt or None,
                   seed=seed, steps=plan.steps, scheduler=plan.scheduler_used, seconds_total=plan.seconds,

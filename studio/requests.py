@@ -13,7 +13,7 @@ from pathlib import Path
 
 from models.schedulers import SCHEDULERS
 from music.export import DEFAULT_FORMAT, EXPORT_FORMATS, ExportSettings, available_formats
-from music.key import Key, key_names, parse_key
+from music.key import Key, key_from_prompt, key_names, parse_key
 from music.tempo import BPM_RANGE
 from studio.budget import CPU_MAX_WORK, DEFAULT_MAX_OUTPUT_MB
 from studio.checks import check_float, check_int, check_prompt, shown
@@ -33,7 +33,11 @@ EXPORT_RATE_CHOICES = ["model rate", "44100", "48000"]
 EXPORT_CHANNEL_CHOICES = ["as generated", "mono", "stereo"]
 EXPORT_FORMAT_CHOICES = available_formats()
 NO_KEY = "keep"
-KEY_CHOICES = [NO_KEY, *key_names()]
+# The Key control's default: shift to the key the prompt names ("... in F minor"), keep the generated key when it
+# names none. The bundled text model does not follow the key words of its prompt (its model card: 1 of 56 clips
+# in the asked key), so the studio makes the clip land there the way the Key control does.
+PROMPT_KEY = "from the prompt"
+KEY_CHOICES = [PROMPT_KEY, NO_KEY, *key_names()]
 # Longest start offset of a text-to-audio clip in the imagined piece, in seconds.
 MAX_SECONDS_START = 3600.0
 MAX_GUIDANCE = 30.0
@@ -92,12 +96,16 @@ def export_settings(rate: object = "model rate", channels: object = "as generate
     return ExportSettings(sample_rate, count, str(file_format or DEFAULT_FORMAT)).check()
 
 
-def check_key(target_key: object) -> Key | None:
-    """The target key control as a `Key` (None: keep the generated key), or `ValueError`."""
-    if target_key in (None, "", NO_KEY):
+def check_key(target_key: object, prompt: str = "") -> Key | None:
+    """The key to shift to, or `ValueError`: the Key control's key; with "from the prompt" (or "", the
+    default) the key `prompt` names, if any (`music.key.key_from_prompt`); None: keep the generated key."""
+    if target_key in (None, "", PROMPT_KEY):
+        return key_from_prompt(prompt)
+    if target_key == NO_KEY:
         return None
     if not isinstance(target_key, str) or len(target_key) > 40:
-        raise ValueError(f"Target key must be e.g. 'A minor', 'F# major' or 'keep', got {shown(target_key)}.")
+        raise ValueError(f"Target key must be e.g. 'A minor', 'F# major', 'keep' or 'from the prompt', got "
+                         f"{shown(target_key)}.")
     return parse_key(target_key)
 
 
@@ -131,7 +139,13 @@ class KeyAndExport:
 
     @property
     def key(self) -> Key | None:
-        return check_key(self.target_key)
+        """The key each clip is shifted to (None: its own); see `check_key`."""
+        return check_key(self.target_key, getattr(self, "prompt", ""))
+
+    @property
+    def key_named_in_prompt(self) -> bool:
+        """Whether `key` is the one the prompt names (the Key control left at "from the prompt")."""
+        return self.target_key in (None, "", PROMPT_KEY) and self.key is not None
 
     @property
     def export(self) -> ExportSettings:
@@ -154,7 +168,8 @@ class LoopsRequest(KeyAndExport):
             one bar, up to `max_seconds` (tempo-normalised models make only its whole bars at the tempo).
         bpm: the loop's tempo in BPM, 0 (named in the prompt, else estimated) or within `BPM_RANGE`.
         prompt: for text models, at most 500 characters.
-        target_key: e.g. "A minor" ("" or "keep": the generated key).
+        target_key: e.g. "A minor"; "keep": the generated key; "" or "from the prompt": the key the prompt
+            names ("... in F minor"), else the generated key.
         export_rate, export_channels, export_format: how the loop file is written (`export_settings`).
     """
 

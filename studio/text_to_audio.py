@@ -103,7 +103,8 @@ def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, rep
         notes.warn(failure_warning(what, record))
     samples = round(request.seconds_total * generated.sample_rate)
     audio = generated.audios[0][:, :samples]  # the pipelines trim; this guards the promise
-    audio, key_line, key_facts = apply_key(audio, generated.sample_rate, request.key, notes, what)
+    audio, key_line, key_facts = apply_key(audio, generated.sample_rate, request.key, notes, what,
+                                             request.key_named_in_prompt)
     reporter.check()  # a request cancelled during the last step writes nothing
     params = dict(model=choice.short_name, model_source=choice.name, prompt=request.prompt,
                   negative_prompt=request.negative_prompt or None, seed=seed, steps=plan.steps,

@@ -242,6 +242,34 @@ def test_bpm_named_in_a_prompt():
     assert bpm_from_prompt("a calm piano") is None
 
 
+def test_key_named_in_a_prompt_is_the_default_target_key():
+    from music.key import Key
+    from studio.requests import NO_KEY, PROMPT_KEY, check_key
+
+    for default in ("", None, PROMPT_KEY):
+        assert check_key(default, "funk band in F# minor, 107 BPM") == Key(6, "minor")
+        assert check_key(default, "punchy drum loop, 120 BPM") is None  # names no key: the generated key
+    assert check_key(NO_KEY, "funk band in F# minor") is None  # "keep" keeps, whatever the prompt says
+    assert check_key("A minor", "chords in C major") == Key(9, "minor")  # the Key control wins
+
+
+def test_a_key_named_in_the_prompt_shifts_a_clear_clip_and_says_so():
+    from music.key import Key
+    from studio.generation import apply_key
+    from studio.progress import Notes
+
+    # A minor, unmistakable: Am - Dm - E - Am, one second each, four harmonics per note
+    rate, chords = 16_000, [(220.0, 261.63, 329.63), (146.83, 174.61, 220.0), (164.81, 207.65, 246.94),
+                            (220.0, 261.63, 329.63)]
+    t = np.arange(rate) / rate
+    audio = np.concatenate([sum(np.sin(2 * np.pi * f * k * t) / k for f in chord for k in range(1, 5))
+                            for chord in chords])[None].astype(np.float32) / 12
+    shifted, line, facts = apply_key(audio, rate, Key(0, "minor"), Notes(), "Output 1", from_prompt=True)
+    assert line.startswith("Key (C minor named in the prompt): estimated A minor")
+    assert facts["key_shifted"] and facts["key_shift_semitones"] == 3 and facts["key"] == "C minor"
+    assert facts["key_asked_by"] == "prompt" and shifted.shape == audio.shape
+
+
 # ---- text to audio ----------------------------------------------------------------------------
 
 def test_text_to_audio_is_trimmed_to_the_duration_and_tagged(studio):
@@ -257,6 +285,24 @@ def test_text_to_audio_is_trimmed_to_the_duration_and_tagged(studio):
     assert (metadata["seed"], metadata["seconds_total"], metadata["seconds_start"]) == ("4", "0.7", "1")
     assert metadata["guidance_scale"] == "2" and metadata["title"] == "text: punchy drum loop"
     assert "punchy-drum-loop" in result.outputs[0].audio_path.name
+    assert "key_target" not in metadata and result.outputs[0].key_info == ""  # the prompt names no key
+
+
+def test_text_to_audio_takes_the_key_its_prompt_names_unless_told_to_keep(studio):
+    prompt = "piano chords in C minor"
+    for key, asked in [("from the prompt", "C minor"), ("keep", None), ("E major", "E major")]:
+        result = studio.text_to_audio(TEXT, prompt, seconds_total=0.7, steps=1, seed=3, randomize_seed=False,
+                                      target_key=key)
+        output = result.outputs[0]
+        metadata = read_wav_metadata(output.audio_path)
+        assert metadata.get("key_target") == asked
+        if asked is None:
+            assert output.key_info == ""
+        else:
+            # noise from a tiny random model: shifted from a clear estimate or left unshifted, and said so
+            by_prompt = key == "from the prompt"
+            assert metadata["key_asked_by"] == ("prompt" if by_prompt else "key control")
+            assert output.key_info.startswith("Key (C minor named in the prompt): " if by_prompt else "Key: ")
 
 
 def test_text_tab_refuses_what_it_cannot_do(studio):

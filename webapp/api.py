@@ -29,7 +29,7 @@ from studio.requests import (
     DEFAULT_GUIDANCE,
     DEFAULT_LOOP_STEPS,
     DEFAULT_TEXT_STEPS,
-    NO_KEY,
+    PROMPT_KEY,
     AudioToAudioRequest,
     ListeningTrialRequest,
     LoopsRequest,
@@ -140,12 +140,13 @@ class StudioAPI:
     def loops(self, model: str = "", prompt: str = "", variations: int = 1, seed: int | None = None,
               steps: int = DEFAULT_LOOP_STEPS, scheduler: str = "model default", clip_seconds: float = 0.0,
               bpm: float = 0.0,
-              repeats: int = 4, key: str = NO_KEY, export_rate: str = "model rate",
+              repeats: int = 4, key: str = PROMPT_KEY, export_rate: str = "model rate",
               export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
               *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
         """Seamless loops (Loops tab). seed: None for a random one (output i uses seed + i). clip_seconds:
         0 for two bars at the tempo, else at least one bar. bpm: 0 for the prompt's or the model's tempo.
-        key: "keep" or a target key ("A minor"). export_rate: "model rate", "44100" or "48000";
+        key: "from the prompt" (the key the prompt names, if any), "keep" or a target key
+        ("A minor"). export_rate: "model rate", "44100" or "48000";
         export_channels: "as generated", "mono" or "stereo"; export_format: e.g. "WAV 24-bit", "FLAC 16-bit".
         Returns {endpoint, model, seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, loop,
         loop_info, key_info, loop_quality, quality_gate}], settings, zip, warnings, regenerated, status}."""
@@ -161,7 +162,7 @@ class StudioAPI:
                       seconds_start: float = 0.0, guidance_scale: float = DEFAULT_GUIDANCE,
                       steps: int = DEFAULT_TEXT_STEPS, scheduler: str = "model default", seed: int | None = None,
                       num_outputs: int = 1,
-                      bpm: float = 0.0, key: str = NO_KEY, export_rate: str = "model rate",
+                      bpm: float = 0.0, key: str = PROMPT_KEY, export_rate: str = "model rate",
                       export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
                       *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
         """Clips of exactly seconds_total seconds from a prompt (Text to audio tab). bpm: the tempo (0: the

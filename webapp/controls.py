@@ -13,7 +13,7 @@ from webapp.handlers import (
     EXPORT_FORMAT_CHOICES,
     EXPORT_RATE_CHOICES,
     KEY_CHOICES,
-    NO_KEY,
+    PROMPT_KEY,
     Result,
 )
 
@@ -77,8 +77,9 @@ def seed_controls(label: str = "Seed") -> dict[str, gr.components.Component]:
 def key_and_export_controls(prefix: str) -> dict[str, gr.components.Component]:
     """Target `key` (in view) and the export settings `rate`, `channels`, `file_format` (in an accordion)
     of the Loops and Text tabs."""
-    key = gr.Dropdown(KEY_CHOICES, value=NO_KEY, label="Key", allow_custom_value=True,
-                      info="estimate each clip's key and pitch-shift it by the smallest interval to this one",
+    key = gr.Dropdown(KEY_CHOICES, value=PROMPT_KEY, label="Key", allow_custom_value=True,
+                      info="estimate each clip's key and pitch-shift it by the smallest interval to this one "
+                           "(only when the estimate is clear); 'from the prompt': the key the prompt names",
                       elem_id=f"{prefix}-key")
     with gr.Accordion("Export (sample rate, channels, format)", open=False), gr.Row():
         rate = gr.Dropdown(EXPORT_RATE_CHOICES, value=EXPORT_RATE_CHOICES[0], label="Sample rate (Hz)",

@@ -16,7 +16,7 @@ from webapp.controls import (
     wire_job,
     zip_file,
 )
-from webapp.handlers import DEFAULT_LOOP_STEPS, NO_KEY, SCHEDULER_CHOICES, Studio
+from webapp.handlers import DEFAULT_LOOP_STEPS, PROMPT_KEY, SCHEDULER_CHOICES, Studio
 from webapp.tabs.models import is_text_model, model_info
 
 
@@ -65,7 +65,7 @@ def wire_loops_job(tab: Tab, studio: Studio, wrap: Callable[[Callable], Callable
 
     @wrap
     def run_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds, bpm, prompt,
-                  key=NO_KEY, rate="model rate", channels="as generated", file_format="WAV 16-bit",
+                  key=PROMPT_KEY, rate="model rate", channels="as generated", file_format="WAV 16-bit",
                   progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
         result = studio.generate_loops(model, variations, seed, randomize, steps, scheduler, repeats, seconds,
                                        bpm, prompt, key, rate, channels, file_format, progress=progress)

@@ -16,7 +16,7 @@ from webapp.controls import (
     wire_job,
     zip_file,
 )
-from webapp.handlers import DEFAULT_GUIDANCE, DEFAULT_TEXT_STEPS, NO_KEY, SCHEDULER_CHOICES, Studio
+from webapp.handlers import DEFAULT_GUIDANCE, DEFAULT_TEXT_STEPS, PROMPT_KEY, SCHEDULER_CHOICES, Studio
 from webapp.tabs.models import model_info
 
 # The prompt's placeholder when the model has no training captions to show.
@@ -69,7 +69,7 @@ def wire_text_job(tab: Tab, studio: Studio, wrap: Callable[[Callable], Callable]
 
     @wrap
     def run_text(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed, randomize, outputs,
-                 bpm=0, key=NO_KEY, rate="model rate", channels="as generated", file_format="WAV 16-bit",
+                 bpm=0, key=PROMPT_KEY, rate="model rate", channels="as generated", file_format="WAV 16-bit",
                  progress=gr.Progress()):  # noqa: B008 (how Gradio asks for a progress bar)
         result = studio.text_to_audio(model, prompt, negative, seconds, start, guidance, steps, scheduler, seed,
                                       randomize, outputs, bpm, key, rate, channels, file_format,
