@@ -68,6 +68,28 @@ def test_a_confident_shift_lands_in_the_asked_key():
     assert estimate_key(shifted, RATE).key == Key(5, "major")
 
 
+def test_a_clear_estimate_that_does_not_hold_when_the_clip_moves_is_not_acted_on(monkeypatch):
+    from music import key as key_module
+
+    audio = chord_loop(48 + 2, minor=False)  # D major, read clearly...
+    real_estimate = key_module.estimate_key
+    calls = []
+
+    def unstable(clip, rate):  # ...but read as E minor once moved, as generated clips with smeared harmony are
+        calls.append(len(calls))
+        estimate = real_estimate(clip, rate)
+        return estimate if len(calls) == 1 else key_module.KeyEstimate(Key(4, "minor"), 1.0, 2.0)
+
+    monkeypatch.setattr(key_module, "estimate_key", unstable)
+    for target, probe in [("F major", 3), ("D major", 1)]:  # a clip already in the key is checked a semitone up
+        calls.clear()
+        shifted, shift = shift_to_key(audio, RATE, target)
+        assert not shift.shifted and not shift.held and shift.semitones == 0 and shift.probe == probe
+        np.testing.assert_array_equal(shifted, audio)
+        assert shift.note.startswith("could not tell the key (read as D major, but moved") and "E minor" in shift.note
+        assert shift.note.endswith(f"left unshifted, not in {target}")
+
+
 def test_chord_posteriors_name_the_triad_of_each_eighth():
     from music.key import KEY_OCTAVES, KEY_SEGMENTS, chord_posteriors
 
