@@ -11,7 +11,7 @@ to the part's longest clip, `frame_count` frames each) and the four onset envelo
 trying new candidate features without re-analysing the audio), and the steady constant-Q chroma per
 octave (`music.key.octave_chroma`) averaged over the clip and over eighths of it. Labels (bpm, key) and
 the clip's subset, kind and part come along. About 0.3 s a clip on one thread (1-2 s on the loaded
-2-core machine: the train split took about an hour in three processes, `--part`).
+2-core machine: the train split took about an hour in three processes, 35 min in two, `--part`).
 """
 from __future__ import annotations
 

@@ -104,3 +104,16 @@ def test_the_shipped_candidate_model_reads_every_candidate_feature():
     assert len(tempo.tempo_model()["mean"]) == len(tempo.candidate_features(analysis, 100.0))
     bare = replace(analysis, level_db=None, chroma=None)  # a cache without the per-frame arrays: zeros
     assert len(tempo.candidate_features(bare, 100.0)) == len(tempo.candidate_features(analysis, 100.0))
+
+
+def test_candidate_tempi_take_the_fold_curves_peaks_the_tempogram_misses():
+    # Soft attacks (chorales, pads) can leave the labelled tempo out of the tempogram's strongest peaks while the
+    # envelope still folds sharply at it.
+    grid = np.log2(tempo.TEMPO_GRID_BPM)
+    curves = np.tile(np.exp(-0.5 * ((grid - np.log2(100.0)) / 0.02) ** 2), (4, 1))
+    folds = 1.0 + np.tile(np.exp(-0.5 * ((grid - np.log2(77.0)) / 0.02) ** 2), (4, 1))
+    analysis = tempo.TempoAnalysis(curves=curves, folds=folds, grid_bpm=100.0, pulse_clarity=3.0, seconds=5.0,
+                                   onset_rate=4.0, low_band_db=-20.0)
+    candidates = tempo.candidate_tempi(analysis)
+    assert any(abs(bpm / 77.0 - 1) < 0.01 for bpm in candidates)
+    assert any(abs(bpm / 100.0 - 1) < 0.01 for bpm in candidates)
