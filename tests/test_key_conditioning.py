@@ -32,8 +32,9 @@ def keyed_pipeline(token_mode: str = "append", trained: bool = True):
 
 
 def generate(pipeline, prompt: str = PROMPT, **kwargs) -> np.ndarray:
-    return pipeline(prompt, seconds_total=0.5, num_inference_steps=2, guidance_scale=3.0,
-                    generator=torch.Generator().manual_seed(0), **kwargs).audios
+    """One window, one guided step (both branches of classifier-free guidance)."""
+    return pipeline(prompt, num_inference_steps=1, guidance_scale=3.0, generator=torch.Generator().manual_seed(0),
+                    **kwargs).audios
 
 
 def test_key_classes_cover_the_24_keys_and_none():
@@ -45,8 +46,7 @@ def test_key_classes_cover_the_24_keys_and_none():
 def test_the_key_changes_the_output_and_the_prompt_names_it(token_mode):
     pipeline = keyed_pipeline(token_mode)
     named = generate(pipeline)
-    assert np.array_equal(named, generate(pipeline, key="B minor"))  # the prompt's key is the key used
-    assert np.array_equal(named, generate(pipeline, key=parse_key("Bm")))
+    assert np.array_equal(named, generate(pipeline, key=parse_key("Bm")))  # the prompt's key is the key used
     assert not np.allclose(named, generate(pipeline, key="C major"), atol=1e-4)
     assert not np.allclose(named, generate(pipeline, key="none"), atol=1e-4)
     # A prompt that names no key is conditioned on "none".
@@ -211,7 +211,7 @@ def test_training_adds_the_key_embedding_and_init_from_keeps_the_rest(keyed_corp
     assert pipeline.key_embedding.vector_proj.weight.abs().sum() > 0  # it was trained
     info = json.loads((keyed / "training_info.json").read_text())
     assert info["key_conditioning"] is True
-    assert (keyed / "train_files.txt").read_text().split() == ["train/drums/d.flac", "train/melodic/a.flac"]
+    assert sorted((keyed / "train_files.txt").read_text().split()) == ["train/drums/d.flac", "train/melodic/a.flac"]
     # A model trained with keys from the start has its own token.
     assert train(pack_file, tmp_path / "fresh", "--max-steps", "1") == 0
     fresh = json.loads((tmp_path / "fresh" / "checkpoint-0000001" / "key_embedding" / "config.json").read_text())
