@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-clips", type=int, default=32, help="clips per checkpoint (and real clips)")
     parser.add_argument("--steps", type=int, default=12, help="denoising steps (the app's text default: 12)")
     parser.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds")
+    parser.add_argument("--ablate-key", action="store_true",
+                        help="also generate the same clips from each checkpoint with a key embedding told 'none' for "
+                             "every prompt (what the key embedding itself changes)")
     parser.add_argument("--jobs", type=int, default=1, help="generation worker processes (one torch thread each)")
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/key-control"),
                         help="where the generated and real clips are written")
@@ -64,6 +67,17 @@ def real_folder(corpus: Path, rows: list[dict], folder: Path) -> Path:
     return folder
 
 
+def without_key(checkpoint: str):
+    """The checkpoint's pipeline conditioned on "none" whatever the prompt names, or None without a key embedding."""
+    from models.loading import load_pipeline
+
+    pipeline = load_pipeline(checkpoint)
+    if pipeline.key_embedding is None:
+        return None
+    pipeline.prompt_key_classes = lambda prompts, key=None: type(pipeline).prompt_key_classes(pipeline, prompts, "none")
+    return pipeline
+
+
 def summary(result: dict) -> dict:
     return {name: result[name] for name in ("tempo", "key", "both", "key_confusions", "tempo_confusions", "per_clip")
             if name in result}
@@ -88,9 +102,16 @@ def main(argv: list[str] | None = None) -> int:
                        jobs=args.jobs)
         results[checkpoint] = summary(control_accuracy(folder, progress=False))
         print(f"{checkpoint}: key {results[checkpoint]['key']}", file=sys.stderr)
+        if args.ablate_key:
+            pipeline = without_key(checkpoint)
+            if pipeline is not None:
+                generate_clips(checkpoint, f"{folder}-nokey", args.num_clips, seed=0, num_inference_steps=args.steps,
+                               seconds_total=args.seconds, prompts=[row["text"] for row in rows], prompt_rows=rows,
+                               pipeline=pipeline)
+                results[f"{checkpoint} key=none"] = summary(control_accuracy(f"{folder}-nokey", progress=False))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    for name in ["real", *args.checkpoints]:
+    for name in [name for name in results if name != "settings"]:
         key, tempo = results[name]["key"], results[name]["tempo"]
         print(f"{name}: key {key['hits']}/{key['clips']} ({key['share']:.1%}), tempo {tempo['hits']}/{tempo['clips']}")
     return 0
