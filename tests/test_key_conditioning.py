@@ -216,3 +216,12 @@ def test_training_adds_the_key_embedding_and_init_from_keeps_the_rest(keyed_corp
     assert train(pack_file, tmp_path / "fresh", "--max-steps", "1") == 0
     fresh = json.loads((tmp_path / "fresh" / "checkpoint-0000001" / "key_embedding" / "config.json").read_text())
     assert fresh["token_mode"] == "append"
+
+
+def test_pack_option_errors_are_one_line_with_status_2(keyed_corpus, tmp_path, capsys):
+    from scripts.build_pack import main
+
+    assert main([str(keyed_corpus), "--out", str(tmp_path / "x.npz"), "--only", "part", *PACK_ARGS]) == 2
+    assert "--only takes FIELD=VALUE" in capsys.readouterr().err
+    assert main([str(keyed_corpus), "--out", str(tmp_path / "y.npz"), "--key-shifts", "12", *PACK_ARGS]) == 2
+    assert "key shifts per clip must be in [0, 11]" in capsys.readouterr().err
