@@ -5,7 +5,9 @@ timing tokens, `seconds_start` and `seconds_total` embedded with learned Fourier
 (diffusers' `StableAudioProjectionModel`); the two timing embeddings are also added to the timestep
 embedding (`class_embed_type="projection"`). The model learns where a piece ends, so one model makes
 clips of any length up to its window; the output is trimmed to exactly the asked duration and
-longer durations are generated as continued windows.
+longer durations are generated as continued windows. An optional `key_embedding` (`models/key_embedding.py`)
+conditions on the key the prompt names in the same two ways: a third token and a vector added to the timing
+vector.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioPr
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from models.key_embedding import NO_KEY, KeyEmbedding, key_index
 from models.mel import Mel
 from models.model_index import read_model_index
 from models.outputs import GeneratedAudio
@@ -28,6 +31,7 @@ from models.pipeline_base import MelPipelineBase, NoisePredictor, ProgressCallba
 from models.schedulers import check_guidance_interval, noise_sigma
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
 from models.vocoder import MelVocoder
+from music.key import Key, key_from_prompt, parse_key
 
 
 @dataclass
@@ -42,6 +46,8 @@ class TextConditioning:
         guidance_scale: classifier-free guidance; <= 1 disables it.
         guidance_interval: `(sigma_lo, sigma_hi)`, the noise levels (sigma, see `check_guidance_interval`)
             at which guidance is applied; None: at every step.
+        key_classes: `[prompts]` key class of each prompt (`models.key_embedding.key_index`); None for
+            pipelines without a key embedding.
     """
 
     text: tuple[torch.Tensor, torch.Tensor]
@@ -50,6 +56,7 @@ class TextConditioning:
     piece_seconds: float
     guidance_scale: float
     guidance_interval: tuple[float, float] | None = None
+    key_classes: torch.Tensor | None = None
 
 
 class TextToMelPipeline(MelPipelineBase):
@@ -57,8 +64,10 @@ class TextToMelPipeline(MelPipelineBase):
 
     Components: `unet` (`UNet2DConditionModel`), `scheduler`, `mel` (`Mel`), `projection_model`
     (`StableAudioProjectionModel`: text projection and timing embedders), `text_encoder` and
-    `tokenizer` (transformers), optional `vae` (`AutoencoderKL`) for latent models and optional `vocoder`
-    (`MelVocoder`, HiFi-GAN; Griffin-Lim without).
+    `tokenizer` (transformers), optional `vae` (`AutoencoderKL`) for latent models, optional `vocoder`
+    (`MelVocoder`, HiFi-GAN; Griffin-Lim without) and optional `key_embedding` (`KeyEmbedding`: the key the
+    prompt names, or the call's `key`, as a token and a timestep-embedding vector; without it the key is
+    only in the caption's words).
 
     The text encoder is not saved with the pipeline by default (it is a public model of its own):
     `text_encoder_name_or_path` in `model_index.json` names it and `from_pretrained` loads it.
@@ -74,7 +83,7 @@ class TextToMelPipeline(MelPipelineBase):
     is_text_conditioned = True
     default_num_inference_steps = 20
     default_guidance_scale = 3.0
-    _optional_components: ClassVar[list[str]] = ["vae", "vocoder", "text_encoder", "tokenizer"]
+    _optional_components: ClassVar[list[str]] = ["vae", "vocoder", "text_encoder", "tokenizer", "key_embedding"]
 
     def __init__(
         self,
@@ -93,11 +102,12 @@ class TextToMelPipeline(MelPipelineBase):
         max_window_start_s: float | None = None,
         vocoder: MelVocoder | None = None,
         guidance_interval: Sequence[float] | None = None,
+        key_embedding: KeyEmbedding | None = None,
     ):
         super().__init__()
         self.register_modules(
             unet=unet, scheduler=scheduler, mel=mel, projection_model=projection_model,
-            text_encoder=text_encoder, tokenizer=tokenizer, vae=vae, vocoder=vocoder,
+            text_encoder=text_encoder, tokenizer=tokenizer, vae=vae, vocoder=vocoder, key_embedding=key_embedding,
         )
         self.check_vocoder()
         if text_pooling not in (None, "mean"):
@@ -162,9 +172,30 @@ class TextToMelPipeline(MelPipelineBase):
         tokens = torch.cat([output.seconds_start_hidden_states, output.seconds_end_hidden_states], dim=1)
         return tokens, tokens.flatten(1)
 
+    def prompt_key_classes(self, prompts: list[str], key: str | Key | None = None) -> torch.Tensor | None:
+        """Key class of each prompt `[prompts]` (`models.key_embedding.key_index`), or None without a key embedding.
+
+        Args:
+            key: the key for every prompt ("B minor", a `Key`, or "none" for no key); None: the key each
+                prompt names (`music.key.key_from_prompt`), "none" where it names none.
+        Raises:
+            ValueError: `key` is not a key name.
+        """
+        if key is None:
+            keys = [key_from_prompt(prompt) for prompt in prompts]
+        elif isinstance(key, Key):
+            keys = [key] * len(prompts)
+        elif isinstance(key, str) and key.strip().lower() == "none":
+            keys = [None] * len(prompts)
+        else:
+            keys = [parse_key(key)] * len(prompts)
+        if self.key_embedding is None:
+            return None
+        return torch.tensor([key_index(named) for named in keys], dtype=torch.long)
+
     def unet_conditioning(
         self, text_hidden: torch.Tensor, text_mask: torch.Tensor, seconds_start: torch.Tensor,
-        seconds_total: torch.Tensor,
+        seconds_total: torch.Tensor, key_classes: torch.Tensor | None = None,
     ) -> dict:
         """The UNet's conditioning keyword arguments (used by inference and by training alike).
 
@@ -173,16 +204,32 @@ class TextToMelPipeline(MelPipelineBase):
                 (from `encode_prompt`).
             seconds_start: `[batch]` where each window starts in its piece, in seconds.
             seconds_total: `[batch]` the piece's total duration, in seconds.
+            key_classes: `[batch]` key class of each item (`key_index`; None: no key named). Used only by a
+                pipeline with a `key_embedding`.
         Returns:
-            `encoder_hidden_states` (text tokens then the two timing tokens), `encoder_attention_mask`
-            and `class_labels` (the timing embeddings, added to the timestep embedding).
+            `encoder_hidden_states` (text tokens, the two timing tokens, then the key token when there is a key
+            embedding with `token_mode="append"`; with "add_to_text" it is added to the text tokens),
+            `encoder_attention_mask` (the key token masked out where no key is named) and
+            `class_labels` (the timing embeddings plus the key vector, added to the timestep embedding).
         """
         timing_tokens, timing_vector = self.encode_duration(seconds_start, seconds_total)
         timing_mask = torch.ones(timing_tokens.shape[:2], dtype=text_mask.dtype, device=text_mask.device)
+        tokens = [text_hidden, timing_tokens.to(text_hidden.device)]
+        masks = [text_mask, timing_mask]
+        if self.key_embedding is not None:
+            if key_classes is None:
+                key_classes = torch.full((len(seconds_start),), NO_KEY, dtype=torch.long)
+            key_token, key_mask, key_vector = self.key_embedding(key_classes.to(self.key_embedding.device))
+            key_token = key_token.to(text_hidden.device, text_hidden.dtype)
+            if self.key_embedding.config.token_mode == "append":
+                tokens.append(key_token)
+                masks.append(key_mask.to(text_mask.device, text_mask.dtype))
+            else:  # "add_to_text"
+                tokens[0] = text_hidden + key_token * key_mask.to(key_token.device, key_token.dtype)[:, :, None]
+            timing_vector = timing_vector + key_vector.to(timing_vector.device, timing_vector.dtype)
         return {
-            "encoder_hidden_states": torch.cat([text_hidden, timing_tokens.to(text_hidden.device)], dim=1).to(
-                self.unet.dtype),
-            "encoder_attention_mask": torch.cat([text_mask, timing_mask], dim=1),
+            "encoder_hidden_states": torch.cat(tokens, dim=1).to(self.unet.dtype),
+            "encoder_attention_mask": torch.cat(masks, dim=1),
             "class_labels": timing_vector.to(self.unet.dtype) if self.unet.config.class_embed_type else None,
         }
 
@@ -194,15 +241,18 @@ class TextToMelPipeline(MelPipelineBase):
         seconds_total: torch.Tensor,
         guidance_scale: float,
         guidance_interval: tuple[float, float] | None = None,
+        key_classes: torch.Tensor | None = None,
     ):
         """A `(latents, timestep) -> noise` function with classifier-free guidance for this conditioning.
 
         `text`/`negative_text` are per item (`[batch, tokens, dim]`, mask `[batch, tokens]`); the
         timing tokens are the same for the conditional and the unconditional branch, as in Stable Audio.
+        `key_classes` `[batch]` condition the conditional branch; the unconditional branch names no key
+        (it is dropped with the caption in training).
         With `guidance_interval` `(sigma_lo, sigma_hi)`, only steps whose noise level sigma is in
         `(sigma_lo, sigma_hi]` are guided; the others run the conditional branch alone.
         """
-        conditional = self.unet_conditioning(*text, seconds_start, seconds_total)
+        conditional = self.unet_conditioning(*text, seconds_start, seconds_total, key_classes)
 
         def predict_conditional(latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
             return self.unet(latents, timestep, **conditional).sample
@@ -235,10 +285,13 @@ class TextToMelPipeline(MelPipelineBase):
         if latest_start is not None:
             window_start = window_start.clamp(max=float(latest_start))
         negative = conditioning.negative_text
+        key_classes = conditioning.key_classes
+        if key_classes is not None:
+            key_classes = key_classes.repeat_interleave(batch // len(key_classes), 0)
         return self.make_noise_predictor(
             _per_item(conditioning.text, batch), None if negative is None else _per_item(negative, batch),
             window_start, torch.full((batch,), conditioning.piece_seconds), conditioning.guidance_scale,
-            conditioning.guidance_interval,
+            conditioning.guidance_interval, key_classes,
         )
 
     # ---- checks ----------------------------------------------------------------------------
@@ -307,6 +360,7 @@ class TextToMelPipeline(MelPipelineBase):
         progress_callback: ProgressCallback | None = None,
         scheduler: str | None = None,
         guidance_interval: Sequence[float] | None = None,
+        key: str | Key | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
         """Generate `num_waveforms_per_prompt` clips per prompt.
@@ -332,6 +386,9 @@ class TextToMelPipeline(MelPipelineBase):
             bpm: tempo of the output in BPM, for tempo-normalised models: the clip is generated at
                 `reference_bpm` (timing conditioning in seconds at that tempo) and time-stretched to
                 exactly `seconds_total` seconds at `bpm` (None: the reference tempo).
+            key: for pipelines with a `key_embedding`, the key to condition on ("B minor", a `music.key.Key`, or
+                "none"); None: the key each prompt names ("funk band in F minor" -> F minor), none where it names
+                none. Pipelines without a key embedding check it and otherwise read the key from the prompt's words.
         Returns:
             `GeneratedAudio` with `audios` `[prompts * num_waveforms_per_prompt, 1, samples]`.
         """
@@ -371,13 +428,15 @@ class TextToMelPipeline(MelPipelineBase):
         self.check_timing(piece_seconds, tempo_ratio=num_samples / output_samples)
         phase_seeds = self.phase_seeds(generator, batch_size)
 
+        key_classes = self.prompt_key_classes(prompts, key)
+
         # 3. Encode input prompt (and the negative prompt for guidance)
         text = self.encode_prompt(prompts)
         negative_text = self.encode_prompt(negative_prompts or [""]) if guidance_scale > 1.0 else None
 
-        # 4. Denoise every window with its own timing: the window's start in the piece
+        # 4. Denoise every window with its own timing (the window's start in the piece) and the prompt's key
         conditioning = TextConditioning(text, negative_text, seconds_start, piece_seconds, guidance_scale,
-                                        guidance_interval)
+                                        guidance_interval, key_classes)
         call = WindowCall(batch_size, num_inference_steps, generator, eta, conditioning,
                           scheduler=self.scheduler_for(scheduler))
         frames = self.generate_frames(call, num_samples, original, strength, keep_regions_in_s, bool(extend_in_s),

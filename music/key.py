@@ -222,6 +222,17 @@ def key_from_prompt(text: str) -> Key | None:
     return parse_key(f"{letter.upper()}{accidental} {mode.lower()}")
 
 
+def transpose_key_names(text: str, semitones: int) -> str:
+    """`text` with every key it names ("in F minor", "Eb major") moved `semitones` up (down when negative),
+    spelled as the corpus captions spell keys (`Key.flat_name`): "funk in F minor" +2 -> "funk in G minor"."""
+    def moved(match: re.Match) -> str:
+        letter, accidental, mode = match.groups()
+        key = parse_key(f"{letter}{accidental} {mode.lower()}").transposed(semitones)
+        return f"{pitch_class_name(key.tonic, flats=True)} {mode}"
+
+    return _KEY_IN_TEXT.sub(moved, str(text))
+
+
 def key_names() -> list[str]:
     """All 24 key names, majors first, as `Key.name` writes them (for a dropdown)."""
     return [key.name for key in all_keys()]

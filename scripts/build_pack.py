@@ -1,7 +1,10 @@
 """Build a training data pack from a corpus folder: every train/valid clip stretched to one reference tempo,
-as 8-bit mel spectrograms with pooled caption embeddings, in one compressed file (see `training/pack.py`).
+as 8-bit mel spectrograms with pooled caption embeddings and key labels, in one compressed file (see
+`training/pack.py`). Each pitched train clip (one with a key label) is also packed pitch-shifted into
+`--key-shifts` other keys, its caption and key rewritten (`training/key_augment.py`).
 
     python -m scripts.build_pack data/corpus --out data/packs/corpus.npz
+    python -m scripts.build_pack data/corpus --out data/packs/chords.npz --only part=chords,arpeggio
 
 The pack is what `python -m training.train_pack` reads, on CPU or GPU, with no audio or text encoder.
 """
@@ -16,13 +19,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.key_embedding import NO_KEY, key_index
 from models.mel import Mel
 from models.text_encoder import DEFAULT_TEXT_ENCODER, encode_text, load_text_encoder, pool_text
 from models.vocoder import HIFIGAN_MEL
 from music.audio import load_audio
 from music.audiofolder import file_sha256, metadata_file
-from music.stretch import samples_at_tempo, stretcher_name, time_stretch
+from music.key import key_from_prompt, parse_key
+from music.stretch import pitch_shift, samples_at_tempo, stretcher_name, time_stretch
 from training.data import DataError, read_metadata
+from training.key_augment import choose_shifts, key_variant
 from training.pack import Pack, quantize, reference_bpm, save_pack
 
 SPLITS = ("train", "valid")
@@ -57,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text-encoder", default=DEFAULT_TEXT_ENCODER,
                         help="text encoder whose pooled embedding of each caption is stored ('' = none)")
     parser.add_argument("--max-clips", type=int, default=0, help="use only the first N clips of each split (0 = all)")
+    parser.add_argument("--only", action="append", default=[], metavar="FIELD=VALUE[,VALUE]",
+                        help="keep only clips whose metadata FIELD is one of the values, e.g. part=chords,arpeggio "
+                             "or subset=melodic (repeatable: all must hold)")
+    augment = parser.add_argument_group("key augmentation (train clips with a key label; drums have none)")
+    augment.add_argument("--key-shifts", type=int, default=3,
+                         help="also pack each pitched train clip pitch-shifted (Rubber Band) into this many other "
+                              "keys, caption key words, chord symbols and key label rewritten (0 = off)")
+    augment.add_argument("--max-key-shift", type=int, default=6,
+                         help="largest shift in semitones (shifts are drawn from -N..+min(N, 5), never 0)")
+    augment.add_argument("--key-seed", type=int, default=0, help="seed of the shifts drawn for each clip")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for stretching and analysis")
     return parser
 
@@ -69,19 +85,62 @@ def read_rows(corpus: Path, split: str, bpm_column: str, caption_column: str) ->
     root = corpus.resolve()
     return [{"path": str(path), "file_name": path.relative_to(root).as_posix(), "split": split,
              "subset": str(row.get("subset") or ""), "bpm": row.get(bpm_column),
-             "caption": str(row.get(caption_column) or "")}
+             "caption": str(row.get(caption_column) or ""), "key": str(row.get("key") or ""),
+             "chords": [str(chord) for chord in row.get("chords") or []], "shift": 0, "metadata": row}
             for path, row in read_metadata(folder).items()]
 
 
-def analyse(job: tuple[str, float, dict, float, int]) -> tuple[np.ndarray, float, str]:
-    """One clip: read, mix to mono, resample, stretch to the reference tempo, mel dB re peak as uint8.
+def parse_filters(filters: list[str]) -> dict[str, set[str]]:
+    """`["part=chords,arpeggio"]` -> `{"part": {"chords", "arpeggio"}}`.
+
+    Raises:
+        ValueError: a filter without `=` or without values.
+    """
+    parsed = {}
+    for text in filters:
+        field_name, _, values = text.partition("=")
+        kept = {value.strip() for value in values.split(",") if value.strip()}
+        if not field_name.strip() or not kept:
+            raise ValueError(f"--only takes FIELD=VALUE[,VALUE], got {text!r}.")
+        parsed[field_name.strip()] = kept
+    return parsed
+
+
+def row_key_class(row: dict) -> int:
+    """Key class of a row (`models.key_embedding.key_index`): its key label, else the key its caption names,
+    else `NO_KEY`."""
+    try:
+        key = parse_key(row["key"]) if row["key"] else key_from_prompt(row["caption"])
+    except ValueError:
+        key = key_from_prompt(row["caption"])
+    return NO_KEY if key is None else key_index(key)
+
+
+def key_augmented(rows: list[dict], shifts: int, max_shift: int, seed: int) -> list[dict]:
+    """Rows of the pitch-shifted copies of every train row with a key label (`shifts` each)."""
+    copies = []
+    for row in rows:
+        if row["split"] != "train" or row_key_class(row) == NO_KEY or not row["key"]:
+            continue
+        for semitones in choose_shifts(row["file_name"], shifts, seed, max_shift):
+            variant = key_variant(row["caption"], row["key"], semitones, row["chords"])
+            copies.append(dict(row, caption=variant.caption, key=variant.key, chords=list(variant.chords),
+                               shift=semitones))
+    return copies
+
+
+def analyse(job: tuple[str, float, dict, float, int, int]) -> tuple[np.ndarray, float, str]:
+    """One clip: read, mix to mono, resample, pitch-shift by `semitones` (key augmentation; 0: none), stretch
+    to the reference tempo, mel dB re peak as uint8.
 
     Returns the `[y, frames]` uint8 mel, the stretched length in seconds and the file's SHA-256.
     """
-    path, bpm, mel_settings, target_bpm, max_frames = job
+    path, bpm, mel_settings, target_bpm, max_frames, semitones = job
     torch.set_num_threads(1)
     mel = Mel(**mel_settings)
     audio = load_audio(path, mel.sample_rate)
+    if semitones:
+        audio = pitch_shift(audio, mel.sample_rate, semitones)
     stretched = time_stretch(audio, mel.sample_rate, samples_at_tempo(len(audio), bpm, target_bpm))
     hop = mel.config.hop_length
     frames = mel.frames_for_samples(len(stretched))
@@ -111,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         rows = []
+        filters = parse_filters(args.only)
         for split in SPLITS:
             split_rows = read_rows(args.corpus, split, args.bpm_column, args.caption_column)
+            split_rows = [row for row in split_rows
+                          if all(str(row["metadata"].get(name, "")) in values for name, values in filters.items())]
             rows += split_rows[: args.max_clips] if args.max_clips else split_rows
+        if args.key_shifts:
+            rows += key_augmented(rows, args.key_shifts, args.max_key_shift, args.key_seed)
     except (FileNotFoundError, ValueError, DataError) as error:
         print(f"build_pack: {error}", file=sys.stderr)
         return 2
@@ -137,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     target = reference_bpm(args.sample_rate, args.hop_length, args.frames_per_beat)
     max_frames = round(args.max_bars * args.frames_per_beat * args.beats_per_bar) if args.max_bars else 0
-    jobs = [(row["path"], float(row["bpm"]), mel_settings, target, max_frames) for row in rows]
-    print(f"{len(rows)} clips -> {target:.4f} BPM with {stretcher_name()}; {len(no_tempo)} without a tempo skipped")
+    jobs = [(row["path"], float(row["bpm"]), mel_settings, target, max_frames, row["shift"]) for row in rows]
+    shifted = sum(1 for row in rows if row["shift"])
+    print(f"{len(rows)} clips ({shifted} of them key-shifted copies) -> {target:.4f} BPM with {stretcher_name()}; "
+          f"{len(no_tempo)} without a tempo skipped")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(tqdm(pool.map(analyse, jobs, chunksize=8), total=len(jobs), desc="stretch + mel", unit="clip"))
     mels = [mel for mel, _, _ in results]
@@ -152,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         file_name=np.array([row["file_name"] for row in rows]), sha256=np.array([digest for _, _, digest in results]),
         caption=np.array(captions), bpm=np.array([float(row["bpm"]) for row in rows], dtype=np.float32),
         seconds=np.array([seconds for _, seconds, _ in results], dtype=np.float32), text_embeddings=embeddings,
-        empty_text_embedding=empty,
+        empty_text_embedding=empty, key=np.array([row_key_class(row) for row in rows], dtype=np.int8),
+        shift=np.array([row["shift"] for row in rows], dtype=np.int8),
         info={"mel": mel_settings, "reference_bpm": target, "frames_per_beat": args.frames_per_beat,
                   "beats_per_bar": args.beats_per_bar, "max_bars": args.max_bars,
                   "text_encoder": args.text_encoder or None,
                   "text_pooling": "mean" if args.text_encoder else None, "stretcher": stretcher_name(),
-                  "corpus": str(args.corpus), "skipped_without_tempo": no_tempo},
+                  "corpus": str(args.corpus), "skipped_without_tempo": no_tempo, "only": args.only,
+                  "key_shifts": args.key_shifts, "max_key_shift": args.max_key_shift, "key_seed": args.key_seed},
     )
     path = save_pack(args.out, pack)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): {len(pack)} clips, {pack.mel.shape[1]} frames")

@@ -10,6 +10,10 @@
 # Extra arguments go to both `python -m training.train_pack` runs. docs/training.md explains the recipe.
 # To continue shipped models instead of starting from scratch, name them (fresh optimizer, step count kept):
 #   LOOPS_INIT=checkpoints/loops TEXT_INIT=checkpoints/text bash scripts/train_bundled_gpu.sh PACK OUT 8
+# MODELS picks which to train (default "loops text"). The key-conditioned text model (issue 23): a pack with
+# key labels and key-shifted copies (scripts/build_pack.py, the default) gives the text model a key embedding,
+# added to a TEXT_INIT checkpoint without one (zero-initialised: it starts from that checkpoint):
+#   MODELS=text TEXT_INIT=checkpoints/text bash scripts/train_bundled_gpu.sh data/packs/corpus-keys.npz runs/gpu 15
 set -euo pipefail
 PACK=${1:?usage: train_bundled_gpu.sh PACK OUT_DIR [MINUTES] [extra train_pack args]}
 OUT=${2:?usage: train_bundled_gpu.sh PACK OUT_DIR [MINUTES] [extra train_pack args]}
@@ -18,20 +22,27 @@ shift $(( $# < 3 ? $# : 3 ))
 PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 HALF=$("$PYTHON" -c "print($MINUTES / 2)")
+MODELS=${MODELS:-loops text}
 loops_init=(); text_init=()
 [ -n "${LOOPS_INIT:-}" ] && loops_init=(--init-from "$LOOPS_INIT")
 [ -n "${TEXT_INIT:-}" ] && text_init=(--init-from "$TEXT_INIT")
 common=(--mixed-precision "${MIXED:-bf16}" --max-minutes "$MINUTES" --checkpoint-minutes "$HALF"
         --keep-checkpoints 3 --log-every 100 --quiet)
-"$PYTHON" -m training.train_pack "$PACK" --model unconditional --subsets drums --output-dir "$OUT/loops" \
-    --batch-size "${LOOPS_BATCH:-64}" --dropout 0.1 "${loops_init[@]}" "${common[@]}" "$@" > "$OUT/loops.log" 2>&1 &
-loops=$!
-"$PYTHON" -m training.train_pack "$PACK" --model text --output-dir "$OUT/text" \
-    --batch-size "${TEXT_BATCH:-128}" "${text_init[@]}" "${common[@]}" "$@" > "$OUT/text.log" 2>&1 &
-text=$!
+loops=""; text=""
+if [[ " $MODELS " == *" loops "* ]]; then
+    "$PYTHON" -m training.train_pack "$PACK" --model unconditional --subsets drums --output-dir "$OUT/loops" \
+        --batch-size "${LOOPS_BATCH:-64}" --dropout 0.1 "${loops_init[@]}" "${common[@]}" "$@" > "$OUT/loops.log" 2>&1 &
+    loops=$!
+fi
+if [[ " $MODELS " == *" text "* ]]; then
+    "$PYTHON" -m training.train_pack "$PACK" --model text --output-dir "$OUT/text" \
+        --batch-size "${TEXT_BATCH:-128}" "${text_init[@]}" "${common[@]}" "$@" > "$OUT/text.log" 2>&1 &
+    text=$!
+fi
+[ -n "$loops$text" ] || { echo "MODELS must name loops and/or text, got '$MODELS'"; exit 2; }
 status=0
-wait $loops || { status=1; echo "loops training failed:"; tail -n 20 "$OUT/loops.log"; }
-wait $text || { status=1; echo "text training failed:"; tail -n 20 "$OUT/text.log"; }
+[ -z "$loops" ] || wait $loops || { status=1; echo "loops training failed:"; tail -n 20 "$OUT/loops.log"; }
+[ -z "$text" ] || wait $text || { status=1; echo "text training failed:"; tail -n 20 "$OUT/text.log"; }
 for run in loops text; do
     for checkpoint in "$OUT/$run"/checkpoint-*; do
         [ -d "$checkpoint" ] || continue

@@ -73,14 +73,17 @@ class TextTimingDenoiser(torch.nn.Module):
         super().__init__()
         self.unet = pipeline.unet
         self.projection_model = pipeline.projection_model
+        self.key_embedding = pipeline.key_embedding  # None (not a submodule) without one
         self._pipeline = (pipeline,)  # a tuple: not registered as a submodule
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor,
-                text_mask: torch.Tensor, seconds_start: torch.Tensor, seconds_total: torch.Tensor) -> torch.Tensor:
+                text_mask: torch.Tensor, seconds_start: torch.Tensor, seconds_total: torch.Tensor,
+                key_classes: torch.Tensor | None = None) -> torch.Tensor:
         pipeline = self._pipeline[0]
         # The second half of `TextToMelPipeline.encode_prompt` (the first, the frozen encoder, is cached).
         projected = self.projection_model(text_hidden_states=text_hidden.to(self.projection_model.dtype))
-        conditioning = pipeline.unet_conditioning(projected.text_hidden_states, text_mask, seconds_start, seconds_total)
+        conditioning = pipeline.unet_conditioning(projected.text_hidden_states, text_mask, seconds_start, seconds_total,
+                                                  key_classes)
         return self.unet(noisy, timesteps, **conditioning).sample
 
 

@@ -8,7 +8,9 @@ of a pack learns bars at one tempo; generation is stretched to the tempo the use
 
 Each clip is stored as 7-bit mel dB relative to its own loudest bin (0 = `-top_db`, 127 = 0 dB:
 0.63 dB steps at 80 dB, far below what Griffin-Lim resolves), with its caption's pooled text
-embedding, so a training run needs only the pack and the code: no audio, no STFT, no text encoder.
+embedding and its key label, so a training run needs only the pack and the code: no audio, no STFT, no
+text encoder. With key augmentation (`scripts/build_pack.py --key-shifts`) a pitched clip is also packed
+pitch-shifted into other keys, its caption and key label rewritten (`training/key_augment.py`).
 The format is an `.npz` with the mel frames LZMA-compressed (see `save_pack`): spectrograms are
 noisy, and LZMA packs them about 15% smaller than the zip deflate of `np.savez_compressed`.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from models.key_embedding import NO_KEY
 
 PACK_VERSION = 1
 LEVELS = 127  # quantisation steps over [-top_db, 0] dB
@@ -46,6 +50,9 @@ class Pack:
         text_embeddings: `[clips, dim]` float16 pooled text embedding of each clip's caption (or `[clips, 0]`).
         empty_text_embedding: `[dim]` float16 embedding of the empty caption (classifier-free guidance's
             unconditional branch; caption dropout trains it).
+        key: `[clips]` int8 key class of each clip (`models.key_embedding.key_index`; `NO_KEY` where it has no
+            key label). Packs written before keys were recorded read as all `NO_KEY`.
+        shift: `[clips]` int8 semitones the clip was pitch-shifted by (key augmentation; 0 for the clip as it is).
         info: mel settings (`mel`), `reference_bpm`, `frames_per_beat`, `beats_per_bar`, `text_encoder`,
             `text_pooling`, `stretcher`, the corpus folder and what was skipped.
     """
@@ -61,7 +68,16 @@ class Pack:
     seconds: np.ndarray
     text_embeddings: np.ndarray
     empty_text_embedding: np.ndarray
+    key: np.ndarray | None = None
+    shift: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        clips = len(self.offsets) - 1
+        if self.key is None:
+            self.key = np.full(clips, NO_KEY, dtype=np.int8)
+        if self.shift is None:
+            self.shift = np.zeros(clips, dtype=np.int8)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -114,7 +130,7 @@ def save_pack(path: str | Path, pack: Pack) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: getattr(pack, name) for name in (
         "offsets", "split", "subset", "file_name", "sha256", "caption", "bpm", "seconds", "text_embeddings",
-        "empty_text_embedding")}
+        "empty_text_embedding", "key", "shift")}
     mel = np.frombuffer(lzma.compress(np.ascontiguousarray(pack.mel).tobytes(), preset=6), dtype=np.uint8)
     info = dict(pack.info, version=PACK_VERSION, mel_shape=list(pack.mel.shape))
     np.savez_compressed(path, info=np.array(json.dumps(info)), mel_lzma=mel, **arrays)
@@ -209,6 +225,7 @@ class PackWindows:
         self.seconds_total = torch.from_numpy(pack.seconds[table.clip].astype(np.float32)).to(device)
         embeddings = pack.text_embeddings[table.clip] if pack.text_embeddings.size else np.zeros((len(table), 0))
         self.text = torch.from_numpy(embeddings.astype(np.float32)).to(device)
+        self.key = torch.from_numpy(pack.key[table.clip].astype(np.int64)).to(device)
         self.device = device
 
     def __len__(self) -> int:

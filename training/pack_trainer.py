@@ -25,6 +25,7 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
+from models.key_embedding import NO_KEY, KeyEmbedding
 from models.mel import Mel
 from models.pipeline_mel_diffusion import MelDiffusionPipeline
 from models.pipeline_text_to_mel import TextToMelPipeline
@@ -71,7 +72,11 @@ def check_pack(pack: Pack, mel: dict, text: bool, subsets: tuple[str, ...] | Non
 
 def write_pack_splits(folder: Path, pack: Pack, train_indices: list[int]) -> None:
     """`train_files.txt` (corpus-relative names) and `splits.json` (names with SHA-256) of the clips trained on,
-    for memorization checks against exactly those files."""
+    for memorization checks against exactly those files (once each: key-shifted copies share their file)."""
+    first = {}
+    for index in train_indices:
+        first.setdefault(str(pack.file_name[index]), index)
+    train_indices = list(first.values())
     names = [str(pack.file_name[i]) for i in train_indices]
     (folder / "train_files.txt").write_text("\n".join(names) + "\n")
     splits = {"method": "data pack", "corpus": pack.info.get("corpus"), "reference_bpm": pack.info["reference_bpm"],
@@ -142,6 +147,7 @@ class PackTrainer(DenoiserTrainer):
             pipeline = pipeline_class.from_pretrained(resume_from, torch_dtype=torch.float32, **kwargs)
         else:
             pipeline = self._new_pipeline(pack, preset)
+        self.keys = self.text and self._add_key_embedding(pipeline, fine_tune=resume_from is not None)
         self.pipeline = pipeline.to(device)
         self.noise_scheduler = noise_schedule(args.prediction_type, args.beta_schedule, args.zero_terminal_snr)
         self.noise_scheduler.alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(device)
@@ -196,6 +202,31 @@ class PackTrainer(DenoiserTrainer):
             max_window_start_s=self.latest_start_s, vocoder=self.vocoder(preset), **tempo,
         )
 
+    def _add_key_embedding(self, pipeline: TextToMelPipeline, fine_tune: bool) -> bool:
+        """Whether the text model trains a key embedding (`--key-conditioning`; auto: when the pack has key
+        labels); give the pipeline one when it has none (a fine-tune of a checkpoint trained without one adds
+        its token to the caption's, so that it starts exactly from the checkpoint, see `models/key_embedding.py`).
+
+        Raises:
+            PackError: `--key-conditioning on` with a pack without key labels.
+        """
+        labelled = bool((self.pack.key != NO_KEY).any())
+        choice = getattr(self.args, "key_conditioning", "auto")
+        if choice == "on" and not labelled:
+            raise PackError("--key-conditioning on needs key labels in the pack: rebuild it with "
+                            "`python -m scripts.build_pack` (it records each clip's key).")
+        wanted = pipeline.key_embedding is not None if choice == "auto" and not labelled else choice != "off"
+        if wanted and pipeline.key_embedding is None:
+            width = pipeline.projection_model.config.conditioning_dim
+            vector = pipeline.unet.config.projection_class_embeddings_input_dim or 2 * width
+            torch.manual_seed(self.args.seed)
+            pipeline.register_modules(key_embedding=KeyEmbedding(
+                conditioning_dim=width, vector_dim=vector, token_mode="add_to_text" if fine_tune else "append"))
+            logger.info("Added a key embedding (token %s).", pipeline.key_embedding.config.token_mode)
+        elif not wanted and pipeline.key_embedding is not None:
+            raise PackError("This model has a key embedding; --key-conditioning off cannot drop it.")
+        return wanted
+
     def vocoder(self, preset):
         """The vocoder saved with a new pipeline: `--vocoder`, else the preset's (None: Griffin-Lim)."""
         return build_vocoder(preset, getattr(self.args, "vocoder", None))
@@ -217,13 +248,21 @@ class PackTrainer(DenoiserTrainer):
         if not self.text:
             return images, {}
         text = data.text[items]
+        keys = data.key[items]
         if caption_dropout > 0 and generator is not None:
             dropped = torch.rand(len(items), generator=generator, device=text.device) < caption_dropout
             text = torch.where(dropped[:, None], self.empty_text[None], text)
+            keys = torch.where(dropped, torch.full_like(keys, NO_KEY), keys)  # the unconditional branch: no key
+        if getattr(self.args, "key_dropout", 0.0) > 0 and generator is not None:
+            # the caption alone, as a prompt that names no key is at inference
+            dropped = torch.rand(len(items), generator=generator, device=text.device) < self.args.key_dropout
+            keys = torch.where(dropped, torch.full_like(keys, NO_KEY), keys)
         seconds_start, seconds_total = data.timing(items)
-        return images, {"text_hidden": text[:, None, :], "text_mask": torch.ones(len(items), 1, device=text.device,
-                                                                               dtype=torch.long),
-                            "seconds_start": seconds_start, "seconds_total": seconds_total}
+        conditioning = {"text_hidden": text[:, None, :], "seconds_start": seconds_start, "seconds_total": seconds_total,
+                        "text_mask": torch.ones(len(items), 1, device=text.device, dtype=torch.long)}
+        if self.keys:
+            conditioning["key_classes"] = keys
+        return images, conditioning
 
     def loss(self, denoise, images: torch.Tensor, conditioning: dict, generator: torch.Generator) -> torch.Tensor:
         device = images.device
@@ -283,7 +322,8 @@ class PackTrainer(DenoiserTrainer):
                 "reference_bpm": self.pack.info["reference_bpm"], "windows": len(self.train_data),
                 "train_clips": len(self.train_clips), "subsets": self.args.subsets,
                 "device": str(self.accelerator.device), "mixed_precision": self.accelerator.mixed_precision,
-                "batch_size": self.args.batch_size}
+                "batch_size": self.args.batch_size, "key_conditioning": self.keys,
+                "key_shifts": self.pack.info.get("key_shifts", 0)}
         if torch.cuda.is_available() and self.accelerator.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.accelerator.device)
         (folder / "training_info.json").write_text(json.dumps(info, indent=1))

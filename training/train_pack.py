@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     diffusion.add_argument("--snr-gamma", type=float, default=5.0, help="min-SNR weighting gamma (0 = plain MSE)")
     diffusion.add_argument("--caption-dropout", type=float, default=0.1,
                            help="text models: share of captions replaced by '' (classifier-free guidance)")
+    diffusion.add_argument("--key-conditioning", choices=("auto", "on", "off"), default="auto",
+                           help="text models: condition on each clip's key label through a learned key embedding "
+                                "(models/key_embedding.py; added, zero-initialised, to an --init-from checkpoint "
+                                "without one); auto: on when the pack records keys")
+    diffusion.add_argument("--key-dropout", type=float, default=0.1,
+                           help="text models with key conditioning: share of windows trained with 'no key' but their "
+                                "caption (as prompts that name no key); keys are dropped with captions too")
     diffusion.add_argument("--max-seconds", type=float, default=None,
                            help="text models: where the timing embedders saturate, in seconds at the reference "
                                 "tempo (default: the longest train clip)")
@@ -112,8 +119,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise ValueError(f"--max-minutes must be positive, got {args.max_minutes}.")
-    if not 0 <= args.caption_dropout <= 1 or not 0 <= args.dropout < 1:
-        raise ValueError("--caption-dropout must be in [0, 1] and --dropout in [0, 1).")
+    if not 0 <= args.caption_dropout <= 1 or not 0 <= args.dropout < 1 or not 0 <= args.key_dropout <= 1:
+        raise ValueError("--caption-dropout and --key-dropout must be in [0, 1] and --dropout in [0, 1).")
     if args.zero_terminal_snr and args.prediction_type == "epsilon":
         raise ValueError("--zero-terminal-snr needs --prediction-type v_prediction; pass --no-zero-terminal-snr.")
     if args.resume and args.init_from:
