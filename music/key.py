@@ -456,10 +456,11 @@ def shift_to_key(audio: np.ndarray, sample_rate: int, target: str | Key) -> tupl
     if not estimate.confident:
         return audio.copy(), KeyShift(estimate, target_key, 0, estimate.key, shifted=False)
     semitones, result = smallest_shift(estimate.key, target_key)
-    # The estimate must hold when the clip moves: the shifted clip (a semitone up, when it needs no shift) must
-    # read as the estimate moved by as much, or its relative key (the same scale). Real clips with a clear estimate do (101 of 102 caption-labelled
-    # test clips moved by +2 and -3); generated clips with smeared harmony mostly do not (11 of 50), and
-    # shifting them would put them in a key the page could not vouch for.
+    # The estimate must hold when the clip moves: the shifted clip (a semitone up, when it needs no shift)
+    # must read as the estimate moved by as much, or its relative key (the same scale). Real clips with a
+    # clear estimate do (101 of 102 caption-labelled test clips moved by +2 and -3); generated clips with
+    # smeared harmony mostly do not (11 of 50), and shifting them would put them in a key the page could
+    # not vouch for.
     probe = semitones or 1
     moved = audio_pitch_shift(audio, sample_rate, probe)
     recheck = estimate_key(moved if moved.ndim == 1 else moved.mean(axis=0), sample_rate).key

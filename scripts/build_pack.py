@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep only clips whose metadata FIELD is one of the values, e.g. part=chords,arpeggio "
                              "or subset=melodic (repeatable: all must hold)")
     augment = parser.add_argument_group("key augmentation (train clips with a key label; drums have none)")
-    augment.add_argument("--key-shifts", type=int, default=3,
+    augment.add_argument("--key-shifts", type=int, default=0,
                          help="also pack each pitched train clip pitch-shifted (Rubber Band) into this many other "
-                              "keys, caption key words, chord symbols and key label rewritten (0 = off)")
+                              "keys, caption key words, chord symbols and key label rewritten (default 0 = off: "
+                              "3 makes the full corpus pack about 100 MiB, over a GPU session's 64 MiB carry)")
     augment.add_argument("--max-key-shift", type=int, default=6,
                          help="largest shift in semitones (shifts are drawn from -N..+min(N, 5), never 0)")
     augment.add_argument("--key-seed", type=int, default=0, help="seed of the shifts drawn for each clip")

@@ -11,7 +11,7 @@
 # To continue shipped models instead of starting from scratch, name them (fresh optimizer, step count kept):
 #   LOOPS_INIT=checkpoints/loops TEXT_INIT=checkpoints/text bash scripts/train_bundled_gpu.sh PACK OUT 8
 # MODELS picks which to train (default "loops text"). The key-conditioned text model (issue 23): a pack with
-# key labels and key-shifted copies (scripts/build_pack.py, the default) gives the text model a key embedding,
+# key labels (every pack has them) and key-shifted copies (scripts/build_pack.py --key-shifts N) gives the text model a key embedding,
 # added to a TEXT_INIT checkpoint without one (zero-initialised: it starts from that checkpoint):
 #   MODELS=text TEXT_INIT=checkpoints/text bash scripts/train_bundled_gpu.sh data/packs/corpus-keys.npz runs/gpu 15
 set -euo pipefail
