@@ -34,9 +34,10 @@ from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
 from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies, wilson_interval
-from music.audiofolder import find_audio_files
+from music.audiofolder import file_sha256, find_audio_files
 from music.stretch import pitch_shift, time_stretch
 
+CANDIDATES_KEPT = 8  # the alignment's best keys each clip's row keeps (to see where a missed source ranked)
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
 SAMPLE_RATE = 16000
 
@@ -98,8 +99,10 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate,
-                            filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps))
+                            filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps),
+                            verify_candidates=args.verify_candidates, shortlist_cosine=not args.shortlist_dot)
     train_paths = audio_files(args.train)
+    same_audio = duplicate_groups(train_paths)
     calibration_paths = audio_files(args.calibration)
     held_out_paths = audio_files(args.held_out)
     other_paths = audio_files(args.other)
@@ -138,13 +141,14 @@ def run(args: argparse.Namespace) -> dict:
         base[name] = detector.match([detector.features(q) for q in clips], train_features)
         if not args.no_verify:
             base[name] = detector.verify(clips, base[name], key_audio)
-    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr)
+    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr, same_audio)
     # the same clips with each other fit of the verification in the residual SNR's place
     fits = {}
     if not args.no_verify:
         for taps in detector.verifier.fits[1:]:
             alternative = {name: with_fit(match, taps) for name, match in base.items()}
-            fit_thresholds, fit_families, fit_flagged = evaluate(with_fit(copies, taps), truths, alternative, args.fpr)
+            fit_thresholds, fit_families, fit_flagged = evaluate(with_fit(copies, taps), truths, alternative, args.fpr,
+                                                                 same_audio)
             fit_false = int(np.sum(fit_flagged))
             fits[str(taps)] = {
                 "thresholds": fit_thresholds,
@@ -167,6 +171,7 @@ def run(args: argparse.Namespace) -> dict:
         "calibration_clips": len(negatives["calibration"]),
         "per_family": per_family,
         "other_fits": fits,
+        "duplicate_training_files": int(sum(len(group) > 1 for group in same_audio)),
         "per_clip": {"copies": clip_rows(copies, truths),
                      **{name: clip_rows(match) for name, match in base.items()}},
         "held_out_score_quantiles": {
@@ -187,23 +192,39 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch],
-             fpr: float) -> tuple[dict, dict, np.ndarray]:
+def duplicate_groups(paths: list[Path]) -> list[set[int]]:
+    """For each training file, the indices of every training file with the same bytes (itself
+    included): the demo corpus holds byte-identical clips under two names, and naming either is
+    naming the source (no detector can tell them apart)."""
+    by_hash: dict[str, set[int]] = {}
+    hashes = [file_sha256(path) for path in paths]
+    for i, content in enumerate(hashes):
+        by_hash.setdefault(content, set()).add(i)
+    return [by_hash[content] for content in hashes]
+
+
+def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch], fpr: float,
+             same_audio: list[set[int]] | None = None) -> tuple[dict, dict, np.ndarray]:
     """Thresholds set on `base["calibration"]` at `fpr`; per family recall and transform estimates of
-    the planted `copies`; which `base["held_out"]` clips are flagged."""
+    the planted `copies` (the source, or a training file with the same bytes, `same_audio`); which
+    `base["held_out"]` clips are flagged."""
     thresholds = calibrate_thresholds(base["calibration"], fpr)
     flagged_negatives = flag_copies(base["held_out"], thresholds)
     flagged = flag_copies(copies, thresholds)
+
+    def sources(i: int) -> set[int]:
+        return same_audio[truths[i]["source"]] if same_audio is not None else {truths[i]["source"]}
+
     # 4. Per family: found (flagged and the right source named), and the transform estimates
     per_family = {}
     for family in FAMILIES:
         rows = [i for i, t in enumerate(truths) if t["family"] == family]
         # found: flagged with the source among the clips the detector names (as copy-3 counted it) ...
-        found = [bool(flagged[i]) and truths[i]["source"] in {copies.index[i], copies.melody_index[i],
-                                                               *named(copies, thresholds, i)} for i in rows]
+        found = [bool(flagged[i]) and bool(sources(i) & {int(copies.index[i]), int(copies.melody_index[i]),
+                                                           *named(copies, thresholds, i)}) for i in rows]
         # ... and, stricter, named by a score that is above its threshold
-        strict = [bool(flagged[i]) and truths[i]["source"] in named(copies, thresholds, i) for i in rows]
-        right_source = [copies.index[i] == truths[i]["source"] for i in rows]
+        strict = [bool(flagged[i]) and bool(sources(i) & named(copies, thresholds, i)) for i in rows]
+        right_source = [int(copies.index[i]) in sources(i) for i in rows]
         hits = int(np.sum(found))
         per_family[family] = {
             "copies": len(rows),
@@ -223,7 +244,7 @@ def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch],
         }
         if copies.residual_snr_db is not None:
             per_family[family].update({
-                "verified_source_named": float(np.mean([copies.verified_index[i] == truths[i]["source"]
+                "verified_source_named": float(np.mean([int(copies.verified_index[i]) in sources(i)
                                                         for i in rows])),
                 "median_residual_snr_db": float(np.median(copies.residual_snr_db[rows])),
                 "p10_residual_snr_db": float(np.quantile(copies.residual_snr_db[rows], 0.1)),
@@ -245,9 +266,15 @@ def clip_rows(match: CopyMatch, truths: list[dict] | None = None) -> list[dict]:
     for i in range(len(match.score)):
         row = {"copy_score": float(match.score[i]), "index": int(match.index[i]),
                "melody_score": float(match.melody_score[i]), "melody_index": int(match.melody_index[i])}
+        if match.candidates is not None:  # the alignment's best keys, best first: (key, score)
+            row["candidates"] = [[int(c[0]), round(float(c[3]), 4)] for c in match.candidates[i][:CANDIDATES_KEPT]]
         if match.residual_by_fit is not None:
             row["residual_snr_db"] = {str(t): round(float(v[i]), 3) for t, v in match.residual_by_fit.items()}
             row["verified_index"] = {str(t): int(v[i]) for t, v in match.verified_index_by_fit.items()}
+        if match.candidate_residuals is not None:  # each verified key's residual SNR (dB), in order
+            row["candidate_residuals"] = [[k, round(float(v), 3)] for k, v in match.candidate_residuals[i]]
+        if match.residual_segments is not None and match.residual_segments[i] is not None:
+            row["residual_segments_db"] = [[round(float(x), 2) for x in pair] for pair in match.residual_segments[i]]
         if truths is not None:
             row.update(family=truths[i]["family"], source=truths[i]["source"])
         rows.append(row)
@@ -310,6 +337,10 @@ def main() -> None:
                         help="FIR length (samples) of the verification's fit; 0: one gain per bin, copy-4 (33)")
     parser.add_argument("--compare-taps", type=int, nargs="*", default=[0],
                         help="other fits scored on the same clips for comparison (default: 0, copy-4's)")
+    parser.add_argument("--verify-candidates", type=int, default=3,
+                        help="keys per clip (the search's best) checked on the waveform (default %(default)s)")
+    parser.add_argument("--shortlist-dot", action="store_true",
+                        help="rank the shortlist by the raw correlation (copy-5) instead of the cosine")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
     args = parser.parse_args()
