@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
+from evaluation.copy_verification import steady_snr_db
 from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies, wilson_interval
 from music.audiofolder import file_sha256, find_audio_files
 from music.stretch import pitch_shift, time_stretch
@@ -271,6 +273,9 @@ def clip_rows(match: CopyMatch, truths: list[dict] | None = None) -> list[dict]:
         if match.residual_by_fit is not None:
             row["residual_snr_db"] = {str(t): round(float(v[i]), 3) for t, v in match.residual_by_fit.items()}
             row["verified_index"] = {str(t): int(v[i]) for t, v in match.verified_index_by_fit.items()}
+        if match.whole_residual_snr_db is not None:  # the decision's steady SNR and the whole clip's
+            row["steady_snr_db"] = round(float(match.residual_snr_db[i]), 3)
+            row["whole_residual_snr_db"] = round(float(match.whole_residual_snr_db[i]), 3)
         if match.candidate_residuals is not None:  # each verified key's residual SNR (dB), in order
             row["candidate_residuals"] = [[k, round(float(v), 3)] for k, v in match.candidate_residuals[i]]
         if match.residual_segments is not None and match.residual_segments[i] is not None:
@@ -292,6 +297,44 @@ def named(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
     if match.residual_snr_db is not None and match.residual_snr_db[i] > thresholds.get("residual_snr_db", np.inf):
         out.add(int(match.verified_index[i]))
     return out
+
+
+def match_from_rows(rows: list[dict], residual: str, taps: int = 33) -> CopyMatch:
+    """The scores and named clips of `per_clip` rows as a `CopyMatch` (transform estimates zeroed:
+    they are not stored per clip), its residual SNR the rows' `residual` ("steady": the steady SNR
+    from the stored time profile and whole-clip SNR; "whole": the whole clip's)."""
+    def column(key):
+        return np.asarray([row[key] for row in rows])
+
+    whole = np.asarray([row["residual_snr_db"][str(taps)] for row in rows])
+    if residual == "steady":
+        snr = np.asarray([steady_snr_db(row.get("residual_segments_db"), w) for row, w in zip(rows, whole)])
+    else:
+        snr = whole
+    zeros = np.zeros(len(rows))
+    verified = np.asarray([row["verified_index"][str(taps)] for row in rows])
+    return CopyMatch(score=column("copy_score"), index=column("index"), offset_s=zeros, semitones=zeros,
+                     tempo_ratio=zeros + 1, gain_db=zeros, melody_score=column("melody_score"),
+                     melody_index=column("melody_index"), melody_semitones=zeros, part=np.array(["mix"] * len(rows)),
+                     residual_snr_db=snr, verified_index=verified)
+
+
+def rescore(result: dict, residual: str, same_audio: list[set[int]] | None) -> dict:
+    """Recall per family and the false-positive rate of a stored run's clips (`per_clip`) decided on
+    another residual SNR (`match_from_rows`): the same clips, thresholds recalibrated on the same
+    calibration clips. Only the decision is recomputed; nothing is matched again."""
+    rows = result["per_clip"]
+    truths = [{"family": row["family"], "source": row["source"], "semitones": 0.0, "tempo_ratio": 1.0,
+               "gain_db": 0.0} for row in rows["copies"]]
+    taps = result["detector"]["verification"]["filter_taps"]
+    base = {name: match_from_rows(rows[name], residual, taps) for name in ("calibration", "held_out")}
+    thresholds, per_family, flagged = evaluate(match_from_rows(rows["copies"], residual, taps), truths, base,
+                                               result["target_fpr"], same_audio)
+    false = int(np.sum(flagged))
+    return {"residual": residual, "thresholds": thresholds, "false_positive_rate": false / len(flagged),
+            "false_positives": false, "false_positive_ci95": wilson_interval(false, len(flagged)),
+            "recall": {family: row["recall"] for family, row in per_family.items()},
+            "recall_ci95": {family: row["recall_ci95"] for family, row in per_family.items()}}
 
 
 def markdown(result: dict) -> str:
@@ -316,6 +359,9 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rescore", default=None, metavar="JSON",
+                        help="recompute the decision of a stored run's clips on the steady and on the whole-clip "
+                             "residual SNR (no matching; writes `rescored` into that JSON) and exit")
     parser.add_argument("--name", required=True, help="label of this run (results file memorization-NAME.json)")
     parser.add_argument("--train", nargs="+", required=True, help="training folder the copies are taken from")
     parser.add_argument("--calibration", nargs="+", required=True, help="held-out folder that sets the thresholds")
@@ -337,13 +383,27 @@ def main() -> None:
                         help="FIR length (samples) of the verification's fit; 0: one gain per bin, copy-4 (33)")
     parser.add_argument("--compare-taps", type=int, nargs="*", default=[0],
                         help="other fits scored on the same clips for comparison (default: 0, copy-4's)")
-    parser.add_argument("--verify-candidates", type=int, default=3,
+    parser.add_argument("--verify-candidates", type=int, default=4,
                         help="keys per clip (the search's best) checked on the waveform (default %(default)s)")
     parser.add_argument("--shortlist-dot", action="store_true",
                         help="rank the shortlist by the raw correlation (copy-5) instead of the cosine")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
+    if "--rescore" in sys.argv:  # the other flags are not needed to rescore a stored run
+        for action in parser._actions:
+            action.required = False
     args = parser.parse_args()
+    if args.rescore:
+        path = Path(args.rescore)
+        if not path.is_file():
+            parser.exit(2, f"error: --rescore {path}: no such file\n")
+        result = json.loads(path.read_text())
+        same_audio = duplicate_groups(audio_files(result["train"]))
+        result["rescored"] = {name: rescore(result, name, same_audio) for name in ("steady", "whole")}
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        for name, block in result["rescored"].items():
+            print(name, f"FPR {block['false_positive_rate']:.1%}", {k: f"{v:.0%}" for k, v in block["recall"].items()})
+        return
     for folder in (*args.train, *args.calibration, *args.held_out, *args.other):
         if not audio_files([folder]):
             parser.exit(2, f"error: no audio files in {folder}\n")

@@ -36,6 +36,25 @@ from music.stretch import pitch_shift, time_stretch
 
 COARSE = 4  # fine frames pooled for the first, every-lag pass of the alignment
 SEGMENT_FRAMES = 64  # fine frames (0.5 s at 8 ms) per segment of the residual's time profile
+STEADY_FLOOR_DB = 40.0  # segments more than this below the loudest are left out of the steady SNR
+
+
+def steady_snr_db(segments: np.ndarray | None, whole_db: float) -> float:
+    """The decision's residual SNR (dB, copy-6): the median over 0.5 s segments of each segment's
+    residual SNR (segments within `STEADY_FLOOR_DB` of the loudest), never above the whole clip's
+    `whole_db`. A copy leaves the same residual throughout (what was added to it: 15 dB noise leaves
+    ~15 dB in every segment); a clip that shares one loud hit or note with a training clip and
+    nothing else is explained where it shares it and nowhere else, so its whole-clip SNR (energy-
+    weighted: the loud hit dominates) is high but the median segment's is ~0 dB.
+    `segments`: `[segments, 2]` dB (query energy, residual energy), as `residual_snr_db` returns."""
+    if segments is None:
+        return float(whole_db)
+    rows = np.asarray(segments, dtype=np.float64)
+    rows = rows[np.isfinite(rows[:, 0])] if rows.ndim == 2 and len(rows) else np.zeros((0, 2))
+    if len(rows) == 0:
+        return float(whole_db)
+    rows = rows[rows[:, 0] >= rows[:, 0].max() - STEADY_FLOOR_DB]
+    return float(min(whole_db, np.median(rows[:, 0] - rows[:, 1])))
 
 
 class CopyVerifier:
@@ -126,7 +145,8 @@ class CopyVerifier:
         key_mag = self.magnitude(tiled)[:, : q_frames + period]
         magnitude_snr, layouts = self._best_alignment(q_mag, key_mag, period)
         fits, segments = self._waveform_snr(query, tiled, layouts)
-        return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits, "segments": segments}
+        return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits, "segments": segments,
+                "steady": steady_snr_db(segments, fits[self.filter_taps])}
 
     def _waveform_snr(self, query: np.ndarray, tiled: np.ndarray,
                       layouts: list[list[tuple[int, int]]]) -> tuple[dict[int, float], np.ndarray]:
