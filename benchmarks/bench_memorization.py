@@ -13,8 +13,9 @@ Butterworth low-pass at 3 kHz, and mixed 6 dB under a held-out clip of `--other`
 Thresholds are set on `--calibration` windows (held-out, never trained on) at `--fpr`; the
 false-positive rate is measured on `--held-out` windows (another held-out split), so it is not
 the rate the thresholds were fitted to. A copy counts as found when it is flagged and the named
-training clip is its source. Results go to benchmarks/results/memorization-NAME.json and a
-Markdown table to stdout.
+training clip is its source (or a training file with the same bytes). `--rescore JSON` recomputes a
+stored run's decision from its per-clip rows (on the steady and on the whole-clip residual SNR).
+Results go to benchmarks/results/memorization-NAME.json and a Markdown table to stdout.
 """
 
 from __future__ import annotations
@@ -273,9 +274,8 @@ def clip_rows(match: CopyMatch, truths: list[dict] | None = None) -> list[dict]:
         if match.residual_by_fit is not None:
             row["residual_snr_db"] = {str(t): round(float(v[i]), 3) for t, v in match.residual_by_fit.items()}
             row["verified_index"] = {str(t): int(v[i]) for t, v in match.verified_index_by_fit.items()}
-        if match.whole_residual_snr_db is not None:  # the decision's steady SNR and the whole clip's
-            row["steady_snr_db"] = round(float(match.residual_snr_db[i]), 3)
-            row["whole_residual_snr_db"] = round(float(match.whole_residual_snr_db[i]), 3)
+        if match.steady_residual_snr_db is not None:  # the verified candidate's steady SNR (not decided on)
+            row["steady_snr_db"] = round(float(match.steady_residual_snr_db[i]), 3)
         if match.candidate_residuals is not None:  # each verified key's residual SNR (dB), in order
             row["candidate_residuals"] = [[k, round(float(v), 3)] for k, v in match.candidate_residuals[i]]
         if match.residual_segments is not None and match.residual_segments[i] is not None:

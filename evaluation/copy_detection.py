@@ -25,10 +25,10 @@ Two stages keep it fast for hundreds of clips against thousands of training clip
 3. verification (`verify`, `evaluation.copy_verification`): the `verify_candidates` best keys of
    the alignment are checked on the waveform (the key put through the estimated transform, and
    through none; aligned to the sample; fitted through a 33-tap FIR filter, copy-5; copy-4 fitted one gain per bin): the
-   residual SNR in dB says how much of the query the key explains; copy-6 decides on its median over
-   0.5 s segments (a copy's residual is the same throughout; a clip sharing one hit is not). The
-   demo corpus's held-out clips include near-twins of training clips (same template and kit) that
-   the spectral score cannot tell from copies; on the waveform they leave 1-6 dB, a copy under 15 dB noise ~15 dB.
+   residual SNR in dB says how much of the query the key explains (its median over 0.5 s segments,
+   the steady SNR, is reported beside it). The demo corpus's held-out clips include near-twins of
+   training clips (same template and kit) that the spectral score cannot tell from copies; on the
+   waveform they leave 1-6 dB, a copy under 15 dB noise ~15 dB.
 
 With `separate` (default), each query is also matched by its harmonic and its percussive part
 (median-filtering HPSS on the semitone power), and keeps the best: a copy mixed under other material
@@ -120,9 +120,9 @@ class CopyMatch:
     `part`: which part of the query matched best ("mix": all of it, "harmonic" / "percussive": its
     HPSS part, for a copy mixed under other material). After `CopyDetector.verify`:
     `residual_snr_db`: how much of the query the best verified candidate explains (waveform residual
-    SNR in dB, `evaluation.copy_verification`; copy-6: the steady SNR, the median over 0.5 s
-    segments, never above the whole clip's, `steady_snr_db`); `whole_residual_snr_db`: the whole
-    clip's, which picks the best candidate; `verified_index`, `verified_semitones`,
+    SNR in dB, `evaluation.copy_verification`); `steady_residual_snr_db`: that candidate's median
+    over 0.5 s segments, never above the whole clip's (`steady_snr_db`; reported, not decided on:
+    see the README); `verified_index`, `verified_semitones`,
     `verified_tempo_ratio`: that candidate and its transform; `residual_by_fit`: `{filter taps:
     [queries] dB}`, the best residual SNR of every fit the verifier computes (0 taps: one complex
     gain per bin, copy-4's fit), for comparisons, and `verified_index_by_fit` the key each names;
@@ -151,14 +151,14 @@ class CopyMatch:
     verified_index_by_fit: dict[int, np.ndarray] | None = None
     residual_segments: np.ndarray | None = None
     candidate_residuals: np.ndarray | None = None
-    whole_residual_snr_db: np.ndarray | None = None
+    steady_residual_snr_db: np.ndarray | None = None
 
 
 # `candidates` (per query: (key, semitones, tempo ratio, score) of the best few keys) come from the
 # search; the rest from the verification stage (`CopyDetector.verify`)
 VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
                  "residual_by_fit", "verified_index_by_fit", "residual_segments", "candidate_residuals",
-                 "whole_residual_snr_db")
+                 "steady_residual_snr_db")
 
 
 def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -451,7 +451,7 @@ class CopyDetector:
         if match.candidates is None or len(match.candidates) != len(queries):
             raise ValueError("verify needs the CopyMatch that match() returned for these queries")
         snr = np.zeros(len(queries))  # 0 dB: explains nothing (a silent query stays there)
-        whole = np.zeros(len(queries))
+        steady = np.zeros(len(queries))
         by_fit = {taps: np.zeros(len(queries)) for taps in self.verifier.fits}
         index_by_fit = {taps: match.index.copy() for taps in self.verifier.fits}
         index = match.index.copy()
@@ -471,14 +471,14 @@ class CopyDetector:
                         for taps, value in result["fits"].items():
                             if value > by_fit[taps][q]:
                                 by_fit[taps][q], index_by_fit[taps][q] = value, key
-                        if result["waveform"] > whole[q]:
-                            whole[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
-                            snr[q], segments[q] = result["steady"], result["segments"]
+                        if result["waveform"] > snr[q]:
+                            snr[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
+                            steady[q], segments[q] = result["steady"], result["segments"]
                         per_candidate[q][-1][1] = max(per_candidate[q][-1][1], result["waveform"])
         return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,
-                                   candidate_residuals=per_candidate, whole_residual_snr_db=whole)
+                                   candidate_residuals=per_candidate, steady_residual_snr_db=steady)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
         """Every query as a whole and, with `separate`, its harmonic and its percussive part (each

@@ -40,12 +40,13 @@ STEADY_FLOOR_DB = 40.0  # segments more than this below the loudest are left out
 
 
 def steady_snr_db(segments: np.ndarray | None, whole_db: float) -> float:
-    """The decision's residual SNR (dB, copy-6): the median over 0.5 s segments of each segment's
-    residual SNR (segments within `STEADY_FLOOR_DB` of the loudest), never above the whole clip's
-    `whole_db`. A copy leaves the same residual throughout (what was added to it: 15 dB noise leaves
-    ~15 dB in every segment); a clip that shares one loud hit or note with a training clip and
-    nothing else is explained where it shares it and nowhere else, so its whole-clip SNR (energy-
-    weighted: the loud hit dominates) is high but the median segment's is ~0 dB.
+    """The steady residual SNR (dB, reported beside the whole clip's, not decided on): the median
+    over 0.5 s segments of each segment's residual SNR (segments within `STEADY_FLOOR_DB` of the
+    loudest), never above the whole clip's `whole_db`. A copy leaves the same residual throughout
+    (what was added to it: 15 dB noise leaves ~15 dB in every segment); a clip that shares one
+    stretch (a loud hit, a note) with a training clip and nothing else is explained there only, so
+    its whole-clip SNR (energy-weighted) can be high while the median segment's is ~0 dB. A sparse
+    clip under noise scores low too (its quiet segments are mostly noise): measured in the README.
     `segments`: `[segments, 2]` dB (query energy, residual energy), as `residual_snr_db` returns."""
     if segments is None:
         return float(whole_db)

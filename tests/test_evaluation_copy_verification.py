@@ -141,8 +141,8 @@ def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
     assert list(found.verified_index) == [1, 4, 6]
     # the decision's fit (33 taps) and the comparison's (per bin) both kept, each with its clip
     assert set(found.residual_by_fit) == {33, 0}
-    assert np.array_equal(found.residual_by_fit[33], found.whole_residual_snr_db)
-    assert np.all(found.residual_snr_db <= found.whole_residual_snr_db)  # the steady SNR (copy-6)
+    assert np.array_equal(found.residual_by_fit[33], found.residual_snr_db)
+    assert np.all(found.steady_residual_snr_db <= found.residual_snr_db)  # reported beside it
     assert list(found.verified_index_by_fit[0]) == [1, 4, 6]
     assert np.all(found.residual_snr_db > thresholds["residual_snr_db"]), (found.residual_snr_db, thresholds)
     assert np.all(flag_copies(found, thresholds))
