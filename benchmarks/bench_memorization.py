@@ -13,8 +13,9 @@ Butterworth low-pass at 3 kHz, and mixed 6 dB under a held-out clip of `--other`
 Thresholds are set on `--calibration` windows (held-out, never trained on) at `--fpr`; the
 false-positive rate is measured on `--held-out` windows (another held-out split), so it is not
 the rate the thresholds were fitted to. A copy counts as found when it is flagged and the named
-training clip is its source. Results go to benchmarks/results/memorization-NAME.json and a
-Markdown table to stdout.
+training clip is its source (or a training file with the same bytes). `--rescore JSON` recomputes a
+stored run's decision from its per-clip rows (on the steady and on the whole-clip residual SNR).
+Results go to benchmarks/results/memorization-NAME.json and a Markdown table to stdout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -33,10 +35,12 @@ from tqdm.auto import tqdm
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
+from evaluation.copy_verification import steady_snr_db
 from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies, wilson_interval
-from music.audiofolder import find_audio_files
+from music.audiofolder import file_sha256, find_audio_files
 from music.stretch import pitch_shift, time_stretch
 
+CANDIDATES_KEPT = 8  # the alignment's best keys each clip's row keeps (to see where a missed source ranked)
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
 SAMPLE_RATE = 16000
 
@@ -98,8 +102,10 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate,
-                            filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps))
+                            filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps),
+                            verify_candidates=args.verify_candidates, shortlist_cosine=not args.shortlist_dot)
     train_paths = audio_files(args.train)
+    same_audio = duplicate_groups(train_paths)
     calibration_paths = audio_files(args.calibration)
     held_out_paths = audio_files(args.held_out)
     other_paths = audio_files(args.other)
@@ -138,13 +144,14 @@ def run(args: argparse.Namespace) -> dict:
         base[name] = detector.match([detector.features(q) for q in clips], train_features)
         if not args.no_verify:
             base[name] = detector.verify(clips, base[name], key_audio)
-    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr)
+    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr, same_audio)
     # the same clips with each other fit of the verification in the residual SNR's place
     fits = {}
     if not args.no_verify:
         for taps in detector.verifier.fits[1:]:
             alternative = {name: with_fit(match, taps) for name, match in base.items()}
-            fit_thresholds, fit_families, fit_flagged = evaluate(with_fit(copies, taps), truths, alternative, args.fpr)
+            fit_thresholds, fit_families, fit_flagged = evaluate(with_fit(copies, taps), truths, alternative, args.fpr,
+                                                                 same_audio)
             fit_false = int(np.sum(fit_flagged))
             fits[str(taps)] = {
                 "thresholds": fit_thresholds,
@@ -167,6 +174,7 @@ def run(args: argparse.Namespace) -> dict:
         "calibration_clips": len(negatives["calibration"]),
         "per_family": per_family,
         "other_fits": fits,
+        "duplicate_training_files": int(sum(len(group) > 1 for group in same_audio)),
         "per_clip": {"copies": clip_rows(copies, truths),
                      **{name: clip_rows(match) for name, match in base.items()}},
         "held_out_score_quantiles": {
@@ -187,23 +195,39 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch],
-             fpr: float) -> tuple[dict, dict, np.ndarray]:
+def duplicate_groups(paths: list[Path]) -> list[set[int]]:
+    """For each training file, the indices of every training file with the same bytes (itself
+    included): the demo corpus holds byte-identical clips under two names, and naming either is
+    naming the source (no detector can tell them apart)."""
+    by_hash: dict[str, set[int]] = {}
+    hashes = [file_sha256(path) for path in paths]
+    for i, content in enumerate(hashes):
+        by_hash.setdefault(content, set()).add(i)
+    return [by_hash[content] for content in hashes]
+
+
+def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch], fpr: float,
+             same_audio: list[set[int]] | None = None) -> tuple[dict, dict, np.ndarray]:
     """Thresholds set on `base["calibration"]` at `fpr`; per family recall and transform estimates of
-    the planted `copies`; which `base["held_out"]` clips are flagged."""
+    the planted `copies` (the source, or a training file with the same bytes, `same_audio`); which
+    `base["held_out"]` clips are flagged."""
     thresholds = calibrate_thresholds(base["calibration"], fpr)
     flagged_negatives = flag_copies(base["held_out"], thresholds)
     flagged = flag_copies(copies, thresholds)
+
+    def sources(i: int) -> set[int]:
+        return same_audio[truths[i]["source"]] if same_audio is not None else {truths[i]["source"]}
+
     # 4. Per family: found (flagged and the right source named), and the transform estimates
     per_family = {}
     for family in FAMILIES:
         rows = [i for i, t in enumerate(truths) if t["family"] == family]
         # found: flagged with the source among the clips the detector names (as copy-3 counted it) ...
-        found = [bool(flagged[i]) and truths[i]["source"] in {copies.index[i], copies.melody_index[i],
-                                                               *named(copies, thresholds, i)} for i in rows]
+        found = [bool(flagged[i]) and bool(sources(i) & {int(copies.index[i]), int(copies.melody_index[i]),
+                                                           *named(copies, thresholds, i)}) for i in rows]
         # ... and, stricter, named by a score that is above its threshold
-        strict = [bool(flagged[i]) and truths[i]["source"] in named(copies, thresholds, i) for i in rows]
-        right_source = [copies.index[i] == truths[i]["source"] for i in rows]
+        strict = [bool(flagged[i]) and bool(sources(i) & named(copies, thresholds, i)) for i in rows]
+        right_source = [int(copies.index[i]) in sources(i) for i in rows]
         hits = int(np.sum(found))
         per_family[family] = {
             "copies": len(rows),
@@ -223,7 +247,7 @@ def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch],
         }
         if copies.residual_snr_db is not None:
             per_family[family].update({
-                "verified_source_named": float(np.mean([copies.verified_index[i] == truths[i]["source"]
+                "verified_source_named": float(np.mean([int(copies.verified_index[i]) in sources(i)
                                                         for i in rows])),
                 "median_residual_snr_db": float(np.median(copies.residual_snr_db[rows])),
                 "p10_residual_snr_db": float(np.quantile(copies.residual_snr_db[rows], 0.1)),
@@ -245,9 +269,17 @@ def clip_rows(match: CopyMatch, truths: list[dict] | None = None) -> list[dict]:
     for i in range(len(match.score)):
         row = {"copy_score": float(match.score[i]), "index": int(match.index[i]),
                "melody_score": float(match.melody_score[i]), "melody_index": int(match.melody_index[i])}
+        if match.candidates is not None:  # the alignment's best keys, best first: (key, score)
+            row["candidates"] = [[int(c[0]), round(float(c[3]), 4)] for c in match.candidates[i][:CANDIDATES_KEPT]]
         if match.residual_by_fit is not None:
             row["residual_snr_db"] = {str(t): round(float(v[i]), 3) for t, v in match.residual_by_fit.items()}
             row["verified_index"] = {str(t): int(v[i]) for t, v in match.verified_index_by_fit.items()}
+        if match.steady_residual_snr_db is not None:  # the verified candidate's steady SNR (not decided on)
+            row["steady_snr_db"] = round(float(match.steady_residual_snr_db[i]), 3)
+        if match.candidate_residuals is not None:  # each verified key's residual SNR (dB), in order
+            row["candidate_residuals"] = [[k, round(float(v), 3)] for k, v in match.candidate_residuals[i]]
+        if match.residual_segments is not None and match.residual_segments[i] is not None:
+            row["residual_segments_db"] = [[round(float(x), 2) for x in pair] for pair in match.residual_segments[i]]
         if truths is not None:
             row.update(family=truths[i]["family"], source=truths[i]["source"])
         rows.append(row)
@@ -265,6 +297,44 @@ def named(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
     if match.residual_snr_db is not None and match.residual_snr_db[i] > thresholds.get("residual_snr_db", np.inf):
         out.add(int(match.verified_index[i]))
     return out
+
+
+def match_from_rows(rows: list[dict], residual: str, taps: int = 33) -> CopyMatch:
+    """The scores and named clips of `per_clip` rows as a `CopyMatch` (transform estimates zeroed:
+    they are not stored per clip), its residual SNR the rows' `residual` ("steady": the steady SNR
+    from the stored time profile and whole-clip SNR; "whole": the whole clip's)."""
+    def column(key):
+        return np.asarray([row[key] for row in rows])
+
+    whole = np.asarray([row["residual_snr_db"][str(taps)] for row in rows])
+    if residual == "steady":
+        snr = np.asarray([steady_snr_db(row.get("residual_segments_db"), w) for row, w in zip(rows, whole)])
+    else:
+        snr = whole
+    zeros = np.zeros(len(rows))
+    verified = np.asarray([row["verified_index"][str(taps)] for row in rows])
+    return CopyMatch(score=column("copy_score"), index=column("index"), offset_s=zeros, semitones=zeros,
+                     tempo_ratio=zeros + 1, gain_db=zeros, melody_score=column("melody_score"),
+                     melody_index=column("melody_index"), melody_semitones=zeros, part=np.array(["mix"] * len(rows)),
+                     residual_snr_db=snr, verified_index=verified)
+
+
+def rescore(result: dict, residual: str, same_audio: list[set[int]] | None) -> dict:
+    """Recall per family and the false-positive rate of a stored run's clips (`per_clip`) decided on
+    another residual SNR (`match_from_rows`): the same clips, thresholds recalibrated on the same
+    calibration clips. Only the decision is recomputed; nothing is matched again."""
+    rows = result["per_clip"]
+    truths = [{"family": row["family"], "source": row["source"], "semitones": 0.0, "tempo_ratio": 1.0,
+               "gain_db": 0.0} for row in rows["copies"]]
+    taps = result["detector"]["verification"]["filter_taps"]
+    base = {name: match_from_rows(rows[name], residual, taps) for name in ("calibration", "held_out")}
+    thresholds, per_family, flagged = evaluate(match_from_rows(rows["copies"], residual, taps), truths, base,
+                                               result["target_fpr"], same_audio)
+    false = int(np.sum(flagged))
+    return {"residual": residual, "thresholds": thresholds, "false_positive_rate": false / len(flagged),
+            "false_positives": false, "false_positive_ci95": wilson_interval(false, len(flagged)),
+            "recall": {family: row["recall"] for family, row in per_family.items()},
+            "recall_ci95": {family: row["recall_ci95"] for family, row in per_family.items()}}
 
 
 def markdown(result: dict) -> str:
@@ -289,6 +359,9 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rescore", default=None, metavar="JSON",
+                        help="recompute the decision of a stored run's clips on the steady and on the whole-clip "
+                             "residual SNR (no matching; writes `rescored` into that JSON) and exit")
     parser.add_argument("--name", required=True, help="label of this run (results file memorization-NAME.json)")
     parser.add_argument("--train", nargs="+", required=True, help="training folder the copies are taken from")
     parser.add_argument("--calibration", nargs="+", required=True, help="held-out folder that sets the thresholds")
@@ -310,9 +383,27 @@ def main() -> None:
                         help="FIR length (samples) of the verification's fit; 0: one gain per bin, copy-4 (33)")
     parser.add_argument("--compare-taps", type=int, nargs="*", default=[0],
                         help="other fits scored on the same clips for comparison (default: 0, copy-4's)")
+    parser.add_argument("--verify-candidates", type=int, default=4,
+                        help="keys per clip (the search's best) checked on the waveform (default %(default)s)")
+    parser.add_argument("--shortlist-dot", action="store_true",
+                        help="rank the shortlist by the raw correlation (copy-5) instead of the cosine")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
+    if "--rescore" in sys.argv:  # the other flags are not needed to rescore a stored run
+        for action in parser._actions:
+            action.required = False
     args = parser.parse_args()
+    if args.rescore:
+        path = Path(args.rescore)
+        if not path.is_file():
+            parser.exit(2, f"error: --rescore {path}: no such file\n")
+        result = json.loads(path.read_text())
+        same_audio = duplicate_groups(audio_files(result["train"]))
+        result["rescored"] = {name: rescore(result, name, same_audio) for name in ("steady", "whole")}
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        for name, block in result["rescored"].items():
+            print(name, f"FPR {block['false_positive_rate']:.1%}", {k: f"{v:.0%}" for k, v in block["recall"].items()})
+        return
     for folder in (*args.train, *args.calibration, *args.held_out, *args.other):
         if not audio_files([folder]):
             parser.exit(2, f"error: no audio files in {folder}\n")

@@ -13,7 +13,9 @@ circular rotation of a loop is an ordinary lag.
 Two stages keep it fast for hundreds of clips against thousands of training clips:
 1. shortlist: transposition-invariant frames (magnitudes of the chroma DFT, and band onset
    envelopes), smoothed over ~200 ms and kept at 8 frames per second, correlated with every key at
-   every lag in one FFT matmul; the `shortlist` best keys per query go on.
+   every lag in one FFT matmul and divided by the norms of the query piece and of the key frames
+   under it (a cosine, copy-6: the raw correlation let sparse keys, whose z-scored onsets spike,
+   crowd a copy's own source out); the `shortlist` best keys per query go on.
 2. alignment: for each shortlisted key, every lag x pitch shift x tempo ratio at 31 frames per
    second; the best alignment is then refined at four phases of the hop (8 ms apart, so a copy
    started part of a frame off still lines up) with a two-piece cut (a rotated loop), leaving out
@@ -23,9 +25,10 @@ Two stages keep it fast for hundreds of clips against thousands of training clip
 3. verification (`verify`, `evaluation.copy_verification`): the `verify_candidates` best keys of
    the alignment are checked on the waveform (the key put through the estimated transform, and
    through none; aligned to the sample; fitted through a 33-tap FIR filter, copy-5; copy-4 fitted one gain per bin): the
-   residual SNR in dB says how much of the query the key explains. The demo corpus's held-out clips
-   include near-twins of training clips (same template and kit) that the spectral score cannot
-   tell from copies; on the waveform they leave 1-6 dB, a copy under 15 dB noise ~15 dB.
+   residual SNR in dB says how much of the query the key explains (its median over 0.5 s segments,
+   the steady SNR, is reported beside it). The demo corpus's held-out clips include near-twins of
+   training clips (same template and kit) that the spectral score cannot tell from copies; on the
+   waveform they leave 1-6 dB, a copy under 15 dB noise ~15 dB.
 
 With `separate` (default), each query is also matched by its harmonic and its percussive part
 (median-filtering HPSS on the semitone power), and keeps the best: a copy mixed under other material
@@ -117,10 +120,16 @@ class CopyMatch:
     `part`: which part of the query matched best ("mix": all of it, "harmonic" / "percussive": its
     HPSS part, for a copy mixed under other material). After `CopyDetector.verify`:
     `residual_snr_db`: how much of the query the best verified candidate explains (waveform residual
-    SNR in dB, `evaluation.copy_verification`); `verified_index`, `verified_semitones`,
+    SNR in dB, `evaluation.copy_verification`); `steady_residual_snr_db`: that candidate's median
+    over 0.5 s segments, never above the whole clip's (`steady_snr_db`; reported, not decided on:
+    see the README); `verified_index`, `verified_semitones`,
     `verified_tempo_ratio`: that candidate and its transform; `residual_by_fit`: `{filter taps:
     [queries] dB}`, the best residual SNR of every fit the verifier computes (0 taps: one complex
-    gain per bin, copy-4's fit), for comparisons, and `verified_index_by_fit` the key each names.
+    gain per bin, copy-4's fit), for comparisons, and `verified_index_by_fit` the key each names;
+    `candidate_residuals`: per query `[key, dB]` of every verified candidate, in the search's order;
+    `residual_segments`: per query `[segments, 2]` dB, the query's energy and the best fit's residual
+    in each 0.5 s (`CopyVerifier` time profile). `candidates` holds every aligned key, best first;
+    `verify` checks the first `verify_candidates`.
     """
 
     score: np.ndarray
@@ -140,12 +149,16 @@ class CopyMatch:
     verified_tempo_ratio: np.ndarray | None = None
     residual_by_fit: dict[int, np.ndarray] | None = None
     verified_index_by_fit: dict[int, np.ndarray] | None = None
+    residual_segments: np.ndarray | None = None
+    candidate_residuals: np.ndarray | None = None
+    steady_residual_snr_db: np.ndarray | None = None
 
 
 # `candidates` (per query: (key, semitones, tempo ratio, score) of the best few keys) come from the
 # search; the rest from the verification stage (`CopyDetector.verify`)
 VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
-                 "residual_by_fit", "verified_index_by_fit")
+                 "residual_by_fit", "verified_index_by_fit", "residual_segments", "candidate_residuals",
+                 "steady_residual_snr_db")
 
 
 def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -227,6 +240,7 @@ class CopyDetector:
         tempo_ratios: tempo changes tried (query tempo / key tempo), both stages.
         min_overlap_s: shortest aligned stretch in seconds that counts (shorter clips: their length).
         shortlist: keys per query that the alignment stage examines.
+        shortlist_cosine: rank the shortlist by cosine (copy-6); False: by the raw correlation (copy-5).
         spectral_weight: weight of the spectral view in the copy score (the rest is rhythm, whose
             time-normalised correlation can pass 1 on busy keys; 1.0 measured best, see the README).
         memory_budget_mb: working memory of one batched FFT correlation.
@@ -242,7 +256,7 @@ class CopyDetector:
         compare_taps: other fits the verification also reports (`CopyMatch.residual_by_fit`).
     """
 
-    version = "copy-5"
+    version = "copy-6"
     features_version = "copy-3"  # the cached features are unchanged since copy-3
 
     def __init__(
@@ -261,9 +275,10 @@ class CopyDetector:
         cut_gap_frames: int = 6,
         blur: bool = True,
         separate: bool = True,
-        verify_candidates: int = 3,
+        verify_candidates: int = 4,
         filter_taps: int = 33,
         compare_taps: tuple[int, ...] = (),
+        shortlist_cosine: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -282,6 +297,7 @@ class CopyDetector:
         self.blur = blur
         self.separate = separate
         self.verify_candidates = verify_candidates
+        self.shortlist_cosine = shortlist_cosine
         self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps)
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
@@ -312,6 +328,7 @@ class CopyDetector:
             "blur": self.blur,
             "separate": self.separate,
             "verify_candidates": self.verify_candidates,
+            "shortlist_cosine": self.shortlist_cosine,
             "verification": self.verifier.describe(),
         }
 
@@ -434,14 +451,19 @@ class CopyDetector:
         if match.candidates is None or len(match.candidates) != len(queries):
             raise ValueError("verify needs the CopyMatch that match() returned for these queries")
         snr = np.zeros(len(queries))  # 0 dB: explains nothing (a silent query stays there)
+        steady = np.zeros(len(queries))
         by_fit = {taps: np.zeros(len(queries)) for taps in self.verifier.fits}
         index_by_fit = {taps: match.index.copy() for taps in self.verifier.fits}
         index = match.index.copy()
         semitones = match.semitones.astype(float).copy()
         ratio = match.tempo_ratio.astype(float).copy()
+        segments = np.empty(len(queries), dtype=object)
+        per_candidate = np.empty(len(queries), dtype=object)
         with limit_threads(1):
             for q, query in enumerate(tqdm(queries, desc="copy verification", unit="clip", disable=not progress)):
-                for key, shift, tempo, _ in match.candidates[q]:
+                per_candidate[q] = []
+                for key, shift, tempo, _ in match.candidates[q][: self.verify_candidates]:
+                    per_candidate[q].append([int(key), 0.0])
                     # the estimated transform, and none (the search's tempo or pitch may be off by a
                     # step for an unchanged copy; trying it costs no Rubber Band)
                     for variant in dict.fromkeys([(float(shift), float(tempo)), (0.0, 1.0)]):
@@ -451,9 +473,12 @@ class CopyDetector:
                                 by_fit[taps][q], index_by_fit[taps][q] = value, key
                         if result["waveform"] > snr[q]:
                             snr[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
+                            steady[q], segments[q] = result["steady"], result["segments"]
+                        per_candidate[q][-1][1] = max(per_candidate[q][-1][1], result["waveform"])
         return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
-                                   verified_index_by_fit=index_by_fit)
+                                   verified_index_by_fit=index_by_fit, residual_segments=segments,
+                                   candidate_residuals=per_candidate, steady_residual_snr_db=steady)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
         """Every query as a whole and, with `separate`, its harmonic and its percussive part (each
@@ -474,7 +499,7 @@ class CopyDetector:
             # the verification's candidates: the best keys over all parts, each once, best first
             merged = sorted((c for row in rows for c in row["candidates"]), key=lambda c: -c[3])
             seen: set[int] = set()
-            shortlists[q] = [c for c in merged if not (c[0] in seen or seen.add(c[0]))][: self.verify_candidates]
+            shortlists[q] = [c for c in merged if not (c[0] in seen or seen.add(c[0]))]
         return CopyMatch(**{name: np.asarray(values) for name, values in fields.items()}, candidates=shortlists)
 
     def _match_parts(self, queries, keys, exclude_self, progress, query_bpm, key_bpm, group: int) -> list[dict]:
@@ -511,6 +536,8 @@ class CopyDetector:
         k_len = max(f.shape[-1] for f in key_frames)
         key_stack = torch.stack([F.pad(f, (0, k_len - f.shape[-1])) for f in key_frames])
         key_lengths = torch.tensor([f.shape[-1] for f in key_frames])
+        # energy of every key's frames up to each frame: a window's energy is a difference of two
+        key_prefix = F.pad((key_stack**2).sum(1).double().cumsum(-1), (1, 0))  # [K, k_len + 1]
         count = max(1, min(self.shortlist, len(key_views) - (1 if exclude_self else 0)))
         if exclude_self and len(key_views) * group != len(query_views):
             raise ValueError("exclude_self needs the queries to be the keys (one group of parts per key)")
@@ -534,7 +561,13 @@ class CopyDetector:
                 overlap = (torch.minimum(own[:, None, None], key_lengths[None, :, None] - lags)
                            - torch.clamp(-lags, min=0)).float()  # [halves, K, lags]
                 needed = (own.float() * 0.5).clamp_min(1)[:, None, None]
-                score = torch.where(overlap >= needed, corr, -float("inf")).max(dim=-1).values
+                if self.shortlist_cosine:
+                    corr = corr / self._window_norms(stack[start : start + 2 * chunk], own, key_prefix,
+                                                     key_lengths, lags)
+                    weight = own.float()[:, None, None]  # each half's cosine counts by its frames
+                else:
+                    weight = torch.ones(1)
+                score = torch.where(overlap >= needed, corr * weight, -float("inf")).max(dim=-1).values
                 score = (score[0::2] + score[1::2]) / (own[0::2] + own[1::2]).float()[:, None]
                 rows = slice(start // 2, start // 2 + score.shape[0])
                 best[rows] = torch.maximum(best[rows], score)
@@ -543,6 +576,19 @@ class CopyDetector:
             rows = torch.arange(len(query_views))
             best[rows, rows // group] = -float("inf")
         return [row.numpy() for row in torch.topk(best, count, dim=1).indices]
+
+    @staticmethod
+    def _window_norms(halves: torch.Tensor, lengths: torch.Tensor, key_prefix: torch.Tensor,
+                      key_lengths: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+        """`[halves, K, lags]`: norm of each query piece times the norm of the key frames it lies on
+        at each lag (the part of the key inside it), so that the correlation becomes a cosine."""
+        low = lags.clamp_min(0)[None, None]  # first key frame the piece reaches
+        high = torch.minimum(lags[None, None] + lengths[:, None, None], key_lengths[None, :, None])
+        high = torch.maximum(high, low)  # [halves, K, lags]
+        prefix = key_prefix[None].expand(len(lengths), -1, -1)
+        key_energy = prefix.gather(2, high) - prefix.gather(2, low.expand_as(high))
+        query_energy = (halves.double() ** 2).sum((1, 2))[:, None, None]
+        return (query_energy * key_energy).clamp_min(1e-12).sqrt().float()
 
     def _align(self, query: dict[str, torch.Tensor], keys: list[dict[str, torch.Tensor]]) -> dict:
         """Lag x semitone x tempo search of one query against a few keys: every variant by FFT
@@ -600,7 +646,7 @@ class CopyDetector:
                 best = {"score": score, "position": k, "semitones": float(shift), "tempo_ratio": float(ratio),
                         "lag": lag}
         ranked.sort(key=lambda row: -row[0])
-        best["ranked"] = ranked[: max(1, self.verify_candidates)]
+        best["ranked"] = ranked
         key = keys[best["position"]]
         key_frames = key["spectral"].shape[-1]
         offset_frames = best.pop("lag") % key_frames

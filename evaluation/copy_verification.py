@@ -35,6 +35,27 @@ from scipy import signal
 from music.stretch import pitch_shift, time_stretch
 
 COARSE = 4  # fine frames pooled for the first, every-lag pass of the alignment
+SEGMENT_FRAMES = 64  # fine frames (0.5 s at 8 ms) per segment of the residual's time profile
+STEADY_FLOOR_DB = 40.0  # segments more than this below the loudest are left out of the steady SNR
+
+
+def steady_snr_db(segments: np.ndarray | None, whole_db: float) -> float:
+    """The steady residual SNR (dB, reported beside the whole clip's, not decided on): the median
+    over 0.5 s segments of each segment's residual SNR (segments within `STEADY_FLOOR_DB` of the
+    loudest), never above the whole clip's `whole_db`. A copy leaves the same residual throughout
+    (what was added to it: 15 dB noise leaves ~15 dB in every segment); a clip that shares one
+    stretch (a loud hit, a note) with a training clip and nothing else is explained there only, so
+    its whole-clip SNR (energy-weighted) can be high while the median segment's is ~0 dB. A sparse
+    clip under noise scores low too (its quiet segments are mostly noise): measured in the README.
+    `segments`: `[segments, 2]` dB (query energy, residual energy), as `residual_snr_db` returns."""
+    if segments is None:
+        return float(whole_db)
+    rows = np.asarray(segments, dtype=np.float64)
+    rows = rows[np.isfinite(rows[:, 0])] if rows.ndim == 2 and len(rows) else np.zeros((0, 2))
+    if len(rows) == 0:
+        return float(whole_db)
+    rows = rows[rows[:, 0] >= rows[:, 0].max() - STEADY_FLOOR_DB]
+    return float(min(whole_db, np.median(rows[:, 0] - rows[:, 1])))
 
 
 class CopyVerifier:
@@ -124,22 +145,31 @@ class CopyVerifier:
         period = max(1, round(len(key) / self.hop_length))  # lags past one period repeat
         key_mag = self.magnitude(tiled)[:, : q_frames + period]
         magnitude_snr, layouts = self._best_alignment(q_mag, key_mag, period)
-        fits = self._waveform_snr(query, tiled, layouts)
-        return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits}
+        fits, segments = self._waveform_snr(query, tiled, layouts)
+        return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits, "segments": segments,
+                "steady": steady_snr_db(segments, fits[self.filter_taps])}
 
     def _waveform_snr(self, query: np.ndarray, tiled: np.ndarray,
-                      layouts: list[list[tuple[int, int]]]) -> dict[int, float]:
+                      layouts: list[list[tuple[int, int]]]) -> tuple[dict[int, float], np.ndarray]:
         """Best residual SNR (dB) of the complex STFT of `query` against `tiled` (the key, tiled) over
         `layouts`, for each fit in `self.fits` (`{taps: dB}`; 0 taps: one complex gain per bin).
         Each layout is a list of pieces `(first frame, end frame)`; each piece is placed at its own
         best lag by cross-correlating its samples with the whole tiled key (an exact copy's peak is
         its lag, even where the magnitudes of a repetitive loop line up one beat off too), then
-        fitted by a filter of the key."""
+        fitted by a filter of the key.
+
+        Also returns `[segments, 2]`: the query's energy and the decision fit's residual energy (dB)
+        in each `SEGMENT_FRAMES` stretch of the best layout (NaN where no piece counts), so that a
+        copy's residual can be told from audio shared in a few places (where a copy leaves the same
+        residual throughout)."""
         hop, length = self.hop_length, len(query)
         spec_q = self._complex(query)
         best = dict.fromkeys(self.fits, 0.0)
+        frames = spec_q.shape[-1]
+        best_segments = self._segments(np.zeros(frames), np.zeros(frames))
         for pieces in layouts:
             total, explained = 0.0, dict.fromkeys(self.fits, 0.0)
+            own_frames, residual_frames = np.zeros(frames), np.zeros(frames)
             for first, end in pieces:
                 a, b = first * hop, min(length, end * hop)
                 if b - a < hop:
@@ -155,11 +185,40 @@ class CopyVerifier:
                 for taps in self.fits:
                     explained[taps] += self._explained(cross, power, own, taps)
                 total += float(own.sum())
+                response = self._response(cross, power, self.filter_taps)
+                own_frames[first:end] = (piece.abs() ** 2).sum(0).numpy()
+                residual_frames[first:end] = ((piece - response[:, None] * spec_k).abs() ** 2).sum(0).numpy()
             if total > 0:
                 for taps, value in explained.items():
                     snr = float(10 * np.log10(total / max(total - value, 1e-12 * total)))
+                    if snr > best[taps] and taps == self.filter_taps:
+                        best_segments = self._segments(own_frames, residual_frames)
                     best[taps] = max(best[taps], snr)
-        return best
+        return best, best_segments
+
+    @staticmethod
+    def _segments(own: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """Per-frame energies -> `[segments, 2]` dB (query, residual) over `SEGMENT_FRAMES` frames."""
+        count = max(1, len(own) // SEGMENT_FRAMES)
+        cut = count * SEGMENT_FRAMES
+        own_sum = own[:cut].reshape(count, -1).sum(1)
+        residual_sum = residual[:cut].reshape(count, -1).sum(1)
+        with np.errstate(divide="ignore"):
+            out = np.stack([10 * np.log10(own_sum), 10 * np.log10(np.maximum(residual_sum, 1e-12 * own_sum))], 1)
+        out[own_sum <= 0] = np.nan
+        return out
+
+    def _response(self, cross: torch.Tensor, power: torch.Tensor, taps: int) -> torch.Tensor:
+        """`[bins]` complex frequency response of the least-squares fit (see `_explained`)."""
+        if taps == 0:
+            return cross / power.clamp_min(1e-12)
+        bins = torch.arange(len(cross), dtype=torch.float64)
+        delays = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+        basis = torch.exp(-2j * np.pi * bins[:, None] * delays[None] / self.n_fft)  # [bins, taps]
+        normal = (basis.conj().T @ (power[:, None] * basis)).real
+        rhs = (basis.conj().T @ cross).real
+        normal = normal + 1e-9 * normal.diagonal().mean().clamp_min(1e-30) * torch.eye(taps, dtype=torch.float64)
+        return basis @ torch.linalg.solve(normal, rhs).to(torch.complex128)
 
     def _explained(self, cross: torch.Tensor, power: torch.Tensor, own: torch.Tensor, taps: int) -> float:
         """Query energy (summed over the piece) that the key explains through the least-squares filter.

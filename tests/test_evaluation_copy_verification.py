@@ -10,7 +10,7 @@ import pytest
 from scipy import signal
 
 from evaluation.copy_detection import CopyDetector
-from evaluation.copy_verification import CopyVerifier
+from evaluation.copy_verification import CopyVerifier, steady_snr_db
 from evaluation.memorization import calibrate_thresholds, flag_copies
 
 SR = 16000
@@ -82,6 +82,32 @@ def test_a_near_twin_is_other_audio_although_its_magnitudes_match(clips):
     assert twin_snr["magnitude"] > noise_snr["magnitude"] - 6, (twin_snr, noise_snr)
 
 
+def test_audio_shared_in_one_stretch_is_not_a_steady_residual(clips):
+    # a clip whose first 1.5 s are the training clip's (12 dB louder) and the rest other audio: the
+    # shared stretch dominates the whole clip's energy, so its whole-clip SNR is as high as a noisy
+    # copy's, but the other segments are unexplained; a copy under 15 dB noise leaves ~15 dB in
+    # every segment
+    source, _, copies = clips
+    verifier = CopyVerifier()
+    window = source[SR // 3 : SR // 3 + 4 * SR]
+    shared = loop(kit(9), 11)[: 4 * SR].copy()
+    shared[: int(1.5 * SR)] = 4 * window[: int(1.5 * SR)]
+    partly = verifier.residual_snr_db(shared, source)
+    noisy = verifier.residual_snr_db(copies["noise"], source)
+    assert partly["waveform"] > 8, partly["waveform"]  # the whole clip's SNR barely tells it from a copy
+    assert partly["steady"] < 3, partly["steady"]
+    assert noisy["steady"] == pytest.approx(15.0, abs=2.5), noisy["steady"]
+    assert noisy["steady"] <= noisy["waveform"]
+
+
+def test_steady_snr_is_the_median_segment_and_never_above_the_whole_clip():
+    segments = np.array([[40.0, 25.0], [40.0, 10.0], [41.0, 11.0], [-30.0, -90.0], [np.nan, np.nan]])
+    # the -30 dB segment is more than 40 dB under the loudest: left out; median of 15, 30, 30 dB
+    assert steady_snr_db(segments, 50.0) == pytest.approx(30.0)
+    assert steady_snr_db(segments, 20.0) == pytest.approx(20.0)
+    assert steady_snr_db(None, 12.0) == 12.0
+
+
 def test_the_transform_is_undone_before_the_residual():
     sounds = kit(5)
     source = loop(sounds, 6, seconds=6.0)
@@ -116,6 +142,7 @@ def test_verification_flags_copies_that_the_copy_score_cannot_tell_from_twins():
     # the decision's fit (33 taps) and the comparison's (per bin) both kept, each with its clip
     assert set(found.residual_by_fit) == {33, 0}
     assert np.array_equal(found.residual_by_fit[33], found.residual_snr_db)
+    assert np.all(found.steady_residual_snr_db <= found.residual_snr_db)  # reported beside it
     assert list(found.verified_index_by_fit[0]) == [1, 4, 6]
     assert np.all(found.residual_snr_db > thresholds["residual_snr_db"]), (found.residual_snr_db, thresholds)
     assert np.all(flag_copies(found, thresholds))
