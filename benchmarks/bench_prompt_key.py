@@ -30,7 +30,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clip
-from evaluation.control import METADATA_FILE, control_accuracy, key_confusion, share
+from evaluation.control import METADATA_FILE, control_accuracy, key_confusion, read_rows, share
 from music.key import Key, all_keys, key_correlations, key_from_prompt, mean_chroma, parse_key
 from studio.generation import apply_key
 from studio.progress import Notes
@@ -45,7 +45,7 @@ def profile_key(audio: np.ndarray, sample_rate: int) -> Key:
 def shift_folder(folder: Path, out: Path) -> list[dict]:
     """Every clip of `folder` whose prompt names a key, through the studio's key step, written to `out`
     (FLAC, same names) with a `metadata.jsonl`; one row per clip of what was done."""
-    rows = [json.loads(line) for line in (folder / METADATA_FILE).read_text().splitlines() if line.strip()]
+    rows = read_rows(folder)
     out.mkdir(parents=True, exist_ok=True)
     done, kept = [], []
     for row in tqdm(rows, desc="key from the prompt"):
@@ -73,7 +73,7 @@ def judge_share(rows: list[dict], field: str) -> dict:
 
 def judge_real(folder: Path, labels: dict[str, str]) -> dict:
     """The judge's accuracy on real clips against their caption's key (its reliability)."""
-    rows = [json.loads(line) for line in (folder / METADATA_FILE).read_text().splitlines() if line.strip()]
+    rows = read_rows(folder)
     judged = []
     for row in tqdm(rows, desc="judge on real clips"):
         asked = key_from_prompt(str(row.get("text", "")))

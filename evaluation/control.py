@@ -71,7 +71,8 @@ def share(successes: int, total: int) -> dict:
             "ci_low": None if math.isnan(low) else low, "ci_high": None if math.isnan(high) else high}
 
 
-def _read_rows(folder: Path) -> list[dict]:
+def read_rows(folder: Path) -> list[dict]:
+    """The rows of `folder`'s metadata.jsonl; `FileNotFoundError` without one, `ValueError` naming a bad line."""
     path = folder / METADATA_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {METADATA_FILE} in {folder}")
@@ -104,7 +105,7 @@ def control_accuracy(folder: str | Path, tolerance: float = CONTROL_TOLERANCE, p
     if not 0 < tolerance < 0.5:
         raise ValueError(f"tolerance must be in (0, 0.5) (relative), got {tolerance}")
     folder = Path(folder)
-    rows = _read_rows(folder)
+    rows = read_rows(folder)
     per_clip, skipped = [], []
     for row in tqdm(rows, desc="control", disable=not progress):
         text = str(row.get("text", ""))

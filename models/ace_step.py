@@ -12,8 +12,8 @@ import torch
 from diffusers import AceStepPipeline
 
 from models.device import pick_device, pick_dtype
-from models.generator import Capabilities, GenerationRequest, GenerationResult, ProgressCallback, check_mode
-from models.stable_audio_3 import load_hub_pipeline, regions_to_regenerate
+from models.generator import Capabilities, GenerationRequest, GenerationResult, check_mode
+from models.stable_audio_3 import load_hub_pipeline, regions_to_regenerate, step_end_progress
 from music.audio import prepare_audio_channels
 from music.spectrogram import mel_image
 from music.tempo import BPM_RANGE
@@ -107,7 +107,7 @@ class AceStepBackend:
         common = {"prompt": [request.prompt or ""] * request.num_outputs, "lyrics": "", "audio_duration": duration,
                   "num_inference_steps": steps, "guidance_scale": guidance,
                   "generator": request.generator, "bpm": None if request.bpm is None else round(request.bpm),
-                  "callback_on_step_end": _progress(request.progress_callback, steps)}
+                  "callback_on_step_end": step_end_progress(request.progress_callback, steps)}
         settings = {"backend": self.name, "steps": steps, "prompt": request.prompt, "bpm": common["bpm"],
                     "duration_s": num_samples / self.sample_rate}
         if waveform is None:
@@ -138,18 +138,6 @@ class AceStepBackend:
         audios = np.clip(np.pad(audios, ((0, 0), (0, 0), (0, num_samples - audios.shape[-1]))), -1, 1)
         return GenerationResult(audios=audios.astype(np.float32), sample_rate=self.sample_rate,
                                 images=[mel_image(item, self.sample_rate) for item in audios], settings=settings)
-
-
-def _progress(progress_callback: ProgressCallback | None, steps: int):
-    """A diffusers `callback_on_step_end` that reports `(steps_done, steps)`."""
-    if progress_callback is None:
-        return None
-
-    def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        progress_callback(step + 1, steps)
-        return {}
-
-    return on_step_end
 
 
 __all__ = ["DEFAULT_MODEL_ID", "AceStepBackend"]

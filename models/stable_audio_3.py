@@ -147,7 +147,7 @@ class StableAudio3Backend:
         # 3. Generate with the pipeline for the mode
         common = {"prompt": request.prompt or "", "duration": duration, "num_inference_steps": steps,
                   "num_waveforms_per_prompt": request.num_outputs, "generator": request.generator,
-                  "callback_on_step_end": _progress(request.progress_callback, steps)}
+                  "callback_on_step_end": step_end_progress(request.progress_callback, steps)}
         settings = {"backend": self.name, "steps": steps, "prompt": request.prompt,
                     "duration_s": num_samples / self.sample_rate}
         if waveform is None:
@@ -196,7 +196,7 @@ def regions_to_regenerate(
     return [(start, end) for start, end in gaps if end > start]
 
 
-def _progress(progress_callback: ProgressCallback | None, steps: int):
+def step_end_progress(progress_callback: ProgressCallback | None, steps: int):
     """A diffusers `callback_on_step_end` that reports `(steps_done, steps)`."""
     if progress_callback is None:
         return None

@@ -30,7 +30,7 @@ from studio.generation import (
     tempo_note,
 )
 from studio.progress import Feedback, Notes, StepReporter, start_job
-from studio.requests import PROMPT_KEY, LoopsRequest, check_key
+from studio.requests import LoopsRequest, check_key, takes_key_from_prompt
 from studio.results import Output, Result, plural, status_text
 from studio.take_gate import GateRun, failure_warning, gate_line, regenerated_summary
 
@@ -89,7 +89,7 @@ def plan_loops(workspace: Workspace, request: LoopsRequest, choice: ModelChoice,
     if capabilities.reference_bpm:
         seconds = whole_bars_seconds(seconds, tempo, capabilities.sample_rate)
     key = check_key(request.target_key, prompt if capabilities.text else "")
-    key_from_prompt = key is not None and request.target_key in ("", None, PROMPT_KEY)
+    key_from_prompt = key is not None and takes_key_from_prompt(request.target_key)
     return LoopPlan(choice, model, steps, scheduler, scheduler_used, prompt, asked, tempo, seconds, key,
                     key_from_prompt, request.export, request.repeats)
 

@@ -96,10 +96,15 @@ def export_settings(rate: object = "model rate", channels: object = "as generate
     return ExportSettings(sample_rate, count, str(file_format or DEFAULT_FORMAT)).check()
 
 
+def takes_key_from_prompt(target_key: object) -> bool:
+    """Whether the Key control is left at "from the prompt" (or "", the default)."""
+    return target_key in (None, "", PROMPT_KEY)
+
+
 def check_key(target_key: object, prompt: str = "") -> Key | None:
     """The key to shift to, or `ValueError`: the Key control's key; with "from the prompt" (or "", the
     default) the key `prompt` names, if any (`music.key.key_from_prompt`); None: keep the generated key."""
-    if target_key in (None, "", PROMPT_KEY):
+    if takes_key_from_prompt(target_key):
         return key_from_prompt(prompt)
     if target_key == NO_KEY:
         return None
@@ -145,7 +150,7 @@ class KeyAndExport:
     @property
     def key_named_in_prompt(self) -> bool:
         """Whether `key` is the one the prompt names (the Key control left at "from the prompt")."""
-        return self.target_key in (None, "", PROMPT_KEY) and self.key is not None
+        return takes_key_from_prompt(self.target_key) and self.key is not None
 
     @property
     def export(self) -> ExportSettings:

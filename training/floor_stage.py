@@ -22,8 +22,6 @@ floors differ (a chorale sustains where drums fall silent), which one set of thr
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +37,7 @@ from models.pipeline_base import WindowCall
 from music.audio import prepare_audio
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.take_quality import floor_between_hits
-from training.quality_gate import real_clips
+from training.quality_gate import add_calibration_arguments, real_clips, run_calibration
 
 # A band's loud level in a clip: this percentile of its level over the clip's frames.
 LOUD_PERCENTILE = 90.0
@@ -214,12 +212,7 @@ def calibrate_floor_stage(checkpoint: str | Path, corpus: str | Path | None = No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, 
-                        help=f"checkpoint folder to calibrate ({FLOOR_FILE} is written into it)")
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="corpus folder with valid/ and test/ splits (default: the checkpoint's splits.json)")
-    parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
-                        help="seconds of each real clip measured, from its start (the app's take length)")
+    add_calibration_arguments(parser, FLOOR_FILE)
     parser.add_argument("--num-generated", type=int, default=DEFAULT_GENERATED,
                         help="windows the checkpoint generates to find its own floor (8 to 1024)")
     parser.add_argument("--num-real", type=int, default=DEFAULT_REAL,
@@ -231,24 +224,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="expansion ratio below a band threshold, 1 to 100 (dB of cut per dB under it: ratio - 1)")
     parser.add_argument("--max-cut-db", type=float, default=FloorStage.max_cut_db,
                         help="the most the stage cuts any bin, dB (0 to 120)")
-    parser.add_argument("--dry-run", action="store_true", help=f"print the stage, do not write {FLOOR_FILE}")
     args = parser.parse_args(argv)
-    try:
-        if not args.checkpoint.is_dir():
-            raise ValueError(f"{args.checkpoint} is not a checkpoint folder.")
-        if args.seconds <= 0 or not 8 <= args.num_generated <= 1024 or not 20 <= args.num_real <= 10000:
-            raise ValueError(f"--seconds must be above 0, --num-generated in [8, 1024] and --num-real in [20, 10000], "
-                             f"got {args.seconds:g}, {args.num_generated} and {args.num_real}.")
+
+    def calibrate() -> FloorStage:
+        if not 8 <= args.num_generated <= 1024 or not 20 <= args.num_real <= 10000:
+            raise ValueError(f"--num-generated must be in [8, 1024] and --num-real in [20, 10000], got "
+                             f"{args.num_generated} and {args.num_real}.")
         template = FloorStage(thresholds_db=[0.0], ratio=args.ratio, max_cut_db=args.max_cut_db)
-        stage = calibrate_floor_stage(args.checkpoint, args.corpus, args.seconds, args.num_generated, args.num_real,
-                                      args.steps, args.seed, template, save=not args.dry_run)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(stage.to_dict(), indent=1))
-    if not args.dry_run:
-        print(f"wrote {args.checkpoint / FLOOR_FILE}", file=sys.stderr)
-    return 0
+        return calibrate_floor_stage(args.checkpoint, args.corpus, args.seconds, args.num_generated, args.num_real,
+                                     args.steps, args.seed, template, save=not args.dry_run)
+
+    return run_calibration(args, calibrate, FLOOR_FILE)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -126,31 +127,50 @@ def calibrate_checkpoint(checkpoint: str | Path, corpus: str | Path | None = Non
     return gate
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="checkpoint folder to calibrate (the gate is written into it)")
+def add_calibration_arguments(parser: argparse.ArgumentParser, file_name: str) -> None:
+    """The arguments every calibration command shares: the checkpoint, its corpus, the seconds measured of
+    each real clip and `--dry-run` (`file_name`: what the command writes into the checkpoint)."""
+    parser.add_argument("checkpoint", type=Path,
+                        help=f"checkpoint folder to calibrate ({file_name} is written into it)")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="corpus folder with valid/ and test/ splits (default: the checkpoint's splits.json)")
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
                         help="seconds of each real clip measured, from its start (the app's take length)")
-    parser.add_argument("--target", type=float, default=TARGET_FLAG_RATE,
-                        help="most share of real valid clips of a kind the gate may flag (0..0.5)")
-    parser.add_argument("--dry-run", action="store_true", help=f"print the gate, do not write {GATE_FILE}")
-    args = parser.parse_args(argv)
+    parser.add_argument("--dry-run", action="store_true", help=f"print the result, do not write {file_name}")
+
+
+def run_calibration(args: argparse.Namespace, calibrate: Callable[[], Any], file_name: str) -> int:
+    """Run a calibration command: `calibrate()` returns what it made (with `to_dict`), printed as JSON.
+    A bad checkpoint folder, `--seconds` or any `ValueError` it raises is one line on stderr and exit
+    status 2, never a traceback."""
     try:
         if not args.checkpoint.is_dir():
             raise ValueError(f"{args.checkpoint} is not a checkpoint folder.")
-        if not 0.0 < args.target <= 0.5 or args.seconds <= 0:
-            raise ValueError(f"--target must be in (0, 0.5] and --seconds above 0, got {args.target:g} and "
-                             f"{args.seconds:g}.")
-        gate = calibrate_checkpoint(args.checkpoint, args.corpus, args.seconds, args.target, save=not args.dry_run)
+        if args.seconds <= 0:
+            raise ValueError(f"--seconds must be above 0, got {args.seconds:g}.")
+        result = calibrate()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(gate.to_dict(), indent=1))
+    print(json.dumps(result.to_dict(), indent=1))
     if not args.dry_run:
-        print(f"wrote {args.checkpoint / GATE_FILE}", file=sys.stderr)
+        print(f"wrote {args.checkpoint / file_name}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_calibration_arguments(parser, GATE_FILE)
+    parser.add_argument("--target", type=float, default=TARGET_FLAG_RATE,
+                        help="most share of real valid clips of a kind the gate may flag (0..0.5)")
+    args = parser.parse_args(argv)
+
+    def calibrate() -> QualityGate:
+        if not 0.0 < args.target <= 0.5:
+            raise ValueError(f"--target must be in (0, 0.5], got {args.target:g}.")
+        return calibrate_checkpoint(args.checkpoint, args.corpus, args.seconds, args.target, save=not args.dry_run)
+
+    return run_calibration(args, calibrate, GATE_FILE)
 
 
 if __name__ == "__main__":
