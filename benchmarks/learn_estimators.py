@@ -108,8 +108,10 @@ def tempo_hits(data: dict[str, np.ndarray], scores: np.ndarray, tempi: list[list
     return {**shares, "all": float(np.mean(everything))}
 
 
-def fit_tempo(features: np.ndarray, right: np.ndarray, hidden: tuple[int, ...], l2: float) -> dict[str, np.ndarray]:
-    """The candidate model as `music.tempo.candidate_scores` reads it: standardisation, then the layers."""
+def fit_tempo(features: np.ndarray, right: np.ndarray, hidden: tuple[int, ...], l2: float,
+              seed: int = 0) -> dict[str, np.ndarray]:
+    """The candidate model as `music.tempo.candidate_scores` reads it: standardisation, then the layers
+    (`seed`: the network's initialisation and batch order)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
@@ -121,16 +123,44 @@ def fit_tempo(features: np.ndarray, right: np.ndarray, hidden: tuple[int, ...], 
     if not hidden:
         model = LogisticRegression(C=1.0 / l2, max_iter=5000).fit(standard, right)
         return {"mean": mean, "scale": scale, "weights0": model.coef_.T, "bias0": model.intercept_}
-    model = MLPClassifier(hidden_layer_sizes=hidden, alpha=l2, max_iter=2000, random_state=0).fit(standard, right)
+    model = MLPClassifier(hidden_layer_sizes=hidden, alpha=l2, max_iter=2000, random_state=seed).fit(standard, right)
     layers = {}
     for number, (weights, bias) in enumerate(zip(model.coefs_, model.intercepts_)):
         layers[f"weights{number}"], layers[f"bias{number}"] = weights, bias
     return {"mean": mean, "scale": scale, **layers}
 
 
-def learn_tempo(cache: Path, out: Path) -> None:
+def extra_tempo_rows(cache: Path, prefixes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    """(candidate features, right, clip count) of the extra training caches `cache/PREFIX*.npz` (e.g. a second
+    corpus build's fresh clips, `estimator_features --exclude-groups`); exits with a hint when one is missing."""
+    features, right, clips = [], [], 0
+    for prefix in prefixes:
+        files = sorted(cache.glob(f"{prefix}*.npz"))
+        if not files:
+            print(f"error: no extra feature cache {cache}/{prefix}*.npz; run `python -m benchmarks.estimator_features "
+                  f"SPLIT --corpus OTHER_CORPUS --exclude-groups data/corpus/corpus.jsonl --out {cache}/{prefix}-...`",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        for file in files:  # one part at a time: parts may come from different splits and frame lengths
+            with np.load(file) as part:
+                x, y, _, indices = tempo_dataset({name: part[name] for name in part.files})
+            if len(indices):
+                features.append(x)
+                right.append(y)
+                clips += len(indices)
+    if not features:
+        return np.zeros((0, 0)), np.zeros(0, dtype=bool), 0
+    return np.concatenate(features), np.concatenate(right), clips
+
+
+def learn_tempo(cache: Path, out: Path, extra: tuple[str, ...] = ()) -> None:
     train, valid = load_cache(cache, "train"), load_cache(cache, "valid")
     x_train, y_train, _, _ = tempo_dataset(train)
+    extra_clips = 0
+    if extra:
+        x_extra, y_extra, extra_clips = extra_tempo_rows(cache, extra)
+        if extra_clips:
+            x_train, y_train = np.concatenate([x_train, x_extra]), np.concatenate([y_train, y_extra])
     x_valid, y_valid, tempi, clips = tempo_dataset(valid)
     results = {}
     for hidden in TEMPO_HIDDEN:
@@ -141,11 +171,12 @@ def learn_tempo(cache: Path, out: Path) -> None:
                   ", ".join(f"{name} {share:.1%}" for name, share in results[(hidden, l2)].items()))
     hidden, l2 = max(results, key=lambda choice: results[choice]["all"])
     model = fit_tempo(np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), hidden, l2)
+    extra_note = f" + {', '.join(extra)} ({extra_clips} clips)" if extra else ""
     out.write_text(json.dumps({
         **{name: np.round(value, 5).tolist() for name, value in model.items()},
-        "learned_on": f"data/corpus train ({len(set(train['file_name']))} clips) + valid ({len(clips)}), hidden "
-                      f"{list(hidden)}, L2 {l2:g} (chosen on valid: {results[(hidden, l2)]['all']:.1%} within 3% "
-                      "with train only)",
+        "learned_on": f"data/corpus train ({len(set(train['file_name']))} clips){extra_note} + valid ({len(clips)}), "
+                      f"hidden {list(hidden)}, L2 {l2:g} (chosen on valid: {results[(hidden, l2)]['all']:.1%} within "
+                      f"3% with train{' and extra' if extra else ''} only)",
     }) + "\n")
     print(f"wrote {out}")
 
@@ -170,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"key: hidden sizes to choose from on valid (default {' '.join(map(str, HIDDEN))})")
     parser.add_argument("--epochs", type=int, nargs="+", default=list(EPOCHS),
                         help=f"key: epoch counts to choose from on valid (default {' '.join(map(str, EPOCHS))})")
+    parser.add_argument("--extra-train", nargs="+", default=[], metavar="PREFIX",
+                        help="tempo: also learn from the feature caches --cache/PREFIX*.npz (e.g. seed1: a second "
+                             "corpus build's clips whose group the corpus does not hold, cached with "
+                             "`estimator_features --exclude-groups`); valid still chooses; never test")
     args = parser.parse_args(argv)
     if args.what == "key":
         if not args.chorale_labels.is_file():
@@ -179,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         learn_key_model(args.cache, args.out or Path("music/key_model.npz"), args.chorale_labels,
                         args.train_chorale_labels == "excerpt", tuple(args.hidden), tuple(args.epochs))
     else:
-        learn_tempo(args.cache, args.out or Path("music/tempo_model.json"))
+        learn_tempo(args.cache, args.out or Path("music/tempo_model.json"), tuple(args.extra_train))
     return 0
 
 
