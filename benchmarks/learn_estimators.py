@@ -130,6 +130,23 @@ def fit_tempo(features: np.ndarray, right: np.ndarray, hidden: tuple[int, ...], 
     return {"mean": mean, "scale": scale, **layers}
 
 
+def fit_tempo_ensemble(features: np.ndarray, right: np.ndarray, hidden: tuple[int, ...], l2: float,
+                       seeds: int) -> dict[str, np.ndarray]:
+    """`seeds` one-hidden-layer networks (`fit_tempo`, seeds 0 to seeds-1) merged into one whose score is their
+    mean score: the hidden layers side by side, the output weights divided by `seeds`. The estimator reads it
+    as any one-hidden-layer model (`music.tempo.candidate_scores`); with one seed it is `fit_tempo`'s model."""
+    models = [fit_tempo(features, right, hidden, l2, seed) for seed in range(seeds)]
+    if seeds == 1:
+        return models[0]
+    if len(hidden) != 1:
+        raise ValueError(f"an ensemble is merged for one hidden layer only, got hidden {hidden}")
+    return {"mean": models[0]["mean"], "scale": models[0]["scale"],
+            "weights0": np.concatenate([model["weights0"] for model in models], axis=1),
+            "bias0": np.concatenate([model["bias0"] for model in models]),
+            "weights1": np.concatenate([model["weights1"] for model in models]) / seeds,
+            "bias1": np.mean([model["bias1"] for model in models], axis=0)}
+
+
 def extra_tempo_rows(cache: Path, prefixes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, int]:
     """(candidate features, right, clip count) of the extra training caches `cache/PREFIX*.npz` (e.g. a second
     corpus build's fresh clips, `estimator_features --exclude-groups`); exits with a hint when one is missing."""
@@ -153,7 +170,7 @@ def extra_tempo_rows(cache: Path, prefixes: tuple[str, ...]) -> tuple[np.ndarray
     return np.concatenate(features), np.concatenate(right), clips
 
 
-def learn_tempo(cache: Path, out: Path, extra: tuple[str, ...] = ()) -> None:
+def learn_tempo(cache: Path, out: Path, extra: tuple[str, ...] = (), seeds: int = 1) -> None:
     train, valid = load_cache(cache, "train"), load_cache(cache, "valid")
     x_train, y_train, _, _ = tempo_dataset(train)
     extra_clips = 0
@@ -165,18 +182,20 @@ def learn_tempo(cache: Path, out: Path, extra: tuple[str, ...] = ()) -> None:
     results = {}
     for hidden in TEMPO_HIDDEN:
         for l2 in TEMPO_L2:
-            model = fit_tempo(x_train, y_train, hidden, l2)
+            model = fit_tempo_ensemble(x_train, y_train, hidden, l2, seeds)
             results[(hidden, l2)] = tempo_hits(valid, tempo_module.candidate_scores(x_valid, model), tempi, clips)
             print(f"tempo: hidden {hidden or 'none'} L2 {l2:g}: " +
                   ", ".join(f"{name} {share:.1%}" for name, share in results[(hidden, l2)].items()))
     hidden, l2 = max(results, key=lambda choice: results[choice]["all"])
-    model = fit_tempo(np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), hidden, l2)
+    model = fit_tempo_ensemble(np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), hidden, l2,
+                               seeds)
     extra_note = f" + {', '.join(extra)} ({extra_clips} clips)" if extra else ""
+    seeds_note = f" x {seeds} seeds (mean score)" if seeds > 1 else ""
     out.write_text(json.dumps({
         **{name: np.round(value, 5).tolist() for name, value in model.items()},
         "learned_on": f"data/corpus train ({len(set(train['file_name']))} clips){extra_note} + valid ({len(clips)}), "
-                      f"hidden {list(hidden)}, L2 {l2:g} (chosen on valid: {results[(hidden, l2)]['all']:.1%} within "
-                      f"3% with train{' and extra' if extra else ''} only)",
+                      f"hidden {list(hidden)}{seeds_note}, L2 {l2:g} (chosen on valid: "
+                      f"{results[(hidden, l2)]['all']:.1%} within 3% with train{' and extra' if extra else ''} only)",
     }) + "\n")
     print(f"wrote {out}")
 
@@ -205,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="tempo: also learn from the feature caches --cache/PREFIX*.npz (e.g. seed1: a second "
                              "corpus build's clips whose group the corpus does not hold, cached with "
                              "`estimator_features --exclude-groups`); valid still chooses; never test")
+    parser.add_argument("--tempo-seeds", type=int, default=1,
+                        help="tempo: networks of seeds 0..N-1 per choice, merged into one whose score is their mean "
+                             "(one wider hidden layer, read as any other; default 1)")
     args = parser.parse_args(argv)
+    if args.tempo_seeds < 1:
+        parser.error(f"--tempo-seeds must be at least 1, got {args.tempo_seeds}")
     if args.what == "key":
         if not args.chorale_labels.is_file():
             parser.error(f"no {args.chorale_labels}: run `python -m scripts.chorale_key_check train valid`")
@@ -214,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         learn_key_model(args.cache, args.out or Path("music/key_model.npz"), args.chorale_labels,
                         args.train_chorale_labels == "excerpt", tuple(args.hidden), tuple(args.epochs))
     else:
-        learn_tempo(args.cache, args.out or Path("music/tempo_model.json"), tuple(args.extra_train))
+        learn_tempo(args.cache, args.out or Path("music/tempo_model.json"), tuple(args.extra_train), args.tempo_seeds)
     return 0
 
 

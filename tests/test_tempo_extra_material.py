@@ -78,3 +78,18 @@ def test_help_documents_the_new_flags(capsys):
             main(["--help"])
     text = capsys.readouterr().out
     assert "--exclude-groups" in text and "--subsets" in text and "--no-key" in text and "--extra-train" in text
+
+
+def test_a_merged_ensemble_scores_the_mean_of_its_networks():
+    from music.tempo import candidate_scores
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 6))
+    right = features[:, 0] + 0.3 * rng.normal(size=200) > 0.5
+    merged = learn_estimators.fit_tempo_ensemble(features, right, (4,), 0.1, seeds=3)
+    alone = [learn_estimators.fit_tempo(features, right, (4,), 0.1, seed) for seed in range(3)]
+    assert merged["weights0"].shape == (6, 12)
+    expected = np.mean([candidate_scores(features, model) for model in alone], axis=0)
+    np.testing.assert_allclose(candidate_scores(features, merged), expected, atol=1e-9)
+    with pytest.raises(ValueError, match="one hidden layer"):
+        learn_estimators.fit_tempo_ensemble(features, right, (4, 4), 0.1, seeds=2)
