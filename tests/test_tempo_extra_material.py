@@ -4,6 +4,7 @@ keeps only clips whose `group` the first corpus does not hold (`estimator_featur
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,9 @@ def test_a_merged_ensemble_scores_the_mean_of_its_networks():
     np.testing.assert_allclose(candidate_scores(features, merged), expected, atol=1e-9)
     with pytest.raises(ValueError, match="one hidden layer"):
         learn_estimators.fit_tempo_ensemble(features, right, (4, 4), 0.1, seeds=2)
+
+
+def test_the_shipped_tempo_model_learned_from_both_builds_as_a_merged_ensemble():
+    model = json.loads((Path(__file__).parents[1] / "music" / "tempo_model.json").read_text())
+    assert "seed1" in model["learned_on"] and "3 seeds" in model["learned_on"]
+    assert np.shape(model["weights0"])[1] == 3 * 32 and np.shape(model["weights1"]) == (3 * 32, 1)
