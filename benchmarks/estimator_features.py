@@ -2,6 +2,9 @@
 comparing the estimators' models (`benchmarks.learn_estimators`) does not re-analyse the audio.
 
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train   # writes runs/estimators/train.npz
+    # a second corpus build's fresh clips (extra tempo training rows, `learn_estimators tempo --extra-train seed1`):
+    OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --corpus ../corpus-seed1 --no-key \
+        --exclude-groups data/corpus/corpus.jsonl --out runs/estimators/seed1-train.npz
 
 Per clip (read at its own rate, mixed to mono): the shipped grid estimate without the learned
 candidate choice (BPM, pulse clarity) and the rest of its `music.tempo.TempoAnalysis` (the four
@@ -119,7 +122,7 @@ def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels
 def main(argv: list[str] | None = None) -> int:
     parser = split_parser(__doc__.split("\n\n")[0], "npz file to write (default runs/estimators/SPLIT[-i-of-n].npz)")
     parser.add_argument("--no-key", action="store_true",
-                        help="skip the key chroma (zeros instead; about a third faster) for a tempo-only cache")
+                        help="skip the key's constant-Q chroma (cached as zeros) for a tempo-only cache")
     args = parser.parse_args(argv)
     folder, rows, out = split_rows(parser, args, ("bpm", "key"))
     columns: dict[str, list] = {}

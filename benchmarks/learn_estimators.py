@@ -7,6 +7,7 @@
     OMP_NUM_THREADS=1 python -m benchmarks.key_features valid
     python -m benchmarks.learn_estimators key     # writes music/key_model.npz
     python -m benchmarks.learn_estimators tempo   # writes music/tempo_model.json
+    python -m benchmarks.learn_estimators tempo --extra-train seed1 --tempo-seeds 3   # as shipped (issue 23)
 
 Both learn on the cached features of the train split (`runs/estimators/train*.npz`, any parts) and choose
 their regularisation on the valid split (`runs/estimators/valid*.npz`), then refit on train and valid
