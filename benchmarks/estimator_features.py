@@ -2,6 +2,9 @@
 comparing the estimators' models (`benchmarks.learn_estimators`) does not re-analyse the audio.
 
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train   # writes runs/estimators/train.npz
+    # a second corpus build's fresh clips (extra tempo training rows, `learn_estimators tempo --extra-train seed1`):
+    OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --corpus ../corpus-seed1 --no-key \
+        --exclude-groups data/corpus/corpus.jsonl --out runs/estimators/seed1-train.npz
 
 Per clip (read at its own rate, mixed to mono): the shipped grid estimate without the learned
 candidate choice (BPM, pulse clarity) and the rest of its `music.tempo.TempoAnalysis` (the four
@@ -71,7 +74,19 @@ def split_parser(description: str, out_help: str) -> argparse.ArgumentParser:
     parser.add_argument("--part", type=str, default="0/1",
                         help="i/n: only every n-th clip from the i-th (to run n processes; default 0/1, all)")
     parser.add_argument("--out", type=Path, default=None, help=out_help)
+    parser.add_argument("--exclude-groups", type=Path, default=None, metavar="CORPUS_JSONL",
+                        help="leave out every clip whose `group` occurs in this corpus.jsonl (e.g. "
+                             "data/corpus/corpus.jsonl, to keep only a second build's fresh material: its pattern "
+                             "seeds and pieces, not the fixed sources both builds share); default keeps all")
+    parser.add_argument("--subsets", nargs="+", default=None,
+                        help="only clips of these subsets (drums, band, melodic, classical); default all")
     return parser
+
+
+def excluded_groups(corpus_jsonl: Path) -> set[str]:
+    """The `group` values of every row of a corpus.jsonl (the clips another corpus build shares sources with)."""
+    rows = [json.loads(line) for line in corpus_jsonl.read_text().splitlines() if line.strip()]
+    return {str(row["group"]) for row in rows if row.get("group")}
 
 
 def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels: tuple[str, ...],
@@ -90,7 +105,15 @@ def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels
     if not (folder / "metadata.jsonl").is_file():
         parser.error(f"no {folder / 'metadata.jsonl'}: give a split folder of --corpus (train, valid or test)")
     rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-    rows = [row for row in rows if any(row.get(label) for label in labels)][index::count]
+    rows = [row for row in rows if any(row.get(label) for label in labels)]
+    if args.exclude_groups is not None:
+        if not args.exclude_groups.is_file():
+            parser.error(f"--exclude-groups: no file {args.exclude_groups}")
+        shared = excluded_groups(args.exclude_groups)
+        rows = [row for row in rows if str(row.get("group", "")) not in shared]
+    if args.subsets:
+        rows = [row for row in rows if row.get("subset") in args.subsets]
+    rows = rows[index::count]
     out = args.out or Path("runs/estimators") / (prefix + args.split + (f"-{index}-of-{count}" if count > 1 else "")
                                                  + ".npz")
     return folder, rows, out
@@ -98,12 +121,15 @@ def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels
 
 def main(argv: list[str] | None = None) -> int:
     parser = split_parser(__doc__.split("\n\n")[0], "npz file to write (default runs/estimators/SPLIT[-i-of-n].npz)")
+    parser.add_argument("--no-key", action="store_true",
+                        help="skip the key's constant-Q chroma (cached as zeros) for a tempo-only cache")
     args = parser.parse_args(argv)
     folder, rows, out = split_rows(parser, args, ("bpm", "key"))
     columns: dict[str, list] = {}
     for row in tqdm(rows, desc=f"features ({args.split} {args.part})"):
         audio, sample_rate = sf.read(folder / row["file_name"], dtype="float32", always_2d=True)
-        for name, value in clip_features(audio.mean(axis=1), int(sample_rate), bool(row.get("key"))).items():
+        for name, value in clip_features(audio.mean(axis=1), int(sample_rate),
+                                                  bool(row.get("key")) and not args.no_key).items():
             columns.setdefault(name, []).append(value)
     labels = {"file_name": [row["file_name"] for row in rows], "bpm": [float(row.get("bpm") or 0) for row in rows],
               "key": [row.get("key") or "" for row in rows], "subset": [row.get("subset", "") for row in rows],
