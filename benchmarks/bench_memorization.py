@@ -628,9 +628,10 @@ def main() -> None:
         parser.exit(2, f"error: {error}\n")
     out = Path(args.out or f"benchmarks/results/memorization-{args.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.reuse:  # the stored run, decided on its own calibration clips, is the `before` block
+    if args.reuse:  # the stored run, decided on its own calibration clips, is the `before` block (its
+        # per-clip rows are this result's copies, calibration and held_out rows: not stored twice)
         result["before"] = {key: value for key, value in json.loads(Path(args.reuse).read_text()).items()
-                            if key not in ("before", "rescored")}
+                            if key not in ("before", "rescored", "per_clip")}
     elif out.exists():  # the previous detector's result (same command) is kept as the `before` block
         previous = json.loads(out.read_text())
         previous.pop("before", None)
