@@ -147,7 +147,8 @@ def run(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         rows_path = Path(args.extra_rows) if args.extra_rows else None
         rows["extra_calibration"] = extra_calibration_rows(extra_paths, detector, train_features, key_audio,
-                                                           args.seconds, args.seed, rows_path)
+                                                           args.seconds, args.seed, rows_path,
+                                                           (reused or {}).get("per_clip", {}).get("extra_calibration"))
         extra_match = match_from_rows(rows["extra_calibration"], "whole", args.filter_taps)
         extra = {"folders": args.extra_calibration, "fresh_against": args.fresh_against,
                  "limit": args.extra_limit, "clips": len(extra_paths), "per_kind": extra_counts,
@@ -324,18 +325,18 @@ def fresh_files(paths: list[Path], corpus_listing: Path) -> tuple[list[Path], di
 
 
 def extra_calibration_rows(paths: list[Path], detector: CopyDetector, train_features: list[np.ndarray],
-                           key_audio: TrainingAudio, seconds: float, seed: int, rows_path: Path | None) -> list[dict]:
+                           key_audio: TrainingAudio, seconds: float, seed: int, rows_path: Path | None,
+                           known: list[dict] | None = None) -> list[dict]:
     """Per-clip rows (`clip_rows`) of a `seconds` window of each extra calibration file, matched and
     verified like the other held-out clips. Windows come from their own seeded stream (so adding
     extra clips moves no other clip's window). With `rows_path` (JSON lines) rows are appended as
     each chunk of `EXTRA_CHUNK` clips finishes and rows already there (same file, window, detector)
-    are reused: a long run can be stopped and resumed."""
+    are reused: a long run can be stopped and resumed. `known` rows (a stored run's) are reused too."""
     rng = np.random.default_rng([seed, 1])
     version = detector.describe()["version"]
     done = {}
-    if rows_path is not None and rows_path.is_file():
-        for row in read_rows(rows_path):
-            done[(row["file"], row["start_s"], row["detector_version"])] = row
+    for row in [*(known or []), *(read_rows(rows_path) if rows_path is not None and rows_path.is_file() else [])]:
+        done[(row["file"], row["start_s"], row["detector_version"])] = row
     windows = []
     for path in paths:
         wave, _ = load_clips([path], SAMPLE_RATE)
@@ -568,7 +569,7 @@ def main() -> None:
     parser.add_argument("--reuse", default=None, metavar="JSON",
                         help="take the planted copies' and held-out clips' scores from this stored run (it must be "
                              "this command's run of this detector: same settings, folders, seed) instead of "
-                             "matching them again; only --extra-calibration clips are matched")
+                             "matching them again; only --extra-calibration clips it does not hold are matched")
     parser.add_argument("--other", nargs="+", required=True, help="held-out folder(s) the `mix` copies go under")
     parser.add_argument("--sources", type=int, default=30, help="copies per transform family (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of every copy in seconds (default 4)")
