@@ -13,7 +13,17 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.bench_memorization import FAMILIES, evaluate, fresh_files, match_from_rows, select_extra
+from benchmarks.bench_memorization import (
+    FAMILIES,
+    evaluate,
+    extra_calibration_rows,
+    fresh_files,
+    match_from_rows,
+    select_extra,
+    window,
+)
+from evaluation.audio_io import load_clips, write_clip
+from evaluation.copy_detection import CopyDetector
 from evaluation.copy_verification import CopyVerifier
 from music.stretch import pitch_shift, rubberband_available
 from tests.test_evaluation_copy_verification import SR, kit, loop
@@ -23,8 +33,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def corpus(root, rows: list[dict]) -> None:
     """An audiofolder split at `root`: one silent FLAC per row and its metadata.jsonl."""
-    from evaluation.audio_io import write_clip
-
     for row in rows:
         write_clip(root / row["file_name"], np.zeros(SR // 10, dtype=np.float32), SR)
     (root / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -111,3 +119,24 @@ def test_a_pitch_shifted_excerpt_is_verified_by_recutting_before_shifting():
     # another clip is not explained any better by recutting
     assert recut.residual_snr_db(query, other, 1.0)["waveform"] < 3
     assert recut.describe()["recut_shift"] and "recut_shift" not in whole.describe()
+
+
+def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.flac")
+        write_clip(paths[-1], loop(kit(i), i, seconds=5.0), SR)
+    detector = CopyDetector(separate=False)
+    rng = np.random.default_rng([0, 1])  # the extra clips' own window stream
+    known = []
+    for path in paths:
+        _, start = window(load_clips([path], SR)[0][0], 4.0, rng)
+        known.append({"file": str(path), "start_s": round(start, 6), "detector_version": detector.version,
+                      "copy_score": 0.5})
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text(json.dumps(known[0]) + "\n")
+    # no training features: matching anything would raise, so every row must come from `known` / the file
+    out = extra_calibration_rows(paths, detector, [], None, 4.0, 0, rows_file, known[1:])
+    assert [row["file"] for row in out] == [str(p) for p in paths]
+    with pytest.raises(ValueError, match="at least one"):
+        extra_calibration_rows(paths, detector, [], None, 4.0, 0, None, known[1:])
