@@ -22,7 +22,9 @@ unexplained. A true copy leaves a residual near what was added to it (15 dB SNR 
 the same hits a few ms apart, other velocities) leaves most of itself (1-6 dB on the demo corpus),
 although its magnitudes match as closely as a copy's (the magnitude residual is reported too).
 What it cannot verify: a copy whose phases the transform rewrote (a pitch shift by a phase
-vocoder), and a copy under louder other material (the other material is residual).
+vocoder: with `recut_shift` a Rubber Band shift of an excerpt is reproduced by shifting the same
+excerpt, `CopyVerifier._recut_fits`; a model's own transposition is not), and a copy under louder
+other material (the other material is residual).
 """
 
 from __future__ import annotations
