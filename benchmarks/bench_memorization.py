@@ -12,7 +12,13 @@ of each: a `--seconds` window from a random start (`offset`), that window rotate
 Butterworth low-pass at 3 kHz, and mixed 6 dB under a held-out clip of `--other` material.
 Thresholds are set on `--calibration` windows (held-out, never trained on) at `--fpr`; the
 false-positive rate is measured on `--held-out` windows (another held-out split), so it is not
-the rate the thresholds were fitted to. A copy counts as found when it is flagged and the named
+the rate the thresholds were fitted to. `--extra-calibration` adds held-out-like clips to the
+calibration set (another render of the corpus: `--fresh-against` keeps only clips whose source
+material occurs nowhere in the training corpus; their scores are checked against the calibration
+and held-out clips' by Mann-Whitney, overall and per kind); with ~200 clips a 1% union of three
+thresholds sits at each score's calibration maximum. `--reuse` takes the copies' and held-out clips'
+scores from a stored run of the same command and detector, so only the extra clips are matched.
+A copy counts as found when it is flagged and the named
 training clip is its source (or a training file with the same bytes). `--rescore JSON` recomputes a
 stored run's decision from its per-clip rows (on the steady and on the whole-clip residual SNR).
 Results go to benchmarks/results/memorization-NAME.json and a Markdown table to stdout.
@@ -29,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
+from scipy import signal, stats
 from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clips
@@ -37,12 +43,13 @@ from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
 from evaluation.copy_verification import steady_snr_db
 from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies, wilson_interval
-from music.audiofolder import file_sha256, find_audio_files
+from music.audiofolder import file_sha256, find_audio_files, metadata_file, read_rows
 from music.stretch import pitch_shift, time_stretch
 
 CANDIDATES_KEPT = 8  # the alignment's best keys each clip's row keeps (to see where a missed source ranked)
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
 SAMPLE_RATE = 16000
+EXTRA_CHUNK = 10  # extra calibration clips matched (and their rows saved) at a time
 
 
 def audio_files(folders: list[str]) -> list[Path]:
@@ -103,12 +110,14 @@ def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate,
                             filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps),
-                            verify_candidates=args.verify_candidates, shortlist_cosine=not args.shortlist_dot)
+                            verify_candidates=args.verify_candidates, shortlist_cosine=not args.shortlist_dot,
+                            recut_shift=args.recut_shift)
     train_paths = audio_files(args.train)
     same_audio = duplicate_groups(train_paths)
     calibration_paths = audio_files(args.calibration)
     held_out_paths = audio_files(args.held_out)
     other_paths = audio_files(args.other)
+    extra_paths, extra_counts = select_extra(args)
     if args.limit_negatives:
         calibration_paths = list(rng.permutation(calibration_paths)[: args.limit_negatives])
         held_out_paths = list(rng.permutation(held_out_paths)[: args.limit_negatives])
@@ -117,34 +126,44 @@ def run(args: argparse.Namespace) -> dict:
     cache = None if args.no_cache else EmbeddingCache()
     train_features = detector.features_for_files(train_paths, cache, description="train features")
     train_seconds = time.perf_counter() - started
-    # 2. Planted copies and held-out windows
-    queries, truths = [], []
-    others, _ = load_clips(other_paths, SAMPLE_RATE)
-    for family in tqdm(FAMILIES, desc="planting copies", unit="transform"):
-        for source_index in rng.choice(len(train_paths), size=args.sources, replace=False):
-            other = others[int(rng.integers(len(others)))]
-            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
-            clip, truth = plant(family, source[0], other, args.seconds, rng)
-            queries.append(clip)
-            truths.append({**truth, "source": int(source_index)})
-    negatives = {}
-    for name, paths in (("calibration", calibration_paths), ("held_out", held_out_paths)):
-        waves, _ = load_clips(paths, SAMPLE_RATE)
-        negatives[name] = [window(w, args.seconds, rng)[0] for w in waves]
-    # 3. Match everything; time per 100 query clips (features + shortlist + alignment)
     key_audio = TrainingAudio(train_paths, SAMPLE_RATE)
-    started = time.perf_counter()
-    copies = detector.match([detector.features(q) for q in queries], train_features)
-    search_seconds = time.perf_counter() - started
-    if not args.no_verify:
-        copies = detector.verify(queries, copies, key_audio)
-    match_seconds = time.perf_counter() - started
-    base = {}
-    for name, clips in negatives.items():
-        base[name] = detector.match([detector.features(q) for q in clips], train_features)
-        if not args.no_verify:
-            base[name] = detector.verify(clips, base[name], key_audio)
+    reused = stored_run(args, detector) if args.reuse else None
+    if reused is not None:  # the planted copies and held-out clips of a stored run of this detector
+        truths = [{"family": row["family"], "source": row["source"], "semitones": 0.0, "tempo_ratio": 1.0,
+                   "gain_db": 0.0} for row in reused["per_clip"]["copies"]]
+        copies = match_from_rows(reused["per_clip"]["copies"], "whole", args.filter_taps)
+        base = {name: match_from_rows(reused["per_clip"][name], "whole", args.filter_taps)
+                for name in ("calibration", "held_out")}
+        rows = {name: reused["per_clip"][name] for name in ("copies", "calibration", "held_out")}
+        timing = {key: reused[key] for key in ("seconds_per_100_clips", "search_seconds_per_100_clips",
+                                               "verification_seconds_per_100_clips")}
+    else:
+        copies, truths, base, timing = plant_and_match(args, detector, rng, train_paths, train_features, key_audio,
+                                                       calibration_paths, held_out_paths, other_paths)
+        rows = {"copies": clip_rows(copies, truths), **{name: clip_rows(match) for name, match in base.items()}}
+    # 3b. Extra calibration clips (another render of held-out-like material), beside `--calibration`
+    extra = {}
+    if extra_paths:
+        started = time.perf_counter()
+        rows_path = Path(args.extra_rows) if args.extra_rows else None
+        rows["extra_calibration"] = extra_calibration_rows(extra_paths, detector, train_features, key_audio,
+                                                           args.seconds, args.seed, rows_path,
+                                                           (reused or {}).get("per_clip", {}).get("extra_calibration"))
+        extra_match = match_from_rows(rows["extra_calibration"], "whole", args.filter_taps)
+        extra = {"folders": args.extra_calibration, "fresh_against": args.fresh_against,
+                 "limit": args.extra_limit, "clips": len(extra_paths), "per_kind": extra_counts,
+                 "seconds": time.perf_counter() - started,
+                 "matches_calibration": matching_check(base["calibration"], extra_match),
+                 "matches_held_out": matching_check(base["held_out"], extra_match),
+                 "matches_calibration_per_kind": matching_per_kind(rows["calibration"], calibration_paths,
+                                                                   rows["extra_calibration"], extra_paths)}
+        base["calibration"] = match_from_rows(rows["calibration"] + rows["extra_calibration"], "whole",
+                                              args.filter_taps)
     thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr, same_audio)
+    if reused is not None:  # transform estimates are not stored per clip: the stored run's (no threshold in them)
+        for family, row in per_family.items():
+            row.update({key: reused["per_family"][family][key]
+                        for key in ("semitones_right", "tempo_within_2pct", "gain_within_2db", "parts")})
     # the same clips with each other fit of the verification in the residual SNR's place
     fits = {}
     if not args.no_verify:
@@ -168,15 +187,17 @@ def run(args: argparse.Namespace) -> dict:
         "other": args.other, "num_train": len(train_paths), "seconds": args.seconds, "seed": args.seed,
         "target_fpr": args.fpr,
         "thresholds": thresholds,
-        "false_positive_rate": false_positives / len(negatives["held_out"]),
-        "false_positive_ci95": wilson_interval(false_positives, len(negatives["held_out"])),
-        "held_out_clips": len(negatives["held_out"]),
-        "calibration_clips": len(negatives["calibration"]),
+        "false_positive_rate": false_positives / len(flagged_negatives),
+        "false_positives": false_positives,
+        "false_positive_ci95": wilson_interval(false_positives, len(flagged_negatives)),
+        "held_out_clips": len(flagged_negatives),
+        "calibration_clips": len(base["calibration"].score),
+        "extra_calibration": extra,
+        "reused_rows_of": args.reuse,
         "per_family": per_family,
         "other_fits": fits,
         "duplicate_training_files": int(sum(len(group) > 1 for group in same_audio)),
-        "per_clip": {"copies": clip_rows(copies, truths),
-                     **{name: clip_rows(match) for name, match in base.items()}},
+        "per_clip": rows,
         "held_out_score_quantiles": {
             name: {str(q): float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99, 1.0)}
             for name, values in copy_scores(base["held_out"]).items()
@@ -185,14 +206,74 @@ def run(args: argparse.Namespace) -> dict:
             name: {str(q): float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99, 1.0)}
             for name, values in copy_scores(base["calibration"]).items()
         },
-        "seconds_per_100_clips": 100 * match_seconds / len(queries),
-        "search_seconds_per_100_clips": 100 * search_seconds / len(queries),
-        "verification_seconds_per_100_clips": 100 * (match_seconds - search_seconds) / len(queries),
+        **timing,
         "train_feature_seconds": train_seconds,
         "train_features_cached": not args.no_cache,
         "detector": detector.describe(),
         "machine": platform.platform(),
     }
+
+
+def plant_and_match(args, detector, rng, train_paths, train_features, key_audio, calibration_paths, held_out_paths,
+                    other_paths) -> tuple[CopyMatch, list[dict], dict[str, CopyMatch], dict[str, float]]:
+    """Plant the copies, cut the held-out windows, match and verify them all: the copies' match, their
+    truths, `{"calibration", "held_out"}` matches and the time per 100 copies (s)."""
+    # 2. Planted copies and held-out windows
+    queries, truths = [], []
+    others, _ = load_clips(other_paths, SAMPLE_RATE)
+    for family in tqdm(FAMILIES, desc="planting copies", unit="transform"):
+        for source_index in rng.choice(len(train_paths), size=args.sources, replace=False):
+            other = others[int(rng.integers(len(others)))]
+            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
+            clip, truth = plant(family, source[0], other, args.seconds, rng)
+            queries.append(clip)
+            truths.append({**truth, "source": int(source_index)})
+    negatives = {}
+    for name, paths in (("calibration", calibration_paths), ("held_out", held_out_paths)):
+        waves, _ = load_clips(paths, SAMPLE_RATE)
+        negatives[name] = [window(w, args.seconds, rng)[0] for w in waves]
+    # 3. Match everything; time per 100 query clips (features + shortlist + alignment)
+    started = time.perf_counter()
+    copies = detector.match([detector.features(q) for q in queries], train_features)
+    search_seconds = time.perf_counter() - started
+    if not args.no_verify:
+        copies = detector.verify(queries, copies, key_audio)
+    match_seconds = time.perf_counter() - started
+    base = {}
+    for name, clips in negatives.items():
+        base[name] = detector.match([detector.features(q) for q in clips], train_features)
+        if not args.no_verify:
+            base[name] = detector.verify(clips, base[name], key_audio)
+    timing = {"seconds_per_100_clips": 100 * match_seconds / len(queries),
+              "search_seconds_per_100_clips": 100 * search_seconds / len(queries),
+              "verification_seconds_per_100_clips": 100 * (match_seconds - search_seconds) / len(queries)}
+    return copies, truths, base, timing
+
+
+def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:
+    """The `--extra-calibration` files in a seeded random order: fresh ones only (`--fresh-against`),
+    the first `--extra-limit` of them (a smaller limit takes a prefix of a larger one's clips and
+    windows); and per kind, how many there were and how many are fresh."""
+    if not args.extra_calibration:
+        return [], {}
+    paths, counts = audio_files(args.extra_calibration), {}
+    if args.fresh_against:
+        paths, counts = fresh_files(paths, Path(args.fresh_against))
+    order = np.random.default_rng([args.seed, 2]).permutation(len(paths))  # a smaller limit: a prefix
+    paths = [paths[i] for i in order[: args.extra_limit or len(paths)]]
+    return paths, counts
+
+
+def stored_run(args: argparse.Namespace, detector: CopyDetector) -> dict:
+    """The stored run `--reuse` names, refused (ValueError) unless it is this command's run of this
+    detector: same detector settings, training, calibration and held-out folders, seed and length."""
+    stored = json.loads(Path(args.reuse).read_text())
+    wanted = {"detector": detector.describe(), "train": args.train, "calibration": args.calibration,
+              "held_out": args.held_out, "seed": args.seed, "seconds": args.seconds}
+    differs = [key for key, value in wanted.items() if stored.get(key) != value]
+    if differs:
+        raise ValueError(f"--reuse {args.reuse}: its run differs from this command in {', '.join(differs)}")
+    return stored
 
 
 def duplicate_groups(paths: list[Path]) -> list[set[int]]:
@@ -204,6 +285,108 @@ def duplicate_groups(paths: list[Path]) -> list[set[int]]:
     for i, content in enumerate(hashes):
         by_hash.setdefault(content, set()).add(i)
     return [by_hash[content] for content in hashes]
+
+
+def clip_metadata(paths: list[Path]) -> list[dict | None]:
+    """Each file's row in the nearest `metadata.jsonl` (or `.csv`) above it (audiofolder layout:
+    `file_name` relative to the listing's folder), None where no listing names the file."""
+    listings: dict[Path, dict[str, dict]] = {}
+    out = []
+    for path in paths:
+        row = None
+        for folder in path.resolve().parents:
+            listing = metadata_file(folder)
+            if listing is None:
+                continue
+            if folder not in listings:
+                listings[folder] = {Path(str(r.get("file_name", ""))).as_posix(): r for r in read_rows(listing)}
+            row = listings[folder].get(path.resolve().relative_to(folder).as_posix())
+            if row is not None:
+                break
+        out.append(row)
+    return out
+
+
+def fresh_files(paths: list[Path], corpus_listing: Path) -> tuple[list[Path], dict[str, dict[str, int]]]:
+    """The files whose `group` (the source material a clip was rendered from: a pattern seed, a MIDI
+    piece, a loop file) occurs nowhere in `corpus_listing` (the training corpus's `corpus.jsonl`), so
+    they share no material with any split of it; and per `kind`, how many files there were and how
+    many survive. A file no listing names (no group to check) is dropped."""
+    used = {str(row.get("group")) for row in read_rows(corpus_listing) if row.get("group") is not None}
+    kept, counts = [], {}
+    for path, row in zip(paths, clip_metadata(paths)):
+        kind = str(row.get("kind", "?")) if row else "unlisted"
+        count = counts.setdefault(kind, {"files": 0, "fresh": 0})
+        count["files"] += 1
+        if row is not None and row.get("group") is not None and str(row["group"]) not in used:
+            count["fresh"] += 1
+            kept.append(path)
+    return kept, counts
+
+
+def extra_calibration_rows(paths: list[Path], detector: CopyDetector, train_features: list[np.ndarray],
+                           key_audio: TrainingAudio, seconds: float, seed: int, rows_path: Path | None,
+                           known: list[dict] | None = None) -> list[dict]:
+    """Per-clip rows (`clip_rows`) of a `seconds` window of each extra calibration file, matched and
+    verified like the other held-out clips. Windows come from their own seeded stream (so adding
+    extra clips moves no other clip's window). With `rows_path` (JSON lines) rows are appended as
+    each chunk of `EXTRA_CHUNK` clips finishes and rows already there (same file, window, detector)
+    are reused: a long run can be stopped and resumed. `known` rows (a stored run's) are reused too."""
+    rng = np.random.default_rng([seed, 1])
+    version = detector.describe()["version"]
+    done = {}
+    for row in [*(known or []), *(read_rows(rows_path) if rows_path is not None and rows_path.is_file() else [])]:
+        done[(row["file"], row["start_s"], row["detector_version"])] = row
+    windows = []
+    for path in paths:
+        wave, _ = load_clips([path], SAMPLE_RATE)
+        clip, start = window(wave[0], seconds, rng)
+        windows.append((str(path), round(start, 6), clip))
+    todo = [w for w in windows if (w[0], w[1], version) not in done]
+    for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc="extra calibration", unit="chunk"):
+        chunk = todo[begin : begin + EXTRA_CHUNK]
+        clips = [clip for _, _, clip in chunk]
+        match = detector.match([detector.features(c) for c in clips], train_features, progress=False)
+        match = detector.verify(clips, match, key_audio, progress=False)
+        for (file, start, _), row in zip(chunk, clip_rows(match)):
+            row.update(file=file, start_s=start, detector_version=version)
+            done[(file, start, version)] = row
+            if rows_path is not None:
+                rows_path.parent.mkdir(parents=True, exist_ok=True)
+                with rows_path.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+    return [done[(file, start, version)] for file, start, _ in windows]
+
+
+def matching_per_kind(reference_rows: list[dict], reference_paths: list[Path], extra_rows: list[dict],
+                      extra_paths: list[Path]) -> dict[str, dict]:
+    """`matching_check` within each `kind` (metadata) both sets hold at least 10 clips of: a set that
+    lacks a kind (fixed-source families such as break loops drop out of a fresh render) differs
+    overall while matching kind by kind."""
+    kinds = [str((row or {}).get("kind", "?")) for row in clip_metadata(reference_paths)]
+    extra_kinds = [str((row or {}).get("kind", "?")) for row in clip_metadata(extra_paths)]
+    out = {}
+    for kind in sorted(set(kinds) & set(extra_kinds)):
+        mine = [row for row, k in zip(reference_rows, kinds) if k == kind]
+        theirs = [row for row, k in zip(extra_rows, extra_kinds) if k == kind]
+        if min(len(mine), len(theirs)) >= 10:
+            out[kind] = {"clips": len(mine), "extra_clips": len(theirs),
+                         **matching_check(match_from_rows(mine, "whole"), match_from_rows(theirs, "whole"))}
+    return out
+
+
+def matching_check(reference: CopyMatch, extra: CopyMatch) -> dict[str, dict[str, float]]:
+    """Per score, a two-sided Mann-Whitney U test of the extra calibration clips against the
+    reference held-out clips (are they held-out-like?), with both medians and 99th percentiles."""
+    out = {}
+    extra_scores = copy_scores(extra)
+    for name, values in copy_scores(reference).items():
+        other = extra_scores[name]
+        out[name] = {"p_value": float(stats.mannwhitneyu(values, other).pvalue),
+                     "median": float(np.median(values)), "median_extra": float(np.median(other)),
+                     "p99": float(np.quantile(values, 0.99)), "p99_extra": float(np.quantile(other, 0.99)),
+                     "max": float(np.max(values)), "max_extra": float(np.max(other))}
+    return out
 
 
 def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch], fpr: float,
@@ -313,10 +496,14 @@ def match_from_rows(rows: list[dict], residual: str, taps: int = 33) -> CopyMatc
         snr = whole
     zeros = np.zeros(len(rows))
     verified = np.asarray([row["verified_index"][str(taps)] for row in rows])
+    fits = list(rows[0]["residual_snr_db"]) if rows else []
     return CopyMatch(score=column("copy_score"), index=column("index"), offset_s=zeros, semitones=zeros,
                      tempo_ratio=zeros + 1, gain_db=zeros, melody_score=column("melody_score"),
                      melody_index=column("melody_index"), melody_semitones=zeros, part=np.array(["mix"] * len(rows)),
-                     residual_snr_db=snr, verified_index=verified)
+                     residual_snr_db=snr, verified_index=verified,
+                     residual_by_fit={int(t): np.asarray([row["residual_snr_db"][t] for row in rows]) for t in fits},
+                     verified_index_by_fit={int(t): np.asarray([row["verified_index"][t] for row in rows])
+                                            for t in fits})
 
 
 def rescore(result: dict, residual: str, same_audio: list[set[int]] | None) -> dict:
@@ -366,6 +553,23 @@ def main() -> None:
     parser.add_argument("--train", nargs="+", required=True, help="training folder the copies are taken from")
     parser.add_argument("--calibration", nargs="+", required=True, help="held-out folder that sets the thresholds")
     parser.add_argument("--held-out", nargs="+", required=True, help="another held-out folder: the false-positive rate")
+    parser.add_argument("--extra-calibration", nargs="+", default=None, metavar="FOLDER",
+                        help="more held-out-like clips that set the thresholds beside --calibration (e.g. the train, "
+                             "valid and test folders of another render of the corpus, with --fresh-against); their "
+                             "windows come from their own seeded stream, so every other clip stays as it was")
+    parser.add_argument("--fresh-against", default=None, metavar="JSONL",
+                        help="keep only --extra-calibration files whose `group` (from the metadata.jsonl above "
+                             "them) occurs nowhere in this listing (the training corpus's corpus.jsonl): no "
+                             "shared pattern seed, MIDI piece or loop file with any of its splits")
+    parser.add_argument("--extra-limit", type=int, default=0,
+                        help="use at most this many --extra-calibration clips, a seeded random subset (0: all)")
+    parser.add_argument("--extra-rows", default=None, metavar="JSONL",
+                        help="save each extra calibration clip's scores here as it is matched and reuse the ones "
+                             "already there (same file, window and detector): a stopped run resumes")
+    parser.add_argument("--reuse", default=None, metavar="JSON",
+                        help="take the planted copies' and held-out clips' scores from this stored run (it must be "
+                             "this command's run of this detector: same settings, folders, seed) instead of "
+                             "matching them again; only --extra-calibration clips it does not hold are matched")
     parser.add_argument("--other", nargs="+", required=True, help="held-out folder(s) the `mix` copies go under")
     parser.add_argument("--sources", type=int, default=30, help="copies per transform family (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of every copy in seconds (default 4)")
@@ -387,6 +591,10 @@ def main() -> None:
                         help="keys per clip (the search's best) checked on the waveform (default %(default)s)")
     parser.add_argument("--shortlist-dot", action="store_true",
                         help="rank the shortlist by the raw correlation (copy-5) instead of the cosine")
+    parser.add_argument("--recut-shift", action="store_true",
+                        help="verify a pitch-shifted candidate also by cutting the training clip where the query "
+                             "starts and shifting only that excerpt (Rubber Band), as a copy made by shifting an "
+                             "excerpt was made; costs up to 5 Rubber Band runs per such candidate")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
     if "--rescore" in sys.argv:  # the other flags are not needed to rescore a stored run
@@ -404,13 +612,28 @@ def main() -> None:
         for name, block in result["rescored"].items():
             print(name, f"FPR {block['false_positive_rate']:.1%}", {k: f"{v:.0%}" for k, v in block["recall"].items()})
         return
-    for folder in (*args.train, *args.calibration, *args.held_out, *args.other):
+    for folder in (*args.train, *args.calibration, *args.held_out, *args.other, *(args.extra_calibration or [])):
         if not audio_files([folder]):
             parser.exit(2, f"error: no audio files in {folder}\n")
-    result = run(args)
+    if args.reuse and not Path(args.reuse).is_file():
+        parser.exit(2, f"error: --reuse {args.reuse}: no such file\n")
+    if args.fresh_against and not Path(args.fresh_against).is_file():
+        parser.exit(2, f"error: --fresh-against {args.fresh_against}: no such file\n")
+    if args.no_verify and (args.extra_calibration or args.reuse):
+        parser.exit(2, "error: --extra-calibration and --reuse need the verification (drop --no-verify)\n")
+    if args.extra_limit < 0:
+        parser.exit(2, f"error: --extra-limit must be 0 (all) or more, got {args.extra_limit}\n")
+    try:
+        result = run(args)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
     out = Path(args.out or f"benchmarks/results/memorization-{args.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # the previous detector's result (same command) is kept as the `before` block
+    if args.reuse:  # the stored run, decided on its own calibration clips, is the `before` block (its
+        # per-clip rows are this result's copies, calibration and held_out rows: not stored twice)
+        result["before"] = {key: value for key, value in json.loads(Path(args.reuse).read_text()).items()
+                            if key not in ("before", "rescored", "per_clip")}
+    elif out.exists():  # the previous detector's result (same command) is kept as the `before` block
         previous = json.loads(out.read_text())
         previous.pop("before", None)
         if previous.get("detector", {}).get("version") != result["detector"]["version"]:

@@ -241,6 +241,8 @@ class CopyDetector:
         min_overlap_s: shortest aligned stretch in seconds that counts (shorter clips: their length).
         shortlist: keys per query that the alignment stage examines.
         shortlist_cosine: rank the shortlist by cosine (copy-6); False: by the raw correlation (copy-5).
+        recut_shift: verify a pitch-shifted candidate also by shifting only the excerpt the query starts
+            on (`CopyVerifier.recut_shift`; off by default: measured on planted copies only, README).
         spectral_weight: weight of the spectral view in the copy score (the rest is rhythm, whose
             time-normalised correlation can pass 1 on busy keys; 1.0 measured best, see the README).
         memory_budget_mb: working memory of one batched FFT correlation.
@@ -279,6 +281,7 @@ class CopyDetector:
         filter_taps: int = 33,
         compare_taps: tuple[int, ...] = (),
         shortlist_cosine: bool = True,
+        recut_shift: bool = False,
     ) -> None:
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -298,7 +301,8 @@ class CopyDetector:
         self.separate = separate
         self.verify_candidates = verify_candidates
         self.shortlist_cosine = shortlist_cosine
-        self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps)
+        self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps,
+                                     recut_shift=recut_shift)
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
 

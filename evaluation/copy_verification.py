@@ -22,7 +22,9 @@ unexplained. A true copy leaves a residual near what was added to it (15 dB SNR 
 the same hits a few ms apart, other velocities) leaves most of itself (1-6 dB on the demo corpus),
 although its magnitudes match as closely as a copy's (the magnitude residual is reported too).
 What it cannot verify: a copy whose phases the transform rewrote (a pitch shift by a phase
-vocoder), and a copy under louder other material (the other material is residual).
+vocoder: with `recut_shift` a Rubber Band shift of an excerpt is reproduced by shifting the same
+excerpt, `CopyVerifier._recut_fits`; a model's own transposition is not), and a copy under louder
+other material (the other material is residual).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from music.stretch import pitch_shift, time_stretch
 
 COARSE = 4  # fine frames pooled for the first, every-lag pass of the alignment
 SEGMENT_FRAMES = 64  # fine frames (0.5 s at 8 ms) per segment of the residual's time profile
+RECUT_STEPS = 5  # cuts tried per pitch-shifted candidate (`_recut_fits`): the first, then lag corrections
+RECUT_REACH = 256  # samples (16 ms at 16 kHz) searched for the envelope lag between the query and a shifted cut
+RECUT_FINE = 4  # samples: an envelope lag this small is refined on the waveforms (within 4x as many)
+RECUT_DONE_DB = 40.0  # a recut explaining this much is the copy: no more cuts
+ENVELOPE_SMOOTHING = 32  # samples (2 ms at 16 kHz) of the moving average of the amplitude envelope
 STEADY_FLOOR_DB = 40.0  # segments more than this below the loudest are left out of the steady SNR
 
 
@@ -58,6 +65,13 @@ def steady_snr_db(segments: np.ndarray | None, whole_db: float) -> float:
     return float(min(whole_db, np.median(rows[:, 0] - rows[:, 1])))
 
 
+def _envelope(waveform: np.ndarray) -> np.ndarray:
+    """Amplitude envelope (Hilbert magnitude, `ENVELOPE_SMOOTHING`-sample moving average), mean removed."""
+    envelope = np.abs(signal.hilbert(np.asarray(waveform, dtype=np.float64)))
+    envelope = np.convolve(envelope, np.ones(ENVELOPE_SMOOTHING) / ENVELOPE_SMOOTHING, mode="same")
+    return envelope - envelope.mean()
+
+
 class CopyVerifier:
     """Residual SNR (dB) of a query explained by one training clip under an estimated transform.
 
@@ -69,6 +83,9 @@ class CopyVerifier:
         cut_gap_frames: query frames left out around the cut of a two-piece alignment (the seam:
             the 8 frames whose windows straddle it, and `cut_step` more).
         cut_step: the cut of a two-piece alignment is tried every this many frames.
+        recut_shift: for a pitch-shifted candidate, also cut the training clip where the query starts
+            (to the sample) and shift only that cut, as a copy made by pitch-shifting an excerpt was
+            (`_recut_fits`); the better of the two residuals counts.
     """
 
     def __init__(
@@ -82,6 +99,7 @@ class CopyVerifier:
         cut_step: int = 4,
         filter_taps: int = 33,
         compare_taps: tuple[int, ...] = (),
+        recut_shift: bool = False,
     ) -> None:
         if filter_taps < 0 or any(t < 0 for t in compare_taps):
             raise ValueError(f"filter_taps={filter_taps}, compare_taps={compare_taps}: expected >= 0 (0: per bin)")
@@ -99,12 +117,13 @@ class CopyVerifier:
         self.cut_step = cut_step
         self.filter_taps = filter_taps
         self.fits = tuple(dict.fromkeys((filter_taps, *compare_taps)))  # the decision's fit first
+        self.recut_shift = recut_shift
         self._window = torch.hann_window(n_fft)
 
     def describe(self) -> dict:
         return {"n_fft": self.n_fft, "hop_length": self.hop_length, "band_edges_hz": list(self.band_edges_hz),
                 "edge_frames": self.edge_frames, "cut_gap_frames": self.cut_gap_frames, "cut_step": self.cut_step,
-                "filter_taps": self.filter_taps}
+                "filter_taps": self.filter_taps, **({"recut_shift": True} if self.recut_shift else {})}
 
     # ------------------------------------------------------------------------------- spectrograms
     def magnitude(self, waveform: np.ndarray) -> torch.Tensor:
@@ -137,6 +156,7 @@ class CopyVerifier:
         low-pass and a sub-sample delay cost nothing; other audio, even with the same hits a few ms
         apart, leaves most of itself)."""
         query = np.asarray(query, dtype=np.float32)
+        original = key
         key = self.transformed_key(key, semitones, tempo_ratio)
         q_mag = self.magnitude(query)
         q_frames = q_mag.shape[-1]
@@ -146,6 +166,11 @@ class CopyVerifier:
         key_mag = self.magnitude(tiled)[:, : q_frames + period]
         magnitude_snr, layouts = self._best_alignment(q_mag, key_mag, period)
         fits, segments = self._waveform_snr(query, tiled, layouts)
+        if self.recut_shift and semitones and abs(tempo_ratio - 1.0) <= 1e-6:
+            recut, recut_segments = self._recut_fits(query, np.asarray(original, dtype=np.float32), tiled, semitones)
+            if recut[self.filter_taps] > fits[self.filter_taps]:
+                segments = recut_segments
+            fits = {taps: max(value, recut[taps]) for taps, value in fits.items()}
         return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits, "segments": segments,
                 "steady": steady_snr_db(segments, fits[self.filter_taps])}
 
@@ -195,6 +220,46 @@ class CopyVerifier:
                         best_segments = self._segments(own_frames, residual_frames)
                     best[taps] = max(best[taps], snr)
         return best, best_segments
+
+    def _recut_fits(self, query: np.ndarray, key: np.ndarray, tiled_shifted: np.ndarray,
+                    semitones: float) -> tuple[dict[int, float], np.ndarray]:
+        """Residual SNR (dB, `{taps: dB}`) and time profile of `query` against the training clip `key`
+        cut where the query starts and only then shifted by `semitones` (Rubber Band).
+
+        A phase vocoder's output phases depend on where its input starts, so a pitch-shifted excerpt
+        is not an excerpt of the pitch-shifted whole clip: its partials drift in phase against it
+        and leave 1-11 dB where an unchanged copy leaves 50+ dB. Shifting the excerpt itself (as a
+        copy made by pitch-shifting part of a training clip was made) reproduces it once the cut
+        starts on the query's first sample (a few samples off already costs 10+ dB). The start is
+        read off the amplitude envelopes (phase drift moves a waveform cross-correlation's peak by up
+        to hundreds of samples on tonal clips; an envelope's only by tens), then corrected by the lag
+        left between the query and the shifted cut (envelopes again, the waveform within
+        `RECUT_FINE` samples), up to `RECUT_STEPS` cuts."""
+        length = len(query)
+        query_envelope = _envelope(query)
+        start = int(np.argmax(signal.correlate(_envelope(tiled_shifted[: len(key) + length - 1]), query_envelope,
+                                               mode="valid", method="fft")))
+        tiled = np.tile(key, (start + 2 * length) // max(len(key), 1) + 2)
+        frames = self._complex(query).shape[-1]
+        edge = min(self.edge_frames, max(0, (frames - 2) // 4))
+        best, segments = dict.fromkeys(self.fits, 0.0), None
+        zero = length - 1  # a full cross-correlation's zero lag
+        for _ in range(RECUT_STEPS):
+            cut = pitch_shift(tiled[start : start + length], self.sample_rate, float(semitones))
+            fits, profile = self._waveform_snr(query, np.pad(cut, (0, self.n_fft)), [[(edge, frames - edge)]])
+            if segments is None or fits[self.filter_taps] > best[self.filter_taps]:
+                segments = profile
+            best = {taps: max(best[taps], value) for taps, value in fits.items()}
+            # the query is `lag` samples later than the cut
+            lags = signal.correlate(query_envelope, _envelope(cut), mode="full", method="fft")
+            lag = int(np.argmax(lags[zero - RECUT_REACH : zero + RECUT_REACH + 1])) - RECUT_REACH
+            if abs(lag) <= RECUT_FINE:
+                lags = signal.correlate(query, cut, mode="full", method="fft")
+                lag = int(np.argmax(lags[zero - 4 * RECUT_FINE : zero + 4 * RECUT_FINE + 1])) - 4 * RECUT_FINE
+            if lag == 0 or start - lag < 0 or best[self.filter_taps] >= RECUT_DONE_DB:
+                break
+            start -= lag
+        return best, segments
 
     @staticmethod
     def _segments(own: np.ndarray, residual: np.ndarray) -> np.ndarray:

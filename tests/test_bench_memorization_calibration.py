@@ -1,0 +1,142 @@
+"""The memorization benchmark's extra calibration clips (`benchmarks/bench_memorization.py`) and the
+verification's recut of pitch-shifted candidates (`CopyVerifier(recut_shift=True)`).
+
+copy-6 was calibrated on ~200 held-out clips per set, so a union of three thresholds sat at each
+score's calibration maximum; another render of the corpus adds held-out-like clips, but only those
+whose source material (`group`) occurs nowhere in the training corpus. A pitch-shifted excerpt is
+not an excerpt of the pitch-shifted whole clip (a phase vocoder's phases depend on where its input
+starts): recutting the clip where the query starts, then shifting, reproduces it."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.bench_memorization import (
+    FAMILIES,
+    evaluate,
+    extra_calibration_rows,
+    fresh_files,
+    match_from_rows,
+    select_extra,
+    window,
+)
+from evaluation.audio_io import load_clips, write_clip
+from evaluation.copy_detection import CopyDetector
+from evaluation.copy_verification import CopyVerifier
+from music.stretch import pitch_shift, rubberband_available
+from tests.test_evaluation_copy_verification import SR, kit, loop
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def corpus(root, rows: list[dict]) -> None:
+    """An audiofolder split at `root`: one silent FLAC per row and its metadata.jsonl."""
+    for row in rows:
+        write_clip(root / row["file_name"], np.zeros(SR // 10, dtype=np.float32), SR)
+    (root / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_only_clips_of_fresh_material_are_kept_and_counted_per_kind(tmp_path):
+    seen = tmp_path / "corpus.jsonl"
+    seen.write_text(json.dumps({"file_name": "train/drums/a.flac", "group": "loop:amen"}) + "\n"
+                    + json.dumps({"file_name": "train/drums/b.flac", "group": "pattern:1"}) + "\n")
+    split = tmp_path / "seed1" / "train"
+    corpus(split, [{"file_name": "drums/x.flac", "group": "loop:amen", "kind": "break"},
+                   {"file_name": "drums/y.flac", "group": "pattern:2", "kind": "kit_loop"},
+                   {"file_name": "drums/z.flac", "group": "pattern:1", "kind": "kit_loop"},
+                   {"file_name": "drums/w.flac", "kind": "kit_loop"}])  # no group: cannot be checked
+    kept, counts = fresh_files(sorted((split / "drums").glob("*.flac")), seen)
+    assert [p.name for p in kept] == ["y.flac"]
+    assert counts == {"break": {"files": 1, "fresh": 0}, "kit_loop": {"files": 3, "fresh": 1}}
+
+
+def test_a_smaller_extra_limit_takes_a_prefix_of_a_larger_ones_clips(tmp_path):
+    split = tmp_path / "seed1" / "valid"
+    corpus(split, [{"file_name": f"drums/{i:02d}.flac", "group": f"pattern:{i}", "kind": "kit_loop"}
+                   for i in range(12)])
+    seen = tmp_path / "corpus.jsonl"
+    seen.write_text(json.dumps({"file_name": "x.flac", "group": "pattern:3"}) + "\n")
+
+    def chosen(limit):
+        args = argparse.Namespace(extra_calibration=[str(split / "drums")], fresh_against=str(seen),
+                                  extra_limit=limit, seed=0)
+        return select_extra(args)[0]
+
+    everything = chosen(0)
+    assert len(everything) == 11 and all(p.name != "03.flac" for p in everything)
+    assert chosen(5) == everything[:5]
+    assert everything != sorted(everything)  # a seeded random order, not the folder's
+
+
+def rows(copy_scores, melody_scores, residuals, index=0):
+    return [{"copy_score": c, "melody_score": m, "index": index, "melody_index": index,
+             "residual_snr_db": {"33": r, "0": r}, "verified_index": {"33": index, "0": index}}
+            for c, m, r in zip(copy_scores, melody_scores, residuals)]
+
+
+def test_more_calibration_clips_put_the_thresholds_inside_the_held_out_distribution():
+    """With 150 calibration clips the 1% union of three scores sits at each score's maximum, and new
+    held-out clips of the same distribution exceed one of them ~2% of the time; with 1,500 the
+    thresholds sit inside the distributions and the held-out rate comes out near the target."""
+    rng = np.random.default_rng(0)
+
+    def clips(n):
+        return rows(rng.normal(0.8, 0.05, n), rng.normal(0.7, 0.08, n), rng.gamma(2.0, 1.0, n))
+
+    held_out = clips(20_000)
+    copies = rows([0.99] * len(FAMILIES), [0.5] * len(FAMILIES), [30.0] * len(FAMILIES), index=1)
+    truths = [{"family": family, "source": 1, "semitones": 0.0, "tempo_ratio": 1.0, "gain_db": 0.0}
+              for family in FAMILIES]
+    rates = {}
+    for n in (150, 1500):
+        rate = []
+        for _ in range(8):
+            base = {"calibration": match_from_rows(clips(n), "whole"), "held_out": match_from_rows(held_out, "whole")}
+            _, families, flagged = evaluate(match_from_rows(copies, "whole"), truths, base, 0.01)
+            rate.append(flagged.mean())
+            assert families["offset"]["recall"] == 1.0
+        rates[n] = float(np.mean(rate))
+    # 150 clips: ~1.9% (each score's threshold at or next to its maximum); 1,500: ~1.2% (the joint
+    # search's in-sample pick is a little optimistic, ~0.2 points at this size)
+    assert rates[150] > 0.015 and rates[1500] < 0.0135
+
+
+def test_rows_carry_every_fit_of_the_verification():
+    match = match_from_rows(rows([0.5], [0.5], [7.0]), "whole")
+    assert set(match.residual_by_fit) == {33, 0} and match.residual_by_fit[33][0] == 7.0
+
+
+@pytest.mark.skipif(not rubberband_available(), reason="the recut reproduces Rubber Band's output")
+def test_a_pitch_shifted_excerpt_is_verified_by_recutting_before_shifting():
+    source, other = loop(kit(0), 1), loop(kit(5), 6)
+    start = 5431  # not on any frame boundary
+    query = pitch_shift(source[start : start + 3 * SR], SR, 1.0)
+    whole, recut = CopyVerifier(), CopyVerifier(recut_shift=True)
+    assert whole.residual_snr_db(query, source, 1.0)["waveform"] < 20  # phases drifted: not verified
+    assert recut.residual_snr_db(query, source, 1.0)["waveform"] > 40
+    # another clip is not explained any better by recutting
+    assert recut.residual_snr_db(query, other, 1.0)["waveform"] < 3
+    assert recut.describe()["recut_shift"] and "recut_shift" not in whole.describe()
+
+
+def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.flac")
+        write_clip(paths[-1], loop(kit(i), i, seconds=5.0), SR)
+    detector = CopyDetector(separate=False)
+    rng = np.random.default_rng([0, 1])  # the extra clips' own window stream
+    known = []
+    for path in paths:
+        _, start = window(load_clips([path], SR)[0][0], 4.0, rng)
+        known.append({"file": str(path), "start_s": round(start, 6), "detector_version": detector.version,
+                      "copy_score": 0.5})
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text(json.dumps(known[0]) + "\n")
+    # no training features: matching anything would raise, so every row must come from `known` / the file
+    out = extra_calibration_rows(paths, detector, [], None, 4.0, 0, rows_file, known[1:])
+    assert [row["file"] for row in out] == [str(p) for p in paths]
+    with pytest.raises(ValueError, match="at least one"):
+        extra_calibration_rows(paths, detector, [], None, 4.0, 0, None, known[1:])
