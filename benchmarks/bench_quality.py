@@ -68,7 +68,7 @@ from evaluation.quality import (
     pulse_clarity,
 )
 from models.backends import as_generator
-from models.loading import load_pipeline
+from models.loading import load_guidance_unet, load_pipeline
 from models.schedulers import check_guidance_interval
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.stretch import samples_at_tempo, time_stretch
@@ -164,16 +164,19 @@ def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict]
 
 
 @torch.no_grad()
-def count_unet_items(pipeline) -> list[int]:
-    """A one-element list that counts the batch items sent through `pipeline`'s UNet from now on (a guided
-    step of one clip counts 2, an unguided one 1)."""
+def count_unet_items(pipeline, component: str = "denoiser") -> list[int]:
+    """A one-element list that counts the batch items sent through `pipeline`'s UNet (or another `component`,
+    e.g. the weak `guidance_unet`; none: stays 0) from now on (a guided step of one clip counts 2, an unguided
+    one 1)."""
     count = [0]
 
     def hook(module, args, kwargs) -> None:
         sample = args[0] if args else kwargs["sample"]
         count[0] += int(sample.shape[0])
 
-    pipeline.denoiser.register_forward_pre_hook(hook, with_kwargs=True)
+    module = getattr(pipeline, component, None)
+    if module is not None:
+        module.register_forward_pre_hook(hook, with_kwargs=True)
     return count
 
 
@@ -340,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pag-layers", nargs="+", default=None, metavar="LAYER",
                         help="loops models: self-attention layers perturbed, by name or dotted prefix, e.g. "
                              "mid_block up_blocks.0 (default: the model's, else mid_block)")
+    parser.add_argument("--autoguidance", type=float, default=None, metavar="W",
+                        help="loops models: autoguidance scale w (1 = off; default: the model's): the prediction is "
+                             "weak + w (main - weak) with --guidance-unet (or the model's guidance_unet) as the weak "
+                             "model, at the steps in --guidance-interval")
+    parser.add_argument("--guidance-unet", type=Path, default=None, metavar="FOLDER",
+                        help="loops models: the weak model of autoguidance, a pipeline or training checkpoint folder "
+                             "(its unet/) or a UNet folder (default: the model's guidance_unet component)")
     parser.add_argument("--scheduler-option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                         help="override one entry of the scheduler's config, e.g. use_karras_sigmas=true or "
                              "final_sigmas_type=sigma_min (repeatable; values read as JSON)")
@@ -395,7 +405,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.pag_layers:
                 pipeline.register_to_config(perturbed_attention_layers=list(args.pag_layers))
             pipeline.perturbed_guidance(None, None, None)  # checks the values against this model
-    except ValueError as error:
+        if args.autoguidance is not None or args.guidance_unet:
+            if args.kind != "loops":
+                raise ValueError("--autoguidance and --guidance-unet apply to loops models (--kind loops).")
+            if args.guidance_unet:
+                pipeline.set_guidance_unet(load_guidance_unet(args.guidance_unet))
+            if args.autoguidance is not None:
+                pipeline.register_to_config(autoguidance_scale=args.autoguidance)
+            pipeline.autoguidance(None, None)  # checks the values against this model
+    except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"bench_quality: {error}\n")
     label = f"{name}-{args.kind}-{pipeline.scheduler_name}-{pipeline.default_num_inference_steps}"
     if args.guidance is not None:
@@ -404,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     label += "-gi{:g}-{:g}".format(*args.guidance_interval) if args.guidance_interval else ""
     label += f"-pag{args.pag_scale:g}" if args.pag_scale is not None else ""
     label += "-" + "+".join(args.pag_layers) if args.pag_layers else ""
+    label += f"-ag{args.autoguidance:g}" if args.autoguidance is not None else ""
+    label += f"-{args.guidance_unet.name}" if args.guidance_unet else ""
     label += f"-gl{args.gl_iters}" if args.gl_iters else ""
     label += "-floor" if getattr(pipeline, "floor_stage", None) is not None else ""
     label += f"-{args.tag}" if args.tag else ""
@@ -414,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = load_gate(args.checkpoint)
     steps = pipeline.default_num_inference_steps
     unet_items = count_unet_items(pipeline)
+    weak_items = count_unet_items(pipeline, "guidance_unet")
     gen_paths, seconds_per_clip = generate(workspace, str(args.checkpoint), steps, rows, args.kind, args.seconds,
                                            args.seed, args.work_dir / label, args.guidance)
     gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
@@ -426,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
               "guidance_interval": pipeline.config.get("guidance_interval"),
               "perturbed_attention": {"scale": pipeline.config.get("perturbed_attention_scale"),
                                       "layers": pipeline.config.get("perturbed_attention_layers")}
+              if args.kind == "loops" else None,
+              "autoguidance": {"scale": pipeline.config.get("autoguidance_scale"),
+                               "guidance_unet": str(args.guidance_unet) if args.guidance_unet else None,
+                               "guidance_unet_evaluations_per_clip": weak_items[0] / len(rows)}
               if args.kind == "loops" else None,
               "unet_evaluations_per_clip": unet_items[0] / len(rows),
               "floor_stage": getattr(pipeline, "floor_stage", None) is not None}

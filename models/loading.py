@@ -138,6 +138,21 @@ def load_pipeline(
     return pipeline.to(device=device, dtype=torch_dtype)
 
 
+def load_guidance_unet(path: str | os.PathLike) -> UNet2DModel:
+    """The weak UNet of autoguidance (`MelDiffusionPipeline.set_guidance_unet`) in float32: the `unet` of a pipeline
+    or training checkpoint folder (one with `model_index.json`), or a UNet2DModel folder itself.
+
+    Raises:
+        FileNotFoundError: no such folder, or neither layout.
+    """
+    folder = Path(path).expanduser()
+    if (folder / MODEL_INDEX).is_file() and (folder / "unet" / "config.json").is_file():
+        return UNet2DModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch.float32)
+    if (folder / "config.json").is_file():
+        return UNet2DModel.from_pretrained(folder, torch_dtype=torch.float32)
+    raise FileNotFoundError(f"No UNet at {os.fspath(path)!r}: give a pipeline folder (with unet/) or a UNet folder.")
+
+
 def _load_ace_step(name: str, device: torch.device, torch_dtype: torch.dtype):
     from models.ace_step import AceStepBackend
 
@@ -156,4 +171,5 @@ def _load_stable_audio(name: str, device: torch.device, torch_dtype: torch.dtype
     return StableAudioOpenPipeline.from_pretrained(name, device=device, torch_dtype=torch_dtype)
 
 
-__all__ = ["TETICIO_DDPM_DEFAULT", "ModelUnavailableError", "load_pipeline", "resolve_model_folder"]
+__all__ = ["TETICIO_DDPM_DEFAULT", "ModelUnavailableError", "load_guidance_unet", "load_pipeline",
+           "resolve_model_folder"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -39,6 +40,45 @@ class PerturbedGuidance:
     interval: tuple[float, float] | None = None
 
 
+@dataclass
+class Autoguidance:
+    """Autoguidance of one call (`WindowCall.conditioning`; Karras et al. 2024, "Guiding a diffusion model with a
+    bad version of itself"): the prediction is `weak + scale * (unet - weak)`, i.e. the main UNet's moved
+    `scale - 1` times further away from the weak `guidance_unet`'s.
+
+    Attributes:
+        scale: w; 1 is the main UNet alone.
+        interval: `(sigma_lo, sigma_hi)` noise levels of the guided steps (`check_guidance_interval`);
+            None: every step.
+    """
+
+    scale: float
+    interval: tuple[float, float] | None = None
+
+
+def check_autoguidance_scale(scale: float) -> float:
+    """The autoguidance scale w as a float in [1, 10] (1 = off), or a `ValueError` naming the value."""
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"autoguidance_scale must be a number in [1, 10] (1 = off), got {scale!r}.")
+    if not 1.0 <= value <= 10.0:
+        raise ValueError(f"autoguidance_scale must be in [1, 10] (1 = off), got {scale!r}.")
+    return value
+
+
+def check_guidance_unet(unet: UNet2DModel, guidance_unet: UNet2DModel | None) -> None:
+    """Raise `ValueError` unless `guidance_unet` (the weak model of autoguidance) takes and returns what `unet`
+    does: same input and output channels and sample size (its widths and depth may differ)."""
+    if guidance_unet is None:
+        return
+    for key in ("in_channels", "out_channels", "sample_size"):
+        main, weak = unet.config.get(key), guidance_unet.config.get(key)
+        if (list(main) if isinstance(main, (list, tuple)) else main) != (
+                list(weak) if isinstance(weak, (list, tuple)) else weak):
+            raise ValueError(f"guidance_unet must match the unet's {key} ({main!r}), got {weak!r}.")
+
+
 def check_perturbed_attention_scale(scale: float) -> float:
     """The guidance scale as a float in [0, 10], or a `ValueError` naming the value."""
     try:
@@ -63,9 +103,15 @@ class MelDiffusionPipeline(MelPipelineBase):
     step whose noise level is in `guidance_interval` moves the prediction away from the same UNet's prediction
     with identity attention in `perturbed_attention_layers` (default: the middle block), at twice the UNet work
     of a plain step; these three config entries are the defaults of every call, which may override them.
+
+    Autoguidance (Karras et al. 2024): with the optional `guidance_unet` component, a smaller or shorter-trained
+    UNet of the same task, and `autoguidance_scale` w above 1, each step in `guidance_interval` predicts
+    `weak + w * (unet - weak)`, at the cost of one extra (smaller) UNet call. The config entry is the default of
+    every call. One guidance at a time: perturbed attention or autoguidance.
     """
 
     is_text_conditioned = False
+    _optional_components: ClassVar[list[str]] = ["vae", "vocoder", "guidance_unet"]
     default_num_inference_steps = 20
 
     def __init__(
@@ -80,10 +126,15 @@ class MelDiffusionPipeline(MelPipelineBase):
         perturbed_attention_scale: float = 0.0,
         perturbed_attention_layers: Sequence[str] | None = None,
         guidance_interval: Sequence[float] | None = None,
+        guidance_unet: UNet2DModel | None = None,
+        autoguidance_scale: float = 1.0,
     ):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler, mel=mel, vae=vae, vocoder=vocoder)
+        check_guidance_unet(unet, guidance_unet)
+        self.register_modules(unet=unet, scheduler=scheduler, mel=mel, vae=vae, vocoder=vocoder,
+                              guidance_unet=guidance_unet)
         scale = check_perturbed_attention_scale(perturbed_attention_scale)
+        self.register_to_config(autoguidance_scale=check_autoguidance_scale(autoguidance_scale))
         if perturbed_attention_layers is not None:
             select_layers(unet, perturbed_attention_layers)
         interval = check_guidance_interval(guidance_interval)
@@ -110,16 +161,40 @@ class MelDiffusionPipeline(MelPipelineBase):
         interval = check_guidance_interval(config.get("guidance_interval") if interval is None else interval)
         return PerturbedGuidance(scale, layers, interval) if scale > 0 else None
 
+    def set_guidance_unet(self, guidance_unet: UNet2DModel | None) -> None:
+        """Attach (or with None remove) the weak UNet of autoguidance, moved to this pipeline's device and dtype;
+        `ValueError` unless it matches the unet (`check_guidance_unet`)."""
+        check_guidance_unet(self.unet, guidance_unet)
+        if guidance_unet is not None:
+            guidance_unet = guidance_unet.to(device=self.device, dtype=self.unet.dtype)
+        self.register_modules(guidance_unet=guidance_unet)
+
+    def autoguidance(self, scale: float | None, interval: Sequence[float] | None) -> Autoguidance | None:
+        """A call's autoguidance: its own arguments, else the pipeline's config entries; None when the scale is 1.
+        Raises `ValueError` naming a bad value, or a scale above 1 without a `guidance_unet`."""
+        config_scale = self.config.get("autoguidance_scale")
+        scale = check_autoguidance_scale((1.0 if config_scale is None else config_scale) if scale is None else scale)
+        if scale == 1.0:
+            return None
+        if getattr(self, "guidance_unet", None) is None:
+            raise ValueError(f"autoguidance_scale {scale:g} needs a guidance_unet (the weak model); this pipeline "
+                             "has none (autoguidance_scale 1 is off).")
+        interval = check_guidance_interval(self.config.get("guidance_interval") if interval is None else interval)
+        return Autoguidance(scale, interval)
+
     def noise_predictor(self, call: WindowCall, first_frames: torch.Tensor) -> NoisePredictor:
-        """Unconditional: the same prediction for every window; with perturbed-attention guidance
-        (`call.conditioning`) guided at the steps in its interval."""
-        guidance: PerturbedGuidance | None = call.conditioning
+        """Unconditional: the same prediction for every window; with perturbed-attention guidance or
+        autoguidance (`call.conditioning`) guided at the steps in its interval."""
+        guidance: PerturbedGuidance | Autoguidance | None = call.conditioning
         if guidance is None:
             return self.predict_noise
 
         def predict(latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
             if not in_guidance_interval(self.scheduler, timestep, guidance.interval):
                 return self.predict_noise(latents, timestep)
+            if isinstance(guidance, Autoguidance):
+                weak = self.guidance_unet(latents, timestep).sample
+                return weak + guidance.scale * (self.predict_noise(latents, timestep) - weak)
             return perturbed_attention_guidance(self.unet, latents, timestep, guidance.layers, guidance.scale)
 
         return predict
@@ -144,6 +219,7 @@ class MelDiffusionPipeline(MelPipelineBase):
         perturbed_attention_scale: float | None = None,
         perturbed_attention_layers: Sequence[str] | None = None,
         guidance_interval: Sequence[float] | None = None,
+        autoguidance_scale: float | None = None,
         return_dict: bool = True,
     ) -> GeneratedAudio | tuple:
         """Generate `batch_size` clips.
@@ -174,7 +250,10 @@ class MelDiffusionPipeline(MelPipelineBase):
                 config's, else the middle block).
             guidance_interval: `(sigma_lo, sigma_hi)`: guide only steps whose noise level sigma (dimensionless,
                 see `models.schedulers.check_guidance_interval`) is in `(sigma_lo, sigma_hi]` (None: the
-                config's, else every step).
+                config's, else every step); applies to autoguidance too.
+            autoguidance_scale: autoguidance w, 1 (off) to 10: the prediction is `weak + w * (unet - weak)` with
+                the `guidance_unet` as the weak model (None: the pipeline's `autoguidance_scale` config, 1 if
+                unset); one guidance at a time, so perturbed attention must then be off.
         Returns:
             `GeneratedAudio` with `audios` `[batch_size, 1, samples]` at `sample_rate` Hz.
         """
@@ -186,6 +265,11 @@ class MelDiffusionPipeline(MelPipelineBase):
         )
         self.check_bpm(bpm, audio)
         guidance = self.perturbed_guidance(perturbed_attention_scale, perturbed_attention_layers, guidance_interval)
+        autoguidance = self.autoguidance(autoguidance_scale, guidance_interval)
+        if guidance is not None and autoguidance is not None:
+            raise ValueError(f"Use one guidance at a time: perturbed_attention_scale {guidance.scale:g} and "
+                             f"autoguidance_scale {autoguidance.scale:g} are both on (set one to 0 / 1).")
+        guidance = guidance or autoguidance
         if audio_length_in_s is not None and not 0 < audio_length_in_s <= self.max_audio_length_in_s:
             raise ValueError(
                 f"audio_length_in_s must be in (0, {self.max_audio_length_in_s}] s, got {audio_length_in_s!r}."

@@ -38,3 +38,28 @@ def test_export_writes_float16_weights_that_load_and_generate(tmp_path, make):
 def test_export_refuses_a_folder_that_is_not_a_pipeline(tmp_path, capsys):
     assert main([str(tmp_path), str(tmp_path / "out")]) == 2
     assert "no model_index.json" in capsys.readouterr().err
+
+
+def test_export_ships_a_weak_model_for_autoguidance_in_float16(tmp_path):
+    from tests.test_autoguidance import weak_unet
+
+    checkpoint, weak, out = tmp_path / "main", tmp_path / "weak", tmp_path / "out"
+    tiny_mel_pipeline().save_pretrained(checkpoint)
+    weak_unet().save_pretrained(weak)
+
+    assert main([str(checkpoint), str(out), "--seeds", "1", "--steps", "2", "--guidance-unet", str(weak),
+                 "--autoguidance-scale", "2", "--guidance-interval", "1", "inf"]) == 0
+
+    with safe_open(str(out / "guidance_unet" / "diffusion_pytorch_model.safetensors"), "pt") as weights:
+        assert {str(weights.get_tensor(key).dtype) for key in weights.keys()} == {"torch.float16"}  # noqa: SIM118
+    assert 0.0 <= json.loads((out / "export.json").read_text())["float16_mean_abs_image_error"] <= 0.02
+    pipeline = load_pipeline(str(out), device="cpu")
+    assert pipeline.config.autoguidance_scale == 2.0
+    assert list(pipeline.config.guidance_interval) == [1.0, float("inf")]
+    assert pipeline.autoguidance(None, None).scale == 2.0
+
+
+def test_export_refuses_a_bad_autoguidance_setting(tmp_path, capsys):
+    tiny_mel_pipeline().save_pretrained(tmp_path / "main")
+    assert main([str(tmp_path / "main"), str(tmp_path / "out"), "--autoguidance-scale", "2"]) == 2
+    assert "needs a guidance_unet" in capsys.readouterr().err

@@ -97,6 +97,15 @@ PRESETS: dict[str, Preset] = {
         batch_size=64, learning_rate=3e-4, max_steps=20_000, text_attention_levels=1,
         about="tempo-normalised packs (training.train_pack): 64 x 256 mel at 16 kHz, two bars at 117.19 BPM (4.1 s)",
     ),
+    "bars-weak": Preset(
+        name="bars-weak",
+        mel=dict(x_res=256, y_res=64, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
+        channels=(8, 16, 32, 64, 64), attention_levels=1, layers_per_block=1, conditioning_dim=128, heads=4,
+        latent_channels=(64, 128, 256), vae_channels=(32, 64, 64), vae_latent_channels=4,
+        batch_size=16, learning_rate=6e-4, max_steps=20_000, text_attention_levels=1,
+        about="bars at half the channels, one ResNet layer per level, attention in the lowest level only: the "
+              "weak model of the loops model's autoguidance (README, issue 20)",
+    ),
     "bars-128": Preset(
         name="bars-128",
         mel=dict(x_res=256, y_res=128, sample_rate=16000, n_fft=1024, hop_length=256, top_db=80, n_iter=32),
@@ -145,6 +154,7 @@ MEASURED: dict[str, dict[str, tuple[float, float | None]]] = {
     "tiny": {"unconditional": (2.73, 4.6), "text": (4.09, 5.2), "vae": (0.92, 2.2),
              "latent-unconditional": (2.80, 0.75), "latent-text": (4.23, 0.89)},
     "bars": {"unconditional": (6.57, 8.6), "text": (8.15, 8.6)},
+    "bars-weak": {"unconditional": (1.07, 2.2)},
     "small": {"unconditional": (15.48, 58.3), "text": (22.89, 85.7), "vae": (3.35, 38.4),
               "latent-unconditional": (15.73, 10.2), "latent-text": (23.26, 12.3)},
     "base": {"unconditional": (75.21, 126.3), "text": (110.93, None), "vae": (13.33, 147.4),
