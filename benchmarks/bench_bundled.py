@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 import studio.loops
 from models.pipeline_text_to_mel import check_guidance_interval
+from music.loops import bar_length_in_samples
 from studio.generation import Workspace
 from studio.loops import make_loops
 from studio.model_source import OneModel
@@ -71,7 +72,7 @@ TEXT_REQUEST = {"scheduler": None}
 def generate(workspace: Workspace, checkpoint: str, seconds: float, seed: int, steps: int) -> tuple[int, int]:
     """One take of `seconds` seconds through the app's workflow at its defaults and `steps`: (samples, rate
     in Hz) of the file it wrote. With `--two-bars` the Loops take asks the tab's default length (two bars at
-    `--loop-bpm`, 0 s), which must then last `seconds`."""
+    `--loop-bpm`, 0 s) instead of `seconds`."""
     if workspace.registry.model.capabilities.text:
         request = TextToAudioRequest(model=checkpoint, prompt=PROMPT, seconds_total=seconds, seed=seed,
                                      randomize_seed=False, steps=steps, scheduler=TEXT_REQUEST["scheduler"])
@@ -95,10 +96,13 @@ def generate_once(workspace: Workspace, checkpoint: str, seconds: float, seed: i
 
 
 def expected_samples(workspace: Workspace, seconds: float, rate: int) -> int:
-    """The clip length a take of `seconds` seconds must have: loops from a tempo-normalised model are the
-    clip's whole bars at the loop tempo (`studio.loops.whole_bars_seconds`, unless patched by `full_clip`)."""
+    """The clip length in samples a take of `seconds` seconds must have: with `--two-bars`, a loop of two bars
+    at the loop tempo; loops from a tempo-normalised model are the clip's whole bars at the loop tempo
+    (`studio.loops.whole_bars_seconds`, unless patched by `full_clip`)."""
     capabilities = workspace.registry.model.capabilities
-    if capabilities.text or not capabilities.reference_bpm or LOOP_REQUEST["two_bars"]:
+    if not capabilities.text and LOOP_REQUEST["two_bars"]:
+        return bar_length_in_samples(2, 4, LOOP_REQUEST["bpm"], rate)
+    if capabilities.text or not capabilities.reference_bpm:
         return round(seconds * rate)
     return round(studio.loops.whole_bars_seconds(seconds, LOOP_REQUEST["bpm"], rate) * rate)
 

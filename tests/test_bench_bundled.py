@@ -55,3 +55,16 @@ def test_loops_from_whole_bars_against_the_full_clip_in_one_run(tmp_path):
     rows = json.loads(out.read_text())["runs"][0]["timings"]
     assert [(row["clip"], row["unet_evaluations_per_take"]) for row in rows] == [
         ("whole bars", 2), ("full clip (before)", 4)]
+
+
+def test_two_bar_loops_at_a_tempo_other_than_120_are_two_bars_long(tmp_path):
+    """With --two-bars the take is the Loops tab's default, two bars at --loop-bpm (3.2 s at 150 BPM), not
+    --seconds: the length check once expected --seconds and failed on every tempo but 120 BPM."""
+    pipeline = tiny_mel_pipeline()
+    pipeline.register_to_config(reference_bpm=1875.0, beats_per_bar=4)
+    pipeline.save_pretrained(tmp_path / "loops")
+    out = tmp_path / "bundled.json"
+    bench_bundled.main(["--checkpoints", str(tmp_path / "loops"), "--two-bars", "--loop-bpm", "150",
+                        "--repeats", "1", "--threads", "1", "--steps", "2", "--out", str(out)])
+    rows = json.loads(out.read_text())["runs"][0]["timings"]
+    assert len(rows) == 1 and len(rows[0]["times_s"]) == 1
