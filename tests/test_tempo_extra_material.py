@@ -120,7 +120,7 @@ def test_a_merged_ensemble_scores_the_mean_of_its_networks():
         learn_estimators.fit_tempo_ensemble(features, right, (4, 4), 0.1, seeds=2)
 
 
-def test_the_shipped_tempo_model_learned_from_both_builds_as_a_merged_ensemble():
+def test_the_shipped_tempo_model_learned_from_three_builds_as_a_merged_ensemble():
     model = json.loads((Path(__file__).parents[1] / "music" / "tempo_model.json").read_text())
-    assert "seed1" in model["learned_on"] and "3 seeds" in model["learned_on"]
+    assert "seed1" in model["learned_on"] and "seed2" in model["learned_on"] and "3 seeds" in model["learned_on"]
     assert np.shape(model["weights0"])[1] == 3 * 32 and np.shape(model["weights1"]) == (3 * 32, 1)
