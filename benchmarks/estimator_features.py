@@ -5,6 +5,9 @@ comparing the estimators' models (`benchmarks.learn_estimators`) does not re-ana
     # a second corpus build's fresh clips (extra tempo training rows, `learn_estimators tempo --extra-train seed1`):
     OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --corpus ../corpus-seed1 --no-key \
         --exclude-groups data/corpus/corpus.jsonl --out runs/estimators/seed1-train.npz
+    # a third build (`--extra-train seed1 seed2`): leave out the groups of both earlier builds
+    OMP_NUM_THREADS=1 python -m benchmarks.estimator_features train --corpus ../corpus-seed2 --no-key \
+        --exclude-groups data/corpus/corpus.jsonl ../corpus-seed1/corpus.jsonl --out runs/estimators/seed2-train.npz
 
 Per clip (read at its own rate, mixed to mono): the shipped grid estimate without the learned
 candidate choice (BPM, pulse clarity) and the rest of its `music.tempo.TempoAnalysis` (the four
@@ -74,18 +77,21 @@ def split_parser(description: str, out_help: str) -> argparse.ArgumentParser:
     parser.add_argument("--part", type=str, default="0/1",
                         help="i/n: only every n-th clip from the i-th (to run n processes; default 0/1, all)")
     parser.add_argument("--out", type=Path, default=None, help=out_help)
-    parser.add_argument("--exclude-groups", type=Path, default=None, metavar="CORPUS_JSONL",
-                        help="leave out every clip whose `group` occurs in this corpus.jsonl (e.g. "
+    parser.add_argument("--exclude-groups", type=Path, nargs="+", default=[], metavar="CORPUS_JSONL",
+                        help="leave out every clip whose `group` occurs in any of these corpus.jsonl files (e.g. "
                              "data/corpus/corpus.jsonl, to keep only a second build's fresh material: its pattern "
-                             "seeds and pieces, not the fixed sources both builds share); default keeps all")
+                             "seeds and pieces, not the fixed sources both builds share; a third build names both "
+                             "earlier builds' files); default keeps all")
     parser.add_argument("--subsets", nargs="+", default=None,
                         help="only clips of these subsets (drums, band, melodic, classical); default all")
     return parser
 
 
-def excluded_groups(corpus_jsonl: Path) -> set[str]:
-    """The `group` values of every row of a corpus.jsonl (the clips another corpus build shares sources with)."""
-    rows = [json.loads(line) for line in corpus_jsonl.read_text().splitlines() if line.strip()]
+def excluded_groups(*corpus_jsonls: Path) -> set[str]:
+    """The `group` values of every row of these corpus.jsonl files (the clips other corpus builds share sources
+    with)."""
+    rows = [json.loads(line) for corpus_jsonl in corpus_jsonls
+            for line in corpus_jsonl.read_text().splitlines() if line.strip()]
     return {str(row["group"]) for row in rows if row.get("group")}
 
 
@@ -106,10 +112,11 @@ def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels
         parser.error(f"no {folder / 'metadata.jsonl'}: give a split folder of --corpus (train, valid or test)")
     rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
     rows = [row for row in rows if any(row.get(label) for label in labels)]
-    if args.exclude_groups is not None:
-        if not args.exclude_groups.is_file():
-            parser.error(f"--exclude-groups: no file {args.exclude_groups}")
-        shared = excluded_groups(args.exclude_groups)
+    if args.exclude_groups:
+        for corpus_jsonl in args.exclude_groups:
+            if not corpus_jsonl.is_file():
+                parser.error(f"--exclude-groups: no file {corpus_jsonl}")
+        shared = excluded_groups(*args.exclude_groups)
         rows = [row for row in rows if str(row.get("group", "")) not in shared]
     if args.subsets:
         rows = [row for row in rows if row.get("subset") in args.subsets]

@@ -1,6 +1,7 @@
-"""Issue 23, tempo: the estimator's network learns from a second corpus build's fresh clips too. The feature cache
-keeps only clips whose `group` the first corpus does not hold (`estimator_features --exclude-groups`), and
-`learn_estimators tempo --extra-train PREFIX` adds those caches to the train rows (valid still chooses)."""
+"""Issue 23, tempo: the estimator's network learns from further corpus builds' fresh clips too. The feature cache
+keeps only clips whose `group` no earlier build holds (`estimator_features --exclude-groups A.jsonl [B.jsonl]`),
+and `learn_estimators tempo --extra-train PREFIX [PREFIX]` adds those caches to the train rows (valid still
+chooses, among `--tempo-l2`)."""
 from __future__ import annotations
 
 import json
@@ -43,6 +44,14 @@ def caches(tmp_path_factory):
     assert estimator_features.main(["train", "--corpus", str(root / "second"), "--no-key",
                                     "--exclude-groups", str(root / "first" / "corpus.jsonl"), "--subsets", "drums",
                                     "--out", str(cache / "seed1-train.npz")]) == 0
+    # a third build: its fresh clips are those whose group neither earlier build holds
+    (root / "second" / "corpus.jsonl").write_text("".join(
+        json.dumps({"group": group}) + "\n" for group in ("shared", "q1", "q2", "q3")))
+    write_split(root / "third" / "train", [("i", 100.0, "drums", "shared"), ("j", 95.0, "drums", "q1"),
+                                            ("k", 115.0, "drums", "r1")])
+    assert estimator_features.main(["train", "--corpus", str(root / "third"), "--no-key", "--exclude-groups",
+                                    str(root / "first" / "corpus.jsonl"), str(root / "second" / "corpus.jsonl"),
+                                    "--out", str(cache / "seed2-train.npz")]) == 0
     return root, cache
 
 
@@ -51,6 +60,12 @@ def test_the_extra_cache_keeps_only_fresh_groups_of_the_asked_subsets(caches):
     with np.load(cache / "seed1-train.npz") as extra:
         assert sorted(extra["file_name"]) == ["f.wav", "h.wav"]  # e: a shared group; g: not drums
         assert not extra["chroma"].any()  # --no-key: the key chroma is not computed
+
+
+def test_groups_of_every_earlier_build_are_left_out(caches):
+    _, cache = caches
+    with np.load(cache / "seed2-train.npz") as extra:
+        assert sorted(extra["file_name"]) == ["k.wav"]  # i: the first build's group; j: the second build's
 
 
 def test_a_missing_exclude_groups_file_is_one_line_and_exit_2(caches, capsys):
@@ -67,10 +82,18 @@ def test_learning_adds_the_extra_caches_to_the_train_rows(caches, tmp_path, caps
     out = tmp_path / "tempo.json"
     assert learn_estimators.main(["tempo", "--cache", str(cache), "--extra-train", "seed1", "--out", str(out)]) == 0
     assert "seed1 (2 clips)" in json.loads(out.read_text())["learned_on"]
+    assert learn_estimators.main(["tempo", "--cache", str(cache), "--extra-train", "seed1", "seed2",
+                                  "--tempo-l2", "0.1", "--out", str(out)]) == 0
+    learned_on = json.loads(out.read_text())["learned_on"]
+    assert "seed1 (2 clips) + seed2 (1 clips)" in learned_on and "L2 0.1 " in learned_on
     with pytest.raises(SystemExit) as missing:
         learn_estimators.main(["tempo", "--cache", str(cache), "--extra-train", "seed9", "--out", str(out)])
     assert missing.value.code == 2
     assert "--exclude-groups" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        learn_estimators.main(["tempo", "--cache", str(cache), "--tempo-l2", "0", "--out", str(out)])
+    assert refused.value.code == 2
+    assert "--tempo-l2 must be positive" in capsys.readouterr().err
 
 
 def test_help_documents_the_new_flags(capsys):
@@ -79,6 +102,7 @@ def test_help_documents_the_new_flags(capsys):
             main(["--help"])
     text = capsys.readouterr().out
     assert "--exclude-groups" in text and "--subsets" in text and "--no-key" in text and "--extra-train" in text
+    assert "--tempo-l2" in text
 
 
 def test_a_merged_ensemble_scores_the_mean_of_its_networks():
@@ -96,7 +120,7 @@ def test_a_merged_ensemble_scores_the_mean_of_its_networks():
         learn_estimators.fit_tempo_ensemble(features, right, (4, 4), 0.1, seeds=2)
 
 
-def test_the_shipped_tempo_model_learned_from_both_builds_as_a_merged_ensemble():
+def test_the_shipped_tempo_model_learned_from_three_builds_as_a_merged_ensemble():
     model = json.loads((Path(__file__).parents[1] / "music" / "tempo_model.json").read_text())
-    assert "seed1" in model["learned_on"] and "3 seeds" in model["learned_on"]
+    assert "seed1" in model["learned_on"] and "seed2" in model["learned_on"] and "3 seeds" in model["learned_on"]
     assert np.shape(model["weights0"])[1] == 3 * 32 and np.shape(model["weights1"]) == (3 * 32, 1)
