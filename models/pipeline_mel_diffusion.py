@@ -56,15 +56,21 @@ class Autoguidance:
     interval: tuple[float, float] | None = None
 
 
-def check_autoguidance_scale(scale: float) -> float:
-    """The autoguidance scale w as a float in [1, 10] (1 = off), or a `ValueError` naming the value."""
+def check_guidance_scale(name: str, scale: float, low: float, note: str = "") -> float:
+    """A guidance scale `name` as a float in [`low`, 10], or a `ValueError` naming the value (`note`, e.g.
+    " (1 = off)", follows the range in the message)."""
     try:
         value = float(scale)
     except (TypeError, ValueError):
-        raise ValueError(f"autoguidance_scale must be a number in [1, 10] (1 = off), got {scale!r}.")
-    if not 1.0 <= value <= 10.0:
-        raise ValueError(f"autoguidance_scale must be in [1, 10] (1 = off), got {scale!r}.")
+        raise ValueError(f"{name} must be a number in [{low:g}, 10]{note}, got {scale!r}.")
+    if not low <= value <= 10.0:
+        raise ValueError(f"{name} must be in [{low:g}, 10]{note}, got {scale!r}.")
     return value
+
+
+def check_autoguidance_scale(scale: float) -> float:
+    """The autoguidance scale w as a float in [1, 10] (1 = off), or a `ValueError` naming the value."""
+    return check_guidance_scale("autoguidance_scale", scale, 1.0, " (1 = off)")
 
 
 def check_guidance_unet(unet: UNet2DModel, guidance_unet: UNet2DModel | None) -> None:
@@ -81,13 +87,7 @@ def check_guidance_unet(unet: UNet2DModel, guidance_unet: UNet2DModel | None) ->
 
 def check_perturbed_attention_scale(scale: float) -> float:
     """The guidance scale as a float in [0, 10], or a `ValueError` naming the value."""
-    try:
-        value = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"perturbed_attention_scale must be a number in [0, 10], got {scale!r}.")
-    if not 0.0 <= value <= 10.0:
-        raise ValueError(f"perturbed_attention_scale must be in [0, 10], got {scale!r}.")
-    return value
+    return check_guidance_scale("perturbed_attention_scale", scale, 0.0)
 
 
 class MelDiffusionPipeline(MelPipelineBase):
