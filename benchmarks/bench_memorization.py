@@ -45,6 +45,7 @@ from evaluation.copy_verification import steady_snr_db
 from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies, wilson_interval
 from music.audiofolder import file_sha256, find_audio_files, metadata_file, read_rows
 from music.stretch import pitch_shift, time_stretch
+from scripts.corpus.splits import groups_in
 
 CANDIDATES_KEPT = 8  # the alignment's best keys each clip's row keeps (to see where a missed source ranked)
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
@@ -312,7 +313,7 @@ def fresh_files(paths: list[Path], corpus_listing: Path) -> tuple[list[Path], di
     piece, a loop file) occurs nowhere in `corpus_listing` (the training corpus's `corpus.jsonl`), so
     they share no material with any split of it; and per `kind`, how many files there were and how
     many survive. A file no listing names (no group to check) is dropped."""
-    used = {str(row.get("group")) for row in read_rows(corpus_listing) if row.get("group") is not None}
+    used = groups_in(corpus_listing)
     kept, counts = [], {}
     for path, row in zip(paths, clip_metadata(paths)):
         kind = str(row.get("kind", "?")) if row else "unlisted"

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from music import key as key_module
 from music import tempo as tempo_module
+from scripts.corpus.splits import groups_in
 
 
 def clip_features(audio: np.ndarray, sample_rate: int, pitched: bool) -> dict[str, np.ndarray]:
@@ -87,14 +88,6 @@ def split_parser(description: str, out_help: str) -> argparse.ArgumentParser:
     return parser
 
 
-def excluded_groups(*corpus_jsonls: Path) -> set[str]:
-    """The `group` values of every row of these corpus.jsonl files (the clips other corpus builds share sources
-    with)."""
-    rows = [json.loads(line) for corpus_jsonl in corpus_jsonls
-            for line in corpus_jsonl.read_text().splitlines() if line.strip()]
-    return {str(row["group"]) for row in rows if row.get("group")}
-
-
 def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels: tuple[str, ...],
                prefix: str = "") -> tuple[Path, list[dict], Path]:
     """The split folder, its rows with any of `labels` (this `--part` only) and the npz file to write.
@@ -116,7 +109,7 @@ def split_rows(parser: argparse.ArgumentParser, args: argparse.Namespace, labels
         for corpus_jsonl in args.exclude_groups:
             if not corpus_jsonl.is_file():
                 parser.error(f"--exclude-groups: no file {corpus_jsonl}")
-        shared = excluded_groups(*args.exclude_groups)
+        shared = groups_in(*args.exclude_groups)
         rows = [row for row in rows if str(row.get("group", "")) not in shared]
     if args.subsets:
         rows = [row for row in rows if row.get("subset") in args.subsets]

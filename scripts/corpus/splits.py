@@ -5,7 +5,9 @@ so test clips are unseen material rather than re-renders of training clips.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +51,13 @@ def assign_group_splits(groups: list[str], seed: int, family: str,
         else:
             assignment[group] = "test"
     return assignment
+
+
+def groups_in(*corpus_listings: Path) -> set[str]:
+    """The `group` values of every row of these `corpus.jsonl` files: the source material (pattern seeds,
+    MIDI pieces, loop files) of those corpus builds, so that another build's clips of other groups are fresh."""
+    return {str(row["group"]) for listing in corpus_listings
+            for row in map(json.loads, Path(listing).read_text(encoding="utf-8").splitlines()) if row.get("group")}
 
 
 def leaked_groups(rows: list[dict], group_keys: tuple[str, ...] = ("group",)) -> dict[str, set]:
