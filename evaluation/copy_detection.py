@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
-from evaluation.copy_verification import CopyVerifier
+from evaluation.copy_verification import CopyVerifier, steady_snr_db
 from evaluation.features import limit_threads
 from music.audiofolder import file_sha256
 
@@ -258,7 +258,7 @@ class CopyDetector:
         compare_taps: other fits the verification also reports (`CopyMatch.residual_by_fit`).
     """
 
-    version = "copy-6"
+    version = "copy-7"  # copy-6 plus the recut of pitch-shifted candidates (`recut_shift`)
     features_version = "copy-3"  # the cached features are unchanged since copy-3
 
     def __init__(
@@ -317,7 +317,7 @@ class CopyDetector:
 
     def describe(self) -> dict:
         return {
-            "version": self.version,
+            "version": self.version if self.verifier.recut_shift else "copy-6",  # copy-6: the same without the recut
             "features": self.cache_version,
             "sample_rate_hz": self.sample_rate,
             "frame_s": self.frame_seconds,
@@ -479,6 +479,56 @@ class CopyDetector:
                             snr[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
                             steady[q], segments[q] = result["steady"], result["segments"]
                         per_candidate[q][-1][1] = max(per_candidate[q][-1][1], result["waveform"])
+        return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
+                                   verified_tempo_ratio=ratio, residual_by_fit=by_fit,
+                                   verified_index_by_fit=index_by_fit, residual_segments=segments,
+                                   candidate_residuals=per_candidate, steady_residual_snr_db=steady)
+
+    def add_recut(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
+                  progress: bool = True) -> CopyMatch:
+        """`match` verified without the recut (by `verify` of a detector with `recut_shift` off, or the
+        same fields read back from a stored run) -> the verification with it, as `verify` of this
+        detector (`recut_shift` on) gives it, at the cost of the recut alone.
+
+        The recut only ever raises a candidate's fit (`CopyVerifier.residual_snr_db` keeps the larger
+        of the whole-clip shift's and the recut's value, fit by fit) and only runs for candidates
+        whose estimated transform it applies to (`CopyVerifier.recut_applies`: semitones, tempo
+        ratio 1; none for most held-out clips). So each of those candidates is checked by the recut
+        alone (`CopyVerifier.recut_fits`) and every best (per fit, per candidate, the clip's) becomes
+        the larger of the stored and the recut value; the verified candidate, its transform and time
+        profile move to the recut's where it is larger. Same scores as `verify` but for exact ties."""
+        if not self.verifier.recut_shift:
+            raise ValueError("add_recut needs a detector with recut_shift=True")
+        needed = ("candidates", "residual_snr_db", "residual_by_fit", "candidate_residuals", "residual_segments",
+                  "steady_residual_snr_db")
+        missing = [name for name in needed if getattr(match, name) is None]
+        if missing or len(match.candidates) != len(queries):
+            raise ValueError(f"add_recut needs a verified CopyMatch of these {len(queries)} queries "
+                             f"(missing: {', '.join(missing) or 'none'})")
+        if set(match.residual_by_fit) != set(self.verifier.fits):
+            raise ValueError(f"the stored fits {sorted(match.residual_by_fit)} are not this verifier's "
+                             f"{sorted(self.verifier.fits)}")
+        taps = self.verifier.filter_taps
+        snr, steady = match.residual_snr_db.astype(float).copy(), match.steady_residual_snr_db.astype(float).copy()
+        by_fit = {t: v.astype(float).copy() for t, v in match.residual_by_fit.items()}
+        index_by_fit = {t: v.copy() for t, v in match.verified_index_by_fit.items()}
+        index, semitones = match.verified_index.copy(), match.verified_semitones.astype(float).copy()
+        ratio, segments = match.verified_tempo_ratio.astype(float).copy(), match.residual_segments.copy()
+        per_candidate = np.empty(len(queries), dtype=object)
+        with limit_threads(1):
+            for q, query in enumerate(tqdm(queries, desc="copy recut", unit="clip", disable=not progress)):
+                per_candidate[q] = [list(pair) for pair in match.candidate_residuals[q]]
+                for c, (key, shift, tempo, _) in enumerate(match.candidates[q][: self.verify_candidates]):
+                    if not self.verifier.recut_applies(float(shift), float(tempo)):
+                        continue
+                    fits, profile = self.verifier.recut_fits(query, key_audio(int(key)), float(shift))
+                    for t, value in fits.items():
+                        if value > by_fit[t][q]:
+                            by_fit[t][q], index_by_fit[t][q] = value, key
+                    if fits[taps] > snr[q]:
+                        snr[q], index[q], semitones[q], ratio[q] = fits[taps], key, float(shift), float(tempo)
+                        segments[q], steady[q] = profile, steady_snr_db(profile, fits[taps])
+                    per_candidate[q][c][1] = max(per_candidate[q][c][1], fits[taps])
         return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,

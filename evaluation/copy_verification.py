@@ -160,19 +160,37 @@ class CopyVerifier:
         key = self.transformed_key(key, semitones, tempo_ratio)
         q_mag = self.magnitude(query)
         q_frames = q_mag.shape[-1]
-        # a loop may be rotated and the query may be longer than the key: tile it to cover both
-        tiled = np.tile(key, (len(query) + self.n_fft) // max(len(key), 1) + 3)
+        tiled = self._tile(key, len(query))
         period = max(1, round(len(key) / self.hop_length))  # lags past one period repeat
         key_mag = self.magnitude(tiled)[:, : q_frames + period]
         magnitude_snr, layouts = self._best_alignment(q_mag, key_mag, period)
         fits, segments = self._waveform_snr(query, tiled, layouts)
-        if self.recut_shift and semitones and abs(tempo_ratio - 1.0) <= 1e-6:
+        if self.recut_applies(semitones, tempo_ratio):
             recut, recut_segments = self._recut_fits(query, np.asarray(original, dtype=np.float32), tiled, semitones)
             if recut[self.filter_taps] > fits[self.filter_taps]:
                 segments = recut_segments
             fits = {taps: max(value, recut[taps]) for taps, value in fits.items()}
         return {"magnitude": magnitude_snr, "waveform": fits[self.filter_taps], "fits": fits, "segments": segments,
                 "steady": steady_snr_db(segments, fits[self.filter_taps])}
+
+    def _tile(self, key: np.ndarray, length: int) -> np.ndarray:
+        """`key` repeated to cover a query of `length` samples at any lag (a loop may be rotated and
+        the query may be longer than the key)."""
+        return np.tile(key, (length + self.n_fft) // max(len(key), 1) + 3)
+
+    def recut_applies(self, semitones: float, tempo_ratio: float) -> bool:
+        """Whether `residual_snr_db` also tries the recut for this transform: `recut_shift` on, a
+        pitch shift, no tempo change."""
+        return bool(self.recut_shift and semitones and abs(tempo_ratio - 1.0) <= 1e-6)
+
+    def recut_fits(self, query: np.ndarray, key: np.ndarray, semitones: float) -> tuple[dict[int, float], np.ndarray]:
+        """The recut alone (`_recut_fits`, as `residual_snr_db` runs it for a transform that
+        `recut_applies` to): `{taps: dB}` and the time profile. `residual_snr_db` keeps, per fit, the
+        larger of this and the whole-clip shift's value, so a stored residual without the recut and
+        this give the residual with it (`CopyDetector.add_recut`)."""
+        query = np.asarray(query, dtype=np.float32)
+        tiled = self._tile(self.transformed_key(key, semitones, 1.0), len(query))
+        return self._recut_fits(query, np.asarray(key, dtype=np.float32), tiled, semitones)
 
     def _waveform_snr(self, query: np.ndarray, tiled: np.ndarray,
                       layouts: list[list[tuple[int, int]]]) -> tuple[dict[int, float], np.ndarray]:

@@ -131,7 +131,7 @@ def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
     known = []
     for path in paths:
         _, start = window(load_clips([path], SR)[0][0], 4.0, rng)
-        known.append({"file": str(path), "start_s": round(start, 6), "detector_version": detector.version,
+        known.append({"file": str(path), "start_s": round(start, 6), "detector_version": detector.describe()["version"],
                       "copy_score": 0.5})
     rows_file = tmp_path / "rows.jsonl"
     rows_file.write_text(json.dumps(known[0]) + "\n")
@@ -140,3 +140,34 @@ def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
     assert [row["file"] for row in out] == [str(p) for p in paths]
     with pytest.raises(ValueError, match="at least one"):
         extra_calibration_rows(paths, detector, [], None, 4.0, 0, None, known[1:])
+
+
+@pytest.mark.skipif(not rubberband_available(), reason="the recut reproduces Rubber Band's output")
+def test_adding_the_recut_to_a_verification_without_it_gives_the_full_recut_verification():
+    # the reuse path of copy-7 (`CopyDetector.add_recut`: the recut alone for the candidates it
+    # applies to, combined with stored residuals) must give what `verify` with the recut gives
+    keys = [loop(kit(i), i) for i in range(4)]
+    queries = [pitch_shift(keys[0][5431 : 5431 + 4 * SR], SR, 1.0), pitch_shift(keys[2][777 : 777 + 4 * SR], SR, -2.0),
+               loop(kit(0), 9)[: 4 * SR], keys[1][3000 : 3000 + 4 * SR]]
+    plain = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,))
+    recut = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,), recut_shift=True)
+    match = plain.match([plain.features(q) for q in queries], [plain.features(k) for k in keys], progress=False)
+    applies = [recut.verifier.recut_applies(s, r) for c in match.candidates for _, s, r, _ in c[:2]]
+    assert any(applies) and not all(applies)  # both paths are exercised
+    full = recut.verify(queries, match, keys.__getitem__, progress=False)
+    before = plain.verify(queries, match, keys.__getitem__, progress=False)
+    added = recut.add_recut(queries, before, keys.__getitem__, progress=False)
+    assert before.residual_snr_db[0] < 20 and before.residual_snr_db[1] < 20  # without the recut: not verified
+    for name in ("residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
+                 "steady_residual_snr_db"):
+        assert np.array_equal(getattr(full, name), getattr(added, name)), name
+    for taps in (33, 0):
+        assert np.array_equal(full.residual_by_fit[taps], added.residual_by_fit[taps])
+        assert np.array_equal(full.verified_index_by_fit[taps], added.verified_index_by_fit[taps])
+    for mine, theirs in zip(full.residual_segments, added.residual_segments):
+        assert np.array_equal(mine, theirs, equal_nan=True)
+    assert [list(map(list, c)) for c in full.candidate_residuals] == [list(map(list, c))
+                                                                      for c in added.candidate_residuals]
+    assert full.residual_snr_db[0] > 40 and full.residual_snr_db[1] > 40  # the pitch copies: verified by the recut
+    with pytest.raises(ValueError, match="recut_shift=True"):
+        plain.add_recut(queries, full, keys.__getitem__)
