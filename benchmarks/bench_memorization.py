@@ -109,10 +109,7 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
-    detector = CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate,
-                            filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps),
-                            verify_candidates=args.verify_candidates, shortlist_cosine=not args.shortlist_dot,
-                            recut_shift=args.recut_shift)
+    detector = make_detector(args, recut_shift=args.recut_shift or bool(args.add_recut))
     train_paths = audio_files(args.train)
     same_audio = duplicate_groups(train_paths)
     calibration_paths = audio_files(args.calibration)
@@ -128,7 +125,14 @@ def run(args: argparse.Namespace) -> dict:
     train_features = detector.features_for_files(train_paths, cache, description="train features")
     train_seconds = time.perf_counter() - started
     key_audio = TrainingAudio(train_paths, SAMPLE_RATE)
-    reused = stored_run(args, detector) if args.reuse else None
+    reused = stored_run(args.reuse, args, detector) if args.reuse else None
+    recut_seconds = None
+    if args.add_recut:  # a stored run without the recut, its clips re-planted and the recut added
+        started = time.perf_counter()
+        reused = stored_run(args.add_recut, args, make_detector(args, recut_shift=False))
+        reused = {**reused, "per_clip": recut_per_clip(reused, detector, train_features, key_audio, extra_paths,
+                                                       Path(args.recut_rows) if args.recut_rows else None)}
+        recut_seconds = time.perf_counter() - started
     if reused is not None:  # the planted copies and held-out clips of a stored run of this detector
         truths = [{"family": row["family"], "source": row["source"], "semitones": 0.0, "tempo_ratio": 1.0,
                    "gain_db": 0.0} for row in reused["per_clip"]["copies"]]
@@ -194,7 +198,10 @@ def run(args: argparse.Namespace) -> dict:
         "held_out_clips": len(flagged_negatives),
         "calibration_clips": len(base["calibration"].score),
         "extra_calibration": extra,
-        "reused_rows_of": args.reuse,
+        "reused_rows_of": args.reuse or args.add_recut,
+        # with --add-recut the time per 100 clips is the stored run's; the recut's own: recut_added_seconds
+        **({"recut_added_to": args.add_recut, "recut_added_seconds": recut_seconds,
+            "timing_of": args.add_recut} if args.add_recut else {}),
         "per_family": per_family,
         "other_fits": fits,
         "duplicate_training_files": int(sum(len(group) > 1 for group in same_audio)),
@@ -251,6 +258,119 @@ def plant_and_match(args, detector, rng, train_paths, train_features, key_audio,
     return copies, truths, base, timing
 
 
+def make_detector(args: argparse.Namespace, recut_shift: bool) -> CopyDetector:
+    """The detector the command's flags describe (with or without the verification's recut)."""
+    return CopyDetector(spectral_weight=args.spectral_weight, separate=not args.no_separate,
+                        filter_taps=args.filter_taps, compare_taps=tuple(args.compare_taps),
+                        verify_candidates=args.verify_candidates, shortlist_cosine=not args.shortlist_dot,
+                        recut_shift=recut_shift)
+
+
+def replant(stored: dict) -> tuple[list[np.ndarray], list[dict], dict[str, list[np.ndarray]]]:
+    """A stored run's planted copies, their truths, and its calibration and held-out windows, re-made
+    from its seed (the same random stream as `plant_and_match`)."""
+    rng = np.random.default_rng(stored["seed"])
+    train_paths = audio_files(stored["train"])
+    others, _ = load_clips(audio_files(stored["other"]), SAMPLE_RATE)
+    sources = len(stored["per_clip"]["copies"]) // len(FAMILIES)
+    queries, truths = [], []
+    for family in FAMILIES:
+        for source_index in rng.choice(len(train_paths), size=sources, replace=False):
+            other = others[int(rng.integers(len(others)))]
+            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
+            clip, truth = plant(family, source[0], other, stored["seconds"], rng)
+            queries.append(clip)
+            truths.append({**truth, "source": int(source_index)})
+    negatives = {}
+    for name in ("calibration", "held_out"):
+        waves, _ = load_clips(audio_files(stored[name]), SAMPLE_RATE)
+        negatives[name] = [window(w, stored["seconds"], rng)[0] for w in waves]
+    return queries, truths, negatives
+
+
+def verified_from_rows(rows: list[dict], match: CopyMatch, taps: int) -> CopyMatch:
+    """`match` (the search of the rows' clips) with the verification fields of stored `per_clip`
+    rows (`clip_rows`): residuals per fit, verified clips, each candidate's residual, time profiles.
+    The verified transform is not stored: zero semitones, tempo ratio 1 (`clip_rows` does not write it)."""
+    zeros = np.zeros(len(rows))
+    fits = [int(t) for t in rows[0]["residual_snr_db"]] if rows else []
+    segments = np.empty(len(rows), dtype=object)
+    candidates = np.empty(len(rows), dtype=object)
+    for i, row in enumerate(rows):
+        stored = row.get("residual_segments_db")
+        segments[i] = None if stored is None else np.asarray(stored, dtype=np.float64)
+        candidates[i] = [[int(k), float(v)] for k, v in row["candidate_residuals"]]
+    return dataclasses.replace(
+        match, residual_snr_db=np.asarray([row["residual_snr_db"][str(taps)] for row in rows], dtype=float),
+        verified_index=np.asarray([row["verified_index"][str(taps)] for row in rows]),
+        verified_semitones=zeros.copy(), verified_tempo_ratio=zeros + 1,
+        residual_by_fit={t: np.asarray([row["residual_snr_db"][str(t)] for row in rows], dtype=float) for t in fits},
+        verified_index_by_fit={t: np.asarray([row["verified_index"][str(t)] for row in rows]) for t in fits},
+        residual_segments=segments, candidate_residuals=candidates,
+        steady_residual_snr_db=np.asarray([row.get("steady_snr_db", steady_snr_db(segments[i], row["residual_snr_db"][
+            str(taps)])) for i, row in enumerate(rows)], dtype=float))  # older rows: from the stored profile
+
+
+def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np.ndarray], key_audio: TrainingAudio,
+                   extra_paths: list[Path], rows_path: Path | None) -> dict[str, list[dict]]:
+    """The `per_clip` rows of `stored` (a run without the recut) as `detector` (with it) scores the
+    same clips: each clip re-made (`replant`; extra clips: `extra_windows`), searched again (the
+    candidates' transforms are not stored; each clip's copy score and verified candidates are checked
+    against its row, ValueError if they differ), and only the candidates the recut applies to
+    verified, by the recut alone, combined with the row's residuals (`CopyDetector.add_recut`).
+    With `rows_path` (JSON lines) rows are appended per `EXTRA_CHUNK` clips and reused: resumable."""
+    version = detector.describe()["version"]
+    taps = detector.verifier.filter_taps
+    queries, _, negatives = replant(stored)
+    sets = {"copies": queries, **negatives}
+    if stored["per_clip"].get("extra_calibration"):
+        windows = {(file, start): clip for file, start, clip in extra_windows(extra_paths, stored["seconds"],
+                                                                              stored["seed"])}
+        missing = [row["file"] for row in stored["per_clip"]["extra_calibration"]
+                   if (row["file"], row["start_s"]) not in windows]
+        if missing:
+            raise ValueError(f"{len(missing)} stored extra calibration clips are not among --extra-calibration's "
+                             f"windows (e.g. {missing[0]}): give the stored run's --extra-calibration flags")
+        sets["extra_calibration"] = [windows[(row["file"], row["start_s"])]
+                                     for row in stored["per_clip"]["extra_calibration"]]
+    done = {}
+    if rows_path is not None and rows_path.is_file():
+        done = {(row["set"], row["clip"]): row for row in read_rows(rows_path) if row["detector_version"] == version}
+    out = {}
+    for name, clips in sets.items():
+        rows = stored["per_clip"][name]
+        todo = [i for i in range(len(clips)) if (name, i) not in done]
+        for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc=f"recut {name}", unit="chunk"):
+            chunk = todo[begin : begin + EXTRA_CHUNK]
+            chosen = [clips[i] for i in chunk]
+            match = detector.match([detector.features(c) for c in chosen], train_features, progress=False)
+            for j, i in enumerate(chunk):
+                verified = [int(k) for k, _ in rows[i]["candidate_residuals"]]
+                searched = [int(c[0]) for c in match.candidates[j][: len(verified)]]
+                if abs(float(match.score[j]) - rows[i]["copy_score"]) > 1e-5 or searched != verified:
+                    raise ValueError(f"{name} clip {i}: the search gives copy score {match.score[j]:.5f} and "
+                                     f"candidates {searched}, the stored row {rows[i]['copy_score']:.5f} and "
+                                     f"{verified}: not the stored run's clip")
+            stored_rows = [rows[i] for i in chunk]
+            added = detector.add_recut(chosen, verified_from_rows(stored_rows, match, taps), key_audio,
+                                       progress=False)
+            for i, old, row in zip(chunk, stored_rows, clip_rows(added)):
+                keep = {key: old[key] for key in ("family", "source", "file", "start_s") if key in old}
+                row.update(keep, **({"detector_version": version} if "file" in old else {}))
+                done[(name, i)] = {**row, "set": name, "clip": i, "detector_version": version}
+                if rows_path is not None:
+                    rows_path.parent.mkdir(parents=True, exist_ok=True)
+                    with rows_path.open("a") as handle:
+                        handle.write(json.dumps(done[(name, i)]) + "\n")
+        out[name] = []
+        for i in range(len(clips)):
+            row = {key: value for key, value in done[(name, i)].items() if key not in ("set", "clip")}
+            if "file" not in row:
+                row.pop("detector_version")
+            out[name].append(row)
+    return out
+
+
 def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:
     """The `--extra-calibration` files in a seeded random order: fresh ones only (`--fresh-against`),
     the first `--extra-limit` of them (a smaller limit takes a prefix of a larger one's clips and
@@ -265,15 +385,15 @@ def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:
     return paths, counts
 
 
-def stored_run(args: argparse.Namespace, detector: CopyDetector) -> dict:
-    """The stored run `--reuse` names, refused (ValueError) unless it is this command's run of this
-    detector: same detector settings, training, calibration and held-out folders, seed and length."""
-    stored = json.loads(Path(args.reuse).read_text())
+def stored_run(path: str, args: argparse.Namespace, detector: CopyDetector) -> dict:
+    """The stored run `path` (`--reuse`, `--add-recut`), refused (ValueError) unless it is this command's
+    run of `detector`: same detector settings, training, calibration and held-out folders, seed and length."""
+    stored = json.loads(Path(path).read_text())
     wanted = {"detector": detector.describe(), "train": args.train, "calibration": args.calibration,
               "held_out": args.held_out, "seed": args.seed, "seconds": args.seconds}
     differs = [key for key, value in wanted.items() if stored.get(key) != value]
     if differs:
-        raise ValueError(f"--reuse {args.reuse}: its run differs from this command in {', '.join(differs)}")
+        raise ValueError(f"{path}: its run differs from this command in {', '.join(differs)}")
     return stored
 
 
@@ -325,6 +445,18 @@ def fresh_files(paths: list[Path], corpus_listing: Path) -> tuple[list[Path], di
     return kept, counts
 
 
+def extra_windows(paths: list[Path], seconds: float, seed: int) -> list[tuple[str, float, np.ndarray]]:
+    """A `seconds` window of each extra calibration file from their own seeded stream (so adding extra
+    clips moves no other clip's window): `(file, start in seconds rounded to 1 us, waveform)`."""
+    rng = np.random.default_rng([seed, 1])
+    windows = []
+    for path in paths:
+        wave, _ = load_clips([path], SAMPLE_RATE)
+        clip, start = window(wave[0], seconds, rng)
+        windows.append((str(path), round(start, 6), clip))
+    return windows
+
+
 def extra_calibration_rows(paths: list[Path], detector: CopyDetector, train_features: list[np.ndarray],
                            key_audio: TrainingAudio, seconds: float, seed: int, rows_path: Path | None,
                            known: list[dict] | None = None) -> list[dict]:
@@ -333,16 +465,11 @@ def extra_calibration_rows(paths: list[Path], detector: CopyDetector, train_feat
     extra clips moves no other clip's window). With `rows_path` (JSON lines) rows are appended as
     each chunk of `EXTRA_CHUNK` clips finishes and rows already there (same file, window, detector)
     are reused: a long run can be stopped and resumed. `known` rows (a stored run's) are reused too."""
-    rng = np.random.default_rng([seed, 1])
     version = detector.describe()["version"]
     done = {}
     for row in [*(known or []), *(read_rows(rows_path) if rows_path is not None and rows_path.is_file() else [])]:
         done[(row["file"], row["start_s"], row["detector_version"])] = row
-    windows = []
-    for path in paths:
-        wave, _ = load_clips([path], SAMPLE_RATE)
-        clip, start = window(wave[0], seconds, rng)
-        windows.append((str(path), round(start, 6), clip))
+    windows = extra_windows(paths, seconds, seed)
     todo = [w for w in windows if (w[0], w[1], version) not in done]
     for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc="extra calibration", unit="chunk"):
         chunk = todo[begin : begin + EXTRA_CHUNK]
@@ -571,6 +698,15 @@ def main() -> None:
                         help="take the planted copies' and held-out clips' scores from this stored run (it must be "
                              "this command's run of this detector: same settings, folders, seed) instead of "
                              "matching them again; only --extra-calibration clips it does not hold are matched")
+    parser.add_argument("--add-recut", default=None, metavar="JSON",
+                        help="score the clips of this stored run of the same command without the recut (copy-6) "
+                             "as the detector with it (copy-7) does: every clip re-made from the run's seed and "
+                             "searched again (checked against its row), then only candidates with a pitch shift "
+                             "and no tempo change verified, by the recut alone, combined with the stored residuals "
+                             "(CopyDetector.add_recut: the same scores as a full run at about the search's cost)")
+    parser.add_argument("--recut-rows", default=None, metavar="JSONL",
+                        help="with --add-recut: save each clip's new row here as it is scored and reuse the ones "
+                             "already there (a stopped run resumes)")
     parser.add_argument("--other", nargs="+", required=True, help="held-out folder(s) the `mix` copies go under")
     parser.add_argument("--sources", type=int, default=30, help="copies per transform family (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of every copy in seconds (default 4)")
@@ -616,12 +752,15 @@ def main() -> None:
     for folder in (*args.train, *args.calibration, *args.held_out, *args.other, *(args.extra_calibration or [])):
         if not audio_files([folder]):
             parser.exit(2, f"error: no audio files in {folder}\n")
-    if args.reuse and not Path(args.reuse).is_file():
-        parser.exit(2, f"error: --reuse {args.reuse}: no such file\n")
+    for flag, value in (("--reuse", args.reuse), ("--add-recut", args.add_recut)):
+        if value and not Path(value).is_file():
+            parser.exit(2, f"error: {flag} {value}: no such file\n")
+    if args.reuse and args.add_recut:
+        parser.exit(2, "error: --reuse and --add-recut each name the stored run: give one\n")
     if args.fresh_against and not Path(args.fresh_against).is_file():
         parser.exit(2, f"error: --fresh-against {args.fresh_against}: no such file\n")
-    if args.no_verify and (args.extra_calibration or args.reuse):
-        parser.exit(2, "error: --extra-calibration and --reuse need the verification (drop --no-verify)\n")
+    if args.no_verify and (args.extra_calibration or args.reuse or args.add_recut):
+        parser.exit(2, "error: --extra-calibration, --reuse and --add-recut need the verification (drop --no-verify)\n")
     if args.extra_limit < 0:
         parser.exit(2, f"error: --extra-limit must be 0 (all) or more, got {args.extra_limit}\n")
     try:
@@ -630,9 +769,10 @@ def main() -> None:
         parser.exit(2, f"error: {error}\n")
     out = Path(args.out or f"benchmarks/results/memorization-{args.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.reuse:  # the stored run, decided on its own calibration clips, is the `before` block (its
-        # per-clip rows are this result's copies, calibration and held_out rows: not stored twice)
-        result["before"] = {key: value for key, value in json.loads(Path(args.reuse).read_text()).items()
+    if args.reuse or args.add_recut:  # the stored run, decided on its own calibration clips, is the `before`
+        # block (its per-clip rows are this result's copies, calibration and held_out rows: not stored twice)
+        stored = json.loads(Path(args.reuse or args.add_recut).read_text())
+        result["before"] = {key: value for key, value in stored.items()
                             if key not in ("before", "rescored", "per_clip")}
     elif out.exists():  # the previous detector's result (same command) is kept as the `before` block
         previous = json.loads(out.read_text())

@@ -9,6 +9,12 @@ and verified with the recut; each clip's residual SNR is compared with its store
 Writes benchmarks/results/memorization-recut-NAME.json: per clip, the stored and the recut residual
 (dB), the verified training clip and semitones; seconds per clip. A development check, not the
 benchmark: only the pitch family and the first `--windows` calibration and held-out windows.
+
+    python -m benchmarks.check_recut_shift --name drums --compare-rows OUT.json
+
+compares a stored check's clips (verified in full with the recut) with the same clips' rows of a
+`bench_memorization --add-recut` result (the recut added to stored copy-6 rows): residual SNR (to
+the rows' 1 mdB rounding) and verified training clip; writes `add_recut_check` into the check's JSON.
 """
 
 from __future__ import annotations
@@ -18,34 +24,36 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.bench_memorization import FAMILIES, SAMPLE_RATE, audio_files, plant, window
-from evaluation.audio_io import load_clips
+from benchmarks.bench_memorization import SAMPLE_RATE, audio_files, replant
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector
 from evaluation.memorization import TrainingAudio
 
 
-def replant(stored: dict) -> tuple[list[np.ndarray], list[dict], dict[str, list[np.ndarray]]]:
-    """The stored run's planted copies, their truths, and its calibration and held-out windows."""
-    rng = np.random.default_rng(stored["seed"])
-    train_paths = audio_files(stored["train"])
-    others, _ = load_clips(audio_files(stored["other"]), SAMPLE_RATE)
-    sources = len(stored["per_clip"]["copies"]) // len(FAMILIES)
-    queries, truths = [], []
-    for family in FAMILIES:
-        for source_index in rng.choice(len(train_paths), size=sources, replace=False):
-            other = others[int(rng.integers(len(others)))]
-            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
-            clip, truth = plant(family, source[0], other, stored["seconds"], rng)
-            queries.append(clip)
-            truths.append({**truth, "source": int(source_index)})
-    negatives = {}
-    for name in ("calibration", "held_out"):
-        waves, _ = load_clips(audio_files(stored[name]), SAMPLE_RATE)
-        negatives[name] = [window(w, stored["seconds"], rng)[0] for w in waves]
-    return queries, truths, negatives
+def compare_rows(check_path: Path, result_path: Path) -> dict:
+    """Each clip of a stored check (residual SNR with the recut, from a full verification) against the
+    same clip's row in `result_path` (`bench_memorization --add-recut`): how many agree on the
+    residual SNR (within the rows' rounding, 0.0005 dB) and on the verified training clip."""
+    check = json.loads(check_path.read_text())
+    result = json.loads(result_path.read_text())
+    rows = result["per_clip"]
+    sets = {"pitch": "copies", "calibration": "calibration", "held_out": "held_out"}
+    summary = {"result": str(result_path), "detector": result["detector"]["version"]}
+    for what, name in sets.items():
+        agree, differ = 0, []
+        for pair in check[what]["rows"]:
+            row = rows[name][pair["clip"]]
+            residual, index = row["residual_snr_db"]["33"], row["verified_index"]["33"]
+            if abs(residual - pair["residual_recut_db"]) <= 0.0005 + 1e-9 and index == pair["verified_index"]:
+                agree += 1
+            else:
+                differ.append({"clip": pair["clip"], "full_db": pair["residual_recut_db"], "added_db": residual,
+                               "full_index": pair["verified_index"], "added_index": index})
+        summary[what] = {"clips": len(check[what]["rows"]), "agree": agree, "differ": differ}
+        print(what, f"{agree} of {len(check[what]['rows'])} agree", differ or "")
+    check["add_recut_check"] = summary
+    check_path.write_text(json.dumps(check, indent=1) + "\n")
+    return summary
 
 
 def main() -> None:
@@ -53,7 +61,17 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="the stored run: benchmarks/results/memorization-NAME.json")
     parser.add_argument("--windows", type=int, default=30,
                         help="first calibration and held-out windows checked, each (default %(default)s)")
+    parser.add_argument("--compare-rows", default=None, metavar="JSON",
+                        help="compare the stored check memorization-recut-NAME.json with this bench_memorization "
+                             "--add-recut result's rows of the same clips (no matching) and exit")
     args = parser.parse_args()
+    if args.compare_rows:
+        check = Path(f"benchmarks/results/memorization-recut-{args.name}.json")
+        for needed in (check, Path(args.compare_rows)):
+            if not needed.is_file():
+                parser.exit(2, f"error: no such file {needed}\n")
+        compare_rows(check, Path(args.compare_rows))
+        return
     path = Path(f"benchmarks/results/memorization-{args.name}.json")
     if not path.is_file():
         parser.exit(2, f"error: no stored run at {path}\n")

@@ -15,11 +15,13 @@ import pytest
 
 from benchmarks.bench_memorization import (
     FAMILIES,
+    clip_rows,
     evaluate,
     extra_calibration_rows,
     fresh_files,
     match_from_rows,
     select_extra,
+    verified_from_rows,
     window,
 )
 from evaluation.audio_io import load_clips, write_clip
@@ -171,3 +173,7 @@ def test_adding_the_recut_to_a_verification_without_it_gives_the_full_recut_veri
     assert full.residual_snr_db[0] > 40 and full.residual_snr_db[1] > 40  # the pitch copies: verified by the recut
     with pytest.raises(ValueError, match="recut_shift=True"):
         plain.add_recut(queries, full, keys.__getitem__)
+    # the benchmark's path: the verification read back from stored rows (rounded to 1 mdB), then the recut
+    from_rows = recut.add_recut(queries, verified_from_rows(clip_rows(before), match, 33), keys.__getitem__,
+                                progress=False)
+    assert clip_rows(from_rows) == clip_rows(full)
