@@ -343,20 +343,20 @@ def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np
         for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc=f"recut {name}", unit="chunk"):
             chunk = todo[begin : begin + EXTRA_CHUNK]
             chosen = [clips[i] for i in chunk]
-            match = detector.match([detector.features(c) for c in chosen], train_features, progress=False)
-            for j, i in enumerate(chunk):
-                verified = [int(k) for k, _ in rows[i]["candidate_residuals"]]
-                searched = [int(c[0]) for c in match.candidates[j][: len(verified)]]
-                if abs(float(match.score[j]) - rows[i]["copy_score"]) > 1e-5 or searched != verified:
-                    raise ValueError(f"{name} clip {i}: the search gives copy score {match.score[j]:.5f} and "
-                                     f"candidates {searched}, the stored row {rows[i]['copy_score']:.5f} and "
-                                     f"{verified}: not the stored run's clip")
             stored_rows = [rows[i] for i in chunk]
+            searched, full = stored_candidates(detector, chosen, stored_rows, train_features, f"{name} clips {chunk}")
+            if full:
+                tqdm.write(f"{name}: {full} of clips {chunk[0]}-{chunk[-1]} searched in full")
+            match = dataclasses.replace(match_from_rows(stored_rows, "whole", taps), candidates=searched)
             added = detector.add_recut(chosen, verified_from_rows(stored_rows, match, taps), key_audio,
                                        progress=False)
             for i, old, row in zip(chunk, stored_rows, clip_rows(added)):
-                keep = {key: old[key] for key in ("family", "source", "file", "start_s") if key in old}
-                row.update(keep, **({"detector_version": version} if "file" in old else {}))
+                # the verification's fields are new; the search's (its candidates' scores included) the row's
+                verification = ("residual_snr_db", "verified_index", "steady_snr_db", "candidate_residuals",
+                                "residual_segments_db")
+                row = {**old, **{key: row[key] for key in verification if key in row}}
+                if "file" in old:
+                    row["detector_version"] = version
                 done[(name, i)] = {**row, "set": name, "clip": i, "detector_version": version}
                 if rows_path is not None:
                     rows_path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,6 +369,48 @@ def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np
                 row.pop("detector_version")
             out[name].append(row)
     return out
+
+
+def stored_candidates(detector: CopyDetector, clips: list[np.ndarray], rows: list[dict],
+                      train_features: list[np.ndarray], what: str) -> tuple[np.ndarray, int]:
+    """Each stored row's verified candidates with the transform the search gave them: `(key,
+    semitones, tempo ratio, score)`, best first, as `CopyMatch.candidates` holds them.
+
+    The rows keep each candidate's score (to 1e-4), not its transform: the alignment is re-run
+    against those keys only (`CopyDetector.candidate_transforms`, every part) and each candidate takes
+    the transform of the part whose score is its stored one (the search keeps a key's best part).
+    A clip where no part, or parts with different transforms, give a stored score (or the first
+    candidate's score is not the stored copy score) is searched in full instead (`match`), checked
+    against the row too; ValueError if that disagrees as well (not the stored run's clip). Returns
+    them and how many clips were searched in full."""
+    out = np.empty(len(rows), dtype=object)
+    full = []
+    for j, (clip, row) in enumerate(zip(clips, rows)):
+        stored = row["candidates"][: len(row["candidate_residuals"])]
+        per_part = detector.candidate_transforms(detector.features(clip), [train_features[int(k)] for k, _ in stored])
+        chosen = []
+        for c, (key, score) in enumerate(stored):
+            found = {(shift, ratio): value for part in per_part for value, shift, ratio in [part[c]]
+                     if abs(value - score) <= 5.1e-5}
+            if len(found) != 1:
+                break
+            (shift, ratio), value = next(iter(found.items()))
+            chosen.append((int(key), shift, ratio, value))
+        if len(chosen) == len(stored) and abs(chosen[0][3] - row["copy_score"]) <= 1e-5:
+            out[j] = chosen
+        else:
+            full.append(j)
+    if full:
+        match = detector.match([detector.features(clips[j]) for j in full], train_features, progress=False)
+        for m, j in enumerate(full):
+            verified = [int(k) for k, _ in rows[j]["candidate_residuals"]]
+            searched = [int(c[0]) for c in match.candidates[m][: len(verified)]]
+            if abs(float(match.score[m]) - rows[j]["copy_score"]) > 1e-5 or searched != verified:
+                raise ValueError(f"{what}: the search gives copy score {match.score[m]:.5f} and candidates "
+                                 f"{searched}, the stored row {rows[j]['copy_score']:.5f} and {verified}: "
+                                 f"not the stored run's clip")
+            out[j] = list(match.candidates[m])
+    return out, len(full)
 
 
 def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:

@@ -484,6 +484,25 @@ class CopyDetector:
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,
                                    candidate_residuals=per_candidate, steady_residual_snr_db=steady)
 
+    def candidate_transforms(self, query: np.ndarray, keys: list[np.ndarray]) -> list[list[tuple[float, float, float]]]:
+        """The alignment stage of `match` for one query (features) against the given keys only:
+        `[part][key]` (score, semitones, tempo ratio), one row per part `match` tries (`PARTS`, or the
+        whole clip without `separate`), as `match` ranks a key on that part's shortlist (each key's
+        alignment is its own: the other keys do not change it). For re-reading the transforms of a
+        stored run's candidates (`match` keeps the best part of each, by score) without the shortlist
+        over every training clip."""
+        parts = PARTS if self.separate else PARTS[:1]
+        out = []
+        with limit_threads(1):
+            key_views = [self._views(k) for k in keys]
+            for part in parts:
+                frames = separate_part(query, part)
+                views = {**self._views(frames), "phases": [self._views(frames, None, p) for p in range(1, self.phases)]}
+                ranked = self._align(views, key_views)["ranked"]
+                by_key = {k: (score, shift, ratio) for score, k, shift, ratio in ranked}
+                out.append([by_key[k] for k in range(len(keys))])
+        return out
+
     def add_recut(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
                   progress: bool = True) -> CopyMatch:
         """`match` verified without the recut (by `verify` of a detector with `recut_shift` off, or the
