@@ -109,7 +109,7 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
-    detector = make_detector(args, recut_shift=args.recut_shift or bool(args.add_recut))
+    detector = make_detector(args, recut_shift=not args.no_recut_shift)
     train_paths = audio_files(args.train)
     same_audio = duplicate_groups(train_paths)
     calibration_paths = audio_files(args.calibration)
@@ -130,8 +130,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.add_recut:  # a stored run without the recut, its clips re-planted and the recut added
         started = time.perf_counter()
         reused = stored_run(args.add_recut, args, make_detector(args, recut_shift=False))
-        reused = {**reused, "per_clip": recut_per_clip(reused, detector, train_features, key_audio, extra_paths,
-                                                       Path(args.recut_rows) if args.recut_rows else None)}
+        per_clip = recut_per_clip(reused, detector, train_features, key_audio, extra_paths,
+                                  Path(args.recut_rows) if args.recut_rows else None, args.recut_sets)
+        if args.recut_sets:  # one process's share of the clips: rows saved, no decision
+            return None
+        reused = {**reused, "per_clip": per_clip}
         recut_seconds = time.perf_counter() - started
     if reused is not None:  # the planted copies and held-out clips of a stored run of this detector
         truths = [{"family": row["family"], "source": row["source"], "semitones": 0.0, "tempo_ratio": 1.0,
@@ -312,13 +315,15 @@ def verified_from_rows(rows: list[dict], match: CopyMatch, taps: int) -> CopyMat
 
 
 def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np.ndarray], key_audio: TrainingAudio,
-                   extra_paths: list[Path], rows_path: Path | None) -> dict[str, list[dict]]:
+                   extra_paths: list[Path], rows_path: Path | None,
+                   only: list[str] | None = None) -> dict[str, list[dict]]:
     """The `per_clip` rows of `stored` (a run without the recut) as `detector` (with it) scores the
     same clips: each clip re-made (`replant`; extra clips: `extra_windows`), searched again (the
     candidates' transforms are not stored; each clip's copy score and verified candidates are checked
     against its row, ValueError if they differ), and only the candidates the recut applies to
     verified, by the recut alone, combined with the row's residuals (`CopyDetector.add_recut`).
-    With `rows_path` (JSON lines) rows are appended per `EXTRA_CHUNK` clips and reused: resumable."""
+    With `rows_path` (JSON lines) rows are appended per `EXTRA_CHUNK` clips and reused: resumable.
+    `only`: score only these sets (`per_clip` names) and return {} (a share of the work)."""
     version = detector.describe()["version"]
     taps = detector.verifier.filter_taps
     queries, _, negatives = replant(stored)
@@ -338,6 +343,8 @@ def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np
         done = {(row["set"], row["clip"]): row for row in read_rows(rows_path) if row["detector_version"] == version}
     out = {}
     for name, clips in sets.items():
+        if only and name not in only:
+            continue
         rows = stored["per_clip"][name]
         todo = [i for i in range(len(clips)) if (name, i) not in done]
         for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc=f"recut {name}", unit="chunk"):
@@ -362,6 +369,8 @@ def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np
                     rows_path.parent.mkdir(parents=True, exist_ok=True)
                     with rows_path.open("a") as handle:
                         handle.write(json.dumps(done[(name, i)]) + "\n")
+        if only:
+            continue
         out[name] = []
         for i in range(len(clips)):
             row = {key: value for key, value in done[(name, i)].items() if key not in ("set", "clip")}
@@ -749,6 +758,11 @@ def main() -> None:
     parser.add_argument("--recut-rows", default=None, metavar="JSONL",
                         help="with --add-recut: save each clip's new row here as it is scored and reuse the ones "
                              "already there (a stopped run resumes)")
+    parser.add_argument("--recut-sets", nargs="+", default=None,
+                        choices=("copies", "calibration", "held_out", "extra_calibration"),
+                        help="with --add-recut and --recut-rows: score only these sets' clips, save their rows and "
+                             "exit (to share a run between processes, each with its own rows file; the full "
+                             "command then reads the rows files joined into one)")
     parser.add_argument("--other", nargs="+", required=True, help="held-out folder(s) the `mix` copies go under")
     parser.add_argument("--sources", type=int, default=30, help="copies per transform family (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of every copy in seconds (default 4)")
@@ -770,10 +784,10 @@ def main() -> None:
                         help="keys per clip (the search's best) checked on the waveform (default %(default)s)")
     parser.add_argument("--shortlist-dot", action="store_true",
                         help="rank the shortlist by the raw correlation (copy-5) instead of the cosine")
-    parser.add_argument("--recut-shift", action="store_true",
-                        help="verify a pitch-shifted candidate also by cutting the training clip where the query "
-                             "starts and shifting only that excerpt (Rubber Band), as a copy made by shifting an "
-                             "excerpt was made; costs up to 5 Rubber Band runs per such candidate")
+    parser.add_argument("--no-recut-shift", action="store_true",
+                        help="the copy-6 verification: a pitch-shifted candidate is not also checked by cutting the "
+                             "training clip where the query starts and shifting only that excerpt (Rubber Band, up "
+                             "to 5 runs per such candidate; copy-7 does)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
     if "--rescore" in sys.argv:  # the other flags are not needed to rescore a stored run
@@ -797,6 +811,10 @@ def main() -> None:
     for flag, value in (("--reuse", args.reuse), ("--add-recut", args.add_recut)):
         if value and not Path(value).is_file():
             parser.exit(2, f"error: {flag} {value}: no such file\n")
+    if args.recut_sets and not (args.add_recut and args.recut_rows):
+        parser.exit(2, "error: --recut-sets needs --add-recut and --recut-rows\n")
+    if args.add_recut and args.no_recut_shift:
+        parser.exit(2, "error: --add-recut scores the clips with the recut: drop --no-recut-shift\n")
     if args.reuse and args.add_recut:
         parser.exit(2, "error: --reuse and --add-recut each name the stored run: give one\n")
     if args.fresh_against and not Path(args.fresh_against).is_file():
@@ -809,6 +827,9 @@ def main() -> None:
         result = run(args)
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
+    if result is None:
+        print(f"rows of {', '.join(args.recut_sets)} in {args.recut_rows}")
+        return
     out = Path(args.out or f"benchmarks/results/memorization-{args.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.reuse or args.add_recut:  # the stored run, decided on its own calibration clips, is the `before`

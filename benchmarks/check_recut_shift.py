@@ -20,9 +20,12 @@ the rows' 1 mdB rounding) and verified training clip; writes `add_recut_check` i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.bench_memorization import SAMPLE_RATE, audio_files, replant
 from evaluation.cache import EmbeddingCache
@@ -56,6 +59,36 @@ def compare_rows(check_path: Path, result_path: Path) -> dict:
     return summary
 
 
+def time_verification(stored: dict, count: int) -> dict:
+    """Seconds per clip of the copy-6 and the copy-7 verification (`recut_shift` off / on) of the same
+    clips: the first `count` calibration and held-out windows of a stored run, searched once, each
+    clip verified by both detectors back to back (so both see the same load of the machine); the
+    median of the per-clip ratios and the totals."""
+    _, _, negatives = replant(stored)
+    clips = [clip for name in ("calibration", "held_out") for clip in negatives[name][:count]]
+    plain = CopyDetector(verify_candidates=stored["detector"]["verify_candidates"], recut_shift=False)
+    recut = CopyDetector(verify_candidates=stored["detector"]["verify_candidates"], recut_shift=True)
+    train_paths = audio_files(stored["train"])
+    features = plain.features_for_files(train_paths, EmbeddingCache(), progress=False)
+    key_audio = TrainingAudio(train_paths, SAMPLE_RATE)
+    started = time.perf_counter()
+    match = plain.match([plain.features(c) for c in clips], features, progress=False)
+    search = (time.perf_counter() - started) / max(len(clips), 1)
+    seconds = {"copy-6": [], "copy-7": []}
+    for q, clip in enumerate(clips):
+        one = dataclasses.replace(match, **{name: getattr(match, name)[q : q + 1] for name in match.__dataclass_fields__
+                                            if getattr(match, name) is not None})
+        for name, detector in (("copy-6", plain), ("copy-7", recut)):
+            started = time.perf_counter()
+            detector.verify([clip], one, key_audio, progress=False)
+            seconds[name].append(time.perf_counter() - started)
+    ratios = np.asarray(seconds["copy-7"]) / np.asarray(seconds["copy-6"])
+    return {"clips": len(clips), "search_seconds_per_clip": search,
+            "verification_seconds_per_clip": {name: float(np.mean(v)) for name, v in seconds.items()},
+            "median_ratio_copy7_over_copy6": float(np.median(ratios)), "total_ratio": float(
+                np.sum(seconds["copy-7"]) / np.sum(seconds["copy-6"])), "per_clip_seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="the stored run: benchmarks/results/memorization-NAME.json")
@@ -64,7 +97,22 @@ def main() -> None:
     parser.add_argument("--compare-rows", default=None, metavar="JSON",
                         help="compare the stored check memorization-recut-NAME.json with this bench_memorization "
                              "--add-recut result's rows of the same clips (no matching) and exit")
+    parser.add_argument("--time-clips", type=int, default=0, metavar="N",
+                        help="time the copy-6 against the copy-7 verification on the first N calibration and N "
+                             "held-out windows (same search, back to back per clip), write `timing` into "
+                             "memorization-recut-NAME.json and exit")
     args = parser.parse_args()
+    if args.time_clips > 0:
+        check = Path(f"benchmarks/results/memorization-recut-{args.name}.json")
+        if not check.is_file():
+            parser.exit(2, f"error: no such file {check}\n")
+        stored = json.loads(Path(f"benchmarks/results/memorization-{args.name}.json").read_text())
+        timing = time_verification(stored, args.time_clips)
+        print(json.dumps({key: value for key, value in timing.items() if key != "per_clip_seconds"}))
+        result = json.loads(check.read_text())
+        result["timing"] = timing
+        check.write_text(json.dumps(result, indent=1) + "\n")
+        return
     if args.compare_rows:
         check = Path(f"benchmarks/results/memorization-recut-{args.name}.json")
         for needed in (check, Path(args.compare_rows)):

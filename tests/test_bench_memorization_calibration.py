@@ -151,8 +151,9 @@ def test_adding_the_recut_to_a_verification_without_it_gives_the_full_recut_veri
     keys = [loop(kit(i), i) for i in range(4)]
     queries = [pitch_shift(keys[0][5431 : 5431 + 4 * SR], SR, 1.0), pitch_shift(keys[2][777 : 777 + 4 * SR], SR, -2.0),
                loop(kit(0), 9)[: 4 * SR], keys[1][3000 : 3000 + 4 * SR]]
-    plain = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,))
-    recut = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,), recut_shift=True)
+    plain = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,), recut_shift=False)  # copy-6
+    recut = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,))  # copy-7: the recut by default
+    assert recut.describe()["version"] == "copy-7" and plain.describe()["version"] == "copy-6"
     match = plain.match([plain.features(q) for q in queries], [plain.features(k) for k in keys], progress=False)
     applies = [recut.verifier.recut_applies(s, r) for c in match.candidates for _, s, r, _ in c[:2]]
     assert any(applies) and not all(applies)  # both paths are exercised
