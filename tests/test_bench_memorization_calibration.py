@@ -21,6 +21,7 @@ from benchmarks.bench_memorization import (
     fresh_files,
     match_from_rows,
     select_extra,
+    stored_candidates,
     verified_from_rows,
     window,
 )
@@ -178,3 +179,29 @@ def test_adding_the_recut_to_a_verification_without_it_gives_the_full_recut_veri
     from_rows = recut.add_recut(queries, verified_from_rows(clip_rows(before), match, 33), keys.__getitem__,
                                 progress=False)
     assert clip_rows(from_rows) == clip_rows(full)
+
+
+def test_stored_candidates_get_back_the_transforms_the_search_gave_them():
+    # rows keep each verified candidate's score, not its transform: `--add-recut` re-reads them by
+    # aligning the query with those keys only, and searches in full where that is ambiguous
+    keys = [loop(kit(i), i) for i in range(4)]
+    queries = [pitch_shift(keys[0][5431 : 5431 + 4 * SR], SR, 1.0), keys[1][3000 : 3000 + 4 * SR]]
+    detector = CopyDetector(verify_candidates=2)
+    features = [detector.features(k) for k in keys]
+    match = detector.match([detector.features(q) for q in queries], features, progress=False)
+    rows = [{"copy_score": float(match.score[q]), "candidates": [[int(c[0]), round(float(c[3]), 4)]
+                                                                 for c in match.candidates[q]],
+             "candidate_residuals": [[int(c[0]), 0.0] for c in match.candidates[q][:2]]} for q in range(2)]
+
+    def transforms(candidates):
+        return [[(int(k), float(s), float(r)) for k, s, r, _ in c[:2]] for c in candidates]
+
+    found, searched = stored_candidates(detector, queries, rows, features, "test")
+    assert searched == 0 and transforms(found) == transforms(match.candidates)
+    assert any(s != 0 for _, s, _ in transforms(found)[0])  # the pitch copy's transform, not only zeros
+    rows[1]["candidates"][0][1] += 0.01  # no part gives this score: that clip is searched in full
+    found, searched = stored_candidates(detector, queries, rows, features, "test")
+    assert searched == 1 and transforms(found) == transforms(match.candidates)
+    rows[1]["copy_score"] += 0.01  # nor does the full search: not this clip
+    with pytest.raises(ValueError, match="not the stored run's clip"):
+        stored_candidates(detector, queries, rows, features, "test")
