@@ -18,6 +18,10 @@ material occurs nowhere in the training corpus; their scores are checked against
 and held-out clips' by Mann-Whitney, overall and per kind); with ~200 clips a 1% union of three
 thresholds sits at each score's calibration maximum. `--reuse` takes the copies' and held-out clips'
 scores from a stored run of the same command and detector, so only the extra clips are matched.
+`--add-recut` takes a stored run of the same command without the verification's recut (copy-6) and
+scores its clips as copy-7 does, at about the search's cost: the clips re-made from the run's seed,
+their verified candidates' transforms re-read (`stored_candidates`), the recut run only where it
+applies and combined with the stored residuals (`CopyDetector.add_recut`; resumable, `--recut-rows`).
 A copy counts as found when it is flagged and the named
 training clip is its source (or a training file with the same bytes). `--rescore JSON` recomputes a
 stored run's decision from its per-clip rows (on the steady and on the whole-clip residual SNR).
@@ -806,7 +810,7 @@ def main() -> None:
             print(name, f"FPR {block['false_positive_rate']:.1%}", {k: f"{v:.0%}" for k, v in block["recall"].items()})
         return
     for folder in (*args.train, *args.calibration, *args.held_out, *args.other, *(args.extra_calibration or [])):
-        if not audio_files([folder]):
+        if not Path(folder).is_dir() or not audio_files([folder]):
             parser.exit(2, f"error: no audio files in {folder}\n")
     for flag, value in (("--reuse", args.reuse), ("--add-recut", args.add_recut)):
         if value and not Path(value).is_file():
