@@ -7,11 +7,14 @@ same sources, windows and transforms; the sources are checked against the stored
 same held-out windows (its calibration split, its `--extra-calibration` fresh clips through its
 `select_extra`, and its held-out test split), and scores them all against a landmark index of the
 training clips. The threshold is set at `--fpr` on the calibration clips only (valid + fresh); the
-test split is only measured. Reports recall per family (flagged and the source, or a byte twin of
-it, named), test false positives with a Wilson 95% interval, the union with the stored copy-6
-decision (its stored per-clip flags), the highest-scoring held-out clips with their matched training
-clip's metadata, and the time per 100 queries. Writes JSON (default
-benchmarks/results/landmark-mix-NAME.json).
+test split is only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
+(`evaluation.copy_landmarks.LANDMARK_SETTINGS`); the flags try others. Reports recall per family
+(flagged and the source, or a byte twin of it, named), test false positives with a Wilson 95%
+interval, the union with the stored copy-6 decision (its stored per-clip flags), the highest-scoring
+held-out clips with their matched training clip's metadata, and the time per 100 queries. `joint`:
+the landmark threshold raised until its union with copy-6 flags at most `--fpr` of the calibration
+clips (the rate the union would be run at). `--copy-seed` plants another set of copies from its own
+seed, on which no setting was chosen. Writes JSON (default benchmarks/results/landmark-mix-NAME.json).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from benchmarks.bench_memorization import (
     window,
 )
 from evaluation.audio_io import load_clips
-from evaluation.copy_landmarks import LandmarkFingerprinter, LandmarkIndex
+from evaluation.copy_landmarks import LANDMARK_SETTINGS as DEFAULTS
+from evaluation.copy_landmarks import QUERY_DENSITY, LandmarkFingerprinter, LandmarkIndex
 from evaluation.memorization import calibrate_threshold, calibrate_thresholds, flag_copies, wilson_interval
 
 TOP_HELD_OUT = 8  # highest-scoring held-out clips listed with their matches
@@ -67,6 +71,33 @@ def planted(stored: dict, train_paths: list[Path]) -> tuple[list[np.ndarray], li
         waves, _ = load_clips(audio_files(stored[name]), SAMPLE_RATE)
         negatives[name] = [window(w, stored["seconds"], rng)[0] for w in waves]
     return queries, truths, negatives
+
+
+def fresh_copies(stored: dict, train_paths: list[Path], seed: int, per_family: int) -> tuple[list, list[dict]]:
+    """Another set of planted copies (`plant`, every family, `per_family` each) from their own seed:
+    copies no setting was chosen on."""
+    rng = np.random.default_rng(seed)
+    others, _ = load_clips(audio_files(stored["other"]), SAMPLE_RATE)
+    queries, truths = [], []
+    for family in tqdm(FAMILIES, desc="planting fresh copies", unit="transform"):
+        for source_index in rng.choice(len(train_paths), size=per_family, replace=False):
+            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
+            clip, truth = plant(family, source[0], others[int(rng.integers(len(others)))], stored["seconds"], rng)
+            queries.append(clip)
+            truths.append({**truth, "source": int(source_index)})
+    return queries, truths
+
+
+def recall_per_family(match, truths: list[dict], threshold: float, same_audio: list[set[int]]) -> dict[str, dict]:
+    """Per family: found (score above `threshold` and the source, or a byte twin of it, named)."""
+    out = {}
+    for family in FAMILIES:
+        rows = [i for i, t in enumerate(truths) if t["family"] == family]
+        found = [bool(match.score[i] > threshold) and int(match.index[i]) in same_audio[truths[i]["source"]]
+                 for i in rows]
+        out[family] = {"copies": len(rows), "recall": float(np.mean(found)),
+                       "recall_ci95": wilson_interval(sum(found), len(rows))}
+    return out
 
 
 def extra_windows(stored: dict) -> tuple[list[np.ndarray], list[Path]]:
@@ -172,8 +203,16 @@ def run(args: argparse.Namespace) -> dict:
                  "train": describe_clip(train_paths[int(match.index[i])] if match.index[i] >= 0 else None)}
                 for i in order]
 
+    fresh = {}
+    if args.copy_seed is not None:
+        fresh_queries, fresh_truths = fresh_copies(stored, train_paths, args.copy_seed, args.fresh_per_family)
+        fresh_match = index.match(fresh_queries)
+        fresh = {"seed": args.copy_seed, "joint_threshold": joint,
+                 "per_family": recall_per_family(fresh_match, fresh_truths, threshold, same_audio),
+                 "per_family_joint": recall_per_family(fresh_match, fresh_truths, joint, same_audio)}
     n_test, n_cal = len(test_flagged), len(calibration_flagged)
     return {
+        "fresh_copies": fresh,
         "name": stored["name"], "stored_run": args.run, "seed": stored["seed"], "seconds": stored["seconds"],
         "fingerprinter": fingerprinter.describe(),
         "idf": args.idf, "query_density": args.query_density, "target_fpr": args.fpr, "threshold": threshold,
@@ -221,6 +260,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {family} | {row['recall']:.0%} [{lo:.0%}, {hi:.0%}] | {row['right_source']:.0%} "
                      f"| {row['median_score']:.1f} | {row['copy6_found']:.0%} | {row['union_found']:.0%} "
                      f"| {joint['recall'][family]:.0%} |")
+    fresh = result.get("fresh_copies")
+    if fresh:
+        lines += ["", f"fresh copies (seed {fresh['seed']}, no setting chosen on them): "
+                  + ", ".join(f"{family} {row['recall']:.0%} (joint {fresh['per_family_joint'][family]['recall']:.0%})"
+                              for family, row in fresh["per_family"].items())]
     return "\n".join(lines)
 
 
@@ -230,17 +274,26 @@ def main() -> None:
                         help="a stored bench_memorization run (benchmarks/results/memorization-NAME.json): its "
                              "folders, seed, copies and calibration clips are re-made")
     parser.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the threshold (0.01)")
-    parser.add_argument("--density", type=float, default=40.0, help="spectrogram peaks kept per second (40)")
-    parser.add_argument("--fanout", type=int, default=6, help="pairs per anchor peak (6)")
-    parser.add_argument("--bands", type=int, default=1, help="octave bands sharing each second's peaks (1)")
-    parser.add_argument("--max-dt", type=int, default=48, help="frames (16 ms) from an anchor to its pairs (48)")
-    parser.add_argument("--min-dt", type=int, default=1, help="fewest frames from an anchor to its pairs (1)")
-    parser.add_argument("--hop", type=int, default=256, help="STFT hop in samples (256: 16 ms)")
-    parser.add_argument("--n-fft", type=int, default=1024, help="STFT window in samples (1024: 64 ms)")
-    parser.add_argument("--query-density", type=float, default=None,
-                        help="peaks per second kept in queries (default: --density, as the training clips)")
+    parser.add_argument("--density", type=float, default=DEFAULTS["density"],
+                        help="spectrogram peaks kept per second in the index (default %(default)s)")
+    parser.add_argument("--fanout", type=int, default=6, help="pairs per anchor peak (default %(default)s)")
+    parser.add_argument("--bands", type=int, default=DEFAULTS["bands"],
+                        help="octave bands sharing each second's peaks (default %(default)s)")
+    parser.add_argument("--max-dt", type=int, default=DEFAULTS["max_dt"],
+                        help="most frames from an anchor to its partner peaks (default %(default)s)")
+    parser.add_argument("--min-dt", type=int, default=DEFAULTS["min_dt"],
+                        help="fewest frames from an anchor to its partner peaks (default %(default)s)")
+    parser.add_argument("--hop", type=int, default=DEFAULTS["hop_length"],
+                        help="STFT hop in samples, one frame (default %(default)s: 4 ms at 16 kHz)")
+    parser.add_argument("--n-fft", type=int, default=DEFAULTS["n_fft"],
+                        help="STFT window in samples (default %(default)s: 32 ms)")
+    parser.add_argument("--query-density", type=float, default=QUERY_DENSITY,
+                        help="peaks per second kept in queries (default %(default)s)")
     parser.add_argument("--idf", action="store_true",
                         help="weigh each matching hash by log(training clips / training clips holding it)")
+    parser.add_argument("--copy-seed", type=int, default=None,
+                        help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
+    parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/landmark-mix-NAME.json)")
     args = parser.parse_args()
     if not Path(args.run).is_file():

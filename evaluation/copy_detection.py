@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
+from evaluation.copy_landmarks import LandmarkIndex, landmark_settings, make_landmark_index
 from evaluation.copy_verification import CopyVerifier
 from evaluation.features import limit_threads
 from music.audiofolder import file_sha256
@@ -129,7 +130,10 @@ class CopyMatch:
     `candidate_residuals`: per query `[key, dB]` of every verified candidate, in the search's order;
     `residual_segments`: per query `[segments, 2]` dB, the query's energy and the best fit's residual
     in each 0.5 s (`CopyVerifier` time profile). `candidates` holds every aligned key, best first;
-    `verify` checks the first `verify_candidates`.
+    `verify` checks the first `verify_candidates`. After `CopyDetector.match_landmarks` (the optional
+    landmark view, `evaluation.copy_landmarks`): `landmark_score` (hashes agreeing on one offset, in
+    standard deviations above chance), `landmark_index` (that training clip, -1: no hash in common)
+    and `landmark_offset_s` (where in it the query starts, seconds).
     """
 
     score: np.ndarray
@@ -152,13 +156,16 @@ class CopyMatch:
     residual_segments: np.ndarray | None = None
     candidate_residuals: np.ndarray | None = None
     steady_residual_snr_db: np.ndarray | None = None
+    landmark_score: np.ndarray | None = None
+    landmark_index: np.ndarray | None = None
+    landmark_offset_s: np.ndarray | None = None
 
 
 # `candidates` (per query: (key, semitones, tempo ratio, score) of the best few keys) come from the
 # search; the rest from the verification stage (`CopyDetector.verify`)
 VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
                  "residual_by_fit", "verified_index_by_fit", "residual_segments", "candidate_residuals",
-                 "steady_residual_snr_db")
+                 "steady_residual_snr_db", "landmark_score", "landmark_index", "landmark_offset_s")
 
 
 def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -256,6 +263,9 @@ class CopyDetector:
         filter_taps: length (samples) of the FIR filter through which the verification fits the key
             to the query (0: one complex gain per frequency bin, copy-4).
         compare_taps: other fits the verification also reports (`CopyMatch.residual_by_fit`).
+        landmarks: also score each query by landmark fingerprints (`match_landmarks`,
+            `evaluation.copy_landmarks`): finds a copy mixed under louder material; off by default
+            (its false positives and recall are in the README; helper runs of copy-6/7 stay as they were).
     """
 
     version = "copy-6"
@@ -282,6 +292,7 @@ class CopyDetector:
         compare_taps: tuple[int, ...] = (),
         shortlist_cosine: bool = True,
         recut_shift: bool = False,
+        landmarks: bool = False,
     ) -> None:
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -303,6 +314,8 @@ class CopyDetector:
         self.shortlist_cosine = shortlist_cosine
         self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps,
                                      recut_shift=recut_shift)
+        self.landmarks = landmarks
+        self._landmark_index: tuple[int, int, LandmarkIndex] | None = None  # (key_audio id, keys, index)
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
 
@@ -334,6 +347,7 @@ class CopyDetector:
             "verify_candidates": self.verify_candidates,
             "shortlist_cosine": self.shortlist_cosine,
             "verification": self.verifier.describe(),
+            **({"landmarks": landmark_settings()} if self.landmarks else {}),
         }
 
     # ----------------------------------------------------------------------------------- features
@@ -483,6 +497,27 @@ class CopyDetector:
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,
                                    candidate_residuals=per_candidate, steady_residual_snr_db=steady)
+
+    def match_landmarks(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
+                        num_keys: int, exclude_self: bool = False, progress: bool = True) -> CopyMatch:
+        """The landmark view (`evaluation.copy_landmarks`): each query's training clip with the most
+        spectrogram-peak pairs agreeing on one time offset. `queries`: waveforms at `sample_rate`;
+        `key_audio(i)`: waveform of key i, `num_keys` of them (fingerprinted once per `key_audio`);
+        `exclude_self`: query i may not match key i. Returns `match` with `landmark_score`,
+        `landmark_index` and `landmark_offset_s` set; the score joins the flagging union
+        (`evaluation.memorization.COPY_SCORES`) with its own calibrated threshold."""
+        if self.sample_rate != 16000:
+            raise ValueError(f"the landmark view is tuned at 16000 Hz, got sample_rate={self.sample_rate}")
+        if self._landmark_index is None or self._landmark_index[:2] != (id(key_audio), num_keys):
+            index = make_landmark_index()
+            for k in tqdm(range(num_keys), desc="landmark index", unit="clip", disable=not progress):
+                index.add(key_audio(k))
+            self._landmark_index = (id(key_audio), num_keys, index)
+        index = self._landmark_index[2]
+        exclude = list(range(len(queries))) if exclude_self else None
+        found = index.match(list(tqdm(queries, desc="landmarks", unit="clip", disable=not progress)), exclude)
+        return dataclasses.replace(match, landmark_score=found.score, landmark_index=found.index,
+                                   landmark_offset_s=found.offset_s)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
         """Every query as a whole and, with `separate`, its harmonic and its percussive part (each

@@ -160,8 +160,9 @@ class LandmarkIndex:
 
     `add` fingerprints each training clip (as a loop: its first `max_dt` frames appended, anchors
     kept before its end); `match` returns, per query, the training clip whose hashes agree most on
-    one offset. The score is the agreeing count's excess over that clip's chance level in standard
-    deviations of a Poisson count (`(count - 3 background) / sqrt(3 background + 1)`), so a long, busy
+    one offset (plus, for a window of a loop rotated circularly, the offset one query length away:
+    its other piece). The score is the agreeing count's excess over that clip's chance level in
+    standard deviations of a Poisson count (`(count - chance) / sqrt(chance + 1)`), so a long, busy
     training clip, whose hashes meet a query's by chance at every offset, does not win by size."""
 
     def __init__(self, fingerprinter: LandmarkFingerprinter | None = None, idf: bool = False,
@@ -187,7 +188,7 @@ class LandmarkIndex:
         """Fingerprint one training clip (mono at the fingerprinter's rate); returns its index."""
         fp = self.fingerprinter
         audio = np.asarray(waveform, dtype=np.float32)
-        frames = max(1, 1 + (max(len(audio), fp.n_fft) - fp.n_fft) // fp.hop_length)
+        frames = max(1, round(len(audio) / fp.hop_length))  # the loop's period in frames
         wrap = audio[: (fp.max_dt + fp.peak_time + 2) * fp.hop_length + fp.n_fft]
         hashes, times = fp.hashes(np.concatenate([audio, wrap]), anchors_before=frames)
         self._hash.append(hashes)
@@ -238,13 +239,26 @@ class LandmarkIndex:
         unique, inverse = np.unique(keys, return_inverse=True)
         counts = np.bincount(inverse, weights=np.tile(hit_weight, 3), minlength=len(unique))
         per_clip = np.bincount(hit_clip, weights=hit_weight, minlength=len(self.frames))
-        clip_of = unique // width
-        background = 3 * per_clip[clip_of] / np.asarray(self.frames)[clip_of]  # chance count of a 3-offset bin
-        score = (counts - background) / np.sqrt(background + 1)
+        clip_of, offset = unique // width, unique % width
+        frames = np.asarray(self.frames)[clip_of]
+        # a window of a loop rotated circularly is two pieces of it whose offsets differ by the
+        # query's length: each offset's count adds that of the offset one query length away
+        # (the better side) unless that is the same offset modulo the clip's length
+        query_frames = round(len(np.asarray(waveform)) / fp.hop_length)
+        second = np.zeros(len(unique))
+        for step in (-query_frames, query_frames):
+            other = clip_of * width + (offset + step) % frames
+            at = np.minimum(np.searchsorted(unique, other), len(unique) - 1)
+            second = np.maximum(second, np.where(unique[at] == other, counts[at], 0.0))
+        apart = np.minimum(query_frames % frames, frames - query_frames % frames) > 2
+        second = np.where(apart, second, 0.0)
+        background = 3 * per_clip[clip_of] / frames * np.where(apart, 2, 1)  # chance count of the bins added
+        total = counts + second
+        score = (total - background) / np.sqrt(background + 1)
         best = int(np.argmax(score))
-        return {"index": int(clip_of[best]), "count": float(counts[best]), "hashes": len(q_hash),
-                "score": float(score[best]), "offset_s": float(unique[best] % width) * fp.frame_seconds,
-                "background": float(background[best] / 3)}
+        return {"index": int(clip_of[best]), "count": float(total[best]), "hashes": len(q_hash),
+                "score": float(score[best]), "offset_s": float(offset[best]) * fp.frame_seconds,
+                "background": float(per_clip[clip_of[best]] / frames[best])}
 
     def match(self, queries: list[np.ndarray], exclude: list[int | None] | None = None) -> LandmarkMatch:
         """`match_one` of every query (`exclude[i]`: a training clip query i may not match, e.g. itself)."""

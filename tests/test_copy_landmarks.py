@@ -67,6 +67,14 @@ def test_rotated_loop_lands_on_one_offset(index):
     assert match["count"] > 0.5 * index.match_one(source)["count"]
 
 
+def test_a_rotated_window_counts_both_pieces(index):
+    window = pattern_clip(5)[RATE // 2 : RATE // 2 + 3 * RATE]
+    rotated = np.roll(window, -RATE)  # the window's last 2 s, then its first 1 s
+    whole, pieces = index.match_one(window), index.match_one(rotated)
+    assert pieces["index"] == 5 and abs(pieces["offset_s"] - 1.5) < 0.02
+    assert pieces["count"] > 0.8 * whole["count"]  # the 1 s piece counts too, at its own offset
+
+
 def test_unrelated_clip_scores_low_and_exclude_skips_a_clip(index):
     found = index.match([pattern_clip(4), pattern_clip(99)], exclude=[None, None])
     assert found.index[0] == 4
@@ -94,3 +102,39 @@ def test_bad_settings_are_refused(kwargs):
 def test_empty_index_is_refused():
     with pytest.raises(ValueError, match="no training clip"):
         LandmarkIndex().match_one(pattern_clip(0))
+
+
+def test_copy_detector_landmark_view_flags_a_mixed_copy_with_its_source_and_offset(tmp_path):
+    from evaluation.audio_io import write_clip
+    from evaluation.copy_detection import CopyDetector
+    from evaluation.embedders import get_embedder
+    from evaluation.embedding import embed_directory
+    from evaluation.memorization import memorization_report
+
+    assert "landmarks" not in CopyDetector().describe()  # off by default: copy-6/7 runs unchanged
+    train = [pattern_clip(seed, 3.5) for seed in range(5)]
+    held_out = [pattern_clip(1_000 + seed, 3.0) for seed in range(20)]
+    generated = []
+    for i in range(2):  # training clips 0-1, from 0.5 s, 6 dB under louder sustained tones
+        excerpt, other = train[i][RATE // 2 : RATE // 2 + 3 * RATE], tones(50 + i, 3.0)
+        generated.append(excerpt / rms(excerpt) * rms(other) * 10 ** (-6 / 20) + other)
+    generated += [tones(60 + i, 3.0) + 0.5 * pattern_clip(2_000 + i, 3.0) for i in range(2)]  # the same, no copy
+    for folder, clips in (("train", train), ("valid", held_out), ("generated", generated)):
+        for i, clip in enumerate(clips):
+            write_clip(tmp_path / folder / f"{folder}-{i:02d}.flac", clip / max(1.0, np.abs(clip).max()), RATE)
+    embedder = get_embedder("mel-stats")
+    sets = {name: embed_directory(embedder, tmp_path / name, cache=None, progress=False)
+            for name in ("train", "valid", "generated")}
+    # verify_candidates=0: no Rubber Band verification, which this test does not look at (fast)
+    detector = CopyDetector(verify_candidates=0, landmarks=True, separate=False, min_overlap_s=2.0)
+    result = memorization_report(sets["generated"], sets["train"], sets["valid"], detector=detector,
+                                 false_positive_rate=0.05, progress=False).to_dict()
+    rows = {row["file"]: row for row in result["per_clip"]}
+    assert "landmark_score" in result["thresholds"] and "landmarks" in result["settings"]["detector"]
+    for i in range(2):
+        row = rows[f"generated-{i:02d}.flac"]
+        assert row["above_threshold"] and row["landmark_score"] > result["thresholds"]["landmark_score"]
+        assert row["landmark_train_file"] == f"train-{i:02d}.flac"
+        assert row["landmark_offset_s"] == pytest.approx(0.5, abs=0.02)
+    for i in range(2, 4):
+        assert rows[f"generated-{i:02d}.flac"]["landmark_score"] <= result["thresholds"]["landmark_score"]
