@@ -20,6 +20,7 @@ seed, on which no setting was chosen. Writes JSON (default benchmarks/results/la
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -86,6 +87,14 @@ def fresh_copies(stored: dict, train_paths: list[Path], seed: int, per_family: i
             queries.append(clip)
             truths.append({**truth, "source": int(source_index)})
     return queries, truths
+
+
+def copy_rows(match, truths: list[dict]) -> list[dict]:
+    """Each planted copy's family, source and landmark match (for reading the misses)."""
+    return [{"family": t["family"], "source": t["source"], "index": int(match.index[i]),
+             "score": round(float(match.score[i]), 2), "count": float(match.count[i]), "hashes": int(match.hashes[i]),
+             "offset_s": round(float(match.offset_s[i]), 3), "true_start_s": round(float(t["start_s"]), 3)}
+            for i, t in enumerate(truths)]
 
 
 def recall_per_family(match, truths: list[dict], threshold: float, same_audio: list[set[int]]) -> dict[str, dict]:
@@ -159,16 +168,23 @@ def run(args: argparse.Namespace) -> dict:
     same_audio = duplicate_groups(train_paths)
     queries, truths, negatives = planted(stored, train_paths)
     extra, extra_paths = extra_windows(stored)
-    index = LandmarkIndex(fingerprinter, idf=args.idf, query_density=args.query_density)
+    index = LandmarkIndex(fingerprinter, idf=args.idf, query_density=args.query_density,
+                          presence_candidates=args.presence)
+    match_queries = index.match
+    if args.presence:  # the presence of the candidates' own peaks decides, in the hash score's place
+        def match_queries(queries):
+            found = index.match(queries)
+            return dataclasses.replace(found, score=found.presence, index=found.presence_index,
+                                       offset_s=found.presence_offset_s)
     started = time.perf_counter()
     for path in tqdm(train_paths, desc="landmark index", unit="clip"):
         index.add(load_clips([path], SAMPLE_RATE)[0][0])
     index_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    copies = index.match(queries)
+    copies = match_queries(queries)
     query_seconds = time.perf_counter() - started
-    calibration = index.match(negatives["calibration"] + extra)
-    held_out = index.match(negatives["held_out"])
+    calibration = match_queries(negatives["calibration"] + extra)
+    held_out = match_queries(negatives["held_out"])
     threshold = calibrate_threshold(calibration.score, args.fpr)
     flagged = copies.score > threshold
     test_flagged = held_out.score > threshold
@@ -206,16 +222,19 @@ def run(args: argparse.Namespace) -> dict:
     fresh = {}
     if args.copy_seed is not None:
         fresh_queries, fresh_truths = fresh_copies(stored, train_paths, args.copy_seed, args.fresh_per_family)
-        fresh_match = index.match(fresh_queries)
+        fresh_match = match_queries(fresh_queries)
         fresh = {"seed": args.copy_seed, "joint_threshold": joint,
                  "per_family": recall_per_family(fresh_match, fresh_truths, threshold, same_audio),
-                 "per_family_joint": recall_per_family(fresh_match, fresh_truths, joint, same_audio)}
+                 "per_family_joint": recall_per_family(fresh_match, fresh_truths, joint, same_audio),
+                 "copies": copy_rows(fresh_match, fresh_truths)}
     n_test, n_cal = len(test_flagged), len(calibration_flagged)
     return {
         "fresh_copies": fresh,
+        "copies": copy_rows(copies, truths),
         "name": stored["name"], "stored_run": args.run, "seed": stored["seed"], "seconds": stored["seconds"],
         "fingerprinter": fingerprinter.describe(),
-        "idf": args.idf, "query_density": args.query_density, "target_fpr": args.fpr, "threshold": threshold,
+        "idf": args.idf, "query_density": args.query_density,
+        "presence_candidates": args.presence, "target_fpr": args.fpr, "threshold": threshold,
         "calibration_clips": {"valid": len(negatives["calibration"]), "fresh": len(extra)},
         "calibration_flagged": int(calibration_flagged.sum()),
         "test_clips": n_test, "test_false_positives": int(test_flagged.sum()),
@@ -291,6 +310,9 @@ def main() -> None:
                         help="peaks per second kept in queries (default %(default)s)")
     parser.add_argument("--idf", action="store_true",
                         help="weigh each matching hash by log(training clips / training clips holding it)")
+    parser.add_argument("--presence", type=int, default=0, metavar="K",
+                        help="decide on the presence of each of the K best hash candidates' own peaks in the query "
+                             "(at its best offset) instead of the hash count (0: the hash count)")
     parser.add_argument("--copy-seed", type=int, default=None,
                         help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
     parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")

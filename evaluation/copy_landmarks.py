@@ -37,7 +37,8 @@ class LandmarkMatch:
     `hashes`: the query's hash count; `score`: the count's excess over chance in Poisson standard
     deviations (`LandmarkIndex`); `offset_s`: where in the training clip (seconds, modulo its
     length) the query starts; `background`: the chance count of one offset of that clip (its hits
-    spread evenly over its offsets)."""
+    spread evenly over its offsets). With `LandmarkIndex(presence_candidates=K)`: `presence`,
+    `presence_index`, `presence_offset_s`, `presence_share` (`LandmarkIndex._presence`)."""
 
     index: np.ndarray
     count: np.ndarray
@@ -45,6 +46,10 @@ class LandmarkMatch:
     score: np.ndarray
     offset_s: np.ndarray
     background: np.ndarray
+    presence: np.ndarray | None = None
+    presence_index: np.ndarray | None = None
+    presence_offset_s: np.ndarray | None = None
+    presence_share: np.ndarray | None = None
 
 
 class LandmarkFingerprinter:
@@ -121,12 +126,24 @@ class LandmarkFingerprinter:
         order = np.lexsort((bins[kept], frames[kept]))
         return bins[kept][order], frames[kept][order]
 
+    def peak_map(self, waveform: np.ndarray) -> np.ndarray:
+        """`[bins, frames]` bool: within one bin and one frame of a local maximum of the peak
+        neighbourhood (every one, no density cap): where a peak of another clip counts as present."""
+        db = self.log_spectrogram(waveform)
+        size = (2 * self.peak_freq + 1, 2 * self.peak_time + 1)
+        is_peak = (db == ndimage.maximum_filter(db, size=size, mode="nearest")) & (db > db.max() - self.floor_db)
+        return ndimage.binary_dilation(is_peak, structure=np.ones((3, 3), dtype=bool))
+
     def hashes(self, waveform: np.ndarray, anchors_before: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`(hashes, anchor frames)` int64 arrays of the clip's landmarks: each peak paired with the
         next `fanout` peaks at most `max_dt` frames later and `max_df` bins away. With
         `anchors_before`, only anchors before that frame are kept (a loop fingerprinted with its
         start appended, so pairs across its end exist once)."""
-        bins, frames = self.peaks(waveform)
+        return self.pair_peaks(*self.peaks(waveform), anchors_before)
+
+    def pair_peaks(self, bins: np.ndarray, frames: np.ndarray,
+                   anchors_before: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`hashes` of given peaks (`(bins, frames)` sorted by frame, as `peaks` returns them)."""
         if anchors_before is not None:
             anchors = int(np.searchsorted(frames, anchors_before))  # frames are sorted
         else:
@@ -166,7 +183,7 @@ class LandmarkIndex:
     training clip, whose hashes meet a query's by chance at every offset, does not win by size."""
 
     def __init__(self, fingerprinter: LandmarkFingerprinter | None = None, idf: bool = False,
-                 query_density: float | None = None) -> None:
+                 query_density: float | None = None, presence_candidates: int = 0) -> None:
         self.fingerprinter = fingerprinter or LandmarkFingerprinter()
         # queries may keep more peaks than the training clips (audfprint's practice): a copy under
         # louder material keeps its peaks among the query's, if fewer of them rank first
@@ -175,9 +192,11 @@ class LandmarkIndex:
             self.query_fingerprinter = copy.copy(self.fingerprinter)
             self.query_fingerprinter.density = query_density
         self.idf = idf  # weigh each hit by log(training clips / clips holding its hash)
+        self.presence_candidates = presence_candidates
         self._hash: list[np.ndarray] = []
         self._clip: list[np.ndarray] = []
         self._time: list[np.ndarray] = []
+        self._peaks: list[tuple[np.ndarray, np.ndarray]] = []  # each training clip's peaks (bins, frames)
         self.frames: list[int] = []  # each training clip's length in frames (its offsets' modulus)
         self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -190,7 +209,9 @@ class LandmarkIndex:
         audio = np.asarray(waveform, dtype=np.float32)
         frames = max(1, round(len(audio) / fp.hop_length))  # the loop's period in frames
         wrap = audio[: (fp.max_dt + fp.peak_time + 2) * fp.hop_length + fp.n_fft]
-        hashes, times = fp.hashes(np.concatenate([audio, wrap]), anchors_before=frames)
+        bins, peak_frames = fp.peaks(np.concatenate([audio, wrap]))
+        hashes, times = fp.pair_peaks(bins, peak_frames, anchors_before=frames)
+        self._peaks.append((bins[peak_frames < frames], peak_frames[peak_frames < frames]))
         self._hash.append(hashes)
         self._time.append(times)
         self._clip.append(np.full(len(hashes), len(self.frames), dtype=np.int64))
@@ -219,7 +240,9 @@ class LandmarkIndex:
             raise ValueError("the landmark index holds no training clip: add() some first")
         fp = self.fingerprinter
         q_hash, q_time = self.query_fingerprinter.hashes(waveform)
-        none = {"index": -1, "count": 0, "hashes": len(q_hash), "score": 0.0, "offset_s": 0.0, "background": 0.0}
+        none = {"index": -1, "count": 0, "hashes": len(q_hash), "score": 0.0, "offset_s": 0.0, "background": 0.0,
+                **({"presence": 0.0, "presence_index": -1, "presence_offset_s": 0.0, "presence_share": 0.0}
+                   if self.presence_candidates else {})}
         table, clips, times, weights = self._table()
         lo, hi = np.searchsorted(table, q_hash, "left"), np.searchsorted(table, q_hash, "right")
         sizes = hi - lo
@@ -256,16 +279,47 @@ class LandmarkIndex:
         total = counts + second
         score = (total - background) / np.sqrt(background + 1)
         best = int(np.argmax(score))
-        return {"index": int(clip_of[best]), "count": float(total[best]), "hashes": len(q_hash),
-                "score": float(score[best]), "offset_s": float(offset[best]) * fp.frame_seconds,
-                "background": float(per_clip[clip_of[best]] / frames[best])}
+        out = {"index": int(clip_of[best]), "count": float(total[best]), "hashes": len(q_hash),
+               "score": float(score[best]), "offset_s": float(offset[best]) * fp.frame_seconds,
+               "background": float(per_clip[clip_of[best]] / frames[best])}
+        if self.presence_candidates:
+            out.update(self._presence(waveform, clip_of, offset, score))
+        return out
+
+    def _presence(self, waveform: np.ndarray, clip_of: np.ndarray, offset: np.ndarray, score: np.ndarray) -> dict:
+        """Of the `presence_candidates` best training clips (each at its best offset), the one whose
+        own peaks are most often present in the query (`peak_map`): one surviving peak is evidence,
+        where a hash needs two. `presence`: that count's excess over chance (the share of the
+        query's cells marked present) in binomial standard deviations."""
+        present = self.fingerprinter.peak_map(waveform)
+        chance = float(present.mean())
+        order = np.argsort(-score, kind="stable")
+        _, first = np.unique(clip_of[order], return_index=True)  # each clip's best offset
+        candidates = order[np.sort(first)[: self.presence_candidates]]
+        best = {"presence": 0.0, "presence_index": -1, "presence_offset_s": 0.0, "presence_share": 0.0}
+        for c in candidates:
+            bins, frames = self._peaks[int(clip_of[c])]
+            at = (frames - offset[c]) % self.frames[int(clip_of[c])]
+            inside = at < present.shape[1]
+            n = int(inside.sum())
+            if n == 0 or not 0 < chance < 1:
+                continue
+            hits = int(present[bins[inside], at[inside]].sum())
+            z = (hits - n * chance) / np.sqrt(n * chance * (1 - chance))
+            if z > best["presence"]:
+                best = {"presence": float(z), "presence_index": int(clip_of[c]),
+                        "presence_offset_s": float(offset[c]) * self.fingerprinter.frame_seconds,
+                        "presence_share": hits / n}
+        return best
 
     def match(self, queries: list[np.ndarray], exclude: list[int | None] | None = None) -> LandmarkMatch:
         """`match_one` of every query (`exclude[i]`: a training clip query i may not match, e.g. itself)."""
         exclude = exclude or [None] * len(queries)
+        if not queries:
+            raise ValueError("landmark matching needs at least one query clip")
         rows = [self.match_one(q, e) for q, e in zip(queries, exclude)]
         return LandmarkMatch(**{name: np.asarray([row[name] for row in rows])
-                                for name in LandmarkMatch.__dataclass_fields__})
+                                for name in LandmarkMatch.__dataclass_fields__ if name in rows[0]})
 
 
 # The settings `CopyDetector(landmarks=True)` uses, chosen on the planted copies and calibration

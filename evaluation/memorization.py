@@ -439,15 +439,16 @@ def aligned_spectrograms(match: dict, seconds: float | None = None):
     rate = 16000
     generated, _ = load_clip(match["generated_path"], rate)
     source, _ = load_clip(match["train_path"], rate)
-    start = round(match["copy_offset_s"] * rate) % len(source)
+    by_landmarks = match.get("matched_by") == "landmarks"  # then train_path is the landmark view's clip
+    start = round(match["landmark_offset_s" if by_landmarks else "copy_offset_s"] * rate) % len(source)
     source = np.roll(np.tile(source, 3), -start)
-    ratio = match.get("tempo_ratio", 1.0)
+    ratio = 1.0 if by_landmarks else match.get("tempo_ratio", 1.0)
     length = len(generated) if seconds is None else round(seconds * rate)
     aligned = source[: round(length * ratio) + 1]
     if abs(ratio - 1) > 1e-3:
         aligned = time_stretch(aligned, rate, length)
     aligned = aligned[:length]
-    if match.get("semitones"):
+    if match.get("semitones") and not by_landmarks:
         aligned = pitch_shift(aligned, rate, match["semitones"])
     left, right = mel_image(generated[None, :length], rate), mel_image(aligned[None], rate)
     gap = 6

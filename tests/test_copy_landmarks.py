@@ -67,6 +67,20 @@ def test_rotated_loop_lands_on_one_offset(index):
     assert match["count"] > 0.5 * index.match_one(source)["count"]
 
 
+def test_presence_of_the_candidates_own_peaks_finds_a_mixed_copy():
+    fingerprinter = LandmarkFingerprinter(hop_length=64, n_fft=512, min_dt=24, max_dt=128, bands=4, density=80)
+    index = LandmarkIndex(fingerprinter, query_density=240, presence_candidates=3)
+    for seed in range(6):
+        index.add(pattern_clip(seed))
+    excerpt = pattern_clip(1)[RATE // 4 : RATE // 4 + 3 * RATE]
+    other = tones(11, 3.0)
+    mixed = index.match_one(excerpt / rms(excerpt) * rms(other) * 10 ** (-6 / 20) + other)
+    unrelated = index.match_one(other + 0.5 * pattern_clip(77, 3.0))
+    assert mixed["presence_index"] == 1 and abs(mixed["presence_offset_s"] - 0.25) < 0.02
+    assert mixed["presence_share"] > 0.5 > unrelated["presence_share"]
+    assert mixed["presence"] > 3 * max(unrelated["presence"], 1.0)
+
+
 def test_a_rotated_window_counts_both_pieces(index):
     window = pattern_clip(5)[RATE // 2 : RATE // 2 + 3 * RATE]
     rotated = np.roll(window, -RATE)  # the window's last 2 s, then its first 1 s
@@ -109,7 +123,7 @@ def test_copy_detector_landmark_view_flags_a_mixed_copy_with_its_source_and_offs
     from evaluation.copy_detection import CopyDetector
     from evaluation.embedders import get_embedder
     from evaluation.embedding import embed_directory
-    from evaluation.memorization import memorization_report
+    from evaluation.memorization import aligned_spectrograms, memorization_report
 
     assert "landmarks" not in CopyDetector().describe()  # off by default: copy-6/7 runs unchanged
     train = [pattern_clip(seed, 3.5) for seed in range(5)]
@@ -138,3 +152,8 @@ def test_copy_detector_landmark_view_flags_a_mixed_copy_with_its_source_and_offs
         assert row["landmark_offset_s"] == pytest.approx(0.5, abs=0.02)
     for i in range(2, 4):
         assert rows[f"generated-{i:02d}.flac"]["landmark_score"] <= result["thresholds"]["landmark_score"]
+    # the report's evidence of a clip matched by landmarks: the two clips lined up at the landmark offset
+    row = rows["generated-00.flac"]
+    match = {**row, "matched_by": "landmarks", "generated_path": str(tmp_path / "generated" / row["file"]),
+             "train_path": str(tmp_path / "train" / row["landmark_train_file"]), "copy_offset_s": 2.0}
+    assert aligned_spectrograms(match).width > 0
