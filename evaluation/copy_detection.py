@@ -162,7 +162,8 @@ class CopyMatch:
 
 
 # `candidates` (per query: (key, semitones, tempo ratio, score) of the best few keys) come from the
-# search; the rest from the verification stage (`CopyDetector.verify`)
+# search; the rest from the verification stage (`CopyDetector.verify`) and the landmark view
+# (`CopyDetector.match_landmarks`)
 VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
                  "residual_by_fit", "verified_index_by_fit", "residual_segments", "candidate_residuals",
                  "steady_residual_snr_db", "landmark_score", "landmark_index", "landmark_offset_s")
@@ -264,8 +265,8 @@ class CopyDetector:
             to the query (0: one complex gain per frequency bin, copy-4).
         compare_taps: other fits the verification also reports (`CopyMatch.residual_by_fit`).
         landmarks: also score each query by landmark fingerprints (`match_landmarks`,
-            `evaluation.copy_landmarks`): finds a copy mixed under louder material; off by default
-            (its false positives and recall are in the README; helper runs of copy-6/7 stay as they were).
+            `evaluation.copy_landmarks`): finds some copies mixed under louder material; off by
+            default (README: short of the target, and its flags add to the false positives).
     """
 
     version = "copy-6"
@@ -315,7 +316,7 @@ class CopyDetector:
         self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps,
                                      recut_shift=recut_shift)
         self.landmarks = landmarks
-        self._landmark_index: tuple[int, int, LandmarkIndex] | None = None  # (key_audio id, keys, index)
+        self._landmark_index: tuple[Callable, int, LandmarkIndex] | None = None  # (key_audio, keys, index)
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
 
@@ -508,11 +509,12 @@ class CopyDetector:
         (`evaluation.memorization.COPY_SCORES`) with its own calibrated threshold."""
         if self.sample_rate != 16000:
             raise ValueError(f"the landmark view is tuned at 16000 Hz, got sample_rate={self.sample_rate}")
-        if self._landmark_index is None or self._landmark_index[:2] != (id(key_audio), num_keys):
+        if (self._landmark_index is None or self._landmark_index[0] is not key_audio
+                or self._landmark_index[1] != num_keys):
             index = make_landmark_index()
             for k in tqdm(range(num_keys), desc="landmark index", unit="clip", disable=not progress):
                 index.add(key_audio(k))
-            self._landmark_index = (id(key_audio), num_keys, index)
+            self._landmark_index = (key_audio, num_keys, index)
         index = self._landmark_index[2]
         exclude = list(range(len(queries))) if exclude_self else None
         found = index.match(list(tqdm(queries, desc="landmarks", unit="clip", disable=not progress)), exclude)
