@@ -6,15 +6,18 @@ Re-plants the stored bench_memorization run's copies with its own `plant` and se
 same sources, windows and transforms; the sources are checked against the stored rows), cuts the
 same held-out windows (its calibration split, its `--extra-calibration` fresh clips through its
 `select_extra`, and its held-out test split), and scores them all against a landmark index of the
-training clips. The threshold is set at `--fpr` on the calibration clips only (valid + fresh); the
-test split is only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
+training clips (the hash count names a candidate; the share of its own peaks that cancel when it is
+subtracted decides, as in `CopyDetector.match_landmarks`; `--hash-score`: the hash count decides).
+The threshold is set at `--fpr` on the calibration clips only (valid + fresh); the test split is
+only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
 (`evaluation.copy_landmarks.LANDMARK_SETTINGS`); the flags try others. Reports recall per family
 (flagged and the source, or a byte twin of it, named), test false positives with a Wilson 95%
 interval, the union with the stored copy-6 decision (its stored per-clip flags), the highest-scoring
 held-out clips with their matched training clip's metadata, and the time per 100 queries. `joint`:
 the landmark threshold raised until its union with copy-6 flags at most `--fpr` of the calibration
 clips (the rate the union would be run at). `--copy-seed` plants another set of copies from its own
-seed, on which no setting was chosen. Writes JSON (default benchmarks/results/landmark-mix-NAME.json).
+seed, on which no setting was chosen. Writes JSON (default
+benchmarks/results/landmark-mix-NAME.json).
 """
 
 from __future__ import annotations
@@ -44,7 +47,13 @@ from benchmarks.bench_memorization import (
 from evaluation.audio_io import load_clips
 from evaluation.copy_landmarks import LANDMARK_SETTINGS as DEFAULTS
 from evaluation.copy_landmarks import QUERY_DENSITY, LandmarkFingerprinter, LandmarkIndex
-from evaluation.memorization import calibrate_threshold, calibrate_thresholds, flag_copies, wilson_interval
+from evaluation.memorization import (
+    TrainingAudio,
+    calibrate_threshold,
+    calibrate_thresholds,
+    flag_copies,
+    wilson_interval,
+)
 
 TOP_HELD_OUT = 8  # highest-scoring held-out clips listed with their matches
 
@@ -177,10 +186,17 @@ def run(args: argparse.Namespace) -> dict:
             return dataclasses.replace(found, score=found.presence, index=found.presence_index,
                                        offset_s=found.presence_offset_s)
     started = time.perf_counter()
-    for path in tqdm(train_paths, desc="landmark index", unit="clip"):
-        index.add(load_clips([path], SAMPLE_RATE)[0][0])
+    key_audio = TrainingAudio(train_paths, SAMPLE_RATE)
+    for i in tqdm(range(len(train_paths)), desc="landmark index", unit="clip"):
+        index.add(key_audio(i))
     index_seconds = time.perf_counter() - started
     started = time.perf_counter()
+    if not (args.hash_score or args.presence):  # the detector's decision: do the candidate's own peaks cancel?
+        def match_queries(queries, plain=match_queries):
+            found = plain(queries)
+            scores = [index.cancellation(q, key_audio(int(k)), o, int(k)) if k >= 0 else 0.0
+                      for q, k, o in zip(tqdm(queries, desc="cancellation", unit="clip"), found.index, found.offset_s)]
+            return dataclasses.replace(found, score=np.asarray(scores))
     copies = match_queries(queries)
     query_seconds = time.perf_counter() - started
     calibration = match_queries(negatives["calibration"] + extra)
@@ -234,7 +250,9 @@ def run(args: argparse.Namespace) -> dict:
         "name": stored["name"], "stored_run": args.run, "seed": stored["seed"], "seconds": stored["seconds"],
         "fingerprinter": fingerprinter.describe(),
         "idf": args.idf, "query_density": args.query_density,
-        "presence_candidates": args.presence, "target_fpr": args.fpr, "threshold": threshold,
+        "presence_candidates": args.presence,
+        "score": "hashes" if args.hash_score else ("presence" if args.presence else "cancellation"),
+        "target_fpr": args.fpr, "threshold": threshold,
         "calibration_clips": {"valid": len(negatives["calibration"]), "fresh": len(extra)},
         "calibration_flagged": int(calibration_flagged.sum()),
         "test_clips": n_test, "test_false_positives": int(test_flagged.sum()),
@@ -313,6 +331,9 @@ def main() -> None:
     parser.add_argument("--presence", type=int, default=0, metavar="K",
                         help="decide on the presence of each of the K best hash candidates' own peaks in the query "
                              "(at its best offset) instead of the hash count (0: the hash count)")
+    parser.add_argument("--hash-score", action="store_true",
+                        help="decide on the hash count (Poisson score) instead of the detector's cancellation share "
+                             "(how many of the hash candidate's own peaks cancel when it is subtracted)")
     parser.add_argument("--copy-seed", type=int, default=None,
                         help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
     parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")

@@ -131,9 +131,10 @@ class CopyMatch:
     `residual_segments`: per query `[segments, 2]` dB, the query's energy and the best fit's residual
     in each 0.5 s (`CopyVerifier` time profile). `candidates` holds every aligned key, best first;
     `verify` checks the first `verify_candidates`. After `CopyDetector.match_landmarks` (the optional
-    landmark view, `evaluation.copy_landmarks`): `landmark_score` (hashes agreeing on one offset, in
-    standard deviations above chance), `landmark_index` (that training clip, -1: no hash in common)
-    and `landmark_offset_s` (where in it the query starts, seconds).
+    landmark view, `evaluation.copy_landmarks`): `landmark_index` (the training clip with the most
+    peak-pair hashes agreeing on one offset, -1: no hash in common), `landmark_offset_s` (where in it
+    the query starts, seconds) and `landmark_score` (the share, 0-1, of that clip's own peaks whose
+    cells lose more than 10 dB when it is subtracted from the query).
     """
 
     score: np.ndarray
@@ -502,7 +503,9 @@ class CopyDetector:
     def match_landmarks(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
                         num_keys: int, exclude_self: bool = False, progress: bool = True) -> CopyMatch:
         """The landmark view (`evaluation.copy_landmarks`): each query's training clip with the most
-        spectrogram-peak pairs agreeing on one time offset. `queries`: waveforms at `sample_rate`;
+        spectrogram-peak pairs agreeing on one time offset, scored by the share of that clip's own
+        peaks that cancel when it is subtracted (`LandmarkIndex.cancellation`). `queries`: waveforms
+        at `sample_rate`;
         `key_audio(i)`: waveform of key i, `num_keys` of them (fingerprinted once per `key_audio`);
         `exclude_self`: query i may not match key i. Returns `match` with `landmark_score`,
         `landmark_index` and `landmark_offset_s` set; the score joins the flagging union
@@ -518,7 +521,11 @@ class CopyDetector:
         index = self._landmark_index[2]
         exclude = list(range(len(queries))) if exclude_self else None
         found = index.match(list(tqdm(queries, desc="landmarks", unit="clip", disable=not progress)), exclude)
-        return dataclasses.replace(match, landmark_score=found.score, landmark_index=found.index,
+        # the hash count names the candidate; whether its peaks cancel decides (README: held-out
+        # twins reach copies' hash counts, not their cancellation)
+        cancelled = np.asarray([index.cancellation(q, key_audio(int(k)), float(o), int(k)) if k >= 0 else 0.0
+                                for q, k, o in zip(queries, found.index, found.offset_s)])
+        return dataclasses.replace(match, landmark_score=cancelled, landmark_index=found.index,
                                    landmark_offset_s=found.offset_s)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:

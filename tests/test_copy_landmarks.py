@@ -8,13 +8,15 @@ from evaluation.copy_landmarks import LandmarkFingerprinter, LandmarkIndex
 RATE = 16000
 
 
-def pattern_clip(seed: int, seconds: float = 4.0) -> np.ndarray:
-    """A clip of random short tone bursts and clicks (each seed its own pattern)."""
+def pattern_clip(seed: int, seconds: float = 4.0, jitter_s: float = 0.0) -> np.ndarray:
+    """A clip of random short tone bursts and clicks (each seed its own pattern); `jitter_s`: each
+    hit moved by up to that many seconds (a twin of the same pattern, humanised)."""
     rng = np.random.default_rng(seed)
+    moves = np.random.default_rng([seed, 1]).uniform(-jitter_s, jitter_s, 24)
     audio = np.zeros(round(seconds * RATE), dtype=np.float32)
     t = np.arange(round(0.12 * RATE)) / RATE
-    for start in rng.uniform(0, seconds - 0.15, 24):
-        at = round(start * RATE)
+    for start, move in zip(rng.uniform(0, seconds - 0.15, 24), moves):
+        at = max(0, round((start + move) * RATE))
         if rng.random() < 0.5:
             burst = np.sin(2 * np.pi * rng.uniform(200, 4000) * t) * np.exp(-t * 30)
         else:
@@ -79,6 +81,20 @@ def test_presence_of_the_candidates_own_peaks_finds_a_mixed_copy():
     assert mixed["presence_index"] == 1 and abs(mixed["presence_offset_s"] - 0.25) < 0.02
     assert mixed["presence_share"] > 0.5 > unrelated["presence_share"]
     assert mixed["presence"] > 3 * max(unrelated["presence"], 1.0)
+
+
+def test_a_mixed_copy_cancels_and_a_humanised_twin_does_not(index):
+    source = pattern_clip(4)
+    other = tones(12, 3.0)
+    excerpt = source[RATE // 2 : RATE // 2 + 3 * RATE]
+    copy = excerpt / rms(excerpt) * rms(other) * 10 ** (-6 / 20) + other
+    twin = pattern_clip(4, jitter_s=0.004)[RATE // 2 : RATE // 2 + 3 * RATE]  # same hits, up to 4 ms off
+    shares = {}
+    for name, query in (("copy", copy), ("twin", twin)):
+        match = index.match_one(query)
+        assert match["index"] == 4  # both name the source: the hash count cannot tell them apart
+        shares[name] = index.cancellation(query, source, match["offset_s"], match["index"])
+    assert shares["copy"] > 0.5 > 0.2 > shares["twin"]
 
 
 def test_a_rotated_window_counts_both_pieces(index):
