@@ -196,6 +196,16 @@ def run(args: argparse.Namespace) -> dict:
             found = plain(queries)
             scores = [index.cancellation(q, key_audio(int(k)), o, int(k)) if k >= 0 else 0.0
                       for q, k, o in zip(tqdm(queries, desc="cancellation", unit="clip"), found.index, found.offset_s)]
+            if args.cancel_candidates > 1:  # the best cancellation among the few best hash candidates
+                index.keep_candidates = args.cancel_candidates
+                named, offsets = found.index.copy(), found.offset_s.copy()
+                for q, query in enumerate(queries):
+                    for k, o in index.match_one(query).get("candidates", [])[1:]:
+                        value = index.cancellation(query, key_audio(k), o, k)
+                        if value > scores[q]:
+                            scores[q], named[q], offsets[q] = value, k, o
+                index.keep_candidates = 0
+                found = dataclasses.replace(found, index=named, offset_s=offsets)
             return dataclasses.replace(found, score=np.asarray(scores))
     copies = match_queries(queries)
     query_seconds = time.perf_counter() - started
@@ -250,7 +260,7 @@ def run(args: argparse.Namespace) -> dict:
         "name": stored["name"], "stored_run": args.run, "seed": stored["seed"], "seconds": stored["seconds"],
         "fingerprinter": fingerprinter.describe(),
         "idf": args.idf, "query_density": args.query_density,
-        "presence_candidates": args.presence,
+        "presence_candidates": args.presence, "cancel_candidates": args.cancel_candidates,
         "score": "hashes" if args.hash_score else ("presence" if args.presence else "cancellation"),
         "target_fpr": args.fpr, "threshold": threshold,
         "calibration_clips": {"valid": len(negatives["calibration"]), "fresh": len(extra)},
@@ -334,6 +344,9 @@ def main() -> None:
     parser.add_argument("--hash-score", action="store_true",
                         help="decide on the hash count (Poisson score) instead of the detector's cancellation share "
                              "(how many of the hash candidate's own peaks cancel when it is subtracted)")
+    parser.add_argument("--cancel-candidates", type=int, default=1,
+                        help="hash candidates (the best offset of each of the best clips) whose cancellation is "
+                             "checked, the best kept (default %(default)s)")
     parser.add_argument("--copy-seed", type=int, default=None,
                         help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
     parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")

@@ -193,6 +193,7 @@ class LandmarkIndex:
             self.query_fingerprinter.density = query_density
         self.idf = idf  # weigh each hit by log(training clips / clips holding its hash)
         self.presence_candidates = presence_candidates
+        self.keep_candidates = 0  # match_one also lists this many candidates (clip, offset_s)
         self._hash: list[np.ndarray] = []
         self._clip: list[np.ndarray] = []
         self._time: list[np.ndarray] = []
@@ -284,6 +285,11 @@ class LandmarkIndex:
                "background": float(per_clip[clip_of[best]] / frames[best])}
         if self.presence_candidates:
             out.update(self._presence(waveform, clip_of, offset, score))
+        if self.keep_candidates:  # the best offset of each of the best few clips, best first
+            order = np.argsort(-score, kind="stable")
+            _, first = np.unique(clip_of[order], return_index=True)
+            chosen = order[np.sort(first)[: self.keep_candidates]]
+            out["candidates"] = [(int(clip_of[c]), float(offset[c]) * fp.frame_seconds) for c in chosen]
         return out
 
     def _presence(self, waveform: np.ndarray, clip_of: np.ndarray, offset: np.ndarray, score: np.ndarray) -> dict:
