@@ -438,7 +438,7 @@ def cmd_memorization(args: argparse.Namespace) -> None:
     embedder = _load_embedder(args)
     generated, train = _embed(args, embedder, args.generated), _embed(args, embedder, args.train)
     baseline = _embed(args, embedder, args.baseline) if args.baseline else None
-    detector = CopyDetector(min_overlap_s=args.min_overlap)
+    detector = CopyDetector(min_overlap_s=args.min_overlap, landmarks=args.landmarks)
     result = memorization_report(
         generated, train, baseline, detector, _cache(args), args.fpr, args.top_k, not args.quiet,
         tempo_normalise=args.tempo_normalise,
@@ -678,6 +678,12 @@ def build_parser() -> argparse.ArgumentParser:
         "low-pass, mixing; melody in any key), calibrated on held-out clips",
     )
     p.add_argument("generated", help="folder of generated audio")
+    p.add_argument(
+        "--landmarks",
+        action="store_true",
+        help="also score clips by landmark fingerprints (spectrogram peak pairs agreeing on one offset): finds a "
+        "copy mixed under louder material; its score joins the union with its own threshold (README: its cost)",
+    )
     p.add_argument("--train", required=True, help="folder of training audio")
     p.add_argument(
         "--baseline",

@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
+from evaluation.copy_landmarks import LandmarkIndex, landmark_settings, make_landmark_index
 from evaluation.copy_verification import CopyVerifier, steady_snr_db
 from evaluation.features import limit_threads
 from music.audiofolder import file_sha256
@@ -132,7 +133,11 @@ class CopyMatch:
     `candidate_residuals`: per query `[key, dB]` of every verified candidate, in the search's order;
     `residual_segments`: per query `[segments, 2]` dB, the query's energy and the best fit's residual
     in each 0.5 s (`CopyVerifier` time profile). `candidates` holds every aligned key, best first;
-    `verify` checks the first `verify_candidates`.
+    `verify` checks the first `verify_candidates`. After `CopyDetector.match_landmarks` (the optional
+    landmark view, `evaluation.copy_landmarks`): `landmark_index` (the training clip with the most
+    peak-pair hashes agreeing on one offset, -1: no hash in common), `landmark_offset_s` (where in it
+    the query starts, seconds) and `landmark_score` (the share, 0-1, of that clip's own peaks whose
+    cells lose more than 10 dB when it is subtracted from the query).
     """
 
     score: np.ndarray
@@ -155,13 +160,17 @@ class CopyMatch:
     residual_segments: np.ndarray | None = None
     candidate_residuals: np.ndarray | None = None
     steady_residual_snr_db: np.ndarray | None = None
+    landmark_score: np.ndarray | None = None
+    landmark_index: np.ndarray | None = None
+    landmark_offset_s: np.ndarray | None = None
 
 
 # `candidates` (per query: (key, semitones, tempo ratio, score) of the best few keys) come from the
-# search; the rest from the verification stage (`CopyDetector.verify`)
+# search; the rest from the verification stage (`CopyDetector.verify`) and the landmark view
+# (`CopyDetector.match_landmarks`)
 VERIFY_FIELDS = ("candidates", "residual_snr_db", "verified_index", "verified_semitones", "verified_tempo_ratio",
                  "residual_by_fit", "verified_index_by_fit", "residual_segments", "candidate_residuals",
-                 "steady_residual_snr_db")
+                 "steady_residual_snr_db", "landmark_score", "landmark_index", "landmark_offset_s")
 
 
 def _smooth_time(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -259,6 +268,9 @@ class CopyDetector:
         filter_taps: length (samples) of the FIR filter through which the verification fits the key
             to the query (0: one complex gain per frequency bin, copy-4).
         compare_taps: other fits the verification also reports (`CopyMatch.residual_by_fit`).
+        landmarks: also score each query by landmark fingerprints (`match_landmarks`,
+            `evaluation.copy_landmarks`): finds some copies mixed under louder material; off by
+            default (README: short of the target, and its flags add to the false positives).
     """
 
     version = "copy-7"  # copy-6 plus the recut of pitch-shifted candidates (`recut_shift`)
@@ -285,6 +297,7 @@ class CopyDetector:
         compare_taps: tuple[int, ...] = (),
         shortlist_cosine: bool = True,
         recut_shift: bool = True,
+        landmarks: bool = False,
     ) -> None:
         self.sample_rate = sample_rate
         self.n_fft = n_fft
@@ -306,6 +319,8 @@ class CopyDetector:
         self.shortlist_cosine = shortlist_cosine
         self.verifier = CopyVerifier(sample_rate, filter_taps=filter_taps, compare_taps=compare_taps,
                                      recut_shift=recut_shift)
+        self.landmarks = landmarks
+        self._landmark_index: tuple[Callable, int, LandmarkIndex] | None = None  # (key_audio, keys, index)
         self._bank = torch.from_numpy(semitone_filterbank(sample_rate, n_fft))
         self._window = torch.hann_window(n_fft)
 
@@ -337,6 +352,7 @@ class CopyDetector:
             "verify_candidates": self.verify_candidates,
             "shortlist_cosine": self.shortlist_cosine,
             "verification": self.verifier.describe(),
+            **({"landmarks": landmark_settings()} if self.landmarks else {}),
         }
 
     # ----------------------------------------------------------------------------------- features
@@ -555,6 +571,34 @@ class CopyDetector:
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,
                                    candidate_residuals=per_candidate, steady_residual_snr_db=steady)
+
+    def match_landmarks(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
+                        num_keys: int, exclude_self: bool = False, progress: bool = True) -> CopyMatch:
+        """The landmark view (`evaluation.copy_landmarks`): each query's training clip with the most
+        spectrogram-peak pairs agreeing on one time offset, scored by the share of that clip's own
+        peaks that cancel when it is subtracted (`LandmarkIndex.cancellation`). `queries`: waveforms
+        at `sample_rate`;
+        `key_audio(i)`: waveform of key i, `num_keys` of them (fingerprinted once per `key_audio`);
+        `exclude_self`: query i may not match key i. Returns `match` with `landmark_score`,
+        `landmark_index` and `landmark_offset_s` set; the score joins the flagging union
+        (`evaluation.memorization.COPY_SCORES`) with its own calibrated threshold."""
+        if self.sample_rate != 16000:
+            raise ValueError(f"the landmark view is tuned at 16000 Hz, got sample_rate={self.sample_rate}")
+        if (self._landmark_index is None or self._landmark_index[0] is not key_audio
+                or self._landmark_index[1] != num_keys):
+            index = make_landmark_index()
+            for k in tqdm(range(num_keys), desc="landmark index", unit="clip", disable=not progress):
+                index.add(key_audio(k))
+            self._landmark_index = (key_audio, num_keys, index)
+        index = self._landmark_index[2]
+        exclude = list(range(len(queries))) if exclude_self else None
+        found = index.match(list(tqdm(queries, desc="landmarks", unit="clip", disable=not progress)), exclude)
+        # the hash count names the candidate; whether its peaks cancel decides (README: held-out
+        # twins reach copies' hash counts, not their cancellation)
+        cancelled = np.asarray([index.cancellation(q, key_audio(int(k)), float(o), int(k)) if k >= 0 else 0.0
+                                for q, k, o in zip(queries, found.index, found.offset_s)])
+        return dataclasses.replace(match, landmark_score=cancelled, landmark_index=found.index,
+                                   landmark_offset_s=found.offset_s)
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
         """Every query as a whole and, with `separate`, its harmonic and its percussive part (each

@@ -117,7 +117,8 @@ def calibrate_threshold(baseline_scores: np.ndarray, false_positive_rate: float 
 
 
 # the detector's scores, each with its own threshold: name -> CopyMatch field
-COPY_SCORES = {"copy_score": "score", "melody_score": "melody_score", "residual_snr_db": "residual_snr_db"}
+COPY_SCORES = {"copy_score": "score", "melody_score": "melody_score", "residual_snr_db": "residual_snr_db",
+               "landmark_score": "landmark_score"}  # the landmark view only with CopyDetector(landmarks=True)
 
 
 def copy_scores(match: CopyMatch) -> dict[str, np.ndarray]:
@@ -281,21 +282,29 @@ def memorization_report(
     copy = detector.match(generated_features, train_features, progress=progress,
                           query_bpm=tempi(generated.paths), key_bpm=train_bpm)
     key_audio = TrainingAudio(train.paths, detector.sample_rate)
-    copy = detector.verify(load_clips(generated.paths, detector.sample_rate)[0], copy, key_audio, progress)
+    generated_audio = load_clips(generated.paths, detector.sample_rate)[0]
+    copy = detector.verify(generated_audio, copy, key_audio, progress)
+    if detector.landmarks:
+        copy = detector.match_landmarks(generated_audio, copy, key_audio, len(train), progress=progress)
     # 3. Baseline and calibrated thresholds
     if baseline is not None:
         base_sim, _ = nearest_neighbours(baseline.embeddings, train.embeddings)
         base_features = detector.features_for_files(baseline.paths, cache, progress, "copy features (baseline)")
         base_copy = detector.match(base_features, train_features, progress=progress,
                                    query_bpm=tempi(baseline.paths), key_bpm=train_bpm)
-        base_copy = detector.verify(load_clips(baseline.paths, detector.sample_rate)[0], base_copy, key_audio,
-                                    progress)
+        baseline_audio = load_clips(baseline.paths, detector.sample_rate)[0]
+        base_copy = detector.verify(baseline_audio, base_copy, key_audio, progress)
+        if detector.landmarks:
+            base_copy = detector.match_landmarks(baseline_audio, base_copy, key_audio, len(train), progress=progress)
         baseline_name = "held-out vs train"
     else:
         base_sim, _ = nearest_neighbours(train.embeddings, train.embeddings, exclude_self=True)
         base_copy = detector.match(train_features, train_features, exclude_self=True, progress=progress,
                                    query_bpm=train_bpm, key_bpm=train_bpm)
         base_copy = detector.verify([key_audio(i) for i in range(len(train))], base_copy, key_audio, progress)
+        if detector.landmarks:
+            base_copy = detector.match_landmarks([key_audio(i) for i in range(len(train))], base_copy, key_audio,
+                                                 len(train), exclude_self=True, progress=progress)
         baseline_name = "train vs rest of train (no held-out set given)"
         notes.append("no held-out baseline: thresholds calibrated on train against itself")
     thresholds = {
@@ -311,6 +320,8 @@ def memorization_report(
         "melody_score": float(np.mean(copy.melody_score > thresholds["melody_score"])),
         "residual_snr_db": float(np.mean(copy.residual_snr_db > thresholds["residual_snr_db"])),
         "embedding_similarity": float(np.mean(emb_sim > thresholds["embedding_similarity"])),
+        **({"landmark_score": float(np.mean(copy.landmark_score > thresholds["landmark_score"]))}
+           if copy.landmark_score is not None else {}),
         "baseline_copies": float(np.mean(flag_copies(base_copy, thresholds))),
         "baseline_embedding_similarity": float(np.mean(base_sim > thresholds["embedding_similarity"])),
     }
@@ -336,6 +347,9 @@ def memorization_report(
             "nearest_train_file": train_names[emb_idx[i]],
             "embedding_similarity": float(emb_sim[i]),
             "above_threshold": bool(flagged[i]),
+            **({"landmark_train_file": train_names[copy.landmark_index[i]] if copy.landmark_index[i] >= 0 else None,
+                "landmark_score": float(copy.landmark_score[i]), "landmark_offset_s": float(copy.landmark_offset_s[i])}
+               if copy.landmark_score is not None else {}),
         }
         for i in range(len(generated))
     ]
@@ -344,6 +358,8 @@ def memorization_report(
         ("melody_score", copy.melody_score, base_copy.melody_score),
         ("residual_snr_db", copy.residual_snr_db, base_copy.residual_snr_db),
         ("embedding_similarity", emb_sim, base_sim),
+        *([("landmark_score", copy.landmark_score, base_copy.landmark_score)]
+          if copy.landmark_score is not None else []),
     )
     histograms = {}
     for name, values, base in views:
@@ -359,8 +375,10 @@ def memorization_report(
     strongest = np.stack(list(reached.values())).argmin(axis=0)
     exceedance = np.stack(list(reached.values())).min(axis=0)
     order = np.lexsort((-copy.residual_snr_db, exceedance))[:top_k]
-    sources = {"copy_score": copy.index, "melody_score": copy.melody_index, "residual_snr_db": copy.verified_index}
-    names_by = {"copy_score": "copy", "melody_score": "melody", "residual_snr_db": "verification"}
+    sources = {"copy_score": copy.index, "melody_score": copy.melody_index, "residual_snr_db": copy.verified_index,
+               "landmark_score": copy.landmark_index}
+    names_by = {"copy_score": "copy", "melody_score": "melody", "residual_snr_db": "verification",
+                "landmark_score": "landmarks"}
     top_matches = []
     for i in order:
         by = list(reached)[int(strongest[i])]
@@ -421,15 +439,16 @@ def aligned_spectrograms(match: dict, seconds: float | None = None):
     rate = 16000
     generated, _ = load_clip(match["generated_path"], rate)
     source, _ = load_clip(match["train_path"], rate)
-    start = round(match["copy_offset_s"] * rate) % len(source)
+    by_landmarks = match.get("matched_by") == "landmarks"  # then train_path is the landmark view's clip
+    start = round(match["landmark_offset_s" if by_landmarks else "copy_offset_s"] * rate) % len(source)
     source = np.roll(np.tile(source, 3), -start)
-    ratio = match.get("tempo_ratio", 1.0)
+    ratio = 1.0 if by_landmarks else match.get("tempo_ratio", 1.0)
     length = len(generated) if seconds is None else round(seconds * rate)
     aligned = source[: round(length * ratio) + 1]
     if abs(ratio - 1) > 1e-3:
         aligned = time_stretch(aligned, rate, length)
     aligned = aligned[:length]
-    if match.get("semitones"):
+    if match.get("semitones") and not by_landmarks:
         aligned = pitch_shift(aligned, rate, match["semitones"])
     left, right = mel_image(generated[None, :length], rate), mel_image(aligned[None], rate)
     gap = 6

@@ -517,7 +517,7 @@ def memorization_html(mem: dict, max_players: int) -> str:
     ]
     for key, name in (("copy_score", "copy score"), ("melody_score", "melody score"),
                       ("residual_snr_db", "verified residual SNR (dB)"),
-                      ("embedding_similarity", "embedding similarity")):
+                      ("embedding_similarity", "embedding similarity"), ("landmark_score", "landmark score")):
         h = mem["histograms"].get(key)
         if h:
             parts.append(svg_histogram(h["edges"], h["generated"], h["baseline"], t[key],
@@ -531,6 +531,8 @@ def memorization_html(mem: dict, max_players: int) -> str:
             f"melody score {m['melody_score']:.3f}"
             + (f"; residual SNR {m['residual_snr_db']:.1f} dB against {m['verified_train_file']}"
                if "residual_snr_db" in m else "")
+            + (f"; landmark score {m['landmark_score']:.1f} at {m['landmark_offset_s']:.2f} s in "
+               f"{m['landmark_train_file']}" if "landmark_score" in m else "")
             + f"{' (flagged)' if m['above_threshold'] else ''}"
         )
         try:

@@ -1,0 +1,371 @@
+"""Does a landmark fingerprint (evaluation/copy_landmarks.py) find copies mixed under other material?
+
+    OMP_NUM_THREADS=1 python -m benchmarks.check_landmark_mix --run benchmarks/results/memorization-drums.json
+
+Re-plants the stored bench_memorization run's copies with its own `plant` and seed (every family,
+same sources, windows and transforms; the sources are checked against the stored rows), cuts the
+same held-out windows (its calibration split, its `--extra-calibration` fresh clips through its
+`select_extra`, and its held-out test split), and scores them all against a landmark index of the
+training clips (the hash count names a candidate; the share of its own peaks that cancel when it is
+subtracted decides, as in `CopyDetector.match_landmarks`; `--hash-score`: the hash count decides).
+The threshold is set at `--fpr` on the calibration clips only (valid + fresh); the test split is
+only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
+(`evaluation.copy_landmarks.LANDMARK_SETTINGS`); the flags try others. Reports recall per family
+(flagged and the source, or a byte twin of it, named), test false positives with a Wilson 95%
+interval, the union with the stored copy-6 decision (its stored per-clip flags), the highest-scoring
+held-out clips with their matched training clip's metadata, and the time per 100 queries. `joint`:
+the landmark threshold raised until its union with copy-6 flags at most `--fpr` of the calibration
+clips (the rate the union would be run at). `--copy-seed` plants another set of copies from its own
+seed, on which no setting was chosen. Writes JSON (default
+benchmarks/results/landmark-mix-NAME.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from benchmarks.bench_memorization import (
+    FAMILIES,
+    SAMPLE_RATE,
+    audio_files,
+    clip_metadata,
+    duplicate_groups,
+    match_from_rows,
+    named,
+    plant,
+    select_extra,
+    window,
+)
+from evaluation.audio_io import load_clips
+from evaluation.copy_landmarks import LANDMARK_SETTINGS as DEFAULTS
+from evaluation.copy_landmarks import QUERY_DENSITY, LandmarkFingerprinter, LandmarkIndex
+from evaluation.memorization import (
+    TrainingAudio,
+    calibrate_threshold,
+    calibrate_thresholds,
+    flag_copies,
+    wilson_interval,
+)
+
+TOP_HELD_OUT = 8  # highest-scoring held-out clips listed with their matches
+
+
+def planted(stored: dict, train_paths: list[Path]) -> tuple[list[np.ndarray], list[dict], dict[str, list]]:
+    """The stored run's copies and held-out windows, re-made with bench_memorization's own random
+    stream (`plant_and_match`'s order: copies family by family, then calibration, then held-out
+    windows); `{"calibration", "held_out"}` waveforms beside the copies and their truths."""
+    rng = np.random.default_rng(stored["seed"])
+    others, _ = load_clips(audio_files(stored["other"]), SAMPLE_RATE)
+    queries, truths = [], []
+    sources_per_family = len(stored["per_clip"]["copies"]) // len(FAMILIES)
+    for family in tqdm(FAMILIES, desc="planting copies", unit="transform"):
+        for source_index in rng.choice(len(train_paths), size=sources_per_family, replace=False):
+            other = others[int(rng.integers(len(others)))]
+            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
+            clip, truth = plant(family, source[0], other, stored["seconds"], rng)
+            queries.append(clip)
+            truths.append({**truth, "source": int(source_index)})
+    stored_sources = [(row["family"], row["source"]) for row in stored["per_clip"]["copies"]]
+    if stored_sources != [(t["family"], t["source"]) for t in truths]:
+        raise ValueError("the re-planted copies' sources differ from the stored run's: another seed or code")
+    negatives = {}
+    for name in ("calibration", "held_out"):
+        waves, _ = load_clips(audio_files(stored[name]), SAMPLE_RATE)
+        negatives[name] = [window(w, stored["seconds"], rng)[0] for w in waves]
+    return queries, truths, negatives
+
+
+def fresh_copies(stored: dict, train_paths: list[Path], seed: int, per_family: int) -> tuple[list, list[dict]]:
+    """Another set of planted copies (`plant`, every family, `per_family` each) from their own seed:
+    copies no setting was chosen on."""
+    rng = np.random.default_rng(seed)
+    others, _ = load_clips(audio_files(stored["other"]), SAMPLE_RATE)
+    queries, truths = [], []
+    for family in tqdm(FAMILIES, desc="planting fresh copies", unit="transform"):
+        for source_index in rng.choice(len(train_paths), size=per_family, replace=False):
+            source, _ = load_clips([train_paths[source_index]], SAMPLE_RATE)
+            clip, truth = plant(family, source[0], others[int(rng.integers(len(others)))], stored["seconds"], rng)
+            queries.append(clip)
+            truths.append({**truth, "source": int(source_index)})
+    return queries, truths
+
+
+def copy_rows(match, truths: list[dict]) -> list[dict]:
+    """Each planted copy's family, source and landmark match (for reading the misses)."""
+    return [{"family": t["family"], "source": t["source"], "index": int(match.index[i]),
+             "score": round(float(match.score[i]), 2), "count": float(match.count[i]), "hashes": int(match.hashes[i]),
+             "offset_s": round(float(match.offset_s[i]), 3), "true_start_s": round(float(t["start_s"]), 3)}
+            for i, t in enumerate(truths)]
+
+
+def recall_per_family(match, truths: list[dict], threshold: float, same_audio: list[set[int]]) -> dict[str, dict]:
+    """Per family: found (score above `threshold` and the source, or a byte twin of it, named)."""
+    out = {}
+    for family in FAMILIES:
+        rows = [i for i, t in enumerate(truths) if t["family"] == family]
+        found = [bool(match.score[i] > threshold) and int(match.index[i]) in same_audio[truths[i]["source"]]
+                 for i in rows]
+        out[family] = {"copies": len(rows), "recall": float(np.mean(found)),
+                       "recall_ci95": wilson_interval(sum(found), len(rows))}
+    return out
+
+
+def extra_windows(stored: dict) -> tuple[list[np.ndarray], list[Path]]:
+    """The stored run's fresh extra calibration windows (its `select_extra` and window stream)."""
+    extra = stored.get("extra_calibration") or {}
+    if not extra:
+        return [], []
+    args = argparse.Namespace(extra_calibration=extra["folders"], fresh_against=extra["fresh_against"],
+                              seed=stored["seed"], extra_limit=extra["limit"])
+    paths, _ = select_extra(args)
+    rng = np.random.default_rng([stored["seed"], 1])
+    waves = [window(load_clips([p], SAMPLE_RATE)[0][0], stored["seconds"], rng)[0] for p in paths]
+    stored_files = [row["file"] for row in stored["per_clip"].get("extra_calibration", [])]
+    if stored_files and stored_files != [str(p) for p in paths]:
+        raise ValueError("the extra calibration clips differ from the stored run's")
+    return waves, paths
+
+
+def copy6_flags(stored: dict, same_audio: list[set[int]]) -> dict[str, np.ndarray]:
+    """The stored copy-6 decision per clip set (its thresholds on its calibration + extra clips), and
+    `copies_found`: which planted copies it found."""
+    rows = stored["per_clip"]
+    taps = stored["detector"]["verification"]["filter_taps"]
+    calibration = match_from_rows(rows["calibration"] + rows.get("extra_calibration", []), "whole", taps)
+    thresholds = calibrate_thresholds(calibration, stored["target_fpr"])
+    out = {name: flag_copies(match_from_rows(rows[name], "whole", taps), thresholds)
+           for name in ("copies", "calibration", "held_out")}
+    out["extra_calibration"] = flag_copies(match_from_rows(rows.get("extra_calibration", []), "whole", taps),
+                                           thresholds) if rows.get("extra_calibration") else np.zeros(0, bool)
+    # found as bench_memorization counts it: flagged, and the source (or a byte twin) among the named clips
+    copies = match_from_rows(rows["copies"], "whole", taps)
+    out["copies_found"] = np.asarray([
+        bool(out["copies"][i]) and bool(same_audio[row["source"]] & {int(copies.index[i]), int(copies.melody_index[i]),
+                                                                   *named(copies, thresholds, i)})
+        for i, row in enumerate(rows["copies"])])
+    return out
+
+
+def joint_threshold(scores: np.ndarray, other_flags: np.ndarray, fpr: float) -> float:
+    """The lowest landmark threshold (one of the calibration scores) at which the union with another
+    detector's flags (`other_flags`, same calibration clips) flags at most `fpr` of them."""
+    for value in np.sort(scores):
+        if np.mean((scores > value) | other_flags) <= fpr:
+            return float(value)
+    return float(np.max(scores))
+
+
+def describe_clip(path: Path | None) -> dict:
+    row = (clip_metadata([path])[0] or {}) if path is not None else {}
+    return {"file": str(path), **{key: row.get(key) for key in ("kind", "group", "bpm", "genre", "text")}}
+
+
+def run(args: argparse.Namespace) -> dict:
+    stored = json.loads(Path(args.run).read_text())
+    fingerprinter = LandmarkFingerprinter(density=args.density, fanout=args.fanout, bands=args.bands,
+                                          max_dt=args.max_dt, min_dt=args.min_dt, hop_length=args.hop,
+                                          n_fft=args.n_fft)
+    train_paths = audio_files(stored["train"])
+    same_audio = duplicate_groups(train_paths)
+    queries, truths, negatives = planted(stored, train_paths)
+    extra, extra_paths = extra_windows(stored)
+    index = LandmarkIndex(fingerprinter, idf=args.idf, query_density=args.query_density,
+                          presence_candidates=args.presence)
+    match_queries = index.match
+    if args.presence:  # the presence of the candidates' own peaks decides, in the hash score's place
+        def match_queries(queries):
+            found = index.match(queries)
+            return dataclasses.replace(found, score=found.presence, index=found.presence_index,
+                                       offset_s=found.presence_offset_s)
+    started = time.perf_counter()
+    key_audio = TrainingAudio(train_paths, SAMPLE_RATE)
+    for i in tqdm(range(len(train_paths)), desc="landmark index", unit="clip"):
+        index.add(key_audio(i))
+    index_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    if not (args.hash_score or args.presence):  # the detector's decision: do the candidate's own peaks cancel?
+        def match_queries(queries, plain=match_queries):
+            found = plain(queries)
+            scores = [index.cancellation(q, key_audio(int(k)), o, int(k)) if k >= 0 else 0.0
+                      for q, k, o in zip(tqdm(queries, desc="cancellation", unit="clip"), found.index, found.offset_s)]
+            if args.cancel_candidates > 1:  # the best cancellation among the few best hash candidates
+                index.keep_candidates = args.cancel_candidates
+                named, offsets = found.index.copy(), found.offset_s.copy()
+                for q, query in enumerate(queries):
+                    for k, o in index.match_one(query).get("candidates", [])[1:]:
+                        value = index.cancellation(query, key_audio(k), o, k)
+                        if value > scores[q]:
+                            scores[q], named[q], offsets[q] = value, k, o
+                index.keep_candidates = 0
+                found = dataclasses.replace(found, index=named, offset_s=offsets)
+            return dataclasses.replace(found, score=np.asarray(scores))
+    copies = match_queries(queries)
+    query_seconds = time.perf_counter() - started
+    calibration = match_queries(negatives["calibration"] + extra)
+    held_out = match_queries(negatives["held_out"])
+    threshold = calibrate_threshold(calibration.score, args.fpr)
+    flagged = copies.score > threshold
+    test_flagged = held_out.score > threshold
+    calibration_flagged = calibration.score > threshold
+    copy6 = copy6_flags(stored, same_audio)
+    per_family = {}
+    for family in FAMILIES:
+        rows = [i for i, t in enumerate(truths) if t["family"] == family]
+        found = [bool(flagged[i]) and int(copies.index[i]) in same_audio[truths[i]["source"]] for i in rows]
+        union = [f or bool(copy6["copies_found"][i]) for f, i in zip(found, rows)]
+        per_family[family] = {
+            "copies": len(rows), "recall": float(np.mean(found)), "recall_ci95": wilson_interval(sum(found), len(rows)),
+            "right_source": float(np.mean([int(copies.index[i]) in same_audio[truths[i]["source"]] for i in rows])),
+            "median_score": float(np.median(copies.score[rows])), "median_count": float(np.median(copies.count[rows])),
+            "copy6_found": float(np.mean(copy6["copies_found"][rows])), "union_found": float(np.mean(union)),
+        }
+    test_union = test_flagged | copy6["held_out"]
+    copy6_calibration = np.concatenate([copy6["calibration"], copy6["extra_calibration"]])
+    calibration_union = calibration_flagged | copy6_calibration
+    joint = joint_threshold(calibration.score, copy6_calibration, args.fpr)
+    joint_found = {family: float(np.mean([(copies.score[i] > joint and int(copies.index[i]) in same_audio[t["source"]])
+                                          or bool(copy6["copies_found"][i]) for i, t in enumerate(truths)
+                                          if t["family"] == family])) for family in FAMILIES}
+    joint_test = (held_out.score > joint) | copy6["held_out"]
+    calibration_paths = audio_files(stored["calibration"]) + list(extra_paths)
+    held_out_paths = audio_files(stored["held_out"])
+
+    def top(match, paths) -> list[dict]:
+        order = np.argsort(-match.score)[:TOP_HELD_OUT]
+        return [{"query": describe_clip(paths[i]), "score": float(match.score[i]), "count": float(match.count[i]),
+                 "hashes": int(match.hashes[i]), "offset_s": float(match.offset_s[i]),
+                 "train": describe_clip(train_paths[int(match.index[i])] if match.index[i] >= 0 else None)}
+                for i in order]
+
+    fresh = {}
+    if args.copy_seed is not None:
+        fresh_queries, fresh_truths = fresh_copies(stored, train_paths, args.copy_seed, args.fresh_per_family)
+        fresh_match = match_queries(fresh_queries)
+        fresh = {"seed": args.copy_seed, "joint_threshold": joint,
+                 "per_family": recall_per_family(fresh_match, fresh_truths, threshold, same_audio),
+                 "per_family_joint": recall_per_family(fresh_match, fresh_truths, joint, same_audio),
+                 "copies": copy_rows(fresh_match, fresh_truths)}
+    n_test, n_cal = len(test_flagged), len(calibration_flagged)
+    return {
+        "fresh_copies": fresh,
+        "copies": copy_rows(copies, truths),
+        "name": stored["name"], "stored_run": args.run, "seed": stored["seed"], "seconds": stored["seconds"],
+        "fingerprinter": fingerprinter.describe(),
+        "idf": args.idf, "query_density": args.query_density,
+        "presence_candidates": args.presence, "cancel_candidates": args.cancel_candidates,
+        "score": "hashes" if args.hash_score else ("presence" if args.presence else "cancellation"),
+        "target_fpr": args.fpr, "threshold": threshold,
+        "calibration_clips": {"valid": len(negatives["calibration"]), "fresh": len(extra)},
+        "calibration_flagged": int(calibration_flagged.sum()),
+        "test_clips": n_test, "test_false_positives": int(test_flagged.sum()),
+        "test_false_positive_ci95": wilson_interval(int(test_flagged.sum()), n_test),
+        "union_with_copy6": {
+            "test_false_positives": int(test_union.sum()), "test_false_positive_ci95":
+                wilson_interval(int(test_union.sum()), n_test),
+            "copy6_test_false_positives": int(copy6["held_out"].sum()),
+            "calibration_flagged": int(calibration_union.sum()), "calibration_clips": n_cal,
+        },
+        "joint_with_copy6": {  # the landmark threshold raised until the union keeps --fpr on calibration
+            "threshold": joint, "calibration_flagged": int(((calibration.score > joint) | copy6_calibration).sum()),
+            "test_false_positives": int(joint_test.sum()),
+            "test_false_positive_ci95": wilson_interval(int(joint_test.sum()), n_test), "recall": joint_found,
+        },
+        "per_family": per_family,
+        "score_quantiles": {name: {str(q): float(np.quantile(m.score, q)) for q in (0.5, 0.9, 0.99, 1.0)}
+                            for name, m in (("calibration", calibration), ("test", held_out))},
+        "top_calibration": top(calibration, calibration_paths),
+        "top_test": top(held_out, held_out_paths),
+        "index_seconds": index_seconds, "training_clips": len(index),
+        "seconds_per_100_queries": 100 * query_seconds / len(queries),
+        "machine": platform.platform() + " (2 cores shared with other jobs: loaded)",
+    }
+
+
+def markdown(result: dict) -> str:
+    low, high = result["test_false_positive_ci95"]
+    union, joint = result["union_with_copy6"], result["joint_with_copy6"]
+    calibration = sum(result["calibration_clips"].values())
+    head = (f"**{result['name']}**: threshold {result['threshold']:.2f} at {result['target_fpr']:.0%} on {calibration} "
+            f"calibration clips ({result['calibration_flagged']} above); test false positives "
+            f"{result['test_false_positives']} of {result['test_clips']} [{low:.1%}, {high:.1%}]; union with copy-6: "
+            f"{union['test_false_positives']} (copy-6 alone {union['copy6_test_false_positives']}); joint with copy-6 "
+            f"at {result['target_fpr']:.0%} on calibration (landmark threshold {joint['threshold']:.2f}): "
+            f"{joint['test_false_positives']} of {result['test_clips']}; "
+            f"{result['seconds_per_100_queries']:.1f} s per 100 queries")
+    lines = [head, "", "| family | recall [95% CI] | right source | median score | copy-6 | union | joint union |",
+             "|---|---|---|---|---|---|---|"]
+    for family, row in result["per_family"].items():
+        lo, hi = row["recall_ci95"]
+        lines.append(f"| {family} | {row['recall']:.0%} [{lo:.0%}, {hi:.0%}] | {row['right_source']:.0%} "
+                     f"| {row['median_score']:.1f} | {row['copy6_found']:.0%} | {row['union_found']:.0%} "
+                     f"| {joint['recall'][family]:.0%} |")
+    fresh = result.get("fresh_copies")
+    if fresh:
+        lines += ["", f"fresh copies (seed {fresh['seed']}, no setting chosen on them): "
+                  + ", ".join(f"{family} {row['recall']:.0%} (joint {fresh['per_family_joint'][family]['recall']:.0%})"
+                              for family, row in fresh["per_family"].items())]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, metavar="JSON",
+                        help="a stored bench_memorization run (benchmarks/results/memorization-NAME.json): its "
+                             "folders, seed, copies and calibration clips are re-made")
+    parser.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the threshold (0.01)")
+    parser.add_argument("--density", type=float, default=DEFAULTS["density"],
+                        help="spectrogram peaks kept per second in the index (default %(default)s)")
+    parser.add_argument("--fanout", type=int, default=6, help="pairs per anchor peak (default %(default)s)")
+    parser.add_argument("--bands", type=int, default=DEFAULTS["bands"],
+                        help="octave bands sharing each second's peaks (default %(default)s)")
+    parser.add_argument("--max-dt", type=int, default=DEFAULTS["max_dt"],
+                        help="most frames from an anchor to its partner peaks (default %(default)s)")
+    parser.add_argument("--min-dt", type=int, default=DEFAULTS["min_dt"],
+                        help="fewest frames from an anchor to its partner peaks (default %(default)s)")
+    parser.add_argument("--hop", type=int, default=DEFAULTS["hop_length"],
+                        help="STFT hop in samples, one frame (default %(default)s: 4 ms at 16 kHz)")
+    parser.add_argument("--n-fft", type=int, default=DEFAULTS["n_fft"],
+                        help="STFT window in samples (default %(default)s: 32 ms)")
+    parser.add_argument("--query-density", type=float, default=QUERY_DENSITY,
+                        help="peaks per second kept in queries (default %(default)s)")
+    parser.add_argument("--idf", action="store_true",
+                        help="weigh each matching hash by log(training clips / training clips holding it)")
+    parser.add_argument("--presence", type=int, default=0, metavar="K",
+                        help="decide on the presence of each of the K best hash candidates' own peaks in the query "
+                             "(at its best offset) instead of the hash count (0: the hash count)")
+    parser.add_argument("--hash-score", action="store_true",
+                        help="decide on the hash count (Poisson score) instead of the detector's cancellation share "
+                             "(how many of the hash candidate's own peaks cancel when it is subtracted)")
+    parser.add_argument("--cancel-candidates", type=int, default=1,
+                        help="hash candidates (the best offset of each of the best clips) whose cancellation is "
+                             "checked, the best kept (default %(default)s)")
+    parser.add_argument("--copy-seed", type=int, default=None,
+                        help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
+    parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")
+    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/landmark-mix-NAME.json)")
+    args = parser.parse_args()
+    if not Path(args.run).is_file():
+        parser.exit(2, f"error: --run {args.run}: no such file\n")
+    if not 0 < args.fpr < 0.5:
+        parser.exit(2, f"error: --fpr must be in (0, 0.5), got {args.fpr}\n")
+    try:
+        result = run(args)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
+    out = Path(args.out or f"benchmarks/results/landmark-mix-{result['name']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
