@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from music.tempo import harmony_novelty
+from music.tempo import harmony_novelty, smoothed_fold
 
 # Input channels of `activation_inputs`: four onset envelopes, the level, the harmony novelty.
 INPUT_CHANNELS = 6
@@ -92,11 +92,7 @@ def _fold_contrast(activation: np.ndarray, period_in_frames: float) -> tuple[flo
     """Fold `activation` at `period_in_frames` (one-frame bins, mean per bin, lightly smoothed) and return
     (strongest bin / mean bin, the bin half a period after the strongest / the strongest)."""
     bins = max(4, 2 * round(period_in_frames / 2))
-    frames = np.arange(len(activation), dtype=np.float64)
-    index = np.floor((frames % period_in_frames) * (bins / period_in_frames)).astype(np.int64) % bins
-    counts = np.maximum(np.bincount(index, minlength=bins), 1)
-    folded = np.bincount(index, weights=activation, minlength=bins) / counts
-    folded = 0.5 * folded + 0.25 * (np.roll(folded, 1) + np.roll(folded, -1))
+    folded = smoothed_fold(activation, period_in_frames, bins)
     best = int(np.argmax(folded))
     peak = max(float(folded[best]), 1e-9)
     return peak / max(float(folded.mean()), 1e-9), float(folded[(best + bins // 2) % bins]) / peak

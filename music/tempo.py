@@ -467,13 +467,19 @@ def _fold_levels(values: np.ndarray, period_in_frames: float, positions: tuple[f
     """Fold `values` at `period_in_frames` (one bin per frame, mean per bin) and return the mean at each of
     `positions` (fractions of the period) after the strongest bin, minus the strongest bin."""
     bins = max(4, round(period_in_frames))
+    folded = smoothed_fold(values, period_in_frames, bins)
+    best = int(np.argmax(folded))
+    return np.array([folded[(best + round(position * bins)) % bins] - folded[best] for position in positions])
+
+
+def smoothed_fold(values: np.ndarray, period_in_frames: float, bins: int) -> np.ndarray:
+    """`values` (one per frame) folded at `period_in_frames` into `bins` bins over one period: the mean per bin,
+    then smoothed over its two neighbours (weights 1/4, 1/2, 1/4, circular)."""
     frames = np.arange(len(values), dtype=np.float64)
     index = np.floor((frames % period_in_frames) * (bins / period_in_frames)).astype(np.int64) % bins
     counts = np.maximum(np.bincount(index, minlength=bins), 1)
     folded = np.bincount(index, weights=values, minlength=bins) / counts
-    folded = 0.5 * folded + 0.25 * (np.roll(folded, 1) + np.roll(folded, -1))
-    best = int(np.argmax(folded))
-    return np.array([folded[(best + round(position * bins)) % bins] - folded[best] for position in positions])
+    return 0.5 * folded + 0.25 * (np.roll(folded, 1) + np.roll(folded, -1))
 
 
 def accent_features(analysis: TempoAnalysis, bpm: float) -> np.ndarray:
