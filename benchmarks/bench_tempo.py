@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import tempfile
@@ -38,6 +37,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from evaluation.intervals import wilson_interval
 from music.audio import load_audio
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.loop_quality import loop_quality
@@ -53,16 +53,6 @@ from studio.requests import LoopsRequest, StudioLimits
 APP_STEPS = LoopsRequest.steps  # the Loops tab's default
 REPEATS = 4  # the app's default loop repeats
 TOLERANCE = 0.02
-
-
-def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a share (fractions)."""
-    if total == 0:
-        return (math.nan, math.nan)
-    share = successes / total
-    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (round(centre - half, 4), round(centre + half, 4))
 
 
 def measure(audio: np.ndarray, sample_rate: int, loop_length: int, bars: int, beats_per_bar: int, quality: dict,
@@ -144,7 +134,7 @@ def summarise(rows: list[dict]) -> dict:
     return {
         "loops": len(rows),
         "share_within_2pct": round(hits / len(rows), 4) if rows else None,
-        "ci95_within_2pct": wilson_interval(hits, len(rows)),
+        "ci95_within_2pct": tuple(round(bound, 4) for bound in wilson_interval(hits, len(rows))),
         "share_within_2pct_octave_allowed": round(np.mean([row["within_2pct_octave"] for row in rows]), 4)
         if rows else None,
         "all_lengths_exact": all(row["exact_length"] for row in rows),

@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from evaluation.intervals import wilson_interval
 from music.key import Key, estimate_key, key_from_prompt
 from music.tempo import bpm_from_prompt, estimate_tempo
 
@@ -29,16 +30,6 @@ METADATA_FILE = "metadata.jsonl"
 # Relative tempo tolerance of a hit: the estimator is within 2% on most labelled clips.
 CONTROL_TOLERANCE = 0.04
 KEY_CONFUSIONS = ("exact", "relative", "parallel", "dominant", "subdominant", "other")
-
-
-def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% (z = 1.96) Wilson score interval of a share `successes / total` (fractions; NaN when empty)."""
-    if total == 0:
-        return (math.nan, math.nan)
-    share = successes / total
-    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (centre - half, centre + half)
 
 
 def key_confusion(estimate: Key, asked: Key) -> str:

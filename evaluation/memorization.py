@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
 from evaluation.embedding import EmbeddingSet
+from evaluation.intervals import wilson_interval
 
 
 def _comparable(
@@ -152,14 +152,6 @@ def flag_copies(match: CopyMatch, thresholds: dict[str, float]) -> np.ndarray:
         if name in thresholds:
             flagged |= values > thresholds[name]
     return flagged
-
-
-def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion `successes / total` (scipy's binomial test)."""
-    if total <= 0:
-        return (float("nan"), float("nan"))
-    interval = binomtest(int(successes), int(total)).proportion_ci(confidence, method="wilson")
-    return (float(interval.low), float(interval.high))
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:

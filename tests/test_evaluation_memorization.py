@@ -11,13 +11,13 @@ from evaluation.audio_io import write_clip
 from evaluation.copy_detection import PARTS, CopyDetector, cross_correlate, separate_part
 from evaluation.embedders import get_embedder
 from evaluation.embedding import embed_directory
+from evaluation.intervals import wilson_interval
 from evaluation.memorization import (
     calibrate_thresholds,
     flag_copies,
     memorization_report,
     memorization_row,
     nearest_neighbours,
-    wilson_interval,
 )
 from evaluation.synthetic import synthetic_clip
 from music.stretch import pitch_shift, time_stretch

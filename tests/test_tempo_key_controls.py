@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evaluation.control import control_accuracy, key_confusion, tempo_outcome, wilson_interval
+from evaluation.control import control_accuracy, key_confusion, tempo_outcome
+from evaluation.intervals import wilson_interval
 from music.key import Key, estimate_key, key_from_prompt, parse_key, shift_to_key
 from music.loops import loop_at_tempo, nearest_octave
 from music.tempo import tempo_candidates

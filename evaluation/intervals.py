@@ -1,0 +1,15 @@
+"""Confidence intervals of a share (successes out of trials): the Wilson score interval, used wherever a
+report gives a rate (copies flagged, controls that land, estimates within tolerance)."""
+
+from __future__ import annotations
+
+from scipy.stats import binomtest
+
+
+def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (without continuity correction) of the share `successes / total`, as fractions;
+    (nan, nan) when `total` is 0 (scipy's `binomtest(...).proportion_ci(method="wilson")`)."""
+    if total <= 0:
+        return (float("nan"), float("nan"))
+    interval = binomtest(int(successes), int(total)).proportion_ci(confidence, method="wilson")
+    return (float(interval.low), float(interval.high))
