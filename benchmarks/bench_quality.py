@@ -207,6 +207,13 @@ def parse_option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def scheduler_with(scheduler, options: dict):
+    """`scheduler` rebuilt with `options` overriding entries of its config. A whole dict keeps entries its
+    __init__ does not take (e.g. `sigma_max`, which diffusers' Karras conversion reads from the config), where
+    keyword overrides would drop them silently."""
+    return type(scheduler).from_config({**scheduler.config, **options})
+
+
 def wash_share(generated: list[np.ndarray], rows: list[dict], real: list[np.ndarray], real_rows: list[dict],
                kind: str, percentile: float = 99.0) -> dict:
     """Share of generations whose loud-frame flatness is above the `percentile` of real clips of their kind."""
@@ -390,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         pipeline.default_num_inference_steps = args.steps
     if args.scheduler_option:
-        pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config,
-                                                                  **dict(args.scheduler_option))
+        pipeline.scheduler = scheduler_with(pipeline.scheduler, dict(args.scheduler_option))
     if args.gl_iters:
         pipeline.mel.register_to_config(n_iter=args.gl_iters)
     try:

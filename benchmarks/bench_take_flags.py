@@ -24,7 +24,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from benchmarks.bench_quality import parse_option
+from benchmarks.bench_quality import parse_option, scheduler_with
 from evaluation.generate import generate_clips
 from evaluation.intervals import wilson_interval
 from models.loading import load_pipeline
@@ -44,9 +44,7 @@ def apply_options(pipeline, scheduler_options: dict, pipeline_options: dict) -> 
     """Change one sampling setting of a loaded mel pipeline: entries of its scheduler's config (the scheduler
     rebuilt from them) and of its own config (guidance entries that every call reads)."""
     if scheduler_options:
-        # A dict keeps entries the scheduler's __init__ does not take (e.g. `sigma_max`, which diffusers'
-        # Karras conversion reads from the config), where keyword overrides would drop them.
-        pipeline.scheduler = type(pipeline.scheduler).from_config({**pipeline.scheduler.config, **scheduler_options})
+        pipeline.scheduler = scheduler_with(pipeline.scheduler, scheduler_options)
     if pipeline_options:
         pipeline.register_to_config(**pipeline_options)
 
