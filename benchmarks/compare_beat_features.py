@@ -70,7 +70,8 @@ def cache_rows(file: Path, rows: Path, models: list[dict[str, np.ndarray]]) -> d
     return {"features": features, "beat": np.array(activation_rows), "downbeat": np.array(downbeat_rows),
             "source": np.full(len(right), file.name), "right": right, "candidates": candidates,
             "label": data["bpm"][clip_of_row], "subset": data["subset"][clip_of_row],
-            "clip": np.array([f"{file.name}/{index}" for index in clip_of_row])}
+            "clip": np.array([f"{file.name}/{index}" for index in clip_of_row]),
+            "name": data["file_name"][clip_of_row], "kind": data["kind"][clip_of_row]}
 
 
 def joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -87,6 +88,20 @@ def shares(rows: dict[str, np.ndarray], scores: np.ndarray, tolerance: float) ->
             abs(rows["candidates"][best] / rows["label"][best] - 1) < tolerance)
     result = {name: float(np.mean(values)) for name, values in sorted(hits.items())}
     return {**result, "all": float(np.mean([hit for values in hits.values() for hit in values]))}
+
+
+def misses(rows: dict[str, np.ndarray], scores: np.ndarray, tolerance: float) -> list[str]:
+    """One line per clip whose best-scored candidate is not within `tolerance` of the label: file, kind, label
+    and the tempo read (BPM) with its ratio to the label."""
+    lines = []
+    for clip in np.unique(rows["clip"]):
+        mine = np.flatnonzero(rows["clip"] == clip)
+        best = mine[int(np.argmax(scores[mine]))]
+        label, read = float(rows["label"][best]), float(rows["candidates"][best])
+        if abs(read / label - 1) >= tolerance:
+            lines.append(f"{rows['name'][best]} ({rows['kind'][best]}): label {label:.1f}, read {read:.1f} "
+                         f"(x{read / label:.2f})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-without", nargs="+", default=[], metavar="PREFIX",
                         help="also learn the shipped features without the training rows of --cache/PREFIX*.npz (e.g. "
                              "stretch: the rows an --extra-train prefix adds), as the reference in the same run")
+    parser.add_argument("--misses", action="store_true",
+                        help="also list the valid clips each variant misses (seeds merged, 3%%)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds --first-seed .. --first-seed + --tempo-seeds - 1 (default 0: as shipped), to add "
+                             "seeds to an earlier run's")
     parser.add_argument("--rows", type=Path, default=Path("runs/beat-rows"),
                         help="folder keeping each cache file's base candidate features (default runs/beat-rows)")
     args = parser.parse_args(argv)
@@ -145,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, columns, rows_kept in variants:
             scores = [np.ravel(tempo_module.candidate_scores(
                 columns(valid), fit_tempo(columns(train)[rows_kept], train["right"][rows_kept], (32,), l2, seed)))
-                for seed in range(args.tempo_seeds)]
+                for seed in range(args.first_seed, args.first_seed + args.tempo_seeds)]
             for tolerance in (0.03, 0.02):
                 each = [shares(valid, score, tolerance) for score in scores]
                 mean = {family: float(np.mean([one[family] for one in each])) for family in each[0]}
@@ -153,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"L2 {l2:g} {name} within {tolerance:.0%}: mean of {args.tempo_seeds} seeds " +
                       ", ".join(f"{family} {share:.1%}" for family, share in mean.items()) + " | merged " +
                       ", ".join(f"{family} {share:.1%}" for family, share in merged.items()), flush=True)
+            if args.misses:
+                print("\n".join(f"  miss ({name}): {line}" for line in misses(valid, np.mean(scores, axis=0), 0.03)))
     return 0
 
 

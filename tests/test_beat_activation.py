@@ -163,3 +163,17 @@ def test_stretch_tempi_stay_in_range_and_away_from_the_label():
         assert len(tempi) == 4
         assert all(tempo.BPM_RANGE[0] <= value <= tempo.BPM_RANGE[1] for value in tempi)
         assert all(0.55 * bpm <= value <= 1.25 * bpm and abs(value / bpm - 1) >= MIN_CHANGE for value in tempi)
+
+
+def test_a_stretched_copy_keeps_its_beats_on_the_scaled_label():
+    """The stretch script's labels are exact: a 100 BPM click track played at 80 BPM has its clicks every 0.75 s
+    from its start, and keeps the source's length."""
+    from benchmarks.stretch_train_loops import stretched_copy
+
+    audio = click_track(100.0, seconds=5.0)
+    slowed = stretched_copy(audio, RATE, 100.0, 80.0)
+    assert len(slowed) == len(audio)
+    envelope = np.abs(slowed).reshape(-1, 80).max(axis=1)  # 5 ms blocks
+    peaks = [int(np.argmax(envelope[round(beat / 0.005) - 10:round(beat / 0.005) + 10])) - 10
+             for beat in np.arange(0.75, 4.5, 0.75)]
+    assert max(abs(offset) for offset in peaks) <= 3, peaks  # within 15 ms of each scaled beat
