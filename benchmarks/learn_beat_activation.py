@@ -14,6 +14,7 @@ folds most sharply at the labelled tempo among it and its double, half, 3:2 and 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import zlib
@@ -28,35 +29,53 @@ from music import beat_activation as activation_module
 
 CROP_FRAMES = 256
 TARGET_NEIGHBOUR = 0.5
+# The corpus's bars (`--downbeats`), and the subsets whose clips do not start on a downbeat (chorale excerpts).
+BEATS_PER_BAR = 4
+NO_DOWNBEAT_SUBSETS = ("classical",)
 
 
 class BeatTCN(nn.Module):
     """The network `music.beat_activation.beat_activation` runs (same layer names): a 1x1 input convolution,
     `blocks` residual dilated 3-tap convolutions (dilation 2**b) with ELU, a 1x1 output convolution (logits)."""
 
-    def __init__(self, channels: int = 24, blocks: int = 8, dropout: float = 0.1) -> None:
+    def __init__(self, channels: int = 24, blocks: int = 8, dropout: float = 0.1, outputs: int = 1) -> None:
         super().__init__()
         self.input = nn.Conv1d(activation_module.INPUT_CHANNELS, channels, 1)
         self.blocks = nn.ModuleList(nn.Conv1d(channels, channels, 3, dilation=2**b, padding=2**b)
                                     for b in range(blocks))
-        self.output = nn.Conv1d(channels, 1, 1)
+        self.output = nn.Conv1d(channels, outputs, 1)
         self.dropout = dropout
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits `[batch, outputs, frames]` of inputs `[batch, INPUT_CHANNELS, frames]`."""
         hidden = functional.elu(self.input(inputs))
         for block in self.blocks:
             hidden = hidden + functional.dropout(functional.elu(block(hidden)), self.dropout, self.training)
-        return self.output(hidden)[:, 0]
+        return self.output(hidden)
 
 
-def clip_arrays(data: dict[str, np.ndarray], index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(`music.beat_activation.clip_inputs` `[channels, frames]`, beat target `[frames]`) of cached clip `index`."""
+def clip_arrays(data: dict[str, np.ndarray], index: int, downbeats: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(`music.beat_activation.clip_inputs` `[channels, frames]`, targets `[outputs, frames]`) of cached clip
+    `index`: the beat target, and with `downbeats` the downbeat target (`downbeat_target`) as a second row."""
     frames = int(data["frame_count"][index])
     seconds = float(data["clip"][index][0])
     hop_in_s = seconds / (frames - 1)  # librosa's centred frames: one more than whole hops
     inputs = activation_module.clip_inputs(data["envelopes"][index][:, :frames], data["level_db"][index][:frames],
                                            data["chroma_frames"][index][:, :frames], hop_in_s)
-    return inputs, beat_targets(frames, hop_in_s, float(data["bpm"][index]))
+    bpm = float(data["bpm"][index])
+    rows = [beat_targets(frames, hop_in_s, bpm)]
+    if downbeats:
+        rows.append(downbeat_target(frames, hop_in_s, bpm, str(data["subset"][index])))
+    return inputs, np.array(rows)
+
+
+def downbeat_target(frames: int, hop_in_s: float, bpm: float, subset: str) -> np.ndarray:
+    """The downbeat target: a beat target at a quarter of the tempo (the generated clips start on a downbeat and
+    are in 4/4: the parts' patterns have `BEATS_PER_BAR` 4, the grooves hold no waltz, break clips start on a bar
+    line); NaN (no target, left out of the loss) for the chorales, whose excerpts may start on any beat."""
+    if subset in NO_DOWNBEAT_SUBSETS:
+        return np.full(frames, np.nan, dtype=np.float32)
+    return beat_targets(frames, hop_in_s, bpm / BEATS_PER_BAR)
 
 
 def beat_targets(frames: int, hop_in_s: float, bpm: float, first_in_s: float = 0.0) -> np.ndarray:
@@ -72,11 +91,12 @@ def beat_targets(frames: int, hop_in_s: float, bpm: float, first_in_s: float = 0
     return target
 
 
-def split_arrays(data: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+def split_arrays(data: dict[str, np.ndarray], downbeats: bool = False,
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """Inputs, targets and cache indices of the labelled clips of one cache."""
     inputs, targets, indices = [], [], []
     for index in np.nonzero(data["bpm"] > 0)[0]:
-        x, y = clip_arrays(data, int(index))
+        x, y = clip_arrays(data, int(index), downbeats)
         inputs.append(x)
         targets.append(y)
         indices.append(int(index))
@@ -84,11 +104,17 @@ def split_arrays(data: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np
 
 
 def clip_fold(cache_file: str, file_name: str, folds: int) -> int:
-    """The cross-fitting fold (0..folds-1) of a cached clip, from its cache file's and its own name (`--fold`)."""
-    return zlib.crc32(f"{cache_file}/{file_name}".encode()) % folds
+    """The cross-fitting fold (0..folds-1) of a cached clip (`--fold`), from its corpus build (the cache file's
+    name up to its first "-": train, seed1, ...) and its source clip's name: the stretched copies of a train clip
+    (`benchmarks.stretch_train_loops`: cache files stretch-*, clip names ending -x0, -x1, ...) share its fold, so
+    an out-of-fold activation never comes from a network that learned the same recording at another tempo."""
+    build = cache_file.split("-")[0].removesuffix(".npz")
+    build = "train" if build == "stretch" else build
+    source = re.sub(r"-x\d+(\.\w+)$", r"\1", file_name)
+    return zlib.crc32(f"{build}/{source}".encode()) % folds
 
 
-def load_rows(cache: Path, prefixes: tuple[str, ...], fold: tuple[int, int] | None = None,
+def load_rows(cache: Path, prefixes: tuple[str, ...], fold: tuple[int, int] | None = None, downbeats: bool = False,
               ) -> tuple[list[np.ndarray], list[np.ndarray], list[float], list[str]]:
     """(inputs, targets, bpm, subset) of every labelled clip of the caches `cache/PREFIX*.npz`, one file at a time
     (parts may differ in frame length); with `fold` (i, n) all but the clips of fold i (`clip_fold`)."""
@@ -105,7 +131,7 @@ def load_rows(cache: Path, prefixes: tuple[str, ...], fold: tuple[int, int] | No
             if fold is not None:
                 data["bpm"] = np.array([0.0 if clip_fold(file.name, str(name), fold[1]) == fold[0] else bpm
                                         for name, bpm in zip(data["file_name"], data["bpm"])])
-            x, y, indices = split_arrays(data)
+            x, y, indices = split_arrays(data, downbeats)
             inputs += x
             targets += y
             bpms += [float(data["bpm"][index]) for index in indices]
@@ -124,25 +150,35 @@ def fold_hits(activations: list[np.ndarray], targets: list[np.ndarray], bpms: li
         contrast = activation_module.activation_features(activation, bpm, hop_in_s)[:len(
             activation_module.ACTIVATION_RATIOS)]
         hits.setdefault(subset, []).append(bool(contrast[0] > max(contrast[1], contrast[3], contrast[4])))
-        ratios.append(float(activation[target == 1].mean() / max(activation.mean(), 1e-9)))
+        ratios.append(float(activation[np.atleast_2d(target)[0] == 1].mean() / max(activation.mean(), 1e-9)))
     shares = {name: float(np.mean(values)) for name, values in sorted(hits.items())}
     return {**shares, "all": float(np.mean([hit for values in hits.values() for hit in values])),
             "on beats": float(np.median(ratios))}
 
 
 def predict(model: BeatTCN, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The network's activation of each clip (whole clip, eval mode)."""
+    """The network's beat activation of each clip (whole clip, eval mode)."""
     model.eval()
     with torch.no_grad():
-        return [torch.sigmoid(model(torch.from_numpy(x)[None]))[0].numpy().astype(np.float64) for x in inputs]
+        return [torch.sigmoid(model(torch.from_numpy(x)[None]))[0, 0].numpy().astype(np.float64) for x in inputs]
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy per frame and output, averaged over the frames `mask` keeps and whose target is not
+    NaN (a chorale's downbeat row)."""
+    known = torch.isfinite(targets)
+    weight = mask * known
+    losses = functional.binary_cross_entropy_with_logits(logits, torch.where(known, targets, 0.0), weight=weight,
+                                                         reduction="sum")
+    return losses / weight.sum().clamp(min=1.0)
 
 
 def mean_loss(model: BeatTCN, inputs: list[np.ndarray], targets: list[np.ndarray]) -> float:
     model.eval()
+    targets = [np.atleast_2d(target) for target in targets]
     with torch.no_grad():
-        losses = [functional.binary_cross_entropy_with_logits(model(torch.from_numpy(x)[None])[0],
-                                                              torch.from_numpy(y)).item()
-                  for x, y in zip(inputs, targets)]
+        losses = [masked_loss(model(torch.from_numpy(x)[None])[0], torch.from_numpy(y),
+                              torch.ones(y.shape)).item() for x, y in zip(inputs, targets)]
     return float(np.mean(losses))
 
 
@@ -150,15 +186,15 @@ def crops(inputs: list[np.ndarray], targets: list[np.ndarray], batch: list[int],
           rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch of random `CROP_FRAMES` crops (zero-padded, with a mask of the clip's own frames)."""
     x = np.zeros((len(batch), activation_module.INPUT_CHANNELS, CROP_FRAMES), dtype=np.float32)
-    y = np.zeros((len(batch), CROP_FRAMES), dtype=np.float32)
-    mask = np.zeros((len(batch), CROP_FRAMES), dtype=np.float32)
+    y = np.zeros((len(batch), len(targets[0]), CROP_FRAMES), dtype=np.float32)
+    mask = np.zeros((len(batch), 1, CROP_FRAMES), dtype=np.float32)
     for row, index in enumerate(batch):
         frames = inputs[index].shape[1]
         start = int(rng.integers(0, max(frames - CROP_FRAMES, 0) + 1))
         length = min(CROP_FRAMES, frames - start)
         x[row, :, :length] = inputs[index][:, start:start + length]
-        y[row, :length] = targets[index][start:start + length]
-        mask[row, :length] = 1.0
+        y[row, :, :length] = targets[index][:, start:start + length]
+        mask[row, :, :length] = 1.0
     return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(mask)
 
 
@@ -167,7 +203,8 @@ def train(inputs: list[np.ndarray], targets: list[np.ndarray], channels: int, bl
     """A `BeatTCN` learned on the clips (one random crop per clip and epoch, cosine learning-rate decay)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = BeatTCN(channels, blocks)
+    targets = [np.atleast_2d(target) for target in targets]  # [frames]: the beat alone
+    model = BeatTCN(channels, blocks, outputs=len(targets[0]))
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     steps = epochs * ((len(inputs) + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps)
@@ -177,7 +214,7 @@ def train(inputs: list[np.ndarray], targets: list[np.ndarray], channels: int, bl
         total, started = 0.0, time.time()
         for first in range(0, len(order), batch_size):
             x, y, mask = crops(inputs, targets, list(order[first:first + batch_size]), rng)
-            loss = functional.binary_cross_entropy_with_logits(model(x), y, weight=mask, reduction="sum") / mask.sum()
+            loss = masked_loss(model(x), y, mask)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -210,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fold", type=str, default=None, metavar="I/N",
                         help="learn on all training clips but those of fold I of N (`clip_fold`), for out-of-fold "
                              "activations of the tempo network's training rows; default all")
+    parser.add_argument("--downbeats", action="store_true",
+                        help="a second output, the downbeat (every BEATS_PER_BAR beats from the clip's start; no "
+                             "target for the chorales), for the tempo network's bar-level features")
     parser.add_argument("--out", type=Path, default=Path("runs/beat_activation.npz"),
                         help="weights file to write (default runs/beat_activation.npz)")
     args = parser.parse_args(argv)
@@ -224,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--fold must be I/N with 0 <= I < N, got {args.fold!r}")
         if len(fold) != 2 or not 0 <= fold[0] < fold[1]:
             parser.error(f"--fold must be I/N with 0 <= I < N, got {args.fold!r}")
-    x_train, y_train, bpm_train, subset_train = load_rows(args.cache, ("train", *args.extra_train), fold)
-    x_valid, y_valid, bpm_valid, subset_valid = load_rows(args.cache, ("valid",))
+    x_train, y_train, bpm_train, subset_train = load_rows(args.cache, ("train", *args.extra_train), fold,
+                                                                  args.downbeats)
+    x_valid, y_valid, bpm_valid, subset_valid = load_rows(args.cache, ("valid",), downbeats=args.downbeats)
     print(f"{len(x_train)} training clips, {len(x_valid)} valid clips", flush=True)
     model = train(x_train, y_train, args.channels, args.blocks, args.epochs, args.seed)
     sample = np.random.default_rng(0).choice(len(x_train), size=min(400, len(x_train)), replace=False)

@@ -12,8 +12,10 @@ The network is a non-causal temporal convolution network (TCN) over the per-fram
 (dilations doubling, ELU), a 1x1 output convolution and a sigmoid. It is learned by
 `python -m benchmarks.learn_beat_activation` from labelled corpus clips (the generated clips start on a beat and
 their BPM label is exact, so the beat times are known) and stored as float32 weights (an npz of about 17 kB);
-inference here is plain numpy (a few ms a clip). Not shipped: its candidate features did not improve the tempo
-network on the valid clips (`python -m benchmarks.compare_beat_features`; README, issue 23, eighth pass).
+inference here is plain numpy (a few ms a clip). A network learned with `--downbeats` has a second output, the
+downbeat activation (the clips start on a bar line, in 4/4), read per candidate by `downbeat_features`.
+Not shipped: its candidate features did not improve the tempo network on the valid clips
+(`python -m benchmarks.compare_beat_features`; README, issue 23, eighth and ninth passes).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from music.tempo import harmony_novelty, smoothed_fold
 INPUT_CHANNELS = 6
 # Candidate ratios the activation is folded at (`activation_features`): the tempo, its double, half, 3:2, 2:3.
 ACTIVATION_RATIOS = (1.0, 2.0, 0.5, 1.5, 2 / 3)
+# Bar lengths in candidate beats the downbeat activation is folded at (`downbeat_features`).
+BAR_BEATS = (2.0, 4.0)
 # An activation peak above this counts as a beat (`activation_features`' peaks per beat).
 PEAK_THRESHOLD = 0.3
 
@@ -77,6 +81,12 @@ def _elu(values: np.ndarray) -> np.ndarray:
 def beat_activation(inputs: np.ndarray, model: dict[str, np.ndarray]) -> np.ndarray:
     """Per-frame beat activation (0..1, `[frames]`) of `activation_inputs` by a learned network (`model`, see
     `load_activation_model`; the layer names follow `benchmarks.learn_beat_activation.BeatTCN`'s state dict)."""
+    return activations(inputs, model)[0]
+
+
+def activations(inputs: np.ndarray, model: dict[str, np.ndarray]) -> np.ndarray:
+    """Every output of the network per frame (0..1, `[outputs, frames]`): the beat activation, and for a network
+    learned with downbeats (`learn_beat_activation --downbeats`) the downbeat activation as a second row."""
     hidden = _elu(_conv(inputs.astype(np.float32), model["input.weight"], model["input.bias"]))
     block = 0
     while f"blocks.{block}.weight" in model:
@@ -84,7 +94,7 @@ def beat_activation(inputs: np.ndarray, model: dict[str, np.ndarray]) -> np.ndar
         hidden = hidden + _elu(_conv(hidden, model[f"blocks.{block}.weight"], model[f"blocks.{block}.bias"],
                                      dilation))
         block += 1
-    logits = _conv(hidden, model["output.weight"], model["output.bias"])[0]
+    logits = _conv(hidden, model["output.weight"], model["output.bias"])
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
 
@@ -130,3 +140,16 @@ def activation_features(activation: np.ndarray | None, bpm: float, hop_in_s: flo
     beats = len(activation) * hop_in_s * bpm / 60.0
     return np.array([*contrast, *half_beat, _fold_contrast(activation, 2 * period)[1], *correlation,
                      correlation[0] - max(correlation[1], correlation[2]), math.log2((len(peaks) + 0.5) / beats)])
+
+
+def downbeat_features(downbeat: np.ndarray | None, bpm: float, hop_in_s: float) -> np.ndarray:
+    """A candidate tempo's (BPM) fit to the downbeat activation (`[frames]`, one frame every `hop_in_s` seconds):
+    for a bar of each of `BAR_BEATS` candidate beats, the log fold contrast and the bin half a bar after the
+    strongest over the strongest. At the right tempo a 4/4 clip's downbeats fold sharply on 4 beats and leave the
+    half bar empty; at its double they fold on 4 beats only half as sharply (half the folds hold a downbeat), at
+    its half the 4-beat fold holds two bars (two peaks, half-bar ratio near 1). Zeros when `downbeat` is None."""
+    if downbeat is None or len(downbeat) < 8:
+        return np.zeros(2 * len(BAR_BEATS))
+    period = 60.0 / bpm / hop_in_s
+    values = [_fold_contrast(downbeat, beats * period) for beats in BAR_BEATS]
+    return np.array([math.log(sharpness) for sharpness, _ in values] + [half_bar for _, half_bar in values])
