@@ -60,7 +60,7 @@ def compare_rows(check_path: Path, result_path: Path) -> dict:
 
 
 def time_verification(stored: dict, count: int) -> dict:
-    """Seconds per clip of the copy-6 and the copy-7 verification (`recut_shift` off / on) of the same
+    """Seconds per clip of the copy-6 and the copy-8 verification (`recut_shift` off / on) of the same
     clips: the first `count` calibration and held-out windows of a stored run, searched once, each
     clip verified by both detectors back to back (so both see the same load of the machine); the
     median of the per-clip ratios and the totals."""
@@ -74,19 +74,19 @@ def time_verification(stored: dict, count: int) -> dict:
     started = time.perf_counter()
     match = plain.match([plain.features(c) for c in clips], features, progress=False)
     search = (time.perf_counter() - started) / max(len(clips), 1)
-    seconds = {"copy-6": [], "copy-7": []}
+    seconds = {"copy-6": [], "copy-8": []}
     for q, clip in enumerate(clips):
         one = dataclasses.replace(match, **{name: getattr(match, name)[q : q + 1] for name in match.__dataclass_fields__
                                             if getattr(match, name) is not None})
-        for name, detector in (("copy-6", plain), ("copy-7", recut)):
+        for name, detector in (("copy-6", plain), ("copy-8", recut)):
             started = time.perf_counter()
             detector.verify([clip], one, key_audio, progress=False)
             seconds[name].append(time.perf_counter() - started)
-    ratios = np.asarray(seconds["copy-7"]) / np.asarray(seconds["copy-6"])
+    ratios = np.asarray(seconds["copy-8"]) / np.asarray(seconds["copy-6"])
     return {"clips": len(clips), "search_seconds_per_clip": search,
             "verification_seconds_per_clip": {name: float(np.mean(v)) for name, v in seconds.items()},
             "median_ratio_copy7_over_copy6": float(np.median(ratios)), "total_ratio": float(
-                np.sum(seconds["copy-7"]) / np.sum(seconds["copy-6"])), "per_clip_seconds": seconds}
+                np.sum(seconds["copy-8"]) / np.sum(seconds["copy-6"])), "per_clip_seconds": seconds}
 
 
 def main() -> None:
@@ -98,7 +98,7 @@ def main() -> None:
                         help="compare the stored check memorization-recut-NAME.json with this bench_memorization "
                              "--add-recut result's rows of the same clips (no matching) and exit")
     parser.add_argument("--time-clips", type=int, default=0, metavar="N",
-                        help="time the copy-6 against the copy-7 verification on the first N calibration and N "
+                        help="time the copy-6 against the copy-8 verification on the first N calibration and N "
                              "held-out windows (same search, back to back per clip), write `timing` into "
                              "memorization-recut-NAME.json and exit")
     args = parser.parse_args()
