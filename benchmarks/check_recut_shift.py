@@ -87,7 +87,7 @@ def time_verification(stored: dict, count: int) -> dict:
     ratios = np.asarray(seconds["copy-8"]) / np.asarray(seconds["copy-6"])
     return {"clips": len(clips), "search_seconds_per_clip": search,
             "verification_seconds_per_clip": {name: float(np.mean(v)) for name, v in seconds.items()},
-            "median_ratio_copy7_over_copy6": float(np.median(ratios)), "total_ratio": float(
+            "median_ratio_recut_over_copy6": float(np.median(ratios)), "total_ratio": float(
                 np.sum(seconds["copy-8"]) / np.sum(seconds["copy-6"])), "per_clip_seconds": seconds}
 
 
