@@ -19,9 +19,10 @@ and held-out clips' by Mann-Whitney, overall and per kind); with ~200 clips a 1%
 thresholds sits at each score's calibration maximum. `--reuse` takes the copies' and held-out clips'
 scores from a stored run of the same command and detector, so only the extra clips are matched.
 `--add-recut` takes a stored run of the same command without the verification's recut (copy-6) and
-scores its clips as copy-7 does, at about the search's cost: the clips re-made from the run's seed,
-their verified candidates' transforms re-read (`stored_candidates`), the recut run only where it
-applies and combined with the stored residuals (`CopyDetector.add_recut`; resumable, `--recut-rows`).
+scores its clips as the detector with the recut (copy-8) does, at about the search's cost: the clips
+re-made from the run's seed, their verified candidates' transforms and every part's alignment with
+them re-read (`stored_candidates`), the recut run only where it applies and combined with the stored
+residuals (`CopyDetector.add_recut`; resumable, `--recut-rows`).
 A copy counts as found when it is flagged and the named
 training clip is its source (or a training file with the same bytes). `--rescore JSON` recomputes a
 stored run's decision from its per-clip rows (on the steady and on the whole-clip residual SNR).
@@ -355,12 +356,13 @@ def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np
             chunk = todo[begin : begin + EXTRA_CHUNK]
             chosen = [clips[i] for i in chunk]
             stored_rows = [rows[i] for i in chunk]
-            searched, full = stored_candidates(detector, chosen, stored_rows, train_features, f"{name} clips {chunk}")
+            searched, full, per_part = stored_candidates(detector, chosen, stored_rows, train_features,
+                                                         f"{name} clips {chunk}")
             if full:
                 tqdm.write(f"{name}: {full} of clips {chunk[0]}-{chunk[-1]} searched in full")
             match = dataclasses.replace(match_from_rows(stored_rows, "whole", taps), candidates=searched)
             added = detector.add_recut(chosen, verified_from_rows(stored_rows, match, taps), key_audio,
-                                       progress=False)
+                                       progress=False, per_part=per_part)
             for i, old, row in zip(chunk, stored_rows, clip_rows(added)):
                 # the verification's fields are new; the search's (its candidates' scores included) the row's
                 verification = ("residual_snr_db", "verified_index", "steady_snr_db", "candidate_residuals",
@@ -385,7 +387,7 @@ def recut_per_clip(stored: dict, detector: CopyDetector, train_features: list[np
 
 
 def stored_candidates(detector: CopyDetector, clips: list[np.ndarray], rows: list[dict],
-                      train_features: list[np.ndarray], what: str) -> tuple[np.ndarray, int]:
+                      train_features: list[np.ndarray], what: str) -> tuple[np.ndarray, int, list]:
     """Each stored row's verified candidates with the transform the search gave them: `(key,
     semitones, tempo ratio, score)`, best first, as `CopyMatch.candidates` holds them.
 
@@ -395,8 +397,11 @@ def stored_candidates(detector: CopyDetector, clips: list[np.ndarray], rows: lis
     A clip where no part, or parts with different transforms, give a stored score (or the first
     candidate's score is not the stored copy score) is searched in full instead (`match`), checked
     against the row too; ValueError if that disagrees as well (not the stored run's clip). Returns
-    them and how many clips were searched in full."""
+    them, how many clips were searched in full, and per clip the alignment of every part with its
+    candidates (`CopyDetector.part_transforms`, what the recut's other transpositions come from; None
+    for a clip searched in full: `add_recut` aligns it itself)."""
     out = np.empty(len(rows), dtype=object)
+    parts: list = [None] * len(rows)
     full = []
     for j, (clip, row) in enumerate(zip(clips, rows)):
         stored = row["candidates"][: len(row["candidate_residuals"])]
@@ -410,7 +415,7 @@ def stored_candidates(detector: CopyDetector, clips: list[np.ndarray], rows: lis
             (shift, ratio), value = next(iter(found.items()))
             chosen.append((int(key), shift, ratio, value))
         if len(chosen) == len(stored) and abs(chosen[0][3] - row["copy_score"]) <= 1e-5:
-            out[j] = chosen
+            out[j], parts[j] = chosen, per_part
         else:
             full.append(j)
     if full:
@@ -423,7 +428,7 @@ def stored_candidates(detector: CopyDetector, clips: list[np.ndarray], rows: lis
                                  f"{searched}, the stored row {rows[j]['copy_score']:.5f} and {verified}: "
                                  f"not the stored run's clip")
             out[j] = list(match.candidates[m])
-    return out, len(full)
+    return out, len(full), parts
 
 
 def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:
@@ -755,10 +760,11 @@ def main() -> None:
                              "matching them again; only --extra-calibration clips it does not hold are matched")
     parser.add_argument("--add-recut", default=None, metavar="JSON",
                         help="score the clips of this stored run of the same command without the recut (copy-6) "
-                             "as the detector with it (copy-7) does: every clip re-made from the run's seed and "
+                             "as the detector with it (copy-8) does: every clip re-made from the run's seed and "
                              "searched again (checked against its row), then only candidates with a pitch shift "
-                             "and no tempo change verified, by the recut alone, combined with the stored residuals "
-                             "(CopyDetector.add_recut: the same scores as a full run at about the search's cost)")
+                             "(their own or a part's) and no tempo change verified, by the recut alone, combined "
+                             "with the stored residuals (CopyDetector.add_recut: the same scores as a full run at "
+                             "about the search's cost)")
     parser.add_argument("--recut-rows", default=None, metavar="JSONL",
                         help="with --add-recut: save each clip's new row here as it is scored and reuse the ones "
                              "already there (a stopped run resumes)")
@@ -791,7 +797,7 @@ def main() -> None:
     parser.add_argument("--no-recut-shift", action="store_true",
                         help="the copy-6 verification: a pitch-shifted candidate is not also checked by cutting the "
                              "training clip where the query starts and shifting only that excerpt (Rubber Band, up "
-                             "to 5 runs per such candidate; copy-7 does)")
+                             "to 5 runs per such candidate; copy-8 does)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the training features (no cache)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/memorization-NAME.json)")
     if "--rescore" in sys.argv:  # the other flags are not needed to rescore a stored run

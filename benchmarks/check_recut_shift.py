@@ -20,6 +20,7 @@ the rows' 1 mdB rounding) and verified training clip; writes `add_recut_check` i
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import time
@@ -29,7 +30,8 @@ import numpy as np
 
 from benchmarks.bench_memorization import SAMPLE_RATE, audio_files, replant
 from evaluation.cache import EmbeddingCache
-from evaluation.copy_detection import CopyDetector
+from evaluation.copy_detection import PARTS, CopyDetector, separate_part
+from evaluation.copy_verification import recut_start
 from evaluation.memorization import TrainingAudio
 
 
@@ -60,7 +62,7 @@ def compare_rows(check_path: Path, result_path: Path) -> dict:
 
 
 def time_verification(stored: dict, count: int) -> dict:
-    """Seconds per clip of the copy-6 and the copy-7 verification (`recut_shift` off / on) of the same
+    """Seconds per clip of the copy-6 and the copy-8 verification (`recut_shift` off / on) of the same
     clips: the first `count` calibration and held-out windows of a stored run, searched once, each
     clip verified by both detectors back to back (so both see the same load of the machine); the
     median of the per-clip ratios and the totals."""
@@ -74,19 +76,65 @@ def time_verification(stored: dict, count: int) -> dict:
     started = time.perf_counter()
     match = plain.match([plain.features(c) for c in clips], features, progress=False)
     search = (time.perf_counter() - started) / max(len(clips), 1)
-    seconds = {"copy-6": [], "copy-7": []}
+    seconds = {"copy-6": [], "copy-8": []}
     for q, clip in enumerate(clips):
         one = dataclasses.replace(match, **{name: getattr(match, name)[q : q + 1] for name in match.__dataclass_fields__
                                             if getattr(match, name) is not None})
-        for name, detector in (("copy-6", plain), ("copy-7", recut)):
+        for name, detector in (("copy-6", plain), ("copy-8", recut)):
             started = time.perf_counter()
             detector.verify([clip], one, key_audio, progress=False)
             seconds[name].append(time.perf_counter() - started)
-    ratios = np.asarray(seconds["copy-7"]) / np.asarray(seconds["copy-6"])
+    ratios = np.asarray(seconds["copy-8"]) / np.asarray(seconds["copy-6"])
     return {"clips": len(clips), "search_seconds_per_clip": search,
             "verification_seconds_per_clip": {name: float(np.mean(v)) for name, v in seconds.items()},
-            "median_ratio_copy7_over_copy6": float(np.median(ratios)), "total_ratio": float(
-                np.sum(seconds["copy-7"]) / np.sum(seconds["copy-6"])), "per_clip_seconds": seconds}
+            "median_ratio_recut_over_copy6": float(np.median(ratios)), "total_ratio": float(
+                np.sum(seconds["copy-8"]) / np.sum(seconds["copy-6"])), "per_clip_seconds": seconds}
+
+
+def explain_pitch_copies(stored: dict, result: dict | None = None) -> list[dict]:
+    """Each planted pitch copy of a stored run, looked at step by step: where its source ranks in each
+    part's shortlist, the transform the search gave it and every part's alignment of it, where the
+    recut starts against where the copy was cut (`recut_start`, the shifted source tiled; the planted
+    start is known) and the envelope agreement there, and the recut's residual SNR at the true
+    transposition; with `result` (a run's JSON) its residual SNR and whether it was flagged."""
+    queries, truths, _ = replant(stored)
+    detector = CopyDetector(verify_candidates=stored["detector"]["verify_candidates"], recut_shift=True)
+    train_paths = audio_files(stored["train"])
+    features = detector.features_for_files(train_paths, EmbeddingCache(), progress=False)
+    key_audio = TrainingAudio(train_paths, SAMPLE_RATE)
+    ranking = copy.copy(detector)  # a shallow copy whose shortlist ranks every key
+    ranking.shortlist = len(features)
+    key_views = [ranking._views(f) for f in features]
+    verifier = detector.verifier
+    out = []
+    for c, truth in enumerate(truths):
+        if truth["family"] != "pitch":
+            continue
+        query, source = queries[c], truth["source"]
+        frames = detector.features(query)
+        parts = PARTS if detector.separate else PARTS[:1]
+        views = [{**ranking._views(separate_part(frames, part)), "phases": []} for part in parts]
+        ranks = [int(np.nonzero(order == source)[0][0]) for order in ranking._shortlist(views, key_views, False, False)]
+        match = detector.match([frames], features, progress=False)
+        key = key_audio(source)
+        true_start = round(truth["start_s"] * SAMPLE_RATE) % len(key)
+        shifted = verifier._tile(verifier.transformed_key(key, truth["semitones"], 1.0), len(query))
+        start, agreement = recut_start(query, shifted, len(key))
+        row = {"clip": c, "source": source, "semitones": truth["semitones"], "shortlist_rank_per_part": ranks,
+               "candidates": [[int(k), float(s), float(r), round(float(v), 4)]
+                              for k, s, r, v in match.candidates[0][:4]],
+               "source_per_part": [list(p[0]) for p in detector.candidate_transforms(frames, [features[source]])],
+               "true_start": true_start, "recut_start": start, "envelope_agreement": round(agreement, 3),
+               "recut_db_at_true_semitones": round(verifier.recut_fits(query, key, truth["semitones"])[0][33], 2)}
+        if result is not None:
+            stored_row = result["per_clip"]["copies"][c]
+            row["residual_db"] = stored_row["residual_snr_db"]["33"]
+            row["flagged"] = bool(stored_row["copy_score"] > result["thresholds"]["copy_score"]
+                                  or stored_row["melody_score"] > result["thresholds"]["melody_score"]
+                                  or row["residual_db"] > result["thresholds"]["residual_snr_db"])
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
 
 
 def main() -> None:
@@ -98,12 +146,21 @@ def main() -> None:
                         help="compare the stored check memorization-recut-NAME.json with this bench_memorization "
                              "--add-recut result's rows of the same clips (no matching) and exit")
     parser.add_argument("--time-clips", type=int, default=0, metavar="N",
-                        help="time the copy-6 against the copy-7 verification on the first N calibration and N "
+                        help="time the copy-6 against the copy-8 verification on the first N calibration and N "
                              "held-out windows (same search, back to back per clip), write `timing` into "
                              "memorization-recut-NAME.json and exit")
+    parser.add_argument("--explain", default=None, metavar="RESULT_JSON",
+                        help="look at every planted pitch copy of the stored run step by step (shortlist rank of its "
+                             "source per part, the search's transforms, the recut's start against the planted one, "
+                             "its residual SNR), with this result's residual and flag; write `explain` into the "
+                             "check's file (--out) and exit")
+    parser.add_argument("--out", default=None, metavar="JSON",
+                        help="the check's file (default benchmarks/results/memorization-recut-NAME.json), written "
+                             "by the check, read by --compare-rows and --time-clips")
     args = parser.parse_args()
+    check_path = Path(args.out or f"benchmarks/results/memorization-recut-{args.name}.json")
     if args.time_clips > 0:
-        check = Path(f"benchmarks/results/memorization-recut-{args.name}.json")
+        check = check_path
         if not check.is_file():
             parser.exit(2, f"error: no such file {check}\n")
         stored = json.loads(Path(f"benchmarks/results/memorization-{args.name}.json").read_text())
@@ -113,8 +170,17 @@ def main() -> None:
         result["timing"] = timing
         check.write_text(json.dumps(result, indent=1) + "\n")
         return
+    if args.explain:
+        if not Path(args.explain).is_file():
+            parser.exit(2, f"error: no such file {args.explain}\n")
+        stored = json.loads(Path(f"benchmarks/results/memorization-{args.name}.json").read_text())
+        rows = explain_pitch_copies(stored, json.loads(Path(args.explain).read_text()))
+        check = json.loads(check_path.read_text()) if check_path.is_file() else {"name": args.name}
+        check["explain"] = rows
+        check_path.write_text(json.dumps(check, indent=1) + "\n")
+        return
     if args.compare_rows:
-        check = Path(f"benchmarks/results/memorization-recut-{args.name}.json")
+        check = check_path
         for needed in (check, Path(args.compare_rows)):
             if not needed.is_file():
                 parser.exit(2, f"error: no such file {needed}\n")
@@ -159,7 +225,7 @@ def main() -> None:
         out[what] = {"clips": len(pairs), "rose": len(rose), "seconds_per_clip": seconds / max(len(pairs), 1),
                      "rows": pairs}
         print(what, f"{len(rose)} of {len(pairs)} residuals rose", flush=True)
-    target = Path(f"benchmarks/results/memorization-recut-{args.name}.json")
+    target = check_path
     target.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {target}")
 

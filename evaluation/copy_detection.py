@@ -28,7 +28,9 @@ Two stages keep it fast for hundreds of clips against thousands of training clip
    residual SNR in dB says how much of the query the key explains (its median over 0.5 s segments,
    the steady SNR, is reported beside it). copy-7: a candidate estimated pitch-shifted with no tempo
    change is also checked by cutting the training clip where the query starts and shifting only that
-   excerpt (`recut_shift`: a phase vocoder's output depends on where its input starts). The demo
+   excerpt (`recut_shift`: a phase vocoder's output depends on where its input starts); copy-8 finds
+   that start on per-bin magnitudes and also tries the transpositions other parts of the query are
+   aligned at (`recut_semitones`). The demo
    corpus's held-out clips include near-twins of training clips (same template and kit) that the
    spectral score cannot tell from copies; on the waveform they leave 1-6 dB, a copy under 15 dB
    noise ~15 dB.
@@ -254,7 +256,8 @@ class CopyDetector:
         shortlist: keys per query that the alignment stage examines.
         shortlist_cosine: rank the shortlist by cosine (copy-6); False: by the raw correlation (copy-5).
         recut_shift: verify a pitch-shifted candidate also by shifting only the excerpt the query starts
-            on (`CopyVerifier.recut_shift`; copy-7, the default; False: the copy-6 verification).
+            on (`CopyVerifier.recut_shift`), at its own transposition and at any other one a part of the
+            query is aligned at (`recut_semitones`); copy-8, the default; False: the copy-6 verification.
         spectral_weight: weight of the spectral view in the copy score (the rest is rhythm, whose
             time-normalised correlation can pass 1 on busy keys; 1.0 measured best, see the README).
         memory_budget_mb: working memory of one batched FFT correlation.
@@ -273,7 +276,8 @@ class CopyDetector:
             default (README: short of the target, and its flags add to the false positives).
     """
 
-    version = "copy-7"  # copy-6 plus the recut of pitch-shifted candidates (`recut_shift`)
+    version = "copy-8"  # copy-6 plus the recut of pitch-shifted candidates (`recut_shift`; copy-7's recut started
+    # on amplitude envelopes and only at the candidate's own transposition)
     features_version = "copy-3"  # the cached features are unchanged since copy-3
 
     def __init__(
@@ -485,7 +489,9 @@ class CopyDetector:
         with limit_threads(1):
             for q, query in enumerate(tqdm(queries, desc="copy verification", unit="clip", disable=not progress)):
                 per_candidate[q] = []
-                for key, shift, tempo, _ in match.candidates[q][: self.verify_candidates]:
+                verified = match.candidates[q][: self.verify_candidates]
+                per_part = self.part_transforms(query, [int(c[0]) for c in verified], key_audio)
+                for c, (key, shift, tempo, _) in enumerate(verified):
                     per_candidate[q].append([int(key), 0.0])
                     # the estimated transform, and none (the search's tempo or pitch may be off by a
                     # step for an unchanged copy; trying it costs no Rubber Band)
@@ -498,6 +504,19 @@ class CopyDetector:
                             snr[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
                             steady[q], segments[q] = result["steady"], result["segments"]
                         per_candidate[q][-1][1] = max(per_candidate[q][-1][1], result["waveform"])
+                    # the recut at the transpositions other parts of the query are aligned at (its own
+                    # ran above, inside `residual_snr_db`)
+                    own = [float(shift)] if self.verifier.recut_applies(float(shift), float(tempo)) else []
+                    for other in self.recut_semitones(per_part, c, own):
+                        fits, profile = self.verifier.recut_fits(query, key_audio(int(key)), other)
+                        for taps, value in fits.items():
+                            if value > by_fit[taps][q]:
+                                by_fit[taps][q], index_by_fit[taps][q] = value, key
+                        if fits[self.verifier.filter_taps] > snr[q]:
+                            snr[q], index[q], semitones[q], ratio[q] = fits[self.verifier.filter_taps], key, other, 1.0
+                            segments[q] = profile
+                            steady[q] = steady_snr_db(profile, fits[self.verifier.filter_taps])
+                        per_candidate[q][-1][1] = max(per_candidate[q][-1][1], fits[self.verifier.filter_taps])
         return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,
@@ -522,8 +541,30 @@ class CopyDetector:
                 out.append([by_key[k] for k in range(len(keys))])
         return out
 
+    def part_transforms(self, query: np.ndarray, keys: list[int],
+                        key_audio: Callable[[int], np.ndarray]) -> list[list[tuple[float, float, float]]] | None:
+        """`candidate_transforms` of the query (waveform) against training clips `keys` (their waveforms
+        from `key_audio`): `[part][key]` (score, semitones, tempo ratio); None without the recut (nothing
+        uses it then) or without keys."""
+        if not self.verifier.recut_shift or not keys:
+            return None
+        return self.candidate_transforms(self.features(query), [self.features(key_audio(k)) for k in keys])
+
+    def recut_semitones(self, per_part: list[list[tuple[float, float, float]]] | None, candidate: int,
+                        own: list[float]) -> list[float]:
+        """The transpositions the recut also tries for verified candidate number `candidate`: every one at
+        which a part of the query (`PARTS`: whole, harmonic, percussive; `per_part` as `part_transforms`
+        gives it) is aligned with that key with no tempo change, other than `own` (the candidate's own,
+        already tried) and 0. The search keeps a key's best part, whose transposition may be a step off
+        on a clip that sounds alike a step apart (a drum loop), while another part has it right."""
+        if per_part is None:
+            return []
+        out = [float(part[candidate][1]) for part in per_part
+               if self.verifier.recut_applies(float(part[candidate][1]), float(part[candidate][2]))]
+        return [s for s in dict.fromkeys(out) if s not in own]
+
     def add_recut(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
-                  progress: bool = True) -> CopyMatch:
+                  progress: bool = True, per_part: list | None = None) -> CopyMatch:
         """`match` verified without the recut (by `verify` of a detector with `recut_shift` off, or the
         same fields read back from a stored run) -> the verification with it, as `verify` of this
         detector (`recut_shift` on) gives it, at the cost of the recut alone.
@@ -556,17 +597,20 @@ class CopyDetector:
         with limit_threads(1):
             for q, query in enumerate(tqdm(queries, desc="copy recut", unit="clip", disable=not progress)):
                 per_candidate[q] = [list(pair) for pair in match.candidate_residuals[q]]
-                for c, (key, shift, tempo, _) in enumerate(match.candidates[q][: self.verify_candidates]):
-                    if not self.verifier.recut_applies(float(shift), float(tempo)):
-                        continue
-                    fits, profile = self.verifier.recut_fits(query, key_audio(int(key)), float(shift))
-                    for t, value in fits.items():
-                        if value > by_fit[t][q]:
-                            by_fit[t][q], index_by_fit[t][q] = value, key
-                    if fits[taps] > snr[q]:
-                        snr[q], index[q], semitones[q], ratio[q] = fits[taps], key, float(shift), float(tempo)
-                        segments[q], steady[q] = profile, steady_snr_db(profile, fits[taps])
-                    per_candidate[q][c][1] = max(per_candidate[q][c][1], fits[taps])
+                verified = match.candidates[q][: self.verify_candidates]
+                parts = per_part[q] if per_part is not None and per_part[q] is not None else \
+                    self.part_transforms(query, [int(c[0]) for c in verified], key_audio)
+                for c, (key, shift, tempo, _) in enumerate(verified):
+                    own = [float(shift)] if self.verifier.recut_applies(float(shift), float(tempo)) else []
+                    for semis in own + self.recut_semitones(parts, c, own):
+                        fits, profile = self.verifier.recut_fits(query, key_audio(int(key)), semis)
+                        for t, value in fits.items():
+                            if value > by_fit[t][q]:
+                                by_fit[t][q], index_by_fit[t][q] = value, key
+                        if fits[taps] > snr[q]:
+                            snr[q], index[q], semitones[q], ratio[q] = fits[taps], key, semis, 1.0
+                            segments[q], steady[q] = profile, steady_snr_db(profile, fits[taps])
+                        per_candidate[q][c][1] = max(per_candidate[q][c][1], fits[taps])
         return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
                                    verified_tempo_ratio=ratio, residual_by_fit=by_fit,
                                    verified_index_by_fit=index_by_fit, residual_segments=segments,

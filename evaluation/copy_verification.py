@@ -39,10 +39,12 @@ from music.stretch import pitch_shift, time_stretch
 COARSE = 4  # fine frames pooled for the first, every-lag pass of the alignment
 SEGMENT_FRAMES = 64  # fine frames (0.5 s at 8 ms) per segment of the residual's time profile
 RECUT_STEPS = 5  # cuts tried per pitch-shifted candidate (`_recut_fits`): the first, then lag corrections
-RECUT_REACH = 256  # samples (16 ms at 16 kHz) searched for the envelope lag between the query and a shifted cut
-RECUT_FINE = 4  # samples: an envelope lag this small is refined on the waveforms (within 4x as many)
+RECUT_FINE = 16  # samples: each cut's start is corrected by the waveform lag within this many samples
+RECUT_N_FFT = 512  # samples (32 ms at 16 kHz): the STFT whose per-bin log magnitudes place the recut's first cut
+RECUT_HOP = 16  # samples (1 ms): its hop; the coarse start is then refined to the sample within one hop
+RECUT_MIN_AGREEMENT = 0.8  # envelope cosine (`recut_start`) below which no cut is shifted: pitch copies 0.89-0.99,
+# held-out clips' best candidates 0.07-0.77 (README); a shifted cut costs a Rubber Band run
 RECUT_DONE_DB = 40.0  # a recut explaining this much is the copy: no more cuts
-ENVELOPE_SMOOTHING = 32  # samples (2 ms at 16 kHz) of the moving average of the amplitude envelope
 STEADY_FLOOR_DB = 40.0  # segments more than this below the loudest are left out of the steady SNR
 
 
@@ -65,11 +67,46 @@ def steady_snr_db(segments: np.ndarray | None, whole_db: float) -> float:
     return float(min(whole_db, np.median(rows[:, 0] - rows[:, 1])))
 
 
-def _envelope(waveform: np.ndarray) -> np.ndarray:
-    """Amplitude envelope (Hilbert magnitude, `ENVELOPE_SMOOTHING`-sample moving average), mean removed."""
-    envelope = np.abs(signal.hilbert(np.asarray(waveform, dtype=np.float64)))
-    envelope = np.convolve(envelope, np.ones(ENVELOPE_SMOOTHING) / ENVELOPE_SMOOTHING, mode="same")
-    return envelope - envelope.mean()
+def _bin_envelopes(waveform: np.ndarray) -> torch.Tensor:
+    """`[..., samples]` -> `[..., bins, frames]`: log magnitude of each bin of a `RECUT_N_FFT`-sample STFT every
+    `RECUT_HOP` samples, each bin's mean over time removed. A partial keeps to its own bins, so these move with
+    the timing alone; a broadband amplitude envelope (copy-7) also moves with the beating between partials,
+    which a phase vocoder rewrites (its lag was off by up to 150 samples on tonal clips, and jumped between
+    periods of a low note)."""
+    audio = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+    if audio.shape[-1] < RECUT_N_FFT:
+        audio = F.pad(audio, (0, RECUT_N_FFT - audio.shape[-1]))
+    spec = torch.stft(audio, RECUT_N_FFT, RECUT_HOP, window=torch.hann_window(RECUT_N_FFT), center=False,
+                      return_complex=True).abs()
+    peak = spec.amax((-2, -1), keepdim=True).clamp_min(1e-12)
+    level = torch.log1p(spec / peak * 1000)  # 60 dB below the clip's peak count
+    return level - level.mean(-1, keepdim=True)
+
+
+def recut_start(query: np.ndarray, shifted: np.ndarray, period: int) -> tuple[int, float]:
+    """Where (sample of `shifted`, in `[0, period)`) the query starts in `shifted` (the training clip, `period`
+    samples, put through the pitch shift whole and tiled): the per-bin envelopes (`_bin_envelopes`) of the query
+    cross-correlated with the clip's at every `RECUT_HOP`-sample lag, then every sample within one hop of the
+    best. Magnitudes do not see the phases a phase vocoder rewrites, so this start is within a few samples of
+    the one a copy of an excerpt was cut at, where the cut's own shift then reproduces the copy. Also returns
+    the cosine of the envelopes there (a copy's is high whatever its phases; `RECUT_MIN_AGREEMENT`)."""
+    length = len(query)
+    wanted = _bin_envelopes(query)
+    frames = wanted.shape[-1]
+    reference = _bin_envelopes(shifted[: period + length + 2 * RECUT_HOP])
+    size = 1 << (reference.shape[-1] + frames - 1).bit_length()
+    corr = torch.fft.irfft(torch.fft.rfft(reference, size) * torch.fft.rfft(wanted, size).conj(),
+                           size).sum(0)
+    lags = min(-(-period // RECUT_HOP), reference.shape[-1] - frames + 1)
+    coarse = int(torch.argmax(corr[:lags])) * RECUT_HOP
+
+    near = [(coarse + d) % period for d in range(-RECUT_HOP + 1, RECUT_HOP)]
+    # one STFT per start (a batch of 31 took 4x as long as a loop here: memory-bound)
+    windows = [_bin_envelopes(shifted[start : start + length])[:, :frames] for start in near]
+    agreement = [float((window * wanted).sum()) for window in windows]
+    best = int(np.argmax(agreement))
+    norms = float(wanted.norm() * windows[best].norm())
+    return near[best], agreement[best] / norms if norms > 0 else 0.0
 
 
 class CopyVerifier:
@@ -249,34 +286,37 @@ class CopyVerifier:
         and leave 1-11 dB where an unchanged copy leaves 50+ dB. Shifting the excerpt itself (as a
         copy made by pitch-shifting part of a training clip was made) reproduces it once the cut
         starts on the query's first sample (a few samples off already costs 10+ dB). The start is
-        read off the amplitude envelopes (phase drift moves a waveform cross-correlation's peak by up
-        to hundreds of samples on tonal clips; an envelope's only by tens), then corrected by the lag
-        left between the query and the shifted cut (envelopes again, the waveform within
-        `RECUT_FINE` samples), up to `RECUT_STEPS` cuts."""
+        read off per-bin magnitude envelopes (`recut_start`: phase drift moves a waveform
+        cross-correlation's peak by up to hundreds of samples on tonal clips, a broadband envelope's
+        by tens to 150, copy-7; per-bin magnitudes within a few samples), then corrected by the lag
+        left between the query and the shifted cut on the waveforms (within `RECUT_FINE` samples),
+        up to `RECUT_STEPS` cuts, none tried twice; none where the envelopes do not agree
+        (`RECUT_MIN_AGREEMENT`: 0 dB, no time profile)."""
         length = len(query)
-        query_envelope = _envelope(query)
-        start = int(np.argmax(signal.correlate(_envelope(tiled_shifted[: len(key) + length - 1]), query_envelope,
-                                               mode="valid", method="fft")))
-        tiled = np.tile(key, (start + 2 * length) // max(len(key), 1) + 2)
+        start, agreement = recut_start(query, tiled_shifted, len(key))
+        if agreement < RECUT_MIN_AGREEMENT:  # the shifted clip's magnitudes do not follow the query's: no copy
+            return dict.fromkeys(self.fits, 0.0), None
+        tiled = np.tile(key, (start + 2 * length + RECUT_STEPS * RECUT_FINE) // max(len(key), 1) + 2)
         frames = self._complex(query).shape[-1]
         edge = min(self.edge_frames, max(0, (frames - 2) // 4))
         best, segments = dict.fromkeys(self.fits, 0.0), None
         zero = length - 1  # a full cross-correlation's zero lag
+        tried = set()
         for _ in range(RECUT_STEPS):
+            tried.add(start)
             cut = pitch_shift(tiled[start : start + length], self.sample_rate, float(semitones))
             fits, profile = self._waveform_snr(query, np.pad(cut, (0, self.n_fft)), [[(edge, frames - edge)]])
             if segments is None or fits[self.filter_taps] > best[self.filter_taps]:
                 segments = profile
             best = {taps: max(best[taps], value) for taps, value in fits.items()}
-            # the query is `lag` samples later than the cut
-            lags = signal.correlate(query_envelope, _envelope(cut), mode="full", method="fft")
-            lag = int(np.argmax(lags[zero - RECUT_REACH : zero + RECUT_REACH + 1])) - RECUT_REACH
-            if abs(lag) <= RECUT_FINE:
-                lags = signal.correlate(query, cut, mode="full", method="fft")
-                lag = int(np.argmax(lags[zero - 4 * RECUT_FINE : zero + 4 * RECUT_FINE + 1])) - 4 * RECUT_FINE
-            if lag == 0 or start - lag < 0 or best[self.filter_taps] >= RECUT_DONE_DB:
+            if best[self.filter_taps] >= RECUT_DONE_DB:
                 break
-            start -= lag
+            # the query is `lag` samples later than the cut: a few samples off, the waveforms say by how much
+            lags = signal.correlate(query, cut, mode="full", method="fft")
+            lag = int(np.argmax(lags[zero - RECUT_FINE : zero + RECUT_FINE + 1])) - RECUT_FINE
+            if (start - lag) % len(key) in tried:
+                break
+            start = (start - lag) % len(key)
         return best, segments
 
     @staticmethod

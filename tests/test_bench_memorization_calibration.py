@@ -27,7 +27,7 @@ from benchmarks.bench_memorization import (
 )
 from evaluation.audio_io import load_clips, write_clip
 from evaluation.copy_detection import CopyDetector
-from evaluation.copy_verification import CopyVerifier
+from evaluation.copy_verification import CopyVerifier, recut_start
 from music.stretch import pitch_shift, rubberband_available
 from tests.test_evaluation_copy_verification import SR, kit, loop
 
@@ -124,6 +124,61 @@ def test_a_pitch_shifted_excerpt_is_verified_by_recutting_before_shifting():
     assert recut.describe()["recut_shift"] and "recut_shift" not in whole.describe()
 
 
+def bass_line(seed: int, seconds: float = 5.0) -> np.ndarray:
+    """A bass line of half-second notes (A1-G#2, six harmonics at seeded phases, 10 ms attack, decaying):
+    low partials whose beating moves a broadband amplitude envelope."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * SR))
+    t = np.arange(SR // 2) / SR
+    for i in range(int(seconds * 2)):
+        f0 = 55.0 * 2 ** (rng.integers(0, 12) / 12)
+        note = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 7))
+        begin = i * SR // 2
+        out[begin : begin + len(t)] += (note * np.minimum(1, t / 0.01) * np.exp(-t / 0.6))[: len(out) - begin]
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
+@pytest.mark.skipif(not rubberband_available(), reason="the recut reproduces Rubber Band's output")
+def test_the_recut_finds_where_a_shifted_bass_line_starts():
+    # copy-7 read the start off broadband amplitude envelopes, which the beating of low partials
+    # moves (this copy: 3.7 dB, the start never found); per-bin magnitudes place it (copy-8)
+    source = bass_line(0)
+    query = pitch_shift(source[5431 : 5431 + 4 * SR], SR, 2.0)
+    verifier = CopyVerifier(recut_shift=True)
+    start, agreement = recut_start(query, verifier._tile(verifier.transformed_key(source, 2.0, 1.0), len(query)),
+                                   len(source))
+    assert abs(start - 5431) <= 16 and agreement > 0.8
+    assert verifier.residual_snr_db(query, source, 2.0)["waveform"] > 40
+    # another bass line: its envelopes do not agree, so no cut is even shifted
+    other = pitch_shift(bass_line(1)[5431 : 5431 + 4 * SR], SR, 2.0)
+    assert recut_start(other, verifier._tile(verifier.transformed_key(source, 2.0, 1.0), len(other)),
+                       len(source))[1] < 0.8
+    assert verifier.recut_fits(other, source, 2.0)[0][33] == 0.0
+
+
+@pytest.mark.skipif(not rubberband_available(), reason="the recut reproduces Rubber Band's output")
+def test_the_recut_tries_the_transposition_another_part_is_aligned_at():
+    # the search keeps a key's best part; on a drum loop its transposition can be a step off (0
+    # instead of +1) while another part has it right: copy-7 then never recut the copy, copy-8 tries
+    # every part's transposition of the key (also through `add_recut`, the benchmark's reuse path)
+    keys = [loop(kit(i), i) for i in range(3)]
+    queries = [pitch_shift(keys[0][5431 : 5431 + 4 * SR], SR, 1.0)]
+    recut = CopyDetector(verify_candidates=2, compare_taps=(0,))
+    plain = CopyDetector(verify_candidates=2, compare_taps=(0,), recut_shift=False)
+    match = recut.match([recut.features(q) for q in queries], [recut.features(k) for k in keys], progress=False)
+    assert match.candidates[0][0][:3] == (0, 1.0, 1.0)
+    match.candidates[0] = [(k, 0.0, 1.0, score) for k, _, _, score in match.candidates[0]]  # the step off
+    parts = recut.part_transforms(queries[0], [0, 1], keys.__getitem__)
+    assert recut.recut_semitones(parts, 0, []) == [1.0] and recut.recut_semitones(parts, 0, [1.0]) == []
+    full = recut.verify(queries, match, keys.__getitem__, progress=False)
+    assert plain.verify(queries, match, keys.__getitem__, progress=False).residual_snr_db[0] < 20
+    assert full.residual_snr_db[0] > 40 and full.verified_semitones[0] == 1.0 and full.verified_index[0] == 0
+    added = recut.add_recut(queries, plain.verify(queries, match, keys.__getitem__, progress=False),
+                            keys.__getitem__, progress=False)
+    assert clip_rows(added) == clip_rows(full)
+    assert added.verified_semitones[0] == 1.0
+
+
 def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
     paths = []
     for i in range(3):
@@ -147,14 +202,14 @@ def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
 
 @pytest.mark.skipif(not rubberband_available(), reason="the recut reproduces Rubber Band's output")
 def test_adding_the_recut_to_a_verification_without_it_gives_the_full_recut_verification():
-    # the reuse path of copy-7 (`CopyDetector.add_recut`: the recut alone for the candidates it
+    # the reuse path of copy-7 and copy-8 (`CopyDetector.add_recut`: the recut alone for the candidates it
     # applies to, combined with stored residuals) must give what `verify` with the recut gives
     keys = [loop(kit(i), i) for i in range(4)]
     queries = [pitch_shift(keys[0][5431 : 5431 + 4 * SR], SR, 1.0), pitch_shift(keys[2][777 : 777 + 4 * SR], SR, -2.0),
                loop(kit(0), 9)[: 4 * SR], keys[1][3000 : 3000 + 4 * SR]]
     plain = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,), recut_shift=False)  # copy-6
-    recut = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,))  # copy-7: the recut by default
-    assert recut.describe()["version"] == "copy-7" and plain.describe()["version"] == "copy-6"
+    recut = CopyDetector(separate=False, verify_candidates=2, compare_taps=(0,))  # copy-8: the recut by default
+    assert recut.describe()["version"] == "copy-8" and plain.describe()["version"] == "copy-6"
     match = plain.match([plain.features(q) for q in queries], [plain.features(k) for k in keys], progress=False)
     applies = [recut.verifier.recut_applies(s, r) for c in match.candidates for _, s, r, _ in c[:2]]
     assert any(applies) and not all(applies)  # both paths are exercised
@@ -196,12 +251,15 @@ def test_stored_candidates_get_back_the_transforms_the_search_gave_them():
     def transforms(candidates):
         return [[(int(k), float(s), float(r)) for k, s, r, _ in c[:2]] for c in candidates]
 
-    found, searched = stored_candidates(detector, queries, rows, features, "test")
+    found, searched, parts = stored_candidates(detector, queries, rows, features, "test")
     assert searched == 0 and transforms(found) == transforms(match.candidates)
+    # every part's alignment of the candidates, as the verification's own (`part_transforms`) gives it
+    assert parts == [detector.part_transforms(q, [int(c[0]) for c in m[:2]], keys.__getitem__)
+                     for q, m in zip(queries, match.candidates)]
     assert any(s != 0 for _, s, _ in transforms(found)[0])  # the pitch copy's transform, not only zeros
     rows[1]["candidates"][0][1] += 0.01  # no part gives this score: that clip is searched in full
-    found, searched = stored_candidates(detector, queries, rows, features, "test")
-    assert searched == 1 and transforms(found) == transforms(match.candidates)
+    found, searched, parts = stored_candidates(detector, queries, rows, features, "test")
+    assert searched == 1 and transforms(found) == transforms(match.candidates) and parts[1] is None
     rows[1]["copy_score"] += 0.01  # nor does the full search: not this clip
     with pytest.raises(ValueError, match="not the stored run's clip"):
         stored_candidates(detector, queries, rows, features, "test")
