@@ -6,8 +6,9 @@ Re-plants the stored bench_memorization run's copies with its own `plant` and se
 same sources, windows and transforms; the sources are checked against the stored rows), cuts the
 same held-out windows (its calibration split, its `--extra-calibration` fresh clips through its
 `select_extra`, and its held-out test split), and scores them all against a landmark index of the
-training clips (the hash count names a candidate; the share of its own peaks that cancel when it is
-subtracted decides, as in `CopyDetector.match_landmarks`; `--hash-score`: the hash count decides).
+training clips (the hash count shortlists candidates, `--cancel-candidates` clips and `--more-offsets`
+offsets of the best; the one whose own peaks cancel most when it is subtracted is named and its share
+decides, as in `CopyDetector.match_landmarks`; `--hash-score`: the hash count decides).
 The threshold is set at `--fpr` on the calibration clips only (valid + fresh); the test split is
 only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
 (`evaluation.copy_landmarks.LANDMARK_SETTINGS`); the flags try others. Reports recall per family
@@ -201,9 +202,10 @@ def run(args: argparse.Namespace) -> dict:
     if not (args.hash_score or args.presence):  # the detector's decision: whose own peaks cancel most?
         def match_queries(queries):
             found = index.match(queries)
-            confirmed = [index.confirm(q, key_audio, index.candidates(q, args.cancel_candidates,
-                                                                      more_offsets=args.more_offsets, of_best=OF_BEST))
-                         for q in tqdm(queries, desc="cancellation", unit="clip")]
+            search = None if args.align_anywhere else 128
+            confirmed = [index.confirm(q, key_audio, search=search, candidates=index.candidates(
+                q, args.cancel_candidates, more_offsets=args.more_offsets, of_best=OF_BEST))
+                for q in tqdm(queries, desc="cancellation", unit="clip")]
             score, named, offsets = (np.asarray(column) for column in zip(*confirmed))
             return dataclasses.replace(found, score=score.astype(float), index=named.astype(int),
                                        offset_s=offsets.astype(float))
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> dict:
         "fingerprinter": fingerprinter.describe(),
         "idf": args.idf, "query_density": args.query_density,
         "presence_candidates": args.presence, "cancel_candidates": args.cancel_candidates,
-        "more_offsets": args.more_offsets,
+        "more_offsets": args.more_offsets, "align_anywhere": args.align_anywhere,
         "score": "hashes" if args.hash_score else ("presence" if args.presence else "cancellation"),
         "target_fpr": args.fpr, "threshold": threshold,
         "calibration_clips": {"valid": len(negatives["calibration"]), "fresh": len(extra)},
@@ -350,6 +352,9 @@ def main() -> None:
                              "checked, the best kept (default %(default)s; 1: the count's first only)")
     parser.add_argument("--more-offsets", type=int, default=MORE_OFFSETS,
                         help=f"further offsets checked of each of the {OF_BEST} best candidates (default %(default)s)")
+    parser.add_argument("--align-anywhere", action="store_true",
+                        help="align each candidate where it correlates best with the query anywhere in its loop "
+                             "(default: within 128 samples of the hash offset)")
     parser.add_argument("--copy-seed", type=int, default=None,
                         help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
     parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")
@@ -359,6 +364,9 @@ def main() -> None:
         parser.exit(2, f"error: --run {args.run}: no such file\n")
     if not 0 < args.fpr < 0.5:
         parser.exit(2, f"error: --fpr must be in (0, 0.5), got {args.fpr}\n")
+    if args.cancel_candidates < 1 or args.more_offsets < 0:
+        parser.exit(2, f"error: --cancel-candidates must be >= 1 and --more-offsets >= 0, got "
+                       f"{args.cancel_candidates} and {args.more_offsets}\n")
     try:
         result = run(args)
     except ValueError as error:

@@ -352,52 +352,64 @@ class LandmarkIndex:
         fp = self.fingerprinter
         return signal.stft(audio, nperseg=fp.n_fft, noverlap=fp.n_fft - fp.hop_length, boundary=None, padded=False)[2]
 
-    def cancellation(self, query: np.ndarray, key: np.ndarray, offset_s: float, key_id: int, search: int = 128,
+    def cancellation(self, query: np.ndarray, key: np.ndarray, offset_s: float, key_id: int, search: int | None = 128,
                      drop_db: float = 10.0, query_spectrum: np.ndarray | None = None) -> float:
         """A second look at a landmark candidate (training clip `key_id`, waveform `key`, the query
         starting `offset_s` seconds into it): the share of the candidate's own peaks in the query's
         time range whose time-frequency cell loses more than `drop_db` when the candidate, aligned to
-        the sample (cross-correlation within `search` samples of the landmark offset) and fitted by
-        one complex gain per frequency bin, is subtracted from the query. An additive copy cancels
-        where it is the louder part, under any other material; a held-out twin (the same one-shots
-        on the same grid, hits humanised by milliseconds, other velocities) does not. A rotated
-        window is aligned on its first piece only. `query_spectrum`: the query's STFT, when the
-        caller checks several candidates of one query."""
+        the sample (cross-correlation within `search` samples of the landmark offset; None: anywhere
+        in the loop) and fitted by one complex gain per frequency bin, is subtracted from the query.
+        An additive copy cancels where it is the louder part, under any other material; a held-out
+        twin (the same one-shots on the same grid, hits humanised by milliseconds, other velocities)
+        does not. A rotated window is aligned on its first piece only. `query_spectrum`: the query's
+        STFT, when the caller checks several candidates of one query."""
+        return self._cancelled(query, key, offset_s, key_id, search, drop_db, query_spectrum)[0]
+
+    def _cancelled(self, query: np.ndarray, key: np.ndarray, offset_s: float, key_id: int, search: int | None,
+                   drop_db: float, query_spectrum: np.ndarray | None) -> tuple[float, float]:
+        """`cancellation` and the aligned start in the key (seconds)."""
         fp = self.fingerprinter
         n = len(query)
         if n < fp.n_fft or len(key) == 0:
-            return 0.0
-        start = round(offset_s * fp.sample_rate)
+            return 0.0, offset_s
+        anywhere = search is None
+        if anywhere:  # every start of the loop: one circular cross-correlation
+            search, start = len(key) // 2, round(offset_s * fp.sample_rate) + len(key) // 2
+        else:
+            start = round(offset_s * fp.sample_rate)
         looped = np.tile(key, -(-(n + 2 * search) // len(key)) + 2)  # the key as a loop, long enough
         begin = (start - search) % len(key)
         segment = looped[begin : begin + n + 2 * search]
         lags = signal.correlate(segment, query, mode="valid", method="fft")  # 2 search + 1 lags
         lag = int(np.argmax(np.abs(lags)))
+        aligned_s = ((begin + lag) % len(key)) / fp.sample_rate
         q = self._stft(query) if query_spectrum is None else query_spectrum
         k = self._stft(segment[lag : lag + n])
         gain = (q * np.conj(k)).sum(axis=1, keepdims=True) / ((np.abs(k) ** 2).sum(axis=1, keepdims=True) + 1e-12)
         bins, frames = self._peaks[key_id]
-        at = (frames - round(offset_s / fp.frame_seconds)) % self.frames[key_id]
+        at = (frames - round((aligned_s if anywhere else offset_s) / fp.frame_seconds)) % self.frames[key_id]
         inside = at < q.shape[1]
         if not inside.any():
-            return 0.0
+            return 0.0, aligned_s
         cells = (bins[inside] + 1, at[inside])  # peaks' bins count from 1 (bin 0 dropped)
         cells_q, cells_r = np.abs(q[cells]), np.abs(q[cells] - gain[cells[0], 0] * k[cells])
-        return float(np.mean(20 * np.log10((cells_q + 1e-9) / (cells_r + 1e-9)) > drop_db))
+        return float(np.mean(20 * np.log10((cells_q + 1e-9) / (cells_r + 1e-9)) > drop_db)), aligned_s
 
-    def confirm(self, query: np.ndarray, key_audio, candidates: list[tuple[int, float]]) -> tuple[float, int, float]:
+    def confirm(self, query: np.ndarray, key_audio, candidates: list[tuple[int, float]],
+                search: int | None = 128) -> tuple[float, int, float]:
         """`(share, training clip, offset_s)` of the candidate (`candidates`' `(clip, offset_s)`) whose
-        own peaks cancel most (`cancellation`); `(0.0, -1, 0.0)` without candidates. `key_audio(i)`:
-        waveform of training clip i. The hash count only shortlists: a copy buried under louder
-        material keeps too few hashes to come first, but its source cancels wherever it leads."""
+        own peaks cancel most (`cancellation`, aligned within `search` samples; offset_s as aligned);
+        `(0.0, -1, 0.0)` without candidates. `key_audio(i)`: waveform of training clip i. The hash
+        count only shortlists: a copy buried under louder material keeps too few hashes to come
+        first, but its source cancels wherever it leads."""
         best = (0.0, -1, 0.0)
         if not candidates or len(query) < self.fingerprinter.n_fft:
             return best
         spectrum = self._stft(np.asarray(query, dtype=np.float32))
         for clip, offset_s in candidates:
-            share = self.cancellation(query, key_audio(clip), offset_s, clip, query_spectrum=spectrum)
+            share, aligned_s = self._cancelled(query, key_audio(clip), offset_s, clip, search, 10.0, spectrum)
             if share > best[0] or best[1] < 0:
-                best = (share, clip, offset_s)
+                best = (share, clip, aligned_s)
         return best
 
     def match(self, queries: list[np.ndarray], exclude: list[int | None] | None = None) -> LandmarkMatch:

@@ -209,3 +209,14 @@ def _empty_match(match_class):
     return match_class(score=zeros, index=np.zeros(1, dtype=int), offset_s=zeros, semitones=zeros,
                        tempo_ratio=zeros + 1, gain_db=zeros, melody_score=zeros, melody_index=np.zeros(1, dtype=int),
                        melody_semitones=zeros, part=np.asarray(["whole"]))
+
+
+def test_alignment_anywhere_in_the_loop_recovers_a_wrong_hash_offset(index):
+    source = pattern_clip(4)
+    other = tones(12, 3.0)
+    excerpt = source[RATE // 2 : RATE // 2 + 3 * RATE]
+    copy = excerpt / rms(excerpt) * rms(other) * 10 ** (-6 / 20) + other
+    assert index.cancellation(copy, source, 1.7, 4) < 0.1  # 1.2 s off: nothing lines up within 128 samples
+    assert index.cancellation(copy, source, 1.7, 4, search=None) > 0.5
+    share, clip, offset_s = index.confirm(copy, {4: source}.__getitem__, [(4, 1.7)], search=None)
+    assert (clip, offset_s) == (4, pytest.approx(0.5, abs=0.002)) and share > 0.5
