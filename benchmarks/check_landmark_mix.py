@@ -6,8 +6,9 @@ Re-plants the stored bench_memorization run's copies with its own `plant` and se
 same sources, windows and transforms; the sources are checked against the stored rows), cuts the
 same held-out windows (its calibration split, its `--extra-calibration` fresh clips through its
 `select_extra`, and its held-out test split), and scores them all against a landmark index of the
-training clips (the hash count names a candidate; the share of its own peaks that cancel when it is
-subtracted decides, as in `CopyDetector.match_landmarks`; `--hash-score`: the hash count decides).
+training clips (the hash count shortlists candidates, `--cancel-candidates` clips and `--more-offsets`
+offsets of the best; the one whose own peaks cancel most when it is subtracted is named and its share
+decides, as in `CopyDetector.match_landmarks`; `--hash-score`: the hash count decides).
 The threshold is set at `--fpr` on the calibration clips only (valid + fresh); the test split is
 only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
 (`evaluation.copy_landmarks.LANDMARK_SETTINGS`); the flags try others. Reports recall per family
@@ -45,8 +46,15 @@ from benchmarks.bench_memorization import (
     window,
 )
 from evaluation.audio_io import load_clips
+from evaluation.copy_landmarks import (
+    CANDIDATES,
+    MORE_OFFSETS,
+    OF_BEST,
+    QUERY_DENSITY,
+    LandmarkFingerprinter,
+    LandmarkIndex,
+)
 from evaluation.copy_landmarks import LANDMARK_SETTINGS as DEFAULTS
-from evaluation.copy_landmarks import QUERY_DENSITY, LandmarkFingerprinter, LandmarkIndex
 from evaluation.memorization import (
     TrainingAudio,
     calibrate_threshold,
@@ -191,22 +199,16 @@ def run(args: argparse.Namespace) -> dict:
         index.add(key_audio(i))
     index_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    if not (args.hash_score or args.presence):  # the detector's decision: do the candidate's own peaks cancel?
-        def match_queries(queries, plain=match_queries):
-            found = plain(queries)
-            scores = [index.cancellation(q, key_audio(int(k)), o, int(k)) if k >= 0 else 0.0
-                      for q, k, o in zip(tqdm(queries, desc="cancellation", unit="clip"), found.index, found.offset_s)]
-            if args.cancel_candidates > 1:  # the best cancellation among the few best hash candidates
-                index.keep_candidates = args.cancel_candidates
-                named, offsets = found.index.copy(), found.offset_s.copy()
-                for q, query in enumerate(queries):
-                    for k, o in index.match_one(query).get("candidates", [])[1:]:
-                        value = index.cancellation(query, key_audio(k), o, k)
-                        if value > scores[q]:
-                            scores[q], named[q], offsets[q] = value, k, o
-                index.keep_candidates = 0
-                found = dataclasses.replace(found, index=named, offset_s=offsets)
-            return dataclasses.replace(found, score=np.asarray(scores))
+    if not (args.hash_score or args.presence):  # the detector's decision: whose own peaks cancel most?
+        def match_queries(queries):
+            found = index.match(queries)
+            search = None if args.align_anywhere else 128
+            confirmed = [index.confirm(q, key_audio, search=search, candidates=index.candidates(
+                q, args.cancel_candidates, more_offsets=args.more_offsets, of_best=OF_BEST))
+                for q in tqdm(queries, desc="cancellation", unit="clip")]
+            score, named, offsets = (np.asarray(column) for column in zip(*confirmed))
+            return dataclasses.replace(found, score=score.astype(float), index=named.astype(int),
+                                       offset_s=offsets.astype(float))
     copies = match_queries(queries)
     query_seconds = time.perf_counter() - started
     calibration = match_queries(negatives["calibration"] + extra)
@@ -261,6 +263,7 @@ def run(args: argparse.Namespace) -> dict:
         "fingerprinter": fingerprinter.describe(),
         "idf": args.idf, "query_density": args.query_density,
         "presence_candidates": args.presence, "cancel_candidates": args.cancel_candidates,
+        "more_offsets": args.more_offsets, "align_anywhere": args.align_anywhere,
         "score": "hashes" if args.hash_score else ("presence" if args.presence else "cancellation"),
         "target_fpr": args.fpr, "threshold": threshold,
         "calibration_clips": {"valid": len(negatives["calibration"]), "fresh": len(extra)},
@@ -344,9 +347,14 @@ def main() -> None:
     parser.add_argument("--hash-score", action="store_true",
                         help="decide on the hash count (Poisson score) instead of the detector's cancellation share "
                              "(how many of the hash candidate's own peaks cancel when it is subtracted)")
-    parser.add_argument("--cancel-candidates", type=int, default=1,
+    parser.add_argument("--cancel-candidates", type=int, default=CANDIDATES,
                         help="hash candidates (the best offset of each of the best clips) whose cancellation is "
-                             "checked, the best kept (default %(default)s)")
+                             "checked, the best kept (default %(default)s; 1: the count's first only)")
+    parser.add_argument("--more-offsets", type=int, default=MORE_OFFSETS,
+                        help=f"further offsets checked of each of the {OF_BEST} best candidates (default %(default)s)")
+    parser.add_argument("--align-anywhere", action="store_true",
+                        help="align each candidate where it correlates best with the query anywhere in its loop "
+                             "(default: within 128 samples of the hash offset)")
     parser.add_argument("--copy-seed", type=int, default=None,
                         help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
     parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")
@@ -356,6 +364,9 @@ def main() -> None:
         parser.exit(2, f"error: --run {args.run}: no such file\n")
     if not 0 < args.fpr < 0.5:
         parser.exit(2, f"error: --fpr must be in (0, 0.5), got {args.fpr}\n")
+    if args.cancel_candidates < 1 or args.more_offsets < 0:
+        parser.exit(2, f"error: --cancel-candidates must be >= 1 and --more-offsets >= 0, got "
+                       f"{args.cancel_candidates} and {args.more_offsets}\n")
     try:
         result = run(args)
     except ValueError as error:

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
-from evaluation.copy_landmarks import LandmarkIndex, landmark_settings, make_landmark_index
+from evaluation.copy_landmarks import LandmarkIndex, landmark_candidates, landmark_settings, make_landmark_index
 from evaluation.copy_verification import CopyVerifier, steady_snr_db
 from evaluation.features import limit_threads
 from music.audiofolder import file_sha256
@@ -136,8 +136,8 @@ class CopyMatch:
     `residual_segments`: per query `[segments, 2]` dB, the query's energy and the best fit's residual
     in each 0.5 s (`CopyVerifier` time profile). `candidates` holds every aligned key, best first;
     `verify` checks the first `verify_candidates`. After `CopyDetector.match_landmarks` (the optional
-    landmark view, `evaluation.copy_landmarks`): `landmark_index` (the training clip with the most
-    peak-pair hashes agreeing on one offset, -1: no hash in common), `landmark_offset_s` (where in it
+    landmark view, `evaluation.copy_landmarks`): `landmark_index` (of the clips whose peak-pair hashes
+    agree most on one offset, the one whose peaks cancel most, -1: no hash in common), `landmark_offset_s` (where in it
     the query starts, seconds) and `landmark_score` (the share, 0-1, of that clip's own peaks whose
     cells lose more than 10 dB when it is subtracted from the query).
     """
@@ -618,11 +618,11 @@ class CopyDetector:
 
     def match_landmarks(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
                         num_keys: int, exclude_self: bool = False, progress: bool = True) -> CopyMatch:
-        """The landmark view (`evaluation.copy_landmarks`): each query's training clip with the most
-        spectrogram-peak pairs agreeing on one time offset, scored by the share of that clip's own
-        peaks that cancel when it is subtracted (`LandmarkIndex.cancellation`). `queries`: waveforms
-        at `sample_rate`;
-        `key_audio(i)`: waveform of key i, `num_keys` of them (fingerprinted once per `key_audio`);
+        """The landmark view (`evaluation.copy_landmarks`): of the training clips (and offsets) whose
+        spectrogram-peak pairs agree most on one time offset (`landmark_candidates`), the one whose own
+        peaks cancel most when it is subtracted (`LandmarkIndex.confirm`), scored by that share.
+        `queries`: waveforms at `sample_rate`; `key_audio(i)`: waveform of key i, `num_keys` of them
+        (fingerprinted once per `key_audio`);
         `exclude_self`: query i may not match key i. Returns `match` with `landmark_score`,
         `landmark_index` and `landmark_offset_s` set; the score joins the flagging union
         (`evaluation.memorization.COPY_SCORES`) with its own calibrated threshold."""
@@ -635,14 +635,15 @@ class CopyDetector:
                 index.add(key_audio(k))
             self._landmark_index = (key_audio, num_keys, index)
         index = self._landmark_index[2]
-        exclude = list(range(len(queries))) if exclude_self else None
-        found = index.match(list(tqdm(queries, desc="landmarks", unit="clip", disable=not progress)), exclude)
-        # the hash count names the candidate; whether its peaks cancel decides (README: held-out
-        # twins reach copies' hash counts, not their cancellation)
-        cancelled = np.asarray([index.cancellation(q, key_audio(int(k)), float(o), int(k)) if k >= 0 else 0.0
-                                for q, k, o in zip(queries, found.index, found.offset_s)])
-        return dataclasses.replace(match, landmark_score=cancelled, landmark_index=found.index,
-                                   landmark_offset_s=found.offset_s)
+        # the hash count shortlists (clip, offset) candidates; the one whose own peaks cancel most is
+        # named, its share the score (README: held-out twins reach copies' hash counts, not their
+        # cancellation; a buried copy's source is often not the count's first)
+        confirmed = [index.confirm(q, key_audio, landmark_candidates(index, q, i if exclude_self else None))
+                     for i, q in enumerate(tqdm(queries, desc="landmarks", unit="clip", disable=not progress))]
+        share, clip, offset = (np.asarray(column) for column in zip(*confirmed)) if confirmed else ([], [], [])
+        return dataclasses.replace(match, landmark_score=np.asarray(share, dtype=np.float64),
+                                   landmark_index=np.asarray(clip, dtype=np.int64),
+                                   landmark_offset_s=np.asarray(offset, dtype=np.float64))
 
     def _match(self, queries, keys, exclude_self, progress, query_bpm, key_bpm) -> CopyMatch:
         """Every query as a whole and, with `separate`, its harmonic and its percussive part (each

@@ -193,7 +193,6 @@ class LandmarkIndex:
             self.query_fingerprinter.density = query_density
         self.idf = idf  # weigh each hit by log(training clips / clips holding its hash)
         self.presence_candidates = presence_candidates
-        self.keep_candidates = 0  # match_one also lists this many candidates (clip, offset_s)
         self._hash: list[np.ndarray] = []
         self._clip: list[np.ndarray] = []
         self._time: list[np.ndarray] = []
@@ -234,21 +233,18 @@ class LandmarkIndex:
             self._sorted = (hashes, clips, times, weights)
         return self._sorted
 
-    def match_one(self, waveform: np.ndarray, exclude: int | None = None) -> dict:
-        """Best training clip of one query: `{index, count, hashes, score, offset_s, background}`
-        (index -1 and score 0 when no hash of the query occurs in the index)."""
+    def _offset_scores(self, waveform: np.ndarray, exclude: int | None = None) -> dict | None:
+        """Every (training clip, offset) the query's hashes meet: `clip_of`, `offset` (frames) and
+        `score` arrays, the query's hash count `hashes` and each clip's chance count per offset
+        `background`; None when no hash of the query occurs in the index (outside `exclude`)."""
         if not self.frames:
             raise ValueError("the landmark index holds no training clip: add() some first")
-        fp = self.fingerprinter
         q_hash, q_time = self.query_fingerprinter.hashes(waveform)
-        none = {"index": -1, "count": 0, "hashes": len(q_hash), "score": 0.0, "offset_s": 0.0, "background": 0.0,
-                **({"presence": 0.0, "presence_index": -1, "presence_offset_s": 0.0, "presence_share": 0.0}
-                   if self.presence_candidates else {})}
         table, clips, times, weights = self._table()
         lo, hi = np.searchsorted(table, q_hash, "left"), np.searchsorted(table, q_hash, "right")
         sizes = hi - lo
         if sizes.sum() == 0:
-            return none
+            return None
         rows = np.repeat(lo - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())  # every hit's row
         hit_clip, modulus, hit_weight = clips[rows], np.asarray(self.frames)[clips[rows]], weights[rows]
         hit_offset = (times[rows] - np.repeat(q_time, sizes)) % modulus
@@ -256,7 +252,7 @@ class LandmarkIndex:
             keep = hit_clip != exclude
             hit_clip, hit_offset, modulus, hit_weight = (x[keep] for x in (hit_clip, hit_offset, modulus, hit_weight))
             if len(hit_clip) == 0:
-                return none
+                return None
         # count each (clip, offset) with its two neighbouring offsets (one frame of slack)
         width = int(max(self.frames)) + 1
         keys = np.concatenate([hit_clip * width + (hit_offset + d) % modulus for d in (-1, 0, 1)])
@@ -268,7 +264,7 @@ class LandmarkIndex:
         # a window of a loop rotated circularly is two pieces of it whose offsets differ by the
         # query's length: each offset's count adds that of the offset one query length away
         # (the better side) unless that is the same offset modulo the clip's length
-        query_frames = round(len(np.asarray(waveform)) / fp.hop_length)
+        query_frames = round(len(np.asarray(waveform)) / self.fingerprinter.hop_length)
         second = np.zeros(len(unique))
         for step in (-query_frames, query_frames):
             other = clip_of * width + (offset + step) % frames
@@ -278,18 +274,52 @@ class LandmarkIndex:
         second = np.where(apart, second, 0.0)
         background = 3 * per_clip[clip_of] / frames * np.where(apart, 2, 1)  # chance count of the bins added
         total = counts + second
-        score = (total - background) / np.sqrt(background + 1)
+        return {"clip_of": clip_of, "offset": offset, "total": total, "hashes": len(q_hash),
+                "score": (total - background) / np.sqrt(background + 1), "background": per_clip[clip_of] / frames}
+
+    def match_one(self, waveform: np.ndarray, exclude: int | None = None) -> dict:
+        """Best training clip of one query: `{index, count, hashes, score, offset_s, background}`
+        (index -1 and score 0 when no hash of the query occurs in the index)."""
+        fp = self.fingerprinter
+        found = self._offset_scores(waveform, exclude)
+        if found is None:
+            return {"index": -1, "count": 0, "hashes": len(self.query_fingerprinter.hashes(waveform)[0]),
+                    "score": 0.0, "offset_s": 0.0, "background": 0.0,
+                    **({"presence": 0.0, "presence_index": -1, "presence_offset_s": 0.0, "presence_share": 0.0}
+                       if self.presence_candidates else {})}
+        clip_of, offset, score = found["clip_of"], found["offset"], found["score"]
         best = int(np.argmax(score))
-        out = {"index": int(clip_of[best]), "count": float(total[best]), "hashes": len(q_hash),
+        out = {"index": int(clip_of[best]), "count": float(found["total"][best]), "hashes": found["hashes"],
                "score": float(score[best]), "offset_s": float(offset[best]) * fp.frame_seconds,
-               "background": float(per_clip[clip_of[best]] / frames[best])}
+               "background": float(found["background"][best])}
         if self.presence_candidates:
             out.update(self._presence(waveform, clip_of, offset, score))
-        if self.keep_candidates:  # the best offset of each of the best few clips, best first
-            order = np.argsort(-score, kind="stable")
-            _, first = np.unique(clip_of[order], return_index=True)
-            chosen = order[np.sort(first)[: self.keep_candidates]]
-            out["candidates"] = [(int(clip_of[c]), float(offset[c]) * fp.frame_seconds) for c in chosen]
+        return out
+
+    def candidates(self, waveform: np.ndarray, clips: int, exclude: int | None = None, more_offsets: int = 0,
+                   of_best: int = 0) -> list[tuple[int, float]]:
+        """`(training clip, offset_s)` pairs worth a cancellation check, best hash score first: the
+        best offset of each of the `clips` best clips, then `more_offsets` further offsets (at least
+        4 frames from those kept) of each of the `of_best` best clips (a loop repeating every beat
+        agrees on several offsets, and the count may prefer a wrong one). Empty when no hash meets."""
+        found = self._offset_scores(waveform, exclude)
+        if found is None:
+            return []
+        clip_of, offset, score = found["clip_of"], found["offset"], found["score"]
+        order = np.argsort(-score, kind="stable")
+        _, first = np.unique(clip_of[order], return_index=True)  # each clip's best offset
+        chosen = order[np.sort(first)[:clips]]
+        seconds = self.fingerprinter.frame_seconds
+        out = [(int(clip_of[c]), float(offset[c]) * seconds) for c in chosen]
+        for c in chosen[:of_best] if more_offsets else []:
+            clip, kept = clip_of[c], [int(offset[c])]
+            for other in offset[order[clip_of[order] == clip]]:
+                if len(kept) > more_offsets:
+                    break
+                gaps = np.abs(np.asarray(kept) - int(other))
+                if np.all(np.minimum(gaps, self.frames[clip] - gaps) > 3):
+                    kept.append(int(other))
+                    out.append((int(clip), float(other) * seconds))
         return out
 
     def _presence(self, waveform: np.ndarray, clip_of: np.ndarray, offset: np.ndarray, score: np.ndarray) -> dict:
@@ -318,39 +348,69 @@ class LandmarkIndex:
                         "presence_share": hits / n}
         return best
 
-    def cancellation(self, query: np.ndarray, key: np.ndarray, offset_s: float, key_id: int, search: int = 128,
-                     drop_db: float = 10.0) -> float:
+    def _stft(self, audio: np.ndarray) -> np.ndarray:
+        fp = self.fingerprinter
+        return signal.stft(audio, nperseg=fp.n_fft, noverlap=fp.n_fft - fp.hop_length, boundary=None, padded=False)[2]
+
+    def cancellation(self, query: np.ndarray, key: np.ndarray, offset_s: float, key_id: int, search: int | None = 128,
+                     drop_db: float = 10.0, query_spectrum: np.ndarray | None = None) -> float:
         """A second look at a landmark candidate (training clip `key_id`, waveform `key`, the query
         starting `offset_s` seconds into it): the share of the candidate's own peaks in the query's
         time range whose time-frequency cell loses more than `drop_db` when the candidate, aligned to
-        the sample (cross-correlation within `search` samples of the landmark offset) and fitted by
-        one complex gain per frequency bin, is subtracted from the query. An additive copy cancels
-        where it is the louder part, under any other material; a held-out twin (the same one-shots
-        on the same grid, hits humanised by milliseconds, other velocities) does not. A rotated
-        window is aligned on its first piece only."""
+        the sample (cross-correlation within `search` samples of the landmark offset; None: anywhere
+        in the loop) and fitted by one complex gain per frequency bin, is subtracted from the query.
+        An additive copy cancels where it is the louder part, under any other material; a held-out
+        twin (the same one-shots on the same grid, hits humanised by milliseconds, other velocities)
+        does not. A rotated window is aligned on its first piece only. `query_spectrum`: the query's
+        STFT, when the caller checks several candidates of one query."""
+        return self._cancelled(query, key, offset_s, key_id, search, drop_db, query_spectrum)[0]
+
+    def _cancelled(self, query: np.ndarray, key: np.ndarray, offset_s: float, key_id: int, search: int | None,
+                   drop_db: float, query_spectrum: np.ndarray | None) -> tuple[float, float]:
+        """`cancellation` and the aligned start in the key (seconds)."""
         fp = self.fingerprinter
-        hop, n = fp.hop_length, len(query)
+        n = len(query)
         if n < fp.n_fft or len(key) == 0:
-            return 0.0
-        start = round(offset_s * fp.sample_rate)
+            return 0.0, offset_s
+        anywhere = search is None
+        if anywhere:  # every start of the loop: one circular cross-correlation
+            search, start = len(key) // 2, round(offset_s * fp.sample_rate) + len(key) // 2
+        else:
+            start = round(offset_s * fp.sample_rate)
         looped = np.tile(key, -(-(n + 2 * search) // len(key)) + 2)  # the key as a loop, long enough
         begin = (start - search) % len(key)
         segment = looped[begin : begin + n + 2 * search]
         lags = signal.correlate(segment, query, mode="valid", method="fft")  # 2 search + 1 lags
         lag = int(np.argmax(np.abs(lags)))
-        aligned = segment[lag : lag + n]
-        _, _, q = signal.stft(query, nperseg=fp.n_fft, noverlap=fp.n_fft - hop, boundary=None, padded=False)
-        _, _, k = signal.stft(aligned, nperseg=fp.n_fft, noverlap=fp.n_fft - hop, boundary=None, padded=False)
+        aligned_s = ((begin + lag) % len(key)) / fp.sample_rate
+        q = self._stft(query) if query_spectrum is None else query_spectrum
+        k = self._stft(segment[lag : lag + n])
         gain = (q * np.conj(k)).sum(axis=1, keepdims=True) / ((np.abs(k) ** 2).sum(axis=1, keepdims=True) + 1e-12)
-        residual = q - gain * k
         bins, frames = self._peaks[key_id]
-        at = (frames - round(offset_s / fp.frame_seconds)) % self.frames[key_id]
+        at = (frames - round((aligned_s if anywhere else offset_s) / fp.frame_seconds)) % self.frames[key_id]
         inside = at < q.shape[1]
         if not inside.any():
-            return 0.0
-        cells_q = np.abs(q[1:][bins[inside], at[inside]])
-        cells_r = np.abs(residual[1:][bins[inside], at[inside]])
-        return float(np.mean(20 * np.log10((cells_q + 1e-9) / (cells_r + 1e-9)) > drop_db))
+            return 0.0, aligned_s
+        cells = (bins[inside] + 1, at[inside])  # peaks' bins count from 1 (bin 0 dropped)
+        cells_q, cells_r = np.abs(q[cells]), np.abs(q[cells] - gain[cells[0], 0] * k[cells])
+        return float(np.mean(20 * np.log10((cells_q + 1e-9) / (cells_r + 1e-9)) > drop_db)), aligned_s
+
+    def confirm(self, query: np.ndarray, key_audio, candidates: list[tuple[int, float]],
+                search: int | None = 128) -> tuple[float, int, float]:
+        """`(share, training clip, offset_s)` of the candidate (`candidates`' `(clip, offset_s)`) whose
+        own peaks cancel most (`cancellation`, aligned within `search` samples; offset_s as aligned);
+        `(0.0, -1, 0.0)` without candidates. `key_audio(i)`: waveform of training clip i. The hash
+        count only shortlists: a copy buried under louder material keeps too few hashes to come
+        first, but its source cancels wherever it leads."""
+        best = (0.0, -1, 0.0)
+        if not candidates or len(query) < self.fingerprinter.n_fft:
+            return best
+        spectrum = self._stft(np.asarray(query, dtype=np.float32))
+        for clip, offset_s in candidates:
+            share, aligned_s = self._cancelled(query, key_audio(clip), offset_s, clip, search, 10.0, spectrum)
+            if share > best[0] or best[1] < 0:
+                best = (share, clip, aligned_s)
+        return best
 
     def match(self, queries: list[np.ndarray], exclude: list[int | None] | None = None) -> LandmarkMatch:
         """`match_one` of every query (`exclude[i]`: a training clip query i may not match, e.g. itself)."""
@@ -370,6 +430,11 @@ class LandmarkIndex:
 LANDMARK_SETTINGS = {"n_fft": 512, "hop_length": 64, "min_dt": 24, "max_dt": 128, "bands": 4, "density": 80.0}
 QUERY_DENSITY = 240.0
 IDF = False
+# The cancellation decides among the hash count's best: the best offset of each of the 50 best
+# clips, and two more offsets of each of the 5 best (benchmarks/check_landmark_mix.py
+# --cancel-candidates: drums mix copies 58% -> 83% on the seed-0 copies, 71% -> 83% fresh; the
+# calibration threshold barely moves, as a clip that is no copy cancels little against any clip).
+CANDIDATES, MORE_OFFSETS, OF_BEST = 50, 2, 5
 
 
 def make_landmark_index() -> LandmarkIndex:
@@ -379,4 +444,10 @@ def make_landmark_index() -> LandmarkIndex:
 
 def landmark_settings() -> dict:
     """Those settings, for a report's record of the detector."""
-    return {**make_landmark_index().fingerprinter.describe(), "query_peaks_per_second": QUERY_DENSITY, "idf": IDF}
+    return {**make_landmark_index().fingerprinter.describe(), "query_peaks_per_second": QUERY_DENSITY, "idf": IDF,
+            "cancellation_candidates": {"clips": CANDIDATES, "more_offsets": MORE_OFFSETS, "of_best": OF_BEST}}
+
+
+def landmark_candidates(index: LandmarkIndex, query: np.ndarray, exclude: int | None = None) -> list[tuple[int, float]]:
+    """The `(training clip, offset_s)` candidates the landmark view checks by cancellation."""
+    return index.candidates(query, CANDIDATES, exclude, more_offsets=MORE_OFFSETS, of_best=OF_BEST)

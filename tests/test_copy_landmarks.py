@@ -173,3 +173,50 @@ def test_copy_detector_landmark_view_flags_a_mixed_copy_with_its_source_and_offs
     match = {**row, "matched_by": "landmarks", "generated_path": str(tmp_path / "generated" / row["file"]),
              "train_path": str(tmp_path / "train" / row["landmark_train_file"]), "copy_offset_s": 2.0}
     assert aligned_spectrograms(match).width > 0
+
+
+def test_a_copy_the_hash_count_does_not_name_first_is_named_by_its_cancellation():
+    from evaluation.copy_detection import CopyDetector, CopyMatch
+
+    twin_of_other = pattern_clip(52, jitter_s=0.004)  # a humanised twin of the louder material, trained on
+    train = [pattern_clip(seed) for seed in range(6)] + [twin_of_other]
+    excerpt, other = train[3][RATE // 2 : RATE // 2 + 3 * RATE], pattern_clip(52)[RATE : 4 * RATE]
+    query = excerpt / rms(excerpt) * rms(other) * 10 ** (-10 / 20) + other  # clip 3, 10 dB under
+    detector = CopyDetector(landmarks=True)
+    assert detector.match_landmarks([query], _empty_match(CopyMatch), train.__getitem__, len(train),
+                                    progress=False).landmark_index[0] == 3
+    index = detector._landmark_index[2]
+    assert index.match_one(query)["index"] == 6  # the count alone names the twin, whose hits do not cancel
+    candidates = index.candidates(query, 3)
+    share, clip, offset_s = index.confirm(query, train.__getitem__, candidates)
+    assert (clip, offset_s) == (3, pytest.approx(0.5, abs=0.01)) and share > 0.5
+    assert index.cancellation(query, twin_of_other, *[o for k, o in candidates if k == 6], 6) < share / 2
+
+
+def test_candidates_list_each_clip_once_then_more_offsets_of_the_best(index):
+    query = pattern_clip(2)[RATE : 4 * RATE]
+    plain = index.candidates(query, 4)
+    assert len({clip for clip, _ in plain}) == len(plain) <= 4 and plain[0][0] == 2
+    more = index.candidates(query, 4, more_offsets=2, of_best=1)
+    assert more[: len(plain)] == plain and {clip for clip, _ in more[len(plain):]} <= {2}
+    assert index.candidates(np.zeros(3 * RATE, dtype=np.float32), 4) == []
+    assert index.confirm(np.zeros(3 * RATE, dtype=np.float32), pattern_clip, []) == (0.0, -1, 0.0)
+
+
+def _empty_match(match_class):
+    """A CopyMatch of one query with no match (the landmark view fills its own fields)."""
+    zeros = np.zeros(1)
+    return match_class(score=zeros, index=np.zeros(1, dtype=int), offset_s=zeros, semitones=zeros,
+                       tempo_ratio=zeros + 1, gain_db=zeros, melody_score=zeros, melody_index=np.zeros(1, dtype=int),
+                       melody_semitones=zeros, part=np.asarray(["whole"]))
+
+
+def test_alignment_anywhere_in_the_loop_recovers_a_wrong_hash_offset(index):
+    source = pattern_clip(4)
+    other = tones(12, 3.0)
+    excerpt = source[RATE // 2 : RATE // 2 + 3 * RATE]
+    copy = excerpt / rms(excerpt) * rms(other) * 10 ** (-6 / 20) + other
+    assert index.cancellation(copy, source, 1.7, 4) < 0.1  # 1.2 s off: nothing lines up within 128 samples
+    assert index.cancellation(copy, source, 1.7, 4, search=None) > 0.5
+    share, clip, offset_s = index.confirm(copy, {4: source}.__getitem__, [(4, 1.7)], search=None)
+    assert (clip, offset_s) == (4, pytest.approx(0.5, abs=0.002)) and share > 0.5
