@@ -47,7 +47,8 @@ from evaluation.audio_io import load_clips
 from evaluation.cache import EmbeddingCache
 from evaluation.copy_detection import CopyDetector, CopyMatch
 from evaluation.copy_verification import steady_snr_db
-from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies, wilson_interval
+from evaluation.intervals import wilson_interval
+from evaluation.memorization import TrainingAudio, calibrate_thresholds, copy_scores, flag_copies
 from music.audiofolder import file_sha256, find_audio_files, metadata_file, read_rows
 from music.stretch import pitch_shift, time_stretch
 from scripts.corpus.splits import groups_in

@@ -55,12 +55,12 @@ from evaluation.copy_landmarks import (
     LandmarkIndex,
 )
 from evaluation.copy_landmarks import LANDMARK_SETTINGS as DEFAULTS
+from evaluation.intervals import wilson_interval
 from evaluation.memorization import (
     TrainingAudio,
     calibrate_threshold,
     calibrate_thresholds,
     flag_copies,
-    wilson_interval,
 )
 
 TOP_HELD_OUT = 8  # highest-scoring held-out clips listed with their matches
