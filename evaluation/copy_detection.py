@@ -243,6 +243,45 @@ def _overlaps(q_len: int, k_len: int) -> torch.Tensor:
     return (torch.minimum(torch.tensor(q_len), k_len - lags) - torch.clamp(-lags, min=0)).clamp_min(0).float()
 
 
+@dataclass
+class VerifiedBest:
+    """What verification keeps per query while it tries candidates and transforms (`CopyDetector.verify`
+    and `add_recut` fill it the same way): the best residual SNR of every fit with its key, the best
+    verified candidate with its transform, time profile and steady SNR, and each candidate's best."""
+
+    snr: np.ndarray
+    steady: np.ndarray
+    by_fit: dict[int, np.ndarray]
+    index_by_fit: dict[int, np.ndarray]
+    index: np.ndarray
+    semitones: np.ndarray
+    ratio: np.ndarray
+    segments: np.ndarray
+    per_candidate: np.ndarray
+
+    def keep(self, q: int, c: int, key: int, semitones: float, ratio: float, fits: dict[int, float],
+             waveform: float, segments: np.ndarray | None, steady: float | None = None) -> None:
+        """One tried fit of query `q` against its `c`-th verified candidate `key` under a transform
+        (semitones, tempo ratio): every best it beats moves to it. `waveform`: its residual SNR (dB) at
+        the verifier's filter length; `steady`: its steady SNR (None: from `segments`, when it is kept)."""
+        for taps, value in fits.items():
+            if value > self.by_fit[taps][q]:
+                self.by_fit[taps][q], self.index_by_fit[taps][q] = value, key
+        if waveform > self.snr[q]:
+            self.snr[q], self.index[q], self.semitones[q], self.ratio[q] = waveform, key, semitones, ratio
+            self.segments[q] = segments
+            self.steady[q] = steady_snr_db(segments, waveform) if steady is None else steady
+        self.per_candidate[q][c][1] = max(self.per_candidate[q][c][1], waveform)
+
+    def into(self, match: CopyMatch) -> CopyMatch:
+        """`match` with the verification fields set from what was kept."""
+        return dataclasses.replace(match, residual_snr_db=self.snr, verified_index=self.index,
+                                   verified_semitones=self.semitones, verified_tempo_ratio=self.ratio,
+                                   residual_by_fit=self.by_fit, verified_index_by_fit=self.index_by_fit,
+                                   residual_segments=self.segments, candidate_residuals=self.per_candidate,
+                                   steady_residual_snr_db=self.steady)
+
+
 class CopyDetector:
     """Transform-robust copy detector (see the module docstring); `features` per clip are cached,
     `match` finds the best training clip of each query and the transform that maps one to the other.
@@ -477,50 +516,32 @@ class CopyDetector:
         `key_audio(i)`: waveform of key clip i. Returns `match` with the verification fields set."""
         if match.candidates is None or len(match.candidates) != len(queries):
             raise ValueError("verify needs the CopyMatch that match() returned for these queries")
-        snr = np.zeros(len(queries))  # 0 dB: explains nothing (a silent query stays there)
-        steady = np.zeros(len(queries))
-        by_fit = {taps: np.zeros(len(queries)) for taps in self.verifier.fits}
-        index_by_fit = {taps: match.index.copy() for taps in self.verifier.fits}
-        index = match.index.copy()
-        semitones = match.semitones.astype(float).copy()
-        ratio = match.tempo_ratio.astype(float).copy()
-        segments = np.empty(len(queries), dtype=object)
-        per_candidate = np.empty(len(queries), dtype=object)
+        best = VerifiedBest(
+            snr=np.zeros(len(queries)),  # 0 dB: explains nothing (a silent query stays there)
+            steady=np.zeros(len(queries)), by_fit={taps: np.zeros(len(queries)) for taps in self.verifier.fits},
+            index_by_fit={taps: match.index.copy() for taps in self.verifier.fits}, index=match.index.copy(),
+            semitones=match.semitones.astype(float).copy(), ratio=match.tempo_ratio.astype(float).copy(),
+            segments=np.empty(len(queries), dtype=object), per_candidate=np.empty(len(queries), dtype=object))
+        taps = self.verifier.filter_taps
         with limit_threads(1):
             for q, query in enumerate(tqdm(queries, desc="copy verification", unit="clip", disable=not progress)):
-                per_candidate[q] = []
                 verified = match.candidates[q][: self.verify_candidates]
+                best.per_candidate[q] = [[int(key), 0.0] for key, *_ in verified]
                 per_part = self.part_transforms(query, [int(c[0]) for c in verified], key_audio)
                 for c, (key, shift, tempo, _) in enumerate(verified):
-                    per_candidate[q].append([int(key), 0.0])
                     # the estimated transform, and none (the search's tempo or pitch may be off by a
                     # step for an unchanged copy; trying it costs no Rubber Band)
                     for variant in dict.fromkeys([(float(shift), float(tempo)), (0.0, 1.0)]):
                         result = self.verifier.residual_snr_db(query, key_audio(int(key)), *variant)
-                        for taps, value in result["fits"].items():
-                            if value > by_fit[taps][q]:
-                                by_fit[taps][q], index_by_fit[taps][q] = value, key
-                        if result["waveform"] > snr[q]:
-                            snr[q], index[q], (semitones[q], ratio[q]) = result["waveform"], key, variant
-                            steady[q], segments[q] = result["steady"], result["segments"]
-                        per_candidate[q][-1][1] = max(per_candidate[q][-1][1], result["waveform"])
+                        best.keep(q, c, key, *variant, result["fits"], result["waveform"], result["segments"],
+                                  result["steady"])
                     # the recut at the transpositions other parts of the query are aligned at (its own
                     # ran above, inside `residual_snr_db`)
                     own = [float(shift)] if self.verifier.recut_applies(float(shift), float(tempo)) else []
                     for other in self.recut_semitones(per_part, c, own):
                         fits, profile = self.verifier.recut_fits(query, key_audio(int(key)), other)
-                        for taps, value in fits.items():
-                            if value > by_fit[taps][q]:
-                                by_fit[taps][q], index_by_fit[taps][q] = value, key
-                        if fits[self.verifier.filter_taps] > snr[q]:
-                            snr[q], index[q], semitones[q], ratio[q] = fits[self.verifier.filter_taps], key, other, 1.0
-                            segments[q] = profile
-                            steady[q] = steady_snr_db(profile, fits[self.verifier.filter_taps])
-                        per_candidate[q][-1][1] = max(per_candidate[q][-1][1], fits[self.verifier.filter_taps])
-        return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
-                                   verified_tempo_ratio=ratio, residual_by_fit=by_fit,
-                                   verified_index_by_fit=index_by_fit, residual_segments=segments,
-                                   candidate_residuals=per_candidate, steady_residual_snr_db=steady)
+                        best.keep(q, c, key, other, 1.0, fits, fits[taps], profile)
+        return best.into(match)
 
     def candidate_transforms(self, query: np.ndarray, keys: list[np.ndarray]) -> list[list[tuple[float, float, float]]]:
         """The alignment stage of `match` for one query (features) against the given keys only:
@@ -588,15 +609,16 @@ class CopyDetector:
             raise ValueError(f"the stored fits {sorted(match.residual_by_fit)} are not this verifier's "
                              f"{sorted(self.verifier.fits)}")
         taps = self.verifier.filter_taps
-        snr, steady = match.residual_snr_db.astype(float).copy(), match.steady_residual_snr_db.astype(float).copy()
-        by_fit = {t: v.astype(float).copy() for t, v in match.residual_by_fit.items()}
-        index_by_fit = {t: v.copy() for t, v in match.verified_index_by_fit.items()}
-        index, semitones = match.verified_index.copy(), match.verified_semitones.astype(float).copy()
-        ratio, segments = match.verified_tempo_ratio.astype(float).copy(), match.residual_segments.copy()
-        per_candidate = np.empty(len(queries), dtype=object)
+        best = VerifiedBest(
+            snr=match.residual_snr_db.astype(float).copy(), steady=match.steady_residual_snr_db.astype(float).copy(),
+            by_fit={t: v.astype(float).copy() for t, v in match.residual_by_fit.items()},
+            index_by_fit={t: v.copy() for t, v in match.verified_index_by_fit.items()},
+            index=match.verified_index.copy(), semitones=match.verified_semitones.astype(float).copy(),
+            ratio=match.verified_tempo_ratio.astype(float).copy(), segments=match.residual_segments.copy(),
+            per_candidate=np.empty(len(queries), dtype=object))
         with limit_threads(1):
             for q, query in enumerate(tqdm(queries, desc="copy recut", unit="clip", disable=not progress)):
-                per_candidate[q] = [list(pair) for pair in match.candidate_residuals[q]]
+                best.per_candidate[q] = [list(pair) for pair in match.candidate_residuals[q]]
                 verified = match.candidates[q][: self.verify_candidates]
                 parts = per_part[q] if per_part is not None and per_part[q] is not None else \
                     self.part_transforms(query, [int(c[0]) for c in verified], key_audio)
@@ -604,17 +626,8 @@ class CopyDetector:
                     own = [float(shift)] if self.verifier.recut_applies(float(shift), float(tempo)) else []
                     for semis in own + self.recut_semitones(parts, c, own):
                         fits, profile = self.verifier.recut_fits(query, key_audio(int(key)), semis)
-                        for t, value in fits.items():
-                            if value > by_fit[t][q]:
-                                by_fit[t][q], index_by_fit[t][q] = value, key
-                        if fits[taps] > snr[q]:
-                            snr[q], index[q], semitones[q], ratio[q] = fits[taps], key, semis, 1.0
-                            segments[q], steady[q] = profile, steady_snr_db(profile, fits[taps])
-                        per_candidate[q][c][1] = max(per_candidate[q][c][1], fits[taps])
-        return dataclasses.replace(match, residual_snr_db=snr, verified_index=index, verified_semitones=semitones,
-                                   verified_tempo_ratio=ratio, residual_by_fit=by_fit,
-                                   verified_index_by_fit=index_by_fit, residual_segments=segments,
-                                   candidate_residuals=per_candidate, steady_residual_snr_db=steady)
+                        best.keep(q, c, key, semis, 1.0, fits, fits[taps], profile)
+        return best.into(match)
 
     def match_landmarks(self, queries: list[np.ndarray], match: CopyMatch, key_audio: Callable[[int], np.ndarray],
                         num_keys: int, exclude_self: bool = False, progress: bool = True) -> CopyMatch:
