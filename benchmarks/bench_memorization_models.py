@@ -22,14 +22,14 @@ from pathlib import Path
 
 from evaluation.compare import compare
 from evaluation.generate import generate_clips
+from models.loading import load_pipeline
 from music.audiofolder import METADATA_JSONL
-from studio.requests import DEFAULT_LOOP_STEPS, DEFAULT_TEXT_STEPS
 
 #: What each shipped model is generated with and matched against (baseline: held-out clips of the
 #: kinds it was trained on).
 MODELS = {
-    "loops": {"checkpoint": "checkpoints/loops", "steps": DEFAULT_LOOP_STEPS, "baseline": "data/corpus/test/drums"},
-    "text": {"checkpoint": "checkpoints/text", "steps": DEFAULT_TEXT_STEPS, "baseline": "data/corpus/test"},
+    "loops": {"checkpoint": "checkpoints/loops", "steps": None, "baseline": "data/corpus/test/drums"},
+    "text": {"checkpoint": "checkpoints/text", "steps": None, "baseline": "data/corpus/test"},
 }
 TOP_MATCH_KEYS = ("file", "copy_train_file", "copy_score", "copy_offset_s", "semitones", "tempo_ratio", "gain_db",
                   "melody_score", "melody_train_file", "residual_snr_db", "verified_train_file", "above_threshold")
@@ -57,12 +57,14 @@ def link_training_clips(checkpoint: Path, corpus_train: Path, out: Path) -> int:
 
 
 def generate(model: str, settings: dict, out: Path, num_clips: int, seed: int, seconds: float) -> Path:
-    """The model's clips at the studio's default steps (a finished folder with the same settings is reused)."""
+    """The model's clips at the studio's default steps, the checkpoint's own unless `settings["steps"]` names some
+    (a finished folder with the same settings is reused)."""
+    steps = settings["steps"] or load_pipeline(settings["checkpoint"]).default_num_inference_steps
     prompts = rows = None
     if model == "text":
         rows = [json.loads(line) for line in (Path("data/corpus/test") / METADATA_JSONL).read_text().splitlines()]
         prompts = [r["text"] for r in rows]
-    return generate_clips(settings["checkpoint"], out, num_clips, seed=seed, num_inference_steps=settings["steps"],
+    return generate_clips(settings["checkpoint"], out, num_clips, seed=seed, num_inference_steps=steps,
                           seconds_total=seconds, prompts=prompts, prompt_rows=rows)
 
 
@@ -73,7 +75,8 @@ def summarise(model: str, settings: dict, report: dict, num_clips: int, seed: in
     memo = candidate["memorization"]
     # The steps the clips were made with (the folder may predate a change of the studio default).
     made = Path((candidate.get("source") or {}).get("path", "")) / "generation.json"
-    steps = json.loads(made.read_text())["settings"]["num_inference_steps"] if made.is_file() else settings["steps"]
+    steps = json.loads(made.read_text())["settings"]["num_inference_steps"] if made.is_file() else (settings["steps"]
+                                                                                     or "the checkpoint's default")
     prompts = ", prompts: test-split captions evenly spaced, each at its clip's tempo" if model == "text" else ""
     return {
         "checkpoint": settings["checkpoint"],

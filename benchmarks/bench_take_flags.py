@@ -30,7 +30,6 @@ from evaluation.intervals import wilson_interval
 from models.loading import load_pipeline
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.take_quality import load_gate, measure_take
-from studio.requests import DEFAULT_LOOP_STEPS
 
 
 def setting_label(steps: int | None, options: list[tuple[str, object]]) -> str:
@@ -110,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num must be >= 2 and --seconds > 0")
     torch.set_num_threads(args.threads)
 
-    steps = args.steps or DEFAULT_LOOP_STEPS  # the Loops tab's default
+    pipeline = load_pipeline(args.checkpoint)
+    steps = args.steps or pipeline.default_num_inference_steps  # the checkpoint's own: the Loops tab's default
     label = setting_label(args.steps, args.scheduler_option + args.pipeline_option)
     folder = args.reuse
     if folder is not None:
@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--reuse {folder} was made with {made}, not the settings asked "
                          f"({asked}, no scheduler options)")
     else:
-        pipeline = load_pipeline(args.checkpoint)
         apply_options(pipeline, dict(args.scheduler_option), dict(args.pipeline_option))
         folder = generate_clips(args.checkpoint, args.work_dir / label, args.num, seed=args.seed,
                                 num_inference_steps=steps, seconds_total=args.seconds, pipeline=pipeline)

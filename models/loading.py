@@ -76,7 +76,7 @@ def load_audio_diffusion_folder(folder: Path) -> MelDiffusionPipeline:
     if isinstance(pipeline.scheduler, DDPMScheduler):
         name, steps = TETICIO_DDPM_DEFAULT
         pipeline.set_scheduler(name)
-        pipeline.default_num_inference_steps = steps
+        pipeline.set_default_steps(steps)
     return pipeline
 
 

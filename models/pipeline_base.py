@@ -163,6 +163,18 @@ class MelPipelineBase(DiffusionPipeline):
         # Rubber Band can overshoot a little; keep the pipeline's 0.99 ceiling.
         return np.stack([item * min(1.0, 0.99 / peak) for item, peak in zip(stretched, peaks)])[:, None, :]
 
+    def set_default_steps(self, steps: int | None) -> None:
+        """Make `steps` denoising steps the default of every call and of the studio's "model default", saved as
+        `default_num_inference_steps` in `model_index.json` (a checkpoint's own choice, measured for it); None
+        keeps the class's. Raises `ValueError` outside 1..`max_inference_steps`."""
+        if steps is None:
+            return
+        if isinstance(steps, bool) or int(steps) != steps or not 1 <= int(steps) <= self.max_inference_steps:
+            raise ValueError(f"default_num_inference_steps must be a whole number in 1..{self.max_inference_steps}, "
+                             f"got {steps!r}.")
+        self.default_num_inference_steps = int(steps)
+        self.register_to_config(default_num_inference_steps=int(steps))
+
     def check_vocoder(self) -> None:
         """Raise `ValueError` when a vocoder is present and the pipeline's mel is not the one it expects."""
         vocoder = getattr(self, "vocoder", None)

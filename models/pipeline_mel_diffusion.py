@@ -99,6 +99,9 @@ class MelDiffusionPipeline(MelPipelineBase):
     Tempo-normalised models (`reference_bpm` set) were trained on bar-aligned windows at that one
     tempo: they generate at it and are time-stretched to the `bpm` asked for.
 
+    `default_num_inference_steps` (a `model_index.json` entry): the checkpoint's own step count, the default of
+    every call and of the studio's Loops tab and API (None: the class's 20).
+
     Perturbed-attention guidance (`models.perturbed_attention`): with `perturbed_attention_scale` above 0, each
     step whose noise level is in `guidance_interval` moves the prediction away from the same UNet's prediction
     with identity attention in `perturbed_attention_layers` (default: the middle block), at twice the UNet work
@@ -128,6 +131,7 @@ class MelDiffusionPipeline(MelPipelineBase):
         guidance_interval: Sequence[float] | None = None,
         guidance_unet: UNet2DModel | None = None,
         autoguidance_scale: float = 1.0,
+        default_num_inference_steps: int | None = None,
     ):
         super().__init__()
         check_guidance_unet(unet, guidance_unet)
@@ -144,6 +148,7 @@ class MelDiffusionPipeline(MelPipelineBase):
             guidance_interval=None if interval is None else list(interval),
         )
         self.check_vocoder()
+        self.set_default_steps(default_num_inference_steps)
 
     def predict_noise(self, latents: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timestep).sample

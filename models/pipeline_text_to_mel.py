@@ -78,6 +78,8 @@ class TextToMelPipeline(MelPipelineBase):
     guidance is applied (see `check_guidance_interval`; None: every step); outside it a step runs the
     conditional branch alone, half the UNet work of a guided step.
     Tempo-normalised models (`reference_bpm` set) generate at that tempo and are stretched to `bpm`.
+    `default_num_inference_steps`: the checkpoint's own step count, the default of every call and of the
+    studio's "model default" (None: the class's 20).
     """
 
     is_text_conditioned = True
@@ -103,6 +105,7 @@ class TextToMelPipeline(MelPipelineBase):
         vocoder: MelVocoder | None = None,
         guidance_interval: Sequence[float] | None = None,
         key_embedding: KeyEmbedding | None = None,
+        default_num_inference_steps: int | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -117,6 +120,7 @@ class TextToMelPipeline(MelPipelineBase):
                                 text_pooling=text_pooling, reference_bpm=reference_bpm, beats_per_bar=beats_per_bar,
                                 max_window_start_s=max_window_start_s,
                                 guidance_interval=None if guidance_interval is None else list(guidance_interval))
+        self.set_default_steps(default_num_inference_steps)
 
     # ---- saving and loading ----------------------------------------------------------------
 

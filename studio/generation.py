@@ -250,8 +250,12 @@ class Workspace:
         return GateRun(gate, take_kind(gate, prompt), tries, self.budget, request)
 
     def check_steps(self, steps: object, capabilities: Capabilities) -> int:
-        """Steps within the server's and the model's limit, or `ValueError`."""
-        return check_int("Steps", steps, 1, min(self.limits.max_steps, capabilities.max_steps))
+        """Steps within the server's and the model's limit, or `ValueError`; 0 (or None, "") is the model's own
+        default (`Capabilities.default_steps`), kept within the server's limit."""
+        most = min(self.limits.max_steps, capabilities.max_steps)
+        if steps is None or steps == "" or (not isinstance(steps, bool) and steps == 0):
+            return min(capabilities.default_steps, most)
+        return check_int("Steps", steps, 1, most)
 
     def plan(self, reporter: StepReporter, choice: ModelChoice, capabilities: Capabilities, clips: int,
              seconds: float, steps: int, clips_label: str, seconds_label: str) -> Request:

@@ -41,13 +41,11 @@ KEY_CHOICES = [PROMPT_KEY, NO_KEY, *key_names()]
 # Longest start offset of a text-to-audio clip in the imagined piece, in seconds.
 MAX_SECONDS_START = 3600.0
 MAX_GUIDANCE = 30.0
-# The Loops and Text to audio tabs' sampling defaults, chosen by `benchmarks/bench_quality.py` against real
-# clips (README, "Sampling defaults and speed"): loops at 10 steps (with the bundled model's Karras sigmas)
-# matched or beat 20 at about half the time; text at 10 steps made 2 noise washes in 40 takes against 0 at 20,
-# while 12 steps with guidance only at noise levels sigma in (0.9, 50] (the bundled text model's
-# `guidance_interval`) matched 20 guided steps on every measure with half the UNet evaluations.
-DEFAULT_LOOP_STEPS = 10
-DEFAULT_TEXT_STEPS = 12
+# Steps 0 asks for the model's own default: each checkpoint carries the step count measured for it
+# (`default_num_inference_steps` in its `model_index.json`; the bundled loops model 10 steps with its Karras
+# sigmas, the text model 12 with guidance at sigma in (0.9, 50], chosen by `benchmarks/bench_quality.py`
+# against real clips, README "Sampling defaults and speed"), and a hub model its own (teticio's DDIM: 50).
+MODEL_DEFAULT_STEPS = 0
 DEFAULT_GUIDANCE = 3.0
 
 
@@ -166,7 +164,8 @@ class LoopsRequest(KeyAndExport):
         variations: clips made, 1..`max_outputs`; variation i uses seed `seed + i`.
         seed: 0..2**32-1, or None with `randomize_seed`.
         randomize_seed: draw a fresh seed.
-        steps: denoising steps per window, 1..`max_steps` (and the model's own limit).
+        steps: denoising steps per window, 1..`max_steps` (and the model's own limit); 0: the model's own
+            default (`Capabilities.default_steps`, its checkpoint's choice).
         scheduler: sampler name (None or "model default": the model's own).
         repeats: times the loop is tiled in its file, 1..`max_repeats`.
         clip_seconds: each generated clip's length in seconds: 0 for two bars at the tempo, else at least
@@ -182,7 +181,7 @@ class LoopsRequest(KeyAndExport):
     variations: int = 1
     seed: int | None = None
     randomize_seed: bool = True
-    steps: int = DEFAULT_LOOP_STEPS
+    steps: int = MODEL_DEFAULT_STEPS
     scheduler: str | None = None
     repeats: int = 4
     clip_seconds: float = 0.0
@@ -230,7 +229,7 @@ class TextToAudioRequest(KeyAndExport):
     seconds_total: float = 5.0
     seconds_start: float = 0.0
     guidance_scale: float = DEFAULT_GUIDANCE
-    steps: int = DEFAULT_TEXT_STEPS
+    steps: int = MODEL_DEFAULT_STEPS
     scheduler: str | None = None
     seed: int | None = None
     randomize_seed: bool = True

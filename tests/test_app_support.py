@@ -27,12 +27,15 @@ CAPTIONS = {"drums/beat-1.flac": "punchy drum loop, 120 BPM", "drums/beat-2.wav"
 
 
 def save_checkpoints(root: Path) -> Path:
-    """`root/checkpoints/{loops,latent,text}`: tiny unconditional, latent and text models; returns the folder."""
+    """`root/checkpoints/{loops,latent,text}`: tiny unconditional, latent and text models, each carrying the
+    bundled checkpoints' own step counts (loops 10, text 12); returns the folder."""
     folder = root / "checkpoints"
     if not (folder / "text" / "model_index.json").exists():
-        tiny_mel_pipeline().save_pretrained(folder / "loops")
-        tiny_mel_pipeline(latent=True).save_pretrained(folder / "latent")
-        tiny_text_pipeline().save_pretrained(folder / "text")
+        tiny = (("loops", tiny_mel_pipeline(), 10), ("latent", tiny_mel_pipeline(latent=True), 10),
+                ("text", tiny_text_pipeline(), 12))
+        for name, pipeline, steps in tiny:
+            pipeline.set_default_steps(steps)
+            pipeline.save_pretrained(folder / name)
     return folder
 
 

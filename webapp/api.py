@@ -27,8 +27,7 @@ from music.export import DEFAULT_FORMAT
 from music.loops import read_wav_metadata
 from studio.requests import (
     DEFAULT_GUIDANCE,
-    DEFAULT_LOOP_STEPS,
-    DEFAULT_TEXT_STEPS,
+    MODEL_DEFAULT_STEPS,
     PROMPT_KEY,
     AudioToAudioRequest,
     ListeningTrialRequest,
@@ -138,12 +137,13 @@ class StudioAPI:
         ]}
 
     def loops(self, model: str = "", prompt: str = "", variations: int = 1, seed: int | None = None,
-              steps: int = DEFAULT_LOOP_STEPS, scheduler: str = "model default", clip_seconds: float = 0.0,
+              steps: int = MODEL_DEFAULT_STEPS, scheduler: str = "model default", clip_seconds: float = 0.0,
               bpm: float = 0.0,
               repeats: int = 4, key: str = PROMPT_KEY, export_rate: str = "model rate",
               export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
               *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
-        """Seamless loops (Loops tab). seed: None for a random one (output i uses seed + i). clip_seconds:
+        """Seamless loops (Loops tab). seed: None for a random one (output i uses seed + i). steps: 0 for the
+        model's own default (its checkpoint's). clip_seconds:
         0 for two bars at the tempo, else at least one bar. bpm: 0 for the prompt's or the model's tempo.
         key: "from the prompt" (the key the prompt names, if any), "keep" or a target key
         ("A minor"). export_rate: "model rate", "44100" or "48000";
@@ -160,12 +160,13 @@ class StudioAPI:
 
     def text_to_audio(self, prompt: str, model: str = "", negative_prompt: str = "", seconds_total: float = 5.0,
                       seconds_start: float = 0.0, guidance_scale: float = DEFAULT_GUIDANCE,
-                      steps: int = DEFAULT_TEXT_STEPS, scheduler: str = "model default", seed: int | None = None,
+                      steps: int = MODEL_DEFAULT_STEPS, scheduler: str = "model default", seed: int | None = None,
                       num_outputs: int = 1,
                       bpm: float = 0.0, key: str = PROMPT_KEY, export_rate: str = "model rate",
                       export_channels: str = "as generated", export_format: str = DEFAULT_FORMAT,
                       *_, progress=gr.Progress()) -> dict:  # noqa: B008 (Gradio's progress tracker)
-        """Clips of exactly seconds_total seconds from a prompt (Text to audio tab). bpm: the tempo (0: the
+        """Clips of exactly seconds_total seconds from a prompt (Text to audio tab). steps: 0 for the model's own
+        default (its checkpoint's). bpm: the tempo (0: the
         prompt's, for tempo-normalised models); key and export_*: as for /loops. Returns {endpoint, model,
         seed, outputs: [{audio, seed, sample_rate, duration_s, bpm, key_info, quality_gate}], settings, zip,
         warnings, regenerated, status}."""

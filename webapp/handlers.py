@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from models.generator import Capabilities
 from music.export import DEFAULT_FORMAT
 from studio.audio_to_audio import audio_to_audio
 from studio.captions import capabilities_markdown
@@ -24,13 +25,12 @@ from studio.outputs import OutputStore
 from studio.progress import Progress
 from studio.requests import (
     DEFAULT_GUIDANCE,
-    DEFAULT_LOOP_STEPS,
-    DEFAULT_TEXT_STEPS,
     EXPORT_CHANNEL_CHOICES,
     EXPORT_FORMAT_CHOICES,
     EXPORT_RATE_CHOICES,
     KEY_CHOICES,
     MODE_HELP,
+    MODEL_DEFAULT_STEPS,
     MODES,
     NO_KEY,
     PROMPT_KEY,
@@ -158,7 +158,7 @@ class Studio:
     # ---- the tabs -------------------------------------------------------------------------------
 
     def generate_loops(self, model: str, variations: int = 1, seed: int | None = None, randomize_seed: bool = True,
-                       steps: int = DEFAULT_LOOP_STEPS, scheduler: str | None = None, repeats: int = 4,
+                       steps: int = MODEL_DEFAULT_STEPS, scheduler: str | None = None, repeats: int = 4,
                        clip_seconds: float = 0.0,
                        bpm: float = 0.0, prompt: str = "", target_key: str = "", export_rate: object = "model rate",
                        export_channels: object = "as generated", export_format: str = DEFAULT_FORMAT,
@@ -175,7 +175,7 @@ class Studio:
 
     def text_to_audio(self, model: str, prompt: str, negative_prompt: str = "", seconds_total: float = 5.0,
                       seconds_start: float = 0.0, guidance_scale: float = DEFAULT_GUIDANCE,
-                      steps: int = DEFAULT_TEXT_STEPS, scheduler: str | None = None, seed: int | None = None,
+                      steps: int = MODEL_DEFAULT_STEPS, scheduler: str | None = None, seed: int | None = None,
                       randomize_seed: bool = True,
                       num_outputs: int = 1, bpm: float = 0.0, target_key: str = "",
                       export_rate: object = "model rate", export_channels: object = "as generated",
@@ -237,19 +237,32 @@ class Studio:
             return ""
         return capabilities_markdown(self.listening.training_captions(choice), choice.text_conditioned)
 
-    def model_offers(self, model: str | None, load: bool = True) -> tuple[list[str], float]:
-        """(Audio to audio modes, longest Text to audio duration in seconds) that `model` supports, from
-        its backend's capabilities. A model not loaded yet is loaded when it is on disk and `load`; a hub
-        model is only downloaded when used, so until then every mode and `limits.max_seconds` are offered
-        (its request then gets the backend's clear refusal)."""
-        everything = (list(MODES), float(self.limits.max_seconds))
+    def loaded_capabilities(self, model: str | None, load: bool = True) -> Capabilities | None:
+        """`model`'s backend capabilities, or None when it is unknown or not loaded yet: a model on disk is loaded
+        when `load`; a hub model is only downloaded when used."""
         try:
             choice = self.registry.resolve(model)
             if not self.registry.is_loaded(model) and (not load or choice.origin in ("hub", "custom")):
-                return everything
-            capabilities = self.registry.load(model).capabilities
+                return None
+            return self.registry.load(model).capabilities
         except (gr.Error, ValueError):
-            return everything
+            return None
+
+    def model_default_steps(self, model: str | None, load: bool = True) -> int:
+        """`model`'s own default step count (its checkpoint's choice) within the server's limit, or
+        `MODEL_DEFAULT_STEPS` (0: resolved when the request runs) when it is not loaded (`loaded_capabilities`)."""
+        capabilities = self.loaded_capabilities(model, load)
+        if capabilities is None:
+            return MODEL_DEFAULT_STEPS
+        return min(capabilities.default_steps, capabilities.max_steps, self.limits.max_steps)
+
+    def model_offers(self, model: str | None, load: bool = True) -> tuple[list[str], float]:
+        """(Audio to audio modes, longest Text to audio duration in seconds) that `model` supports, from
+        its backend's capabilities (`loaded_capabilities`); until it is loaded, every mode and
+        `limits.max_seconds` are offered (its request then gets the backend's clear refusal)."""
+        capabilities = self.loaded_capabilities(model, load)
+        if capabilities is None:
+            return list(MODES), float(self.limits.max_seconds)
         offered = {"variation": capabilities.audio_to_audio, "inpaint region": capabilities.inpaint,
                    "outpaint around region": capabilities.inpaint, "continue": capabilities.continuation}
         modes = [mode for mode in MODES if offered[mode]] or list(MODES)

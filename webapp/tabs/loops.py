@@ -16,8 +16,8 @@ from webapp.controls import (
     wire_job,
     zip_file,
 )
-from webapp.handlers import DEFAULT_LOOP_STEPS, PROMPT_KEY, SCHEDULER_CHOICES, Studio
-from webapp.tabs.models import is_text_model, model_info
+from webapp.handlers import PROMPT_KEY, SCHEDULER_CHOICES, Studio
+from webapp.tabs.models import is_text_model, model_info, steps_slider
 
 
 def build_loops_tab(studio: Studio) -> Tab:
@@ -40,7 +40,7 @@ def build_loops_tab(studio: Studio) -> Tab:
         parts |= seed_controls()
         with gr.Accordion("Sampler", open=False):
             with gr.Row():
-                parts["steps"] = gr.Slider(1, limits.max_steps, value=DEFAULT_LOOP_STEPS, step=1, label="Steps")
+                parts["steps"] = steps_slider(studio, default_model)
                 parts["scheduler"] = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
             with gr.Row():
                 parts["seconds"] = gr.Number(value=0, minimum=0, maximum=limits.max_seconds,
@@ -75,10 +75,12 @@ def wire_loops_job(tab: Tab, studio: Studio, wrap: Callable[[Callable], Callable
 
 
 def wire_loops_controls(tab: Tab, studio: Studio) -> None:
-    """The picked model's info line, and the prompt box shown for text models only."""
+    """The picked model's info line, the prompt box shown for text models only, and the model's own steps."""
 
     def on_loops_model(label):
-        return model_info(studio, label), gr.update(visible=is_text_model(studio, label))
+        return (model_info(studio, label), gr.update(visible=is_text_model(studio, label)),
+                gr.update(value=studio.model_default_steps(label)))
 
-    tab.parts["model"].change(on_loops_model, tab.parts["model"], [tab.parts["model_info"], tab.parts["prompt"]],
+    tab.parts["model"].change(on_loops_model, tab.parts["model"],
+                              [tab.parts["model_info"], tab.parts["prompt"], tab.parts["steps"]],
                               api_visibility="private")

@@ -28,6 +28,13 @@ def model_info(studio: Studio, label: str | None) -> str:
     return f"`{choice.name}` · {kind}  \n{studio.model_capabilities(label)}"
 
 
+def steps_slider(studio: Studio, label: str | None) -> gr.Slider:
+    """The Steps slider, at the picked model's own default when it is loaded (else 0: the model's default,
+    resolved when the request runs); picking a model sets it to that model's default."""
+    return gr.Slider(0, studio.limits.max_steps, value=studio.model_default_steps(label, load=False), step=1,
+                     label="Steps", info="0 = the model's own default")
+
+
 def is_text_model(studio: Studio, label: str | None) -> bool:
     """Whether the picked model may take a prompt (text models, and typed-in ones not loaded yet)."""
     try:

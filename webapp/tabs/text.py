@@ -16,8 +16,8 @@ from webapp.controls import (
     wire_job,
     zip_file,
 )
-from webapp.handlers import DEFAULT_GUIDANCE, DEFAULT_TEXT_STEPS, PROMPT_KEY, SCHEDULER_CHOICES, Studio
-from webapp.tabs.models import model_info
+from webapp.handlers import DEFAULT_GUIDANCE, PROMPT_KEY, SCHEDULER_CHOICES, Studio
+from webapp.tabs.models import model_info, steps_slider
 
 # The prompt's placeholder when the model has no training captions to show.
 PROMPT_HINT = "a genre, instruments, a key and a tempo"
@@ -51,7 +51,7 @@ def build_text_tab(studio: Studio) -> Tab:
             parts |= key_and_export_controls("text")
         parts |= seed_controls()
         with gr.Accordion("Sampler", open=False), gr.Row():
-            parts["steps"] = gr.Slider(1, limits.max_steps, value=DEFAULT_TEXT_STEPS, step=1, label="Steps")
+            parts["steps"] = steps_slider(studio, default_model)
             parts["guidance"] = gr.Slider(0.0, 15.0, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance scale")
             parts["scheduler"] = gr.Dropdown(SCHEDULER_CHOICES, value="model default", label="Scheduler")
         with gr.Row():
@@ -80,8 +80,8 @@ def wire_text_job(tab: Tab, studio: Studio, wrap: Callable[[Callable], Callable]
 
 
 def wire_text_controls(tab: Tab, studio: Studio) -> None:
-    """The picked model's info line, example prompts, prompt hint and longest duration; a clicked example
-    fills the prompt."""
+    """The picked model's info line, example prompts, prompt hint, longest duration and own steps; a clicked
+    example fills the prompt."""
     parts = tab.parts
 
     def on_text_model(label, seconds):
@@ -89,9 +89,10 @@ def wire_text_controls(tab: Tab, studio: Studio) -> None:
         longest = studio.model_offers(label)[1]
         return (model_info(studio, label), gr.Dataset(samples=[[text] for text in examples], visible=bool(examples)),
                 gr.update(placeholder=(examples or [PROMPT_HINT])[0]),
-                gr.update(maximum=longest, value=min(float(seconds or 5.0), longest)))
+                gr.update(maximum=longest, value=min(float(seconds or 5.0), longest)),
+                gr.update(value=studio.model_default_steps(label)))
 
     parts["model"].change(on_text_model, [parts["model"], parts["seconds"]],
-                          [parts["model_info"], parts["examples"], parts["prompt"], parts["seconds"]],
+                          [parts["model_info"], parts["examples"], parts["prompt"], parts["seconds"], parts["steps"]],
                           api_visibility="private")
     parts["examples"].click(lambda sample: sample[0], parts["examples"], parts["prompt"], api_visibility="private")
