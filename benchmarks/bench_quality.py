@@ -137,12 +137,13 @@ def write_real(rows: list[dict], seconds: float, folder: Path) -> list[Path]:
 
 
 def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict], kind: str, seconds: float,
-             seed: int, folder: Path, guidance: float | None = None) -> tuple[list[Path], float]:
+             seed: int, folder: Path, guidance: float | None = None) -> tuple[list[Path], float, list[list[str]]]:
     """One clip per row through the app's workflow (text: Text to audio with its caption as prompt; loops:
-    the Loops tab's raw clip), at its tempo for tempo-normalised models; median seconds per clip.
-    `guidance`: the text request's guidance scale (None: the tab's default)."""
+    the Loops tab's raw clip), at its tempo for tempo-normalised models; median seconds per clip; and each
+    take's quality-gate reasons as the workflow judged it (before the stretch to the row's tempo,
+    `studio.take_gate.judged_audio`). `guidance`: the text request's guidance scale (None: the tab's default)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths, times = [], []
+    paths, times, reasons = [], [], []
     tempo_model = workspace.registry.model.capabilities.reference_bpm is not None
     for index, row in enumerate(tqdm(rows, desc=f"generating {kind}", unit="clip")):
         bpm = float(row["bpm"]) if tempo_model and row.get("bpm") else 0.0
@@ -160,7 +161,8 @@ def generate(workspace: Workspace, checkpoint: str, steps: int, rows: list[dict]
         path = folder / f"gen-{index:03d}.wav"
         sf.write(path, audio, rate)
         paths.append(path)
-    return paths, float(np.median(times))
+        reasons.append(list(result.outputs[0].take.reasons[-1]) if result.outputs[0].take else [])
+    return paths, float(np.median(times)), reasons
 
 
 @torch.no_grad()
@@ -441,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = pipeline.default_num_inference_steps
     unet_items = count_unet_items(pipeline)
     weak_items = count_unet_items(pipeline, "guidance_unet")
-    gen_paths, seconds_per_clip = generate(workspace, str(args.checkpoint), steps, rows, args.kind, args.seconds,
-                                           args.seed, args.work_dir / label, args.guidance)
+    gen_paths, seconds_per_clip, gen_reasons = generate(workspace, str(args.checkpoint), steps, rows, args.kind,
+                                                        args.seconds, args.seed, args.work_dir / label, args.guidance)
     gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
     result = {"checkpoint": str(args.checkpoint), "kind": args.kind, "num": len(rows), "seconds": args.seconds,
               "scheduler": pipeline.scheduler_name, "steps": pipeline.default_num_inference_steps,
@@ -474,11 +476,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Each take judged as the workflows judge it: by the kind its prompt names (loops: no prompt, "any").
     gen_kinds = [kind_of_prompt(row["text"], gate.thresholds) if args.kind == "text" else None for row in rows]
-    gen_broken, gen_why = broken_share(gen_audio, gen_kinds)
+    # Flagged as the workflow's gate judged each take: as the model made it, before the stretch to the real clip's
+    # tempo (Rubber Band lowers a wash's flatness); the served (stretched) files judged again for comparison.
+    gen_broken = float(np.mean([bool(reasons) for reasons in gen_reasons]))
+    gen_why = Counter(reason for reasons in gen_reasons for reason in reasons)
+    after_stretch, _ = broken_share(gen_audio, gen_kinds)
     test_broken, _ = broken_share(load_audio(all_test), [kind_of_row(row) for row in test if same_kind(row)])
     valid_broken, _ = broken_share(load_audio(all_valid), [kind_of_row(row) for row in valid if same_kind(row)])
-    result["broken"] = {"generated": gen_broken, "reasons": dict(gen_why), "real_test": test_broken,
-                        "real_valid": valid_broken}
+    result["broken"] = {"generated": gen_broken, "reasons": dict(gen_why), "generated_after_stretch": after_stretch,
+                        "real_test": test_broken, "real_valid": valid_broken}
     test_rows = [row for row in test if same_kind(row)]
     result["washes"] = wash_share(gen_audio, rows, load_audio(all_test), test_rows, args.kind)
     result["floor_between_hits"] = floor_report(gen_audio, real_audio, rows)
@@ -558,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.long_seconds and not args.quick:
         long_rows = rows[: args.long_num]
         workspace.limits.max_seconds = max(workspace.limits.max_seconds, args.long_seconds)
-        long_paths, _ = generate(workspace, str(args.checkpoint), steps, long_rows, args.kind, args.long_seconds,
+        long_paths, _, _ = generate(workspace, str(args.checkpoint), steps, long_rows, args.kind, args.long_seconds,
                                  args.seed + 1000, args.work_dir / f"{label}-long")
         drifts, broken, clarity = [], [], []
         for audio in load_audio(long_paths):

@@ -28,7 +28,7 @@ Generators = torch.Generator | list[torch.Generator] | None
 
 def _result(output, settings: dict) -> GenerationResult:
     return GenerationResult(audios=output.audios, sample_rate=int(output.sample_rate), images=list(output.images),
-                            settings=settings)
+                            settings=settings, audios_before_stretch=getattr(output, "audios_before_stretch", None))
 
 
 class MelBackend:

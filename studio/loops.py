@@ -32,7 +32,7 @@ from studio.generation import (
 from studio.progress import Feedback, Notes, StepReporter, start_job
 from studio.requests import LoopsRequest, check_key, takes_key_from_prompt
 from studio.results import Output, Result, plural, status_text
-from studio.take_gate import GateRun, failure_warning, gate_line, regenerated_summary
+from studio.take_gate import GateRun, failure_warning, gate_line, judged_audio, regenerated_summary
 
 
 @dataclass
@@ -183,7 +183,7 @@ def loop_variation(workspace: Workspace, plan: LoopPlan, index: int, seed: int, 
         lambda take_seed: generate(plan.model, take_seed, plan.steps, prompt=plan.prompt, seconds_total=plan.seconds,
                                    progress_callback=reporter.for_call(index), bpm=plan.tempo,
                                    scheduler=plan.scheduler),
-        lambda take: (take.audios[0], take.sample_rate), seed, reporter, index, what)
+        judged_audio, seed, reporter, index, what)
     seed, broken = record.served_seed, record.reasons[-1]
     if broken:
         notes.warn(failure_warning(what, record))

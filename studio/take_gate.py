@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from models.outputs import GeneratedAudio
 from music.take_quality import QualityGate, kind_of_prompt, load_gate
 from studio.budget import Budget, Request
 from studio.checks import MAX_SEED
@@ -89,6 +90,19 @@ class GateCache:
             if source not in self._gates:
                 self._gates[source] = load_gate(source if Path(source).is_dir() else None)
             return self._gates[source]
+
+
+def judged_audio(take: GeneratedAudio, seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """What the gate judges of a take: its first output's `[channels, samples]` audio and rate in Hz, as the
+    model made it, before any time-stretch to the asked tempo (`GeneratedAudio.audios_before_stretch`: the
+    gate is calibrated on unstretched real clips, and a stretched noise wash reads as less noisy than it
+    sounds), cut to the part that becomes the first `seconds` of the served audio (None: all of it)."""
+    audio = take.audios[0]
+    kept = audio.shape[-1] if seconds is None else min(audio.shape[-1], round(seconds * take.sample_rate))
+    before = take.audios_before_stretch
+    if before is None:
+        return audio[:, :kept], take.sample_rate
+    return before[0][:, :round(before.shape[-1] * kept / audio.shape[-1])], take.sample_rate
 
 
 def take_kind(gate: QualityGate, prompt: str) -> str:

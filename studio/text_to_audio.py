@@ -25,7 +25,7 @@ from studio.generation import (
 from studio.progress import Feedback, Notes, StepReporter, start_job
 from studio.requests import TextToAudioRequest
 from studio.results import Output, Result, plural, status_text
-from studio.take_gate import GateRun, failure_warning, gate_line, regenerated_summary
+from studio.take_gate import GateRun, failure_warning, gate_line, judged_audio, regenerated_summary
 
 
 @dataclass
@@ -96,7 +96,7 @@ def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, rep
                                    negative_prompt=request.negative_prompt, seconds_total=request.seconds_total,
                                    seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
                                    progress_callback=reporter.for_call(index), bpm=tempo, scheduler=plan.scheduler),
-        lambda take: (take.audios[0][:, :round(request.seconds_total * take.sample_rate)], take.sample_rate),
+        lambda take: judged_audio(take, request.seconds_total),
         seed, reporter, index, what)
     seed = record.served_seed
     if not record.passed:

@@ -218,3 +218,49 @@ def test_the_end_of_training_writes_the_gate_into_every_checkpoint_or_warns(tmp_
     write_quality_gates(run, run / "checkpoint-0000002", quiet=True)
     assert not (run / "checkpoint-0000002" / GATE_FILE).exists()
     assert "No quality gate written" in caplog.text
+
+
+def test_judged_audio_is_the_take_before_its_stretch_cut_to_the_served_part():
+    from models.outputs import GeneratedAudio
+    from studio.take_gate import judged_audio
+
+    served = np.zeros((1, 1, 2000), dtype=np.float32)
+    plain = GeneratedAudio(audios=served, sample_rate=1000)
+    assert judged_audio(plain)[0].shape == (1, 2000) and judged_audio(plain, 1.5)[0].shape == (1, 1500)
+    before = np.ones((1, 1, 800), dtype=np.float32)  # the model's take, stretched 2.5x to the asked tempo
+    stretched = GeneratedAudio(audios=served, sample_rate=1000, audios_before_stretch=before)
+    audio, rate = judged_audio(stretched, 1.0)
+    assert rate == 1000 and audio.shape == (1, 400) and audio.min() == 1.0  # the first half, unstretched
+
+
+def test_the_gate_judges_a_take_as_the_model_made_it_before_the_stretch_to_the_asked_tempo(tmp_path, monkeypatch):
+    """Rubber Band lowers a noise wash's spectral flatness (a bundled-model wash at 0.48 reads 0.30 at 90 BPM,
+    under the 0.40 limit) while it looks and sounds as washed: the gate, calibrated on unstretched clips, judges
+    the take at the model's reference tempo."""
+    from models.backends import load_generator
+    from studio.generation import Workspace
+    from studio.loops import make_loops
+    from studio.model_source import OneModel
+    from studio.outputs import OutputStore
+    from studio.requests import LoopsRequest, StudioLimits
+    from tests.tiny_models import tiny_mel_pipeline
+
+    normalised = tiny_mel_pipeline()
+    normalised.register_to_config(reference_bpm=1875.0, beats_per_bar=4)  # two bars per 8 kHz window
+    normalised.save_pretrained(tmp_path / "normalised")
+    generator = load_generator(str(tmp_path / "normalised"), device="cpu")
+    judged = []
+    reasons = QualityGate.reasons
+
+    def spy(self, audio, sample_rate, kind="any"):
+        judged.append(audio.shape[-1])
+        return reasons(self, audio, sample_rate, kind)
+
+    monkeypatch.setattr(QualityGate, "reasons", spy)
+    workspace = Workspace(OneModel(generator, "normalised"), OutputStore(tmp_path / "out"), StudioLimits())
+    result = make_loops(workspace, LoopsRequest(model="normalised", seed=0, randomize_seed=False, steps=1, bpm=150.0))
+    served = sf.info(str(result.outputs[0].audio_path)).frames
+    assert len(judged) >= 1 and judged[0] == pytest.approx(served * 150.0 / 1875.0, abs=2)
+    # At its own tempo nothing is stretched and the take is judged as served.
+    own = generator.pipeline(audio_length_in_s=0.5, num_inference_steps=1)
+    assert own.audios_before_stretch is None
