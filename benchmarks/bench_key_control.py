@@ -18,6 +18,7 @@ from pathlib import Path
 
 from evaluation.control import control_accuracy
 from evaluation.generate import generate_clips
+from evaluation.intervals import mcnemar_exact
 from music.key import key_from_prompt
 from music.tempo import bpm_from_prompt
 
@@ -78,6 +79,20 @@ def without_key(checkpoint: str):
     return pipeline
 
 
+def paired_keys(baseline: dict, other: dict) -> dict:
+    """Key hits of two result summaries paired by clip (same captions and seeds): hit by both, by the baseline only,
+    by the other only, by neither, and the exact McNemar p-value of the discordant pairs."""
+    first = [clip.get("key") == "exact" for clip in baseline["per_clip"]]
+    second = [clip.get("key") == "exact" for clip in other["per_clip"]]
+    if len(first) != len(second):
+        raise ValueError(f"paired results need the same clips, got {len(first)} and {len(second)}.")
+    only_first = sum(a and not b for a, b in zip(first, second))
+    only_second = sum(b and not a for a, b in zip(first, second))
+    return {"both": sum(a and b for a, b in zip(first, second)), "baseline_only": only_first,
+            "other_only": only_second, "neither": sum(not (a or b) for a, b in zip(first, second)),
+            "mcnemar_p": mcnemar_exact(only_first, only_second)}
+
+
 def summary(result: dict) -> dict:
     return {name: result[name] for name in ("tempo", "key", "both", "key_confusions", "tempo_confusions", "per_clip")
             if name in result}
@@ -109,11 +124,18 @@ def main(argv: list[str] | None = None) -> int:
                                seconds_total=args.seconds, prompts=[row["text"] for row in rows], prompt_rows=rows,
                                pipeline=pipeline)
                 results[f"{checkpoint} key=none"] = summary(control_accuracy(f"{folder}-nokey", progress=False))
+    models = [name for name in results if name not in ("settings", "real")]
+    for name in models[1:]:  # key hits paired by clip with the first checkpoint's
+        results[name]["paired_with_first"] = paired_keys(results[models[0]], results[name])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     for name in [name for name in results if name != "settings"]:
         key, tempo = results[name]["key"], results[name]["tempo"]
-        print(f"{name}: key {key['hits']}/{key['clips']} ({key['share']:.1%}), tempo {tempo['hits']}/{tempo['clips']}")
+        paired = results[name].get("paired_with_first")
+        versus = (f"; vs the first: {paired['baseline_only']} hit by it only, {paired['other_only']} by this only, "
+                  f"McNemar p = {paired['mcnemar_p']:.3g}") if paired else ""
+        print(f"{name}: key {key['hits']}/{key['clips']} ({key['share']:.1%}), tempo {tempo['hits']}/{tempo['clips']}"
+              + versus)
     return 0
 
 

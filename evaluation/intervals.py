@@ -13,3 +13,12 @@ def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tup
         return (float("nan"), float("nan"))
     interval = binomtest(int(successes), int(total)).proportion_ci(confidence, method="wilson")
     return (float(interval.low), float(interval.high))
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided exact McNemar p-value of paired outcomes: the discordant pairs (hit by the first only,
+    by the second only) as a binomial test of 1/2; 1.0 when there is no discordant pair."""
+    discordant = int(only_first) + int(only_second)
+    if discordant == 0:
+        return 1.0
+    return float(binomtest(int(only_first), discordant, 0.5).pvalue)

@@ -13,6 +13,11 @@ caption's token (`"add_to_text"`, for a fine-tune of a checkpoint trained withou
 of its own takes a share of every attention softmax (measured on checkpoints/text: 5.9 dB mean spectral
 change at the start), while a zero vector added to existing inputs changes nothing, so such a fine-tune
 starts exactly from the checkpoint's behaviour.
+
+`none_adds_nothing=True` (textual-inversion-style training of the embedding alone on a frozen model,
+`python -m training.train_pack --train-only key_embedding`) zeroes both outputs for "none": a prompt that
+names no key, and guidance's unconditional branch, then get exactly the frozen model's conditioning, so only
+the key a prompt names changes the output (and classifier-free guidance amplifies that change).
 """
 from __future__ import annotations
 
@@ -47,11 +52,13 @@ class KeyEmbedding(ModelMixin, ConfigMixin):
         hidden_dim: width of the learned class table.
         token_mode: "append": the token is one more cross-attention token (masked out for "none");
             "add_to_text": it is added to the caption's tokens (see the module docstring).
+        none_adds_nothing: the token and the vector of "none" are exactly zero (no learned "none" vector):
+            prompts without a key and the unconditional branch are conditioned as without the embedding.
     """
 
     @register_to_config
     def __init__(self, conditioning_dim: int = 128, vector_dim: int = 256, hidden_dim: int = 128,
-                 token_mode: str = "append"):
+                 token_mode: str = "append", none_adds_nothing: bool = False):
         super().__init__()
         if token_mode not in TOKEN_MODES:
             raise ValueError(f"token_mode must be one of {TOKEN_MODES}, got {token_mode!r}.")
@@ -76,4 +83,18 @@ class KeyEmbedding(ModelMixin, ConfigMixin):
             raise ValueError(f"key classes must be in [0, {NO_KEY}], got {key_classes.tolist()}.")
         hidden = torch.nn.functional.silu(self.table(key_classes))
         mask = (key_classes != NO_KEY).long()
-        return self.token_proj(hidden)[:, None], mask[:, None], self.vector_proj(hidden)
+        token, vector = self.token_proj(hidden)[:, None], self.vector_proj(hidden)
+        if self.config.none_adds_nothing:
+            named = mask.to(vector.dtype)
+            token, vector = token * named[:, None, None], vector * named[:, None]
+        return token, mask[:, None], vector
+
+    def output_norms(self) -> dict[str, float]:
+        """Mean L2 norm over the 24 keys of the token and of the vector (the learned `NO_KEY` outputs apart),
+        in the units of the UNet's conditioning: what a trained key adds to the caption token and to the
+        timing vector (compare with their own norms)."""
+        with torch.no_grad():
+            token, _, vector = self(torch.arange(NUM_KEYS + 1, device=self.table.weight.device))
+        return {"key_token_norm": float(token[:NUM_KEYS, 0].float().norm(dim=-1).mean()),
+                "key_vector_norm": float(vector[:NUM_KEYS].float().norm(dim=-1).mean()),
+                "none_vector_norm": float(vector[NO_KEY].float().norm())}

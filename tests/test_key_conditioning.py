@@ -78,6 +78,45 @@ def test_a_fresh_key_embedding_starts_from_the_checkpoints_behaviour():
     assert np.allclose(generate(appended, key="none"), before, atol=1e-5)
 
 
+def trained_embedding(token_mode: str, none_adds_nothing: bool) -> KeyEmbedding:
+    """A key embedding with random (as if trained) projections, its "none" row included."""
+    torch.manual_seed(2)
+    embedding = KeyEmbedding(CONDITIONING_DIM, 2 * CONDITIONING_DIM, 16, token_mode, none_adds_nothing)
+    for layer in (embedding.token_proj, embedding.vector_proj):
+        torch.nn.init.normal_(layer.weight, std=0.5)
+        torch.nn.init.normal_(layer.bias, std=0.5)
+    return embedding
+
+
+@pytest.mark.parametrize("token_mode", ["append", "add_to_text"])
+def test_with_none_adding_nothing_a_trained_embedding_leaves_no_key_prompts_bit_for_bit(token_mode):
+    """`none_adds_nothing`: a prompt without a key (and guidance's unconditional branch) generates exactly what the
+    model without the embedding does, while a named key still changes the output; with a learned "none" vector
+    (the default) the same trained embedding changes no-key prompts too."""
+    plain = "lo-fi chords, 90 BPM"
+    pipeline = tiny_text_pipeline()
+    without = {prompt: generate(pipeline, prompt) for prompt in (plain, PROMPT)}
+    pipeline.register_modules(key_embedding=trained_embedding(token_mode, none_adds_nothing=True))
+    assert np.array_equal(generate(pipeline, plain), without[plain])
+    assert np.array_equal(generate(pipeline, PROMPT, key="none"), without[PROMPT])
+    assert not np.allclose(generate(pipeline, PROMPT), without[PROMPT], atol=1e-4)
+    token, mask, vector = pipeline.key_embedding(torch.tensor([NO_KEY, 3]))
+    assert not token[0].any() and not vector[0].any() and token[1].any() and vector[1].any()
+    assert mask.flatten().tolist() == [0, 1]
+    pipeline.register_modules(key_embedding=trained_embedding(token_mode, none_adds_nothing=False))
+    assert not np.allclose(generate(pipeline, plain), without[plain], atol=1e-4)
+
+
+def test_output_norms_are_those_of_the_24_keys():
+    embedding = trained_embedding("add_to_text", none_adds_nothing=True)
+    token, _, vector = embedding(torch.arange(NO_KEY))
+    norms = embedding.output_norms()
+    assert norms["key_token_norm"] == pytest.approx(float(token[:, 0].detach().norm(dim=-1).mean()))
+    assert norms["key_vector_norm"] == pytest.approx(float(vector.detach().norm(dim=-1).mean()))
+    assert norms["none_vector_norm"] == 0.0
+    assert KeyEmbedding(none_adds_nothing=False).output_norms()["key_vector_norm"] == 0.0  # zero-initialised
+
+
 def test_the_key_embedding_round_trips_through_save_and_load(tmp_path):
     pipeline = keyed_pipeline("append")
     expected = generate(pipeline)
@@ -86,6 +125,7 @@ def test_the_key_embedding_round_trips_through_save_and_load(tmp_path):
     assert index["key_embedding"] == ["models.key_embedding", "KeyEmbedding"]
     loaded = load_pipeline(tmp_path / "keyed", device="cpu", floor_stage=False)
     assert isinstance(loaded.key_embedding, KeyEmbedding) and loaded.key_embedding.config.token_mode == "append"
+    assert loaded.key_embedding.config.none_adds_nothing is False  # the default, also for configs saved without it
     for name, value in pipeline.key_embedding.state_dict().items():
         assert torch.equal(value, loaded.key_embedding.state_dict()[name])
     assert np.allclose(generate(loaded), expected, atol=1e-3)  # float rounding through Griffin-Lim
@@ -225,3 +265,43 @@ def test_pack_option_errors_are_one_line_with_status_2(keyed_corpus, tmp_path, c
     assert "--only takes FIELD=VALUE" in capsys.readouterr().err
     assert main([str(keyed_corpus), "--out", str(tmp_path / "y.npz"), "--key-shifts", "12", *PACK_ARGS]) == 2
     assert "key shifts per clip must be in [0, 11]" in capsys.readouterr().err
+
+
+def test_train_only_the_key_embedding_freezes_the_rest_and_leaves_no_key_prompts_unchanged(keyed_corpus, tmp_path):
+    """`--train-only key_embedding` (textual-inversion style): only the key embedding's weights move, the rest of the
+    saved pipeline is the checkpoint's bit for bit, "none" adds nothing, so a prompt without a key generates
+    exactly what the checkpoint does while a named key does not; the key norms are logged."""
+    from scripts.build_pack import main
+    from training.engine import read_log
+
+    pack_file = tmp_path / "pack.npz"
+    assert main([str(keyed_corpus), "--out", str(pack_file), "--key-shifts", "1", *PACK_ARGS]) == 0
+    assert train(pack_file, tmp_path / "plain", "--max-steps", "1", "--key-conditioning", "off") == 0
+    plain = tmp_path / "plain" / "checkpoint-0000001"
+    assert train(pack_file, tmp_path / "inv", "--max-steps", "3", "--init-from", str(plain), "--train-only",
+                 "key_embedding", "--learning-rate", "1e-2", "--caption-dropout", "0", "--key-dropout", "0") == 0
+    before = load_pipeline(plain, device="cpu", floor_stage=False)
+    after = load_pipeline(tmp_path / "inv" / "checkpoint-0000003", device="cpu", floor_stage=False)
+    assert after.key_embedding.config.none_adds_nothing and after.key_embedding.config.token_mode == "add_to_text"
+    for name in ("unet", "projection_model"):
+        old, new = getattr(before, name).state_dict(), getattr(after, name).state_dict()
+        assert old.keys() == new.keys() and all(torch.equal(old[key], new[key]) for key in old), name
+    assert after.key_embedding.vector_proj.weight.abs().sum() > 0 and after.key_embedding.token_proj.weight.any()
+    plain_prompt = "chords, 120 BPM"
+    assert np.array_equal(generate(after, plain_prompt), generate(before, plain_prompt))
+    keyed_prompt = "chords in A minor, 120 BPM"
+    assert not np.allclose(generate(after, keyed_prompt), generate(before, keyed_prompt), atol=1e-6)
+    logged = [row for row in read_log(tmp_path / "inv") if "key_vector_norm" in row]
+    assert len(logged) == 2  # steps 2 and 3: the step count continues from the checkpoint's
+    assert logged[-1]["key_vector_norm"] > 0 and logged[-1]["timing_vector_norm"] > 0
+    assert all(row["none_vector_norm"] == 0 for row in logged)
+
+
+def test_train_only_needs_the_component(keyed_corpus, tmp_path, capsys):
+    from scripts.build_pack import main
+
+    pack_file = tmp_path / "pack.npz"
+    assert main([str(keyed_corpus), "--out", str(pack_file), *PACK_ARGS]) == 0
+    assert train(pack_file, tmp_path / "x", "--max-steps", "1", "--train-only", "key_embedding",
+                 "--key-conditioning", "off") == 2
+    assert "--train-only key_embedding needs --model text and key conditioning" in capsys.readouterr().err

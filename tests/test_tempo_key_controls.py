@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from evaluation.control import control_accuracy, key_confusion, tempo_outcome
-from evaluation.intervals import wilson_interval
+from evaluation.intervals import mcnemar_exact, wilson_interval
 from music.key import Key, estimate_key, key_from_prompt, parse_key, shift_to_key
 from music.loops import loop_at_tempo, nearest_octave
 from music.tempo import tempo_candidates
@@ -182,6 +182,19 @@ def test_wilson_interval_and_outcomes():
     assert key_confusion(Key(0, "major"), Key(9, "minor")) == "relative"
     assert key_confusion(Key(4, "major"), Key(9, "major")) == "dominant"
     assert key_confusion(Key(9, "major"), Key(9, "minor")) == "parallel"
+
+
+def test_mcnemar_and_paired_key_hits():
+    from benchmarks.bench_key_control import paired_keys
+
+    assert mcnemar_exact(1, 3) == pytest.approx(0.625) and mcnemar_exact(0, 6) == pytest.approx(0.03125)
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(5, 5) == 1.0
+    clips = lambda outcomes: {"per_clip": [{"key": outcome} for outcome in outcomes]}  # noqa: E731
+    paired = paired_keys(clips(["exact", "exact", "other", "relative", "other"]),
+                         clips(["exact", "other", "exact", "exact", "other"]))
+    assert paired == {"both": 1, "baseline_only": 1, "other_only": 2, "neither": 1, "mcnemar_p": 1.0}
+    with pytest.raises(ValueError, match="same clips"):
+        paired_keys(clips(["exact"]), clips(["exact", "exact"]))
 
 
 def test_control_accuracy_counts_hits_and_confusions(tmp_path):

@@ -154,12 +154,14 @@ class PackTrainer(DenoiserTrainer):
         self.denoiser = TextTimingDenoiser(pipeline) if self.text else UnconditionalDenoiser(pipeline.unet)
         self.denoiser.to(memory_format=torch.channels_last)
         self.parameters = count_parameters(self.denoiser)
-        logger.info("Training %s: %.2f M parameters.", type(pipeline.unet).__name__, self.parameters / 1e6)
+        trained = self._trained_parameters()
+        logger.info("Training %s: %.2f M parameters (%d trained).", type(pipeline.unet).__name__,
+                    self.parameters / 1e6, sum(parameter.numel() for parameter in trained))
+        self.timing_norm = self._timing_vector_norm() if self.keys else None
 
         # 3. Optimizer, learning rate, EMA; accelerate; optional torch.compile of the UNet
         fused = device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=args.learning_rate,
-                                           weight_decay=args.weight_decay, fused=fused)
+        self.optimizer = torch.optim.AdamW(trained, lr=args.learning_rate, weight_decay=args.weight_decay, fused=fused)
         max_seconds = args.max_minutes * 60 if args.max_minutes else None
         # A run resumed with its optimizer state does not warm up again; a fresh optimizer does.
         warm_from = 0 if args.resume else start_step
@@ -221,11 +223,44 @@ class PackTrainer(DenoiserTrainer):
             vector = pipeline.unet.config.projection_class_embeddings_input_dim or 2 * width
             torch.manual_seed(self.args.seed)
             pipeline.register_modules(key_embedding=KeyEmbedding(
-                conditioning_dim=width, vector_dim=vector, token_mode="add_to_text" if fine_tune else "append"))
-            logger.info("Added a key embedding (token %s).", pipeline.key_embedding.config.token_mode)
+                conditioning_dim=width, vector_dim=vector, token_mode="add_to_text" if fine_tune else "append",
+                none_adds_nothing=self.train_only == "key_embedding"))
+            logger.info("Added a key embedding (token %s, 'none' adds nothing: %s).",
+                        pipeline.key_embedding.config.token_mode, pipeline.key_embedding.config.none_adds_nothing)
         elif not wanted and pipeline.key_embedding is not None:
             raise PackError("This model has a key embedding; --key-conditioning off cannot drop it.")
         return wanted
+
+    @property
+    def train_only(self) -> str | None:
+        """`--train-only`: the one denoiser component trained (None: all of them)."""
+        return getattr(self.args, "train_only", None)
+
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimizer updates: all, or with `--train-only NAME` those of that component, every
+        other weight frozen (no gradient kept: a step skips their weight gradients and optimizer update).
+
+        Raises:
+            PackError: the model has no such component (a key embedding needs a text model and key labels).
+        """
+        name = self.train_only
+        if name is None:
+            return list(self.denoiser.parameters())
+        component = getattr(self.denoiser, name, None)
+        if not isinstance(component, torch.nn.Module):
+            raise PackError(f"--train-only {name}: this model has no {name} (key_embedding needs --model text and "
+                            "a pack with key labels, or --key-conditioning on).")
+        self.denoiser.requires_grad_(False)
+        component.requires_grad_(True)
+        return list(component.parameters())
+
+    def _timing_vector_norm(self, windows: int = 256) -> float:
+        """Mean L2 norm of the timing vector (the class-embedding input the key vector is added to) over the
+        first `windows` train windows: the scale a key vector must reach to matter."""
+        items = torch.arange(min(windows, len(self.train_data)), device=self.accelerator.device)
+        with torch.no_grad():
+            _, vector = self.pipeline.encode_duration(*self.train_data.timing(items))
+        return float(vector.float().norm(dim=-1).mean())
 
     def vocoder(self, preset):
         """The vocoder saved with a new pipeline: `--vocoder`, else the preset's (None: Griffin-Lim)."""
@@ -297,7 +332,10 @@ class PackTrainer(DenoiserTrainer):
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.step(self.unwrapped.parameters())
-        return {"loss": loss.detach(), "lr": self.optimizer.param_groups[0]["lr"]}
+        metrics = {"loss": loss.detach(), "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.keys and (step + 1) % args.log_every == 0:  # logged steps only (reading them waits for a GPU)
+            metrics.update(self.unwrapped.key_embedding.output_norms(), timing_vector_norm=self.timing_norm)
+        return metrics
 
     # ---- validation, saving --------------------------------------------------------------------
 

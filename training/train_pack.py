@@ -15,6 +15,8 @@ from pathlib import Path
 from models.model_index import is_pipeline_folder
 from training.presets import PRESETS
 
+TRAINABLE = ("unet", "projection_model", "key_embedding")  # `--train-only` components of the trained denoiser
+
 EXAMPLES = """\
 examples:
   # GPU, about 8 minutes, bf16: the loops model on the pack's drum clips
@@ -26,6 +28,10 @@ examples:
   # CPU, one core, 2.5 hours, resumable (re-run the same line to continue)
   python -m training.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
       --output-dir runs/loops-cpu --cpu --threads 1 --batch-size 16 --max-minutes 150 --resume
+  # teach the frozen text model the key its prompt names: train only a key embedding (CPU, one thread)
+  python -m training.train_pack data/packs/melodic-keys.npz --model text --init-from checkpoints/text \
+      --train-only key_embedding --learning-rate 1e-2 --caption-dropout 0 --key-dropout 0 \
+      --output-dir runs/text-key-inversion --cpu --threads 1 --batch-size 8 --max-minutes 45
   # continue from a float16 checkpoint returned without its training state (fresh optimizer)
   python -m training.train_pack data/packs/corpus.npz --model text --init-from checkpoints/text \\
       --output-dir runs/text-more --max-minutes 8
@@ -87,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="unconditional models: probability of rolling a window by one bar (bars A|B become B|A, "
                             "still a loop), to fight memorisation on small corpora (default 0.5; text models 0)")
     optim.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise")
+    optim.add_argument("--train-only", choices=TRAINABLE, default=None,
+                       help="optimise only this component, every other weight frozen (no weight gradients: a cheaper "
+                            "step); the whole pipeline is saved as usual. key_embedding: textual-inversion-style key "
+                            "conditioning of a frozen text model (--init-from checkpoints/text, a learning rate of "
+                            "about 3e-3 to 1e-2); a key embedding it adds gives 'none' no output at all, so prompts "
+                            "without a key and guidance's unconditional branch generate exactly what the frozen model "
+                            "does (windows whose key is dropped, --caption-dropout and --key-dropout, then teach "
+                            "nothing: set both to 0). Default: train everything")
     diffusion = parser.add_argument_group("diffusion")
     diffusion.add_argument("--prediction-type", choices=("v_prediction", "epsilon"), default="v_prediction",
                            help="what the UNet predicts")
@@ -123,6 +137,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--caption-dropout and --key-dropout must be in [0, 1] and --dropout in [0, 1).")
     if args.zero_terminal_snr and args.prediction_type == "epsilon":
         raise ValueError("--zero-terminal-snr needs --prediction-type v_prediction; pass --no-zero-terminal-snr.")
+    if args.train_only == "projection_model" and args.model != "text":
+        raise ValueError("--train-only projection_model needs --model text.")
+    if args.train_only == "key_embedding" and (args.model != "text" or args.key_conditioning == "off"):
+        raise ValueError("--train-only key_embedding needs --model text and key conditioning (not "
+                         "--key-conditioning off).")
     if args.resume and args.init_from:
         raise ValueError("Give --resume (continue this run folder) or --init-from (start from other weights), "
                          "not both.")
