@@ -28,9 +28,10 @@ examples:
   # CPU, one core, 2.5 hours, resumable (re-run the same line to continue)
   python -m training.train_pack data/packs/corpus.npz --model unconditional --subsets drums \\
       --output-dir runs/loops-cpu --cpu --threads 1 --batch-size 16 --max-minutes 150 --resume
-  # teach the frozen text model the key its prompt names: train only a key embedding (CPU, one thread)
-  python -m training.train_pack data/packs/melodic-keys.npz --model text --init-from checkpoints/text \
-      --train-only key_embedding --learning-rate 1e-2 --caption-dropout 0 --key-dropout 0 \
+  # train only a key embedding on the frozen text model (CPU, one thread; measured: no key gain, README
+  # "Key conditioning of the text model")
+  python -m training.train_pack data/packs/melodic-keys.npz --model text --init-from checkpoints/text \\
+      --train-only key_embedding --learning-rate 1e-2 --caption-dropout 0 --key-dropout 0 \\
       --output-dir runs/text-key-inversion --cpu --threads 1 --batch-size 8 --max-minutes 45
   # continue from a float16 checkpoint returned without its training state (fresh optimizer)
   python -m training.train_pack data/packs/corpus.npz --model text --init-from checkpoints/text \\
