@@ -2,6 +2,7 @@
 embedder registry (mel-stats, clap-bundled, clap-laion, the optional extra), CLAP score pairing
 and matched-vs-mismatched captions, compare/report/CLI, and generation from a checkpoint."""
 
+import functools
 import importlib.resources
 import importlib.util
 import json
@@ -23,6 +24,7 @@ from evaluation.clap_score import (
     mismatched_captions,
     pair_captions,
 )
+from evaluation.copy_detection import CopyDetector
 from evaluation.embedders import EMBEDDERS, get_embedder
 from evaluation.embedding import embed_directory
 from evaluation.synthetic import add_noise, synthetic_clip
@@ -336,6 +338,10 @@ def test_clap_score_of_matched_captions_exceeds_mismatched_ones(tmp_path):
 def test_compare_cli_writes_json_markdown_and_self_contained_html(tmp_path, capsys, monkeypatch):
     # every metric shown whatever the measured ladder table says (tests/test_evaluation_ladder.py covers withholding)
     monkeypatch.setattr("evaluation.ladder.MIN_N_FILE", tmp_path / "no-table.json")
+    # The report, not the detector, is under test here (tests/test_evaluation_memorization.py and the copy
+    # verification tests cover it): one verified candidate per clip instead of 4 keeps this test at a third of
+    # its time (Rubber Band runs dominate it).
+    monkeypatch.setattr("evaluation.compare.CopyDetector", functools.partial(CopyDetector, verify_candidates=1))
     reference = write_folder(tmp_path / "reference", range(100, 124))
     train = write_folder(tmp_path / "train", range(200, 220))
     clean = write_folder(tmp_path / "clean", range(300, 316))
