@@ -59,13 +59,14 @@ def link_training_clips(checkpoint: Path, corpus_train: Path, out: Path) -> int:
 def generate(model: str, settings: dict, out: Path, num_clips: int, seed: int, seconds: float) -> Path:
     """The model's clips at the studio's default steps, the checkpoint's own unless `settings["steps"]` names some
     (a finished folder with the same settings is reused)."""
-    steps = settings["steps"] or load_pipeline(settings["checkpoint"]).default_num_inference_steps
+    pipeline = load_pipeline(settings["checkpoint"])  # loaded once: its own step count, then its clips
+    steps = settings["steps"] or pipeline.default_num_inference_steps
     prompts = rows = None
     if model == "text":
         rows = [json.loads(line) for line in (Path("data/corpus/test") / METADATA_JSONL).read_text().splitlines()]
         prompts = [r["text"] for r in rows]
     return generate_clips(settings["checkpoint"], out, num_clips, seed=seed, num_inference_steps=steps,
-                          seconds_total=seconds, prompts=prompts, prompt_rows=rows)
+                          seconds_total=seconds, prompts=prompts, prompt_rows=rows, pipeline=pipeline)
 
 
 def summarise(model: str, settings: dict, report: dict, num_clips: int, seed: int, seconds: float,

@@ -154,6 +154,13 @@ class MelPipelineBase(DiffusionPipeline):
         shortest = math.ceil((num_samples - 0.5) * ratio)
         return whole_frames if shortest <= whole_frames < nearest else nearest
 
+    def stretch_output(self, output: GeneratedAudio, num_samples: int) -> None:
+        """Time-stretch `output.audios` to exactly `num_samples` samples (the asked tempo), keeping the takes as
+        made at the reference tempo in `output.audios_before_stretch`; nothing to do when they already fit."""
+        if output.audios.shape[-1] != num_samples:
+            output.audios_before_stretch = output.audios
+            output.audios = self.stretch_to(output.audios, num_samples)
+
     def stretch_to(self, audios: np.ndarray, num_samples: int) -> np.ndarray:
         """Time-stretch `[batch, 1, samples]` audio to exactly `num_samples` samples (pitch unchanged)."""
         if audios.shape[-1] == num_samples:

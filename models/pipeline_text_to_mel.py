@@ -451,9 +451,7 @@ class TextToMelPipeline(MelPipelineBase):
                                        overlap_in_s, phase_seeds)
 
         # 6. From the reference tempo to the asked one, exactly output_samples long
-        if output.audios.shape[-1] != output_samples:
-            output.audios_before_stretch = output.audios
-            output.audios = self.stretch_to(output.audios, output_samples)
+        self.stretch_output(output, output_samples)
         return output if return_dict else output.to_tuple()
 
 

@@ -254,7 +254,7 @@ class Studio:
         capabilities = self.loaded_capabilities(model, load)
         if capabilities is None:
             return MODEL_DEFAULT_STEPS
-        return min(capabilities.default_steps, capabilities.max_steps, self.limits.max_steps)
+        return self.workspace.check_steps(MODEL_DEFAULT_STEPS, capabilities)
 
     def model_offers(self, model: str | None, load: bool = True) -> tuple[list[str], float]:
         """(Audio to audio modes, longest Text to audio duration in seconds) that `model` supports, from
