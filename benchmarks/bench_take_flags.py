@@ -109,18 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num must be >= 2 and --seconds > 0")
     torch.set_num_threads(args.threads)
 
-    pipeline = load_pipeline(args.checkpoint)
-    steps = args.steps or pipeline.default_num_inference_steps  # the checkpoint's own: the Loops tab's default
     label = setting_label(args.steps, args.scheduler_option + args.pipeline_option)
     folder = args.reuse
-    if folder is not None:
+    if folder is not None:  # judged as made: the pipeline is not loaded; without --steps, the folder's count
         made = json.loads((folder / "generation.json").read_text())["settings"]
+        steps = args.steps or made.get("num_inference_steps")
         asked = {"num_inference_steps": steps, "seconds_total": args.seconds,
                  "seeds": [args.seed, args.seed + args.num - 1]}
         if args.scheduler_option or args.pipeline_option or any(made.get(key) != value for key, value in asked.items()):
             parser.error(f"--reuse {folder} was made with {made}, not the settings asked "
                          f"({asked}, no scheduler options)")
     else:
+        pipeline = load_pipeline(args.checkpoint)
+        steps = args.steps or pipeline.default_num_inference_steps  # the checkpoint's own: the Loops tab's default
         apply_options(pipeline, dict(args.scheduler_option), dict(args.pipeline_option))
         folder = generate_clips(args.checkpoint, args.work_dir / label, args.num, seed=args.seed,
                                 num_inference_steps=steps, seconds_total=args.seconds, pipeline=pipeline)

@@ -44,3 +44,18 @@ def test_a_reused_folder_of_other_settings_is_refused(tmp_path, capsys):
                                "--reuse", str(tmp_path / "steps2")])
     assert raised.value.code == 2
     assert "was made with" in capsys.readouterr().err
+
+
+def test_a_reused_folder_is_judged_without_loading_the_pipeline(tmp_path, monkeypatch):
+    tiny_mel_pipeline().save_pretrained(tmp_path / "loops")
+    common = [str(tmp_path / "loops"), "--num", "2", "--seconds", "1", "--work-dir", str(tmp_path)]
+    bench_take_flags.main([*common, "--steps", "2", "--out", str(tmp_path / "base.json")])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--reuse loaded the pipeline")
+
+    monkeypatch.setattr(bench_take_flags, "load_pipeline", refuse)
+    bench_take_flags.main([*common, "--reuse", str(tmp_path / "steps2"), "--out", str(tmp_path / "again.json")])
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["steps"] == 2  # the folder's own count
+    assert again["per_take"] == json.loads((tmp_path / "base.json").read_text())["per_take"]
