@@ -1,7 +1,6 @@
 """How often an unconditional checkpoint's takes are flagged by its own quality gate with regeneration off, on
-enough takes to tell settings apart: the model's own rate of noise washes, drones ("too loud" at the
-pipeline's -1 dBFS peak: a loud sustained tone under weak hits), dropouts and the rest, with a Wilson interval,
-paired by seed against a baseline setting.
+enough takes to tell settings apart: the model's own rate of noise washes, drones (a low band that never rests
+under the hits), dropouts and the rest, with a Wilson interval, paired by seed against a baseline setting.
 
     OMP_NUM_THREADS=1 python -m benchmarks.bench_take_flags checkpoints/loops --num 256 \\
         --out benchmarks/results/take-flags-loops.json
@@ -57,8 +56,9 @@ def judge_folder(folder: Path, checkpoint: str, seconds: float) -> list[dict]:
         audio, rate = sf.read(folder / row["file_name"], dtype="float32", always_2d=True)
         measures = measure_take(audio.mean(axis=1)[: round(seconds * rate)], rate)
         takes.append({"seed": int(row["seed"]), "reasons": gate.reasons_of(measures, None),
-                      "level_dbfs": round(measures.level_dbfs, 2), "wash_flatness": round(measures.wash_flatness, 4),
-                      "dropout_s": round(measures.dropout_s, 3)})
+                      "level_dbfs": round(measures.level_dbfs, 2),
+                      "served_level_dbfs": round(measures.served_level_dbfs, 2),
+                      "wash_flatness": round(measures.wash_flatness, 4), "dropout_s": round(measures.dropout_s, 3)})
     return takes
 
 

@@ -26,10 +26,11 @@ from models.outputs import GeneratedAudio
 from models.schedulers import make_scheduler, scheduler_name
 from music.audio import prepare_audio
 from music.stretch import samples_at_tempo, time_stretch
+from music.take_quality import TAKE_PEAK_DBFS
 from music.tempo import BPM_RANGE
 
-# Peak of a clip generated from scratch: -1 dBFS.
-OUTPUT_PEAK = 10 ** (-1 / 20)
+# Peak of a clip generated from scratch: -1 dBFS, the peak at which the quality gate reads every clip's level.
+OUTPUT_PEAK = 10 ** (TAKE_PEAK_DBFS / 20)
 
 NoisePredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressCallback = Callable[[int, int], None]

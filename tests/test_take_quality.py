@@ -12,6 +12,7 @@ import soundfile as sf
 
 from music.take_quality import (
     GATE_FILE,
+    TAKE_PEAK_DBFS,
     TARGET_FLAG_RATE,
     QualityGate,
     TakeThresholds,
@@ -46,6 +47,13 @@ def beat(seed: int, seconds: float = 2.0) -> np.ndarray:
     return audio * (0.05 / np.sqrt(np.mean(audio ** 2))) * rng.uniform(0.7, 1.4)
 
 
+def sub_bass_beat(seed: int) -> np.ndarray:
+    """A beat over a sustained 55 Hz sub-bass (an 808 pattern): a low crest factor, mastered like `beat`."""
+    audio = beat(seed)
+    audio = audio + 3 * np.sqrt(np.mean(audio ** 2)) * np.sin(2 * np.pi * 55 * np.arange(len(audio)) / RATE)
+    return (audio * (0.05 / np.sqrt(np.mean(audio ** 2)))).astype(np.float32)
+
+
 def washed(seed: int) -> np.ndarray:
     """A beat with broadband noise over its last fifth: weak hits on a noise wash (the median loud frame is
     still a clean hit, so the old median-flatness detector lets it through)."""
@@ -71,13 +79,31 @@ def test_each_failure_is_named_and_silence_is_not_also_a_wash():
     thresholds = calibrate([measure_take(beat(seed), RATE) for seed in range(40)])
     clip = beat(3)
     assert take_reasons(measure_take(clip * 1e-4, RATE), thresholds) == ["silent"]
-    assert take_reasons(measure_take(clip * 0.05, RATE), thresholds) == ["too quiet"]
+    sparse = np.concatenate([clip[:4000], np.zeros(4 * RATE, np.float32)])  # one hit, then nothing
+    assert take_reasons(measure_take(sparse, RATE), thresholds) == ["too quiet"]
     assert "too loud" in take_reasons(measure_take(np.tanh(clip * 30) * 0.99, RATE), thresholds)
     assert "clipped" in take_reasons(measure_take(np.clip(clip * 20, -1, 1), RATE), thresholds)
+    hum = 0.05 * np.sin(2 * np.pi * 55 * np.arange(len(clip)) / RATE)  # a sub-bass that never rests
+    assert take_reasons(measure_take(clip + hum, RATE), thresholds) == ["drone"]
     gap = np.concatenate([clip, np.zeros(2 * RATE, np.float32), clip])
     assert "dropout" in take_reasons(measure_take(gap, RATE), thresholds)
     stereo = np.stack([clip, clip])
     assert take_reasons(measure_take(stereo, RATE), thresholds) == []
+
+
+def test_level_is_read_at_the_takes_peak_so_a_gain_is_not_a_fault():
+    """Real clips are mastered by loudness, takes served at a -1 dBFS peak: the same clip is judged alike at
+    either level (read at their mastered level, low-crest real clips made their own takes "too loud")."""
+    calibration = [measure_take(audio(seed), RATE) for audio in (beat, sub_bass_beat) for seed in range(30)]
+    thresholds = calibrate(calibration)
+    clip = sub_bass_beat(3)
+    served = clip * (10 ** (TAKE_PEAK_DBFS / 20) / np.abs(clip).max())
+    for audio in (clip, clip * 0.5, served):
+        assert take_reasons(measure_take(audio, RATE), thresholds) == []
+    assert measure_take(served, RATE).served_level_dbfs == pytest.approx(measure_take(clip, RATE).served_level_dbfs,
+                                                                         abs=0.01)
+    # At a take's peak its level is far above every calibration clip's mastered level.
+    assert measure_take(served, RATE).level_dbfs > max(m.level_dbfs for m in calibration) + 6
 
 
 def test_calibration_refuses_too_few_clips_and_keeps_kinds_apart():
@@ -106,6 +132,9 @@ def test_gate_file_round_trips_and_a_folder_without_one_falls_back_with_a_note(t
     assert loaded.thresholds["drums"] == TakeThresholds.from_dict(gate.thresholds["drums"].to_dict())
     fallback = load_gate(tmp_path / "elsewhere")
     assert not fallback.calibrated and GATE_FILE in fallback.note
+    old = dict(gate.to_dict(), version=1)  # level limits on mastered levels: still used, and said so
+    (tmp_path / GATE_FILE).write_text(json.dumps(old))
+    assert load_gate(tmp_path).thresholds == loaded.thresholds and "recalibrate" in load_gate(tmp_path).note
     (tmp_path / GATE_FILE).write_text("{not json")
     assert "unreadable" in load_gate(tmp_path).note
 

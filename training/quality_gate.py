@@ -28,6 +28,7 @@ from tqdm import tqdm
 from music.audiofolder import METADATA_JSONL, read_rows
 from music.take_quality import (
     GATE_FILE,
+    TAKE_PEAK_DBFS,
     TARGET_FLAG_RATE,
     QualityGate,
     TakeMeasures,
@@ -117,7 +118,8 @@ def calibrate_checkpoint(checkpoint: str | Path, corpus: str | Path | None = Non
     clips = real_clips(checkpoint, corpus)
     valid = measure_clips(clips["valid"], seconds, progress)
     test = measure_clips(clips["test"], seconds, progress)
-    gate = calibrate_gate(valid, test, target, source=f"first {seconds:g} s of each real clip")
+    source = f"first {seconds:g} s of each real clip, levels read at a {TAKE_PEAK_DBFS:g} dBFS peak"
+    gate = calibrate_gate(valid, test, target, source=source)
     pooled = [m for group in test.values() for m in group]
     if pooled:
         gate.report["test_flagged_by_own_kind"] = float(np.mean(
