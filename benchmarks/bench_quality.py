@@ -367,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-floor-stage", action="store_true",
                         help="decode the model's mel as it is, without the checkpoint's floor stage (floor_stage.json)")
     parser.add_argument("--fad", action="store_true", help="with --quick: measure FAD (clap-bundled, mel-stats) too")
+    parser.add_argument("--split", choices=("test", "valid"), default="test",
+                        help="the split whose clips prompt the generations and are their reference (test: where "
+                             "targets are reported; valid: to choose a setting without looking at test); the "
+                             "other split gives the floors and calibration (its keys stay 'real_valid' etc.)")
     parser.add_argument("--tag", default="", help="text added to the run's label (work folder names)")
     parser.add_argument("--quick", action="store_true",
                         help="per-clip measures and the two-sample test only: no FAD, memorization, long clips, "
@@ -383,14 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     # 1. Real clips and their cuts
-    test = corpus_rows(args.corpus, "test", args.seconds)
-    valid = corpus_rows(args.corpus, "valid", args.seconds)
+    # `test` is the reference split (the one asked for), `valid` the other held-out split (floors, calibration).
+    reference, other = args.split, {"test": "valid", "valid": "test"}[args.split]
+    test = corpus_rows(args.corpus, reference, args.seconds)
+    valid = corpus_rows(args.corpus, other, args.seconds)
     rows = pick_rows(test, args.kind, args.num, args.seed)
     same_kind = (lambda row: row["family"] == "drums") if args.kind == "loops" else (lambda row: True)
     real_dir = args.work_dir / "real"
-    real_paths = write_real(rows, args.seconds, real_dir / "test")
-    all_test = write_real([row for row in test if same_kind(row)], args.seconds, real_dir / "test")
-    all_valid = write_real([row for row in valid if same_kind(row)], args.seconds, real_dir / "valid")
+    real_paths = write_real(rows, args.seconds, real_dir / reference)
+    all_test = write_real([row for row in test if same_kind(row)], args.seconds, real_dir / reference)
+    all_valid = write_real([row for row in valid if same_kind(row)], args.seconds, real_dir / other)
 
     # 2. Generate
     name = Path(args.checkpoint).name
@@ -435,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     label += f"-gl{args.gl_iters}" if args.gl_iters else ""
     label += "-floor" if getattr(pipeline, "floor_stage", None) is not None else ""
     label += f"-{args.tag}" if args.tag else ""
+    label += "-valid" if args.split == "valid" else ""
     outputs = OutputStore(args.work_dir / f"{label}-workflow", max_files=100_000)
     # The benchmark's own steps and lengths may exceed a public server's limits.
     workspace = Workspace(OneModel(as_generator(pipeline), str(args.checkpoint)), outputs,
@@ -446,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     gen_paths, seconds_per_clip, gen_reasons = generate(workspace, str(args.checkpoint), steps, rows, args.kind,
                                                         args.seconds, args.seed, args.work_dir / label, args.guidance)
     gen_audio, real_audio = load_audio(gen_paths), load_audio(real_paths)
-    result = {"checkpoint": str(args.checkpoint), "kind": args.kind, "num": len(rows), "seconds": args.seconds,
+    result = {"checkpoint": str(args.checkpoint), "kind": args.kind, "split": args.split, "num": len(rows),
+              "seconds": args.seconds,
               "scheduler": pipeline.scheduler_name, "steps": pipeline.default_num_inference_steps,
               "median_cpu_seconds_per_clip": seconds_per_clip, "threads": args.threads,
               "guidance_scale": (args.guidance if args.guidance is not None else TextToAudioRequest.guidance_scale)
