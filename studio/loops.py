@@ -180,9 +180,9 @@ def loop_variation(workspace: Workspace, plan: LoopPlan, index: int, seed: int, 
     take): generated, keyed, written, and cut into a loop."""
     choice, what = plan.choice, f"Variation {index + 1}"
     generated, record = gate.take(
-        lambda take_seed: generate(plan.model, take_seed, plan.steps, prompt=plan.prompt, seconds_total=plan.seconds,
-                                   progress_callback=reporter.for_call(index), bpm=plan.tempo,
-                                   scheduler=plan.scheduler),
+        lambda take_seed, _guidance: generate(plan.model, take_seed, plan.steps, prompt=plan.prompt,
+                                              seconds_total=plan.seconds, progress_callback=reporter.for_call(index),
+                                              bpm=plan.tempo, scheduler=plan.scheduler),
         judged_audio, seed, reporter, index, what)
     seed, broken = record.served_seed, record.reasons[-1]
     if broken:

@@ -2,10 +2,13 @@
 (`music.take_quality`, saved beside the checkpoint as `quality_gate.json`); a flagged take is made again
 with a new seed, at most `MAX_TAKE_TRIES` takes per output and only while the request's compute budget
 has room; one that still fails is served with a warning. Seeds stay reproducible: try k (0-based) of the
-output with seed s uses seed `retry_seed(s, k)`, and the output names the seed it was served with.
+output with seed s uses seed `retry_seed(s, k)`, and the output names the seed it was served with. For guided
+text models the last try is also made without classifier-free guidance (`LAST_TRY_GUIDANCE`), and the output
+says so and records the guidance it was made with.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +25,23 @@ from studio.progress import StepReporter
 from studio.results import plural
 
 # Takes one output may cost: the first and at most two regenerations. Measured on the bundled models at their
-# defaults, each take judged before the stretch to the asked tempo (`benchmarks/results/gate-before-stretch/
-# quality-gate-{loops,text}.json`): first takes flagged 18.8% (loops, 96 at four tempi) and 7.7% (text, 65),
-# served 1.0% and 3.1%, at 1.22 and 1.11 takes per output on average.
+# defaults, each take judged before the stretch to the asked tempo, levels at the takes' peak, the text model's
+# last try unguided (`benchmarks/results/gate-served-level/quality-gate-loops.json`, `...-text-unguided-last-try
+# .json`): first takes flagged 12.5% (loops, 96 at four tempi) and 7.7% (text, 65), served 1.0% and 1.5%, at 1.15
+# and 1.11 takes per output on average.
 MAX_TAKE_TRIES = 3
 # The seed of a regeneration: the output's seed plus this stride per try, so that a regenerated take never
 # reuses the seed of another output of the batch (those are seed + i for i < the number of outputs).
 RETRY_SEED_STRIDE = 100_003
+# The guidance scale of the last try of a guided take (1: no classifier-free guidance), when the guided tries
+# before it were flagged. Some prompts wash at every seed under guidance (the text model's distorted guitars,
+# brush kits, harpsichord chorales). Chosen on the valid captions (`bench_quality --split valid`, the 9 of 65
+# whose first take the gate flagged, three retry seeds each): retries at guidance 3 (the default) passed 12 of
+# 27, at 1.5 17 of 27, at 1 21 of 27; with guided retries 3 of the 65 outputs would be served flagged, with
+# an unguided last try 1. Unguided takes fit their captions a little less (CLAP score 0.60 against 0.65 over the 65 valid
+# captions, classifier 0.83 against 0.76), a trade for the last resort only; it is also the cheaper take
+# (one UNet evaluation a step instead of two).
+LAST_TRY_GUIDANCE = 1.0
 
 Take = TypeVar("Take")
 
@@ -45,18 +58,30 @@ class TakeRecord:
     Attributes:
         seeds: the seed of each try, in order (the last is the one served).
         reasons: each try's reasons (`music.take_quality.REASONS`; empty: passed).
+        guidance: each try's guidance scale (None: a model without guidance).
         kind: the kind of take judged ("drums", "pitched", "band" or "any").
         stopped_by_budget: regeneration stopped because the request's compute budget was spent.
     """
 
     seeds: list[int] = field(default_factory=list)
     reasons: list[list[str]] = field(default_factory=list)
+    guidance: list[float | None] = field(default_factory=list)
     kind: str = "any"
     stopped_by_budget: bool = False
 
     @property
     def served_seed(self) -> int:
         return self.seeds[-1]
+
+    @property
+    def served_guidance(self) -> float | None:
+        """The guidance scale of the served take (None: a model without guidance, or no try recorded)."""
+        return self.guidance[-1] if self.guidance else None
+
+    @property
+    def unguided_last_try(self) -> bool:
+        """Whether the served take is a last try made without the guidance the request asked for."""
+        return len(self.guidance) > 1 and self.guidance[-1] != self.guidance[0]
 
     @property
     def regenerated(self) -> int:
@@ -72,7 +97,9 @@ class TakeRecord:
         """What the result and the API show: the served seed, tries, reasons per try, pass/fail."""
         return {"served_seed": self.served_seed, "tries": len(self.seeds), "regenerated": self.regenerated,
                 "passed": self.passed, "kind": self.kind,
-                "attempts": [{"seed": seed, "reasons": reasons} for seed, reasons in zip(self.seeds, self.reasons)],
+                "attempts": [{"seed": seed, "reasons": reasons, **({} if guidance is None else {"guidance": guidance})}
+                             for seed, reasons, guidance in itertools.zip_longest(self.seeds, self.reasons,
+                                                                                  self.guidance[: len(self.seeds)])],
                 "stopped_by_budget": self.stopped_by_budget}
 
 
@@ -129,12 +156,14 @@ class GateRun:
     request: Request
     spent: int = 0
 
-    def take(self, make: Callable[[int], Take], audio_of: Callable[[Take], tuple[np.ndarray, int]], seed: int,
-             reporter: StepReporter, index: int, what: str) -> tuple[Take, TakeRecord]:
-        """Make a take with `make(seed)` and judge it (`audio_of(take)`: `[channels, samples]` audio and its
-        rate in Hz); while it is flagged, tries are left and the budget has room for one more clip of the
-        request beyond the regenerations already spent, make it again with `retry_seed`. `index` (0-based)
-        and `what` name the output in the progress bar.
+    def take(self, make: Callable[[int, float | None], Take], audio_of: Callable[[Take], tuple[np.ndarray, int]],
+             seed: int, reporter: StepReporter, index: int, what: str, guidance: float | None = None
+             ) -> tuple[Take, TakeRecord]:
+        """Make a take with `make(seed, guidance)` and judge it (`audio_of(take)`: `[channels, samples]` audio
+        and its rate in Hz); while it is flagged, tries are left and the budget has room for one more clip of
+        the request beyond the regenerations already spent, make it again with `retry_seed`, the last try at
+        `LAST_TRY_GUIDANCE` when the request's `guidance` is above it (None: a model without guidance).
+        `index` (0-based) and `what` name the output in the progress bar.
 
         Returns:
             The served take (the last made) and its `TakeRecord`.
@@ -142,21 +171,29 @@ class GateRun:
         record = TakeRecord(kind=self.kind)
         per_take = self.request.windows * self.request.steps
         for attempt in range(self.max_tries):
-            take_seed = retry_seed(seed, attempt)
-            take = make(take_seed)
+            take_seed, take_guidance = retry_seed(seed, attempt), self.try_guidance(guidance, attempt)
+            take = make(take_seed, take_guidance)
             reasons = self.gate.reasons(*audio_of(take), kind=self.kind)
             record.seeds.append(take_seed)
             record.reasons.append(reasons)
+            record.guidance.append(take_guidance)
             if not reasons or attempt == self.max_tries - 1:
                 break
             if self.request.work + self.spent + per_take > self.budget.max_work:
                 record.stopped_by_budget = True
                 break
             self.spent += per_take
+            unguided = self.try_guidance(guidance, attempt + 1) != guidance
             reporter.report(index / reporter.calls, f"{what} sounds broken ({', '.join(reasons)}): regenerating "
                                                     f"with seed {retry_seed(seed, attempt + 1)} (try {attempt + 2} "
-                                                    f"of {self.max_tries})")
+                                                    f"of {self.max_tries}{', without guidance' if unguided else ''})")
         return take, record
+
+    def try_guidance(self, guidance: float | None, attempt: int) -> float | None:
+        """The guidance scale of try `attempt` (0-based): the asked one, but `LAST_TRY_GUIDANCE` for the last of
+        several tries when the asked one is above it."""
+        last = attempt == self.max_tries - 1 and attempt > 0
+        return LAST_TRY_GUIDANCE if last and guidance is not None and guidance > LAST_TRY_GUIDANCE else guidance
 
 
 def failure_warning(what: str, record: TakeRecord) -> str:
@@ -168,7 +205,8 @@ def failure_warning(what: str, record: TakeRecord) -> str:
     if record.regenerated or record.stopped_by_budget:
         why = (" (the request's compute budget had no room for another)" if record.stopped_by_budget
                else f" after {plural(len(record.seeds), 'take')}")
-        tried = ", ".join(str(seed) for seed in record.seeds)
+        tried = ", ".join(str(seed) for seed in record.seeds) + (
+            " (the last without guidance)" if record.unguided_last_try else "")
         message = (f"{what} still sounds broken ({reasons}){why} with seeds {tried}: served with seed "
                    f"{record.served_seed}; press Generate again with another seed.")
     else:
@@ -196,5 +234,6 @@ def gate_line(records: list[TakeRecord], gate: QualityGate, what: str) -> str:
     if not summary:
         return f"Quality gate: {gate.note}." if gate.note else ""
     served = "; ".join(f"{what.lower()} {index + 1} served with seed {record.served_seed}"
+                       + (" made without guidance" if record.unguided_last_try else "")
                        for index, record in enumerate(records) if record.regenerated)
     return f"Quality gate: {summary} ({served}){note}."

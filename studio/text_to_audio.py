@@ -92,13 +92,14 @@ def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, rep
     request, choice, tempo = plan.request, plan.choice, plan.tempo
     export, what = request.export, f"Output {index + 1}"
     generated, record = gate.take(
-        lambda take_seed: generate(plan.model, take_seed, plan.steps, prompt=request.prompt,
-                                   negative_prompt=request.negative_prompt, seconds_total=request.seconds_total,
-                                   seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
-                                   progress_callback=reporter.for_call(index), bpm=tempo, scheduler=plan.scheduler),
+        lambda take_seed, guidance: generate(plan.model, take_seed, plan.steps, prompt=request.prompt,
+                                             negative_prompt=request.negative_prompt,
+                                             seconds_total=request.seconds_total, seconds_start=request.seconds_start,
+                                             guidance_scale=guidance, progress_callback=reporter.for_call(index),
+                                             bpm=tempo, scheduler=plan.scheduler),
         lambda take: judged_audio(take, request.seconds_total),
-        seed, reporter, index, what)
-    seed = record.served_seed
+        seed, reporter, index, what, guidance=request.guidance_scale)
+    seed, guidance = record.served_seed, record.served_guidance
     if not record.passed:
         notes.warn(failure_warning(what, record))
     samples = round(request.seconds_total * generated.sample_rate)
@@ -109,7 +110,7 @@ def text_output(workspace: Workspace, plan: TextPlan, index: int, seed: int, rep
     params = dict(model=choice.short_name, model_source=choice.name, prompt=request.prompt,
                   negative_prompt=request.negative_prompt or None, seed=seed, steps=plan.steps,
                   scheduler=plan.scheduler_used, seconds_total=request.seconds_total,
-                  seconds_start=request.seconds_start, guidance_scale=request.guidance_scale,
+                  seconds_start=request.seconds_start, guidance_scale=guidance,
                   sample_rate=generated.sample_rate, bpm=tempo, **key_facts)
     path = workspace.store.write_audio("text", audio, generated.sample_rate, params, settings=export)
     seconds_out = audio.shape[-1] / generated.sample_rate
