@@ -38,9 +38,9 @@ RETRY_SEED_STRIDE = 100_003
 # brush kits, harpsichord chorales). Chosen on the valid captions (`bench_quality --split valid`, the 9 of 65
 # whose first take the gate flagged, three retry seeds each): retries at guidance 3 (the default) passed 12 of
 # 27, at 1.5 17 of 27, at 1 21 of 27; with guided retries 3 of the 65 outputs would be served flagged, with
-# an unguided last try 1. Unguided takes fit their captions a little less (CLAP score 0.60 against 0.65 over the 65 valid
-# captions, classifier 0.83 against 0.76), a trade for the last resort only; it is also the cheaper take
-# (one UNet evaluation a step instead of two).
+# an unguided last try 1. Unguided takes fit their captions a little less (CLAP score 0.60 against 0.65 over
+# the 65 valid captions, classifier 0.83 against 0.76), a trade for the last resort only; it is also the
+# cheaper take (one UNet evaluation a step instead of two).
 LAST_TRY_GUIDANCE = 1.0
 
 Take = TypeVar("Take")
