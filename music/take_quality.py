@@ -10,7 +10,7 @@ A take is measured once (`measure_take`) and judged against `TakeThresholds`:
   `LOUD_WINDOW_DB` of the loudest) above `wash_flatness`: broadband noise with weak hits on top scores
   high in many loud frames, not only in the median one (white noise scores about 0.56, a tone near 0);
 - drone: the band below `DRONE_BAND_HZ` never falls silent: its quiet frames (the `DRONE_PERCENTILE`th
-  percentile of its frame energy) within `drone_floor_db` of the clip's loud level, a sustained low tone
+  percentile of its frame energy) within `drone_floor_db` of the loudest frame's energy, a sustained low tone
   under the hits where a real kit's kicks decay;
 - dropout: a run of frames more than `DROPOUT_DB` below the loudest, between the first and the last
   sounding frame, longer than `dropout_s` seconds;
@@ -61,10 +61,11 @@ TARGET_FLAG_RATE = 0.02
 # take made from scratch at a -1 dBFS peak (`models.pipeline_base.OUTPUT_PEAK`), while the demo corpus is
 # mastered by loudness (-20 dBFS RMS within 5 dB). Level is a gain away from right, so takes and real clips
 # are compared as if both peaked here: a take's level is then its crest factor below this peak, held against
-# the real clips' crest factors. Read at their mastered level instead (before), real drum clips with a crest
-# factor under 12 dB (808 patterns under a sustained sub-bass) sat 3-4 dB quieter than takes of the same
-# crest factor, and the gates calibrated that way flagged 9-11% of real drum and 18-20% of real pitched clips
-# "too loud" once at a take's peak; the loops model's "too loud" takes were such 808 patterns.
+# the real clips' crest factors. Read at their mastered level instead (before: RMS about -25 to -19 dBFS), the
+# limits failed real clips with a crest factor under 12 dB (808 patterns under a sustained sub-bass) once at a
+# take's peak: the gates calibrated that way flagged 9-11% of real drum and 18-20% of real pitched clips "too
+# loud" there. The loops model's 14 "too loud" takes of 256 were such patterns, 5 of them with a low band that
+# never rests (the drone check below).
 TAKE_PEAK_DBFS = -1.0
 # A take is too quiet or too loud (or a drone) only this many dB beyond the real clips' range of served
 # levels (of low-band floors): at the bare tails of the 60-200 valid clips of a kind (no margin), 3.3% of the
