@@ -113,7 +113,7 @@ def check_broken(notes: Notes | list[str], what: str, audio: np.ndarray, sample_
     reasons ("silent", "too quiet", "too loud", "noise wash", "dropout", "clipped")."""
     reasons = (gate or QualityGate()).reasons(audio, sample_rate, kind)
     if reasons:
-        warn(notes, failure_warning(what, TakeRecord([0], [reasons], kind)))
+        warn(notes, failure_warning(what, TakeRecord([0], [reasons], kind=kind)))
     return reasons
 
 

@@ -8,7 +8,6 @@ says so and records the guidance it was made with.
 """
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,16 +57,16 @@ class TakeRecord:
     Attributes:
         seeds: the seed of each try, in order (the last is the one served).
         reasons: each try's reasons (`music.take_quality.REASONS`; empty: passed).
-        guidance: each try's guidance scale (None: a model without guidance).
         kind: the kind of take judged ("drums", "pitched", "band" or "any").
         stopped_by_budget: regeneration stopped because the request's compute budget was spent.
+        guidance: each try's guidance scale (None: a model without guidance; empty: not recorded).
     """
 
     seeds: list[int] = field(default_factory=list)
     reasons: list[list[str]] = field(default_factory=list)
-    guidance: list[float | None] = field(default_factory=list)
     kind: str = "any"
     stopped_by_budget: bool = False
+    guidance: list[float | None] = field(default_factory=list)
 
     @property
     def served_seed(self) -> int:
@@ -98,8 +97,8 @@ class TakeRecord:
         return {"served_seed": self.served_seed, "tries": len(self.seeds), "regenerated": self.regenerated,
                 "passed": self.passed, "kind": self.kind,
                 "attempts": [{"seed": seed, "reasons": reasons, **({} if guidance is None else {"guidance": guidance})}
-                             for seed, reasons, guidance in itertools.zip_longest(self.seeds, self.reasons,
-                                                                                  self.guidance[: len(self.seeds)])],
+                             for seed, reasons, guidance in zip(self.seeds, self.reasons,
+                                                                self.guidance or [None] * len(self.seeds))],
                 "stopped_by_budget": self.stopped_by_budget}
 
 
