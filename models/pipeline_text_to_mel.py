@@ -273,9 +273,15 @@ class TextToMelPipeline(MelPipelineBase):
                 if not low < noise_sigma(self.scheduler, timestep) <= high:
                     return predict_conditional(latents, timestep)
             noise_uncond, noise_text = self.unet(torch.cat([latents, latents]), timestep, **both).sample.chunk(2)
-            return noise_uncond + guidance_scale * (noise_text - noise_uncond)
+            return self.combine_guidance(latents, timestep, noise_uncond, noise_text, guidance_scale)
 
         return predict
+
+    def combine_guidance(self, latents: torch.Tensor, timestep: torch.Tensor, noise_uncond: torch.Tensor,
+                         noise_text: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """One guided step's prediction from its unconditional and conditional ones: classifier-free guidance.
+        (`benchmarks/check_guidance_variants.py` overrides it to measure other rules, e.g. APG.)"""
+        return noise_uncond + guidance_scale * (noise_text - noise_uncond)
 
     def noise_predictor(self, call: WindowCall, first_frames: torch.Tensor) -> NoisePredictor:
         """Guided noise prediction for windows starting `first_frames` frames into the output: each
