@@ -50,9 +50,11 @@ from evaluation.copy_landmarks import (
     CANDIDATES,
     MORE_OFFSETS,
     OF_BEST,
+    PERCUSSIVE_CANDIDATES,
     QUERY_DENSITY,
     LandmarkFingerprinter,
     LandmarkIndex,
+    landmark_candidates,
 )
 from evaluation.copy_landmarks import LANDMARK_SETTINGS as DEFAULTS
 from evaluation.intervals import wilson_interval
@@ -199,13 +201,16 @@ def run(args: argparse.Namespace) -> dict:
         index.add(key_audio(i))
     index_seconds = time.perf_counter() - started
     started = time.perf_counter()
+    def shortlist(query):
+        return landmark_candidates(index, query, clips=args.cancel_candidates, more_offsets=args.more_offsets,
+                                   percussive=args.percussive_candidates)
+
     if not (args.hash_score or args.presence):  # the detector's decision: whose own peaks cancel most?
         def match_queries(queries):
             found = index.match(queries)
             search = None if args.align_anywhere else 128
-            confirmed = [index.confirm(q, key_audio, search=search, candidates=index.candidates(
-                q, args.cancel_candidates, more_offsets=args.more_offsets, of_best=OF_BEST))
-                for q in tqdm(queries, desc="cancellation", unit="clip")]
+            confirmed = [index.confirm(q, key_audio, search=search, candidates=shortlist(q))
+                         for q in tqdm(queries, desc="cancellation", unit="clip")]
             score, named, offsets = (np.asarray(column) for column in zip(*confirmed))
             return dataclasses.replace(found, score=score.astype(float), index=named.astype(int),
                                        offset_s=offsets.astype(float))
@@ -263,6 +268,7 @@ def run(args: argparse.Namespace) -> dict:
         "fingerprinter": fingerprinter.describe(),
         "idf": args.idf, "query_density": args.query_density,
         "presence_candidates": args.presence, "cancel_candidates": args.cancel_candidates,
+        "percussive_candidates": args.percussive_candidates,
         "more_offsets": args.more_offsets, "align_anywhere": args.align_anywhere,
         "score": "hashes" if args.hash_score else ("presence" if args.presence else "cancellation"),
         "target_fpr": args.fpr, "threshold": threshold,
@@ -358,6 +364,9 @@ def main() -> None:
     parser.add_argument("--copy-seed", type=int, default=None,
                         help="also plant a fresh set of copies from this seed (no setting was chosen on them)")
     parser.add_argument("--fresh-per-family", type=int, default=24, help="fresh copies per family (24)")
+    parser.add_argument("--percussive-candidates", type=int, default=PERCUSSIVE_CANDIDATES,
+                        help="also shortlist the best clips of each query's percussive part (HPSS), this many "
+                             f"(default {PERCUSSIVE_CANDIDATES}, the detector's)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/landmark-mix-NAME.json)")
     args = parser.parse_args()
     if not Path(args.run).is_file():

@@ -220,3 +220,21 @@ def test_alignment_anywhere_in_the_loop_recovers_a_wrong_hash_offset(index):
     assert index.cancellation(copy, source, 1.7, 4, search=None) > 0.5
     share, clip, offset_s = index.confirm(copy, {4: source}.__getitem__, [(4, 1.7)], search=None)
     assert (clip, offset_s) == (4, pytest.approx(0.5, abs=0.002)) and share > 0.5
+
+
+def test_a_drum_copy_under_chords_stands_out_in_its_percussive_part_which_adds_candidates_once(index):
+    from evaluation.copy_landmarks import landmark_candidates, percussive_part
+
+    source = pattern_clip(3)
+    start = round(0.7 * RATE)
+    excerpt = np.tile(source, 2)[start : start + 3 * RATE]
+    other = tones(10, 3.0) + np.random.default_rng(1).normal(0, 0.05, 3 * RATE).astype(np.float32)
+    query = excerpt / rms(excerpt) * rms(other) * 10 ** (-12 / 20) + other
+    assert rms(percussive_part(tones(10, 3.0))) < 0.1 * rms(tones(10, 3.0))  # sustained chords leave it
+    whole, percussive = index.match_one(query), index.match_one(percussive_part(query))
+    assert percussive["index"] == 3 and abs(percussive["offset_s"] - 0.7) < 0.02
+    assert percussive["score"] > 3 * whole["score"]
+    plain = landmark_candidates(index, query, percussive=0)
+    both = landmark_candidates(index, query, percussive=2)
+    assert both[: len(plain)] == plain and len(set(both)) == len(both)
+    assert set(both[len(plain):]) <= set(index.candidates(percussive_part(query), 2))
