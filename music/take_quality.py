@@ -170,16 +170,18 @@ def _longest_run(flags: np.ndarray) -> int:
 def measure_take(audio: np.ndarray, sample_rate: int) -> TakeMeasures:
     """The measures of a take: `audio` is `[samples]` or `[channels, samples]` at `sample_rate` Hz."""
     raw = np.asarray(audio, dtype=np.float32)
-    clipped = float(np.mean(np.abs(raw) >= 0.999)) if raw.size else 0.0
+    magnitude = np.abs(raw)
+    clipped = float(np.mean(magnitude >= 0.999)) if raw.size else 0.0
+    peak = float(magnitude.max()) if raw.size else 0.0
     mono = analysis_mono(raw, sample_rate)
     level = 10 * math.log10(max(float(np.mean(mono.astype(np.float64) ** 2)) if mono.size else 0.0, 1e-20))
-    peak = float(np.abs(raw).max()) if raw.size else 0.0
     served_level = level + TAKE_PEAK_DBFS - 20 * math.log10(peak) if peak > 0 else level
     if mono.size < N_FFT:
         mono = np.pad(mono, (0, N_FFT - mono.size))
     rms_db = 20 * np.log10(np.maximum(librosa.feature.rms(y=mono, frame_length=N_FFT, hop_length=HOP)[0], 1e-10))
-    flatness = librosa.feature.spectral_flatness(y=mono, n_fft=N_FFT, hop_length=HOP)[0]
-    power = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
+    spectrum = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP))  # one STFT for flatness and the low band
+    flatness = librosa.feature.spectral_flatness(S=spectrum, n_fft=N_FFT, hop_length=HOP)[0]
+    power = spectrum**2
     low = power[librosa.fft_frequencies(sr=ANALYSIS_RATE, n_fft=N_FFT) < DRONE_BAND_HZ].sum(axis=0)
     loud_energy = max(float(power.sum(axis=0).max()), 1e-20)
     low_floor = 10 * math.log10(max(float(np.percentile(low, DRONE_PERCENTILE)), 1e-20) / loud_energy)
