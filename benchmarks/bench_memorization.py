@@ -22,7 +22,11 @@ scores from a stored run of the same command and detector, so only the extra cli
 scores its clips as the detector with the recut (copy-8) does, at about the search's cost: the clips
 re-made from the run's seed, their verified candidates' transforms and every part's alignment with
 them re-read (`stored_candidates`), the recut run only where it applies and combined with the stored
-residuals (`CopyDetector.add_recut`; resumable, `--recut-rows`).
+residuals (`CopyDetector.add_recut`; resumable, `--recut-rows`). `--extra-held-out` adds held-out-like
+clips of yet another render to the false-positive measure (fresh against the training corpus and, with
+`--held-out-fresh-against`, the calibration render too): the rate is reported on the held-out split,
+on these clips and on both pooled, each with its Wilson interval (a rate near 1% on ~200 clips cannot
+be told from 2% or 0.5%).
 A copy counts as found when it is flagged and the named
 training clip is its source (or a training file with the same bytes). `--rescore JSON` recomputes a
 stored run's decision from its per-clip rows (on the steady and on the whole-clip residual SNR).
@@ -56,7 +60,8 @@ from scripts.corpus.splits import groups_in
 CANDIDATES_KEPT = 8  # the alignment's best keys each clip's row keeps (to see where a missed source ranked)
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
 SAMPLE_RATE = 16000
-EXTRA_CHUNK = 10  # extra calibration clips matched (and their rows saved) at a time
+EXTRA_CHUNK = 10  # extra calibration (or held-out) clips matched (and their rows saved) at a time
+CALIBRATION_STREAM, HELD_OUT_STREAM = 1, 3  # the extra clips' window streams ([seed, stream]); 2 orders the files
 
 
 def audio_files(folders: list[str]) -> list[Path]:
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     held_out_paths = audio_files(args.held_out)
     other_paths = audio_files(args.other)
     extra_paths, extra_counts = select_extra(args)
+    more_held_out_paths, more_held_out_counts = select_extra_held_out(args)
     if args.limit_negatives:
         calibration_paths = list(rng.permutation(calibration_paths)[: args.limit_negatives])
         held_out_paths = list(rng.permutation(held_out_paths)[: args.limit_negatives])
@@ -160,9 +166,9 @@ def run(args: argparse.Namespace) -> dict:
     if extra_paths:
         started = time.perf_counter()
         rows_path = Path(args.extra_rows) if args.extra_rows else None
-        rows["extra_calibration"] = extra_calibration_rows(extra_paths, detector, train_features, key_audio,
-                                                           args.seconds, args.seed, rows_path,
-                                                           (reused or {}).get("per_clip", {}).get("extra_calibration"))
+        rows["extra_calibration"] = extra_clip_rows(extra_paths, detector, train_features, key_audio,
+                                                    args.seconds, args.seed, rows_path,
+                                                    (reused or {}).get("per_clip", {}).get("extra_calibration"))
         extra_match = match_from_rows(rows["extra_calibration"], "whole", args.filter_taps)
         extra = {"folders": args.extra_calibration, "fresh_against": args.fresh_against,
                  "limit": args.extra_limit, "clips": len(extra_paths), "per_kind": extra_counts,
@@ -174,6 +180,26 @@ def run(args: argparse.Namespace) -> dict:
         base["calibration"] = match_from_rows(rows["calibration"] + rows["extra_calibration"], "whole",
                                               args.filter_taps)
     thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, args.fpr, same_audio)
+    # 3c. Extra held-out clips (yet another render): the false-positive rate on more clips than one split holds
+    more_held_out = {}
+    if more_held_out_paths:
+        started = time.perf_counter()
+        rows["extra_held_out"] = extra_clip_rows(
+            more_held_out_paths, detector, train_features, key_audio, args.seconds, args.seed,
+            Path(args.extra_held_out_rows) if args.extra_held_out_rows else None,
+            (reused or {}).get("per_clip", {}).get("extra_held_out"), stream=HELD_OUT_STREAM,
+            description="extra held-out")
+        more_match = match_from_rows(rows["extra_held_out"], "whole", args.filter_taps)
+        more_flagged = flag_copies(more_match, thresholds)
+        more_held_out = {"folders": args.extra_held_out,
+                         "fresh_against": [args.fresh_against, *(args.held_out_fresh_against or [])],
+                         "limit": args.extra_held_out_limit, "clips": len(more_held_out_paths),
+                         "per_kind": more_held_out_counts, "seconds": time.perf_counter() - started,
+                         **false_positive_block(more_flagged),
+                         "flagged_files": [str(path) for path, hit in zip(more_held_out_paths, more_flagged) if hit],
+                         "matches_held_out": matching_check(base["held_out"], more_match),
+                         "pooled_with_held_out": false_positive_block(np.concatenate([flagged_negatives,
+                                                                                      more_flagged]))}
     if reused is not None:  # transform estimates are not stored per clip: the stored run's (no threshold in them)
         for family, row in per_family.items():
             row.update({key: reused["per_family"][family][key]
@@ -207,6 +233,7 @@ def run(args: argparse.Namespace) -> dict:
         "held_out_clips": len(flagged_negatives),
         "calibration_clips": len(base["calibration"].score),
         "extra_calibration": extra,
+        "extra_held_out": more_held_out,
         "reused_rows_of": args.reuse or args.add_recut,
         # with --add-recut the time per 100 clips is the stored run's; the recut's own: recut_added_seconds
         **({"recut_added_to": args.add_recut, "recut_added_seconds": recut_seconds,
@@ -446,6 +473,26 @@ def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:
     return paths, counts
 
 
+def select_extra_held_out(args: argparse.Namespace) -> tuple[list[Path], dict]:
+    """The `--extra-held-out` files in a seeded random order: fresh against `--fresh-against` (the
+    training corpus) and every `--held-out-fresh-against` listing (the calibration clips' render, so no
+    test clip shares material with a clip that set the thresholds), the first `--extra-held-out-limit`;
+    and per kind, how many there were and how many are fresh."""
+    if not args.extra_held_out:
+        return [], {}
+    listings = [Path(listing) for listing in (args.fresh_against, *(args.held_out_fresh_against or [])) if listing]
+    paths, counts = fresh_files(audio_files(args.extra_held_out), listings)
+    order = np.random.default_rng([args.seed, 4]).permutation(len(paths))  # a smaller limit: a prefix
+    return [paths[i] for i in order[: args.extra_held_out_limit or len(paths)]], counts
+
+
+def false_positive_block(flagged: np.ndarray) -> dict:
+    """How many of these held-out clips are flagged, their share and its Wilson 95% interval."""
+    hits = int(np.sum(flagged))
+    return {"held_out_clips": len(flagged), "false_positives": hits, "false_positive_rate": hits / len(flagged),
+            "false_positive_ci95": wilson_interval(hits, len(flagged))}
+
+
 def stored_run(path: str, args: argparse.Namespace, detector: CopyDetector) -> dict:
     """The stored run `path` (`--reuse`, `--add-recut`), refused (ValueError) unless it is this command's
     run of `detector`: same detector settings, training, calibration and held-out folders, seed and length."""
@@ -489,12 +536,13 @@ def clip_metadata(paths: list[Path]) -> list[dict | None]:
     return out
 
 
-def fresh_files(paths: list[Path], corpus_listing: Path) -> tuple[list[Path], dict[str, dict[str, int]]]:
+def fresh_files(paths: list[Path], corpus_listing: Path | list[Path]) -> tuple[list[Path], dict[str, dict[str, int]]]:
     """The files whose `group` (the source material a clip was rendered from: a pattern seed, a MIDI
-    piece, a loop file) occurs nowhere in `corpus_listing` (the training corpus's `corpus.jsonl`), so
-    they share no material with any split of it; and per `kind`, how many files there were and how
-    many survive. A file no listing names (no group to check) is dropped."""
-    used = groups_in(corpus_listing)
+    piece, a loop file) occurs nowhere in `corpus_listing` (the training corpus's `corpus.jsonl`; or in
+    any of several listings), so they share no material with any split of it; and per `kind`, how many
+    files there were and how many survive. A file no listing names (no group to check) is dropped."""
+    listings = corpus_listing if isinstance(corpus_listing, list) else [corpus_listing]
+    used = set().union(*(groups_in(listing) for listing in listings))
     kept, counts = [], {}
     for path, row in zip(paths, clip_metadata(paths)):
         kind = str(row.get("kind", "?")) if row else "unlisted"
@@ -506,10 +554,12 @@ def fresh_files(paths: list[Path], corpus_listing: Path) -> tuple[list[Path], di
     return kept, counts
 
 
-def extra_windows(paths: list[Path], seconds: float, seed: int) -> list[tuple[str, float, np.ndarray]]:
-    """A `seconds` window of each extra calibration file from their own seeded stream (so adding extra
-    clips moves no other clip's window): `(file, start in seconds rounded to 1 us, waveform)`."""
-    rng = np.random.default_rng([seed, 1])
+def extra_windows(paths: list[Path], seconds: float, seed: int,
+                  stream: int = CALIBRATION_STREAM) -> list[tuple[str, float, np.ndarray]]:
+    """A `seconds` window of each extra calibration (or held-out: another `stream`) file from their own
+    seeded stream (so adding extra clips moves no other clip's window): `(file, start in seconds rounded
+    to 1 us, waveform)`."""
+    rng = np.random.default_rng([seed, stream])
     windows = []
     for path in paths:
         wave, _ = load_clips([path], SAMPLE_RATE)
@@ -518,10 +568,11 @@ def extra_windows(paths: list[Path], seconds: float, seed: int) -> list[tuple[st
     return windows
 
 
-def extra_calibration_rows(paths: list[Path], detector: CopyDetector, train_features: list[np.ndarray],
-                           key_audio: TrainingAudio, seconds: float, seed: int, rows_path: Path | None,
-                           known: list[dict] | None = None) -> list[dict]:
-    """Per-clip rows (`clip_rows`) of a `seconds` window of each extra calibration file, matched and
+def extra_clip_rows(paths: list[Path], detector: CopyDetector, train_features: list[np.ndarray],
+                    key_audio: TrainingAudio, seconds: float, seed: int, rows_path: Path | None,
+                    known: list[dict] | None = None, stream: int = CALIBRATION_STREAM,
+                    description: str = "extra calibration") -> list[dict]:
+    """Per-clip rows (`clip_rows`) of a `seconds` window of each extra calibration (or held-out) file, matched and
     verified like the other held-out clips. Windows come from their own seeded stream (so adding
     extra clips moves no other clip's window). With `rows_path` (JSON lines) rows are appended as
     each chunk of `EXTRA_CHUNK` clips finishes and rows already there (same file, window, detector)
@@ -530,9 +581,9 @@ def extra_calibration_rows(paths: list[Path], detector: CopyDetector, train_feat
     done = {}
     for row in [*(known or []), *(read_rows(rows_path) if rows_path is not None and rows_path.is_file() else [])]:
         done[(row["file"], row["start_s"], row["detector_version"])] = row
-    windows = extra_windows(paths, seconds, seed)
+    windows = extra_windows(paths, seconds, seed, stream)
     todo = [w for w in windows if (w[0], w[1], version) not in done]
-    for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc="extra calibration", unit="chunk"):
+    for begin in tqdm(range(0, len(todo), EXTRA_CHUNK), desc=description, unit="chunk"):
         chunk = todo[begin : begin + EXTRA_CHUNK]
         clips = [clip for _, _, clip in chunk]
         match = detector.match([detector.features(c) for c in clips], train_features, progress=False)
@@ -713,12 +764,24 @@ def rescore(result: dict, residual: str, same_audio: list[set[int]] | None) -> d
             "recall_ci95": {family: row["recall_ci95"] for family, row in per_family.items()}}
 
 
+def extra_held_out_line(block: dict | None) -> list[str]:
+    """The Markdown line of the `--extra-held-out` clips' false-positive rate, alone and pooled."""
+    if not block:
+        return []
+    pooled = block["pooled_with_held_out"]
+    return [(f"FPR on {block['held_out_clips']} extra held-out clips: {block['false_positive_rate']:.1%} "
+             f"[{block['false_positive_ci95'][0]:.1%}, {block['false_positive_ci95'][1]:.1%}]; pooled with the "
+             f"held-out split ({pooled['held_out_clips']} clips): {pooled['false_positive_rate']:.1%} "
+             f"[{pooled['false_positive_ci95'][0]:.1%}, {pooled['false_positive_ci95'][1]:.1%}]")]
+
+
 def markdown(result: dict) -> str:
     lines = [
         (f"**{result['name']}** ({result['num_train']} training clips, {result['seconds']:.0f} s copies; "
         f"FPR on {result['held_out_clips']} held-out clips: {result['false_positive_rate']:.1%} "
         f"[{result['false_positive_ci95'][0]:.1%}, {result['false_positive_ci95'][1]:.1%}]; "
         f"{result['seconds_per_100_clips']:.0f} s per 100 clips)"),
+        *extra_held_out_line(result.get("extra_held_out")),
         "",
         ("| transform | copies | recall [95% CI] | semitones right | tempo within 2% | gain within 2 dB "
          "| residual SNR dB, median |"),
@@ -754,6 +817,19 @@ def main() -> None:
                         help="use at most this many --extra-calibration clips, a seeded random subset (0: all)")
     parser.add_argument("--extra-rows", default=None, metavar="JSONL",
                         help="save each extra calibration clip's scores here as it is matched and reuse the ones "
+                             "already there (same file, window and detector): a stopped run resumes")
+    parser.add_argument("--extra-held-out", nargs="+", default=None, metavar="FOLDER",
+                        help="more held-out-like clips whose false-positive rate is reported beside --held-out's and "
+                             "pooled with it (e.g. the folders of yet another render of the corpus); fresh against "
+                             "--fresh-against and --held-out-fresh-against, windows from their own seeded stream")
+    parser.add_argument("--held-out-fresh-against", nargs="+", default=None, metavar="JSONL",
+                        help="with --extra-held-out: also drop its files whose `group` occurs in these listings "
+                             "(the --extra-calibration render's corpus.jsonl: no test clip shares material with a "
+                             "clip that set the thresholds)")
+    parser.add_argument("--extra-held-out-limit", type=int, default=0,
+                        help="use at most this many --extra-held-out clips, a seeded random subset (0: all)")
+    parser.add_argument("--extra-held-out-rows", default=None, metavar="JSONL",
+                        help="save each extra held-out clip's scores here as it is matched and reuse the ones "
                              "already there (same file, window and detector): a stopped run resumes")
     parser.add_argument("--reuse", default=None, metavar="JSON",
                         help="take the planted copies' and held-out clips' scores from this stored run (it must be "
@@ -816,7 +892,8 @@ def main() -> None:
         for name, block in result["rescored"].items():
             print(name, f"FPR {block['false_positive_rate']:.1%}", {k: f"{v:.0%}" for k, v in block["recall"].items()})
         return
-    for folder in (*args.train, *args.calibration, *args.held_out, *args.other, *(args.extra_calibration or [])):
+    for folder in (*args.train, *args.calibration, *args.held_out, *args.other, *(args.extra_calibration or []),
+                   *(args.extra_held_out or [])):
         if not Path(folder).is_dir() or not audio_files([folder]):
             parser.exit(2, f"error: no audio files in {folder}\n")
     for flag, value in (("--reuse", args.reuse), ("--add-recut", args.add_recut)):
@@ -828,12 +905,19 @@ def main() -> None:
         parser.exit(2, "error: --add-recut scores the clips with the recut: drop --no-recut-shift\n")
     if args.reuse and args.add_recut:
         parser.exit(2, "error: --reuse and --add-recut each name the stored run: give one\n")
-    if args.fresh_against and not Path(args.fresh_against).is_file():
-        parser.exit(2, f"error: --fresh-against {args.fresh_against}: no such file\n")
-    if args.no_verify and (args.extra_calibration or args.reuse or args.add_recut):
-        parser.exit(2, "error: --extra-calibration, --reuse and --add-recut need the verification (drop --no-verify)\n")
-    if args.extra_limit < 0:
-        parser.exit(2, f"error: --extra-limit must be 0 (all) or more, got {args.extra_limit}\n")
+    for listing in (args.fresh_against, *(args.held_out_fresh_against or [])):
+        if listing and not Path(listing).is_file():
+            parser.exit(2, f"error: --fresh-against / --held-out-fresh-against {listing}: no such file\n")
+    if args.extra_held_out and not args.fresh_against:
+        parser.exit(2, "error: --extra-held-out needs --fresh-against (the training corpus's listing)\n")
+    if args.held_out_fresh_against and not args.extra_held_out:
+        parser.exit(2, "error: --held-out-fresh-against filters --extra-held-out: give its folders\n")
+    if args.no_verify and (args.extra_calibration or args.extra_held_out or args.reuse or args.add_recut):
+        parser.exit(2, "error: --extra-calibration, --extra-held-out, --reuse and --add-recut need the verification "
+                       "(drop --no-verify)\n")
+    if args.extra_limit < 0 or args.extra_held_out_limit < 0:
+        parser.exit(2, f"error: --extra-limit and --extra-held-out-limit must be 0 (all) or more, got "
+                       f"{args.extra_limit} and {args.extra_held_out_limit}\n")
     try:
         result = run(args)
     except ValueError as error:
@@ -844,10 +928,13 @@ def main() -> None:
     out = Path(args.out or f"benchmarks/results/memorization-{args.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.reuse or args.add_recut:  # the stored run, decided on its own calibration clips, is the `before`
-        # block (its per-clip rows are this result's copies, calibration and held_out rows: not stored twice)
+        # block (its per-clip rows are this result's copies, calibration and held_out rows: not stored twice);
+        # a stored run of this very detector (a re-decision, or more held-out clips) keeps its own `before`
         stored = json.loads(Path(args.reuse or args.add_recut).read_text())
-        result["before"] = {key: value for key, value in stored.items()
-                            if key not in ("before", "rescored", "per_clip")}
+        same = args.reuse and stored.get("detector", {}).get("version") == result["detector"]["version"]
+        result["before"] = (stored.get("before") if same and "before" in stored else
+                            {key: value for key, value in stored.items()
+                             if key not in ("before", "rescored", "per_clip")})
     elif out.exists():  # the previous detector's result (same command) is kept as the `before` block
         previous = json.loads(out.read_text())
         previous.pop("before", None)

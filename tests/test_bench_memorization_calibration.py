@@ -17,10 +17,13 @@ from benchmarks.bench_memorization import (
     FAMILIES,
     clip_rows,
     evaluate,
-    extra_calibration_rows,
+    extra_clip_rows,
+    extra_held_out_line,
+    false_positive_block,
     fresh_files,
     match_from_rows,
     select_extra,
+    select_extra_held_out,
     stored_candidates,
     verified_from_rows,
     window,
@@ -71,6 +74,44 @@ def test_a_smaller_extra_limit_takes_a_prefix_of_a_larger_ones_clips(tmp_path):
     assert len(everything) == 11 and all(p.name != "03.flac" for p in everything)
     assert chosen(5) == everything[:5]
     assert everything != sorted(everything)  # a seeded random order, not the folder's
+
+
+def test_extra_held_out_clips_share_no_material_with_the_training_or_the_calibration_render(tmp_path):
+    """`--extra-held-out` keeps only files whose group occurs in neither the training corpus's listing nor
+    the calibration render's (`--held-out-fresh-against`), in a seeded order of its own."""
+    split = tmp_path / "seed2" / "test"
+    corpus(split, [{"file_name": f"drums/{i:02d}.flac", "group": f"pattern:{i}", "kind": "kit_loop"}
+                   for i in range(12)])
+    training, calibration_render = tmp_path / "corpus.jsonl", tmp_path / "seed1.jsonl"
+    training.write_text(json.dumps({"file_name": "x.flac", "group": "pattern:3"}) + "\n")
+    calibration_render.write_text(json.dumps({"file_name": "y.flac", "group": "pattern:7"}) + "\n")
+
+    def chosen(limit, also=None):
+        args = argparse.Namespace(extra_held_out=[str(split / "drums")], fresh_against=str(training),
+                                  held_out_fresh_against=also, extra_held_out_limit=limit, seed=0)
+        return select_extra_held_out(args)
+
+    kept, counts = chosen(0, [str(calibration_render)])
+    assert sorted(p.name for p in kept) == [f"{i:02d}.flac" for i in range(12) if i not in (3, 7)]
+    assert counts == {"kit_loop": {"files": 12, "fresh": 10}}
+    assert len(chosen(0)[0]) == 11  # without the calibration render's listing only the training's groups go
+    assert chosen(4, [str(calibration_render)])[0] == kept[:4]
+    calibration_args = argparse.Namespace(extra_calibration=[str(split / "drums")], fresh_against=str(training),
+                                          extra_limit=0, seed=0)
+    assert chosen(0)[0] != select_extra(calibration_args)[0]  # another order than the calibration clips'
+
+
+def test_the_false_positive_rate_is_reported_alone_and_pooled_with_its_interval():
+    block = false_positive_block(np.asarray([True, False, False, False]))
+    assert (block["held_out_clips"], block["false_positives"], block["false_positive_rate"]) == (4, 1, 0.25)
+    low, high = block["false_positive_ci95"]
+    assert 0 < low < 0.25 < high < 1
+    pooled = false_positive_block(np.concatenate([np.zeros(196, bool), np.ones(4, bool)]))
+    line = extra_held_out_line({**block, "pooled_with_held_out": pooled})
+    pooled_low, pooled_high = pooled["false_positive_ci95"]
+    assert line == [(f"FPR on 4 extra held-out clips: 25.0% [{low:.1%}, {high:.1%}]; pooled with the held-out "
+                     f"split (200 clips): 2.0% [{pooled_low:.1%}, {pooled_high:.1%}]")]
+    assert extra_held_out_line({}) == []
 
 
 def rows(copy_scores, melody_scores, residuals, index=0):
@@ -194,10 +235,10 @@ def test_extra_rows_already_matched_are_reused_not_matched_again(tmp_path):
     rows_file = tmp_path / "rows.jsonl"
     rows_file.write_text(json.dumps(known[0]) + "\n")
     # no training features: matching anything would raise, so every row must come from `known` / the file
-    out = extra_calibration_rows(paths, detector, [], None, 4.0, 0, rows_file, known[1:])
+    out = extra_clip_rows(paths, detector, [], None, 4.0, 0, rows_file, known[1:])
     assert [row["file"] for row in out] == [str(p) for p in paths]
     with pytest.raises(ValueError, match="at least one"):
-        extra_calibration_rows(paths, detector, [], None, 4.0, 0, None, known[1:])
+        extra_clip_rows(paths, detector, [], None, 4.0, 0, None, known[1:])
 
 
 @pytest.mark.skipif(not rubberband_available(), reason="the recut reproduces Rubber Band's output")
