@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import json
 import platform
 import sys
@@ -184,14 +185,16 @@ def run(args: argparse.Namespace) -> dict:
     more_held_out = {}
     if more_held_out_paths:
         started = time.perf_counter()
-        rows["extra_held_out"] = extra_clip_rows(
+        more_rows = extra_clip_rows(
             more_held_out_paths, detector, train_features, key_audio, args.seconds, args.seed,
             Path(args.extra_held_out_rows) if args.extra_held_out_rows else None,
             (reused or {}).get("per_clip", {}).get("extra_held_out"), stream=HELD_OUT_STREAM,
             description="extra held-out")
-        more_match = match_from_rows(rows["extra_held_out"], "whole", args.filter_taps)
+        if not args.extra_held_out_rows:  # else its rows live in that file (1,500 clips' would triple the JSON)
+            rows["extra_held_out"] = more_rows
+        more_match = match_from_rows(more_rows, "whole", args.filter_taps)
         more_flagged = flag_copies(more_match, thresholds)
-        more_held_out = {"folders": args.extra_held_out,
+        more_held_out = {"folders": args.extra_held_out, "rows_file": args.extra_held_out_rows,
                          "fresh_against": [args.fresh_against, *(args.held_out_fresh_against or [])],
                          "limit": args.extra_held_out_limit, "clips": len(more_held_out_paths),
                          "per_kind": more_held_out_counts, "seconds": time.perf_counter() - started,
@@ -579,7 +582,7 @@ def extra_clip_rows(paths: list[Path], detector: CopyDetector, train_features: l
     are reused: a long run can be stopped and resumed. `known` rows (a stored run's) are reused too."""
     version = detector.describe()["version"]
     done = {}
-    for row in [*(known or []), *(read_rows(rows_path) if rows_path is not None and rows_path.is_file() else [])]:
+    for row in [*(known or []), *(rows_file(rows_path) if rows_path is not None and rows_path.is_file() else [])]:
         done[(row["file"], row["start_s"], row["detector_version"])] = row
     windows = extra_windows(paths, seconds, seed, stream)
     todo = [w for w in windows if (w[0], w[1], version) not in done]
@@ -593,9 +596,21 @@ def extra_clip_rows(paths: list[Path], detector: CopyDetector, train_features: l
             done[(file, start, version)] = row
             if rows_path is not None:
                 rows_path.parent.mkdir(parents=True, exist_ok=True)
-                with rows_path.open("a") as handle:
+                with open_rows(rows_path, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
     return [done[(file, start, version)] for file, start, _ in windows]
+
+
+def open_rows(path: Path, mode: str):
+    """A rows file (JSON lines) opened as text, gzip-compressed when its name ends in `.gz` (appending
+    adds a gzip member, which reading joins)."""
+    return gzip.open(path, mode + "t", encoding="utf-8") if path.suffix == ".gz" else path.open(mode, encoding="utf-8")
+
+
+def rows_file(path: Path) -> list[dict]:
+    """Every row of a rows file (`open_rows`), blank lines skipped."""
+    with open_rows(path, "r") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def matching_per_kind(reference_rows: list[dict], reference_paths: list[Path], extra_rows: list[dict],

@@ -22,6 +22,8 @@ from benchmarks.bench_memorization import (
     false_positive_block,
     fresh_files,
     match_from_rows,
+    open_rows,
+    rows_file,
     select_extra,
     select_extra_held_out,
     stored_candidates,
@@ -112,6 +114,16 @@ def test_the_false_positive_rate_is_reported_alone_and_pooled_with_its_interval(
     assert line == [(f"FPR on 4 extra held-out clips: 25.0% [{low:.1%}, {high:.1%}]; pooled with the held-out "
                      f"split (200 clips): 2.0% [{pooled_low:.1%}, {pooled_high:.1%}]")]
     assert extra_held_out_line({}) == []
+
+
+@pytest.mark.parametrize("name", ["rows.jsonl", "rows.jsonl.gz"])
+def test_a_rows_file_appended_chunk_by_chunk_reads_back_whole_plain_or_gzipped(tmp_path, name):
+    path = tmp_path / name
+    for chunk in ([{"file": "a", "copy_score": 0.5}], [{"file": "b", "copy_score": 0.25}, {"file": "c"}]):
+        with open_rows(path, "a") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in chunk)
+    assert rows_file(path) == [{"file": "a", "copy_score": 0.5}, {"file": "b", "copy_score": 0.25}, {"file": "c"}]
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == name.endswith(".gz")  # gzip's magic number
 
 
 def rows(copy_scores, melody_scores, residuals, index=0):
