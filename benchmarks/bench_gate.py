@@ -32,7 +32,7 @@ from studio.loops import make_loops
 from studio.model_source import OneModel
 from studio.outputs import OutputStore
 from studio.requests import LoopsRequest, StudioLimits, TextToAudioRequest
-from studio.take_gate import MAX_TAKE_TRIES
+from studio.take_gate import MAX_TAKE_TRIES, UNGUIDED_TRIES
 from studio.text_to_audio import text_to_audio
 from training.quality_gate import DEFAULT_SECONDS, measure_clips, real_clips
 
@@ -98,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="checkpoint folder (with its quality_gate.json)")
     parser.add_argument("--kind", choices=("loops", "text"), required=True,
-                        help="loops: the Loops tab at four tempi; text: Text to audio with test captions")
+                        help="loops: the Loops tab at four tempi; text: Text to audio with the --split captions")
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="the demo corpus folder")
     parser.add_argument("--num", type=int, default=64, help="takes (text: the five families in turn, at most 65)")
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="take length in seconds (text)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prompt choice and generation")
+    parser.add_argument("--split", choices=("test", "valid"), default="test",
+                        help="text: whose captions prompt the takes (valid: to choose a setting; test: to report it)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/bench_gate"), help="where takes are written")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -114,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     # 1. The gate on real clips
     gate = load_gate(args.checkpoint)
     result = {"checkpoint": args.checkpoint, "kind": args.kind, "gate_calibrated": gate.calibrated,
-              "max_take_tries": MAX_TAKE_TRIES, "threads": args.threads,
+              "max_take_tries": MAX_TAKE_TRIES, "unguided_tries": UNGUIDED_TRIES, "threads": args.threads,
+              "split": args.split,
               "real": real_rates(args.checkpoint, args.corpus, DEFAULT_SECONDS)}
     # 2. Takes through the workflow with the gate on
     if args.kind == "text":
-        rows = pick_rows(corpus_rows(args.corpus, "test", args.seconds), "text", args.num, args.seed)
+        rows = pick_rows(corpus_rows(args.corpus, args.split, args.seconds), "text", args.num, args.seed)
         # Families in turn, so that any --num takes every family about equally.
         rank = Counter()
         order = sorted(range(len(rows)), key=lambda i: (rank.update([rows[i]["family"]]) or rank[rows[i]["family"]], i))

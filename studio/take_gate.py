@@ -3,8 +3,8 @@
 with a new seed, at most `MAX_TAKE_TRIES` takes per output and only while the request's compute budget
 has room; one that still fails is served with a warning. Seeds stay reproducible: try k (0-based) of the
 output with seed s uses seed `retry_seed(s, k)`, and the output names the seed it was served with. For guided
-text models the last try is also made without classifier-free guidance (`LAST_TRY_GUIDANCE`), and the output
-says so and records the guidance it was made with.
+text models the last `UNGUIDED_TRIES` tries are also made without classifier-free guidance (`LAST_TRY_GUIDANCE`),
+and the output says so and records the guidance it was made with.
 """
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ from studio.checks import MAX_SEED
 from studio.progress import StepReporter
 from studio.results import plural
 
-# Takes one output may cost: the first and at most two regenerations. Measured on the bundled models at their
-# defaults, each take judged before the stretch to the asked tempo, levels at the takes' peak, the text model's
-# last try unguided (`benchmarks/results/gate-served-level/quality-gate-loops.json`, `...-text-unguided-last-try
-# .json`): first takes flagged 12.5% (loops, 96 at four tempi) and 7.7% (text, 65), served 1.0% and 1.5%, at 1.15
-# and 1.11 takes per output on average.
-MAX_TAKE_TRIES = 3
+# Takes one output may cost: the first and at most three regenerations. Measured on the bundled models at their
+# defaults, each take judged before the stretch to the asked tempo, levels at the takes' peak: loops 96 at four
+# tempi (`benchmarks/results/gate-served-level/quality-gate-loops.json`, three tries) first takes flagged 12.5%,
+# served 1.0%, 1.15 takes per output; text 260 requests (the 65 test captions x 4 seeds,
+# `benchmarks/results/gate-4tries/`) first takes flagged 10.0%, served 3.1% with three tries (the last unguided)
+# and 1.9% with four (the last two unguided), at 1.17 and 1.20 takes per output. The fourth try was chosen on the
+# valid captions (seed 0: outputs served flagged 4 -> 2 of 65).
+MAX_TAKE_TRIES = 4
 # The seed of a regeneration: the output's seed plus this stride per try, so that a regenerated take never
 # reuses the seed of another output of the batch (those are seed + i for i < the number of outputs).
 RETRY_SEED_STRIDE = 100_003
@@ -41,6 +43,9 @@ RETRY_SEED_STRIDE = 100_003
 # the 65 valid captions, classifier 0.83 against 0.76), a trade for the last resort only; it is also the
 # cheaper take (one UNet evaluation a step instead of two).
 LAST_TRY_GUIDANCE = 1.0
+# How many of the last tries of a guided take are made at `LAST_TRY_GUIDANCE` (when the tries before them failed):
+# with four tries, two guided and two unguided, so the first three are what three tries made before.
+UNGUIDED_TRIES = 2
 
 Take = TypeVar("Take")
 
@@ -81,6 +86,11 @@ class TakeRecord:
     def unguided_last_try(self) -> bool:
         """Whether the served take is a last try made without the guidance the request asked for."""
         return len(self.guidance) > 1 and self.guidance[-1] != self.guidance[0]
+
+    @property
+    def unguided_tries(self) -> int:
+        """How many tries were made without the guidance the request asked for (its last ones)."""
+        return sum(guidance != self.guidance[0] for guidance in self.guidance[1:]) if self.guidance else 0
 
     @property
     def regenerated(self) -> int:
@@ -160,8 +170,9 @@ class GateRun:
              ) -> tuple[Take, TakeRecord]:
         """Make a take with `make(seed, guidance)` and judge it (`audio_of(take)`: `[channels, samples]` audio
         and its rate in Hz); while it is flagged, tries are left and the budget has room for one more clip of
-        the request beyond the regenerations already spent, make it again with `retry_seed`, the last try at
-        `LAST_TRY_GUIDANCE` when the request's `guidance` is above it (None: a model without guidance).
+        the request beyond the regenerations already spent, make it again with `retry_seed`, the last
+        `UNGUIDED_TRIES` tries at `LAST_TRY_GUIDANCE` when the request's `guidance` is above it (None: a model
+        without guidance).
         `index` (0-based) and `what` name the output in the progress bar.
 
         Returns:
@@ -189,9 +200,9 @@ class GateRun:
         return take, record
 
     def try_guidance(self, guidance: float | None, attempt: int) -> float | None:
-        """The guidance scale of try `attempt` (0-based): the asked one, but `LAST_TRY_GUIDANCE` for the last of
-        several tries when the asked one is above it."""
-        last = attempt == self.max_tries - 1 and attempt > 0
+        """The guidance scale of try `attempt` (0-based): the asked one, but `LAST_TRY_GUIDANCE` for the last
+        `UNGUIDED_TRIES` of several tries (never the first) when the asked one is above it."""
+        last = attempt >= self.max_tries - UNGUIDED_TRIES and attempt > 0
         return LAST_TRY_GUIDANCE if last and guidance is not None and guidance > LAST_TRY_GUIDANCE else guidance
 
 
@@ -204,8 +215,9 @@ def failure_warning(what: str, record: TakeRecord) -> str:
     if record.regenerated or record.stopped_by_budget:
         why = (" (the request's compute budget had no room for another)" if record.stopped_by_budget
                else f" after {plural(len(record.seeds), 'take')}")
+        unguided = record.unguided_tries
         tried = ", ".join(str(seed) for seed in record.seeds) + (
-            " (the last without guidance)" if record.unguided_last_try else "")
+            f" (the last {'' if unguided == 1 else f'{unguided} '}without guidance)" if unguided else "")
         message = (f"{what} still sounds broken ({reasons}){why} with seeds {tried}: served with seed "
                    f"{record.served_seed}; press Generate again with another seed.")
     else:
