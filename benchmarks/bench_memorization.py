@@ -62,7 +62,8 @@ CANDIDATES_KEPT = 8  # the alignment's best keys each clip's row keeps (to see w
 FAMILIES = ("offset", "rotation", "pitch", "tempo", "gain", "noise", "lowpass", "mix")
 SAMPLE_RATE = 16000
 EXTRA_CHUNK = 10  # extra calibration (or held-out) clips matched (and their rows saved) at a time
-CALIBRATION_STREAM, HELD_OUT_STREAM = 1, 3  # the extra clips' window streams ([seed, stream]); 2 orders the files
+# The extra clips' seeded streams ([seed, stream]): their windows, and the order their files are taken in
+CALIBRATION_STREAM, CALIBRATION_ORDER, HELD_OUT_STREAM, HELD_OUT_ORDER = 1, 2, 3, 4
 
 
 def audio_files(folders: list[str]) -> list[Path]:
@@ -471,9 +472,7 @@ def select_extra(args: argparse.Namespace) -> tuple[list[Path], dict]:
     paths, counts = audio_files(args.extra_calibration), {}
     if args.fresh_against:
         paths, counts = fresh_files(paths, Path(args.fresh_against))
-    order = np.random.default_rng([args.seed, 2]).permutation(len(paths))  # a smaller limit: a prefix
-    paths = [paths[i] for i in order[: args.extra_limit or len(paths)]]
-    return paths, counts
+    return seeded_prefix(paths, args.seed, CALIBRATION_ORDER, args.extra_limit), counts
 
 
 def select_extra_held_out(args: argparse.Namespace) -> tuple[list[Path], dict]:
@@ -485,8 +484,14 @@ def select_extra_held_out(args: argparse.Namespace) -> tuple[list[Path], dict]:
         return [], {}
     listings = [Path(listing) for listing in (args.fresh_against, *(args.held_out_fresh_against or [])) if listing]
     paths, counts = fresh_files(audio_files(args.extra_held_out), listings)
-    order = np.random.default_rng([args.seed, 4]).permutation(len(paths))  # a smaller limit: a prefix
-    return [paths[i] for i in order[: args.extra_held_out_limit or len(paths)]], counts
+    return seeded_prefix(paths, args.seed, HELD_OUT_ORDER, args.extra_held_out_limit), counts
+
+
+def seeded_prefix(paths: list[Path], seed: int, stream: int, limit: int) -> list[Path]:
+    """`paths` in a seeded random order (`[seed, stream]`), the first `limit` (0: all): a smaller limit takes
+    a prefix of a larger one's files."""
+    order = np.random.default_rng([seed, stream]).permutation(len(paths))
+    return [paths[i] for i in order[: limit or len(paths)]]
 
 
 def false_positive_block(flagged: np.ndarray) -> dict:
