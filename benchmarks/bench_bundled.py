@@ -194,15 +194,20 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
     clip_modes = [False, True] if args.full_clip_too and capabilities.reference_bpm and not capabilities.text \
         else [False]
     app_steps = APP_STEPS if capabilities.text else LoopsRequest.steps  # the workflow's tab default
-    settings = [(steps, interval, whole, iters, threads) for steps in (args.steps or [app_steps])
-                for interval in intervals
+    saved_widening = pipeline.config.get("max_window_widening", pipeline.max_window_widening) \
+        if pipeline is not None else None
+    settings = [(steps, interval, widening, whole, iters, threads) for steps in (args.steps or [app_steps])
+                for interval in intervals for widening in args.max_window_widening
                 for whole in clip_modes for iters in (args.gl_iters or [saved_iters]) for threads in args.threads]
     unet_items = count_unet_items(pipeline) if pipeline is not None else [0]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         workspace = Workspace(models, OutputStore(Path(folder)), StudioLimits())
-        for steps, interval, whole, iters, threads in tqdm(settings, desc=Path(checkpoint).name, unit="setting"):
+        for steps, interval, widening, whole, iters, threads in tqdm(settings, desc=Path(checkpoint).name,
+                                                                     unit="setting"):
             torch.set_num_threads(threads)
+            if pipeline is not None:
+                pipeline.register_to_config(max_window_widening=saved_widening if widening is None else widening)
             if iters is not None:
                 pipeline.mel.register_to_config(n_iter=iters)
             if pipeline is not None and capabilities.text:
@@ -214,6 +219,8 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
                 times = [generate_once(workspace, checkpoint, args.seconds, seed=1 + i, steps=steps)
                          for i in range(args.repeats)]
             row = {"steps": steps, "gl_iters": iters, "threads": threads,
+                   "max_window_widening": None if pipeline is None else
+                   float(pipeline.config.get("max_window_widening", pipeline.max_window_widening)),
                    "unet_evaluations_per_take": unet_items[0] / args.repeats}
             if capabilities.text:
                 row.update(scheduler=TEXT_REQUEST["scheduler"] or capabilities.default_scheduler,
@@ -228,6 +235,8 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
             pipeline.mel.register_to_config(n_iter=saved_iters)
         if pipeline is not None and capabilities.text:
             pipeline.register_to_config(guidance_interval=saved_interval)
+        if pipeline is not None:
+            pipeline.register_to_config(max_window_widening=saved_widening)
         checks = (duration_checks(workspace, checkpoint, args.check_durations, APP_STEPS)
                   if capabilities.text and args.check_durations else [])
     result = {
@@ -296,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="text models: guide only steps with noise level sigma in (LO, HI] (sigma = sqrt((1 - "
                              "alpha_bar) / alpha_bar)); 'all' guides every step, 'model' uses the checkpoint's "
                              "own (default); several values are timed in one run")
+    parser.add_argument("--max-window-widening", type=float, nargs="+", default=[None], metavar="SHARE",
+                        help="clips at most SHARE longer than one window are made in one widened window (0: a "
+                             "second window, as before); several values are timed in one run (default: the "
+                             "model's, MelPipelineBase.max_window_widening)")
     parser.add_argument("--scheduler", default=None,
                         help="text models: the sampler of the takes, e.g. dpm++-karras (default: the model's own)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bundled.json"),
@@ -333,6 +346,8 @@ def table(results: dict) -> str:
     for run in results["runs"]:
         for row in run["timings"]:
             setting = row.get("clip") or f"{row.get('scheduler')}, guidance interval {row.get('guidance_interval')}"
+            setting += f", widening {row['max_window_widening']:g}" if row.get("max_window_widening") is not None \
+                else ""
             lines.append(f"| {run['checkpoint']} | {row['steps']} | {setting} | {row['unet_evaluations_per_take']:g} "
                          f"| {row['gl_iters']} | {row['threads']} "
                          f"| {row['p50_s']:.2f} | {row['p90_s']:.2f} | {row['p50_x_realtime']:.2f} "

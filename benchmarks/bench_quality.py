@@ -364,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
                              "final_sigmas_type=sigma_min (repeatable; values read as JSON)")
     parser.add_argument("--gl-iters", type=int, default=None,
                         help="Griffin-Lim iterations of the decoder (default: the model's mel config)")
+    parser.add_argument("--max-window-widening", type=float, default=None, metavar="SHARE",
+                        help="make a clip at most SHARE longer than one window in one widened window instead of "
+                             "two windows (0 = always two; default: the model's, MelPipelineBase."
+                             "max_window_widening)")
+    parser.add_argument("--bpm-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                        help="only real clips with a tempo in (LO, HI] BPM, e.g. 120 135: those whose --seconds "
+                             "clip needs a little more than one window of a tempo-normalised model")
     parser.add_argument("--no-floor-stage", action="store_true",
                         help="decode the model's mel as it is, without the checkpoint's floor stage (floor_stage.json)")
     parser.add_argument("--fad", action="store_true", help="with --quick: measure FAD (clap-bundled, mel-stats) too")
@@ -391,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     reference, other = args.split, {"test": "valid", "valid": "test"}[args.split]
     test = corpus_rows(args.corpus, reference, args.seconds)
     valid = corpus_rows(args.corpus, other, args.seconds)
-    rows = pick_rows(test, args.kind, args.num, args.seed)
+    in_range = test if args.bpm_range is None else [row for row in test if row.get("bpm") and
+                                                    args.bpm_range[0] < float(row["bpm"]) <= args.bpm_range[1]]
+    rows = pick_rows(in_range, args.kind, args.num, args.seed)
     same_kind = (lambda row: row["family"] == "drums") if args.kind == "loops" else (lambda row: True)
     real_dir = args.work_dir / "real"
     real_paths = write_real(rows, args.seconds, real_dir / reference)
@@ -408,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.scheduler = scheduler_with(pipeline.scheduler, dict(args.scheduler_option))
     if args.gl_iters:
         pipeline.mel.register_to_config(n_iter=args.gl_iters)
+    if args.max_window_widening is not None:
+        if args.max_window_widening < 0:
+            parser.exit(2, "bench_quality: --max-window-widening must be at least 0\n")
+        pipeline.register_to_config(max_window_widening=args.max_window_widening)
     try:
         if args.guidance_interval:
             pipeline.register_to_config(guidance_interval=list(check_guidance_interval(args.guidance_interval)))
@@ -439,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     label += f"-ag{args.autoguidance:g}" if args.autoguidance is not None else ""
     label += f"-{args.guidance_unet.name}" if args.guidance_unet else ""
     label += f"-gl{args.gl_iters}" if args.gl_iters else ""
+    label += f"-widen{args.max_window_widening:g}" if args.max_window_widening is not None else ""
+    label += "-bpm{:g}-{:g}".format(*args.bpm_range) if args.bpm_range else ""
     label += "-floor" if getattr(pipeline, "floor_stage", None) is not None else ""
     label += f"-{args.tag}" if args.tag else ""
     label += "-valid" if args.split == "valid" else ""
@@ -469,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
                                "guidance_unet_evaluations_per_clip": weak_items[0] / len(rows)}
               if args.kind == "loops" else None,
               "unet_evaluations_per_clip": unet_items[0] / len(rows),
+              "max_window_widening": float(pipeline.config.get("max_window_widening",
+                                                               pipeline.max_window_widening)),
+              "bpm_range": args.bpm_range,
               "floor_stage": getattr(pipeline, "floor_stage", None) is not None}
 
     if args.figure:

@@ -80,6 +80,12 @@ class MelPipelineBase(DiffusionPipeline):
     # Mixed precision for the denoiser on CPU (bfloat16 roughly halves the step time where the
     # CPU supports it); None keeps the model dtype.
     cpu_autocast_dtype: torch.dtype | None = None
+    # A clip from scratch at most this share longer than one window is made in one widened window instead of
+    # a second whole window (overlap included) for its last few frames: the denoisers are convolutional, so a
+    # window a few columns wider costs about what one window costs (`benchmarks/bench_quality.py
+    # --max-window-widening` measures the takes against the two-window ones). The config entry
+    # `max_window_widening` overrides it; 0 never widens.
+    max_window_widening: float = 0.125
     # The checkpoint's calibrated floor stage (`models.floor_stage`, attached by `models.loading.load_pipeline`
     # from its `floor_stage.json`): applied to the mel of clips generated from scratch before decoding.
     # None (or a checkpoint without one): the mel is decoded as the model made it.
@@ -116,6 +122,22 @@ class MelPipelineBase(DiffusionPipeline):
     def bar_seconds(self) -> float | None:
         """Length of one bar at the reference tempo in seconds (None without a reference tempo)."""
         return None if self.reference_bpm is None else 60.0 / self.reference_bpm * self.beats_per_bar
+
+    @property
+    def window_width_step(self) -> int:
+        """The frames a window's width grows by: one column at the denoiser's coarsest level (each down
+        block but the last halves the width), times the vae's factor."""
+        levels = len(self.denoiser.config.block_out_channels) - 1
+        return 2**levels * self.vae_scale_factor
+
+    def first_window_frames(self, total_frames: int) -> int:
+        """Width in frames of the first window of a clip of `total_frames` frames made from scratch: one window,
+        or one widened window covering the clip when it is at most `max_window_widening` longer (rounded up to
+        `window_width_step`)."""
+        widening = float(self.config.get("max_window_widening", self.max_window_widening))
+        if not self.window_frames < total_frames <= self.window_frames * (1.0 + widening):
+            return self.window_frames
+        return math.ceil(total_frames / self.window_width_step) * self.window_width_step
 
     @property
     def default_overlap_in_s(self) -> float:
@@ -498,6 +520,7 @@ class MelPipelineBase(DiffusionPipeline):
         strength: float,
         keep_mask: torch.Tensor | None,
         first_frames: torch.Tensor,
+        width: int | None = None,
     ) -> torch.Tensor:
         """Denoise a batch of windows: mel images in [-1, 1] `[batch, 1, y, x_res]` (through the vae if any).
 
@@ -506,11 +529,13 @@ class MelPipelineBase(DiffusionPipeline):
             strength, keep_mask: as in `denoise`.
             first_frames: `[batch]` each window's first frame in the output, item-major (each output's
                 windows in turn); `batch` is a multiple of `call.batch_size`.
+            width: the windows' width in frames when generated from scratch (None: `x_res`;
+                `first_window_frames`).
         """
         batch = len(first_frames)
         init_latents = None if init_images is None else self.encode_images(init_images)
         latents = self.denoise(
-            self.noise_predictor(call, first_frames), self.latent_shape(batch), call.num_inference_steps,
+            self.noise_predictor(call, first_frames), self.latent_shape(batch, width), call.num_inference_steps,
             generators_for_windows(call.generator, call.batch_size, batch), init_latents=init_latents,
             strength=strength, keep_mask=keep_mask, eta=call.eta, on_step=call.on_step, scheduler=call.scheduler,
         )
@@ -618,7 +643,8 @@ class MelPipelineBase(DiffusionPipeline):
         with self.progress_bar(total=steps_total) as bar:
             call.on_step = StepCounter(steps_total, bar, progress_callback)
 
-            # 2. The first frames: the input's windows denoised, the input itself, or one new window
+            # 2. The first frames: the input's windows denoised, the input itself, or one new window (widened
+            # to cover a clip a little longer than one window: `first_window_frames`)
             if original is not None and not extend:
                 windows, peak_db = self.audio_to_windows(original, overlap_frames)
                 starts = self.window_starts(self.mel.frames_for_samples(len(original)), overlap_frames)
@@ -632,7 +658,8 @@ class MelPipelineBase(DiffusionPipeline):
                 frames = self.mel.audio_to_mel_power(torch.from_numpy(original)[None].to(self.device))
                 frames = frames[:, None].repeat(batch_size, 1, 1, 1)
             else:
-                images = self.sample_windows(call, None, 1.0, None, torch.zeros(batch_size, dtype=torch.long))
+                images = self.sample_windows(call, None, 1.0, None, torch.zeros(batch_size, dtype=torch.long),
+                                             width=self.first_window_frames(total_frames))
                 frames = self.windows_to_frames(images)
 
             # 3. Grow to the asked length
@@ -682,7 +709,8 @@ class MelPipelineBase(DiffusionPipeline):
         """Denoising steps a call will run, for progress reporting."""
         if original is not None and not extend:  # all the input's windows in one batch
             return num_inference_steps - min(num_inference_steps, round(num_inference_steps * (1 - strength)))
-        have = self.mel.frames_for_samples(len(original)) if original is not None else self.window_frames
+        have = self.mel.frames_for_samples(len(original)) if original is not None else self.first_window_frames(
+            total_frames)
         windows = 0 if original is not None else 1
         while have < total_frames:  # as `extend_frames` grows them: a short input is all context
             have += self.window_frames - min(overlap_frames, have)

@@ -43,15 +43,30 @@ def test_text_takes_count_unet_evaluations_per_guidance_interval(tmp_path):
     assert [row["unet_evaluations_per_take"] for row in rows] == [6, 3]  # every step guided, none
 
 
+def test_text_takes_a_little_longer_than_a_window_against_two_windows_in_one_run(tmp_path):
+    """0.27 s of the tiny text model (0.256 s windows) is one widened window by default, two windows with
+    widening 0: half the UNet evaluations, the same exact length."""
+    from tests.tiny_models import tiny_text_pipeline
+
+    tiny_text_pipeline().save_pretrained(tmp_path / "text")
+    out = tmp_path / "bundled.json"
+    bench_bundled.main(["--checkpoints", str(tmp_path / "text"), "--seconds", "0.27", "--repeats", "1",
+                        "--threads", "1", "--steps", "3", "--guidance-interval", "1e6:1e7",
+                        "--max-window-widening", "0", "0.125", "--check-durations", "--out", str(out)])
+    rows = json.loads(out.read_text())["runs"][0]["timings"]
+    assert [(row["max_window_widening"], row["unet_evaluations_per_take"]) for row in rows] == [(0.0, 6), (0.125, 3)]
+
+
 def test_loops_from_whole_bars_against_the_full_clip_in_one_run(tmp_path):
     """A 3.3 s clip at 150 BPM is two bars and a bit: one window of the tiny 1875 BPM model for its two bars,
-    two for the whole clip (before)."""
+    two for the whole clip (before; before widened windows too, which would make it one)."""
     pipeline = tiny_mel_pipeline()
     pipeline.register_to_config(reference_bpm=1875.0, beats_per_bar=4)
     pipeline.save_pretrained(tmp_path / "loops")
     out = tmp_path / "bundled.json"
     bench_bundled.main(["--checkpoints", str(tmp_path / "loops"), "--seconds", "3.3", "--loop-bpm", "150",
-                        "--repeats", "1", "--threads", "1", "--steps", "2", "--full-clip-too", "--out", str(out)])
+                        "--repeats", "1", "--threads", "1", "--steps", "2", "--full-clip-too",
+                        "--max-window-widening", "0", "--out", str(out)])
     rows = json.loads(out.read_text())["runs"][0]["timings"]
     assert [(row["clip"], row["unet_evaluations_per_take"]) for row in rows] == [
         ("whole bars", 2), ("full clip (before)", 4)]

@@ -157,3 +157,50 @@ def test_variation_and_inpainting_work_for_every_input_length_at_the_edges(laten
         inpainted = pipe(audio=audio, audio_sampling_rate=SAMPLE_RATE, keep_regions_in_s=[(0.0, end_s / 2)],
                          num_inference_steps=2, generator=seeded())
         assert inpainted.audios.shape[-1] == samples and np.isfinite(inpainted.audios).all(), samples
+
+
+def spy_on_windows(monkeypatch, pipe) -> list[tuple[list[int], int]]:
+    """(first frames, latent width) of every batch of windows `pipe` denoises from now on."""
+    seen = []
+    original = type(pipe).sample_windows
+
+    def spy(self, call, init_images, strength, keep_mask, first_frames, width=None):
+        seen.append((first_frames.tolist(), self.latent_shape(len(first_frames), width)[-1]))
+        return original(self, call, init_images, strength, keep_mask, first_frames, width=width)
+
+    monkeypatch.setattr(type(pipe), "sample_windows", spy)
+    return seen
+
+
+@pytest.mark.parametrize("factory", [tiny_mel_pipeline, lambda: tiny_mel_pipeline(latent=True), tiny_text_pipeline])
+def test_a_clip_a_little_longer_than_one_window_is_one_widened_window(factory, monkeypatch):
+    """A clip from scratch up to `max_window_widening` (1/8) longer than a window is denoised once, in a window
+    widened to the denoiser's width step (not a second whole window for its last frames): exact in length,
+    progress complete; one frame beyond the share, or with widening off, it takes two windows as before."""
+    pipe = factory()
+    step, window = pipe.window_width_step, pipe.window_frames
+    seen = spy_on_windows(monkeypatch, pipe)
+    hop = pipe.mel.config.hop_length
+    text = hasattr(pipe, "encode_prompt")
+
+    def make(frames: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        seen.clear()
+        calls: list[tuple[int, int]] = []
+        seconds = frames * hop / pipe.sample_rate
+        kwargs = {"prompt": "drum loop", "seconds_total": seconds} if text else {"audio_length_in_s": seconds}
+        out = pipe(num_inference_steps=2, generator=seeded(), progress_callback=lambda *done: calls.append(done),
+                   **kwargs)
+        assert out.audios.shape[-1] == frames * hop and np.isfinite(out.audios).all()
+        assert calls[-1][0] == calls[-1][1], "progress ends complete"
+        return out.audios, calls
+
+    widest = int(window * (1 + pipe.max_window_widening))
+    for frames in (window + 1, widest):
+        _, calls = make(frames)
+        assert [width for _, width in seen] == [-(-frames // step) * step // pipe.vae_scale_factor], frames
+        assert calls[-1][1] == 2, "one window's steps"
+    _, calls = make(widest + 1)
+    assert len(seen) == 2 and seen[0][1] == window // pipe.vae_scale_factor and calls[-1][1] == 4
+    pipe.register_to_config(max_window_widening=0.0)
+    make(window + 1)
+    assert len(seen) == 2
