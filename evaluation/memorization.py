@@ -13,6 +13,7 @@ not in the headline: held-out clips sit as close to their nearest training clip 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -142,6 +143,55 @@ def calibrate_thresholds(baseline: CopyMatch, false_positive_rate: float = 0.01)
         if np.mean(flag_copies(baseline, thresholds)) <= false_positive_rate:
             break
     return thresholds
+
+
+def subset(match: CopyMatch, keep: np.ndarray) -> CopyMatch:
+    """The clips of `match` where `keep` (`[clips]` bool) holds: every per-clip field cut to them."""
+    fields = {}
+    for item in dataclasses.fields(match):
+        value = getattr(match, item.name)
+        if isinstance(value, np.ndarray) and value.ndim and len(value) == len(keep):
+            fields[item.name] = value[keep]
+    return dataclasses.replace(match, **fields)
+
+
+def cross_validated_rate(baseline: CopyMatch, false_positive_rate: float = 0.01, groups: list | None = None,
+                         folds: int = 5, repeats: int = 4, seed: int = 0, lowest_share: float = 0.5,
+                         steps: int = 11) -> dict:
+    """The nominal rate to calibrate at so that clips outside the calibration set are flagged at most
+    `false_positive_rate` of the time.
+
+    Thresholds fitted at a rate sit on the calibration clips' own tail, so new clips exceed them more often
+    than the rate (measured on copy-8: 1.3% of 1,712 drums and 1.2% of 1,019 pitched fresh clips at a
+    nominal 1%). Repeated K-fold cross-validation on the calibration clips alone: for nominal rates from
+    `false_positive_rate` down to `lowest_share` of it, fit on all folds but one and count the flags on the
+    one left out, pooled over the folds and `repeats` shuffles of them; the highest nominal rate whose pooled
+    rate is at most the target (the lowest tried when none is). `groups` (one label a clip, e.g. the corpus's
+    `group`: clips that share source material) keeps such clips in one fold, so that the left-out fold is as
+    new to the fit as a fresh clip.
+
+    Returns `{"nominal_rate", "cross_validated_rate", "folds", "repeats", "tried": {nominal: pooled rate}}`.
+    """
+    size = len(baseline.score)
+    check_calibration_size(size * (folds - 1) // folds, false_positive_rate, "each cross-validation fit")
+    labels = [str(label) for label in (groups if groups is not None else range(size))]
+    unique = sorted(set(labels))
+    splits = []
+    for repeat in range(repeats):
+        order = np.random.default_rng(seed + repeat).permutation(len(unique))
+        fold_of_group = {group: int(order[index] % folds) for index, group in enumerate(unique)}
+        splits.append(np.asarray([fold_of_group[label] for label in labels]))
+    tried = {}
+    for nominal in np.linspace(false_positive_rate, false_positive_rate * lowest_share, steps):
+        flagged = sum(int(flag_copies(subset(baseline, fold == k),
+                                      calibrate_thresholds(subset(baseline, fold != k), float(nominal))).sum())
+                      for fold in splits for k in range(folds))
+        tried[round(float(nominal), 6)] = flagged / (size * repeats)
+        if flagged / (size * repeats) <= false_positive_rate:
+            break
+    chosen = list(tried)[-1]
+    return {"nominal_rate": chosen, "cross_validated_rate": tried[chosen], "folds": folds, "repeats": repeats,
+            "tried": tried}
 
 
 def flag_copies(match: CopyMatch, thresholds: dict[str, float]) -> np.ndarray:
