@@ -45,6 +45,8 @@ class Capabilities:
         window_seconds: the length of one model window in seconds (longer clips are grown window by
             window); None for models that make a whole clip in one pass.
         window_overlap_s: seconds of each further window that overlap the previous one (not new audio).
+        window_widening: a clip up to this share longer than one window is made in one widened window
+            (`MelPipelineBase.first_window_frames`); 0: a second window.
         max_extended_s: longest input plus continuation (`extend_in_s`), in seconds.
         trims_input: audio-to-audio output is `duration_s` long (default: the input's length, at most
             `max_duration_s`), so a longer input is cut; otherwise the output follows the input.
@@ -69,6 +71,7 @@ class Capabilities:
     max_steps: int = 1000
     window_seconds: float | None = None
     window_overlap_s: float = 0.0
+    window_widening: float = 0.0
     max_extended_s: float = math.inf
     trims_input: bool = False
     griffin_lim: bool = False

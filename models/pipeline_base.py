@@ -132,12 +132,11 @@ class MelPipelineBase(DiffusionPipeline):
 
     def first_window_frames(self, total_frames: int) -> int:
         """Width in frames of the first window of a clip of `total_frames` frames made from scratch: one window,
-        or one widened window covering the clip when it is at most `max_window_widening` longer (rounded up to
-        `window_width_step`)."""
-        widening = float(self.config.get("max_window_widening", self.max_window_widening))
-        if not self.window_frames < total_frames <= self.window_frames * (1.0 + widening):
-            return self.window_frames
-        return math.ceil(total_frames / self.window_width_step) * self.window_width_step
+        or one widened window covering the clip when it is at most `max_window_widening` longer, its width
+        rounded up to `window_width_step` and still within that share (else two windows, as for longer clips)."""
+        limit = self.window_frames * (1.0 + float(self.config.get("max_window_widening", self.max_window_widening)))
+        width = math.ceil(total_frames / self.window_width_step) * self.window_width_step
+        return width if self.window_frames < total_frames and width <= limit + 1e-9 else self.window_frames
 
     @property
     def default_overlap_in_s(self) -> float:

@@ -46,10 +46,11 @@ def window_geometry(capabilities: Capabilities) -> tuple[float, float] | None:
 
 
 def windows_for(capabilities: Capabilities, seconds: float) -> int:
-    """Model windows needed for a clip of `seconds` seconds: 1 up to the first window, then one per
-    further window; 1 for models without windows."""
+    """Model windows needed for a clip of `seconds` seconds: 1 up to the first window (or the widened window
+    a clip a little longer is made in, `Capabilities.window_widening`), then one per further window; 1 for
+    models without windows."""
     geometry = window_geometry(capabilities)
-    if geometry is None or seconds <= geometry[0]:
+    if geometry is None or seconds <= geometry[0] * (1.0 + capabilities.window_widening):
         return 1
     return 1 + math.ceil((seconds - geometry[0]) / geometry[1] - 1e-9)
 

@@ -177,8 +177,11 @@ def test_windows_follow_the_models_window_and_overlap(checkpoints):
     capabilities = load_generator(str(checkpoints / "loops"), device="cpu").capabilities
     window = capabilities.window_seconds
     assert window == load_pipeline(str(checkpoints / "loops"), device="cpu").window_seconds
+    assert capabilities.window_widening == 0.125  # a clip up to 1/8 longer is one widened window
     assert windows_for(capabilities, window) == 1
-    assert windows_for(capabilities, window + 0.01) == 2
+    assert windows_for(capabilities, window * 1.125) == 1
+    assert windows_for(capabilities, window * 1.125 + 0.01) == 2
+    assert windows_for(replace(capabilities, window_widening=0.0), window + 0.01) == 2
     assert windows_for(replace(capabilities, window_seconds=None), 600.0) == 1  # no windows: one pass
 
 

@@ -204,3 +204,6 @@ def test_a_clip_a_little_longer_than_one_window_is_one_widened_window(factory, m
     pipe.register_to_config(max_window_widening=0.0)
     make(window + 1)
     assert len(seen) == 2
+    # a width rounded up to the step past the share is two windows too (a coarse latent model, a small share)
+    pipe.register_to_config(max_window_widening=(step - 1) / (2 * window))
+    assert step > 1 and pipe.first_window_frames(window + 1) == window
