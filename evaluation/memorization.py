@@ -155,9 +155,13 @@ def subset(match: CopyMatch, keep: np.ndarray) -> CopyMatch:
     return dataclasses.replace(match, **fields)
 
 
+# The lowest nominal rate cross-validation tries, as a share of the target rate.
+LOWEST_NOMINAL_SHARE = 0.5
+
+
 def cross_validated_rate(baseline: CopyMatch, false_positive_rate: float = 0.01, groups: list | None = None,
-                         folds: int = 5, repeats: int = 4, seed: int = 0, lowest_share: float = 0.5,
-                         steps: int = 11) -> dict:
+                         folds: int = 5, repeats: int = 4, seed: int = 0,
+                         lowest_share: float = LOWEST_NOMINAL_SHARE, steps: int = 11) -> dict:
     """The nominal rate to calibrate at so that clips outside the calibration set are flagged at most
     `false_positive_rate` of the time.
 
@@ -173,7 +177,8 @@ def cross_validated_rate(baseline: CopyMatch, false_positive_rate: float = 0.01,
     Returns `{"nominal_rate", "cross_validated_rate", "folds", "repeats", "tried": {nominal: pooled rate}}`.
     """
     size = len(baseline.score)
-    check_calibration_size(size * (folds - 1) // folds, false_positive_rate, "each cross-validation fit")
+    check_calibration_size(size * (folds - 1) // folds, false_positive_rate * lowest_share,
+                           "each cross-validation fit")
     labels = [str(label) for label in (groups if groups is not None else range(size))]
     unique = sorted(set(labels))
     splits = []
@@ -234,13 +239,13 @@ class MemorizationResult:
         }
 
 
-def metadata_tempi(paths: list[Path], estimate: bool = True) -> list[float | None]:
-    """Tempo (BPM) of each clip from the `bpm` of its folder's metadata.jsonl (the nearest one above
-    it, matched by `file_name`), else estimated from the audio (`music.tempo`) when `estimate`."""
-    tables: dict[Path, dict[str, float]] = {}
-    out: list[float | None] = []
+def metadata_values(paths: list[Path], key: str) -> list[object | None]:
+    """Each clip's `key` from its folder's metadata.jsonl (the nearest one above it holding the key for it,
+    matched by `file_name`); None where none does."""
+    tables: dict[Path, dict[str, object]] = {}
+    out: list[object | None] = []
     for path in paths:
-        bpm = None
+        value = None
         for folder in path.parents:
             if folder not in tables:
                 meta = folder / "metadata.jsonl"
@@ -248,15 +253,24 @@ def metadata_tempi(paths: list[Path], estimate: bool = True) -> list[float | Non
                 if meta.exists():
                     for line in meta.read_text().splitlines():
                         row = json.loads(line) if line.strip() else {}
-                        if row.get("bpm"):
-                            tables[folder][str(row["file_name"])] = float(row["bpm"])
+                        if row.get(key):
+                            tables[folder][str(row["file_name"])] = row[key]
             name = path.relative_to(folder).as_posix()
             if name in tables[folder]:
-                bpm = tables[folder][name]
+                value = tables[folder][name]
                 break
+        out.append(value)
+    return out
+
+
+def metadata_tempi(paths: list[Path], estimate: bool = True) -> list[float | None]:
+    """Tempo (BPM) of each clip from the `bpm` of its folder's metadata.jsonl (`metadata_values`), else
+    estimated from the audio (`music.tempo`) when `estimate`."""
+    out: list[float | None] = []
+    for path, bpm in zip(paths, metadata_values(paths, "bpm")):
         if bpm is None and estimate:
             bpm = _estimated_bpm(path)
-        out.append(bpm)
+        out.append(None if bpm is None else float(bpm))
     return out
 
 
@@ -293,6 +307,7 @@ def memorization_report(
     top_k: int = 10,
     progress: bool = True,
     tempo_normalise: bool = False,
+    cross_validate: int = 0,
 ) -> MemorizationResult:
     """Memorization of `generated` against `train`, calibrated on `baseline` (held-out real clips).
 
@@ -304,10 +319,18 @@ def memorization_report(
     training clip), which is stricter when the training set holds near-duplicates; a note says so.
     `tempo_normalise` puts every clip at one tempo first (metadata `bpm`, else estimated), for
     tempo-normalised models whose clips come out at another tempo than the training clip's.
+    `cross_validate` (folds; 0: off) fits the copy thresholds at the nominal rate that cross-validation on
+    the baseline finds keeps new clips at `false_positive_rate` (`cross_validated_rate`; folds by the
+    metadata's `group` where the clips have one), instead of at the rate itself.
     """
     what = "the held-out baseline set (--baseline)" if baseline is not None else \
         "the training set (calibrated against itself)"
-    check_calibration_size(len(baseline) if baseline is not None else len(train), false_positive_rate, what)
+    calibration_size = len(baseline) if baseline is not None else len(train)
+    check_calibration_size(calibration_size, false_positive_rate, what)
+    if cross_validate:  # before any matching: each fit leaves one fold out
+        check_calibration_size(calibration_size * (cross_validate - 1) // cross_validate,
+                               false_positive_rate * LOWEST_NOMINAL_SHARE,
+                               f"{what} less one of {cross_validate} cross-validation folds")
     detector = detector or CopyDetector()
     train_names = train.names()
     notes = []
@@ -349,8 +372,15 @@ def memorization_report(
                                                  len(train), exclude_self=True, progress=progress)
         baseline_name = "train vs rest of train (no held-out set given)"
         notes.append("no held-out baseline: thresholds calibrated on train against itself")
+    cross_validation, nominal = None, false_positive_rate
+    if cross_validate:
+        base_paths = baseline.paths if baseline is not None else train.paths
+        groups = [str(group if group is not None else path)
+                  for group, path in zip(metadata_values(base_paths, "group"), base_paths)]
+        cross_validation = cross_validated_rate(base_copy, false_positive_rate, groups, folds=cross_validate)
+        nominal = cross_validation["nominal_rate"]
     thresholds = {
-        **calibrate_thresholds(base_copy, false_positive_rate),
+        **calibrate_thresholds(base_copy, nominal),
         "embedding_similarity": calibrate_threshold(base_sim, false_positive_rate),
     }
     flagged = flag_copies(copy, thresholds)
@@ -434,6 +464,7 @@ def memorization_report(
             "name": baseline_name,
             "num_clips": len(base_sim),
             "false_positive_rate": false_positive_rate,
+            "cross_validation": cross_validation,
             "embedding_similarity_mean": float(np.mean(base_sim)),
             "copy_score_mean": float(np.mean(base_copy.score)),
             "melody_score_mean": float(np.mean(base_copy.melody_score)),

@@ -157,6 +157,11 @@ CASES = [
         "--top-k",
     ),
     (
+        "cross-validate-one-fold",
+        ["memorization", "{root}/good", "--train", "{root}/good2", *MEL, "--cross-validate", "1"],
+        "--cross-validate takes 2 or more folds",
+    ),
+    (
         "min-overlap-negative",
         ["memorization", "{root}/good", "--train", "{root}/good2", *MEL, "--min-overlap", "-1"],
         "--min-overlap",

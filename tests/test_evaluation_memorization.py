@@ -178,6 +178,18 @@ def test_memorization_report_names_source_transform_and_interval(tmp_path):
     assert memorization_row(result)["text"].startswith(f"{share['copies']:.1%} [")
     assert sum(result["histograms"]["copy_score"]["generated"]) == 10
     assert sum(result["histograms"]["copy_score"]["baseline"]) == 20
+    assert result["baseline"]["cross_validation"] is None
+    # cross-validated thresholds: refused before any matching where a fit would hold too few clips, else
+    # fitted at a nominal rate at or under --fpr
+    with pytest.raises(ValueError, match="less one of 5 cross-validation folds has 16"):
+        memorization_report(sets["generated"], sets["train"], sets["valid"], detector=detector,
+                            false_positive_rate=0.1, progress=False, cross_validate=5)
+    validated = memorization_report(sets["generated"], sets["train"], sets["valid"], detector=detector,
+                                    false_positive_rate=0.2, progress=False, cross_validate=2).to_dict()
+    chosen = validated["baseline"]["cross_validation"]
+    assert chosen["folds"] == 2 and 0.1 <= chosen["nominal_rate"] <= 0.2
+    assert validated["share_above"]["baseline_copies"] <= chosen["nominal_rate"]
+    assert all(validated["per_clip"][i]["above_threshold"] for i in range(3))  # the three copies still found
 
 
 def test_a_copy_started_part_of_a_hop_off_scores_like_an_exact_one():
