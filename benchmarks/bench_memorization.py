@@ -59,6 +59,7 @@ from evaluation.memorization import (
     copy_scores,
     cross_validated_rate,
     flag_copies,
+    source_groups,
 )
 from music.audiofolder import file_sha256, find_audio_files, metadata_file, read_rows
 from music.stretch import pitch_shift, time_stretch
@@ -191,8 +192,7 @@ def run(args: argparse.Namespace) -> dict:
     # clips finds to keep new clips' rate at --fpr
     cross_validation, nominal = None, args.fpr
     if args.cross_validate:
-        groups = [str((row or {}).get("group", path)) for row, path in
-                  zip(clip_metadata(calibration_paths + extra_paths), calibration_paths + extra_paths)]
+        groups = source_groups(calibration_paths + extra_paths)
         if len(groups) != len(base["calibration"].score):
             raise ValueError("--cross-validate needs the calibration clips' files in the order of their rows.")
         cross_validation = cross_validated_rate(base["calibration"], args.fpr, groups, folds=args.cross_validate)

@@ -159,6 +159,20 @@ def subset(match: CopyMatch, keep: np.ndarray) -> CopyMatch:
 LOWEST_NOMINAL_SHARE = 0.5
 
 
+def check_cross_validation_size(num_clips: int, false_positive_rate: float, folds: int, what: str,
+                                lowest_share: float = LOWEST_NOMINAL_SHARE) -> None:
+    """Refuse (`check_calibration_size`) a calibration set whose fits, each leaving one of `folds` out, hold
+    too few clips for the lowest nominal rate `cross_validated_rate` tries."""
+    check_calibration_size(num_clips * (folds - 1) // folds, false_positive_rate * lowest_share,
+                           f"{what} less one of {folds} cross-validation folds")
+
+
+def source_groups(paths: list[Path]) -> list[str]:
+    """One label a clip for `cross_validated_rate`'s folds: its metadata `group` (clips that share source
+    material), else its own path."""
+    return [str(group if group is not None else path) for group, path in zip(metadata_values(paths, "group"), paths)]
+
+
 def cross_validated_rate(baseline: CopyMatch, false_positive_rate: float = 0.01, groups: list | None = None,
                          folds: int = 5, repeats: int = 4, seed: int = 0,
                          lowest_share: float = LOWEST_NOMINAL_SHARE, steps: int = 11) -> dict:
@@ -177,8 +191,7 @@ def cross_validated_rate(baseline: CopyMatch, false_positive_rate: float = 0.01,
     Returns `{"nominal_rate", "cross_validated_rate", "folds", "repeats", "tried": {nominal: pooled rate}}`.
     """
     size = len(baseline.score)
-    check_calibration_size(size * (folds - 1) // folds, false_positive_rate * lowest_share,
-                           "each cross-validation fit")
+    check_cross_validation_size(size, false_positive_rate, folds, "the calibration set", lowest_share)
     labels = [str(label) for label in (groups if groups is not None else range(size))]
     unique = sorted(set(labels))
     splits = []
@@ -327,10 +340,8 @@ def memorization_report(
         "the training set (calibrated against itself)"
     calibration_size = len(baseline) if baseline is not None else len(train)
     check_calibration_size(calibration_size, false_positive_rate, what)
-    if cross_validate:  # before any matching: each fit leaves one fold out
-        check_calibration_size(calibration_size * (cross_validate - 1) // cross_validate,
-                               false_positive_rate * LOWEST_NOMINAL_SHARE,
-                               f"{what} less one of {cross_validate} cross-validation folds")
+    if cross_validate:  # before any matching
+        check_cross_validation_size(calibration_size, false_positive_rate, cross_validate, what)
     detector = detector or CopyDetector()
     train_names = train.names()
     notes = []
@@ -374,9 +385,7 @@ def memorization_report(
         notes.append("no held-out baseline: thresholds calibrated on train against itself")
     cross_validation, nominal = None, false_positive_rate
     if cross_validate:
-        base_paths = baseline.paths if baseline is not None else train.paths
-        groups = [str(group if group is not None else path)
-                  for group, path in zip(metadata_values(base_paths, "group"), base_paths)]
+        groups = source_groups(baseline.paths if baseline is not None else train.paths)
         cross_validation = cross_validated_rate(base_copy, false_positive_rate, groups, folds=cross_validate)
         nominal = cross_validation["nominal_rate"]
     thresholds = {
