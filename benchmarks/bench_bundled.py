@@ -194,8 +194,7 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
     clip_modes = [False, True] if args.full_clip_too and capabilities.reference_bpm and not capabilities.text \
         else [False]
     app_steps = APP_STEPS if capabilities.text else LoopsRequest.steps  # the workflow's tab default
-    saved_widening = pipeline.config.get("max_window_widening", pipeline.max_window_widening) \
-        if pipeline is not None else None
+    saved_widening = pipeline.window_widening if pipeline is not None else None
     settings = [(steps, interval, widening, whole, iters, threads) for steps in (args.steps or [app_steps])
                 for interval in intervals for widening in args.max_window_widening
                 for whole in clip_modes for iters in (args.gl_iters or [saved_iters]) for threads in args.threads]
@@ -219,8 +218,7 @@ def bench(checkpoint: str, args: argparse.Namespace, retry_rate: float) -> dict:
                 times = [generate_once(workspace, checkpoint, args.seconds, seed=1 + i, steps=steps)
                          for i in range(args.repeats)]
             row = {"steps": steps, "gl_iters": iters, "threads": threads,
-                   "max_window_widening": None if pipeline is None else
-                   float(pipeline.config.get("max_window_widening", pipeline.max_window_widening)),
+                   "max_window_widening": None if pipeline is None else pipeline.window_widening,
                    "unet_evaluations_per_take": unet_items[0] / args.repeats}
             if capabilities.text:
                 row.update(scheduler=TEXT_REQUEST["scheduler"] or capabilities.default_scheduler,

@@ -484,8 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                                "guidance_unet_evaluations_per_clip": weak_items[0] / len(rows)}
               if args.kind == "loops" else None,
               "unet_evaluations_per_clip": unet_items[0] / len(rows),
-              "max_window_widening": float(pipeline.config.get("max_window_widening",
-                                                               pipeline.max_window_widening)),
+              "max_window_widening": pipeline.window_widening,
               "bpm_range": args.bpm_range,
               "floor_stage": getattr(pipeline, "floor_stage", None) is not None}
 

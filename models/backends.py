@@ -50,7 +50,7 @@ class MelBackend:
             schedulers=tuple(SCHEDULERS), default_scheduler=pipeline.scheduler_name,
             default_steps=int(pipeline.default_num_inference_steps), max_steps=int(pipeline.max_inference_steps),
             window_seconds=float(pipeline.window_seconds), window_overlap_s=float(pipeline.default_overlap_in_s),
-            window_widening=float(pipeline.config.get("max_window_widening", pipeline.max_window_widening)),
+            window_widening=pipeline.window_widening,
             max_extended_s=float(pipeline.max_audio_length_in_s), griffin_lim=True,
         )
 

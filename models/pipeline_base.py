@@ -130,11 +130,17 @@ class MelPipelineBase(DiffusionPipeline):
         levels = len(self.denoiser.config.block_out_channels) - 1
         return 2**levels * self.vae_scale_factor
 
+    @property
+    def window_widening(self) -> float:
+        """The share a clip may exceed one window by and still be one widened window: the config's
+        `max_window_widening`, else the class's."""
+        return float(self.config.get("max_window_widening", self.max_window_widening))
+
     def first_window_frames(self, total_frames: int) -> int:
         """Width in frames of the first window of a clip of `total_frames` frames made from scratch: one window,
         or one widened window covering the clip when it is at most `max_window_widening` longer, its width
         rounded up to `window_width_step` and still within that share (else two windows, as for longer clips)."""
-        limit = self.window_frames * (1.0 + float(self.config.get("max_window_widening", self.max_window_widening)))
+        limit = self.window_frames * (1.0 + self.window_widening)
         width = math.ceil(total_frames / self.window_width_step) * self.window_width_step
         return width if self.window_frames < total_frames and width <= limit + 1e-9 else self.window_frames
 
