@@ -58,6 +58,7 @@ from evaluation.memorization import (
     calibrate_thresholds,
     copy_scores,
     cross_validated_rate,
+    deciding_views,
     flag_copies,
     source_groups,
 )
@@ -130,6 +131,7 @@ def plant(family: str, source: np.ndarray, other: np.ndarray, seconds: float,
 def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     detector = make_detector(args, recut_shift=not args.no_recut_shift)
+    views = deciding_views(not args.no_melody_view)
     train_paths = audio_files(args.train)
     same_audio = duplicate_groups(train_paths)
     calibration_paths = audio_files(args.calibration)
@@ -195,9 +197,10 @@ def run(args: argparse.Namespace) -> dict:
         groups = source_groups(calibration_paths + extra_paths)
         if len(groups) != len(base["calibration"].score):
             raise ValueError("--cross-validate needs the calibration clips' files in the order of their rows.")
-        cross_validation = cross_validated_rate(base["calibration"], args.fpr, groups, folds=args.cross_validate)
+        cross_validation = cross_validated_rate(base["calibration"], args.fpr, groups, folds=args.cross_validate,
+                                                views=views)
         nominal = cross_validation["nominal_rate"]
-    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, nominal, same_audio)
+    thresholds, per_family, flagged_negatives = evaluate(copies, truths, base, nominal, same_audio, views)
     # 3c. Extra held-out clips (yet another render): the false-positive rate on more clips than one split holds
     more_held_out = {}
     if more_held_out_paths:
@@ -230,7 +233,7 @@ def run(args: argparse.Namespace) -> dict:
         for taps in detector.verifier.fits[1:]:
             alternative = {name: with_fit(match, taps) for name, match in base.items()}
             fit_thresholds, fit_families, fit_flagged = evaluate(with_fit(copies, taps), truths, alternative, nominal,
-                                                                 same_audio)
+                                                                 same_audio, views)
             fit_false = int(np.sum(fit_flagged))
             fits[str(taps)] = {
                 "thresholds": fit_thresholds,
@@ -247,6 +250,7 @@ def run(args: argparse.Namespace) -> dict:
         "other": args.other, "num_train": len(train_paths), "seconds": args.seconds, "seed": args.seed,
         "target_fpr": args.fpr,
         "nominal_fpr": nominal,
+        "deciding_views": list(views),
         "cross_validation": cross_validation,
         "thresholds": thresholds,
         "false_positive_rate": false_positives / len(flagged_negatives),
@@ -668,11 +672,12 @@ def matching_check(reference: CopyMatch, extra: CopyMatch) -> dict[str, dict[str
 
 
 def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch], fpr: float,
-             same_audio: list[set[int]] | None = None) -> tuple[dict, dict, np.ndarray]:
-    """Thresholds set on `base["calibration"]` at `fpr`; per family recall and transform estimates of
-    the planted `copies` (the source, or a training file with the same bytes, `same_audio`); which
-    `base["held_out"]` clips are flagged."""
-    thresholds = calibrate_thresholds(base["calibration"], fpr)
+             same_audio: list[set[int]] | None = None,
+             views: tuple[str, ...] | None = None) -> tuple[dict, dict, np.ndarray]:
+    """Thresholds of the deciding `views` (default all) set on `base["calibration"]` at `fpr`; per family
+    recall and transform estimates of the planted `copies` (the source, or a training file with the same
+    bytes, `same_audio`); which `base["held_out"]` clips are flagged."""
+    thresholds = calibrate_thresholds(base["calibration"], fpr, views)
     flagged_negatives = flag_copies(base["held_out"], thresholds)
     flagged = flag_copies(copies, thresholds)
 
@@ -753,7 +758,7 @@ def named(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
     out = set()
     if match.score[i] > thresholds["copy_score"]:
         out.add(int(match.index[i]))
-    if match.melody_score[i] > thresholds["melody_score"]:
+    if match.melody_score[i] > thresholds.get("melody_score", np.inf):
         out.add(int(match.melody_index[i]))
     if match.residual_snr_db is not None and match.residual_snr_db[i] > thresholds.get("residual_snr_db", np.inf):
         out.add(int(match.verified_index[i]))
@@ -793,8 +798,9 @@ def rescore(result: dict, residual: str, same_audio: list[set[int]] | None) -> d
                "gain_db": 0.0} for row in rows["copies"]]
     taps = result["detector"]["verification"]["filter_taps"]
     base = {name: match_from_rows(rows[name], residual, taps) for name in ("calibration", "held_out")}
+    views = tuple(result["deciding_views"]) if result.get("deciding_views") else None
     thresholds, per_family, flagged = evaluate(match_from_rows(rows["copies"], residual, taps), truths, base,
-                                               result.get("nominal_fpr", result["target_fpr"]), same_audio)
+                                               result.get("nominal_fpr", result["target_fpr"]), same_audio, views)
     false = int(np.sum(flagged))
     return {"residual": residual, "thresholds": thresholds, "false_positive_rate": false / len(flagged),
             "false_positives": false, "false_positive_ci95": wilson_interval(false, len(flagged)),
@@ -897,6 +903,10 @@ def main() -> None:
                              "calibration clips (folds by source material, `group`) finds keeps clips outside "
                              "them at --fpr (evaluation.memorization.cross_validated_rate), instead of at --fpr "
                              "itself (default 0: off; 5 is the benchmark's)")
+    parser.add_argument("--no-melody-view", action="store_true",
+                        help="decide on the copy score and the residual SNR alone, the melody score reported but "
+                             "not thresholded (unpitched material: the drums run; "
+                             "evaluation.memorization.deciding_views)")
     parser.add_argument("--limit-negatives", type=int, default=0,
                         help="use at most this many clips of each held-out folder (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds sources, windows and transforms (default 0)")

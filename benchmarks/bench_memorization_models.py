@@ -27,9 +27,11 @@ from music.audiofolder import METADATA_JSONL
 
 #: What each shipped model is generated with and matched against (baseline: held-out clips of the
 #: kinds it was trained on).
+# `melody_view`: False for a model trained on unpitched material alone (`evaluation.memorization.deciding_views`)
 MODELS = {
-    "loops": {"checkpoint": "checkpoints/loops", "steps": None, "baseline": "data/corpus/test/drums"},
-    "text": {"checkpoint": "checkpoints/text", "steps": None, "baseline": "data/corpus/test"},
+    "loops": {"checkpoint": "checkpoints/loops", "steps": None, "baseline": "data/corpus/test/drums",
+              "melody_view": False},
+    "text": {"checkpoint": "checkpoints/text", "steps": None, "baseline": "data/corpus/test", "melody_view": True},
 }
 TOP_MATCH_KEYS = ("file", "copy_train_file", "copy_score", "copy_offset_s", "semitones", "tempo_ratio", "gain_db",
                   "melody_score", "melody_train_file", "residual_snr_db", "verified_train_file", "above_threshold")
@@ -86,6 +88,7 @@ def summarise(model: str, settings: dict, report: dict, num_clips: int, seed: in
         "train": f"{train_dir} ({settings['checkpoint']}/train_files.txt)",
         "baseline": settings["baseline"],
         "detector": memo.get("settings", {}).get("detector"),
+        "melody_view": memo.get("settings", {}).get("melody_view", True),
         "share_copies": memo["share_above"]["copies"],
         "share_copies_ci95": memo["share_above"]["copies_ci95"],
         "held_out_flagged": memo["share_above"]["baseline_copies"],
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
             clips = generate(model, settings, work / model, args.num_clips, args.seed, args.seconds)
             report = compare([str(clips)], settings["baseline"], train_dir, report_dir,
                              n_bootstrap=args.bootstrap, on_error="skip", memorization_fpr=args.fpr,
-                             memorization_tempo_normalise=True, max_players=8)
+                             memorization_tempo_normalise=True, memorization_melody_view=settings["melody_view"],
+                             max_players=8)
         entry = summarise(model, settings, report, args.num_clips, args.seed, args.seconds, train_dir,
                           (time.perf_counter() - start) / 60)
         entry["command"] = "python -m benchmarks.bench_memorization_models " + " ".join(

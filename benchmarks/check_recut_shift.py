@@ -130,7 +130,7 @@ def explain_pitch_copies(stored: dict, result: dict | None = None) -> list[dict]
             stored_row = result["per_clip"]["copies"][c]
             row["residual_db"] = stored_row["residual_snr_db"]["33"]
             row["flagged"] = bool(stored_row["copy_score"] > result["thresholds"]["copy_score"]
-                                  or stored_row["melody_score"] > result["thresholds"]["melody_score"]
+                                  or stored_row["melody_score"] > result["thresholds"].get("melody_score", float("inf"))
                                   or row["residual_db"] > result["thresholds"]["residual_snr_db"])
         print(json.dumps(row), flush=True)
         out.append(row)

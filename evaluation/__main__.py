@@ -444,6 +444,7 @@ def cmd_memorization(args: argparse.Namespace) -> None:
     result = memorization_report(
         generated, train, baseline, detector, _cache(args), args.fpr, args.top_k, not args.quiet,
         tempo_normalise=args.tempo_normalise, cross_validate=args.cross_validate,
+        melody_view=not args.no_melody_view,
     ).to_dict()
     if not args.per_clip:
         result.pop("per_clip")
@@ -477,6 +478,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         device=args.device,
         memorization_fpr=args.fpr,
         memorization_tempo_normalise=args.tempo_normalise,
+        memorization_melody_view=not args.no_melody_view,
         max_players=args.players,
         progress=not args.quiet,
         jobs=args.jobs,
@@ -671,6 +673,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_float,
         default=3.0,
         help="shortest overlap in seconds the copy detector accepts (default %(default)s)",
+    )
+    mem.add_argument(
+        "--no-melody-view",
+        action="store_true",
+        help="for unpitched training material (drums, percussion): decide on the copy score and the verified "
+        "residual SNR alone, not on the melody score (transposition-invariant chroma), which on drum kits "
+        "reads the kits' timbre, not a melody: on the drums benchmark it added false positives and no copy "
+        "(README); the melody score is still reported. Keep the view for anything with a melody, bass line "
+        "or chords",
     )
 
     p = sub.add_parser(

@@ -135,13 +135,14 @@ def memorization_of(
     false_positive_rate: float,
     progress: bool = False,
     tempo_normalise: bool = False,
+    melody_view: bool = True,
 ) -> dict:
-    """The one call into `evaluation.memorization` (its detector is being replaced, issue 22): the
-    report as a dict, with `share` (share of `evaluated` flagged as copies of `train`) and
-    `flags` (one bool per clip, in `evaluated` order) added for the report and the ladder."""
+    """The one call into `evaluation.memorization`: the report as a dict, with `share` (share of `evaluated`
+    flagged as copies of `train`) and `flags` (one bool per clip, in `evaluated` order) added for the report
+    and the ladder. `melody_view=False`: unpitched material (`evaluation.memorization.deciding_views`)."""
     result = memorization_report(
         evaluated, train, baseline, CopyDetector(), cache, false_positive_rate, progress=progress,
-        tempo_normalise=tempo_normalise,
+        tempo_normalise=tempo_normalise, melody_view=melody_view,
     ).to_dict()
     result["share"] = float(result["share_above"]["copies"])
     result["flags"] = [bool(row["above_threshold"]) for row in result["per_clip"]]
@@ -441,7 +442,7 @@ def score_set(
     if train is not None:
         entry["memorization"] = memorization_of(
             clips, train, baseline, cache, settings["memorization_fpr"], settings["progress"],
-            settings.get("tempo_normalise", False),
+            settings.get("tempo_normalise", False), settings.get("melody_view", True),
         )
     return entry
 
@@ -464,6 +465,7 @@ def compare(
     device: str | None = None,
     memorization_fpr: float = 0.01,
     memorization_tempo_normalise: bool = False,
+    memorization_melody_view: bool = True,
     write: bool = True,
     max_players: int = 6,
     progress: bool = True,
@@ -559,6 +561,7 @@ def compare(
         "clusters": footing["mad_clusters"],
         "memorization_fpr": memorization_fpr,
         "tempo_normalise": memorization_tempo_normalise,
+        "melody_view": memorization_melody_view,
         "progress": progress,
     }
     visibility = metric_visibility(model.name, n)
@@ -610,6 +613,7 @@ def compare(
             "n_bootstrap": n_bootstrap,
             "copy_detector": CopyDetector().describe(),
             "memorization_false_positive_rate": memorization_fpr,
+            "memorization_melody_view": memorization_melody_view,
             "packages": package_versions(),
             "command": " ".join(sys.argv),
         },

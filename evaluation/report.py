@@ -152,12 +152,13 @@ def svg_histogram(
     edges: list[float],
     generated: list[int],
     baseline: list[int],
-    threshold: float,
+    threshold: float | None,
     title: str,
     width: int = 640,
     height: int = 240,
 ) -> str:
-    """Two overlaid histograms as shares of each set (generated vs held-out baseline) and the threshold line."""
+    """Two overlaid histograms as shares of each set (generated vs held-out baseline) and the threshold line
+    (none for a score that does not decide, `threshold` None)."""
     margin_left, margin_bottom, margin_top = 50, 40, 30
     plot_w, plot_h = width - margin_left - 20, height - margin_bottom - margin_top
     gen = np.asarray(generated, float) / max(sum(generated), 1)
@@ -183,15 +184,16 @@ def svg_histogram(
                 f"width='{max(x(edges[i + 1]) - x(edges[i]) - 1, 1)}' height='{bar_h}' "
                 f"fill='{colour}' fill-opacity='0.55'/>"
             )
-    parts.append(
-        f"<line x1='{x(threshold)}' y1='{margin_top}' x2='{x(threshold)}' y2='{margin_top + plot_h}' "
-        "stroke='#000' stroke-dasharray='4'/>"
-    )
-    right_half = x(threshold) > margin_left + plot_w / 2
-    parts.append(
-        f"<text x='{x(threshold) + (-4 if right_half else 4)}' y='{margin_top + 10}' font-size='10' "
-        f"text-anchor='{'end' if right_half else 'start'}'>threshold {threshold:.3f}</text>"
-    )
+    if threshold is not None:
+        parts.append(
+            f"<line x1='{x(threshold)}' y1='{margin_top}' x2='{x(threshold)}' y2='{margin_top + plot_h}' "
+            "stroke='#000' stroke-dasharray='4'/>"
+        )
+        right_half = x(threshold) > margin_left + plot_w / 2
+        parts.append(
+            f"<text x='{x(threshold) + (-4 if right_half else 4)}' y='{margin_top + 10}' font-size='10' "
+            f"text-anchor='{'end' if right_half else 'start'}'>threshold {threshold:.3f}</text>"
+        )
     for tick in np.linspace(lo, hi, 6):
         parts.append(
             f"<text x='{x(tick)}' y='{margin_top + plot_h + 14}' text-anchor='middle' font-size='10'>{tick:.2f}</text>"
@@ -474,7 +476,9 @@ def memorization_markdown(mem: dict) -> list[str]:
     lines = [
         (
             f"Copies: **{share['copies']:.1%}** [{low:.1%}, {high:.1%}] of {len(mem['per_clip'])} clips "
-            f"(copy score > {t['copy_score']:.3f}, melody score > {t['melody_score']:.3f}"
+            f"(copy score > {t['copy_score']:.3f}"
+            + (f", melody score > {t['melody_score']:.3f}" if "melody_score" in t
+               else " (melody view off: unpitched material)")
             + (f" or residual SNR > {t['residual_snr_db']:.1f} dB" if "residual_snr_db" in t else "")
             + ", set at "
             f"{base['false_positive_rate']:.0%} false positives on {base['name']}, {base['num_clips']} clips; "
@@ -520,8 +524,9 @@ def memorization_html(mem: dict, max_players: int) -> str:
                       ("embedding_similarity", "embedding similarity"), ("landmark_score", "landmark score")):
         h = mem["histograms"].get(key)
         if h:
-            parts.append(svg_histogram(h["edges"], h["generated"], h["baseline"], t[key],
-                                       f"Memorization: {name} to nearest training clip"))
+            parts.append(svg_histogram(h["edges"], h["generated"], h["baseline"], t.get(key),
+                                       f"Memorization: {name} to nearest training clip"
+                                       + ("" if key in t else " (context: does not decide)")))
     parts.append("<h3>Strongest matches: generated clip, training clip, aligned spectrograms "
                  "(left generated, right training clip at the estimated offset and transform)</h3>")
     for m in mem["top_matches"][:max_players]:

@@ -34,7 +34,7 @@ from benchmarks.bench_memorization import (
 from evaluation.audio_io import load_clips, write_clip
 from evaluation.copy_detection import CopyDetector
 from evaluation.copy_verification import CopyVerifier, recut_start
-from evaluation.memorization import cross_validated_rate
+from evaluation.memorization import cross_validated_rate, deciding_views
 from music.stretch import pitch_shift, rubberband_available
 from tests.test_evaluation_copy_verification import SR, kit, loop
 
@@ -192,13 +192,42 @@ def test_a_cross_validated_nominal_rate_brings_new_clips_closer_to_the_target():
     assert max(nominals) < 0.01
 
 
+def test_without_the_melody_view_a_clip_is_decided_on_the_copy_score_and_the_residual_alone():
+    """Unpitched material (`deciding_views(melody_view=False)`): a held-out drum loop whose chroma happens to
+    match a training loop's is no longer flagged, the copies the other scores find are still found, and
+    cross-validation fits its thresholds without the melody score as well."""
+    rng = np.random.default_rng(2)
+    calibration = rows(rng.normal(0.8, 0.05, 300), rng.normal(0.7, 0.08, 300), rng.gamma(2.0, 1.0, 300))
+    held_out = rows([0.8, 0.8], [0.999, 0.7], [1.0, 1.0])  # the first clip: a melody score above any calibration
+    copies = rows([0.99] * len(FAMILIES), [0.5] * len(FAMILIES), [30.0] * len(FAMILIES), index=1)
+    truths = [{"family": family, "source": 1, "semitones": 0.0, "tempo_ratio": 1.0, "gain_db": 0.0}
+              for family in FAMILIES]
+    base = {"calibration": match_from_rows(calibration, "whole"), "held_out": match_from_rows(held_out, "whole")}
+    for views, flagged_first in ((None, True), (deciding_views(melody_view=False), False)):
+        thresholds, families, flagged = evaluate(match_from_rows(copies, "whole"), truths, base, 0.01, views=views)
+        assert ("melody_score" in thresholds) == flagged_first
+        assert list(flagged) == [flagged_first, False]
+        assert all(row["recall"] == 1.0 for row in families.values())
+    assert deciding_views() == ("copy_score", "melody_score", "residual_snr_db", "landmark_score")
+    # a calibration set whose melody scores cannot be held at 1%: a tenth of its clips, of one source (one fold),
+    # match a training clip's chroma better than any other clip does. With the melody view cross-validation
+    # ends at its lowest nominal rate, still flagging about a tenth of new clips; without it, it finds a rate
+    calibration = rows(rng.normal(0.8, 0.05, 300), np.r_[np.full(30, 0.99), rng.normal(0.7, 0.08, 270)],
+                       rng.gamma(2.0, 1.0, 300))
+    match, groups = match_from_rows(calibration, "whole"), ["one source"] * 30 + [str(i) for i in range(270)]
+    with_melody = cross_validated_rate(match, 0.01, groups, folds=5, repeats=1)
+    without = cross_validated_rate(match, 0.01, groups, folds=5, repeats=1, views=deciding_views(melody_view=False))
+    assert with_melody["nominal_rate"] == min(with_melody["tried"]) and with_melody["cross_validated_rate"] > 0.05
+    assert without["nominal_rate"] > with_melody["nominal_rate"] and without["cross_validated_rate"] <= 0.01
+
+
 def test_cross_validation_keeps_clips_of_one_source_in_one_fold():
     """Clips sharing source material (one `group`) are all left out together: a group of near-identical
     clips, split across folds, would let the fit see the clip it is scored on."""
     calibration = match_from_rows(rows(np.linspace(0.5, 0.9, 200), np.full(200, 0.5), np.full(200, 1.0)), "whole")
     seen = []
 
-    def spy(match, rate):
+    def spy(match, rate, views=None):
         seen.append(set(np.round(match.score, 6)))
         return {"copy_score": 2.0}
 

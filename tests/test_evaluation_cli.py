@@ -315,3 +315,32 @@ def test_good_input_still_runs(folders, capsys):
         ["fad", str(folders / "good"), str(folders / "good2"), *MEL, "--bootstrap", "5"], capsys
     )
     assert status == 0
+
+
+@pytest.mark.parametrize("flag, melody_view", [([], True), (["--no-melody-view"], False)])
+def test_the_melody_view_flag_reaches_the_memorization_report_and_compare(folders, monkeypatch, flag, melody_view):
+    """`--no-melody-view` (unpitched material) is passed on by `memorization` and by `compare`; the report's
+    own behaviour is tested in test_evaluation_memorization."""
+    import evaluation.compare
+    import evaluation.memorization
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def report(*args, **kwargs):
+        seen["memorization"] = kwargs["melody_view"]
+        raise Stop
+
+    def compare(*args, **kwargs):
+        seen["compare"] = kwargs["memorization_melody_view"]
+        raise Stop
+
+    monkeypatch.setattr(evaluation.memorization, "memorization_report", report)
+    monkeypatch.setattr(evaluation.compare, "compare", compare)
+    with pytest.raises(Stop):
+        main(["memorization", str(folders / "good"), "--train", str(folders / "good2"), *MEL, *flag])
+    with pytest.raises(Stop):
+        main(["compare", str(folders / "good"), "--reference", str(folders / "good2"), *MEL, *flag])
+    assert seen == {"memorization": melody_view, "compare": melody_view}

@@ -19,6 +19,7 @@ from evaluation.memorization import (
     memorization_row,
     nearest_neighbours,
 )
+from evaluation.report import memorization_html, memorization_markdown
 from evaluation.synthetic import synthetic_clip
 from music.stretch import pitch_shift, time_stretch
 
@@ -184,12 +185,22 @@ def test_memorization_report_names_source_transform_and_interval(tmp_path):
     with pytest.raises(ValueError, match="less one of 5 cross-validation folds has 16"):
         memorization_report(sets["generated"], sets["train"], sets["valid"], detector=detector,
                             false_positive_rate=0.1, progress=False, cross_validate=5)
+    # ... here with the melody view off (unpitched material): the melody score is reported, not thresholded
     validated = memorization_report(sets["generated"], sets["train"], sets["valid"], detector=detector,
-                                    false_positive_rate=0.2, progress=False, cross_validate=2).to_dict()
+                                    false_positive_rate=0.2, progress=False, cross_validate=2,
+                                    melody_view=False).to_dict()
     chosen = validated["baseline"]["cross_validation"]
     assert chosen["folds"] == 2 and 0.1 <= chosen["nominal_rate"] <= 0.2
     assert validated["share_above"]["baseline_copies"] <= chosen["nominal_rate"]
     assert all(validated["per_clip"][i]["above_threshold"] for i in range(3))  # the three copies still found
+    assert "melody_score" not in validated["thresholds"] and "melody_score" not in validated["share_above"]
+    assert "melody_score" in validated["histograms"] and "melody_score" in validated["per_clip"][0]
+    assert not validated["settings"]["melody_view"] and "melody view off" in validated["settings"]["headline"]
+    assert {m["matched_by"] for m in validated["top_matches"]} <= {"copy", "verification"}
+    assert "melody view off" in "\n".join(memorization_markdown(validated))
+    page = memorization_html(validated, max_players=1)
+    assert page.count("threshold ") == len(validated["histograms"]) - 1  # no threshold line for melody
+    assert "melody score to nearest training clip (context: does not decide)" in page
 
 
 def test_a_copy_started_part_of_a_hop_off_scores_like_an_exact_one():
