@@ -507,9 +507,10 @@ def memorization_report(
         settings={
             "detector": detector.describe(),
             "embedder": generated.embedder,
-            "headline": ("copies = copy score, " + ("melody score " if melody_view else "")
-                         + "or verified residual SNR above its threshold (embedding view not included"
-                         + ("" if melody_view else "; melody view off: unpitched material") + ")"),
+            "headline": ("copies = copy score, melody score or verified residual SNR above its threshold "
+                         "(embedding view not included)" if melody_view else
+                         "copies = copy score or verified residual SNR above its threshold (embedding view not "
+                         "included; melody view off: unpitched material)"),
             "melody_view": melody_view,
             "tempo_normalise": tempo_normalise,
             "notes": notes,
