@@ -13,12 +13,15 @@ The threshold is set at `--fpr` on the calibration clips only (valid + fresh); t
 only measured. The defaults are the settings `CopyDetector(landmarks=True)` uses
 (`evaluation.copy_landmarks.LANDMARK_SETTINGS`); the flags try others. Reports recall per family
 (flagged and the source, or a byte twin of it, named), test false positives with a Wilson 95%
-interval, the union with the stored copy-6 decision (its stored per-clip flags), the highest-scoring
+interval, the union with the stored run's own decision (its thresholds on its stored per-clip rows:
+copy-8 at its cross-validated rate, without the melody view where the run left it out), the highest-scoring
 held-out clips with their matched training clip's metadata, and the time per 100 queries. `joint`:
-the landmark threshold raised until its union with copy-6 flags at most `--fpr` of the calibration
-clips (the rate the union would be run at). `--copy-seed` plants another set of copies from its own
-seed, on which no setting was chosen. Writes JSON (default
-benchmarks/results/landmark-mix-NAME.json).
+the landmark threshold raised until its union with the stored rule flags at most `--fpr` of the calibration
+clips. `detector_rule`: what `CopyDetector(landmarks=True)` with `--cross-validate` decides (every deciding
+score at one shared quantile, the nominal rate cross-validated on the calibration clips). `--copy-seed` plants
+another set of copies from its own seed, on which no setting was chosen; `--extra-held-out BLOCK` also scores a
+further held-out render the stored run holds (e.g. `extra_held_out_seed4`). Every clip's landmark score and named
+clip are kept (`scores`). Writes JSON (default benchmarks/results/landmark-mix-NAME.json).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tqdm.auto import tqdm
 
 from benchmarks.bench_memorization import (
     FAMILIES,
+    HELD_OUT_STREAM,
     SAMPLE_RATE,
     audio_files,
     clip_metadata,
@@ -42,9 +46,12 @@ from benchmarks.bench_memorization import (
     match_from_rows,
     named,
     plant,
+    rows_file,
     select_extra,
+    select_extra_held_out,
     window,
 )
+from benchmarks.bench_memorization import extra_windows as held_out_windows
 from evaluation.audio_io import load_clips
 from evaluation.copy_landmarks import (
     CANDIDATES,
@@ -62,7 +69,10 @@ from evaluation.memorization import (
     TrainingAudio,
     calibrate_threshold,
     calibrate_thresholds,
+    cross_validated_rate,
+    deciding_views,
     flag_copies,
+    source_groups,
 )
 
 TOP_HELD_OUT = 8  # highest-scoring held-out clips listed with their matches
@@ -144,13 +154,13 @@ def extra_windows(stored: dict) -> tuple[list[np.ndarray], list[Path]]:
     return waves, paths
 
 
-def copy6_flags(stored: dict, same_audio: list[set[int]]) -> dict[str, np.ndarray]:
-    """The stored copy-6 decision per clip set (its thresholds on its calibration + extra clips), and
-    `copies_found`: which planted copies it found."""
+def stored_flags(stored: dict, same_audio: list[set[int]]) -> dict[str, np.ndarray]:
+    """The stored run's own decision per clip set (its `thresholds`: its deciding views at its nominal
+    rate, e.g. copy-8 without the melody view for drums), and `copies_found`: which planted copies it
+    found."""
     rows = stored["per_clip"]
     taps = stored["detector"]["verification"]["filter_taps"]
-    calibration = match_from_rows(rows["calibration"] + rows.get("extra_calibration", []), "whole", taps)
-    thresholds = calibrate_thresholds(calibration, stored["target_fpr"])
+    thresholds = stored["thresholds"]
     out = {name: flag_copies(match_from_rows(rows[name], "whole", taps), thresholds)
            for name in ("copies", "calibration", "held_out")}
     out["extra_calibration"] = flag_copies(match_from_rows(rows.get("extra_calibration", []), "whole", taps),
@@ -158,10 +168,52 @@ def copy6_flags(stored: dict, same_audio: list[set[int]]) -> dict[str, np.ndarra
     # found as bench_memorization counts it: flagged, and the source (or a byte twin) among the named clips
     copies = match_from_rows(rows["copies"], "whole", taps)
     out["copies_found"] = np.asarray([
-        bool(out["copies"][i]) and bool(same_audio[row["source"]] & {int(copies.index[i]), int(copies.melody_index[i]),
-                                                                   *named(copies, thresholds, i)})
+        bool(out["copies"][i]) and bool(same_audio[row["source"]] & reported(copies, thresholds, i))
         for i, row in enumerate(rows["copies"])])
     return out
+
+
+def reported(match, thresholds: dict[str, float], i: int) -> set[int]:
+    """The training clips the report names for clip `i`, as bench_memorization counts a copy found: the copy
+    and melody scores' best matches, every clip a score above its threshold names (`named`), and the
+    landmark view's clip when its score is above its threshold."""
+    names = {int(match.index[i]), int(match.melody_index[i]), *named(match, thresholds, i)}
+    if match.landmark_score is not None and match.landmark_score[i] > thresholds.get("landmark_score", np.inf):
+        names.add(int(match.landmark_index[i]))
+    return names
+
+
+def stored_held_out_sets(stored: dict, names: list[str]) -> dict[str, dict]:
+    """The stored run's extra held-out renders named `names` (its blocks `extra_held_out`,
+    `extra_held_out_seed3`, ...): per name the windows bench_memorization cut (its `select_extra_held_out`
+    and held-out stream; checked against the rows file), their files and stored rows."""
+    out = {}
+    for name in names:
+        block = stored.get(name)
+        if not block or not block.get("rows_file"):
+            raise ValueError(f"the stored run has no extra held-out block {name!r} with a rows file")
+        args = argparse.Namespace(extra_held_out=block["folders"], fresh_against=block["fresh_against"][0],
+                                  held_out_fresh_against=block["fresh_against"][1:], seed=stored["seed"],
+                                  extra_held_out_limit=block["limit"])
+        paths, _ = select_extra_held_out(args)
+        windows = held_out_windows(paths, stored["seconds"], stored["seed"], HELD_OUT_STREAM)
+        version = stored["detector"]["version"]
+        rows = {(row["file"], row["start_s"]): row for row in rows_file(Path(block["rows_file"]))
+                if row["detector_version"] == version}
+        missing = [file for file, start, _ in windows if (file, start) not in rows]
+        if missing:
+            raise ValueError(f"{name}: {len(missing)} windows have no stored row (first {missing[0]})")
+        out[name] = {"waves": [clip for _, _, clip in windows], "paths": [Path(file) for file, _, _ in windows],
+                     "rows": [rows[(file, start)] for file, start, _ in windows]}
+    return out
+
+
+def with_landmarks(stored: dict, rows: list[dict], match) -> object:
+    """The stored rows as a `CopyMatch` with the landmark view's score and clip added."""
+    taps = stored["detector"]["verification"]["filter_taps"]
+    return dataclasses.replace(match_from_rows(rows, "whole", taps), landmark_score=np.asarray(match.score, float),
+                               landmark_index=np.asarray(match.index, int),
+                               landmark_offset_s=np.asarray(match.offset_s, float))
 
 
 def joint_threshold(scores: np.ndarray, other_flags: np.ndarray, fpr: float) -> float:
@@ -218,32 +270,35 @@ def run(args: argparse.Namespace) -> dict:
     query_seconds = time.perf_counter() - started
     calibration = match_queries(negatives["calibration"] + extra)
     held_out = match_queries(negatives["held_out"])
+    more_held_out = {name: {**found, "match": match_queries(found["waves"])}
+                     for name, found in stored_held_out_sets(stored, args.extra_held_out).items()}
     threshold = calibrate_threshold(calibration.score, args.fpr)
     flagged = copies.score > threshold
     test_flagged = held_out.score > threshold
     calibration_flagged = calibration.score > threshold
-    copy6 = copy6_flags(stored, same_audio)
+    rule = stored_flags(stored, same_audio)
     per_family = {}
     for family in FAMILIES:
         rows = [i for i, t in enumerate(truths) if t["family"] == family]
         found = [bool(flagged[i]) and int(copies.index[i]) in same_audio[truths[i]["source"]] for i in rows]
-        union = [f or bool(copy6["copies_found"][i]) for f, i in zip(found, rows)]
+        union = [f or bool(rule["copies_found"][i]) for f, i in zip(found, rows)]
         per_family[family] = {
             "copies": len(rows), "recall": float(np.mean(found)), "recall_ci95": wilson_interval(sum(found), len(rows)),
             "right_source": float(np.mean([int(copies.index[i]) in same_audio[truths[i]["source"]] for i in rows])),
             "median_score": float(np.median(copies.score[rows])), "median_count": float(np.median(copies.count[rows])),
-            "copy6_found": float(np.mean(copy6["copies_found"][rows])), "union_found": float(np.mean(union)),
+            "stored_found": float(np.mean(rule["copies_found"][rows])), "union_found": float(np.mean(union)),
         }
-    test_union = test_flagged | copy6["held_out"]
-    copy6_calibration = np.concatenate([copy6["calibration"], copy6["extra_calibration"]])
-    calibration_union = calibration_flagged | copy6_calibration
-    joint = joint_threshold(calibration.score, copy6_calibration, args.fpr)
+    test_union = test_flagged | rule["held_out"]
+    rule_calibration = np.concatenate([rule["calibration"], rule["extra_calibration"]])
+    calibration_union = calibration_flagged | rule_calibration
+    joint = joint_threshold(calibration.score, rule_calibration, args.fpr)
     joint_found = {family: float(np.mean([(copies.score[i] > joint and int(copies.index[i]) in same_audio[t["source"]])
-                                          or bool(copy6["copies_found"][i]) for i, t in enumerate(truths)
+                                          or bool(rule["copies_found"][i]) for i, t in enumerate(truths)
                                           if t["family"] == family])) for family in FAMILIES}
-    joint_test = (held_out.score > joint) | copy6["held_out"]
+    joint_test = (held_out.score > joint) | rule["held_out"]
     calibration_paths = audio_files(stored["calibration"]) + list(extra_paths)
     held_out_paths = audio_files(stored["held_out"])
+    detector = detector_rule(stored, args, calibration, calibration_paths, copies, held_out, truths, same_audio)
 
     def top(match, paths) -> list[dict]:
         order = np.argsort(-match.score)[:TOP_HELD_OUT]
@@ -252,6 +307,23 @@ def run(args: argparse.Namespace) -> dict:
                  "train": describe_clip(train_paths[int(match.index[i])] if match.index[i] >= 0 else None)}
                 for i in order]
 
+    def held_out_block(found: dict) -> dict:
+        """A further held-out render: the landmark view alone, the stored rule, their union at each
+        threshold, and the detector's rule (`detector_rule`), each with a Wilson interval."""
+        match, rows = found["match"], found["rows"]
+        alone = match.score > threshold
+        stored_flagged = flag_copies(match_from_rows(rows, "whole", stored["detector"]["verification"]["filter_taps"]),
+                                     stored["thresholds"])
+        decided = flag_copies(with_landmarks(stored, rows, match), detector["thresholds"])
+        return {"clips": len(alone),
+                **{name: false_positives(flags) for name, flags in (
+                    ("landmark_alone", alone), ("stored_rule", stored_flagged),
+                    ("union_each_at_own", alone | stored_flagged),
+                    ("joint_union", (match.score > joint) | stored_flagged), ("detector_rule", decided))},
+                "detector_rule_files": [str(p) for p, hit in zip(found["paths"], decided) if hit],
+                "top": top(match, found["paths"]),
+                "scores": clip_scores(match)}
+
     fresh = {}
     if args.copy_seed is not None:
         fresh_queries, fresh_truths = fresh_copies(stored, train_paths, args.copy_seed, args.fresh_per_family)
@@ -259,6 +331,8 @@ def run(args: argparse.Namespace) -> dict:
         fresh = {"seed": args.copy_seed, "joint_threshold": joint,
                  "per_family": recall_per_family(fresh_match, fresh_truths, threshold, same_audio),
                  "per_family_joint": recall_per_family(fresh_match, fresh_truths, joint, same_audio),
+                 "per_family_detector": recall_per_family(fresh_match, fresh_truths,
+                                                          detector["thresholds"]["landmark_score"], same_audio),
                  "copies": copy_rows(fresh_match, fresh_truths)}
     n_test, n_cal = len(test_flagged), len(calibration_flagged)
     return {
@@ -276,51 +350,111 @@ def run(args: argparse.Namespace) -> dict:
         "calibration_flagged": int(calibration_flagged.sum()),
         "test_clips": n_test, "test_false_positives": int(test_flagged.sum()),
         "test_false_positive_ci95": wilson_interval(int(test_flagged.sum()), n_test),
-        "union_with_copy6": {
+        "stored_rule": {"detector": stored["detector"]["version"], "thresholds": stored["thresholds"],
+                        "nominal_fpr": stored.get("nominal_fpr", stored["target_fpr"])},
+        "union_with_stored": {
             "test_false_positives": int(test_union.sum()), "test_false_positive_ci95":
                 wilson_interval(int(test_union.sum()), n_test),
-            "copy6_test_false_positives": int(copy6["held_out"].sum()),
+            "stored_test_false_positives": int(rule["held_out"].sum()),
             "calibration_flagged": int(calibration_union.sum()), "calibration_clips": n_cal,
         },
-        "joint_with_copy6": {  # the landmark threshold raised until the union keeps --fpr on calibration
-            "threshold": joint, "calibration_flagged": int(((calibration.score > joint) | copy6_calibration).sum()),
+        "joint_with_stored": {  # the landmark threshold raised until the union keeps --fpr on calibration
+            "threshold": joint, "calibration_flagged": int(((calibration.score > joint) | rule_calibration).sum()),
             "test_false_positives": int(joint_test.sum()),
             "test_false_positive_ci95": wilson_interval(int(joint_test.sum()), n_test), "recall": joint_found,
         },
+        "detector_rule": detector,
+        "extra_held_out": {name: held_out_block(found) for name, found in more_held_out.items()},
         "per_family": per_family,
         "score_quantiles": {name: {str(q): float(np.quantile(m.score, q)) for q in (0.5, 0.9, 0.99, 1.0)}
                             for name, m in (("calibration", calibration), ("test", held_out))},
         "top_calibration": top(calibration, calibration_paths),
         "top_test": top(held_out, held_out_paths),
+        "scores": {"calibration": clip_scores(calibration), "test": clip_scores(held_out)},
         "index_seconds": index_seconds, "training_clips": len(index),
         "seconds_per_100_queries": 100 * query_seconds / len(queries),
         "machine": platform.platform() + " (2 cores shared with other jobs: loaded)",
     }
 
 
+def false_positives(flagged: np.ndarray) -> dict:
+    """How many clips are flagged, and the Wilson 95% interval of their share."""
+    return {"flagged": int(flagged.sum()), "rate": float(np.mean(flagged)),
+            "ci95": wilson_interval(int(flagged.sum()), len(flagged))}
+
+
+def clip_scores(match) -> list[list]:
+    """Per clip: the landmark score (4 decimals) and the training clip it names (to re-decide later)."""
+    return [[round(float(score), 4), int(index)] for score, index in zip(match.score, match.index)]
+
+
+def detector_rule(stored: dict, args: argparse.Namespace, calibration, calibration_paths: list[Path], copies,
+                  held_out, truths: list[dict], same_audio: list[set[int]]) -> dict:
+    """What `CopyDetector(landmarks=True)` with `--cross-validate` decides: the stored run's deciding views
+    (`deciding_views`) and the landmark score calibrated jointly, at the nominal rate repeated K-fold
+    cross-validation on the calibration clips finds for `--fpr` (`cross_validated_rate`, folds grouped by
+    source). Test false positives and recall per family (flagged, and the source or a byte twin named by a
+    score above its threshold) on the stored run's own copies."""
+    rows = stored["per_clip"]
+    views = tuple(stored.get("deciding_views") or deciding_views())  # runs before --no-melody-view: every view
+    base = with_landmarks(stored, rows["calibration"] + rows.get("extra_calibration", []), calibration)
+    folds = (stored.get("cross_validation") or {}).get("folds", 5)
+    cross = cross_validated_rate(base, args.fpr, source_groups(calibration_paths), folds=folds, views=views)
+    thresholds = calibrate_thresholds(base, cross["nominal_rate"], views)
+    planted_match = with_landmarks(stored, rows["copies"], copies)
+    flagged = flag_copies(planted_match, thresholds)
+    recall = {}
+    for family in FAMILIES:
+        found = []
+        for i, truth in enumerate(truths):
+            if truth["family"] != family:
+                continue
+            names = reported(planted_match, thresholds, i)
+            found.append(bool(flagged[i]) and bool(same_audio[truth["source"]] & names))
+        recall[family] = {"copies": len(found), "recall": float(np.mean(found)),
+                          "recall_ci95": wilson_interval(sum(found), len(found))}
+    test = flag_copies(with_landmarks(stored, rows["held_out"], held_out), thresholds)
+    return {"views": list(views), "cross_validation": cross, "thresholds": thresholds,
+            "calibration_flagged": int(flag_copies(base, thresholds).sum()),
+            "test": false_positives(test), "recall": recall}
+
+
 def markdown(result: dict) -> str:
     low, high = result["test_false_positive_ci95"]
-    union, joint = result["union_with_copy6"], result["joint_with_copy6"]
+    union, joint = result["union_with_stored"], result["joint_with_stored"]
+    detector = result["detector_rule"]
+    stored = result["stored_rule"]["detector"]
     calibration = sum(result["calibration_clips"].values())
     head = (f"**{result['name']}**: threshold {result['threshold']:.2f} at {result['target_fpr']:.0%} on {calibration} "
             f"calibration clips ({result['calibration_flagged']} above); test false positives "
-            f"{result['test_false_positives']} of {result['test_clips']} [{low:.1%}, {high:.1%}]; union with copy-6: "
-            f"{union['test_false_positives']} (copy-6 alone {union['copy6_test_false_positives']}); joint with copy-6 "
-            f"at {result['target_fpr']:.0%} on calibration (landmark threshold {joint['threshold']:.2f}): "
-            f"{joint['test_false_positives']} of {result['test_clips']}; "
+            f"{result['test_false_positives']} of {result['test_clips']} [{low:.1%}, {high:.1%}]; union with {stored}: "
+            f"{union['test_false_positives']} ({stored} alone {union['stored_test_false_positives']}); joint with "
+            f"{stored} at {result['target_fpr']:.0%} on calibration (landmark threshold {joint['threshold']:.2f}): "
+            f"{joint['test_false_positives']} of {result['test_clips']}; detector's rule (nominal "
+            f"{detector['cross_validation']['nominal_rate']:.2%}, landmark threshold "
+            f"{detector['thresholds']['landmark_score']:.2f}): {detector['test']['flagged']} of "
+            f"{result['test_clips']}; "
             f"{result['seconds_per_100_queries']:.1f} s per 100 queries")
-    lines = [head, "", "| family | recall [95% CI] | right source | median score | copy-6 | union | joint union |",
-             "|---|---|---|---|---|---|---|"]
+    columns = (f"| family | recall [95% CI] | right source | median score | {stored} | union | joint union "
+               "| detector's rule |")
+    lines = [head, "", columns, "|---|---|---|---|---|---|---|---|"]
     for family, row in result["per_family"].items():
         lo, hi = row["recall_ci95"]
         lines.append(f"| {family} | {row['recall']:.0%} [{lo:.0%}, {hi:.0%}] | {row['right_source']:.0%} "
-                     f"| {row['median_score']:.1f} | {row['copy6_found']:.0%} | {row['union_found']:.0%} "
-                     f"| {joint['recall'][family]:.0%} |")
+                     f"| {row['median_score']:.1f} | {row['stored_found']:.0%} | {row['union_found']:.0%} "
+                     f"| {joint['recall'][family]:.0%} | {detector['recall'][family]['recall']:.0%} |")
     fresh = result.get("fresh_copies")
     if fresh:
-        lines += ["", f"fresh copies (seed {fresh['seed']}, no setting chosen on them): "
-                  + ", ".join(f"{family} {row['recall']:.0%} (joint {fresh['per_family_joint'][family]['recall']:.0%})"
+        lines += ["", f"fresh copies (seed {fresh['seed']}, no setting chosen on them), landmark view alone at its own "
+                  "threshold (joint; detector's): "
+                  + ", ".join(f"{family} {row['recall']:.0%} ({fresh['per_family_joint'][family]['recall']:.0%}; "
+                              f"{fresh['per_family_detector'][family]['recall']:.0%})"
                               for family, row in fresh["per_family"].items())]
+    for name, block in result.get("extra_held_out", {}).items():
+        lines += ["", f"{name} ({block['clips']} held-out clips): " + ", ".join(
+            f"{what} {block[what]['flagged']} ({block[what]['rate']:.2%} [{block[what]['ci95'][0]:.2%}, "
+            f"{block[what]['ci95'][1]:.2%}])"
+            for what in ("landmark_alone", "stored_rule", "union_each_at_own", "joint_union", "detector_rule"))]
     return "\n".join(lines)
 
 
@@ -367,6 +501,10 @@ def main() -> None:
     parser.add_argument("--percussive-candidates", type=int, default=PERCUSSIVE_CANDIDATES,
                         help="also shortlist the best clips of each query's percussive part (HPSS), this many "
                              f"(default {PERCUSSIVE_CANDIDATES}, the detector's)")
+    parser.add_argument("--extra-held-out", action="append", default=[], metavar="BLOCK",
+                        help="also score a further held-out render the stored run holds (its block name, e.g. "
+                             "extra_held_out_seed4; its windows and rows re-read): false positives of the view, the "
+                             "stored rule, their unions and the detector's rule on it; repeatable")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/landmark-mix-NAME.json)")
     args = parser.parse_args()
     if not Path(args.run).is_file():
