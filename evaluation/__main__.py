@@ -695,7 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--landmarks",
         action="store_true",
         help="also score clips by landmark fingerprints (spectrogram peak pairs agreeing on one offset): finds a "
-        "copy mixed under louder material; its score joins the union with its own threshold (README: its cost)",
+        "copy mixed under louder material; its score joins the union with its own threshold. Measured on fresh "
+        "copies and a fresh render (README, 'The landmark view next to copy-8'): pitched mix copies 96%% found, "
+        "but held-out false positives 1.0%% -> 1.25%%; drums mix copies under 90%%. About 1 s more per clip",
     )
     p.add_argument(
         "--cross-validate",
