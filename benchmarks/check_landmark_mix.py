@@ -239,6 +239,7 @@ def run(args: argparse.Namespace) -> dict:
     same_audio = duplicate_groups(train_paths)
     queries, truths, negatives = planted(stored, train_paths)
     extra, extra_paths = extra_windows(stored)
+    more_sets = stored_held_out_sets(stored, args.extra_held_out)  # checked against their rows before any scoring
     index = LandmarkIndex(fingerprinter, idf=args.idf, query_density=args.query_density,
                           presence_candidates=args.presence)
     match_queries = index.match
@@ -270,8 +271,7 @@ def run(args: argparse.Namespace) -> dict:
     query_seconds = time.perf_counter() - started
     calibration = match_queries(negatives["calibration"] + extra)
     held_out = match_queries(negatives["held_out"])
-    more_held_out = {name: {**found, "match": match_queries(found["waves"])}
-                     for name, found in stored_held_out_sets(stored, args.extra_held_out).items()}
+    more_held_out = {name: {**found, "match": match_queries(found["waves"])} for name, found in more_sets.items()}
     threshold = calibrate_threshold(calibration.score, args.fpr)
     flagged = copies.score > threshold
     test_flagged = held_out.score > threshold
