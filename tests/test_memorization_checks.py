@@ -1,6 +1,8 @@
-"""How benchmarks/check_landmark_mix.py adds the landmark view to a stored copy-detector run's own rule."""
+"""The memorization check scripts: how check_landmark_mix adds the landmark view to a stored run's own rule, and
+how check_kind_calibration picks one kind of part."""
 
 import argparse
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -80,3 +82,14 @@ def test_the_detectors_rule_calibrates_the_landmark_view_with_the_runs_views_and
     assert result["recall"]["mix"]["recall"] == 1.0
     assert result["recall"]["offset"]["recall"] == 0.0
     assert result["test"]["flagged"] == 0  # its melody score (0.99) decides nothing with the view off
+
+
+def test_a_kind_of_part_is_read_from_the_clips_metadata(tmp_path):
+    from benchmarks.check_kind_calibration import of_kind
+
+    listing = [{"file_name": "a.flac", "kind": "part", "text": "reggae electric Bass groove in D minor"},
+               {"file_name": "b.flac", "kind": "part", "text": "piano chords in C major"},
+               {"file_name": "c.flac", "kind": "band", "text": "band groove with bass and drums"}]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in listing))
+    rows = [{"file": str(tmp_path / row["file_name"]), "copy_score": 0.5} for row in listing]
+    assert [row["file"] for row in of_kind(rows, "bass")] == [str(tmp_path / "a.flac")]
