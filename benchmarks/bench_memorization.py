@@ -689,8 +689,7 @@ def evaluate(copies: CopyMatch, truths: list[dict], base: dict[str, CopyMatch], 
     for family in FAMILIES:
         rows = [i for i, t in enumerate(truths) if t["family"] == family]
         # found: flagged with the source among the clips the detector names (as copy-3 counted it) ...
-        found = [bool(flagged[i]) and bool(sources(i) & {int(copies.index[i]), int(copies.melody_index[i]),
-                                                           *named(copies, thresholds, i)}) for i in rows]
+        found = [bool(flagged[i]) and bool(sources(i) & reported(copies, thresholds, i)) for i in rows]
         # ... and, stricter, named by a score that is above its threshold
         strict = [bool(flagged[i]) and bool(sources(i) & named(copies, thresholds, i)) for i in rows]
         right_source = [int(copies.index[i]) in sources(i) for i in rows]
@@ -754,7 +753,7 @@ def clip_rows(match: CopyMatch, truths: list[dict] | None = None) -> list[dict]:
 
 def named(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
     """Training clips a flagged clip `i` is reported to copy: the clip each score above its threshold
-    names (the copy score's best match, the melody score's, the verified candidate)."""
+    names (the copy score's best match, the melody score's, the verified candidate, the landmark view's)."""
     out = set()
     if match.score[i] > thresholds["copy_score"]:
         out.add(int(match.index[i]))
@@ -762,7 +761,15 @@ def named(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
         out.add(int(match.melody_index[i]))
     if match.residual_snr_db is not None and match.residual_snr_db[i] > thresholds.get("residual_snr_db", np.inf):
         out.add(int(match.verified_index[i]))
+    if match.landmark_score is not None and match.landmark_score[i] > thresholds.get("landmark_score", np.inf):
+        out.add(int(match.landmark_index[i]))
     return out
+
+
+def reported(match: CopyMatch, thresholds: dict[str, float], i: int) -> set[int]:
+    """The training clips clip `i` counts as found against (as copy-3 counted it): the copy and melody scores'
+    best matches and every clip a score above its threshold names (`named`)."""
+    return {int(match.index[i]), int(match.melody_index[i]), *named(match, thresholds, i)}
 
 
 def match_from_rows(rows: list[dict], residual: str, taps: int = 33) -> CopyMatch:

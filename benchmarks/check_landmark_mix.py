@@ -44,8 +44,8 @@ from benchmarks.bench_memorization import (
     clip_metadata,
     duplicate_groups,
     match_from_rows,
-    named,
     plant,
+    reported,
     rows_file,
     select_extra,
     select_extra_held_out,
@@ -161,26 +161,17 @@ def stored_flags(stored: dict, same_audio: list[set[int]]) -> dict[str, np.ndarr
     rows = stored["per_clip"]
     taps = stored["detector"]["verification"]["filter_taps"]
     thresholds = stored["thresholds"]
+    copies = match_from_rows(rows["copies"], "whole", taps)
     out = {name: flag_copies(match_from_rows(rows[name], "whole", taps), thresholds)
-           for name in ("copies", "calibration", "held_out")}
+           for name in ("calibration", "held_out")}
+    out["copies"] = flag_copies(copies, thresholds)
     out["extra_calibration"] = flag_copies(match_from_rows(rows.get("extra_calibration", []), "whole", taps),
                                            thresholds) if rows.get("extra_calibration") else np.zeros(0, bool)
     # found as bench_memorization counts it: flagged, and the source (or a byte twin) among the named clips
-    copies = match_from_rows(rows["copies"], "whole", taps)
     out["copies_found"] = np.asarray([
         bool(out["copies"][i]) and bool(same_audio[row["source"]] & reported(copies, thresholds, i))
         for i, row in enumerate(rows["copies"])])
     return out
-
-
-def reported(match, thresholds: dict[str, float], i: int) -> set[int]:
-    """The training clips the report names for clip `i`, as bench_memorization counts a copy found: the copy
-    and melody scores' best matches, every clip a score above its threshold names (`named`), and the
-    landmark view's clip when its score is above its threshold."""
-    names = {int(match.index[i]), int(match.melody_index[i]), *named(match, thresholds, i)}
-    if match.landmark_score is not None and match.landmark_score[i] > thresholds.get("landmark_score", np.inf):
-        names.add(int(match.landmark_index[i]))
-    return names
 
 
 def stored_held_out_sets(stored: dict, names: list[str]) -> dict[str, dict]:
@@ -312,9 +303,9 @@ def run(args: argparse.Namespace) -> dict:
         threshold, and the detector's rule (`detector_rule`), each with a Wilson interval."""
         match, rows = found["match"], found["rows"]
         alone = match.score > threshold
-        stored_flagged = flag_copies(match_from_rows(rows, "whole", stored["detector"]["verification"]["filter_taps"]),
-                                     stored["thresholds"])
-        decided = flag_copies(with_landmarks(stored, rows, match), detector["thresholds"])
+        both = with_landmarks(stored, rows, match)
+        stored_flagged = flag_copies(both, stored["thresholds"])  # its thresholds hold no landmark score
+        decided = flag_copies(both, detector["thresholds"])
         return {"clips": len(alone),
                 **{name: false_positives(flags) for name, flags in (
                     ("landmark_alone", alone), ("stored_rule", stored_flagged),
